@@ -1,0 +1,6 @@
+def rules():
+    return []
+
+
+def target_types():
+    return []
