@@ -1,0 +1,27 @@
+# The two commands README leads with. Both bootstrap what they need on first use
+# (./pants installs Pants and the pex tool into .bootstrap/) and are fast the second time.
+PY39 := .bootstrap/venv/bin/python
+USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
+
+.PHONY: demo test bootstrap user-env clean
+
+demo: user-env
+	./pants flyte-plan examples::
+
+test: user-env
+	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
+
+bootstrap:
+	@./pants --version >/dev/null
+
+# The examples' own environment (CPython 3.11 + flytekit from examples/3rdparty/flyte.lock),
+# re-exported only when the lockfile changes.
+user-env: $(USER_ENV_STAMP)
+
+$(USER_ENV_STAMP): examples/3rdparty/flyte.lock | bootstrap
+	./pants export --resolve=flyte
+	touch $@
+
+clean:
+	-./pants kill-pantsd 2>/dev/null || true
+	rm -rf .bootstrap .pids dist

@@ -1,0 +1,1 @@
+"""Example project whose image bakes every task's code (all tasks run in `baked` mode)."""

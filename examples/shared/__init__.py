@@ -1,0 +1,1 @@
+"""Shared first-party library used by some (not all) tasks of the example projects."""

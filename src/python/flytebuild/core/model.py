@@ -1,0 +1,190 @@
+"""The model adapters hand to core (build-graph facts) and the plans core hands back.
+
+Everything is a frozen dataclass of tuples and strings, so values are hashable (Pants caches
+rule outputs by value) and identical inputs compare equal on every machine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple, Union
+
+
+@dataclass(frozen=True, order=True)
+class FileDigest:
+    """One first-party file: repo-relative path (forward slashes) and blake3 hex of its bytes."""
+
+    path: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Closure:
+    """What the module defining a task needs: first-party files and third-party requirements.
+
+    `requirements` are canonical project names (PEP 503); `pins` are the locked `name==version`
+    of those requirements and of everything they pull in.
+    """
+
+    sources: Tuple[FileDigest, ...] = ()
+    requirements: Tuple[str, ...] = ()
+    pins: Tuple[str, ...] = ()
+
+    @property
+    def source_paths(self) -> Tuple[str, ...]:
+        return tuple(sorted({s.path for s in self.sources}))
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """A `flyte_image` target: what is baked into the image and where it is pushed."""
+
+    address: str
+    image_name: str
+    base: str
+    registry: Optional[str] = None
+    repository: Optional[str] = None
+    env: Tuple[Tuple[str, str], ...] = ()
+    python: Optional[str] = None
+    sources: Tuple[FileDigest, ...] = ()
+    requirements: Tuple[str, ...] = ()
+    pins: Tuple[str, ...] = ()
+
+    @property
+    def source_paths(self) -> Tuple[str, ...]:
+        return tuple(sorted({s.path for s in self.sources}))
+
+    @property
+    def repository_ref(self) -> str:
+        """`registry/repository` without a tag (the tag is the image's version)."""
+        repository = self.repository or self.image_name
+        return f"{self.registry.rstrip('/')}/{repository}" if self.registry else repository
+
+
+@dataclass(frozen=True)
+class ExternalImage:
+    """An image the build graph does not build, so its contents are unknown.
+
+    `spec` holds the canonical JSON of an ImageSpec found in code without a `flyte_image`
+    target (flytekit builds it itself); it is part of the fingerprint because flytekit's tag
+    follows the spec.
+    """
+
+    ref: str
+    spec_json: Optional[str] = None
+
+
+Image = Union[ImageTarget, ExternalImage]
+
+
+@dataclass(frozen=True)
+class WorkflowTarget:
+    """A `flyte_workflow` target. Image fields hold image target addresses."""
+
+    address: str
+    entrypoint: str
+    project: str
+    domain: str
+    image: Optional[str] = None
+    images: Tuple[Tuple[str, str], ...] = ()  # (image_name used in code, image address)
+    task_images: Tuple[Tuple[str, str], ...] = ()  # (task name, image address)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plans (results)
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    name: str
+    module: str
+    kind: str  # python | container | map | other
+    task_type: str
+    source_file: Optional[str]
+    image: str  # display: the image target's address, or the external reference
+    image_name: Optional[str]  # the flyte_image's image_name, or the name used in code
+    image_source: str  # code | code:ImageSpec | task_images | workflow | default_image | flytekit_default
+    image_address: Optional[str]  # set when the image is a flyte_image target
+    image_ref: Optional[str]  # set when the image is external (pushed ref of targets: ImagePlan.ref)
+    image_fingerprint: str
+    mode: str  # baked | fast | container
+    fingerprint: str
+    version: str
+    sources: Tuple[str, ...]  # repo-relative paths of the first-party closure
+    requirements: Tuple[str, ...]
+    missing_sources: Tuple[str, ...]  # closure files not baked into the image (fast only)
+    missing_requirements: Tuple[str, ...]  # closure requirements not in the image (fast only)
+    cache_version: Optional[str]  # interface-aware cache version; None when caching is off
+    warnings: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EntityPlan:
+    """A workflow or launch plan: its content fingerprint and the children it was derived from.
+
+    `children` are `kind:name` keys of the entities its fingerprint covers.
+    """
+
+    name: str
+    kind: str  # workflow | launch_plan
+    fingerprint: str
+    version: str
+    children: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReferencePlan:
+    kind: str
+    name: str
+    project: str
+    domain: str
+    version: str
+
+
+@dataclass(frozen=True)
+class WorkflowPlan:
+    address: str
+    entrypoint: str
+    project: str
+    domain: str
+    root_kind: str
+    root_name: str
+    version: str
+    tasks: Tuple[TaskPlan, ...]
+    workflows: Tuple[EntityPlan, ...]
+    launch_plans: Tuple[EntityPlan, ...]
+    references: Tuple[ReferencePlan, ...]
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def workflow_versions(self) -> Dict[str, str]:
+        return {w.name: w.version for w in self.workflows}
+
+    @property
+    def launch_plan_versions(self) -> Dict[str, str]:
+        return {lp.name: lp.version for lp in self.launch_plans}
+
+    @property
+    def task_versions(self) -> Dict[str, str]:
+        return {t.name: t.version for t in self.tasks}
+
+    def task(self, name: str) -> TaskPlan:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    address: str
+    name: str
+    fingerprint: str
+    version: str
+    ref: str  # registry/repository:version — the content-addressed tag
+    base: str
+    python: Optional[str]
+    env: Tuple[Tuple[str, str], ...]
+    sources: Tuple[str, ...]
+    requirements: Tuple[str, ...]
+    pins: Tuple[str, ...]
+    warnings: Tuple[str, ...] = field(default=())

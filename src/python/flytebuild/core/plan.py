@@ -1,0 +1,421 @@
+"""Plan a workflow: per task the image (and why), baked/fast/container mode, and versions.
+
+Pure function of build-graph facts and the introspection; adapters gather, core decides.
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from flytebuild.core import fingerprint as fp
+from flytebuild.core.errors import PlanError
+from flytebuild.core.introspection import Introspection, Task, Workflow
+from flytebuild.core.lockfile import canonical_name
+from flytebuild.core.model import (
+    Closure,
+    EntityPlan,
+    ExternalImage,
+    ImagePlan,
+    ImageTarget,
+    ReferencePlan,
+    TaskPlan,
+    WorkflowPlan,
+    WorkflowTarget,
+)
+
+Image = Union[ImageTarget, ExternalImage]
+
+FLYTEKIT_DEFAULT_IMAGE = "cr.flyte.org/flyteorg/flytekit:py3.11-{version}"
+
+# `{{.image.NAME.fqn}}:{{.image.NAME.version}}` — flytekit's image template.
+_TEMPLATE = re.compile(r"\{\{\s*\.image\.([A-Za-z0-9_.-]+?)\.(?:fqn|version|image)\s*\}\}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def plan_image(image: ImageTarget) -> ImagePlan:
+    fingerprint = fp.image_fingerprint(image)
+    version = fp.version_of(fingerprint)
+    warnings = []
+    if "flytekit" not in {canonical_name(r) for r in image.requirements}:
+        warnings.append("no flytekit requirement: tasks can run from it only as raw containers")
+    return ImagePlan(
+        address=image.address,
+        name=image.image_name,
+        fingerprint=fingerprint,
+        version=version,
+        ref=f"{image.repository_ref}:{version}",
+        base=image.base,
+        python=image.python,
+        env=tuple(sorted(image.env)),
+        sources=image.source_paths,
+        requirements=tuple(sorted({canonical_name(r) for r in image.requirements})),
+        pins=tuple(sorted(set(image.pins))),
+        warnings=tuple(warnings),
+    )
+
+
+def _lookup(address: str, images: Mapping[str, ImageTarget]) -> Optional[ImageTarget]:
+    # Adapters spell root-level addresses `//:name` and others `path:name`; accept both.
+    for candidate in (address, address[2:] if address.startswith("//") else "//" + address):
+        if candidate in images:
+            return images[candidate]
+    return None
+
+
+class _ImageChooser:
+    """Image choice per task, first match wins (recorded as `image_source`)."""
+
+    def __init__(
+        self,
+        target: WorkflowTarget,
+        images: Mapping[str, ImageTarget],
+        default_image: Optional[str],
+        flytekit_version: Optional[str],
+    ) -> None:
+        self.target = target
+        self.images = images
+        self.default_image = default_image
+        self.flytekit_version = flytekit_version
+        self.named = dict(target.images)
+        self.task_images = dict(target.task_images)
+
+    def _address(self, address: str, field: str) -> ImageTarget:
+        image = _lookup(address, self.images)
+        if image is None:
+            raise PlanError(
+                f"The image `{address}` given in `{field}` is not a known flyte_image target",
+                target=self.target.address,
+                fix=f"point `{field}` of {self.target.address} at a flyte_image target (or check its spelling)",
+            )
+        return image
+
+    def _by_name(self, name: str) -> Optional[ImageTarget]:
+        if name in self.named:
+            return self._address(self.named[name], f"images[{name!r}]")
+        matches = sorted(
+            (img for img in self.images.values() if img.image_name == name), key=lambda i: i.address
+        )
+        # The same target may be reachable under two spellings of its address.
+        unique = {m.address.lstrip("/"): m for m in matches}
+        if len(unique) > 1:
+            raise PlanError(
+                f"Image name `{name}` used in code matches several flyte_image targets "
+                f"({', '.join(sorted(unique))})",
+                target=self.target.address,
+                fix=f'map it in images={{"{name}": "<address>"}} on {self.target.address}',
+            )
+        return next(iter(unique.values()), None)
+
+    def choose(self, task: Task) -> Tuple[Image, str, List[str]]:
+        use = task.image
+        kind, name = use.kind, use.name
+        if kind == "string" and use.value:
+            match = _TEMPLATE.search(use.value)
+            if match:  # a template the runtime did not classify
+                kind, name = "template", match.group(1)
+        if kind == "template" and name and name != "default":
+            image = self._by_name(name)
+            if image is None:
+                raise PlanError(
+                    f"Task `{task.name}` uses image `{name}` in code, and no flyte_image has "
+                    f"image_name `{name}`",
+                    target=self.target.address,
+                    file=task.source_file,
+                    fix=f'add flyte_image(image_name="{name}") or map it in images={{"{name}": "<address>"}} on {self.target.address}',
+                )
+            return image, "code", []
+        if kind == "image_spec" and name:
+            image = self._by_name(name)
+            if image is not None:
+                return image, "code", []
+            ref = use.value or _image_spec_ref(name, use.spec)
+            spec = fp.canonical_json(use.spec).decode("utf-8") if use.spec else None
+            return (
+                ExternalImage(ref, spec),
+                "code:ImageSpec",
+                [
+                    f"ImageSpec {name} has no flyte_image target; its contents are not known to "
+                    f"the build graph — add flyte_image(image_name={name!r})"
+                ],
+            )
+        if kind == "string" and use.value:
+            return ExternalImage(use.value), "code", []
+        # No image in code (or the `default` template): the build configuration decides.
+        mapped = self.task_images.get(task.name) or self.task_images.get(_short(task.name))
+        if mapped:
+            return self._address(mapped, f"task_images[{task.name!r}]"), "task_images", []
+        if self.target.image:
+            return self._address(self.target.image, "image"), "workflow", []
+        if self.default_image:
+            image = _lookup(self.default_image, self.images)
+            if image is not None:
+                return image, "default_image", []
+            if self.default_image.startswith("//"):
+                raise PlanError(
+                    f"[flyte] default_image `{self.default_image}` is not a known flyte_image target",
+                    target=self.target.address,
+                    fix="set [flyte].default_image to a flyte_image address or an image reference",
+                )
+            # Anything else is a reference to an image we do not build (e.g. `ghcr.io/org/img:tag`).
+            return ExternalImage(self.default_image), "default_image", []
+        version = self.flytekit_version or "latest"
+        ref = FLYTEKIT_DEFAULT_IMAGE.format(version=version)
+        return (
+            ExternalImage(ref),
+            "flytekit_default",
+            [f"no image configured: using {ref}; set image= on {self.target.address} or [flyte] default_image"],
+        )
+
+
+def _short(task_name: str) -> str:
+    return task_name.rsplit(".", 1)[-1]
+
+
+def _image_spec_ref(name: str, spec: Optional[Mapping]) -> str:
+    registry = (spec or {}).get("registry")
+    return f"{str(registry).rstrip('/')}/{name}" if registry else name
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks
+
+
+def _plan_task(
+    task: Task,
+    chooser: _ImageChooser,
+    closures: Mapping[str, Closure],
+) -> TaskPlan:
+    image, source, warnings = chooser.choose(task)
+    image_fp = fp.any_image_fingerprint(image)
+    is_target = isinstance(image, ImageTarget)
+
+    closure = Closure()
+    if task.source_file is not None:
+        if task.source_file in closures:
+            closure = closures[task.source_file]
+        elif task.kind != "container":
+            warnings.append(f"no build-graph closure for {task.source_file}: its code is not tracked")
+
+    sources: Tuple[str, ...] = ()
+    requirements: Tuple[str, ...] = ()
+    missing_sources: Tuple[str, ...] = ()
+    missing_requirements: Tuple[str, ...] = ()
+    if task.kind == "container":
+        # A raw container runs its image's command: nothing to bake, nothing to bundle, and its
+        # Python module's content is not part of what runs.
+        mode = "container"
+        if task.image.kind == "none" or (task.image.kind == "template" and task.image.name == "default"):
+            warnings.append(f"container task has no image in code: falls back to {source} image {_display(image)}")
+        task_fp = fp.task_fingerprint(task, None, image_fp)
+    else:
+        sources = closure.source_paths
+        requirements = tuple(sorted({canonical_name(r) for r in closure.requirements}))
+        if is_target:
+            baked_sources = set(image.source_paths)
+            baked_reqs = {canonical_name(r) for r in image.requirements}
+        else:
+            baked_sources, baked_reqs = set(), set()  # an external image's contents are unknown
+        missing_sources = tuple(p for p in sources if p not in baked_sources)
+        missing_requirements = tuple(r for r in requirements if r not in baked_reqs)
+        mode = "baked" if is_target and not missing_sources and not missing_requirements else "fast"
+        if mode == "fast" and is_target:
+            if "flytekit" not in baked_reqs:
+                warnings.append(
+                    "fast-register needs flytekit in the image; pyflyte-fast-execute will not be found"
+                )
+            if missing_requirements:
+                warnings.append(
+                    f"requirements not in image {image.address}: {', '.join(missing_requirements)} "
+                    "(fast-register ships code only)"
+                )
+        task_fp = fp.task_fingerprint(task, closure, image_fp)
+
+    if task.cache.enabled and not task.interface.outputs:
+        warnings.append("cache=True but no outputs: cached locally by flytekit but never by the backend")
+
+    return TaskPlan(
+        name=task.name,
+        module=task.module,
+        kind=task.kind,
+        task_type=task.task_type,
+        source_file=task.source_file,
+        image=_display(image),
+        image_name=image.image_name if is_target else task.image.name,
+        image_source=source,
+        image_address=image.address if is_target else None,
+        image_ref=None if is_target else image.ref,
+        image_fingerprint=image_fp,
+        mode=mode,
+        fingerprint=task_fp,
+        version=fp.version_of(task_fp),
+        sources=sources,
+        requirements=requirements,
+        missing_sources=missing_sources,
+        missing_requirements=missing_requirements,
+        cache_version=fp.cache_version(task),
+        warnings=tuple(warnings),
+    )
+
+
+def _display(image: Image) -> str:
+    return image.address if isinstance(image, ImageTarget) else image.ref
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows and launch plans
+
+
+def _node_refs(workflow: Workflow) -> List[Tuple[str, str]]:
+    """(entity_kind, entity) of every node, including nodes nested in the structure.
+
+    Branch nodes carry their cases' nodes inside `structure`; any dict there with both
+    `entity_kind` and `entity` is a node whose entity the workflow depends on.
+    """
+    found = {(n.entity_kind, n.entity) for n in workflow.nodes if n.entity}
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            kind, entity = value.get("entity_kind"), value.get("entity")
+            if isinstance(kind, str) and isinstance(entity, str):
+                found.add((kind, entity))
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(workflow.structure)
+    return sorted(found)
+
+
+def plan_workflow(
+    target: WorkflowTarget,
+    intro: Introspection,
+    closures: Mapping[str, Closure],
+    images: Mapping[str, ImageTarget],
+    default_image: Optional[str],
+    flytekit_version: Optional[str],
+) -> WorkflowPlan:
+    chooser = _ImageChooser(target, images, default_image, flytekit_version)
+    tasks = tuple(_plan_task(t, chooser, closures) for t in intro.tasks)
+    warnings: List[str] = []
+    task_names = {t.name for t in intro.tasks} | {_short(t.name) for t in intro.tasks}
+    for name, _ in target.task_images:
+        if name not in task_names:
+            warnings.append(f"task_images names `{name}`, which is not a task of this workflow")
+
+    # versions of every entity by `kind:name`; references carry their declared version.
+    versions: Dict[str, str] = {f"task:{t.name}": t.version for t in tasks}
+    references = {}
+    for ref in intro.references:
+        versions[f"reference:{ref.name}"] = ref.version
+        references.setdefault(ref.name, ref)
+    workflows = {w.name: w for w in intro.workflows}
+    launch_plans = {lp.name: lp for lp in intro.launch_plans}
+
+    def resolve(kind: str, name: str, owner: str) -> str:
+        if kind in ("task", "workflow", "launch_plan"):
+            local = {"task": {t.name for t in tasks}, "workflow": workflows, "launch_plan": launch_plans}[kind]
+            if name in local:
+                return f"{kind}:{name}"
+        if name in references and kind in ("reference", references[name].kind):
+            return f"reference:{name}"
+        raise PlanError(
+            f"Introspection of {intro.entrypoint} is inconsistent: `{owner}` uses {kind} `{name}`, "
+            "which the introspection does not describe",
+            target=target.address,
+            fix="this is a flytebuild runtime bug; please report it with the workflow's code",
+        )
+
+    # Dependency graph over workflows and launch plans (tasks and references are leaves).
+    deps: Dict[str, List[str]] = {}
+    for w in intro.workflows:
+        deps[f"workflow:{w.name}"] = [
+            resolve(kind, entity, w.name)
+            for kind, entity in _node_refs(w)
+            if kind in ("task", "workflow", "launch_plan", "reference")
+        ]
+    for lp in intro.launch_plans:
+        deps[f"launch_plan:{lp.name}"] = [resolve("workflow", lp.workflow, lp.name)]
+
+    entity_plans: Dict[str, EntityPlan] = {}
+    for key in _topological(deps, target.address):
+        kind, name = key.split(":", 1)
+        children = sorted(set(deps[key]))
+        if kind == "workflow":
+            w = workflows[name]
+            fingerprint = fp.workflow_fingerprint(
+                w.name, w.interface.to_json(), dict(w.structure), {c: versions[c] for c in children}
+            )
+        else:
+            lp = launch_plans[name]
+            fingerprint = fp.launch_plan_fingerprint(
+                lp.name, versions[children[0]], lp.fixed_inputs, lp.default_inputs, lp.config
+            )
+        versions[key] = fp.version_of(fingerprint)
+        entity_plans[key] = EntityPlan(name, kind, fingerprint, versions[key], tuple(children))
+
+    root_kind, root_name = intro.root.kind, intro.root.name
+    root_key = f"{root_kind}:{root_name}"
+    if root_key not in versions and root_name in references:
+        root_key = f"reference:{root_name}"
+    if root_key not in versions:
+        raise PlanError(
+            f"Introspection of {intro.entrypoint} names root {root_kind} `{root_name}` but does not describe it",
+            target=target.address,
+            fix="this is a flytebuild runtime bug; please report it with the workflow's code",
+        )
+
+    return WorkflowPlan(
+        address=target.address,
+        entrypoint=target.entrypoint or intro.entrypoint,
+        project=target.project,
+        domain=target.domain,
+        root_kind=root_kind,
+        root_name=root_name,
+        version=versions[root_key],
+        tasks=tasks,
+        workflows=tuple(p for k, p in sorted(entity_plans.items()) if p.kind == "workflow"),
+        launch_plans=tuple(p for k, p in sorted(entity_plans.items()) if p.kind == "launch_plan"),
+        references=tuple(
+            ReferencePlan(r.kind, r.name, r.project, r.domain, r.version) for r in intro.references
+        ),
+        warnings=tuple(warnings),
+    )
+
+
+def _topological(deps: Mapping[str, Sequence[str]], address: str) -> List[str]:
+    """Children before parents, deterministic; a cycle raises PlanError naming it."""
+    order: List[str] = []
+    state: Dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in sorted(deps):
+        if state.get(start) == 2:
+            continue
+        path: List[str] = [start]
+        stack = [(start, iter(sorted(set(deps[start]))))]
+        state[start] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                order.append(node)
+                continue
+            if child not in deps or state.get(child) == 2:
+                continue  # a leaf (task, reference) or already ordered
+            if state.get(child) == 1:
+                cycle = path[path.index(child):] + [child]
+                raise PlanError(
+                    f"Workflow entities form a cycle: {' -> '.join(cycle)}",
+                    target=address,
+                    fix="break the cycle; a workflow cannot (transitively) contain itself",
+                )
+            state[child] = 1
+            path.append(child)
+            stack.append((child, iter(sorted(set(deps[child])))))
+    return order

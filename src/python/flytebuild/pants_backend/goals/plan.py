@@ -1,0 +1,71 @@
+"""`pants flyte-plan`: per workflow, per task — image (and why), baked/fast mode, version."""
+from __future__ import annotations
+
+from enum import Enum
+
+from pants.engine.addresses import Address
+from pants.engine.console import Console
+from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
+from pants.engine.target import Targets
+from pants.option.option_types import EnumOption
+
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.model import ImageTarget
+from flytebuild.core.plan import plan_image
+from flytebuild.core.report import render_json, render_table
+from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
+from flytebuild.pants_backend.util_rules.planning import (
+    ImageTargetRequest,
+    PlannedWorkflow,
+    WorkflowPlanRequest,
+)
+
+
+class OutputFormat(Enum):
+    table = "table"
+    json = "json"
+
+
+class FlytePlanSubsystem(GoalSubsystem):
+    name = "flyte-plan"
+    help = (
+        "Show, per flyte_workflow and per task, the image it runs in (and where that choice came "
+        "from), whether its code is baked into the image or needs fast-register, and its "
+        "content-addressed version."
+    )
+
+    output_format = EnumOption(
+        "--format", default=OutputFormat.table, help="`table` for people, `json` for machines."
+    )
+
+
+class FlytePlan(Goal):
+    subsystem_cls = FlytePlanSubsystem
+    environment_behavior = Goal.EnvironmentBehavior.LOCAL_ONLY
+
+
+@goal_rule
+async def flyte_plan(console: Console, subsystem: FlytePlanSubsystem, targets: Targets) -> FlytePlan:
+    workflows = sorted(t.address for t in targets if isinstance(t, FlyteWorkflowTarget))
+    image_addresses = sorted(t.address for t in targets if isinstance(t, FlyteImageTarget))
+    if not workflows and not image_addresses:
+        console.print_stderr("flyte-plan: no flyte_workflow or flyte_image targets matched.")
+        return FlytePlan(exit_code=1)
+    try:
+        planned = await MultiGet(Get(PlannedWorkflow, WorkflowPlanRequest(a)) for a in workflows)
+        listed = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in image_addresses)
+    except FlytebuildError as e:
+        console.print_stderr(f"flyte-plan: {e}")
+        return FlytePlan(exit_code=1)
+    images = {img.address: img for p in planned for img in p.images}
+    images.update({img.address: img for img in listed})
+    image_plans = [plan_image(images[a]) for a in sorted(images)]
+    workflow_plans = [p.plan for p in planned]
+    render = render_json if subsystem.output_format == OutputFormat.json else render_table
+    console.print_stdout(render(image_plans, workflow_plans))
+    return FlytePlan(exit_code=0)
+
+
+def rules():
+    return collect_rules()

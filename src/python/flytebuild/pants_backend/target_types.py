@@ -1,0 +1,176 @@
+"""Target types: `flyte_image` and `flyte_workflow` (fields with help, in the style of
+pants.backend.docker.target_types)."""
+from __future__ import annotations
+
+from pants.backend.python.target_types import (
+    InterpreterConstraintsField,
+    PexEntryPointField,
+    PythonResolveField,
+)
+from pants.engine.target import (
+    COMMON_TARGET_FIELDS,
+    Dependencies,
+    DictStringToStringField,
+    StringField,
+    Target,
+)
+from pants.util.strutil import help_text
+
+
+# --- flyte_image -------------------------------------------------------------------------------
+
+
+class FlyteImageNameField(StringField):
+    alias = "image_name"
+    help = help_text(
+        """
+        The name tasks use for this image: in `{{.image.<name>.fqn}}` templates or
+        `ImageSpec(name=<name>)` in code. Defaults to the target name.
+        """
+    )
+
+
+class FlyteImageBaseField(StringField):
+    alias = "base"
+    help = help_text(
+        """
+        Base image reference (`registry/repository:tag` or `...@sha256:...`) the image's layers
+        go on top of. Defaults to `[flyte].default_base`.
+        """
+    )
+
+
+class FlyteImageRegistryField(StringField):
+    alias = "registry"
+    help = "Registry the image is pushed to, e.g. `localhost:5000`. Defaults to `[flyte].registry`."
+
+
+class FlyteImageRepositoryField(StringField):
+    alias = "repository"
+    help = "Repository inside the registry. Defaults to the image name."
+
+
+class FlyteImageDependenciesField(Dependencies):
+    help = help_text(
+        """
+        What is baked into the image: first-party sources (`python_source(s)`, `resource(s)`)
+        and third-party requirements (`python_requirement`), with their transitive closure.
+        Nothing else lands in the image.
+        """
+    )
+
+
+class FlyteImageEnvField(DictStringToStringField):
+    alias = "env"
+    help = "Environment variables set in the image config."
+
+
+class FlyteImagePythonField(StringField):
+    alias = "python"
+    default = "/usr/bin/python3"
+    help = "Path of the Python interpreter inside the image."
+
+
+class FlyteImageTarget(Target):
+    alias = "flyte_image"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        FlyteImageNameField,
+        FlyteImageBaseField,
+        FlyteImageRegistryField,
+        FlyteImageRepositoryField,
+        FlyteImageDependenciesField,
+        FlyteImageEnvField,
+        FlyteImagePythonField,
+        PythonResolveField,
+    )
+    help = help_text(
+        """
+        A container image for Flyte tasks that holds exactly the first-party sources and
+        third-party requirements of its `dependencies` closure. Tasks whose whole closure is in
+        their image are registered to run from it (no fast-register code bundle).
+        """
+    )
+
+
+# --- flyte_workflow ----------------------------------------------------------------------------
+
+
+class FlyteEntrypointField(PexEntryPointField):
+    alias = "entrypoint"
+    required = True
+    help = help_text(
+        """
+        The Flyte entity this target deploys: a workflow, launch plan or task, as
+        `module.path:attr` or `file.py:attr` (a file relative to this BUILD file). The
+        dependency on its module is inferred.
+        """
+    )
+
+
+class FlyteWorkflowDependenciesField(Dependencies):
+    help = "Extra dependencies; the entrypoint's module is inferred."
+
+
+class FlyteWorkflowImageField(StringField):
+    alias = "image"
+    help = help_text(
+        """
+        Address of the `flyte_image` that tasks run in when their code names no image
+        (e.g. `":image"`). Falls back to `[flyte].default_image`.
+        """
+    )
+
+
+class FlyteWorkflowImagesField(DictStringToStringField):
+    alias = "images"
+    help = help_text(
+        """
+        Image names used in code (`{{.image.<name>...}}` or `ImageSpec(name=<name>)`) mapped to
+        `flyte_image` addresses. Names not mapped here are matched to the `flyte_image` whose
+        `image_name` equals them.
+        """
+    )
+
+
+class FlyteWorkflowTaskImagesField(DictStringToStringField):
+    alias = "task_images"
+    help = help_text(
+        """
+        Per-task image: task name (e.g. `"my_project.tasks.train"`) → `flyte_image` address. Used
+        for tasks whose code names no image; wins over `image`.
+        """
+    )
+
+
+class FlyteProjectField(StringField):
+    alias = "project"
+    help = "Flyte project to register into. Defaults to `[flyte].project`."
+
+
+class FlyteDomainField(StringField):
+    alias = "domain"
+    help = "Flyte domain to register into. Defaults to `[flyte].domain`."
+
+
+class FlyteWorkflowTarget(Target):
+    alias = "flyte_workflow"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        FlyteEntrypointField,
+        FlyteWorkflowDependenciesField,
+        FlyteWorkflowImageField,
+        FlyteWorkflowImagesField,
+        FlyteWorkflowTaskImagesField,
+        FlyteProjectField,
+        FlyteDomainField,
+        PythonResolveField,
+        InterpreterConstraintsField,
+    )
+    help = help_text(
+        """
+        A Flyte workflow, launch plan or task and everything it reaches. `flyte-plan` shows,
+        per task, the image it runs in, whether its code is baked into that image or needs
+        fast-register, and its content-addressed version.
+        """
+    )

@@ -1,0 +1,187 @@
+"""Gather build-graph facts for one flyte_workflow and hand them to the pure core planner."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonResolveField
+from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    AllTargets,
+    Target,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
+from flytebuild.core.plan import plan_workflow
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.target_types import (
+    FlyteDomainField,
+    FlyteEntrypointField,
+    FlyteImageBaseField,
+    FlyteImageEnvField,
+    FlyteImageNameField,
+    FlyteImagePythonField,
+    FlyteImageRegistryField,
+    FlyteImageRepositoryField,
+    FlyteImageTarget,
+    FlyteProjectField,
+    FlyteWorkflowImageField,
+    FlyteWorkflowImagesField,
+    FlyteWorkflowTaskImagesField,
+)
+from flytebuild.pants_backend.util_rules.closures import (
+    ClosureRequest,
+    LockedPins,
+    LockedPinsRequest,
+    SourceFileClosureRequest,
+)
+from flytebuild.pants_backend.util_rules.introspection import (
+    IntrospectionRequest,
+    IntrospectionResult,
+)
+from flytebuild.core.model import Closure
+
+
+@dataclass(frozen=True)
+class ImageTargetRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class WorkflowPlanRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class PlannedWorkflow:
+    plan: WorkflowPlan
+    images: tuple[ImageTarget, ...]
+
+
+def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
+    return tgt[PythonResolveField].normalized_value(python_setup)
+
+
+@rule(desc="Gather a flyte_image's closure")
+async def gather_image_target(
+    request: ImageTargetRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+) -> ImageTarget:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte image")
+    )
+    tgt = wrapped.target
+    if not isinstance(tgt, FlyteImageTarget):
+        raise FlytebuildError(
+            f"{request.address} is a `{tgt.alias}` target, not a `flyte_image`. Fix: point "
+            "`image`/`images`/`task_images` (or [flyte].default_image) at a flyte_image target."
+        )
+    closure = await Get(
+        Closure, ClosureRequest(Addresses([request.address]), _resolve_of(tgt, python_setup))
+    )
+    name = tgt[FlyteImageNameField].value or request.address.target_name
+    return ImageTarget(
+        address=str(request.address),
+        image_name=name,
+        base=tgt[FlyteImageBaseField].value or flyte.default_base,
+        registry=tgt[FlyteImageRegistryField].value or flyte.registry,
+        repository=tgt[FlyteImageRepositoryField].value or name,
+        env=tuple(sorted((tgt[FlyteImageEnvField].value or {}).items())),
+        python=tgt[FlyteImagePythonField].value,
+        sources=closure.sources,
+        requirements=closure.requirements,
+        pins=closure.pins,
+    )
+
+
+async def _addresses(values: list[str], owner: Address, field: str) -> list[Address]:
+    if not values:
+        return []
+    return list(
+        await Get(
+            Addresses,
+            UnparsedAddressInputs(
+                values,
+                owning_address=owner,
+                description_of_origin=f"the `{field}` field of {owner}",
+            ),
+        )
+    )
+
+
+@rule(desc="Plan a flyte_workflow")
+async def plan_flyte_workflow(
+    request: WorkflowPlanRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+) -> PlannedWorkflow:
+    address = request.address
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(address, description_of_origin="flyte-plan")
+    )
+    tgt = wrapped.target
+    resolve = _resolve_of(tgt, python_setup)
+    image_value = tgt[FlyteWorkflowImageField].value
+    images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
+    task_images_map = dict(tgt[FlyteWorkflowTaskImagesField].value or {})
+
+    introspection = await Get(IntrospectionResult, IntrospectionRequest(address))
+    intro = parse_introspection(introspection.data())
+
+    image_addr = await _addresses([image_value] if image_value else [], address, "image")
+    mapped = await _addresses(list(images_map.values()), address, "images")
+    per_task = await _addresses(list(task_images_map.values()), address, "task_images")
+    default_addr: list[Address] = []
+    default_image = flyte.default_image
+    if default_image and default_image.startswith("//"):
+        default_addr = await _addresses([default_image], address, "[flyte].default_image")
+        default_image = str(default_addr[0])
+
+    # Image names used in code and not mapped explicitly are matched by `image_name`.
+    named_in_code = {t.image.name for t in intro.tasks if t.image.name} - set(images_map)
+    by_name: list[Address] = []
+    if named_in_code:
+        all_targets = await Get(AllTargets)
+        by_name = [
+            t.address
+            for t in all_targets
+            if isinstance(t, FlyteImageTarget)
+            and (t[FlyteImageNameField].value or t.address.target_name) in named_in_code
+        ]
+    candidates = sorted({*image_addr, *mapped, *per_task, *default_addr, *by_name})
+
+    source_files = sorted({t.source_file for t in intro.tasks if t.source_file})
+    closures_list = await MultiGet(
+        Get(Closure, SourceFileClosureRequest(path, resolve)) for path in source_files
+    )
+    images_list = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in candidates)
+    flytekit = await Get(LockedPins, LockedPinsRequest(resolve, ("flytekit",)))
+    closures = dict(zip(source_files, closures_list))
+    workflow = WorkflowTarget(
+        address=str(address),
+        entrypoint=introspection.entrypoint,
+        project=tgt[FlyteProjectField].value or flyte.project,
+        domain=tgt[FlyteDomainField].value or flyte.domain,
+        image=str(image_addr[0]) if image_addr else None,
+        images=tuple(sorted(zip(images_map, (str(a) for a in mapped)))),
+        task_images=tuple(sorted(zip(task_images_map, (str(a) for a in per_task)))),
+    )
+    flytekit_version = next(
+        (p.split("==", 1)[1].split("#")[0] for p in flytekit.pins if p.startswith("flytekit==")),
+        None,
+    )
+    plan = plan_workflow(
+        workflow,
+        intro,
+        closures,
+        {img.address: img for img in images_list},
+        default_image,
+        flytekit_version,
+    )
+    return PlannedWorkflow(plan, tuple(images_list))
+
+
+def rules():
+    return collect_rules()

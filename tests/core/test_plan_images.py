@@ -1,0 +1,160 @@
+"""Image choice per task: code, task_images, workflow, default_image, flytekit default."""
+import dataclasses
+
+import pytest
+
+from flytebuild.core.errors import PlanError
+from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.model import ImageTarget
+from flytebuild.core.plan import plan_workflow
+
+T = "fast.tasks.crunch"
+ML = ImageTarget(
+    address="examples/ml:image",
+    image_name="ml",
+    base="python:3.11-slim",
+    registry="localhost:5000",
+    sources=(),
+    requirements=("flytekit", "pandas"),
+)
+
+
+def choose(mk, image=None, kind="python", target=None, default_image=None, flytekit_version="1.16.31", extra_images=(ML,)):
+    closures, images = mk.scenario_facts()
+    images.update({i.address: i for i in extra_images})
+    t = mk.task(T, kind=kind, image=image)
+    intro = parse_introspection(mk.introspection("task", T, tasks=[t], entrypoint="fast.tasks:crunch"))
+    target = target or mk.workflow_target(image=None, task_images=())
+    return plan_workflow(target, intro, closures, images, default_image, flytekit_version).task(T)
+
+
+def template(name):
+    return {"kind": "template", "value": f"{{{{.image.{name}.fqn}}}}:{{{{.image.{name}.version}}}}", "name": name}
+
+
+def test_code_template_mapped_in_images(mk):
+    target = mk.workflow_target(image=mk.BAKED_IMAGE, images=(("trainer", ML.address),))
+    t = choose(mk, template("trainer"), target=target)
+    assert (t.image, t.image_source, t.image_name) == (ML.address, "code", "ml")
+
+
+def test_code_template_matched_by_image_name(mk):
+    t = choose(mk, template("ml"), target=mk.workflow_target(task_images=((T, mk.BAKED_IMAGE),)))
+    assert (t.image, t.image_source) == (ML.address, "code")  # code beats task_images and workflow
+
+
+def test_code_template_undefined_name_names_target_and_fix(mk):
+    with pytest.raises(PlanError) as info:
+        choose(mk, template("gpu"))
+    text = str(info.value)
+    for needle in (T, "`gpu`", mk.WF_ADDRESS, 'flyte_image(image_name="gpu")', "images={", "examples/fast/tasks.py", "Fix:"):
+        assert needle in text
+    assert "\n" not in text
+
+
+def test_code_template_ambiguous_name(mk):
+    twin = dataclasses.replace(ML, address="examples/ml2:image")
+    with pytest.raises(PlanError, match=r"several flyte_image targets \(examples/ml2:image, examples/ml:image\)"):
+        choose(mk, template("ml"), extra_images=(ML, twin))
+
+
+def test_images_map_to_unknown_address(mk):
+    target = mk.workflow_target(images=(("trainer", "examples/nope:image"),))
+    with pytest.raises(PlanError, match=r"examples/nope:image.*target examples/baked:wf"):
+        choose(mk, template("trainer"), target=target)
+
+
+def test_default_template_resolves_like_no_image(mk):
+    target = mk.workflow_target(image=mk.BAKED_IMAGE, task_images=())
+    t = choose(mk, template("default"), target=target)
+    assert (t.image, t.image_source) == (mk.BAKED_IMAGE, "workflow")
+
+
+def test_plain_string_is_external_and_fast(mk):
+    t = choose(mk, {"kind": "string", "value": "ghcr.io/org/img:1.0", "name": None})
+    assert (t.image, t.image_source, t.image_ref, t.image_address) == ("ghcr.io/org/img:1.0", "code", "ghcr.io/org/img:1.0", None)
+    assert t.mode == "fast"
+    assert t.missing_sources == ("examples/fast/tasks.py",)
+    assert t.missing_requirements == ("flytekit", "pandas")
+    assert not any("flytekit" in w for w in t.warnings)  # unknown contents: no claim either way
+
+
+def test_string_holding_a_template_is_a_template(mk):
+    value = "{{.image.ml.fqn}}:{{.image.ml.version}}"
+    t = choose(mk, {"kind": "string", "value": value, "name": None})
+    assert (t.image, t.image_source) == (ML.address, "code")
+
+
+def test_image_spec_with_target_is_baked_when_it_holds_the_closure(mk):
+    closures, _ = mk.scenario_facts()
+    full = dataclasses.replace(ML, sources=closures["examples/fast/tasks.py"].sources)
+    spec = {"name": "ml", "base_image": "python:3.11", "packages": ["pandas"]}
+    t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,))
+    assert (t.image, t.image_source, t.mode) == (ML.address, "code", "baked")
+
+
+def test_image_spec_without_target_is_external_with_warning(mk):
+    spec = {"name": "nlp", "registry": "ghcr.io/org", "packages": ["spacy"]}
+    t = choose(mk, {"kind": "image_spec", "value": None, "name": "nlp", "spec": spec})
+    assert (t.image, t.image_source, t.mode, t.image_name) == ("ghcr.io/org/nlp", "code:ImageSpec", "fast", "nlp")
+    (w,) = t.warnings
+    assert "ImageSpec nlp has no flyte_image target" in w and "flyte_image(image_name='nlp')" in w
+
+
+def test_image_spec_spec_is_part_of_the_version(mk):
+    a = choose(mk, {"kind": "image_spec", "name": "nlp", "spec": {"name": "nlp", "packages": ["spacy"]}})
+    b = choose(mk, {"kind": "image_spec", "name": "nlp", "spec": {"name": "nlp", "packages": ["spacy", "x"]}})
+    assert a.version != b.version
+
+
+def test_task_images_full_and_short_name(mk):
+    for key in (T, "crunch"):
+        t = choose(mk, target=mk.workflow_target(image=mk.BAKED_IMAGE, task_images=((key, ML.address),)))
+        assert (t.image, t.image_source) == (ML.address, "task_images")
+
+
+def test_workflow_image(mk):
+    t = choose(mk, target=mk.workflow_target(image=ML.address, task_images=()))
+    assert (t.image, t.image_source) == (ML.address, "workflow")
+
+
+def test_workflow_image_unknown_address(mk):
+    with pytest.raises(PlanError) as info:
+        choose(mk, target=mk.workflow_target(image="examples/gone:image", task_images=()))
+    assert "examples/gone:image" in str(info.value) and mk.WF_ADDRESS in str(info.value)
+
+
+@pytest.mark.parametrize("spelling", ["examples/ml:image", "//examples/ml:image"])
+def test_default_image_address(mk, spelling):
+    t = choose(mk, default_image=spelling)
+    assert (t.image, t.image_source) == (ML.address, "default_image")
+
+
+def test_default_image_reference(mk):
+    t = choose(mk, default_image="ghcr.io/org/base:2")
+    assert (t.image, t.image_source, t.mode) == ("ghcr.io/org/base:2", "default_image", "fast")
+
+
+def test_default_image_unknown_address(mk):
+    with pytest.raises(PlanError, match=r"default_image `//examples/gone:image`"):
+        choose(mk, default_image="//examples/gone:image")
+
+
+def test_flytekit_default_image(mk):
+    t = choose(mk)
+    assert (t.image, t.image_source) == ("cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31", "flytekit_default")
+    assert any("no image configured" in w and mk.WF_ADDRESS in w for w in t.warnings)
+    assert choose(mk, flytekit_version=None).image.endswith(":py3.11-latest")
+
+
+def test_container_task_without_image_warns_about_fallback(mk):
+    t = choose(mk, kind="container", target=mk.workflow_target(image=mk.BAKED_IMAGE, task_images=()))
+    assert (t.mode, t.image_source, t.sources) == ("container", "workflow", ())
+    (w,) = t.warnings
+    assert "falls back" in w and mk.BAKED_IMAGE in w
+
+
+def test_changing_the_chosen_image_changes_the_version(mk):
+    a = choose(mk, default_image="ghcr.io/org/base:2")
+    b = choose(mk, default_image="ghcr.io/org/base:3")
+    assert a.version != b.version
