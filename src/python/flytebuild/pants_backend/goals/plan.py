@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pants.engine.addresses import Address
+from pants.build_graph.address import ResolveError
+from pants.engine.internals.native_engine import IntrinsicError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
-from pants.engine.target import Targets
+from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption
 
 from flytebuild.core.errors import FlytebuildError
@@ -55,7 +56,7 @@ async def flyte_plan(console: Console, subsystem: FlytePlanSubsystem, targets: T
     try:
         planned = await MultiGet(Get(PlannedWorkflow, WorkflowPlanRequest(a)) for a in workflows)
         listed = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in image_addresses)
-    except FlytebuildError as e:
+    except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-plan: {e}")
         return FlytePlan(exit_code=1)
     images = {img.address: img for p in planned for img in p.images}
