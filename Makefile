@@ -5,23 +5,23 @@ USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
 .PHONY: demo test bootstrap user-env clean
 
-demo: user-env
+demo: bootstrap
 	./pants flyte-plan examples::
 
 test: user-env
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
 
 bootstrap:
-	@./pants --version >/dev/null
+	@./pants --no-pantsd --version >/dev/null
 
 # The examples' own environment (CPython 3.11 + flytekit from examples/3rdparty/flyte.lock),
 # re-exported only when the lockfile changes.
 user-env: $(USER_ENV_STAMP)
 
 $(USER_ENV_STAMP): examples/3rdparty/flyte.lock | bootstrap
-	./pants export --resolve=flyte
+	./pants --no-pantsd export --resolve=flyte
 	touch $@
 
 clean:
-	-./pants kill-pantsd 2>/dev/null || true
+	-for p in .pids/*/pantsd/pid; do [ -f "$$p" ] && kill "$$(cat $$p)"; done; true
 	rm -rf .bootstrap .pids dist

@@ -7,7 +7,8 @@ pantsd are never touched. Measures, median of N:
 
   plan cold      first run in the copy: pantsd start + plugin load (one sample, informational)
   plan warm      no change, after one warm-up run
-  plan edit      right after a one-line edit of examples/shared/helpers.py (a new edit per run)
+  plan edit      right after a one-line edit of examples/shared/helpers.py (new content each time)
+  plan revert    right after undoing that edit (content seen before: Pants replays cached results)
   pants list     `./pants list examples::`, warm: the floor of any Pants command here
   pyflyte        `pyflyte -k baked -k mixed package --image ... -o X --force` from examples/, with
                  the exported user env (dist/export/python/virtualenvs/flyte/*/bin/pyflyte):
@@ -139,20 +140,25 @@ def run(args) -> dict:
         # Floor: the cheapest warm Pants command over the same specs (client + pantsd round trip).
         lst = [run_timed([str(root / "pants"), "list", "examples::"], root)[0] for _ in range(args.repeats)]
 
-        edits = []
+        edits, reverts = [], []
         changed_sets = set()
         helpers = root / EDITED
         original = helpers.read_text()
-        prev = before
+        # A nonce per edit: Pants' process cache (the store is shared and persistent) would
+        # otherwise replay the introspection of an edit seen in an earlier bench run.
+        nonce = f"{os.getpid()}_{time.time_ns()}"
         for i in range(args.repeats):
-            helpers.write_text(original + f"\n_BENCH_EDIT = {i}\n")
+            helpers.write_text(original + f"\n_BENCH_EDIT = '{nonce}_{i}'\n")
             dt, out = plan(root)
             edits.append(dt)
             now = task_versions(out)
-            changed_sets.add(tuple(sorted(k for k in now if now[k] != prev.get(k))))
-            prev = now
-        helpers.write_text(original)
-        plan(root)  # leave the copy consistent (and pantsd settled) before timing pyflyte
+            changed_sets.add(tuple(sorted(k for k in now if now[k] != before.get(k))))
+            # Undo the edit: content Pants has seen before, so every process result is cached.
+            helpers.write_text(original)
+            dt, out = plan(root)
+            reverts.append(dt)
+            if task_versions(out) != before:
+                raise SystemExit("plan_bench: reverting the edit did not restore the versions")
 
         pyflyte, pyflyte_from = find_pyflyte(root)
         out_tgz = str(tmp / "pkg.tgz")
@@ -166,7 +172,8 @@ def run(args) -> dict:
         rows = [
             row("pyflyte_package", "pyflyte -k baked -k mixed package (exported user env), from examples/", pyf),
             row("plan_warm", "./pants flyte-plan examples::, warm pantsd, nothing changed", warm, pyf_med),
-            row("plan_edit", f"./pants flyte-plan examples::, right after a 1-line edit of {EDITED}", edits, pyf_med),
+            row("plan_edit", f"./pants flyte-plan examples::, after a new 1-line edit of {EDITED}", edits, pyf_med),
+            row("plan_revert", "./pants flyte-plan examples::, after undoing that edit (cached results)", reverts, pyf_med),
             row("pants_list_floor", "./pants list examples:: (warm; floor of any Pants command)", lst, pyf_med),
             row("plan_cold", "./pants flyte-plan examples::, first run in a fresh copy (pantsd start)", [cold], pyf_med),
         ]

@@ -8,6 +8,7 @@ interpreter and are covered by the end-to-end tests instead.
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from typing import Dict, Iterable
 
@@ -15,16 +16,31 @@ import pytest
 from blake3 import blake3
 
 from pants.backend.python import register as python_backend
+from pants.backend.python import target_types_rules as python_target_types_rules
+from pants.backend.python.dependency_inference import rules as python_dependency_inference
+from pants.backend.python.goals import lockfile as python_lockfile
+from pants.backend.python.macros import python_requirements
 from pants.core import register as core_backend
+from pants.core.target_types import rules as core_target_types_rules
 from pants.engine.addresses import Address, Addresses
+from pants.engine.internals.parametrize import Parametrize
 from pants.engine.internals.scheduler import ExecutionError
-from pants.engine.rules import QueryRule
-from pants.engine.target import DependenciesRequest, InferredDependencies
+from pants.engine.internals.synthetic_targets import SyntheticTargetsRequest
+from pants.engine.rules import QueryRule, collect_rules
+from pants.engine.target import (
+    DependenciesRequest,
+    InferredDependencies,
+    SourcesField,
+    TransitiveTargets,
+    TransitiveTargetsRequest,
+)
+from pants.engine.unions import UnionRule
 from pants.testutil.rule_runner import RuleRunner
 
-from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.errors import FlytebuildError, LockfileError
 from flytebuild.core.model import Closure, FileDigest, ImageTarget
 from flytebuild.pants_backend import register as flyte_backend
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -43,6 +59,7 @@ from flytebuild.pants_backend.target_types import (
     FlyteWorkflowTarget,
     FlyteWorkflowTaskImagesField,
 )
+from flytebuild.pants_backend.util_rules import closures, entrypoint, planning
 from flytebuild.pants_backend.util_rules.closures import ClosureRequest, SourceFileClosureRequest
 from flytebuild.pants_backend.util_rules.entrypoint import (
     FlyteEntrypointInferenceFieldSet,
@@ -193,28 +210,65 @@ PROJ_PINS = (
 )
 
 
-@pytest.fixture
-def rule_runner() -> RuleRunner:
+_QUERIES = [
+    QueryRule(Closure, [ClosureRequest]),
+    QueryRule(Closure, [SourceFileClosureRequest]),
+    QueryRule(ImageTarget, [ImageTargetRequest]),
+    QueryRule(InferredDependencies, [InferFlyteEntrypointDependency]),
+    QueryRule(Addresses, [DependenciesRequest]),
+    QueryRule(TransitiveTargets, [TransitiveTargetsRequest]),
+]
+
+_TARGET_TYPES = [
+    *core_backend.target_types(),
+    *python_backend.target_types(),
+    *flyte_backend.target_types(),
+]
+
+
+def _backend_rules_without_processes() -> list:
+    """The backend's rules minus those that build a pex (introspection, workflow planning).
+
+    Building the rule graph of the whole Python backend takes ~6s; this subset takes ~0.1s, so
+    every test gets a fresh RuleRunner. `test_registered_rules_build_a_rule_graph` checks the
+    complete `register.rules()` once.
+    """
+    gather_image = [
+        r
+        for r in planning.rules()
+        if getattr(r, "canonical_name", "").endswith(".gather_image_target")
+    ]
+    assert len(gather_image) == 1
+    return [
+        *core_target_types_rules(),
+        *python_target_types_rules.rules(),
+        *python_dependency_inference.rules(),
+        *python_requirements.rules(),
+        # `[python].resolves` lockfiles become synthetic `_lockfiles` targets that every
+        # python_requirement depends on (as in a real repo); the closure must leave them out.
+        *collect_rules({"synthetic": python_lockfile.python_lockfile_synthetic_targets}),
+        UnionRule(SyntheticTargetsRequest, python_lockfile.PythonSyntheticLockfileTargetsRequest),
+        *FlyteSubsystem.rules(),
+        *closures.rules(),
+        *entrypoint.rules(),
+        *gather_image,
+    ]
+
+
+def _new_rule_runner(rules: list) -> RuleRunner:
     rule_runner = RuleRunner(
-        rules=[
-            *core_backend.rules(),
-            *python_backend.rules(),
-            *flyte_backend.rules(),
-            QueryRule(Closure, [ClosureRequest]),
-            QueryRule(Closure, [SourceFileClosureRequest]),
-            QueryRule(ImageTarget, [ImageTargetRequest]),
-            QueryRule(InferredDependencies, [InferFlyteEntrypointDependency]),
-            QueryRule(Addresses, [DependenciesRequest]),
-        ],
-        target_types=[
-            *core_backend.target_types(),
-            *python_backend.target_types(),
-            *flyte_backend.target_types(),
-        ],
+        rules=[*rules, *_QUERIES],
+        target_types=_TARGET_TYPES,
+        objects={"parametrize": Parametrize},
     )
     rule_runner.set_options(OPTIONS, env_inherit={"PATH", "PYENV_ROOT", "HOME"})
     rule_runner.write_files(FILES)
     return rule_runner
+
+
+@pytest.fixture
+def rule_runner() -> RuleRunner:
+    return _new_rule_runner(_backend_rules_without_processes())
 
 
 def _digests(rule_runner: RuleRunner, paths: Iterable[str]) -> tuple:
@@ -339,7 +393,34 @@ def test_entrypoint_module_owned_twice_is_a_clear_error(rule_runner: RuleRunner)
     text = _error_text(excinfo)
     assert "twice:wf" in text and "owned by several targets" in text
     assert "twice/mod.py:a" in text and "twice/mod.py:b" in text
-    assert "`dependencies`" in text
+    assert "`dependencies`" in text and "`!`" in text
+
+
+def test_entrypoint_ambiguity_is_resolved_by_explicit_dependency(rule_runner: RuleRunner) -> None:
+    """Following the error's own fix (add the owner you mean to `dependencies`) must work."""
+    rule_runner.write_files(
+        {
+            "chosen/BUILD": textwrap.dedent(
+                """\
+                python_sources(name="a")
+                python_sources(name="b")
+                flyte_workflow(
+                    name="wf", entrypoint="chosen.mod:wf", dependencies=["chosen/mod.py:a"]
+                )
+                flyte_workflow(name="wf_excl", entrypoint="mod.py:wf", dependencies=["!:b"])
+                """
+            ),
+            "chosen/mod.py": "wf = None\n",
+        }
+    )
+    a = Address("chosen", target_name="a", relative_file_path="mod.py")
+    assert _dependencies(rule_runner, Address("chosen", target_name="wf")) == {a}
+    tgt = rule_runner.get_target(Address("chosen", target_name="wf_excl"))
+    inferred = rule_runner.request(
+        InferredDependencies,
+        [InferFlyteEntrypointDependency(FlyteEntrypointInferenceFieldSet.create(tgt))],
+    )
+    assert set(inferred.include) == {a}
 
 
 def test_entrypoint_missing_file_is_an_error(rule_runner: RuleRunner) -> None:
@@ -349,6 +430,7 @@ def test_entrypoint_missing_file_is_an_error(rule_runner: RuleRunner) -> None:
     with pytest.raises(ExecutionError) as excinfo:
         _dependencies(rule_runner, Address("missing", target_name="wf"))
     text = _error_text(excinfo)
+    assert "Unmatched glob" in text and "`entrypoint`" in text
     assert "missing/gone.py" in text
     assert "missing:wf" in text
 
@@ -371,6 +453,39 @@ def test_source_file_closure_is_exact(rule_runner: RuleRunner) -> None:
     assert closure.pins == PROJ_PINS
 
 
+def test_closure_leaves_out_non_code_files_of_the_graph(rule_runner: RuleRunner) -> None:
+    """requirements.txt and the resolve's lockfile are in the build graph (python_requirement
+    targets depend on them) but are not first-party code, so they are not in the closure."""
+    transitive = rule_runner.request(
+        TransitiveTargets,
+        [TransitiveTargetsRequest([Address("proj", relative_file_path="workflows.py")])],
+    )
+    graph_files = {
+        os.path.join(tgt.address.spec_path, glob)
+        for tgt in transitive.closure
+        for field in tgt.field_values.values()
+        if isinstance(field, SourcesField)
+        for glob in field.globs
+    }
+    assert {"3rdparty/requirements.txt", "flyte.lock"} <= graph_files
+    closure = _file_closure(rule_runner, "proj/workflows.py")
+    assert not {"3rdparty/requirements.txt", "flyte.lock"} & set(closure.source_paths)
+
+
+def test_requirement_missing_from_lockfile_is_a_clear_error(rule_runner: RuleRunner) -> None:
+    rule_runner.write_files(
+        {
+            "3rdparty/requirements.txt": FILES["3rdparty/requirements.txt"] + "Requests\n",
+            "proj/workflows.py": FILES["proj/workflows.py"] + "import requests\n",
+        }
+    )
+    with pytest.raises(ExecutionError) as excinfo:
+        _file_closure(rule_runner, "proj/workflows.py")
+    assert any(isinstance(e, LockfileError) for e in excinfo.value.wrapped_exceptions)
+    text = _error_text(excinfo)
+    assert "does not lock requests" in text and "generate-lockfiles" in text
+
+
 def test_closure_of_image_target(rule_runner: RuleRunner) -> None:
     closure = _closure(rule_runner, Address("proj", target_name="image"))
     assert closure.source_paths == tuple(sorted(PROJ_SOURCES))
@@ -391,6 +506,30 @@ def test_closure_of_unrelated_is_separate(rule_runner: RuleRunner) -> None:
     assert closure.source_paths == ("unrelated/other.py",)
     assert closure.requirements == ("pandas",)
     assert closure.pins == ("numpy==2.3.0", "pandas==2.3.1")
+
+
+def test_source_file_closure_follows_the_requested_resolve(rule_runner: RuleRunner) -> None:
+    """A file in two resolves has an owner per resolve; only the requested one counts (before the
+    fix, the other resolve's `requests` leaked in and the `flyte` closure failed on the lock)."""
+    rule_runner.set_options(
+        [*OPTIONS, "--python-resolves={'flyte': 'flyte.lock', 'other': 'other.lock'}"],
+        env_inherit={"PATH", "PYENV_ROOT", "HOME"},
+    )
+    rule_runner.write_files(
+        {
+            "other.lock": FILES["flyte.lock"].replace('"pandas"', '"requests"'),
+            "3rdparty/BUILD": 'python_requirements(name="reqs", resolve=parametrize("flyte", "other"))\n',
+            "3rdparty/other/BUILD": 'python_requirement(name="requests", requirements=["requests"], resolve="other")\n',
+            "multi/BUILD": 'python_sources(resolve=parametrize("flyte", "other"))\n',
+            "multi/m.py": "import yaml\ntry:\n    import requests\nexcept ImportError:\n    pass\n",
+        }
+    )
+    flyte = rule_runner.request(Closure, [SourceFileClosureRequest("multi/m.py", "flyte")])
+    other = rule_runner.request(Closure, [SourceFileClosureRequest("multi/m.py", "other")])
+    assert flyte.source_paths == other.source_paths == ("multi/m.py",)
+    assert (flyte.requirements, flyte.pins) == (("pyyaml",), ("pyyaml==6.0.2",))
+    assert other.requirements == ("pyyaml", "requests")
+    assert other.pins == ("numpy==2.3.0", "pyyaml==6.0.2", "requests==2.3.1")
 
 
 def test_closure_of_file_owned_by_nothing_is_empty(rule_runner: RuleRunner) -> None:
@@ -485,3 +624,18 @@ def test_image_target_request_for_non_image_is_an_error(rule_runner: RuleRunner)
     text = _error_text(excinfo)
     assert "proj:wf is a `flyte_workflow` target, not a `flyte_image`" in text
     assert "Fix:" in text
+
+
+# --- the registered backend ------------------------------------------------------------------
+
+
+def test_registered_rules_build_a_rule_graph() -> None:
+    """`register.rules()` with Pants' core and Python backends forms a valid rule graph (the one
+    `./pants` loads), and answers like the subset used above. Slowest test (~6s)."""
+    full = _new_rule_runner([*core_backend.rules(), *python_backend.rules(), *flyte_backend.rules()])
+    image = full.request(ImageTarget, [ImageTargetRequest(Address("proj", target_name="image"))])
+    assert image.source_paths == tuple(sorted(PROJ_SOURCES))
+    assert image.pins == PROJ_PINS
+    assert _dependencies(full, Address("proj", target_name="wf_module")) == {
+        Address("proj", relative_file_path="workflows.py")
+    }

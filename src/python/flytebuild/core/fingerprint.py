@@ -63,12 +63,11 @@ def file_digest(content: bytes) -> str:
 
 
 def _digest_path(path: str) -> str:
-    size = os.path.getsize(path)
-    if size >= _LARGE_FILE:
-        hasher = blake3(max_threads=blake3.AUTO)
-        hasher.update_mmap(path)
-        return hasher.hexdigest()
     with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size >= _LARGE_FILE:
+            hasher = blake3(max_threads=blake3.AUTO)
+            hasher.update_mmap(path)
+            return hasher.hexdigest()
         return blake3(f.read()).hexdigest()
 
 
@@ -114,6 +113,20 @@ class StatCache:
             self.misses += 1
             return None
 
+    def lookup_many(self, abspaths: Sequence[str], stats: Sequence[os.stat_result]) -> list:
+        """`get` for many files under one lock acquisition (the warm path's hot loop)."""
+        found: list = []
+        with self._lock:
+            entries = self._entries
+            for abspath, st in zip(abspaths, stats):
+                e = entries.get(abspath)
+                hit = e is not None and e[0] == st.st_size and e[1] == st.st_mtime_ns and e[2] == st.st_ino
+                found.append(e[3] if hit else None)
+            hits = sum(d is not None for d in found)
+            self.hits += hits
+            self.misses += len(found) - hits
+        return found
+
     def put(self, abspath: str, st: os.stat_result, digest: str) -> None:
         with self._lock:
             self._entries[abspath] = [*self._key(st), digest]
@@ -155,13 +168,17 @@ def digest_files(
     and chunking keeps the per-file executor overhead from dominating many small files.
     """
     rel_paths = sorted({p.replace(os.sep, "/") for p in paths})
-    abspaths = [os.path.abspath(os.path.join(root, rel)) for rel in rel_paths]
+    base = os.path.abspath(root)
+    # normpath only where a path could be non-canonical: it costs more than the stat.
+    abspaths = [
+        os.path.normpath(os.path.join(base, rel)) if ("/." in "/" + rel or "//" in rel) else f"{base}/{rel}"
+        for rel in rel_paths
+    ]
     digests: list = [None] * len(rel_paths)
     stats: list = [None] * len(rel_paths)
     if cache is not None:
-        for i, abspath in enumerate(abspaths):
-            stats[i] = os.stat(abspath)
-            digests[i] = cache.get(abspath, stats[i])
+        stats = [os.stat(abspath) for abspath in abspaths]
+        digests = cache.lookup_many(abspaths, stats)
     todo = [i for i, d in enumerate(digests) if d is None]
 
     def hash_chunk(indices: Sequence[int]) -> None:

@@ -5,16 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import PythonRequirementsField, PythonSourceField
+from pants.backend.python.target_types import (
+    PythonRequirementsField,
+    PythonResolveField,
+    PythonSourceField,
+)
 from pants.core.target_types import FileSourceField, ResourceSourceField
 from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
-from pants.engine.addresses import Address, Addresses
+from pants.engine.addresses import Addresses
 from pants.engine.fs import Digest, DigestContents, PathGlobs
 from pants.engine.internals.graph import Owners, OwnersRequest
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import Targets, TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
+from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import file_digest
 from flytebuild.core.lockfile import canonical_name, locked_pins
 from flytebuild.core.model import Closure, FileDigest
@@ -70,7 +75,11 @@ async def resolve_locked_pins(request: LockedPinsRequest, python_setup: PythonSe
         return LockedPins(())
     contents = await Get(DigestContents, PathGlobs([lockfile]))
     if not contents:
-        return LockedPins(())
+        raise FlytebuildError(
+            f"The lockfile `{lockfile}` of resolve `{request.resolve}` does not exist, so the "
+            f"requirements {', '.join(request.names)} cannot be pinned. Fix: run "
+            f"`pants generate-lockfiles --resolve={request.resolve}`."
+        )
     return LockedPins(locked_pins(contents[0].content.decode("utf-8"), request.names))
 
 
@@ -100,10 +109,24 @@ async def closure_of_targets(request: ClosureRequest) -> Closure:
 
 
 @rule(desc="Closure of a source file", level=LogLevel.DEBUG)
-async def closure_of_source_file(request: SourceFileClosureRequest) -> Closure:
+async def closure_of_source_file(
+    request: SourceFileClosureRequest, python_setup: PythonSetup
+) -> Closure:
     owners = await Get(Owners, OwnersRequest((request.path,)))
     targets = await Get(Targets, Addresses(owners))
-    roots = Addresses(sorted(t.address for t in targets if t.has_field(PythonSourceField)))
+    # A file in several resolves (`resolve=parametrize(...)`) has one owner per resolve: only
+    # the one in `request.resolve` is the code that runs (and that its lockfile pins).
+    roots = Addresses(
+        sorted(
+            t.address
+            for t in targets
+            if t.has_field(PythonSourceField)
+            and (
+                not t.has_field(PythonResolveField)
+                or t[PythonResolveField].normalized_value(python_setup) == request.resolve
+            )
+        )
+    )
     return await Get(Closure, ClosureRequest(roots, request.resolve))
 
 

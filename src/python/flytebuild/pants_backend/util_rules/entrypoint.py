@@ -13,8 +13,14 @@ from pants.backend.python.target_types import (
     ResolvedPexEntryPoint,
     ResolvePexEntryPointRequest,
 )
-from pants.engine.rules import Get, collect_rules, rule
-from pants.engine.target import FieldSet, InferDependenciesRequest, InferredDependencies
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    DependenciesRequest,
+    ExplicitlyProvidedDependencies,
+    FieldSet,
+    InferDependenciesRequest,
+    InferredDependencies,
+)
 from pants.engine.unions import UnionRule
 
 from flytebuild.core.errors import FlytebuildError
@@ -39,7 +45,10 @@ async def infer_flyte_entrypoint_dependency(
     request: InferFlyteEntrypointDependency, python_setup: PythonSetup
 ) -> InferredDependencies:
     field_set = request.field_set
-    entry_point = await Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(field_set.entrypoint))
+    entry_point, explicitly_provided = await MultiGet(
+        Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(field_set.entrypoint)),
+        Get(ExplicitlyProvidedDependencies, DependenciesRequest(field_set.dependencies)),
+    )
     assert entry_point.val is not None
     owners = await Get(
         PythonModuleOwners,
@@ -50,9 +59,18 @@ async def infer_flyte_entrypoint_dependency(
     if owners.unambiguous:
         return InferredDependencies(owners.unambiguous)
     if owners.ambiguous:
+        # The user picked the owner, as the error below tells them to: by listing it in
+        # `dependencies` (nothing left to infer) or by excluding the others with `!`.
+        if explicitly_provided.any_are_covered_by_includes(owners.ambiguous):
+            return InferredDependencies([])
+        chosen = explicitly_provided.disambiguated(
+            owners.ambiguous, owners_must_be_ancestors=entry_point.file_name_used
+        )
+        if chosen is not None:
+            return InferredDependencies([chosen])
         owned_by = ", ".join(sorted(str(a) for a in owners.ambiguous))
         why = f"is owned by several targets ({owned_by})"
-        fix = "add the one you mean to `dependencies`"
+        fix = "add the one you mean to `dependencies`, or exclude the others with `!`"
     else:
         why = "is not owned by any python_source target"
         fix = (
