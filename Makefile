@@ -3,13 +3,17 @@
 PY39 := .bootstrap/venv/bin/python
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test bootstrap user-env clean
+.PHONY: demo test bootstrap user-env system-deps clean
 
 demo: bootstrap
 	./pants flyte-plan examples::
 
-test: user-env
+test: user-env system-deps
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
+
+# Debian packages the tests drive for real: the OCI registry (docker-registry).
+system-deps:
+	@bash tests/support/install_registry.sh
 
 bootstrap:
 	@./pants --no-pantsd --version >/dev/null

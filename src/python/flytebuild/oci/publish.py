@@ -1,0 +1,193 @@
+"""Publishing a built image: to a registry (only missing blobs, in parallel) or an OCI layout dir."""
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from flytebuild.oci.image import OCI_INDEX, Image, canonical_json
+from flytebuild.oci.layers import Layer
+from flytebuild.oci.registry import Reference, RegistryClient, RegistryError
+
+# progress(digest, name, status, size): status is one of
+# "exists", "mounted", "uploading", "uploaded", "copying" (a base blob fetched from its registry first)
+Progress = Callable[[str, str, str, int], None]
+
+
+@dataclass
+class PublishResult:
+    reference: str
+    digest: str  # manifest digest
+    skipped: bool = False  # the tag already pointed at this digest: nothing was pushed
+    bytes_uploaded: int = 0  # blob bytes (layers and config) sent; the manifest is not counted
+    blobs_uploaded: List[str] = field(default_factory=list)
+    blobs_mounted: List[str] = field(default_factory=list)
+    blobs_skipped: List[str] = field(default_factory=list)
+
+
+def _noop(digest: str, name: str, status: str, size: int) -> None:
+    pass
+
+
+def publish(
+    image: Image,
+    ref: Union[str, Reference],
+    *,
+    client: Optional[RegistryClient] = None,
+    base_client: Optional[RegistryClient] = None,
+    jobs: int = 4,
+    progress: Optional[Progress] = None,
+    cache_dir: Optional[Union[str, Path]] = None,
+) -> PublishResult:
+    """Push `image` as `ref` (registry/repo:tag). Idempotent and minimal:
+
+    - if the tag already resolves to the same manifest digest nothing is uploaded;
+    - blobs the repository already has are skipped; base layers living in another repository of
+      the same registry are mounted; base layers from another registry are fetched (verified,
+      cached) and uploaded;
+    - missing blobs go up `jobs` at a time; the manifest is PUT last, so a failed push never
+      leaves the tag pointing at a half-uploaded image.
+    """
+    r = Reference.parse(ref) if isinstance(ref, str) else ref
+    tag = r.tag or r.digest or "latest"
+    progress = progress or _noop
+    client = client or RegistryClient(r.registry, cache_dir=cache_dir)
+    result = PublishResult(str(r), image.manifest_digest)
+
+    existing = client.head_manifest(r.repository, tag)
+    if existing is not None and existing.digest == image.manifest_digest:
+        result.skipped = True
+        return result
+
+    base_ref = Reference.parse(image.base.reference) if image.base is not None else None
+    same_registry = base_ref is not None and base_ref.registry == client.registry
+    if base_ref is not None and not same_registry and base_client is None:
+        base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir or client.cache_dir)
+
+    def push_local(layer: Layer) -> Tuple[str, int]:
+        progress(layer.digest, layer.name, "uploading", layer.size)
+        body = layer.data if layer.data is not None else (lambda: open(layer.path, "rb"))  # type: ignore[arg-type]
+        client.upload_blob(r.repository, layer.digest, layer.size, body)  # type: ignore[arg-type]
+        progress(layer.digest, layer.name, "uploaded", layer.size)
+        return "uploaded", layer.size
+
+    def push_base(desc: Dict[str, object]) -> Tuple[str, int]:
+        digest, size = str(desc["digest"]), int(desc["size"])  # type: ignore[arg-type]
+        assert base_ref is not None
+        if same_registry and base_ref.repository != r.repository:
+            try:
+                how = _mount(client, r.repository, digest, base_ref.repository)
+            except RegistryError:
+                how = None
+            if how == "mounted":
+                progress(digest, "base", "mounted", size)
+                return "mounted", 0
+        src = base_client or client
+        if src.cache_dir is None:
+            raise RegistryError(f"Copying base layer {digest} to {client.registry}/{r.repository} needs a cache "
+                                f"directory. Fix: pass cache_dir to publish().", registry=client.registry,
+                                repository=r.repository)
+        progress(digest, "base", "copying", size)
+        path = src.fetch_blob_path(base_ref.repository, digest)
+        client.upload_blob(r.repository, digest, size, lambda: open(path, "rb"))
+        progress(digest, "base", "uploaded", size)
+        return "uploaded", size
+
+    base_descs = image.base_layers()
+    candidates: List[Tuple[str, str, int, Callable[[], Tuple[str, int]]]] = []
+    for d in base_descs:
+        candidates.append((str(d["digest"]), "base", int(d["size"]), (lambda d=d: push_base(d))))
+    for layer in image.layers:
+        candidates.append((layer.digest, layer.name, layer.size, (lambda l=layer: push_local(l))))
+    seen = set()
+
+    def check(c):
+        digest, name, size, fn = c
+        if client.blob_exists(r.repository, digest):
+            progress(digest, name, "exists", size)
+            return None
+        return c
+
+    unique = []
+    for c in candidates:
+        if c[0] not in seen:
+            seen.add(c[0])
+            unique.append(c)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        missing = [c for c in pool.map(check, unique) if c is not None]
+        missing_digests = {c[0] for c in missing}
+        result.blobs_skipped = [c[0] for c in unique if c[0] not in missing_digests]
+        for (digest, _, _, _), (how, nbytes) in zip(missing, pool.map(lambda c: c[3](), missing)):
+            (result.blobs_mounted if how == "mounted" else result.blobs_uploaded).append(digest)
+            result.bytes_uploaded += nbytes
+
+    if client.blob_exists(r.repository, image.config_digest):
+        result.blobs_skipped.append(image.config_digest)
+    else:
+        client.upload_blob(r.repository, image.config_digest, len(image.config_bytes), image.config_bytes)
+        result.blobs_uploaded.append(image.config_digest)
+        result.bytes_uploaded += len(image.config_bytes)
+    client.put_manifest(r.repository, tag, image.manifest_bytes, image.media_type)
+    return result
+
+
+def _mount(client: RegistryClient, repo: str, digest: str, from_repo: str) -> Optional[str]:
+    """Try a cross-repository mount; 'mounted' on success, None if the registry started an upload instead."""
+    import urllib.parse
+
+    resp = client.request("POST", f"/v2/{repo}/blobs/uploads/?mount={digest}&from={urllib.parse.quote(from_repo)}",
+                          repo=repo, actions="pull,push", headers={"Content-Length": "0"}, body=b"",
+                          ok=(201, 202), what=f"mount of {digest}")
+    with resp:
+        return "mounted" if resp.status == 201 else None
+
+
+def write_oci_layout(
+    image: Image,
+    directory: Union[str, Path],
+    *,
+    ref_name: Optional[str] = None,
+    base_client: Optional[RegistryClient] = None,
+) -> Path:
+    """Write an OCI image layout (oci-layout, index.json, blobs/sha256/...) holding `image`.
+
+    Base layers are taken from `base_client`'s cache (fetched and verified if missing). The
+    index lists only this image (an existing index.json in `directory` is replaced).
+    """
+    root = Path(directory)
+    blobs = root / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def put(digest: str, write: Callable[[Path], None]) -> None:
+        dest = blobs / digest.split(":", 1)[1]
+        if dest.exists():
+            return
+        tmp = dest.with_name(dest.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, dest)
+
+    if image.base is not None and image.base_layers():
+        base_ref = Reference.parse(image.base.reference)
+        if base_client is None:
+            raise ValueError("write_oci_layout: an image with a base needs base_client (with a cache_dir)")
+        for d in image.base_layers():
+            src = base_client.fetch_blob_path(base_ref.repository, str(d["digest"]))
+            put(str(d["digest"]), lambda tmp, src=src: shutil.copyfile(src, tmp))
+    for layer in image.layers:
+        if layer.path is not None:
+            put(layer.digest, lambda tmp, layer=layer: shutil.copyfile(layer.path, tmp))  # type: ignore[arg-type]
+        else:
+            put(layer.digest, lambda tmp, layer=layer: tmp.write_bytes(layer.data))  # type: ignore[arg-type]
+    put(image.config_digest, lambda tmp: tmp.write_bytes(image.config_bytes))
+    put(image.manifest_digest, lambda tmp: tmp.write_bytes(image.manifest_bytes))
+
+    desc: Dict[str, object] = {"mediaType": image.media_type, "digest": image.manifest_digest,
+                               "size": len(image.manifest_bytes)}
+    if ref_name:
+        desc["annotations"] = {"org.opencontainers.image.ref.name": ref_name}
+    (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
+    (root / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}))
+    return root
