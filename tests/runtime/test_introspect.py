@@ -435,3 +435,20 @@ def test_examples_run_with_plain_pyflyte(pyflyte_results, i):
     out, _, rc = pyflyte_results[i]
     assert rc == 0, out
     assert PYFLYTE_RUNS[i][1] in out, out
+
+
+def test_batch_reports_each_entrypoint_on_its_own(user_python, results):
+    # One process for many entrypoints: what Pants runs. A broken one does not hide the others.
+    proc = subprocess.run(
+        [user_python, str(INTROSPECT), "--batch", "baked.workflows:wf", "baked.workflows:nothere", "mixed.workflows:wf"],
+        cwd=str(REPO),
+        env=_env(EXAMPLES),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    batch = json.loads(proc.stdout)["results"]
+    assert batch["baked.workflows:wf"] == results["baked_wf"].ok()
+    assert batch["baked.workflows:nothere"]["error"]["kind"] == "attr_not_found"
+    assert {t["name"] for t in batch["mixed.workflows:wf"]["tasks"]} >= {"mixed.fast_tasks.weights"}

@@ -446,18 +446,13 @@ def _flyte_special(tp: type) -> typing.Optional[dict]:
         from flytekit.types.structured import StructuredDataset
     except Exception:  # pragma: no cover
         return None
-    if issubclass(tp, FlyteFile):
-        out = {"type": "file"}
-        fmt = _safe_call(getattr(tp, "extension", None))
-        if fmt:
-            out["format"] = str(fmt)
-        return out
-    if issubclass(tp, FlyteDirectory):
-        out = {"type": "directory"}
-        fmt = _safe_call(getattr(tp, "extension", None))
-        if fmt:
-            out["format"] = str(fmt)
-        return out
+    for base, kind in ((FlyteFile, "file"), (FlyteDirectory, "directory")):
+        if issubclass(tp, base):
+            out = {"type": kind}
+            fmt = _safe_call(getattr(tp, "extension", None))
+            if fmt:
+                out["format"] = str(fmt)
+            return out
     if issubclass(tp, StructuredDataset):
         return {"type": "structured_dataset"}
     return None
@@ -1204,6 +1199,18 @@ def _drop_script_dir_from_path() -> None:
         del sys.path[0]
 
 
+def _introspect_or_error(entrypoint: str) -> typing.Tuple[dict, int]:
+    try:
+        return introspect(entrypoint), 0
+    except IntrospectError as e:
+        return {"error": e.to_json()}, 2
+    except BaseException as e:  # noqa: B902 - a user SystemExit while walking is still an error report
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        tb, f = user_traceback(e)
+        return {"error": {"kind": "introspection_failed", "message": _exc_message(e), "file": f, "traceback": tb}}, 2
+
+
 def main(argv: typing.List[str]) -> int:
     # Keep stdout for our JSON only: anything written to fd 1 (user prints, flytekit, C extensions) goes to stderr.
     sys.stdout.flush()
@@ -1213,18 +1220,17 @@ def main(argv: typing.List[str]) -> int:
     sys.stdout = sys.stderr
     code = 0
     try:
-        if len(argv) != 2:
-            raise IntrospectError("introspection_failed", "usage: introspect.py <module.path:attr | path/to/file.py:attr>")
         _drop_script_dir_from_path()
-        result: dict = introspect(argv[1])
-    except IntrospectError as e:
-        result, code = {"error": e.to_json()}, 2
-    except BaseException as e:  # noqa: B902 - a user SystemExit while walking is still an error report
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        result = {"error": {"kind": "introspection_failed", "message": _exc_message(e), "file": f, "traceback": tb}}
-        code = 2
+        if len(argv) >= 2 and argv[1] == "--batch":
+            # One interpreter (one flytekit import) for many entrypoints; each reports on its own.
+            result: dict = {"results": {ep: _introspect_or_error(ep)[0] for ep in argv[2:]}}
+        elif len(argv) == 2:
+            result, code = _introspect_or_error(argv[1])
+        else:
+            result, code = {"error": IntrospectError(
+                "introspection_failed",
+                "usage: introspect.py <module.path:attr | path/to/file.py:attr> | --batch <entrypoint>...",
+            ).to_json()}, 2
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

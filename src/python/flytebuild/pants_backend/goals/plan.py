@@ -18,8 +18,8 @@ from flytebuild.core.report import render_json, render_table
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
-    PlannedWorkflow,
-    WorkflowPlanRequest,
+    PlannedWorkflows,
+    WorkflowPlansRequest,
 )
 
 
@@ -54,7 +54,7 @@ async def flyte_plan(console: Console, subsystem: FlytePlanSubsystem, targets: T
         console.print_stderr("flyte-plan: no flyte_workflow or flyte_image targets matched.")
         return FlytePlan(exit_code=1)
     try:
-        planned = await MultiGet(Get(PlannedWorkflow, WorkflowPlanRequest(a)) for a in workflows)
+        planned = await Get(PlannedWorkflows, WorkflowPlansRequest(tuple(workflows)))
         listed = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in image_addresses)
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-plan: {e}")

@@ -38,7 +38,10 @@ _SCRIPT = "__flytebuild/introspect.py"
 
 @dataclass(frozen=True)
 class IntrospectionRequest:
-    address: Address
+    """Introspect these flyte_workflow targets (of one resolve) in one process: one interpreter
+    start and one flytekit import, whatever the number of workflows."""
+
+    addresses: tuple[Address, ...]
 
 
 @dataclass(frozen=True)
@@ -51,31 +54,37 @@ class IntrospectionResult:
         return json.loads(self.json_text)
 
 
+@dataclass(frozen=True)
+class IntrospectionResults:
+    results: tuple[IntrospectionResult, ...]
+
+    def get(self, address: Address) -> IntrospectionResult:
+        return next(r for r in self.results if r.address == address)
+
+
 def _script() -> bytes:
     data = pkgutil.get_data("flytebuild.runtime", "introspect.py")
     assert data is not None
     return data
 
 
-@rule(desc="Introspect a Flyte workflow in its own environment", level=LogLevel.DEBUG)
-async def introspect_workflow(request: IntrospectionRequest) -> IntrospectionResult:
-    wrapped = await Get(
-        WrappedTarget,
-        WrappedTargetRequest(request.address, description_of_origin="flyte introspection"),
+@rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
+async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionResults:
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
+        for a in request.addresses
     )
-    field = wrapped.target[FlyteEntrypointField]
-    entry_point, transitive = await MultiGet(
-        Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(field)),
-        Get(TransitiveTargets, TransitiveTargetsRequest([request.address])),
+    entry_points = await MultiGet(
+        Get(ResolvedPexEntryPoint, ResolvePexEntryPointRequest(w.target[FlyteEntrypointField]))
+        for w in wrapped
     )
-    assert entry_point.val is not None
-    entrypoint = entry_point.val.spec
-
+    entrypoints = [ep.val.spec for ep in entry_points if ep.val is not None]
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(request.addresses))
     venv_pex, sources, script = await MultiGet(
         Get(
             VenvPex,
             PexFromTargetsRequest(
-                [request.address],
+                request.addresses,
                 output_filename="flyte-introspect.pex",
                 internal_only=True,
                 include_source_files=False,
@@ -87,28 +96,37 @@ async def introspect_workflow(request: IntrospectionRequest) -> IntrospectionRes
     input_digest = await Get(
         Digest, MergeDigests([sources.source_files.snapshot.digest, script])
     )
+    described = ", ".join(str(a) for a in request.addresses)
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[_SCRIPT, entrypoint],
+            argv=[_SCRIPT, "--batch", *entrypoints],
             input_digest=input_digest,
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
-            description=f"Introspect {request.address} ({entrypoint})",
+            description=f"Introspect {described}",
             level=LogLevel.DEBUG,
         ),
     )
     stdout = result.stdout.decode("utf-8", "replace")
-    if result.exit_code != 0:
-        raise _error(request.address, entrypoint, stdout, result.stderr.decode("utf-8", "replace"))
-    return IntrospectionResult(request.address, entrypoint, stdout)
-
-
-def _error(address: Address, entrypoint: str, stdout: str, stderr: str) -> IntrospectionError:
     try:
-        err = json.loads(stdout)["error"]
+        by_entrypoint = json.loads(stdout)["results"]
     except (ValueError, KeyError, TypeError):
-        err = {"kind": "introspection_failed", "message": stderr.strip()[-2000:] or "no output"}
+        by_entrypoint = {}
+    results = []
+    for address, entrypoint in zip(request.addresses, entrypoints):
+        data = by_entrypoint.get(entrypoint)
+        if data is None or "error" in data:
+            raise _error(address, entrypoint, data, result.stderr.decode("utf-8", "replace"))
+        results.append(IntrospectionResult(address, entrypoint, json.dumps(data, sort_keys=True)))
+    return IntrospectionResults(tuple(results))
+
+
+def _error(address: Address, entrypoint: str, data, stderr: str) -> IntrospectionError:
+    err = (data or {}).get("error") or {
+        "kind": "introspection_failed",
+        "message": stderr.strip()[-2000:] or "no output",
+    }
     return IntrospectionError.from_runtime(str(address), entrypoint, err)
 
 

@@ -1,11 +1,13 @@
 """Gather build-graph facts for one flyte_workflow and hand them to the pure core planner."""
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import PythonResolveField
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
+from pants.engine.collection import Collection
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     AllTargets,
@@ -43,6 +45,7 @@ from flytebuild.pants_backend.util_rules.closures import (
 from flytebuild.pants_backend.util_rules.introspection import (
     IntrospectionRequest,
     IntrospectionResult,
+    IntrospectionResults,
 )
 from flytebuild.core.model import Closure
 
@@ -54,13 +57,22 @@ class ImageTargetRequest:
 
 @dataclass(frozen=True)
 class WorkflowPlanRequest:
-    address: Address
+    introspection: IntrospectionResult
+
+
+@dataclass(frozen=True)
+class WorkflowPlansRequest:
+    addresses: tuple[Address, ...]
 
 
 @dataclass(frozen=True)
 class PlannedWorkflow:
     plan: WorkflowPlan
     images: tuple[ImageTarget, ...]
+
+
+class PlannedWorkflows(Collection[PlannedWorkflow]):
+    pass
 
 
 def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
@@ -117,7 +129,8 @@ async def _addresses(values: list[str], owner: Address, field: str) -> list[Addr
 async def plan_flyte_workflow(
     request: WorkflowPlanRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
 ) -> PlannedWorkflow:
-    address = request.address
+    introspection = request.introspection
+    address = introspection.address
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(address, description_of_origin="flyte-plan")
     )
@@ -127,7 +140,6 @@ async def plan_flyte_workflow(
     images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
     task_images_map = dict(tgt[FlyteWorkflowTaskImagesField].value or {})
 
-    introspection = await Get(IntrospectionResult, IntrospectionRequest(address))
     intro = parse_introspection(introspection.data())
 
     image_addr = await _addresses([image_value] if image_value else [], address, "image")
@@ -181,6 +193,29 @@ async def plan_flyte_workflow(
         flytekit_version,
     )
     return PlannedWorkflow(plan, tuple(images_list))
+
+
+@rule(desc="Plan flyte_workflows")
+async def plan_flyte_workflows(
+    request: WorkflowPlansRequest, python_setup: PythonSetup
+) -> PlannedWorkflows:
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
+        for a in request.addresses
+    )
+    by_resolve: dict[str, list[Address]] = defaultdict(list)
+    for w in wrapped:
+        by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
+    batches = await MultiGet(
+        Get(IntrospectionResults, IntrospectionRequest(tuple(sorted(addresses))))
+        for _, addresses in sorted(by_resolve.items())
+    )
+    planned = await MultiGet(
+        Get(PlannedWorkflow, WorkflowPlanRequest(result))
+        for batch in batches
+        for result in batch.results
+    )
+    return PlannedWorkflows(sorted(planned, key=lambda p: p.plan.address))
 
 
 def rules():
