@@ -1,0 +1,777 @@
+"""Serialize a flytekit entrypoint into registrable protobufs with PER-TASK settings.
+
+Usage:  python serialize.py <request.json> <out_dir>
+
+Runs in the USER's environment (CPython + flytekit). Self-contained on purpose: stdlib + flytekit only, no import
+of `flytebuild`; it is copied alone into sandboxes. Run it with cwd = repo root (or a sandbox laid out like it) and
+the source roots on PYTHONPATH.
+
+request.json:
+    {"entrypoint": "baked.workflows:wf", "project": "flytesnacks", "domain": "development",
+     "python_interpreter": "/usr/bin/python3",                       # optional
+     "tasks": {"<task name>": {"mode": "baked"|"fast"|"container", "image": "<ref>", "version": "<str>",
+                               "cache_version": "<str>"|null, "pod_template": <dict>|null}},
+     "workflows": {"<name>": {"version": "..."}},
+     "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
+                                                                     # takes its workflow's version
+     "bundle": {"uri": "s3://.../fast<digest>.tar.gz", "dest_dir": "."} | null,
+     "default_image": "<ref for a task entry without an image>"}
+
+    A pod_template is {"pod_spec": <k8s PodSpec as JSON>, "primary_container_name": "primary",
+    "labels": {...}|null, "annotations": {...}|null}; it is attached to the task's template (the task's command,
+    args, resources and env are merged into the primary container, as flytekit does for `PodTemplate`).
+
+What it does:
+- imports the entrypoint, then walks it with flytekit's own `get_serializable` twice: a first pass (thrown away)
+  finds every reachable entity in dependency order (plus the default launch plan of every workflow, as
+  `pyflyte package` does); the second pass serializes each entity, children first, with ITS OWN
+  `SerializationSettings` (own version; a `fast` task gets `FastSerializationSettings` pointing at the bundle, a
+  `baked`/`container` task plain settings). Parents are serialized after their children, so flytekit copies the
+  children's ids (with their own versions) into node references and launch plans.
+- images: while a task is serialized its image attribute (`container_image` / ContainerTask `_image`, the inner
+  task of a map task) is pinned to the requested ref, so flytekit never resolves `{{.image.x}}` templates nor
+  builds an ImageSpec, and the ref lands everywhere flytekit puts the image (container, pod primary container).
+  Afterwards the template is checked and, for task types we could not pin, the image is set on the container.
+- writes `<n>_<name>_<1|2|3>.pb` files (flytekit's `persist_registrable_entities` naming: 1 task spec,
+  2 workflow spec, 3 launch plan) in dependency order, tasks first, then workflows, then launch plans (a workflow
+  that calls a launch plan comes after it). Deterministic protobuf serialization: same inputs, same bytes.
+
+Exit 0 with {"root", "entities": [{"kind", "name", "version", "file", "fast"}], "warnings": [...], "bundle"} on
+stdout; exit 2 with {"error": {"kind", "message", "file", "traceback"}} on stdout for bad input. Everything user code
+(or flytekit) prints goes to stderr.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import importlib
+import json
+import math
+import os
+import sys
+import traceback
+import typing
+
+_THIS_FILE = os.path.abspath(__file__)
+_CWD = os.getcwd()
+_MODES = ("baked", "fast", "container")
+_KIND_RANK = {"task": 0, "workflow": 1, "launch_plan": 2}
+_FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
+
+
+class SerializeError(Exception):
+    def __init__(self, kind: str, message: str, file: typing.Optional[str] = None, tb: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.file = file
+        self.tb = tb
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "file": self.file, "traceback": self.tb}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# paths, tracebacks, loading the entrypoint (the same rules as introspect.py)
+
+
+def relpath(path: typing.Optional[str]) -> typing.Optional[str]:
+    if not path or path.startswith("<"):
+        return None
+    rel = os.path.relpath(os.path.abspath(path), _CWD)
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return None
+    return rel.replace(os.sep, "/")
+
+
+def _scrub(text: str) -> str:
+    return text.replace(_CWD + os.sep, "")
+
+
+def is_user_file(filename: str) -> bool:
+    if not filename or filename.startswith("<"):
+        return False
+    ap = os.path.abspath(filename)
+    if ap == _THIS_FILE:
+        return False
+    parts = ap.replace(os.sep, "/").split("/")
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    prefixes = {os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
+    return not any(ap.startswith(d) for d in prefixes)
+
+
+def user_traceback(exc: BaseException) -> typing.Tuple[str, typing.Optional[str]]:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_file(f.filename)]
+    last_file = relpath(frames[-1].filename) if frames else None
+    if isinstance(exc, SyntaxError) and exc.filename and is_user_file(exc.filename):
+        last_file = relpath(exc.filename)
+    lines = []
+    if frames:
+        lines.append("Traceback (most recent call last):\n")
+        lines.extend(traceback.format_list(frames))
+    lines.extend(traceback.format_exception_only(type(exc), exc))
+    return _scrub("".join(lines)), last_file
+
+
+def _exc_message(exc: BaseException) -> str:
+    return _scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
+
+
+def _module_for_file(path: str) -> str:
+    ap = os.path.abspath(path)
+    best = None
+    for entry in sys.path:
+        root = os.path.abspath(entry or _CWD)
+        if not os.path.isdir(root):
+            continue
+        rel = os.path.relpath(ap, root)
+        if rel.startswith(".." + os.sep) or rel == "..":
+            continue
+        parts = rel[: -len(".py")].split(os.sep)
+        if not all(p.isidentifier() for p in parts):
+            continue
+        if best is None or len(root) > len(best[0]):
+            best = (root, parts)
+    if best is None:
+        root = os.path.dirname(ap)
+        parts = [os.path.splitext(os.path.basename(ap))[0]]
+        while os.path.exists(os.path.join(root, "__init__.py")):
+            parts.insert(0, os.path.basename(root))
+            root = os.path.dirname(root)
+        sys.path.insert(0, root)
+        best = (root, parts)
+    parts = best[1]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _find_file(target: str) -> str:
+    if os.path.isfile(target) or os.path.isabs(target):
+        return target
+    for entry in sys.path:
+        root = os.path.abspath(entry or _CWD)
+        if relpath(root) is None or not is_user_file(os.path.join(root, "x")):
+            continue
+        candidate = os.path.join(root, target)
+        if os.path.isfile(candidate):
+            return relpath(candidate) or candidate
+    return target
+
+
+def load_entrypoint(entrypoint: str) -> typing.Tuple[str, typing.Any]:
+    """Return (module name, object)."""
+    target, sep, attr = entrypoint.rpartition(":")
+    if not sep or not target or not attr:
+        raise SerializeError(
+            "attr_not_found", f"entrypoint {entrypoint!r} must be 'module.path:attr' or 'path/to/file.py:attr'"
+        )
+    given_file = None
+    if target.endswith(".py") or "/" in target or os.sep in target:
+        given_file = target = _find_file(target)
+        if not os.path.isfile(target):
+            raise SerializeError(
+                "module_not_found",
+                f"file {target!r} of entrypoint {entrypoint!r} does not exist (paths are relative to the working "
+                f"directory, the repository root)",
+                file=relpath(target) or target,
+            )
+        modname = _module_for_file(target)
+    else:
+        modname = target
+    try:
+        module = importlib.import_module(modname)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        user_frames = any(is_user_file(f.filename) for f in traceback.extract_tb(e.__traceback__))
+        if missing and (modname == missing or modname.startswith(missing + ".")) and not user_frames:
+            roots = ", ".join(sorted(set(filter(None, map(relpath, sys.path))))) or "none"
+            raise SerializeError(
+                "module_not_found",
+                f"module {modname!r} of entrypoint {entrypoint!r} cannot be found on the source roots "
+                f"(source roots on sys.path: {roots})",
+                file=relpath(given_file) if given_file else None,
+            )
+        tb, f = user_traceback(e)
+        raise SerializeError("import_error", _exc_message(e), file=f, tb=tb)
+    except BaseException as e:  # noqa: B902 - SystemExit in user code too
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        tb, f = user_traceback(e)
+        raise SerializeError("import_error", _exc_message(e), file=f or relpath(given_file), tb=tb)
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SerializeError(
+                "attr_not_found",
+                f"module {modname!r} has no attribute {attr!r}",
+                file=relpath(getattr(module, "__file__", None)),
+            )
+        obj = getattr(obj, part)
+    return modname, obj
+
+
+def _module_file(module: typing.Optional[str]) -> typing.Optional[str]:
+    m = sys.modules.get(module or "")
+    return relpath(getattr(m, "__file__", None)) if m is not None else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the request
+
+
+class Request:
+    def __init__(self, raw: typing.Any, path: str):
+        self.path = path
+
+        def bad(msg: str) -> SerializeError:
+            return SerializeError("bad_request", f"request {path}: {msg}", file=path)
+
+        if not isinstance(raw, dict):
+            raise bad("must be a JSON object")
+        for key in ("entrypoint", "project", "domain"):
+            if not isinstance(raw.get(key), str) or not raw.get(key):
+                raise bad(f"{key!r} must be a non-empty string")
+        self.entrypoint: str = raw["entrypoint"]
+        self.project: str = raw["project"]
+        self.domain: str = raw["domain"]
+        self.python_interpreter: typing.Optional[str] = raw.get("python_interpreter") or None
+        self.default_image: typing.Optional[str] = raw.get("default_image") or None
+        if self.default_image is not None and not isinstance(self.default_image, str):
+            raise bad("'default_image' must be a string")
+        bundle = raw.get("bundle")
+        if bundle is not None:
+            if not isinstance(bundle, dict) or not isinstance(bundle.get("uri"), str) or not bundle["uri"]:
+                raise bad("'bundle' must be null or {\"uri\": \"...\", \"dest_dir\": \"...\"}")
+            dest = bundle.get("dest_dir", ".")
+            if not isinstance(dest, str) or not dest:
+                raise bad("'bundle.dest_dir' must be a non-empty string")
+            bundle = {"uri": bundle["uri"], "dest_dir": dest}
+        self.bundle: typing.Optional[dict] = bundle
+
+        self.tasks: typing.Dict[str, dict] = {}
+        for name, entry in self._section(raw, "tasks", bad).items():
+            mode = entry.get("mode", "baked")
+            if mode not in _MODES:
+                raise bad(f"task {name!r}: 'mode' must be one of {', '.join(_MODES)} (got {mode!r})")
+            if mode == "fast" and self.bundle is None:
+                raise bad(f"task {name!r} is 'fast' but the request has no 'bundle'")
+            image = entry.get("image") or self.default_image
+            if not isinstance(image, str) or not image:
+                raise bad(f"task {name!r} has no 'image' and the request has no 'default_image'")
+            cache_version = entry.get("cache_version")
+            if cache_version is not None and not isinstance(cache_version, str):
+                raise bad(f"task {name!r}: 'cache_version' must be a string or null")
+            pod_template = entry.get("pod_template")
+            if pod_template is not None:
+                if not isinstance(pod_template, dict) or not isinstance(pod_template.get("pod_spec"), dict):
+                    raise bad(f"task {name!r}: 'pod_template' must be null or an object with a 'pod_spec' object")
+            self.tasks[name] = {
+                "mode": mode,
+                "image": image,
+                "version": entry["version"],
+                "cache_version": cache_version,
+                "pod_template": pod_template,
+            }
+        self.workflows = self._section(raw, "workflows", bad)
+        self.launch_plans = self._section(raw, "launch_plans", bad)
+
+    @staticmethod
+    def _section(raw: dict, key: str, bad: typing.Callable[[str], SerializeError]) -> typing.Dict[str, dict]:
+        section = raw.get(key) or {}
+        if not isinstance(section, dict):
+            raise bad(f"{key!r} must be an object keyed by entity name")
+        out = {}
+        for name, entry in section.items():
+            if not isinstance(entry, dict):
+                raise bad(f"{key}[{name!r}] must be an object")
+            version = entry.get("version")
+            if not isinstance(version, str) or not version:
+                raise bad(f"{key}[{name!r}] needs a non-empty string 'version'")
+            out[name] = entry
+        return out
+
+    def image_for(self, task_name: str) -> typing.Optional[str]:
+        entry = self.tasks.get(task_name)
+        return entry["image"] if entry else self.default_image
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# flytekit plumbing
+
+
+def _kind_of(entity: typing.Any) -> typing.Optional[str]:
+    """Registrable kind of a python entity, or None (nodes, branches, references, remote entities)."""
+    from flytekit.core.base_task import PythonTask
+    from flytekit.core.launch_plan import LaunchPlan
+    from flytekit.core.reference_entity import ReferenceEntity
+    from flytekit.core.workflow import WorkflowBase
+
+    if isinstance(entity, ReferenceEntity):
+        return None
+    if isinstance(entity, PythonTask):
+        return "task"
+    if isinstance(entity, WorkflowBase):
+        return "workflow"
+    if isinstance(entity, LaunchPlan):
+        return "launch_plan"
+    return None
+
+
+def _image_holder(task: typing.Any) -> typing.Optional[typing.Tuple[typing.Any, str]]:
+    """(object, attribute) holding the image flytekit resolves when serializing `task`, if we know it."""
+    from flytekit.core.array_node_map_task import ArrayNodeMapTask
+    from flytekit.core.container_task import ContainerTask
+    from flytekit.core.python_auto_container import PythonAutoContainerTask
+
+    if isinstance(task, ArrayNodeMapTask):
+        inner = getattr(task, "_run_task", None)
+        return _image_holder(inner) if inner is not None else None
+    try:
+        from flytekit.core.legacy_map_task import MapPythonTask
+
+        if isinstance(task, MapPythonTask):
+            inner = getattr(task, "_run_task", None)
+            return _image_holder(inner) if inner is not None else None
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(task, ContainerTask) and hasattr(task, "_image"):
+        return task, "_image"
+    if isinstance(task, PythonAutoContainerTask) and hasattr(task, "_container_image"):
+        return task, "_container_image"
+    return None
+
+
+@contextlib.contextmanager
+def pinned_images(pins: typing.List[typing.Tuple[typing.Any, str, str]]):
+    """Temporarily set image attributes to plain refs; always restored."""
+    saved = []
+    try:
+        for obj, attr, ref in pins:
+            saved.append((obj, attr, getattr(obj, attr)))
+            setattr(obj, attr, ref)
+        yield
+    finally:
+        for obj, attr, old in reversed(saved):
+            setattr(obj, attr, old)
+
+
+def _settings(req: Request, version: str, image: typing.Optional[str], fast: bool):
+    from flytekit.configuration import FastSerializationSettings, Image, ImageConfig, SerializationSettings
+
+    img = Image.look_up_image_info("default", image) if image else None
+    image_config = ImageConfig(default_image=img, images=[img] if img else [])
+    kwargs = dict(
+        project=req.project,
+        domain=req.domain,
+        version=version,
+        image_config=image_config,
+        env=None,
+        fast_serialization_settings=FastSerializationSettings(
+            enabled=True, destination_dir=req.bundle["dest_dir"], distribution_location=req.bundle["uri"]
+        )
+        if fast
+        else None,
+    )
+    if req.python_interpreter:
+        kwargs["python_interpreter"] = req.python_interpreter
+    return SerializationSettings(**kwargs)
+
+
+@contextlib.contextmanager
+def _flyte_context(settings):
+    from flytekit.core.context_manager import FlyteContextManager
+
+    ctx = FlyteContextManager.current_context()
+    with FlyteContextManager.with_context(ctx.with_serialization_settings(settings)) as new_ctx:
+        yield new_ctx
+
+
+def _is_python_code_task(task: typing.Any) -> bool:
+    """A task whose container runs user Python code through pyflyte-execute (so a code bundle can help)."""
+    from flytekit.core.array_node_map_task import ArrayNodeMapTask
+    from flytekit.core.container_task import ContainerTask
+    from flytekit.core.python_auto_container import PythonAutoContainerTask
+
+    if isinstance(task, ContainerTask):
+        return False
+    if isinstance(task, (PythonAutoContainerTask, ArrayNodeMapTask)):
+        return True
+    try:
+        from flytekit.core.legacy_map_task import MapPythonTask
+
+        return isinstance(task, MapPythonTask)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def _primary_container(template: typing.Any) -> typing.Optional[dict]:
+    """The primary container dict of a template's k8s pod, if any."""
+    pod = template.k8s_pod
+    if pod is None or not pod.pod_spec:
+        return None
+    name = (template.config or {}).get("primary_container_name") or "primary"
+    for c in pod.pod_spec.get("containers") or []:
+        if c.get("name") == name:
+            return c
+    return None
+
+
+def _task_args(template: typing.Any) -> typing.List[str]:
+    if template.container is not None:
+        return list(template.container.args or [])
+    pc = _primary_container(template)
+    return list(pc.get("args") or []) if pc else []
+
+
+_RESOURCE_NAMES = {"CPU": "cpu", "MEMORY": "memory", "GPU": "nvidia.com/gpu", "STORAGE": "storage",
+                   "EPHEMERAL_STORAGE": "ephemeral-storage"}
+
+
+def _resource_name(entry: typing.Any) -> str:
+    from flytekit.models.task import Resources
+
+    for n, v in vars(Resources.ResourceName).items():
+        if not n.startswith("_") and v == entry.name:
+            return _RESOURCE_NAMES.get(n, n.lower())
+    return str(entry.name)
+
+
+def _apply_pod_template(template: typing.Any, pod_template: dict, image: str) -> None:
+    """Attach a rendered pod template to a serialized task template, as flytekit's _serialize_pod_spec does (without
+    needing the kubernetes package): the task's command/args/resources/env go into the primary container."""
+    from flytekit.models.task import K8sObjectMetadata, K8sPod
+
+    primary_name = pod_template.get("primary_container_name") or "primary"
+    spec = copy.deepcopy(pod_template["pod_spec"])
+    containers = spec.setdefault("containers", [])
+    source = template.container
+    existing = _primary_container(template) if source is None else None
+    primary = next((c for c in containers if c.get("name") == primary_name), None)
+    if primary is None:
+        primary = {"name": primary_name}
+        containers.append(primary)
+    primary["image"] = image
+    if source is not None:
+        primary["command"] = list(source.command or [])
+        primary["args"] = list(source.args or [])
+        limits = {_resource_name(r): r.value for r in (source.resources.limits if source.resources else [])}
+        requests = {_resource_name(r): r.value for r in (source.resources.requests if source.resources else [])}
+        if limits or requests:
+            primary["resources"] = {"limits": limits, "requests": requests}
+        env = [{"name": k, "value": v} for k, v in sorted((source.env or {}).items())]
+        if env or primary.get("env"):
+            primary["env"] = env + list(primary.get("env") or [])
+    elif existing is not None:
+        for key in ("command", "args", "resources"):
+            if key in existing:
+                primary[key] = copy.deepcopy(existing[key])
+        env = list(existing.get("env") or [])
+        if env or primary.get("env"):
+            primary["env"] = env + list(primary.get("env") or [])
+    template._container = None
+    template._k8s_pod = K8sPod(
+        pod_spec=spec,
+        metadata=K8sObjectMetadata(labels=pod_template.get("labels") or None,
+                                   annotations=pod_template.get("annotations") or None),
+    )
+    config = dict(template.config or {})
+    config["primary_container_name"] = primary_name
+    template._config = config
+
+
+def _set_image(template: typing.Any, image: str) -> None:
+    if template.container is not None:
+        template.container._image = image
+    pc = _primary_container(template)
+    if pc is not None:
+        pc["image"] = image
+
+
+def _task_image(template: typing.Any) -> typing.Optional[str]:
+    if template.container is not None:
+        return template.container.image
+    pc = _primary_container(template)
+    return pc.get("image") if pc else None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# references inside workflows and launch plans
+
+
+def _node_refs(node: typing.Any, out: typing.List[typing.Tuple[str, typing.Any]]) -> None:
+    if node is None:
+        return
+    if node.task_node is not None and node.task_node.reference_id is not None:
+        out.append(("task", node.task_node.reference_id))
+    if node.workflow_node is not None:
+        wn = node.workflow_node
+        if wn.launchplan_ref is not None:
+            out.append(("launch_plan", wn.launchplan_ref))
+        if wn.sub_workflow_ref is not None:
+            out.append(("workflow", wn.sub_workflow_ref))
+    if node.branch_node is not None:
+        ie = node.branch_node.if_else
+        _node_refs(ie.case.then_node, out)
+        for c in ie.other or []:
+            _node_refs(c.then_node, out)
+        _node_refs(ie.else_node, out)
+    if getattr(node, "array_node", None) is not None:
+        _node_refs(node.array_node.node, out)
+
+
+def _refs(kind: str, model: typing.Any) -> typing.List[typing.Tuple[str, typing.Any]]:
+    """(kind, Identifier) of every entity a serialized workflow spec / launch plan refers to."""
+    out: typing.List[typing.Tuple[str, typing.Any]] = []
+    if kind == "workflow":
+        for tmpl in [model.template] + list(model.sub_workflows or []):
+            for n in tmpl.nodes:
+                _node_refs(n, out)
+            _node_refs(tmpl.failure_node, out)
+    elif kind == "launch_plan":
+        out.append(("workflow", model.spec.workflow_id))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# main
+
+
+def _determine_text_chars(length: int) -> int:
+    """flytekit.tools.serialize_helpers._determine_text_chars: the width of the file index."""
+    if length == 0:
+        return 0
+    return math.ceil(math.log(length, 10))
+
+
+def serialize(req: Request, out_dir: str) -> dict:
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise SerializeError("bad_request", f"output directory {out_dir} is not empty")
+    modname, root = load_entrypoint(req.entrypoint)
+    root_kind = _kind_of(root)
+    if root_kind is None:
+        raise SerializeError(
+            "not_a_flyte_entity",
+            f"{req.entrypoint!r} is a {type(root).__module__}.{type(root).__qualname__}, not a flytekit task, "
+            f"workflow or launch plan defined in this repository (reference entities are registered elsewhere)",
+            file=_module_file(modname),
+        )
+
+    from flytekit.core.context_manager import FlyteContextManager, FlyteEntities
+    from flytekit.core.launch_plan import LaunchPlan
+    from flytekit.remote.remote_callable import RemoteEntity
+    from flytekit.tools.translator import get_serializable
+
+    try:
+        # Pass 1 (thrown away): what is reachable, in flytekit's dependency order. Every known task's image is
+        # pinned to a plain ref so that nothing resolves templates or builds an ImageSpec.
+        pins = []
+        for e in list(FlyteEntities.entities) + ([root] if root_kind == "task" else []):
+            if _kind_of(e) == "task":
+                holder, ref = _image_holder(e), req.image_for(e.name)
+                if holder is not None and ref:
+                    pins.append((holder[0], holder[1], ref))
+        discovery = _settings(req, "discovery", req.default_image, fast=False)
+        first: "collections.OrderedDict[typing.Any, typing.Any]" = collections.OrderedDict()
+        with pinned_images(pins), _flyte_context(discovery) as ctx:
+            get_serializable(first, discovery, root)
+            for e in list(first):
+                if _kind_of(e) == "workflow":
+                    get_serializable(first, discovery, LaunchPlan.get_default_launch_plan(ctx, e))
+        entities = []
+        seen_ids = set()
+        for e, model in first.items():
+            kind = _kind_of(e)
+            if kind is None or isinstance(model, RemoteEntity) or id(e) in seen_ids:
+                continue
+            seen_ids.add(id(e))
+            entities.append((kind, e))
+
+        # Versions for everything, or one clear error naming all that is missing.
+        versions: typing.Dict[typing.Tuple[str, str], str] = {}
+        missing = []
+        for kind, e in entities:
+            if kind == "task":
+                entry = req.tasks.get(e.name)
+                v = entry["version"] if entry else None
+            elif kind == "workflow":
+                v = (req.workflows.get(e.name) or {}).get("version")
+            else:
+                v = (req.launch_plans.get(e.name) or {}).get("version")
+                if v is None and e.name == e.workflow.name:  # a default launch plan: its workflow's version
+                    v = (req.workflows.get(e.name) or {}).get("version")
+            if v is None:
+                missing.append(f"{kind} {e.name}")
+            versions[(kind, e.name)] = v
+        if missing:
+            raise SerializeError(
+                "bad_request",
+                f"request {req.path} has no entry (version) for: {', '.join(sorted(missing))} "
+                f"(reachable from {req.entrypoint})",
+                file=req.path,
+            )
+
+        # Pass 2: children first, each with its own settings.
+        second: "collections.OrderedDict[typing.Any, typing.Any]" = collections.OrderedDict()
+        fast_mode: typing.Dict[str, bool] = {}
+        for kind, e in entities:
+            version = versions[(kind, e.name)]
+            pins = []
+            if kind == "task":
+                entry = req.tasks[e.name]
+                fast = entry["mode"] == "fast"
+                settings = _settings(req, version, entry["image"], fast=fast)
+                holder = _image_holder(e)
+                if holder is not None:
+                    pins.append((holder[0], holder[1], entry["image"]))
+                fast_mode[e.name] = fast
+            else:
+                settings = _settings(req, version, req.default_image, fast=False)
+            with pinned_images(pins), _flyte_context(settings):
+                get_serializable(second, settings, e)
+    except SerializeError:
+        raise
+    except Exception as e:
+        tb, f = user_traceback(e)
+        raise SerializeError("serialization_failed", _exc_message(e), file=f or _module_file(modname), tb=tb)
+
+    # Post-process tasks: image, cache version, pod template; warnings where a bundle cannot help.
+    warnings = []
+    models: typing.Dict[typing.Tuple[str, str], typing.Any] = {}
+    for kind, e in entities:
+        model = second[e]
+        models[(kind, e.name)] = model
+        if kind != "task":
+            continue
+        entry = req.tasks[e.name]
+        template = model.template
+        if entry["pod_template"] is not None:
+            if template.container is None and template.k8s_pod is None:
+                warnings.append({"task": e.name, "kind": "pod_template_ignored",
+                                 "message": f"task {e.name} ({template.type}) has no container; its pod_template "
+                                            f"was not applied"})
+            else:
+                _apply_pod_template(template, entry["pod_template"], entry["image"])
+        if template.container is not None or template.k8s_pod is not None:
+            if _task_image(template) != entry["image"]:
+                _set_image(template, entry["image"])
+        if entry["cache_version"] is not None:
+            template.metadata._discovery_version = entry["cache_version"]
+        if entry["mode"] == "fast":
+            if not _is_python_code_task(e):
+                from flytekit.core.container_task import ContainerTask
+
+                raw = isinstance(e, ContainerTask)
+                warnings.append({
+                    "task": e.name,
+                    "kind": "raw_container" if raw else "non_python",
+                    "message": f"task {e.name} is {'a raw container task' if raw else f'a {template.type} task'} "
+                               f"and does not run Python code through pyflyte-execute: a code bundle cannot help "
+                               f"it, it was registered without one (mode 'container' avoids this warning)",
+                })
+
+    # Self-check: every id and every reference carries the requested version.
+    for (kind, name), model in models.items():
+        ident = model.template.id if kind in ("task", "workflow") else model.id
+        if ident.version != versions[(kind, name)]:
+            raise SerializeError("internal", f"{kind} {name} was serialized with version {ident.version!r}, "
+                                             f"expected {versions[(kind, name)]!r}")
+        for rkind, rid in _refs(kind, model):
+            expected = versions.get((rkind, rid.name))
+            if expected is not None and rid.version != expected and (rid.project, rid.domain) == (
+                    req.project, req.domain):
+                raise SerializeError("internal", f"{kind} {name} refers to {rkind} {rid.name} at version "
+                                                 f"{rid.version!r}, expected {expected!r}")
+
+    # Order: dependencies first; among the ready ones tasks, then workflows, then launch plans (pass-1 order).
+    index = {(k, e.name): i for i, (k, e) in enumerate(entities)}
+    deps = {key: set() for key in index}
+    for key, model in models.items():
+        for rkind, rid in _refs(key[0], model):
+            dep = (rkind, rid.name)
+            if dep in index and dep != key:
+                deps[key].add(dep)
+    ordered: typing.List[typing.Tuple[str, str]] = []
+    done: typing.Set[typing.Tuple[str, str]] = set()
+    while len(ordered) < len(index):
+        ready = [k for k in index if k not in done and deps[k] <= done]
+        if not ready:  # a cycle cannot happen in flytekit; keep pass-1 order for whatever is left
+            ready = [k for k in index if k not in done]
+        nxt = min(ready, key=lambda k: (_KIND_RANK[k[0]], index[k]))
+        ordered.append(nxt)
+        done.add(nxt)
+
+    os.makedirs(out_dir, exist_ok=True)
+    width = _determine_text_chars(len(ordered))
+    out_entities = []
+    for i, (kind, name) in enumerate(ordered):
+        fname = f"{str(i).zfill(width)}_{name}_{_FILE_SUFFIX[kind]}.pb"
+        data = models[(kind, name)].to_flyte_idl().SerializeToString(deterministic=True)
+        with open(os.path.join(out_dir, fname), "wb") as f:
+            f.write(data)
+        is_fast = kind == "task" and "pyflyte-fast-execute" in _task_args(models[(kind, name)].template)
+        out_entities.append({"kind": kind, "name": name, "version": versions[(kind, name)], "file": fname,
+                             "fast": is_fast})
+    any_fast = any(x["fast"] for x in out_entities)
+    return {
+        "root": {"kind": root_kind, "name": root.name},
+        "entities": out_entities,
+        "warnings": sorted(warnings, key=lambda w: (w["task"], w["kind"])),
+        "bundle": {"uri": req.bundle["uri"], "used": any_fast} if req.bundle else None,
+    }
+
+
+def _read_request(path: str) -> Request:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = json.load(f)
+    except OSError as e:
+        raise SerializeError("bad_request", f"cannot read request {path}: {e.strerror}", file=path)
+    except ValueError as e:
+        raise SerializeError("bad_request", f"request {path} is not valid JSON: {e}", file=path)
+    return Request(raw, path)
+
+
+def _drop_script_dir_from_path() -> None:
+    here = os.path.dirname(_THIS_FILE)
+    pythonpath = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if sys.path and os.path.abspath(sys.path[0] or _CWD) == here and here not in pythonpath:
+        del sys.path[0]
+
+
+def main(argv: typing.List[str]) -> int:
+    # Keep stdout for our JSON only: anything written to fd 1 (user prints, flytekit, C extensions) goes to stderr.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    code = 0
+    try:
+        if len(argv) != 3:
+            raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
+        _drop_script_dir_from_path()
+        req = _read_request(argv[1])
+        result: dict = serialize(req, argv[2])
+    except SerializeError as e:
+        result, code = {"error": e.to_json()}, 2
+    except BaseException as e:  # noqa: B902 - a user SystemExit is still an error report
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        tb, f = user_traceback(e)
+        result = {"error": {"kind": "serialization_failed", "message": _exc_message(e), "file": f, "traceback": tb}}
+        code = 2
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout = real_stdout
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
