@@ -20,11 +20,10 @@ SUB_LP = "fast.tasks.sub_lp"
 def plan(mk, intro=None, target=None, files=None, default_image=None, flytekit_version="1.16.31", edit=None):
     closures, images = mk.scenario_facts(files)
     data = intro if intro is not None else mk.scenario_intro()
+    data = {**data, "environment": {"python": "3.11", "flytekit": flytekit_version}}
     if edit:
         edit(data)
-    return plan_workflow(
-        target or mk.workflow_target(), parse_introspection(data), closures, images, default_image, flytekit_version
-    )
+    return plan_workflow(target or mk.workflow_target(), parse_introspection(data), closures, images, default_image)
 
 
 def versions(p):
@@ -135,7 +134,7 @@ def test_baked_image_losing_a_file_makes_task_fast(mk):
     closures, images = mk.scenario_facts()
     img = images[mk.BAKED_IMAGE]
     images[mk.BAKED_IMAGE] = dataclasses.replace(img, sources=img.sources[:1])
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None, "1.16.31")
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
     t = p.task(REPORT)
     assert t.mode == "fast" and t.missing_sources == ("examples/shared/helpers.py",)
     assert t.missing_requirements == ()
@@ -145,7 +144,7 @@ def test_baked_image_losing_a_file_makes_task_fast(mk):
 def test_fast_task_on_image_without_flytekit_warns(mk):
     closures, images = mk.scenario_facts()
     images[mk.FAST_IMAGE] = dataclasses.replace(images[mk.FAST_IMAGE], requirements=(), pins=())
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None, "1.16.31")
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
     t = p.task(CRUNCH)
     assert t.missing_requirements == ("flytekit", "pandas")
     assert any("pyflyte-fast-execute will not be found" in w for w in t.warnings)
@@ -162,7 +161,7 @@ def test_cache_without_outputs_warns(mk):
 def test_missing_closure_warns(mk):
     closures, images = mk.scenario_facts()
     del closures["examples/fast/tasks.py"]
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None, "1.16.31")
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
     assert any("no build-graph closure for examples/fast/tasks.py" in w for w in p.task(CRUNCH).warnings)
 
 

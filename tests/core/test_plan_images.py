@@ -19,13 +19,14 @@ ML = ImageTarget(
 )
 
 
-def choose(mk, image=None, kind="python", target=None, default_image=None, flytekit_version="1.16.31", extra_images=(ML,)):
+def choose(mk, image=None, kind="python", target=None, default_image=None, flytekit_version="1.16.31", python="3.11", extra_images=(ML,)):
     closures, images = mk.scenario_facts()
     images.update({i.address: i for i in extra_images})
     t = mk.task(T, kind=kind, image=image)
-    intro = parse_introspection(mk.introspection("task", T, tasks=[t], entrypoint="fast.tasks:crunch"))
+    data = mk.introspection("task", T, tasks=[t], entrypoint="fast.tasks:crunch")
+    intro = parse_introspection({**data, "environment": {"python": python, "flytekit": flytekit_version}})
     target = target or mk.workflow_target(image=None, task_images=())
-    return plan_workflow(target, intro, closures, images, default_image, flytekit_version).task(T)
+    return plan_workflow(target, intro, closures, images, default_image).task(T)
 
 
 def template(name):
@@ -145,6 +146,8 @@ def test_flytekit_default_image(mk):
     assert (t.image, t.image_source) == ("cr.flyte.org/flyteorg/flytekit:py3.11-1.16.31", "flytekit_default")
     assert any("no image configured" in w and mk.WF_ADDRESS in w for w in t.warnings)
     assert choose(mk, flytekit_version=None).image.endswith(":py3.11-latest")
+    # The user's own interpreter picks the tag, as flytekit does.
+    assert choose(mk, python="3.12").image == "cr.flyte.org/flyteorg/flytekit:py3.12-1.16.31"
 
 
 def test_container_task_without_image_warns_about_fallback(mk):

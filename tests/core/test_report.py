@@ -7,7 +7,7 @@ from flytebuild.core.report import render_json, render_table
 
 def _plans(mk):
     closures, images = mk.scenario_facts()
-    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None, "1.16.31")
+    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
     return [plan_image(images[a]) for a in sorted(images)], [wf]
 
 

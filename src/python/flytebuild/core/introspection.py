@@ -107,6 +107,8 @@ class Introspection:
     workflows: Tuple[Workflow, ...]
     launch_plans: Tuple[LaunchPlan, ...]
     references: Tuple[Reference, ...]
+    python_version: Optional[str] = None  # of the user's environment, e.g. "3.11"
+    flytekit_version: Optional[str] = None
 
 
 def parse_introspection(
@@ -145,6 +147,8 @@ def parse_introspection(
             launch_plans=tuple(
                 sorted((_launch_plan(lp) for lp in data.get("launch_plans") or ()), key=lambda lp: lp.name)
             ),
+            python_version=_opt_str(_mapping(data.get("environment")).get("python")),
+            flytekit_version=_opt_str(_mapping(data.get("environment")).get("flytekit")),
             references=tuple(
                 sorted((_reference(r) for r in data.get("references") or ()), key=lambda r: (r.kind, r.name))
             ),

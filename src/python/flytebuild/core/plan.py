@@ -25,7 +25,7 @@ from flytebuild.core.model import (
 
 Image = Union[ImageTarget, ExternalImage]
 
-FLYTEKIT_DEFAULT_IMAGE = "cr.flyte.org/flyteorg/flytekit:py3.11-{version}"
+FLYTEKIT_DEFAULT_IMAGE = "cr.flyte.org/flyteorg/flytekit:py{python}-{version}"
 
 # `{{.image.NAME.fqn}}:{{.image.NAME.version}}` — flytekit's image template.
 _TEMPLATE = re.compile(r"\{\{\s*\.image\.([A-Za-z0-9_.-]+?)\.(?:fqn|version|image)\s*\}\}")
@@ -73,11 +73,13 @@ class _ImageChooser:
         target: WorkflowTarget,
         images: Mapping[str, ImageTarget],
         default_image: Optional[str],
+        python_version: Optional[str],
         flytekit_version: Optional[str],
     ) -> None:
         self.target = target
         self.images = images
         self.default_image = default_image
+        self.python_version = python_version
         self.flytekit_version = flytekit_version
         self.named = dict(target.images)
         self.task_images = dict(target.task_images)
@@ -161,8 +163,9 @@ class _ImageChooser:
                 )
             # Anything else is a reference to an image we do not build (e.g. `ghcr.io/org/img:tag`).
             return ExternalImage(self.default_image), "default_image", []
-        version = self.flytekit_version or "latest"
-        ref = FLYTEKIT_DEFAULT_IMAGE.format(version=version)
+        ref = FLYTEKIT_DEFAULT_IMAGE.format(
+            python=self.python_version or "3.11", version=self.flytekit_version or "latest"
+        )
         return (
             ExternalImage(ref),
             "flytekit_default",
@@ -297,9 +300,8 @@ def plan_workflow(
     closures: Mapping[str, Closure],
     images: Mapping[str, ImageTarget],
     default_image: Optional[str],
-    flytekit_version: Optional[str],
 ) -> WorkflowPlan:
-    chooser = _ImageChooser(target, images, default_image, flytekit_version)
+    chooser = _ImageChooser(target, images, default_image, intro.python_version, intro.flytekit_version)
     tasks = tuple(_plan_task(t, chooser, closures) for t in intro.tasks)
     warnings: List[str] = []
     task_names = {t.name for t in intro.tasks} | {_short(t.name) for t in intro.tasks}

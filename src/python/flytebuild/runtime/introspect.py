@@ -1180,8 +1180,12 @@ def introspect(entrypoint: str) -> dict:
     except Exception as e:
         tb, f = user_traceback(e)
         raise IntrospectError("introspection_failed", _exc_message(e), file=f or _module_file(modname), tb=tb)
+    import flytekit
+
     return {
         "entrypoint": entrypoint,
+        # What flytekit's default image is chosen by when nothing else names one.
+        "environment": {"python": "%d.%d" % sys.version_info[:2], "flytekit": flytekit.__version__},
         "root": {"kind": kind, "name": name},
         "tasks": [walker.tasks[k] for k in sorted(walker.tasks)],
         "workflows": [walker.workflows[k] for k in sorted(walker.workflows)],

@@ -38,8 +38,6 @@ from flytebuild.pants_backend.target_types import (
 )
 from flytebuild.pants_backend.util_rules.closures import (
     ClosureRequest,
-    LockedPins,
-    LockedPinsRequest,
     SourceFileClosureRequest,
 )
 from flytebuild.pants_backend.util_rules.introspection import (
@@ -169,7 +167,6 @@ async def plan_flyte_workflow(
         Get(Closure, SourceFileClosureRequest(path, resolve)) for path in source_files
     )
     images_list = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in candidates)
-    flytekit = await Get(LockedPins, LockedPinsRequest(resolve, ("flytekit",)))
     closures = dict(zip(source_files, closures_list))
     workflow = WorkflowTarget(
         address=str(address),
@@ -180,17 +177,12 @@ async def plan_flyte_workflow(
         images=tuple(sorted(zip(images_map, (str(a) for a in mapped)))),
         task_images=tuple(sorted(zip(task_images_map, (str(a) for a in per_task)))),
     )
-    flytekit_version = next(
-        (p.split("==", 1)[1].split("#")[0] for p in flytekit.pins if p.startswith("flytekit==")),
-        None,
-    )
     plan = plan_workflow(
         workflow,
         intro,
         closures,
         {img.address: img for img in images_list},
         default_image,
-        flytekit_version,
     )
     return PlannedWorkflow(plan, tuple(images_list))
 
