@@ -1,0 +1,140 @@
+"""runtime/validate_pod.py in the user's environment (subprocess, fixture `user_python`).
+
+flytekit 1.16 does not depend on the `kubernetes` client, so the exported `flyte` resolve may lack it.
+When it does, the client (pinned below, the version a resolve with flytekit 1.16.31 picks) is installed
+once with pip into .bootstrap/cache and appended to the END of sys.path, so the user's own packages
+still win and only what is missing comes from there.
+"""
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VALIDATE = REPO / "src/python/flytebuild/runtime/validate_pod.py"
+K8S_PINS = (
+    "kubernetes==37.0.1",
+    "pydantic==2.14.3",
+    "pydantic-core==2.50.4",
+    "annotated-types==0.8.0",
+    "typing-inspection==0.4.5",
+    "durationpy==0.11",
+    "websocket-client==1.9.2",
+    "aiohttp-retry==2.9.1",
+)
+RUNNER = "import runpy, sys; sys.path.append(sys.argv.pop(1)); sys.argv[0] = {0!r}; runpy.run_path({0!r}, run_name='__main__')"
+
+
+def _has_kubernetes(python: str) -> bool:
+    return subprocess.run([python, "-c", "import kubernetes.client"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def extra_path(user_python) -> str:
+    """A directory to append to sys.path holding the kubernetes client (empty when the env has it)."""
+    if _has_kubernetes(user_python):
+        return ""
+    target = REPO / ".bootstrap/cache/validate-pod" / K8S_PINS[0].replace("==", "-")
+    if not (target / "kubernetes").is_dir():
+        subprocess.run(
+            [user_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--target", str(target), *K8S_PINS],
+            check=True,
+        )
+    return str(target)
+
+
+def validate(user_python, extra_path, spec, *args, path=None):
+    cmd = [user_python, "-c", RUNNER.format(str(VALIDATE)), extra_path or "", *args]
+    proc = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.stdout.strip(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+GOOD = {
+    "containers": [
+        {
+            "name": "primary",
+            "image": "localhost:5000/baked:abc",
+            "env": [{"name": "LOG_LEVEL", "value": "info"}],
+            "resources": {"limits": {"cpu": 2, "memory": "4Gi"}, "requests": {"cpu": "500m"}},
+            "ports": [{"containerPort": 8080}],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        }
+    ],
+    "nodeSelector": {"pool": "gpu"},
+    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}],
+}
+
+
+def test_good_spec_is_accepted(user_python, extra_path):
+    code, out = validate(user_python, extra_path, GOOD)
+    assert code == 0, out
+    assert out["ok"] is True and out["kubernetes"]
+
+
+def test_rendered_template_shape_checks_its_pod_spec(user_python, extra_path):
+    code, out = validate(user_python, extra_path, {"labels": {}, "annotations": {}, "primary_container_name": "primary", "pod_spec": GOOD})
+    assert code == 0, out
+
+
+def test_limits_as_a_list_and_unknown_field_are_reported_with_paths(user_python, extra_path):
+    bad = json.loads(json.dumps(GOOD))
+    bad["containers"][0]["resources"]["limits"] = ["cpu", "2"]
+    bad["containers"][0]["imagePullPolicyy"] = "Always"
+    bad["nodeSelectr"] = {"pool": "gpu"}
+    code, out = validate(user_python, extra_path, bad, "--file", "pods/base.yaml")
+    assert code == 2
+    error = out["error"]
+    assert error["kind"] == "invalid_pod_spec"
+    by_path = {e["path"]: e["message"] for e in error["errors"]}
+    assert set(by_path) == {"containers[0].resources.limits", "containers[0].imagePullPolicyy", "nodeSelectr"}
+    assert "expected a map" in by_path["containers[0].resources.limits"]
+    assert "got a list" in by_path["containers[0].resources.limits"]
+    assert "unknown field `imagePullPolicyy`" in by_path["containers[0].imagePullPolicyy"]
+    assert "did you mean `imagePullPolicy`" in by_path["containers[0].imagePullPolicyy"]
+    assert "did you mean `nodeSelector`" in by_path["nodeSelectr"]
+    assert error["message"].startswith("pods/base.yaml is not a valid V1PodSpec")
+
+
+def test_wrong_scalar_types_and_snake_case_names(user_python, extra_path):
+    bad = {
+        "containers": [{"name": "primary", "ports": [{"containerPort": "8080"}], "env": [{"name": "N", "value": 3}]}],
+        "host_network": True,
+        "hostPID": "yes",
+    }
+    code, out = validate(user_python, extra_path, bad)
+    assert code == 2
+    by_path = {e["path"]: e["message"] for e in out["error"]["errors"]}
+    assert "expected an integer" in by_path["containers[0].ports[0].containerPort"]
+    assert "expected a string" in by_path["containers[0].env[0].value"]
+    assert "use the Kubernetes name `hostNetwork`" in by_path["host_network"]
+    assert "expected true or false" in by_path["hostPID"]
+
+
+def test_missing_required_field_is_caught_by_the_client_model(user_python, extra_path):
+    code, out = validate(user_python, extra_path, {"nodeSelector": {"pool": "gpu"}})
+    assert code == 2
+    errors = out["error"]["errors"]
+    assert any("containers" in (e["path"] + e["message"]) for e in errors), errors
+
+
+def test_not_json_is_bad_input(user_python, extra_path):
+    proc = subprocess.run(
+        [user_python, "-c", RUNNER.format(str(VALIDATE)), extra_path or ""],
+        input="containers: []", capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["kind"] == "bad_input"
+
+
+def test_without_kubernetes_the_error_says_so(user_python):
+    if _has_kubernetes(user_python):
+        pytest.skip("the user's environment has the kubernetes client")
+    proc = subprocess.run([user_python, str(VALIDATE)], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    error = json.loads(proc.stdout)["error"]
+    assert error["kind"] == "kubernetes_missing"
+    assert "`kubernetes` client package is not installed" in error["message"]
