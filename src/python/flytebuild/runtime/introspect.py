@@ -126,8 +126,8 @@ def is_user_file(filename: str) -> bool:
     if not filename or filename.startswith("<"):
         return False
     ap = os.path.abspath(filename)
-    if ap == _THIS_FILE:
-        return False
+    if os.path.dirname(ap) == os.path.dirname(_THIS_FILE):
+        return False  # our own runtime scripts (this one and the ones shipped beside it)
     parts = ap.replace(os.sep, "/").split("/")
     if "site-packages" in parts or "dist-packages" in parts:
         return False

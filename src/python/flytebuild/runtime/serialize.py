@@ -46,176 +46,43 @@ import collections
 import contextlib
 import copy
 import importlib
+import importlib.util
 import json
 import math
 import os
 import sys
-import traceback
 import typing
 
 _THIS_FILE = os.path.abspath(__file__)
-_CWD = os.getcwd()
 _MODES = ("baked", "fast", "container")
 _KIND_RANK = {"task": 0, "workflow": 1, "launch_plan": 2}
 _FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
 
 
-class SerializeError(Exception):
-    def __init__(self, kind: str, message: str, file: typing.Optional[str] = None, tb: str = ""):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.file = file
-        self.tb = tb
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "file": self.file, "traceback": self.tb}
+def _load_sibling(name: str) -> typing.Any:
+    """Load a runtime script shipped beside this one, under a private module name (a user module may
+    be called `introspect` too)."""
+    spec = importlib.util.spec_from_file_location(f"_flytebuild_{name}", os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# paths, tracebacks, loading the entrypoint (the same rules as introspect.py)
-
-
-def relpath(path: typing.Optional[str]) -> typing.Optional[str]:
-    if not path or path.startswith("<"):
-        return None
-    rel = os.path.relpath(os.path.abspath(path), _CWD)
-    if rel == ".." or rel.startswith(".." + os.sep):
-        return None
-    return rel.replace(os.sep, "/")
-
-
-def _scrub(text: str) -> str:
-    return text.replace(_CWD + os.sep, "")
-
-
-def is_user_file(filename: str) -> bool:
-    if not filename or filename.startswith("<"):
-        return False
-    ap = os.path.abspath(filename)
-    if ap == _THIS_FILE:
-        return False
-    parts = ap.replace(os.sep, "/").split("/")
-    if "site-packages" in parts or "dist-packages" in parts:
-        return False
-    prefixes = {os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
-    return not any(ap.startswith(d) for d in prefixes)
-
-
-def user_traceback(exc: BaseException) -> typing.Tuple[str, typing.Optional[str]]:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_file(f.filename)]
-    last_file = relpath(frames[-1].filename) if frames else None
-    if isinstance(exc, SyntaxError) and exc.filename and is_user_file(exc.filename):
-        last_file = relpath(exc.filename)
-    lines = []
-    if frames:
-        lines.append("Traceback (most recent call last):\n")
-        lines.extend(traceback.format_list(frames))
-    lines.extend(traceback.format_exception_only(type(exc), exc))
-    return _scrub("".join(lines)), last_file
-
-
-def _exc_message(exc: BaseException) -> str:
-    return _scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
-
-
-def _module_for_file(path: str) -> str:
-    ap = os.path.abspath(path)
-    best = None
-    for entry in sys.path:
-        root = os.path.abspath(entry or _CWD)
-        if not os.path.isdir(root):
-            continue
-        rel = os.path.relpath(ap, root)
-        if rel.startswith(".." + os.sep) or rel == "..":
-            continue
-        parts = rel[: -len(".py")].split(os.sep)
-        if not all(p.isidentifier() for p in parts):
-            continue
-        if best is None or len(root) > len(best[0]):
-            best = (root, parts)
-    if best is None:
-        root = os.path.dirname(ap)
-        parts = [os.path.splitext(os.path.basename(ap))[0]]
-        while os.path.exists(os.path.join(root, "__init__.py")):
-            parts.insert(0, os.path.basename(root))
-            root = os.path.dirname(root)
-        sys.path.insert(0, root)
-        best = (root, parts)
-    parts = best[1]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
-def _find_file(target: str) -> str:
-    if os.path.isfile(target) or os.path.isabs(target):
-        return target
-    for entry in sys.path:
-        root = os.path.abspath(entry or _CWD)
-        if relpath(root) is None or not is_user_file(os.path.join(root, "x")):
-            continue
-        candidate = os.path.join(root, target)
-        if os.path.isfile(candidate):
-            return relpath(candidate) or candidate
-    return target
+# The same entrypoint, path and traceback rules as introspect.py, which is shipped beside this file.
+_introspect = _load_sibling("introspect")
+SerializeError = _introspect.IntrospectError
+relpath = _introspect.relpath
+user_traceback = _introspect.user_traceback
+_exc_message = _introspect._exc_message
+_module_file = _introspect._module_file
+_drop_script_dir_from_path = _introspect._drop_script_dir_from_path
 
 
 def load_entrypoint(entrypoint: str) -> typing.Tuple[str, typing.Any]:
     """Return (module name, object)."""
-    target, sep, attr = entrypoint.rpartition(":")
-    if not sep or not target or not attr:
-        raise SerializeError(
-            "attr_not_found", f"entrypoint {entrypoint!r} must be 'module.path:attr' or 'path/to/file.py:attr'"
-        )
-    given_file = None
-    if target.endswith(".py") or "/" in target or os.sep in target:
-        given_file = target = _find_file(target)
-        if not os.path.isfile(target):
-            raise SerializeError(
-                "module_not_found",
-                f"file {target!r} of entrypoint {entrypoint!r} does not exist (paths are relative to the working "
-                f"directory, the repository root)",
-                file=relpath(target) or target,
-            )
-        modname = _module_for_file(target)
-    else:
-        modname = target
-    try:
-        module = importlib.import_module(modname)
-    except ModuleNotFoundError as e:
-        missing = e.name or ""
-        user_frames = any(is_user_file(f.filename) for f in traceback.extract_tb(e.__traceback__))
-        if missing and (modname == missing or modname.startswith(missing + ".")) and not user_frames:
-            roots = ", ".join(sorted(set(filter(None, map(relpath, sys.path))))) or "none"
-            raise SerializeError(
-                "module_not_found",
-                f"module {modname!r} of entrypoint {entrypoint!r} cannot be found on the source roots "
-                f"(source roots on sys.path: {roots})",
-                file=relpath(given_file) if given_file else None,
-            )
-        tb, f = user_traceback(e)
-        raise SerializeError("import_error", _exc_message(e), file=f, tb=tb)
-    except BaseException as e:  # noqa: B902 - SystemExit in user code too
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        raise SerializeError("import_error", _exc_message(e), file=f or relpath(given_file), tb=tb)
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise SerializeError(
-                "attr_not_found",
-                f"module {modname!r} has no attribute {attr!r}",
-                file=relpath(getattr(module, "__file__", None)),
-            )
-        obj = getattr(obj, part)
+    modname, _, obj = _introspect.load_entrypoint(entrypoint)
     return modname, obj
-
-
-def _module_file(module: typing.Optional[str]) -> typing.Optional[str]:
-    m = sys.modules.get(module or "")
-    return relpath(getattr(m, "__file__", None)) if m is not None else None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -732,13 +599,6 @@ def _read_request(path: str) -> Request:
     except ValueError as e:
         raise SerializeError("bad_request", f"request {path} is not valid JSON: {e}", file=path)
     return Request(raw, path)
-
-
-def _drop_script_dir_from_path() -> None:
-    here = os.path.dirname(_THIS_FILE)
-    pythonpath = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if sys.path and os.path.abspath(sys.path[0] or _CWD) == here and here not in pythonpath:
-        del sys.path[0]
 
 
 def main(argv: typing.List[str]) -> int:
