@@ -236,6 +236,19 @@ class DistributionLayer:
     cached: bool
 
 
+def _cache_key(dist: Distribution, site_packages: str, compresslevel: int) -> str:
+    path = Path(dist.path)
+    content = dist.sha256 or (_tree_sha256(path) if path.is_dir() else _sha256_file(path))
+    return hashlib.sha256(
+        "\0".join([LAYOUT_VERSION, site_packages, str(compresslevel), dist.name, content]).encode()
+    ).hexdigest()
+
+
+def is_cached(dist: Distribution, site_packages: str, cache_dir: Union[str, Path], compresslevel: int = 6) -> bool:
+    """Whether `dist`'s layer is in the cache (then its files need not be on disk at all)."""
+    return LayerCache(cache_dir).get(_cache_key(dist, site_packages, compresslevel)) is not None
+
+
 def distribution_layer(
     dist: Distribution,
     site_packages: str = DEFAULT_SITE_PACKAGES,
@@ -244,11 +257,7 @@ def distribution_layer(
     compresslevel: int = 6,
 ) -> DistributionLayer:
     """The layer of one installed wheel under `site_packages`, from the cache if built before."""
-    path = Path(dist.path)
-    content = dist.sha256 or (_tree_sha256(path) if path.is_dir() else _sha256_file(path))
-    key = hashlib.sha256(
-        "\0".join([LAYOUT_VERSION, site_packages, str(compresslevel), dist.name, content]).encode()
-    ).hexdigest()
+    key = _cache_key(dist, site_packages, compresslevel)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
