@@ -22,3 +22,19 @@ def rules():
 
 def target_types():
     return [FlyteImageTarget, FlyteWorkflowTarget]
+
+
+# --- deploy: serialization, `package` of flyte_workflow, `flyte-deploy` ---
+def _deploy_rules():
+    from flytebuild.pants_backend.goals import deploy as deploy_goal
+    from flytebuild.pants_backend.goals import package_workflow
+    from flytebuild.pants_backend.util_rules import deployment, serialization
+
+    return [*serialization.rules(), *deployment.rules(), *package_workflow.rules(), *deploy_goal.rules()]
+
+
+_base_rules = rules
+
+
+def rules():  # noqa: F811 - extends the list above without reorganizing it
+    return [*_base_rules(), *_deploy_rules()]

@@ -1,7 +1,7 @@
 """The `[flyte]` options scope."""
 from __future__ import annotations
 
-from pants.option.option_types import IntOption, StrOption
+from pants.option.option_types import BoolOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -50,4 +50,32 @@ class FlyteSubsystem(Subsystem):
             `flytebuild_oci` under Pants' named caches directory.
             """
         ),
+    )
+
+    # --- flyte-deploy: where to register (flags: --flyte-endpoint ..., env: PANTS_FLYTE_ENDPOINT ...) ---
+    endpoint = StrOption(
+        default=None,
+        help=help_text(
+            """
+            FlyteAdmin's gRPC endpoint (`host:port`) that `flyte-deploy` registers to. Overrides the
+            endpoint of `config`.
+            """
+        ),
+    )
+    insecure = BoolOption(
+        default=None,
+        help="Talk plaintext gRPC to `endpoint` (a local or port-forwarded FlyteAdmin). Overrides `config`.",
+    )
+    config = StrOption(
+        default=None,
+        help=help_text(
+            """
+            A flytekit config file (`~/.flyte/config.yaml` style; relative to the build root) for
+            `flyte-deploy`: endpoint, TLS and authentication. `endpoint`/`insecure` override it.
+            """
+        ),
+    )
+    admin_timeout = IntOption(
+        default=15,
+        help="Seconds `flyte-deploy` waits to connect to FlyteAdmin, and for each call.",
     )
