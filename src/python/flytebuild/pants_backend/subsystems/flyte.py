@@ -29,3 +29,13 @@ class FlyteSubsystem(Subsystem):
     )
     project = StrOption(default="flytesnacks", help="Default Flyte project.")
     domain = StrOption(default="development", help="Default Flyte domain.")
+
+    environment = StrOption(
+        default=None,
+        help=help_text(
+            """
+            Environment whose overlay is merged into every `flyte_pod_template` that has
+            `overlays` (e.g. `dev`, `prod`); also `${env}` in templates. Unset: no overlay.
+            """
+        ),
+    )
