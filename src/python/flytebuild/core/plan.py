@@ -490,8 +490,8 @@ def plan_workflow(
 # "in prod there is no cache on tasks with no outputs"), while flytekit 1.16's LocalTaskCache
 # stores the empty output map and skips the next local run.
 CACHE_NO_OUTPUTS_WARNING = (
-    "cache=True but no outputs: cached locally by flytekit (a re-run is skipped) but never by the "
-    "backend (Flyte caches a task's outputs, and there are none), so it re-runs on every remote execution"
+    "cache=True but no outputs: flytekit's local cache skips re-runs, Flyte's backend never caches "
+    "a task without outputs"
 )
 
 
