@@ -14,12 +14,16 @@ request.json:
      "workflows": {"<name>": {"version": "..."}},
      "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
                                                                      # takes its workflow's version
+     "nodes": {"<workflow name>": {"<node id>": {"pod_template": <dict>}}},   # optional
      "bundle": {"uri": "s3://.../fast<digest>.tar.gz", "dest_dir": "."} | null,
      "default_image": "<ref for a task entry without an image>"}
 
     A pod_template is {"pod_spec": <k8s PodSpec as JSON>, "primary_container_name": "primary",
     "labels": {...}|null, "annotations": {...}|null}; it is attached to the task's template (the task's command,
     args, resources and env are merged into the primary container, as flytekit does for `PodTemplate`).
+    A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's template)
+    replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources and
+    env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
 
 What it does:
 - imports the entrypoint, then walks it with flytekit's own `get_serializable` twice: a first pass (thrown away)
@@ -142,6 +146,18 @@ class Request:
                 "cache_version": cache_version,
                 "pod_template": pod_template,
             }
+        self.nodes: typing.Dict[str, typing.Dict[str, dict]] = {}
+        nodes = raw.get("nodes") or {}
+        if not isinstance(nodes, dict):
+            raise bad("'nodes' must be an object keyed by workflow name")
+        for wf_name, by_id in nodes.items():
+            if not isinstance(by_id, dict):
+                raise bad(f"nodes[{wf_name!r}] must be an object keyed by node id")
+            for node_id, entry in by_id.items():
+                pt = entry.get("pod_template") if isinstance(entry, dict) else None
+                if not isinstance(pt, dict) or not isinstance(pt.get("pod_spec"), dict):
+                    raise bad(f"nodes[{wf_name!r}][{node_id!r}] needs a 'pod_template' object with a 'pod_spec' object")
+                self.nodes.setdefault(wf_name, {})[node_id] = {"pod_template": pt}
         self.workflows = self._section(raw, "workflows", bad)
         self.launch_plans = self._section(raw, "launch_plans", bad)
 
@@ -349,6 +365,67 @@ def _apply_pod_template(template: typing.Any, pod_template: dict, image: str) ->
     template._config = config
 
 
+def _merged_node_spec(serialized: typing.Any, pod_template: dict, image: typing.Optional[str]) -> dict:
+    """Our merged template for a node, with the primary container flytekit built (command, args, the task's
+    resources and env) folded in the way `_apply_pod_template` does for tasks."""
+    primary_name = pod_template.get("primary_container_name") or "primary"
+    old_name = getattr(serialized, "primary_container_name", None) or "primary"
+    old = next((c for c in ((serialized.pod_spec or {}).get("containers") or []) if c.get("name") == old_name), None)
+    spec = copy.deepcopy(pod_template["pod_spec"])
+    containers = spec.setdefault("containers", [])
+    primary = next((c for c in containers if c.get("name") == primary_name), None)
+    if primary is None:
+        primary = {"name": primary_name}
+        containers.append(primary)
+    if old is not None:
+        for key in ("command", "args", "resources"):
+            if old.get(key):
+                primary[key] = copy.deepcopy(old[key])
+        ours = {e.get("name") for e in primary.get("env") or []}
+        env = [e for e in old.get("env") or [] if e.get("name") not in ours] + list(primary.get("env") or [])
+        if env:
+            primary["env"] = env
+        image = old.get("image") or image
+    if image:
+        primary["image"] = image
+    return spec
+
+
+def _apply_node_pod_templates(req: "Request", wf_name: str, model: typing.Any) -> typing.List[str]:
+    """Replace the with_overrides pod templates of `wf_name`'s task nodes; returns the node ids done."""
+    from flytekit.core.pod_template import PodTemplate
+    from flytekit.core.utils import _dnsify
+
+    wanted = {_dnsify(node_id): entry["pod_template"] for node_id, entry in req.nodes.get(wf_name, {}).items()}
+    done: typing.List[str] = []
+
+    def visit(node: typing.Any) -> None:
+        if node is None:
+            return
+        tn = node.task_node
+        if tn is not None and node.id in wanted and tn.overrides is not None and tn.overrides.pod_template is not None:
+            pt = wanted[node.id]
+            spec = _merged_node_spec(tn.overrides.pod_template, pt, req.image_for(tn.reference_id.name))
+            tn.overrides._pod_template = PodTemplate(
+                pod_spec=spec,
+                primary_container_name=pt.get("primary_container_name") or "primary",
+                labels=pt.get("labels") or None,
+                annotations=pt.get("annotations") or None,
+            )
+            done.append(node.id)
+        if node.branch_node is not None:
+            ie = node.branch_node.if_else
+            visit(ie.case.then_node)
+            for c in ie.other or []:
+                visit(c.then_node)
+            visit(ie.else_node)
+
+    for tmpl in [model.template] + list(model.sub_workflows or []):
+        for n in tmpl.nodes:
+            visit(n)
+    return done
+
+
 def _set_image(template: typing.Any, image: str) -> None:
     if template.container is not None:
         template.container._image = image
@@ -538,6 +615,18 @@ def serialize(req: Request, out_dir: str) -> dict:
                                f"and does not run Python code through pyflyte-execute: a code bundle cannot help "
                                f"it, it was registered without one (mode 'container' avoids this warning)",
                 })
+
+    # Node overrides: flytebuild's merged with_overrides pod templates.
+    for kind, e in entities:
+        if kind == "workflow" and e.name in req.nodes:
+            done = set(_apply_node_pod_templates(req, e.name, models[(kind, e.name)]))
+            from flytekit.core.utils import _dnsify
+
+            for node_id in sorted(req.nodes[e.name]):
+                if _dnsify(node_id) not in done:
+                    warnings.append({"task": f"{e.name}/{node_id}", "kind": "node_pod_template_ignored",
+                                     "message": f"workflow {e.name} has no task node {node_id} with a "
+                                                f"with_overrides pod template; its pod_template was not applied"})
 
     # Self-check: every id and every reference carries the requested version.
     for (kind, name), model in models.items():
