@@ -322,77 +322,70 @@ def _resource_name(entry: typing.Any) -> str:
     return str(entry.name)
 
 
-def _apply_pod_template(template: typing.Any, pod_template: dict, image: str) -> None:
-    """Attach a rendered pod template to a serialized task template, as flytekit's _serialize_pod_spec does (without
-    needing the kubernetes package): the task's command/args/resources/env go into the primary container."""
-    from flytekit.models.task import K8sObjectMetadata, K8sPod
+def _task_primary(template: typing.Any) -> dict:
+    """What flytekit put in a serialized task's container (or its pod's primary container): command, args,
+    resources and env, as pod-spec dicts. Taken before any pod template of ours is applied."""
+    source = template.container
+    if source is not None:
+        out: dict = {"command": list(source.command or []), "args": list(source.args or [])}
+        limits = {_resource_name(r): r.value for r in (source.resources.limits if source.resources else [])}
+        requests = {_resource_name(r): r.value for r in (source.resources.requests if source.resources else [])}
+        if limits or requests:
+            out["resources"] = {"limits": limits, "requests": requests}
+        env = [{"name": k, "value": v} for k, v in sorted((source.env or {}).items())]
+        if env:
+            out["env"] = env
+        return out
+    existing = _primary_container(template)
+    return {k: copy.deepcopy(existing[k]) for k in ("command", "args", "resources", "env") if k in existing} if existing else {}
 
+
+def _pod_spec_with_task(pod_template: dict, task_primary: dict, image: typing.Optional[str]) -> dict:
+    """The template's pod spec with the task's container folded into the primary container, as flytekit's
+    _serialize_pod_spec does (without needing the kubernetes package): image, command and args are the task's, its
+    resources win when it has any, and env is the union (the template's value wins for a name in both)."""
     primary_name = pod_template.get("primary_container_name") or "primary"
     spec = copy.deepcopy(pod_template["pod_spec"])
     containers = spec.setdefault("containers", [])
-    source = template.container
-    existing = _primary_container(template) if source is None else None
     primary = next((c for c in containers if c.get("name") == primary_name), None)
     if primary is None:
         primary = {"name": primary_name}
         containers.append(primary)
-    primary["image"] = image
-    if source is not None:
-        primary["command"] = list(source.command or [])
-        primary["args"] = list(source.args or [])
-        limits = {_resource_name(r): r.value for r in (source.resources.limits if source.resources else [])}
-        requests = {_resource_name(r): r.value for r in (source.resources.requests if source.resources else [])}
-        if limits or requests:
-            primary["resources"] = {"limits": limits, "requests": requests}
-        env = [{"name": k, "value": v} for k, v in sorted((source.env or {}).items())]
-        if env or primary.get("env"):
-            primary["env"] = env + list(primary.get("env") or [])
-    elif existing is not None:
-        for key in ("command", "args", "resources"):
-            if key in existing:
-                primary[key] = copy.deepcopy(existing[key])
-        env = list(existing.get("env") or [])
-        if env or primary.get("env"):
-            primary["env"] = env + list(primary.get("env") or [])
+    if image:
+        primary["image"] = image
+    for key in ("command", "args"):
+        if key in task_primary:
+            primary[key] = copy.deepcopy(task_primary[key])
+    if task_primary.get("resources"):
+        primary["resources"] = copy.deepcopy(task_primary["resources"])
+    ours = {e.get("name") for e in primary.get("env") or []}
+    env = [e for e in task_primary.get("env") or [] if e.get("name") not in ours] + list(primary.get("env") or [])
+    if env:
+        primary["env"] = env
+    return spec
+
+
+def _apply_pod_template(template: typing.Any, pod_template: dict, task_primary: dict, image: str) -> None:
+    """Attach a rendered pod template to a serialized task template (k8s_pod instead of container)."""
+    from flytekit.models.task import K8sObjectMetadata, K8sPod
+
     template._container = None
     template._k8s_pod = K8sPod(
-        pod_spec=spec,
+        pod_spec=_pod_spec_with_task(pod_template, task_primary, image),
         metadata=K8sObjectMetadata(labels=pod_template.get("labels") or None,
                                    annotations=pod_template.get("annotations") or None),
     )
     config = dict(template.config or {})
-    config["primary_container_name"] = primary_name
+    config["primary_container_name"] = pod_template.get("primary_container_name") or "primary"
     template._config = config
 
 
-def _merged_node_spec(serialized: typing.Any, pod_template: dict, image: typing.Optional[str]) -> dict:
-    """Our merged template for a node, with the primary container flytekit built (command, args, the task's
-    resources and env) folded in the way `_apply_pod_template` does for tasks."""
-    primary_name = pod_template.get("primary_container_name") or "primary"
-    old_name = getattr(serialized, "primary_container_name", None) or "primary"
-    old = next((c for c in ((serialized.pod_spec or {}).get("containers") or []) if c.get("name") == old_name), None)
-    spec = copy.deepcopy(pod_template["pod_spec"])
-    containers = spec.setdefault("containers", [])
-    primary = next((c for c in containers if c.get("name") == primary_name), None)
-    if primary is None:
-        primary = {"name": primary_name}
-        containers.append(primary)
-    if old is not None:
-        for key in ("command", "args", "resources"):
-            if old.get(key):
-                primary[key] = copy.deepcopy(old[key])
-        ours = {e.get("name") for e in primary.get("env") or []}
-        env = [e for e in old.get("env") or [] if e.get("name") not in ours] + list(primary.get("env") or [])
-        if env:
-            primary["env"] = env
-        image = old.get("image") or image
-    if image:
-        primary["image"] = image
-    return spec
-
-
-def _apply_node_pod_templates(req: "Request", wf_name: str, model: typing.Any) -> typing.List[str]:
-    """Replace the with_overrides pod templates of `wf_name`'s task nodes; returns the node ids done."""
+def _apply_node_pod_templates(
+    req: "Request", wf_name: str, model: typing.Any, task_primaries: typing.Dict[str, dict]
+) -> typing.List[str]:
+    """Replace the with_overrides pod templates of `wf_name`'s task nodes; returns the node ids done. The primary
+    container gets the task's own serialized command/args (fast or not, as registered), not what flytekit built
+    with the workflow's settings."""
     from flytekit.core.pod_template import PodTemplate
     from flytekit.core.utils import _dnsify
 
@@ -405,9 +398,10 @@ def _apply_node_pod_templates(req: "Request", wf_name: str, model: typing.Any) -
         tn = node.task_node
         if tn is not None and node.id in wanted and tn.overrides is not None and tn.overrides.pod_template is not None:
             pt = wanted[node.id]
-            spec = _merged_node_spec(tn.overrides.pod_template, pt, req.image_for(tn.reference_id.name))
+            task_name = tn.reference_id.name
+            image = tn.overrides.container_image or req.image_for(task_name)
             tn.overrides._pod_template = PodTemplate(
-                pod_spec=spec,
+                pod_spec=_pod_spec_with_task(pt, task_primaries.get(task_name, {}), image),
                 primary_container_name=pt.get("primary_container_name") or "primary",
                 labels=pt.get("labels") or None,
                 annotations=pt.get("annotations") or None,
@@ -573,6 +567,12 @@ def serialize(req: Request, out_dir: str) -> dict:
                 fast_mode[e.name] = fast
             else:
                 settings = _settings(req, version, req.default_image, fast=False)
+                # Nodes with with_overrides(pod_template=...) make flytekit build their task's container
+                # with the workflow's settings: every task's image stays pinned (no ImageSpec resolution).
+                for tkind, t in entities:
+                    holder = _image_holder(t) if tkind == "task" else None
+                    if holder is not None:
+                        pins.append((holder[0], holder[1], req.tasks[t.name]["image"]))
             with pinned_images(pins), _flyte_context(settings):
                 get_serializable(second, settings, e)
     except SerializeError:
@@ -583,6 +583,7 @@ def serialize(req: Request, out_dir: str) -> dict:
 
     # Post-process tasks: image, cache version, pod template; warnings where a bundle cannot help.
     warnings = []
+    task_primaries: typing.Dict[str, dict] = {}
     models: typing.Dict[typing.Tuple[str, str], typing.Any] = {}
     for kind, e in entities:
         model = second[e]
@@ -591,13 +592,14 @@ def serialize(req: Request, out_dir: str) -> dict:
             continue
         entry = req.tasks[e.name]
         template = model.template
+        task_primaries[e.name] = _task_primary(template)
         if entry["pod_template"] is not None:
             if template.container is None and template.k8s_pod is None:
                 warnings.append({"task": e.name, "kind": "pod_template_ignored",
                                  "message": f"task {e.name} ({template.type}) has no container; its pod_template "
                                             f"was not applied"})
             else:
-                _apply_pod_template(template, entry["pod_template"], entry["image"])
+                _apply_pod_template(template, entry["pod_template"], task_primaries[e.name], entry["image"])
         if template.container is not None or template.k8s_pod is not None:
             if _task_image(template) != entry["image"]:
                 _set_image(template, entry["image"])
@@ -619,7 +621,7 @@ def serialize(req: Request, out_dir: str) -> dict:
     # Node overrides: flytebuild's merged with_overrides pod templates.
     for kind, e in entities:
         if kind == "workflow" and e.name in req.nodes:
-            done = set(_apply_node_pod_templates(req, e.name, models[(kind, e.name)]))
+            done = set(_apply_node_pod_templates(req, e.name, models[(kind, e.name)], task_primaries))
             from flytekit.core.utils import _dnsify
 
             for node_id in sorted(req.nodes[e.name]):

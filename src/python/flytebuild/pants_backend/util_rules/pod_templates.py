@@ -228,20 +228,22 @@ async def validate_pod_templates(
         ) from None
     if "error" in out:
         raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
-    problems = []
-    for key, entry in sorted(entries.items()):
+    # The same mistake usually shows in every task using the template: report it once, naming them.
+    problems: dict = {}
+    for key, entry in sorted(entries.items(), key=lambda kv: (kv[0].startswith("node:"), kv[0])):
         error = (out.get("results") or {}).get(key, {}).get("error")
         if error:
             detail = "; ".join(
                 f"`{e.get('path') or '(pod spec)'}`: {e.get('message')}" for e in error.get("errors") or []
             ) or str(error.get("message"))
-            problems.append((entry, detail))
+            problems.setdefault((detail, tuple(entry["files"])), []).append(entry["where"])
     if problems:
-        entry, detail = problems[0]
-        more = f" ({len(problems) - 1} more template(s) have errors)" if len(problems) > 1 else ""
+        (detail, files), wheres = next(iter(problems.items()))
+        where = wheres[0] if len(wheres) == 1 else f"{wheres[0]} (and {len(wheres) - 1} more using it)"
+        more = f" ({len(problems) - 1} other error(s) after this one)" if len(problems) > 1 else ""
         raise PodTemplateError(
-            f"{entry['where']} is not a valid Kubernetes V1PodSpec: {detail} (paths are inside the pod spec){more}",
-            file=", ".join(entry["files"]) or None,
+            f"{where} is not a valid Kubernetes V1PodSpec: {detail} (paths are inside the pod spec){more}",
+            file=", ".join(files) or None,
             target=address,
             fix="correct the fields named above in the template file or its overlay",
         )
