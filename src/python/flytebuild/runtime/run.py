@@ -143,13 +143,13 @@ def type_name(tp: typing.Any, how: bool = True) -> str:
         if base:
             return f"{base}[{', '.join(type_name(a) for a in args)}]"
     if isinstance(tp, type):
+        special = _flyte_kind(tp)
+        if special:
+            return f"{special} (a path)" if how else special
         if dataclasses.is_dataclass(tp):
             return f"{tp.__name__} (a dataclass, as JSON)" if how else tp.__name__
         if _is_pydantic(tp):
             return f"{tp.__name__} (a pydantic model, as JSON)" if how else tp.__name__
-        special = _flyte_kind(tp)
-        if special:
-            return f"{special} (a path)" if how else special
         return tp.__name__
     return str(tp).replace("typing.", "")
 
@@ -465,6 +465,32 @@ def apply_plan(tasks: typing.List[typing.Any], req: Request) -> None:
             log(f"[image] {t.name}: {image} ({source})")
 
 
+def check_docker(tasks: typing.List[typing.Any], req: Request) -> None:
+    """flytekit runs a raw ContainerTask locally with the docker SDK and a Docker engine: say so before running."""
+    from flytekit.core.container_task import ContainerTask
+
+    containers = sorted(t.name for t in tasks if isinstance(t, ContainerTask))
+    if not containers:
+        return
+    names = ", ".join(containers)
+    try:
+        import docker
+    except ImportError:
+        raise RunError(
+            f"raw container task{'s' if len(containers) > 1 else ''} {names} run{'' if len(containers) > 1 else 's'} "
+            "in Docker when local, and the `docker` Python package is not installed in this environment",
+            fix="add `docker` to the resolve's requirements, or run it on the cluster with `--remote`",
+        )
+    try:
+        docker.from_env().ping()
+    except Exception as e:
+        raise RunError(
+            f"raw container task(s) {names} run in Docker when local, and no Docker engine answers "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            fix="start the Docker engine (or set DOCKER_HOST), or run it on the cluster with `--remote`",
+        )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # inputs
 
@@ -504,11 +530,13 @@ def resolve_inputs(
             given[key] = parse_value(raw, types[key])
         except BadValue as e:
             where = f"--{key}{e.where}"
-            got = e.got if isinstance(e.got, str) and e.got in ("missing", "unknown field", "no value") else repr(e.got)
-            raise RunError(
-                f"input {where}: expected {e.expected}, got {got}",
-                fix=f"pass --{key} as {type_name(types[key])}",
-            )
+            if e.got == "missing":
+                what = f"input {where} ({e.expected}) is missing"
+            elif e.got == "unknown field":
+                what = f"input {where} is not {e.expected}"
+            else:
+                what = f"input {where}: expected {e.expected}, got " + ("no value" if e.got == "no value" else repr(e.got))
+            raise RunError(what, fix=f"pass --{key} as {type_name(types[key])}")
 
     values: typing.Dict[str, typing.Any] = {}
     origin: typing.Dict[str, str] = {}
@@ -670,6 +698,7 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     refuse_references(refs, req.entrypoint, module_file)
     call, inputs = resolve_inputs(obj, kind, pairs, req.entrypoint)
     apply_plan(tasks, req)
+    check_docker(tasks, req)
     progress = Progress()
     progress.install()
     start = time.monotonic()
