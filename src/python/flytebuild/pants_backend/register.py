@@ -1,5 +1,6 @@
 """flytebuild's Pants backend: Flyte tasks, images and workflows as build targets."""
 from flytebuild.pants_backend.goals import plan
+from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules import closures, entrypoint, introspection, planning
@@ -13,6 +14,7 @@ def rules():
         *introspection.rules(),
         *planning.rules(),
         *plan.rules(),
+        *run_goal.rules(),
     ]
 
 
