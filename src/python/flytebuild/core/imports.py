@@ -20,6 +20,7 @@ import io
 import os
 import re
 import sys
+import sysconfig
 import tokenize
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
@@ -29,8 +30,24 @@ from flytebuild.core.lockfile import canonical_name
 
 _PRAGMA = re.compile(r"#\s*(?:pants|flytebuild):\s*no-infer-dep")
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
-# Top-level stdlib modules (3.10+ knows them exactly); never reported as unowned imports.
-STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names) | {"__future__"}
+
+
+def _stdlib_names() -> frozenset:
+    """Top-level stdlib modules: exact on 3.10+, else the stdlib directory's contents."""
+    names = set(getattr(sys, "stdlib_module_names", ())) | set(sys.builtin_module_names)
+    if not hasattr(sys, "stdlib_module_names"):
+        stdlib = sysconfig.get_paths()["stdlib"]
+        for directory in (stdlib, os.path.join(stdlib, "lib-dynload")):
+            try:
+                entries = os.listdir(directory)
+            except OSError:
+                continue
+            names.update(e.split(".")[0] for e in entries if e != "site-packages")
+    return frozenset(names | {"__future__"})
+
+
+# Never reported as unowned imports.
+STDLIB = _stdlib_names()
 
 
 @dataclass(frozen=True)
