@@ -74,6 +74,14 @@ class Project:
     domain: str
     images: Tuple[ImageConfig, ...]
     workflows: Tuple[WorkflowConfig, ...]
+    # flyte-deploy's [flyte] options
+    endpoint: Optional[str] = None
+    insecure: Optional[bool] = None
+    admin_config: Optional[str] = None  # flytekit config file, absolute
+    admin_timeout: int = 15
+    # package's [flyte] image options
+    image_cache_dir: Optional[str] = None  # absolute
+    image_push_jobs: int = 4
 
     def repo_path(self, config_path: str) -> str:
         """A path written in the configuration, as a repo-relative path."""
@@ -124,6 +132,7 @@ def _read_toml(path: str) -> Dict[str, Any]:
 _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
+    "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
 }
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
 _WORKFLOW_KEYS = {"entrypoint", "image", "images", "task_images", "project", "domain"}
@@ -166,6 +175,18 @@ class _Reader:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self._bad(key, "a table of strings")
         return tuple(sorted(value.items()))
+
+    def bool(self, key: str) -> Optional[bool]:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._bad(key, "true or false")
+        return value
+
+    def int(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self._bad(key, "a positive integer")
+        return value
 
     def tables(self, key: str) -> Dict[str, Mapping[str, Any]]:
         value = self.data.get(key, {})
@@ -269,6 +290,13 @@ def load_project(path: str) -> Project:
         domain=defaults["domain"],
         images=tuple(images),
         workflows=tuple(workflows),
+        endpoint=top.str("endpoint"),
+        insecure=top.bool("insecure"),
+        admin_config=os.path.join(directory, os.path.expanduser(top.str("config"))) if top.str("config") else None,
+        admin_timeout=top.int("admin_timeout", 15),
+        image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
+        if top.str("image_cache_dir") else None,
+        image_push_jobs=top.int("image_push_jobs", 4),
     )
 
 

@@ -39,7 +39,7 @@ def runtime_script(name: str) -> str:
     return path
 
 
-def _check_python(python: Optional[str], config_file: str) -> str:
+def check_python(python: Optional[str], config_file: str) -> str:
     if not python:
         raise FlytebuildError(
             "No user Python is configured: flytebuild imports your workflows in your own environment",
@@ -51,7 +51,7 @@ def _check_python(python: Optional[str], config_file: str) -> str:
     return python
 
 
-def _env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
+def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     paths = [os.path.join(root, r) if r else root for r in source_roots]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
     env["PYTHONPATH"] = os.pathsep.join(paths)
@@ -60,7 +60,7 @@ def _env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
 
 
 def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
-    python = _check_python(python, config_file)
+    python = check_python(python, config_file)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     return subprocess.Popen(
         [python, "-I", "-c", _INSTALLED], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
@@ -80,11 +80,11 @@ def finish_installed_query(proc: subprocess.Popen, python: str) -> Mapping[str, 
 def start_introspection(
     python: str, config_file: str, root: str, source_roots: Sequence[str], entrypoints: Sequence[str]
 ) -> subprocess.Popen:
-    python = _check_python(python, config_file)
+    python = check_python(python, config_file)
     return subprocess.Popen(
         [python, runtime_script("introspect.py"), "--batch", *entrypoints],
         cwd=root,
-        env=_env(root, source_roots),
+        env=user_env(root, source_roots),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
