@@ -71,3 +71,16 @@ def test_cli_plan_equals_pants_plan_on_the_examples(pants_repo, cli):
     assert "baked.stats.summarize" in changed and "mixed.fast_tasks.weights" in changed
     assert "examples/baked:image" in changed
     assert "mixed.plain_tasks.total" not in changed and "examples/mixed:spec_image" not in changed
+
+
+def test_cli_package_writes_the_bytes_pants_package_writes(pants_repo, cli):
+    pants_repo.pants("package", "examples/baked:wf", "examples/mixed:wf", check=True)
+    dist = pants_repo.root / "cli-dist"
+    cli("-c", "examples/flytebuild.toml", "package", "baked-wf", "mixed-wf", "--dist", str(dist),
+        cwd=pants_repo.root, check=True)
+    for pants_dir, ours in (("examples.baked/wf", "baked-wf"), ("examples.mixed/wf", "mixed-wf")):
+        theirs = sorted(p.name for p in (pants_repo.root / "dist" / pants_dir).iterdir())
+        assert theirs == sorted(p.name for p in (dist / ours).iterdir())
+        for name in theirs:
+            assert (dist / ours / name).read_bytes() == (pants_repo.root / "dist" / pants_dir / name).read_bytes(), name
+    assert any(p.name.startswith("fast") for p in (dist / "mixed-wf").iterdir())
