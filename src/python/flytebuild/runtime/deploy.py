@@ -3,7 +3,8 @@ workflows -> launch plans, each only if FlyteAdmin does not already hold it.
 
 Usage:  python deploy.py <request.json>
 
-Runs in the USER's environment (flyteidl + grpcio + flytekit for the connection and its auth). Self-contained:
+Runs in the USER's environment: flyteidl + grpcio; flytekit only with a flytekit config file (its channel carries
+the config's authentication). Self-contained:
 stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied alone into sandboxes.
 
 request.json:
@@ -70,57 +71,71 @@ def log(msg: str) -> None:
 
 
 class Admin:
-    """The gRPC stubs over flytekit's channel (so a flytekit config's auth works), without flytekit's retry
-    wrapper: one call, one answer."""
+    """FlyteAdmin's AdminService and DataProxyService stubs, without flytekit's retry wrapper: one call, one
+    answer (FlyteAdmin's ALREADY_EXISTS is an answer, not a failure to retry)."""
 
     def __init__(self, admin: dict):
         import grpc
-        from flytekit.clients.auth_helper import (
-            get_channel,
-            upgrade_channel_to_authenticated,
-            upgrade_channel_to_proxy_authenticated,
-        )
-        from flytekit.configuration import Config, PlatformConfig
         from flyteidl.service import admin_pb2_grpc, dataproxy_pb2_grpc
 
-        if admin.get("config"):
-            path = admin["config"]
-            if not os.path.isfile(path):
-                raise DeployError("bad_config", f"flytekit config file {path} does not exist",
-                                  "point [flyte].config at an existing flytekit config.yaml")
-            cfg = Config.auto(path).platform
-        else:
-            cfg = PlatformConfig()
-        overrides = {}
-        if admin.get("endpoint"):
-            overrides["endpoint"] = admin["endpoint"]
-        if admin.get("insecure") is not None:
-            overrides["insecure"] = bool(admin["insecure"])
-        if overrides:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, **overrides)
-        if not cfg.endpoint:
-            raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
-                              "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
-        self.endpoint = cfg.endpoint
         self.timeout = float(admin.get("timeout") or 15)
-        base = get_channel(cfg)
+        if admin.get("config"):
+            # A flytekit config may carry authentication: let flytekit build (and authenticate) the channel.
+            base, channel, self.endpoint, insecure = self._flytekit_channel(admin)
+        else:
+            # A plain endpoint needs no flytekit (whose import costs seconds): a gRPC channel is all there is.
+            self.endpoint = admin.get("endpoint")
+            insecure = bool(admin.get("insecure"))
+            if not self.endpoint:
+                raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
+                                  "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
+            target = self.endpoint
+            base = grpc.insecure_channel(target) if insecure else grpc.secure_channel(
+                target, grpc.ssl_channel_credentials())
+            channel = base
         try:
             grpc.channel_ready_future(base).result(timeout=self.timeout)
         except grpc.FutureTimeoutError:
             base.close()
             raise DeployError(
                 "unreachable",
-                f"cannot reach FlyteAdmin at {cfg.endpoint} ({'insecure' if cfg.insecure else 'TLS'}) "
+                f"cannot reach FlyteAdmin at {self.endpoint} ({'insecure' if insecure else 'TLS'}) "
                 f"within {self.timeout:g}s",
                 f"check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
-                f"[flyte].endpoint / --flyte-endpoint{'' if cfg.insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
+                f"[flyte].endpoint / --flyte-endpoint{'' if insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
             ) from None
-        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
         self.data = dataproxy_pb2_grpc.DataProxyServiceStub(channel)
         self.grpc = grpc
+
+    @staticmethod
+    def _flytekit_channel(admin: dict):
+        import dataclasses
+
+        from flytekit.clients.auth_helper import (
+            get_channel,
+            upgrade_channel_to_authenticated,
+            upgrade_channel_to_proxy_authenticated,
+        )
+        from flytekit.configuration import Config
+
+        path = admin["config"]
+        if not os.path.isfile(path):
+            raise DeployError("bad_config", f"flytekit config file {path} does not exist",
+                              "point [flyte].config at an existing flytekit config.yaml")
+        cfg = Config.auto(path).platform
+        overrides = {}
+        if admin.get("endpoint"):
+            overrides["endpoint"] = admin["endpoint"]
+        if admin.get("insecure") is not None:
+            overrides["insecure"] = bool(admin["insecure"])
+        cfg = dataclasses.replace(cfg, **overrides)
+        if not cfg.endpoint:
+            raise DeployError("no_endpoint", f"the flytekit config {path} names no admin endpoint",
+                              "set admin.endpoint in it, or [flyte].endpoint")
+        base = get_channel(cfg)
+        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
+        return base, channel, cfg.endpoint, cfg.insecure
 
     def call(self, method, request):
         return method(request, timeout=self.timeout)

@@ -64,10 +64,13 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # IMAGES CALL SITE: push the flyte_image targets (tag = fingerprint) and register tasks with the pushed refs.
-    # Once util_rules/images.py lands: unless request.dry_run,
-    #   published = await Get(PublishedImages, PublishImagesRequest(image_addresses))
-    # and pass {address: ref-with-digest} as `published` below. Until then tasks name the content tag.
+    # IMAGES CALL SITE (the one place images are pushed before registering). Once util_rules/images.py
+    # (PublishImagesRequest -> PublishedImages) is on main, this becomes, unless request.dry_run:
+    #   wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
+    #   published = await Get(PublishedImages, PublishImagesRequest(wanted))
+    #   pinned = {i.address: f"{i.ref}@{i.digest}" for i in published.images}
+    # and `published=pinned` below pins every task to the pushed tag and digest. Until then tasks name the
+    # content tag (ImagePlan.ref), which is what the push will create.
     image_refs = ImageRefs.from_plans(ordered, published=None)
 
     code_bundle, serialized = await MultiGet(
@@ -87,7 +90,8 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     if config and not os.path.isabs(config):
         config = os.path.join(BuildRoot().path, config)
     deploy_request = {
-        "admin": {"endpoint": flyte.endpoint, "insecure": flyte.insecure, "config": config,
+        "admin": {"endpoint": flyte.endpoint, "insecure": True if flyte.insecure else None,  # False: the config decides
+                  "config": config,
                   "timeout": flyte.admin_timeout},
         "dry_run": request.dry_run,
         "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
