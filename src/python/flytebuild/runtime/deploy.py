@@ -307,6 +307,45 @@ def _differences(old, new, limit: int = 5) -> typing.List[str]:
     return diffs[:limit] + ([f"... {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
+_COMPILER_NODES = ("start-node", "end-node")
+
+
+def _workflow_signature(template) -> dict:
+    """What of a workflow FlyteAdmin's compiler keeps as given: its interface, outputs and, per node, what it runs.
+
+    The compiled copy FlyteAdmin stores adds start/end nodes and derived fields (upstream ids, defaults), so the
+    templates are not compared byte for byte."""
+    from google.protobuf import json_format
+
+    def runs(node) -> list:
+        out = []
+        if node.HasField("task_node"):
+            out.append(("task", _id_text(node.task_node.reference_id)))
+        if node.HasField("workflow_node"):
+            wn = node.workflow_node
+            if wn.HasField("launchplan_ref"):
+                out.append(("launch_plan", _id_text(wn.launchplan_ref)))
+            if wn.HasField("sub_workflow_ref"):
+                out.append(("workflow", _id_text(wn.sub_workflow_ref)))
+        if node.HasField("branch_node"):
+            ie = node.branch_node.if_else
+            for then in [ie.case.then_node, *(c.then_node for c in ie.other)] + (
+                    [ie.else_node] if ie.HasField("else_node") else []):
+                out.append((then.id, runs(then)))
+        if node.HasField("array_node"):
+            out.append(("array", runs(node.array_node.node)))
+        return out
+
+    def canon(msg) -> str:
+        return json.dumps(json_format.MessageToDict(msg, preserving_proto_field_name=True), sort_keys=True)
+
+    sig = {"interface": canon(template.interface), "outputs": [canon(b) for b in template.outputs]}
+    for node in template.nodes:
+        if node.id not in _COMPILER_NODES:
+            sig[f"node {node.id}"] = json.dumps(runs(node))
+    return sig
+
+
 def _stored_matches(entity: Entity, stored) -> typing.Tuple[bool, typing.List[str]]:
     """Whether FlyteAdmin's stored copy holds the same content as ours (see the module docstring)."""
     if entity.kind == "task":
@@ -315,11 +354,10 @@ def _stored_matches(entity: Entity, stored) -> typing.Tuple[bool, typing.List[st
         theirs = _comparable_task(stored.closure.compiled_task.template, entity.fast)
         return _same(ours, theirs), _differences(theirs, ours)
     if entity.kind == "workflow":
-        ours = entity.spec.template.__class__()
-        ours.CopyFrom(entity.spec.template)
-        ours.id.CopyFrom(entity.id)
-        theirs = stored.closure.compiled_workflow.primary.template
-        return _same(ours, theirs), _differences(theirs, ours)
+        ours = _workflow_signature(entity.spec.template)
+        theirs = _workflow_signature(stored.closure.compiled_workflow.primary.template)
+        return ours == theirs, [f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}"
+                                for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)][:5]
     # FlyteAdmin completes a launch plan's default inputs with the workflow's unbound inputs: ours must be a subset.
     ours = entity.spec.spec.__class__()
     ours.CopyFrom(entity.spec.spec)
@@ -399,6 +437,11 @@ class Deployer:
         same, diffs = _stored_matches(entity, stored)
         if same:
             entity.status = "unchanged"
+            return
+        if entity.kind != "task" and not self.dry_run:
+            # FlyteAdmin stores workflows compiled and launch plans completed: its own digest is the judge.
+            # Create answers ALREADY_EXISTS (identical: unchanged) or INVALID_ARGUMENT (different: failed).
+            entity.status = "registered"
             return
         entity.status = "failed"
         entity.message = (
