@@ -272,3 +272,22 @@ def test_unreachable_endpoint_is_a_clear_error(deploy_repo):
     assert "cannot reach FlyteAdmin at 127.0.0.1:1" in proc.stderr
     assert "Fix:" in proc.stderr and "[flyte].endpoint" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout.strip() == ""
+
+
+def test_a_flytekit_config_file_is_enough(deploy_repo, fresh_admin, tmp_path):
+    config = fresh_admin.write_config(tmp_path / "config.yaml")
+    proc = deploy_repo.pants(f"--flyte-config={config}", "flyte-deploy", "--dry-run", "--format=json",
+                             "examples/baked:wf", check=True)
+    summary = json.loads(proc.stdout)
+    assert summary["endpoint"].endswith(fresh_admin.endpoint) and summary["dry_run"] is True
+    assert summary["counts"]["registered"] == len(summary["entities"]) == 8
+    assert fresh_admin.store.ids("task") == []  # a dry run changes nothing
+
+
+def test_no_endpoint_is_a_clear_error_before_any_work(deploy_repo):
+    proc = deploy_repo.pants("flyte-deploy", "examples/baked:wf")
+    assert proc.returncode != 0
+    assert "No FlyteAdmin to deploy to" in proc.stderr and "[flyte].endpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = deploy_repo.pants("--flyte-config=nope/config.yaml", "flyte-deploy", "examples/baked:wf")
+    assert proc.returncode != 0 and "nope/config.yaml" in proc.stderr and "does not exist" in proc.stderr
