@@ -72,6 +72,7 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
     overlays = dict(tgt[FlytePodTemplateOverlaysField].value or {})
     base_dir = request.address.spec_path
     overlay_paths = {env: os.path.normpath(os.path.join(base_dir, rel)) for env, rel in overlays.items()}
+    # (a missing `source` file is reported by Pants itself, naming the field and the target)
     source_contents, overlay_contents = await MultiGet(
         Get(DigestContents, Digest, sources.snapshot.digest),
         Get(
@@ -82,12 +83,6 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
             ),
         ),
     )
-    if not source_contents:
-        raise PodTemplateError(
-            f"the `source` file `{tgt[FlytePodTemplateSourceField].value}` does not exist",
-            target=address,
-            fix="create it, or correct `source` (relative to the BUILD file)",
-        )
     by_path = {fc.path: fc.content for fc in overlay_contents}
     missing = sorted(f"{env}: {path}" for env, path in overlay_paths.items() if path not in by_path)
     if missing:
