@@ -14,6 +14,7 @@ test: user-env system-deps
 # Debian packages the tests drive for real: the OCI registry (docker-registry).
 system-deps:
 	@bash tests/support/install_registry.sh
+	@bash tests/support/install_docker.sh
 
 bootstrap:
 	@./pants --no-pantsd --version >/dev/null

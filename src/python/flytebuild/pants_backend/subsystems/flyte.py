@@ -1,7 +1,7 @@
 """The `[flyte]` options scope."""
 from __future__ import annotations
 
-from pants.option.option_types import StrOption
+from pants.option.option_types import BoolOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
@@ -29,6 +29,56 @@ class FlyteSubsystem(Subsystem):
     )
     project = StrOption(default="flytesnacks", help="Default Flyte project.")
     domain = StrOption(default="development", help="Default Flyte domain.")
+
+    # --- images (package / publish of flyte_image targets)
+    image_output = StrOption(
+        default="push",
+        help=help_text(
+            """
+            What `package` does with a `flyte_image`: `push` to its registry (tag = its content
+            version; nothing is built or pushed when the tag exists), `oci` writes an OCI image
+            layout directory under dist/, `docker` loads it into the local Docker engine.
+            """
+        ),
+    )
+    image_push_jobs = IntOption(default=4, help="Blobs uploaded at once when pushing an image.")
+    image_cache_dir = StrOption(
+        default=None,
+        help=help_text(
+            """
+            Where built layers and pulled base blobs are kept (content-addressed). Defaults to
+            `flytebuild_oci` under Pants' named caches directory.
+            """
+        ),
+    )
+
+    # --- flyte-deploy: where to register (flags: --flyte-endpoint ..., env: PANTS_FLYTE_ENDPOINT ...) ---
+    endpoint = StrOption(
+        default=None,
+        help=help_text(
+            """
+            FlyteAdmin's gRPC endpoint (`host:port`) that `flyte-deploy` registers to. Overrides the
+            endpoint of `config`.
+            """
+        ),
+    )
+    insecure = BoolOption(
+        default=None,
+        help="Talk plaintext gRPC to `endpoint` (a local or port-forwarded FlyteAdmin). Overrides `config`.",
+    )
+    config = StrOption(
+        default=None,
+        help=help_text(
+            """
+            A flytekit config file (`~/.flyte/config.yaml` style; relative to the build root) for
+            `flyte-deploy`: endpoint, TLS and authentication. `endpoint`/`insecure` override it.
+            """
+        ),
+    )
+    admin_timeout = IntOption(
+        default=15,
+        help="Seconds `flyte-deploy` waits to connect to FlyteAdmin, and for each call.",
+    )
 
     environment = StrOption(
         default=None,

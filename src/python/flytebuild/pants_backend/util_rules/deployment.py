@@ -1,0 +1,156 @@
+"""Deploy flyte_workflow targets to FlyteAdmin: plan -> images -> bundle -> serialize -> register.
+
+`DeployRequest(addresses, dry_run)` -> `DeployResult` is the one deploy path: `flyte-deploy` renders it, and any
+goal that needs the workflows registered first (`run --remote`) awaits the same request.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.base.build_root import BuildRoot
+from pants.engine.addresses import Address
+from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.process import FallibleProcessResult, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.util.logging import LogLevel
+
+from flytebuild.core.bundle import BundleWarning
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
+from flytebuild.pants_backend.util_rules.serialization import (
+    CodeBundle,
+    CodeBundleRequest,
+    ImageRefs,
+    SerializedWorkflows,
+    SerializeRequest,
+    runtime_script,
+)
+
+_DIR = "__flytebuild"
+
+
+class DeployError(FlytebuildError):
+    """The deploy could not run (FlyteAdmin unreachable, bad configuration)."""
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    addresses: tuple[Address, ...]  # flyte_workflow targets
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    exit_code: int  # 0: every entity registered or unchanged; 1: some failed or blocked
+    summary_json: str  # runtime/deploy.py's summary (entities with status, bundle, bytes_uploaded)
+    warnings: tuple[BundleWarning, ...]
+    log: str  # the deploy's progress lines
+
+    def summary(self) -> dict:
+        return json.loads(self.summary_json)
+
+
+@rule(desc="Deploy Flyte workflows")
+async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python_setup: PythonSetup) -> DeployResult:
+    addresses = tuple(sorted(request.addresses))
+    planned = await Get(PlannedWorkflows, WorkflowPlansRequest(addresses))
+    by_address = {p.plan.address: p for p in planned}
+    ordered = tuple(by_address[str(a)] for a in addresses)
+
+    # IMAGES CALL SITE: push the flyte_image targets (tag = fingerprint) and register tasks with the pushed refs.
+    # Once util_rules/images.py lands: unless request.dry_run,
+    #   published = await Get(PublishedImages, PublishImagesRequest(image_addresses))
+    # and pass {address: ref-with-digest} as `published` below. Until then tasks name the content tag.
+    image_refs = ImageRefs.from_plans(ordered, published=None)
+
+    code_bundle, serialized = await MultiGet(
+        Get(CodeBundle, CodeBundleRequest(ordered)),
+        Get(SerializedWorkflows, SerializeRequest(addresses, ordered, image_refs)),
+    )
+
+    files = []
+    entities = []
+    for i, sw in enumerate(serialized.workflows):
+        for e in sw.summary()["entities"]:
+            entities.append({"file": f"wf{i}/{e['file']}", "kind": e["kind"], "fast": e["fast"]})
+    bundle = code_bundle.bundle
+    if bundle is not None:
+        files.append(FileContent(f"bundle/{bundle.name}", bundle.data))
+    config = flyte.config
+    if config and not os.path.isabs(config):
+        config = os.path.join(BuildRoot().path, config)
+    deploy_request = {
+        "admin": {"endpoint": flyte.endpoint, "insecure": flyte.insecure, "config": config,
+                  "timeout": flyte.admin_timeout},
+        "dry_run": request.dry_run,
+        "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
+        "dest_dir": ".",
+        "entities": entities,
+    }
+    files += [
+        FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
+        FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
+    ]
+
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin="flyte-deploy"))
+    resolve = _resolve_of(wrapped.target, python_setup)
+    same_resolve = []
+    for a in addresses:
+        w = await Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy"))
+        if _resolve_of(w.target, python_setup) == resolve:
+            same_resolve.append(a)
+    prefixed = await MultiGet(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows))
+    venv_pex, extra = await MultiGet(
+        # flytekit, flyteidl and grpcio from the user's own lockfile (the environment introspection built).
+        Get(
+            VenvPex,
+            PexFromTargetsRequest(
+                tuple(sorted(same_resolve)),
+                output_filename="flyte-introspect.pex",
+                internal_only=True,
+                include_source_files=False,
+            ),
+        ),
+        Get(Digest, CreateDigest(files)),
+    )
+    input_digest = await Get(Digest, MergeDigests([*prefixed, extra]))
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            venv_pex,
+            argv=[f"{_DIR}/deploy.py", f"{_DIR}/request.json"],
+            input_digest=input_digest,
+            description=("Check" if request.dry_run else "Register")
+            + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {flyte.endpoint or config}",
+            level=LogLevel.INFO,
+            # A deploy talks to the outside world: never cached, run once per Pants invocation.
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    stdout = result.stdout.decode("utf-8", "replace")
+    stderr = result.stderr.decode("utf-8", "replace")
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        data = {"error": {"kind": "internal", "message": stderr.strip()[-2000:] or "no output",
+                          "fix": "this is a flytebuild bug; please report it"}}
+    if "error" in data:
+        err = data["error"]
+        raise DeployError(str(err.get("message") or "deploy failed"), fix=err.get("fix") or None)
+    warnings = set(code_bundle.warnings)
+    for sw in serialized.workflows:
+        for w in sw.summary().get("warnings", ()):
+            if w.get("kind") != "raw_container":  # already reported by the bundle's own check
+                warnings.add(BundleWarning(w["task"], w["message"]))
+    return DeployResult(result.exit_code, json.dumps(data, sort_keys=True), tuple(sorted(warnings)), stderr)
+
+
+def rules():
+    return collect_rules()

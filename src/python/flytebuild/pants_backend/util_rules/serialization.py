@@ -1,0 +1,235 @@
+"""Serialize planned workflows into registrable protobufs, and build the code bundle their fast tasks need.
+
+Serialization runs `runtime/serialize.py` in the user's environment: the same VenvPex and sources as
+introspection (util_rules/introspection.py), so flytekit comes from the user's lockfile and Pants never imports
+it. The request is built from the plan: per task its mode, image reference and content-addressed version; per
+workflow and launch plan its version. Fast tasks carry flytekit's `{{ .remote_package_path }}` placeholder (the
+`pyflyte package` / `flytectl register files` convention), filled at registration with the uploaded bundle's
+location, so the archive does not depend on the cluster it goes to.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.backend.python.util_rules.python_sources import PythonSourceFiles, PythonSourceFilesRequest
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    FileContent,
+    MergeDigests,
+    PathGlobs,
+    RemovePrefix,
+)
+from pants.engine.process import FallibleProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+from pants.source.source_root import SourceRootsRequest, SourceRootsResult
+from pants.util.frozendict import FrozenDict
+from pants.util.logging import LogLevel
+
+from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.model import ImageTarget, WorkflowPlan
+from flytebuild.core.plan import plan_image
+# Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
+from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
+from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
+
+_DIR = "__flytebuild"
+_OUT = "serialized"
+
+
+def runtime_script(name: str) -> bytes:
+    data = pkgutil.get_data("flytebuild.runtime", name)
+    assert data is not None, name
+    return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Images: which reference each task is registered with
+
+
+@dataclass(frozen=True)
+class ImageRefs:
+    """flyte_image address -> the reference tasks run from (a tag, or tag@digest once pushed)."""
+
+    refs: FrozenDict[str, str]
+
+    @classmethod
+    def from_plans(cls, planned: tuple[PlannedWorkflow, ...], published: Optional[Mapping[str, str]] = None) -> "ImageRefs":
+        refs: dict[str, str] = {}
+        for p in planned:
+            for image in p.images:
+                refs[image.address] = plan_image(image).ref
+        refs.update(published or {})
+        return cls(FrozenDict(refs))
+
+
+# ---------------------------------------------------------------------------------------------
+# The code bundle
+
+
+@dataclass(frozen=True)
+class CodeBundleRequest:
+    planned: tuple[PlannedWorkflow, ...]
+
+
+@dataclass(frozen=True)
+class CodeBundle:
+    bundle: Optional[Bundle]  # None: no task is fast, nothing was read or archived
+    warnings: tuple[BundleWarning, ...]
+
+
+@rule(desc="Build the fast-register code bundle", level=LogLevel.DEBUG)
+async def build_code_bundle(request: CodeBundleRequest) -> CodeBundle:
+    plans = [p.plan for p in request.planned]
+    images: dict[str, ImageTarget] = {i.address: i for p in request.planned for i in p.images}
+    warnings = bundle_warnings(plans, images)
+    fast_sources = sorted({s for plan in plans for t in plan.tasks if t.mode == "fast" for s in t.sources})
+    if not fast_sources:
+        return CodeBundle(None, warnings)
+    roots = await Get(SourceRootsResult, SourceRootsRequest.for_files(fast_sources))
+    source_roots = sorted({r.path for r in roots.path_to_root.values()})
+    bundle_plan = plan_bundle(plans, source_roots)
+    assert bundle_plan is not None
+    contents = await Get(DigestContents, PathGlobs(bundle_plan.sources))
+    by_path = {fc.path: fc.content for fc in contents}
+    missing = [s for s in bundle_plan.sources if s not in by_path]
+    if missing:
+        raise FlytebuildError(f"Files of the fast tasks' closures vanished while deploying: {', '.join(missing)}")
+    return CodeBundle(build_bundle(bundle_plan, by_path.__getitem__), warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Serialization
+
+
+@dataclass(frozen=True)
+class SerializeRequest:
+    """Serialize these planned workflows (of any resolves), each task with its image reference.
+
+    `addresses[i]` is the flyte_workflow target of `planned[i]`.
+    """
+
+    addresses: tuple[Address, ...]
+    planned: tuple[PlannedWorkflow, ...]
+    image_refs: ImageRefs
+
+
+@dataclass(frozen=True)
+class SerializedWorkflow:
+    address: str
+    digest: Digest  # the numbered .pb files, at the digest's root
+    summary_json: str  # serialize.py's summary: entities (kind, name, version, file, fast), warnings
+
+    def summary(self) -> dict:
+        return json.loads(self.summary_json)
+
+
+@dataclass(frozen=True)
+class SerializedWorkflows:
+    workflows: tuple[SerializedWorkflow, ...]
+
+
+@dataclass(frozen=True)
+class _SerializeOne:
+    address: Address
+    batch: tuple[Address, ...]  # the workflows of its resolve: one user environment for all of them
+    request_json: str
+
+
+@rule(desc="Serialize Flyte workflows in their own environment")
+async def serialize_workflows(request: SerializeRequest, python_setup: PythonSetup) -> SerializedWorkflows:
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte serialization"))
+        for a in request.addresses
+    )
+    by_resolve: dict[str, list[Address]] = defaultdict(list)
+    for w in wrapped:
+        by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
+    batch_of = {a: tuple(sorted(addrs)) for addrs in by_resolve.values() for a in addrs}
+    jobs = [
+        _SerializeOne(
+            w.target.address,
+            batch_of[w.target.address],
+            json.dumps(serialize_request(p.plan, request.image_refs.refs), sort_keys=True, indent=1),
+        )
+        for w, p in zip(wrapped, request.planned)
+    ]
+    results = await MultiGet(Get(SerializedWorkflow, _SerializeOne, job) for job in jobs)
+    return SerializedWorkflows(tuple(results))
+
+
+@rule(desc="Serialize a Flyte workflow", level=LogLevel.DEBUG)
+async def serialize_one(job: _SerializeOne) -> SerializedWorkflow:
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(job.batch))
+    venv_pex, sources, scripts = await MultiGet(
+        # The same request as introspection's: the environment is built once and shared.
+        Get(
+            VenvPex,
+            PexFromTargetsRequest(
+                job.batch,
+                output_filename="flyte-introspect.pex",
+                internal_only=True,
+                include_source_files=False,
+            ),
+        ),
+        Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
+        Get(
+            Digest,
+            CreateDigest(
+                [
+                    FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
+                    FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
+                    FileContent(f"{_DIR}/request.json", job.request_json.encode("utf-8")),
+                ]
+            ),
+        ),
+    )
+    input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            venv_pex,
+            argv=[f"{_DIR}/serialize.py", f"{_DIR}/request.json", _OUT],
+            input_digest=input_digest,
+            output_directories=(_OUT,),
+            extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
+            description=f"Serialize {job.address}",
+            level=LogLevel.DEBUG,
+        ),
+    )
+    stdout = result.stdout.decode("utf-8", "replace")
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        data = {"error": {"kind": "serialization_failed",
+                          "message": result.stderr.decode("utf-8", "replace").strip()[-2000:] or "no output"}}
+    if result.exit_code != 0 or "error" in data:
+        err = data.get("error") or {}
+        message = f"Cannot serialize {json.loads(job.request_json)['entrypoint']}: " \
+                  f"{str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: {err.get('message', '')}"
+        if err.get("traceback"):
+            message += "\n\n" + str(err["traceback"]).rstrip()
+        raise SerializationError(
+            message,
+            target=str(job.address),
+            file=err.get("file"),
+            fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
+        )
+    digest = await Get(Digest, RemovePrefix(result.output_digest, _OUT))
+    return SerializedWorkflow(str(job.address), digest, json.dumps(data, sort_keys=True))
+
+
+def rules():
+    return collect_rules()

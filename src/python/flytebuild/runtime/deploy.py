@@ -1,0 +1,568 @@
+"""Register serialized Flyte entities incrementally: upload the code bundle if needed, then tasks ->
+workflows -> launch plans, each only if FlyteAdmin does not already hold it.
+
+Usage:  python deploy.py <request.json>
+
+Runs in the USER's environment (flyteidl + grpcio + flytekit for the connection and its auth). Self-contained:
+stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied alone into sandboxes.
+
+request.json:
+    {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null,
+               "timeout": 15},
+     "dry_run": false,
+     "bundle": {"path": "<file>", "name": "fast<blake3>.tar.gz"} | null,
+     "dest_dir": ".",
+     "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool}, ...]}
+
+The .pb files are what `pyflyte package` writes (admin.TaskSpec, admin.WorkflowSpec, admin.LaunchPlan); fast tasks
+carry flytekit's placeholders `{{ .remote_package_path }}` / `{{ .dest_dir }}` (as `flytectl register files` expects),
+filled here with the uploaded bundle's location, the way flytectl does.
+
+Per entity, in dependency order (the order of `entities`, deduplicated by id):
+- Get<X> first. Missing -> Create<X> ("registered"). Present with the same content -> "unchanged" (nothing sent).
+  Present with other content -> "failed": FlyteAdmin versions are immutable. A fast task compares equal whatever
+  bundle its stored copy points at: its version covers every file it imports, so an older bundle holds the same
+  code for it (this is what keeps an unrelated edit from re-registering every fast task).
+- A workflow (or launch plan) whose task, sub-workflow or launch plan failed or is missing is never created
+  ("blocked").
+- The bundle is uploaded through DataProxy.CreateUploadLocation under a content-addressed name, only when some
+  fast task is registered, and skipped when the server already holds that name (ALREADY_EXISTS without a hash).
+Re-running after an interruption registers what is left: what was created is found by Get and left alone.
+
+With dry_run nothing is created or uploaded; the same statuses are reported ("registered" meaning "would be").
+
+Exit 0 (all registered/unchanged) or 1 (some failed/blocked) with the JSON summary on stdout:
+    {"endpoint", "dry_run", "entities": [{"kind", "project", "domain", "name", "version", "status", "message"}],
+     "bundle": {"name", "native_url", "size", "uploaded", "present"} | null, "bytes_uploaded", "counts"}
+Exit 2 with {"error": {"kind", "message", "fix"}} when the deploy could not start (unreachable endpoint, bad request).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+import typing
+import urllib.error
+import urllib.request
+
+REMOTE_PACKAGE = "{{ .remote_package_path }}"
+DEST_DIR = "{{ .dest_dir }}"
+BUNDLE_ROOT = "flytebuild-bundles"
+
+
+class DeployError(Exception):
+    def __init__(self, kind: str, message: str, fix: str = ""):
+        super().__init__(message)
+        self.kind, self.message, self.fix = kind, message, fix
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "fix": self.fix}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# connection
+
+
+class Admin:
+    """The gRPC stubs over flytekit's channel (so a flytekit config's auth works), without flytekit's retry
+    wrapper: one call, one answer."""
+
+    def __init__(self, admin: dict):
+        import grpc
+        from flytekit.clients.auth_helper import (
+            get_channel,
+            upgrade_channel_to_authenticated,
+            upgrade_channel_to_proxy_authenticated,
+        )
+        from flytekit.configuration import Config, PlatformConfig
+        from flyteidl.service import admin_pb2_grpc, dataproxy_pb2_grpc
+
+        if admin.get("config"):
+            path = admin["config"]
+            if not os.path.isfile(path):
+                raise DeployError("bad_config", f"flytekit config file {path} does not exist",
+                                  "point [flyte].config at an existing flytekit config.yaml")
+            cfg = Config.auto(path).platform
+        else:
+            cfg = PlatformConfig()
+        overrides = {}
+        if admin.get("endpoint"):
+            overrides["endpoint"] = admin["endpoint"]
+        if admin.get("insecure") is not None:
+            overrides["insecure"] = bool(admin["insecure"])
+        if overrides:
+            import dataclasses
+
+            cfg = dataclasses.replace(cfg, **overrides)
+        if not cfg.endpoint:
+            raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
+                              "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
+        self.endpoint = cfg.endpoint
+        self.timeout = float(admin.get("timeout") or 15)
+        base = get_channel(cfg)
+        try:
+            grpc.channel_ready_future(base).result(timeout=self.timeout)
+        except grpc.FutureTimeoutError:
+            base.close()
+            raise DeployError(
+                "unreachable",
+                f"cannot reach FlyteAdmin at {cfg.endpoint} ({'insecure' if cfg.insecure else 'TLS'}) "
+                f"within {self.timeout:g}s",
+                f"check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
+                f"[flyte].endpoint / --flyte-endpoint{'' if cfg.insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
+            ) from None
+        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
+        self.admin = admin_pb2_grpc.AdminServiceStub(channel)
+        self.data = dataproxy_pb2_grpc.DataProxyServiceStub(channel)
+        self.grpc = grpc
+
+    def call(self, method, request):
+        return method(request, timeout=self.timeout)
+
+
+def _code(err) -> str:
+    try:
+        return err.code().name
+    except Exception:  # noqa: BLE001 - not an RpcError
+        return "UNKNOWN"
+
+
+def _details(err) -> str:
+    try:
+        return err.details() or str(err)
+    except Exception:  # noqa: BLE001
+        return str(err)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# entities
+
+
+class Entity:
+    def __init__(self, kind: str, file: str, fast: bool):
+        from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
+
+        self.kind, self.file, self.fast = kind, file, fast
+        with open(file, "rb") as f:
+            self.raw = f.read()
+        if kind == "task":
+            self.spec = task_pb2.TaskSpec.FromString(self.raw)
+            self.id = self.spec.template.id
+        elif kind == "workflow":
+            self.spec = workflow_pb2.WorkflowSpec.FromString(self.raw)
+            self.id = self.spec.template.id
+        elif kind == "launch_plan":
+            self.spec = launch_plan_pb2.LaunchPlan.FromString(self.raw)
+            self.id = self.spec.id
+        else:
+            raise DeployError("bad_request", f"{file}: unknown entity kind {kind!r}")
+        self.status = ""
+        self.message = ""
+
+    @property
+    def key(self) -> tuple:
+        i = self.id
+        return (self.kind, i.project, i.domain, i.name, i.version)
+
+    def refs(self) -> typing.List[typing.Tuple[str, typing.Any]]:
+        """(kind, Identifier) of the registered entities this one needs."""
+        out: typing.List[typing.Tuple[str, typing.Any]] = []
+        if self.kind == "launch_plan":
+            return [("workflow", self.spec.spec.workflow_id)]
+        if self.kind != "workflow":
+            return out
+        local_subs = {_id_text(s.id) for s in self.spec.sub_workflows}
+
+        def walk(node):
+            if node is None:
+                return
+            if node.HasField("task_node") and node.task_node.HasField("reference_id"):
+                out.append(("task", node.task_node.reference_id))
+            if node.HasField("workflow_node"):
+                wn = node.workflow_node
+                if wn.HasField("launchplan_ref"):
+                    out.append(("launch_plan", wn.launchplan_ref))
+                if wn.HasField("sub_workflow_ref") and _id_text(wn.sub_workflow_ref) not in local_subs:
+                    out.append(("workflow", wn.sub_workflow_ref))
+            if node.HasField("branch_node"):
+                ie = node.branch_node.if_else
+                walk(ie.case.then_node)
+                for c in ie.other:
+                    walk(c.then_node)
+                if ie.HasField("else_node"):
+                    walk(ie.else_node)
+            if node.HasField("array_node"):
+                walk(node.array_node.node)
+
+        for tmpl in [self.spec.template, *self.spec.sub_workflows]:
+            for n in tmpl.nodes:
+                walk(n)
+            if tmpl.HasField("failure_node"):
+                walk(tmpl.failure_node)
+        return out
+
+
+def _id_text(i) -> str:
+    return f"{i.project}/{i.domain}/{i.name}/{i.version}"
+
+
+def _key(kind: str, i) -> tuple:
+    return (kind, i.project, i.domain, i.name, i.version)
+
+
+# --- fast-register arguments -------------------------------------------------------------------------------------
+
+
+def _primary_container(template) -> typing.Optional[typing.Any]:
+    """The primary container (a protobuf Struct) of a task's k8s pod, if any."""
+    if not template.HasField("k8s_pod"):
+        return None
+    name = template.config.get("primary_container_name", "primary")
+    containers = template.k8s_pod.pod_spec.fields.get("containers")
+    if containers is None:
+        return None
+    for c in containers.list_value.values:
+        if c.struct_value.fields.get("name") and c.struct_value.fields["name"].string_value == name:
+            return c.struct_value
+    return None
+
+
+def _rewrite_args(template, fn: typing.Callable[[typing.List[str]], typing.List[str]]) -> None:
+    if template.HasField("container"):
+        new = fn(list(template.container.args))
+        del template.container.args[:]
+        template.container.args.extend(new)
+    pc = _primary_container(template)
+    if pc is not None and "args" in pc.fields:
+        new = fn([v.string_value for v in pc.fields["args"].list_value.values])
+        pc.fields["args"].list_value.Clear()
+        pc.fields["args"].list_value.extend(new)
+
+
+def _fill(args: typing.List[str], location: str, dest_dir: str) -> typing.List[str]:
+    return [location if a == REMOTE_PACKAGE else dest_dir if a == DEST_DIR else a for a in args]
+
+
+def _without_bundle(args: typing.List[str]) -> typing.List[str]:
+    out = list(args)
+    for i, a in enumerate(out[:-1]):
+        if a == "--additional-distribution":
+            out[i + 1] = REMOTE_PACKAGE
+    return out
+
+
+def _comparable_task(template, fast: bool):
+    t = template.__class__()
+    t.CopyFrom(template)
+    if fast:
+        _rewrite_args(t, _without_bundle)
+    return t
+
+
+# --- content comparison ------------------------------------------------------------------------------------------
+
+
+def _same(a, b) -> bool:
+    return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
+def _differences(old, new, limit: int = 5) -> typing.List[str]:
+    from google.protobuf import json_format
+
+    def flat(value, path, out):
+        if isinstance(value, dict):
+            for k in sorted(value):
+                flat(value[k], f"{path}.{k}" if path else k, out)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                flat(v, f"{path}[{i}]", out)
+        else:
+            out[path] = value
+        return out
+
+    a = flat(json_format.MessageToDict(old, preserving_proto_field_name=True), "", {})
+    b = flat(json_format.MessageToDict(new, preserving_proto_field_name=True), "", {})
+    diffs = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return diffs[:limit] + ([f"... {len(diffs) - limit} more"] if len(diffs) > limit else [])
+
+
+def _stored_matches(entity: Entity, stored) -> typing.Tuple[bool, typing.List[str]]:
+    """Whether FlyteAdmin's stored copy holds the same content as ours (see the module docstring)."""
+    if entity.kind == "task":
+        ours = _comparable_task(entity.spec.template, entity.fast)
+        ours.id.CopyFrom(entity.id)
+        theirs = _comparable_task(stored.closure.compiled_task.template, entity.fast)
+        return _same(ours, theirs), _differences(theirs, ours)
+    if entity.kind == "workflow":
+        ours = entity.spec.template.__class__()
+        ours.CopyFrom(entity.spec.template)
+        ours.id.CopyFrom(entity.id)
+        theirs = stored.closure.compiled_workflow.primary.template
+        return _same(ours, theirs), _differences(theirs, ours)
+    # FlyteAdmin completes a launch plan's default inputs with the workflow's unbound inputs: ours must be a subset.
+    ours = entity.spec.spec.__class__()
+    ours.CopyFrom(entity.spec.spec)
+    theirs = stored.spec.__class__()
+    theirs.CopyFrom(stored.spec)
+    defaults_ok = all(
+        name in theirs.default_inputs.parameters and _same(param, theirs.default_inputs.parameters[name])
+        for name, param in ours.default_inputs.parameters.items()
+    )
+    ours.ClearField("default_inputs")
+    theirs.ClearField("default_inputs")
+    return _same(ours, theirs) and defaults_ok, _differences(theirs, ours)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the deploy
+
+
+class Deployer:
+    def __init__(self, admin: Admin, dry_run: bool, dest_dir: str):
+        from flyteidl.admin import common_pb2, launch_plan_pb2, task_pb2, workflow_pb2
+
+        self.admin = admin
+        self.dry_run = dry_run
+        self.dest_dir = dest_dir
+        self.pb = {"common": common_pb2, "task": task_pb2, "workflow": workflow_pb2, "launch_plan": launch_plan_pb2}
+        self.known: typing.Dict[tuple, str] = {}  # key -> status of entities in this deploy
+        self.remote: typing.Dict[tuple, bool] = {}  # key -> present on the server (references outside this deploy)
+        self.bytes_uploaded = 0
+
+    # --- admin calls ---
+    def get(self, kind: str, ident):
+        stub = self.admin.admin
+        method = {"task": stub.GetTask, "workflow": stub.GetWorkflow, "launch_plan": stub.GetLaunchPlan}[kind]
+        req = self.pb["common"].ObjectGetRequest(id=ident)
+        try:
+            return self.admin.call(method, req)
+        except self.admin.grpc.RpcError as e:
+            if _code(e) == "NOT_FOUND":
+                return None
+            raise
+
+    def create(self, entity: Entity) -> None:
+        stub = self.admin.admin
+        if entity.kind == "task":
+            self.admin.call(stub.CreateTask, self.pb["task"].TaskCreateRequest(id=entity.id, spec=entity.spec))
+        elif entity.kind == "workflow":
+            self.admin.call(stub.CreateWorkflow,
+                            self.pb["workflow"].WorkflowCreateRequest(id=entity.id, spec=entity.spec))
+        else:
+            self.admin.call(stub.CreateLaunchPlan,
+                            self.pb["launch_plan"].LaunchPlanCreateRequest(id=entity.id, spec=entity.spec.spec))
+
+    # --- per entity ---
+    def examine(self, entity: Entity) -> None:
+        """Decide the status from FlyteAdmin's copy: registered (to create) / unchanged / failed / blocked."""
+        label = entity.kind.replace("_", " ")
+        for rkind, rid in entity.refs():
+            key = _key(rkind, rid)
+            status = self.known.get(key)
+            if status in ("failed", "blocked"):
+                entity.status = "blocked"
+                entity.message = f"not registered: its {rkind.replace('_', ' ')} {rid.name} ({rid.version}) {status}"
+                return
+            if status is None:
+                if key not in self.remote:
+                    self.remote[key] = self.get(rkind, rid) is not None
+                if not self.remote[key]:
+                    entity.status = "blocked"
+                    entity.message = (f"not registered: it uses {rkind.replace('_', ' ')} {_id_text(rid)}, which is "
+                                      f"neither in this deploy nor registered")
+                    return
+        stored = self.get(entity.kind, entity.id)
+        if stored is None:
+            entity.status = "registered"
+            return
+        same, diffs = _stored_matches(entity, stored)
+        if same:
+            entity.status = "unchanged"
+            return
+        entity.status = "failed"
+        entity.message = (
+            f"{label} {_id_text(entity.id)} is already registered with different content, and FlyteAdmin versions "
+            f"are immutable ({'; '.join(diffs)}). Something registered this version outside flytebuild: delete it "
+            f"or register into another project/domain"
+        )
+
+    def commit(self, entity: Entity) -> None:
+        if self.dry_run or entity.status != "registered":
+            return
+        try:
+            self.create(entity)
+        except self.admin.grpc.RpcError as e:
+            if _code(e) == "ALREADY_EXISTS":  # created meanwhile with the same content: FlyteAdmin's "success"
+                entity.status = "unchanged"
+                return
+            entity.status = "failed"
+            entity.message = f"FlyteAdmin refused {entity.kind.replace('_', ' ')} {_id_text(entity.id)}: " \
+                             f"{_code(e)}: {_details(e)}"
+
+    # --- the bundle ---
+    def upload_location(self, project: str, domain: str, name: str, md5: typing.Optional[bytes]):
+        from flyteidl.service import dataproxy_pb2
+
+        req = dataproxy_pb2.CreateUploadLocationRequest(
+            project=project, domain=domain, filename=name, filename_root=BUNDLE_ROOT)
+        if md5 is not None:
+            req.content_md5 = md5
+        return self.admin.call(self.admin.data.CreateUploadLocation, req)
+
+    def place_bundle(self, bundle: dict, project: str, domain: str) -> dict:
+        """Upload the bundle unless FlyteAdmin's store already holds its content-addressed name."""
+        with open(bundle["path"], "rb") as f:
+            data = f.read()
+        md5 = hashlib.md5(data).digest()
+        info = {"name": bundle["name"], "size": len(data), "uploaded": False, "present": False, "native_url": None}
+        try:
+            # Without a hash, FlyteAdmin refuses a name that exists: the cheapest existence check it offers.
+            probe = self.upload_location(project, domain, bundle["name"], None)
+        except self.admin.grpc.RpcError as e:
+            if _code(e) != "ALREADY_EXISTS":
+                raise DeployError("upload_failed", f"CreateUploadLocation for {bundle['name']} failed: "
+                                                   f"{_code(e)}: {_details(e)}",
+                                  "check that FlyteAdmin's data proxy is configured (storage and signed URLs)")
+            info["present"] = True
+            # The same name with its hash: answers with the location (and refuses if the content differed).
+            loc = self.upload_location(project, domain, bundle["name"], md5)
+            info["native_url"] = loc.native_url
+            return info
+        info["native_url"] = probe.native_url
+        if self.dry_run:
+            return info
+        loc = self.upload_location(project, domain, bundle["name"], md5)
+        log(f"uploading {bundle['name']} ({len(data)} bytes)")
+        put = urllib.request.Request(loc.signed_url, data=data, method="PUT", headers={
+            "Content-MD5": base64.b64encode(md5).decode(), "Content-Length": str(len(data)),
+            "Content-Type": "application/octet-stream"})
+        try:
+            with urllib.request.urlopen(put, timeout=max(60.0, self.admin.timeout)) as rsp:
+                rsp.read()
+        except (urllib.error.URLError, OSError) as e:
+            detail = e.read().decode("utf-8", "replace")[:300] if isinstance(e, urllib.error.HTTPError) else ""
+            raise DeployError("upload_failed", f"uploading {bundle['name']} to {loc.native_url} failed: {e} {detail}"
+                              .rstrip(), "check the object store behind FlyteAdmin's data proxy") from None
+        info["native_url"] = loc.native_url
+        info["uploaded"] = True
+        self.bytes_uploaded += len(data)
+        return info
+
+
+def deploy(req: dict) -> typing.Tuple[dict, int]:
+    admin = Admin(req.get("admin") or {})
+    dry_run = bool(req.get("dry_run"))
+    d = Deployer(admin, dry_run, req.get("dest_dir") or ".")
+
+    entities: typing.List[Entity] = []
+    seen: typing.Dict[tuple, Entity] = {}
+    for item in req.get("entities") or []:
+        e = Entity(item["kind"], item["file"], bool(item.get("fast")))
+        prev = seen.get(e.key)
+        if prev is not None:
+            if prev.raw != e.raw:
+                raise DeployError("bad_request", f"{e.kind} {_id_text(e.id)} was serialized twice with different "
+                                                 f"content ({prev.file}, {e.file})",
+                                  "this is a flytebuild bug: versions must follow content")
+            continue
+        seen[e.key] = e
+        entities.append(e)
+
+    rank = {"task": 0, "workflow": 1, "launch_plan": 2}
+    tasks = [e for e in entities if e.kind == "task"]
+    for e in tasks:
+        d.examine(e)
+        d.known[e.key] = e.status
+
+    # The bundle goes up only if a fast task is actually (re)registered.
+    bundle_info = None
+    bundle = req.get("bundle")
+    needs = [e for e in tasks if e.fast and e.status == "registered"]
+    if bundle and needs:
+        bundle_info = d.place_bundle(bundle, needs[0].id.project, needs[0].id.domain)
+        location = bundle_info["native_url"] or REMOTE_PACKAGE
+        for e in needs:
+            _rewrite_args(e.spec.template, lambda args: _fill(args, location, d.dest_dir))
+    elif bundle:
+        bundle_info = {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
+                       "present": None, "native_url": None}
+
+    for e in tasks:
+        d.commit(e)
+        d.known[e.key] = e.status
+        _progress(e, dry_run)
+    for e in (e for e in entities if e.kind != "task"):  # in the given (dependency) order
+        d.examine(e)
+        d.known[e.key] = e.status
+        d.commit(e)
+        d.known[e.key] = e.status
+        _progress(e, dry_run)
+
+    counts: typing.Dict[str, int] = {}
+    for e in entities:
+        counts[e.status] = counts.get(e.status, 0) + 1
+    out = {
+        "endpoint": admin.endpoint,
+        "dry_run": dry_run,
+        "entities": [
+            {"kind": e.kind, "project": e.id.project, "domain": e.id.domain, "name": e.id.name,
+             "version": e.id.version, "status": e.status, "message": e.message, "fast": e.fast}
+            for e in sorted(entities, key=lambda e: (rank[e.kind], e.id.name, e.id.version))
+        ],
+        "bundle": bundle_info,
+        "bytes_uploaded": d.bytes_uploaded,
+        "counts": counts,
+    }
+    failed = counts.get("failed", 0) + counts.get("blocked", 0)
+    return out, 1 if failed else 0
+
+
+def _progress(e: Entity, dry_run: bool) -> None:
+    verb = {"registered": "would register" if dry_run else "registered"}.get(e.status, e.status)
+    log(f"{verb:>14}  {e.kind:<11} {e.id.name}  {e.id.version}" + (f"  -- {e.message}" if e.message else ""))
+
+
+def main(argv: typing.List[str]) -> int:
+    # stdout carries our JSON only.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    code = 0
+    try:
+        if len(argv) != 2:
+            raise DeployError("bad_request", "usage: deploy.py <request.json>")
+        try:
+            with open(argv[1], encoding="utf-8") as f:
+                req = json.load(f)
+        except (OSError, ValueError) as e:
+            raise DeployError("bad_request", f"cannot read request {argv[1]}: {e}")
+        result, code = deploy(req)
+    except DeployError as e:
+        result, code = {"error": e.to_json()}, 2
+    except Exception as e:  # noqa: BLE001 - gRPC failures mid-deploy are reported, not dumped
+        code = 2
+        grpc_code = _code(e)
+        if grpc_code != "UNKNOWN":
+            result = {"error": {"kind": "admin_error", "message": f"FlyteAdmin call failed: {grpc_code}: {_details(e)}",
+                                "fix": "re-run the deploy once FlyteAdmin is healthy: what was registered is kept"}}
+        else:
+            import traceback
+
+            result = {"error": {"kind": "internal", "message": f"{type(e).__name__}: {e}",
+                                "fix": "this is a flytebuild bug; please report it",
+                                "traceback": traceback.format_exc()}}
+    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,146 @@
+"""Real parts for image tests: the Debian registry (tests/oci), a Python 3.11 base image made from
+this machine's Debian packages and pushed to it, and a real Docker engine (Debian docker.io) with
+its own data-root and socket, stopped after the session."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SUPPORT = REPO / "tests" / "support"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+oci_support = _load("_flytebuild_oci_conftest", REPO / "tests" / "oci" / "conftest.py")
+base_support = _load("_flytebuild_base_image", SUPPORT / "base_image.py")
+BASE_REPOSITORY = base_support.DEFAULT_REPOSITORY
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    reg = oci_support.start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    oci_support.stop_registry(reg)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("oci-cache")
+
+
+@pytest.fixture(scope="session")
+def python_base(registry, cache_dir) -> str:
+    """`<registry>/flytebuild/python:3.11`: Debian's python3 (3.11) and its dependencies, one layer."""
+    return base_support.push_base_image(registry.host, BASE_REPOSITORY, cache_dir=cache_dir)
+
+
+@pytest.fixture
+def make_registry(tmp_path):
+    started = []
+
+    def make(name: str = "reg", htpasswd=None):
+        reg = oci_support.start_registry(tmp_path / name, htpasswd=htpasswd)
+        started.append(reg)
+        return reg
+
+    yield make
+    for reg in started:
+        oci_support.stop_registry(reg)
+
+
+# --------------------------------------------------------------------------- Docker engine
+
+
+@dataclass
+class Docker:
+    host: str  # DOCKER_HOST value, "unix:///.../docker.sock"
+    root: Path
+
+    @property
+    def env(self) -> dict:
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    def run(self, *args: str, check: bool = True, timeout: float = 300, input=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                              input=input)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+def _ensure_docker() -> None:
+    if not (shutil.which("dockerd") and Path("/usr/bin/docker").exists()):
+        subprocess.run(["bash", str(SUPPORT / "install_docker.sh")], check=True)
+
+
+def start_docker() -> tuple:
+    _ensure_docker()
+    # Short paths: unix socket paths are limited to 108 bytes (containerd's live under exec-root).
+    root = Path(tempfile.mkdtemp(prefix="fbd-", dir="/tmp"))
+    sock = root / "d.sock"
+    log = open(root / "dockerd.log", "wb")
+    proc = subprocess.Popen(
+        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=vfs",
+         f"--data-root={root / 'data'}", f"--exec-root={root / 'x'}", f"--pidfile={root / 'd.pid'}",
+         f"--host=unix://{sock}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    docker = Docker(f"unix://{sock}", root)
+    deadline = time.monotonic() + 60
+    while True:
+        if sock.exists() and docker.run("version", check=False, timeout=10).returncode == 0:
+            return proc, docker
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"dockerd did not start:\n{(root / 'dockerd.log').read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def stop_docker(proc: subprocess.Popen, docker: Docker) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    # vfs layers are plain directories owned by root: remove them so /tmp does not fill up.
+    subprocess.run(["rm", "-rf", str(docker.root)], check=False)
+
+
+@pytest.fixture(scope="session")
+def docker() -> Iterator[Docker]:
+    proc, d = start_docker()
+    try:
+        yield d
+    finally:
+        stop_docker(proc, d)
+
+
+@pytest.fixture(scope="session")
+def base_image(registry, cache_dir):
+    """A tiny one-layer base (tests/oci's), for tests that never run the image."""
+    from flytebuild.oci import build_image, build_layer, publish, RegistryClient
+
+    layer = build_layer(oci_support.BASE_FILES, name="base-files")
+    img = build_image([layer], None, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+                      cmd=["/usr/bin/hello"])
+    ref = registry.ref("base/tiny:1")
+    publish(img, ref, cache_dir=cache_dir)
+    return RegistryClient(registry.host, cache_dir=cache_dir).pull(ref)
