@@ -90,6 +90,7 @@ _MANIFEST_KEYS = {"apiVersion", "kind", "metadata", "spec", "template"}
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _DELETE = object()
+_LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
 class PodTemplateError(FlytebuildError):
@@ -551,6 +552,10 @@ def validate_structure(doc: Mapping[str, Any]) -> Tuple[PodTemplateIssue, ...]:
         for k, v in value.items():
             if not isinstance(v, str):
                 add(_join(key, k), f"must be a string, got a {_kind(v)} (quote it)")
+            elif key == "labels" and v and not _LABEL_VALUE.match(v):
+                # The API server rejects the pod, at run time, far from the template: say it here.
+                add(_join(key, k), f"label value {v!r} is not a valid Kubernetes label value "
+                    "(at most 63 characters: letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit)")
     pcn = doc.get("primary_container_name", DEFAULT_PRIMARY_CONTAINER_NAME)
     if not isinstance(pcn, str) or not pcn:
         add("primary_container_name", "must be a non-empty string")
