@@ -13,52 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.flyteadmin.fixture import flyteadmin
+from tests.run.conftest import FIXTURES, P, D, user_env as _env  # noqa: F401 - `cluster` comes from conftest
 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE = REPO / "src/python/flytebuild/runtime/remote.py"
-FIXTURES = REPO / "tests/run/fixtures"
-P, D = "flytesnacks", "development"
-
-REGISTER = textwrap.dedent(
-    """
-    import sys
-    from flytekit.configuration import Config, ImageConfig, PlatformConfig, SerializationSettings
-    from flytekit.remote import FlyteRemote
-    from remote.tasks import configure, scale
-    from remote.workflows import lp, pipeline
-
-    platform = PlatformConfig(endpoint=sys.argv[1], insecure=True)
-    for domain in ("development", "production"):
-        remote = FlyteRemote(Config(platform=platform), default_project="flytesnacks", default_domain=domain)
-        def settings(version):
-            return SerializationSettings(project="flytesnacks", domain=domain, version=version,
-                                         image_config=ImageConfig.auto(img_name="example.com/img:1"))
-        remote.register_task(scale, settings("v1"), version="v1")
-        remote.register_task(configure, settings("v1"), version="v1")
-        remote.register_task(configure, settings("v2"), version="v2")  # the latest
-        remote.register_workflow(pipeline, settings("v2"), version="v2")  # with its default launch plan
-        remote.register_launch_plan(lp, version="v3", project="flytesnacks", domain=domain)
-    """
-)
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
-    env["PYTHONPATH"] = str(FIXTURES)
-    return env
-
-
-@pytest.fixture(scope="module")
-def cluster(user_python, tmp_path_factory):
-    with flyteadmin(user_python, projects=(P,)) as admin:
-        script = tmp_path_factory.mktemp("register") / "register.py"
-        script.write_text(REGISTER)
-        proc = subprocess.run([user_python, str(script), admin.endpoint], env=_env(), cwd=str(script.parent),
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield admin
-
 
 def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5):
     req = tmp_path / "remote-request.json"

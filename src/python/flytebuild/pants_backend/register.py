@@ -4,7 +4,7 @@ from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.goals import package_image
 from flytebuild.pants_backend.util_rules import images
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
+from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteReferenceTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules import closures, entrypoint, introspection, planning
 
 
@@ -23,7 +23,7 @@ def rules():
 
 
 def target_types():
-    return [FlyteImageTarget, FlyteWorkflowTarget]
+    return [FlyteImageTarget, FlyteWorkflowTarget, FlyteReferenceTarget]
 
 
 # --- deploy: serialization, `package` of flyte_workflow, `flyte-deploy` ---

@@ -13,7 +13,8 @@ request.json:
      "entity": {"kind": "task"|"workflow"|"launch_plan", "project": "...", "domain": "...", "name": "...",
                 "version": "..."|null},                    # null: the latest registered version
      "default_inputs": {"<input>": "<value as on the command line>"},   # the reference's own defaults
-     "console": "https://flyte.example.com"|null}         # base of the printed URL (default: from the endpoint)
+     "console": "https://flyte.example.com"|null,         # base of the printed URL (default: from the endpoint)
+     "preamble": "..."|null}                              # printed first (the deploy report of `--remote`)
 
 One code path for the three kinds: a task is executed as itself; a workflow through its default launch plan (same
 name and version, which registration creates with it: FlyteAdmin executes launch plans and tasks only); a launch
@@ -79,6 +80,7 @@ class Request:
         self.admin: dict = raw.get("admin") or {}
         self.target: typing.Optional[str] = raw.get("target") or None
         self.console: typing.Optional[str] = raw.get("console") or None
+        self.preamble: str = raw.get("preamble") or ""
         defaults = raw.get("default_inputs") or {}
         if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
             raise bad("'default_inputs' must map input names to values as written on the command line")
@@ -258,8 +260,10 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     def parse(name: str, raw: typing.Optional[str], origin: str) -> typing.Any:
         literal_type = known[name]
         py_type = python_type(literal_type)
-        raw = with_schema_defaults(raw, literal_type)
         try:
+            schema = dataclass_schema(py_type, literal_type)
+            if schema is not None:
+                return partial_dataclass(raw, py_type, literal_type, schema)
             value = _run.parse_value(raw, py_type)
         except _run.BadValue as e:
             where = f"--{name}{e.where}"
@@ -317,27 +321,48 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     return sent, shown
 
 
-def with_schema_defaults(raw: typing.Optional[str], literal_type: typing.Any) -> typing.Optional[str]:
-    """A dataclass registered on the cluster carries its JSON schema; the class flytekit rebuilds from it makes
-    every field required. Fill the fields the schema gives defaults for, so they stay optional on the command line."""
-    if raw is None or literal_type is None or not literal_type.HasField("metadata"):
-        return raw
+def dataclass_schema(py_type: typing.Any, literal_type: typing.Any) -> typing.Optional[dict]:
+    """The JSON schema a registered dataclass carries (None for other types)."""
+    import dataclasses
+
+    if not (isinstance(py_type, type) and dataclasses.is_dataclass(py_type)) or not literal_type.HasField("metadata"):
+        return None
     from google.protobuf.json_format import MessageToDict
 
     schema = MessageToDict(literal_type.metadata)
-    props = schema.get("properties")
-    if not isinstance(props, dict):
-        return raw
+    return schema if isinstance(schema.get("properties"), dict) else None
+
+
+def partial_dataclass(raw: typing.Optional[str], py_type: typing.Any, literal_type: typing.Any, schema: dict):
+    """A dataclass input of a registered entity: fields checked by the registered schema, only those given sent.
+
+    flytekit rebuilds the class from the schema with every field required and no defaults (a `default_factory`
+    leaves none in the schema), so it cannot hold a partial value; the task's own class fills the defaults when
+    it decodes the (msgpack) literal, as it does for any dict with fewer keys."""
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.core.type_engine import TypeEngine
+    from flytekit.models.types import LiteralType
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw) if raw is not None else None
     except ValueError:
-        return raw
+        raise _run.BadValue("", _run.type_name(py_type) + " as JSON", raw)
     if not isinstance(data, dict):
-        return raw
-    for field, spec in props.items():
-        if field not in data and isinstance(spec, dict) and "default" in spec:
-            data[field] = spec["default"]
-    return json.dumps(data)
+        raise _run.BadValue("", _run.type_name(py_type), data if raw is not None else "no value")
+    props = schema["properties"]
+    title = schema.get("title") or py_type.__name__
+    unknown = sorted(set(data) - set(props))
+    if unknown:
+        raise _run.BadValue(f".{unknown[0]}", f"a field of {title} ({', '.join(props)})", "unknown field")
+    hints = typing.get_type_hints(py_type)
+    for field in schema.get("required") or []:
+        if field not in data:
+            raise _run.BadValue(f".{field}", _run.type_name(hints.get(field, typing.Any)), "missing")
+    plain = {k: _run.to_json(_run.from_json(v, hints.get(k, typing.Any), f".{k}")) for k, v in data.items()}
+    ctx = FlyteContextManager.current_context()
+    literal = TypeEngine.to_literal(ctx, plain, dict, LiteralType.from_flyte_idl(literal_type)).to_flyte_idl()
+    shown = {k: (plain[k] if k in plain else props[k].get("default", "<its default>")) for k in props}
+    return shown, literal
 
 
 def _optional(literal_type: typing.Any) -> bool:
@@ -407,6 +432,8 @@ def outputs_of(cluster: Cluster, execution_id: typing.Any, target: Launchable, w
 
 def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     fmt, follow, pairs = split_args(argv)
+    if req.preamble:
+        log(req.preamble.rstrip())
     cluster = Cluster(req.admin)
     target = fetch(cluster, req)
     version = target.id.version
