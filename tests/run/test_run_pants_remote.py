@@ -92,3 +92,56 @@ def test_run_remote_deploys_once_then_launches(pants_repo, cluster):
     assert all(delta.get(k, {}).get("created", 0) == 0 for k in ("task", "workflow", "launch_plan"))
     assert delta["execution"]["created"] == 1
     assert "unchanged" in again.stderr
+
+
+REFS_IN_CODE = '''
+"""References declared in code: `pyflyte run` crashes on the launch plan (`_saved_inputs`) and refuses the
+workflow's `...` body at import."""
+from flytekit import reference_launch_plan, reference_workflow
+
+
+@reference_launch_plan(project="flytesnacks", domain="production", name="remote.lp", version="v3")
+def nightly(n: int, factor: float) -> int:
+    ...
+
+
+@reference_workflow(project="flytesnacks", domain="development", name="remote.workflows.pipeline", version="v2")
+def pipeline(n: int, factor: float) -> int:
+    ...
+'''
+
+
+@pytest.fixture
+def refs_in_code(pants_repo):
+    pants_repo.write("examples/refcode/refcode.py", REFS_IN_CODE)
+    pants_repo.write("examples/refcode/BUILD", 'python_sources()\n'
+                     'flyte_workflow(name="nightly", entrypoint="refcode.py:nightly")\n'
+                     'flyte_workflow(name="pipeline", entrypoint="refcode.py:pipeline")\n')
+    yield
+    for name in ("refcode.py", "BUILD"):
+        (pants_repo.root / "examples/refcode" / name).unlink()
+
+
+def test_references_in_code_plan_and_launch(pants_repo, cluster, refs_in_code):
+    plan = json.loads(pants_repo.pants("flyte-plan", "--format=json", "examples/refcode:", check=True).stdout)
+    refs = {r["name"]: r for wf in plan["workflows"] for r in wf["references"]}
+    assert refs["remote.lp"]["kind"] == "launch_plan" and refs["remote.workflows.pipeline"]["kind"] == "workflow"
+
+    before = names(cluster)
+    lp = pants_run(pants_repo, cluster, "examples/refcode:nightly", "--", "--remote", "--n", "5")
+    assert lp.returncode == 0, lp.stderr[-3000:]
+    ex = only_new_execution(cluster, before)
+    assert (ex["entity"]["name"], ex["entity"]["version"], ex["entity"]["domain"]) == ("remote.lp", "v3", "production")
+    assert {k: v["scalar"]["primitive"] for k, v in ex["inputs"]["literals"].items()} == {
+        "n": {"integer": "5"}, "factor": {"float_value": 3.0}}
+    assert "Register" not in lp.stderr  # a reference is launched as registered: nothing deployed
+
+    before = names(cluster)
+    wf = pants_run(pants_repo, cluster, "examples/refcode:pipeline", "--", "--remote", "--n", "2", "--factor", "4")
+    assert wf.returncode == 0, wf.stderr[-3000:]
+    ex = only_new_execution(cluster, before)
+    assert ex["entity"]["resource_type"] == "LAUNCH_PLAN" and ex["entity"]["name"] == "remote.workflows.pipeline"
+
+    local = pants_run(pants_repo, cluster, "examples/refcode:pipeline", "--", "--n", "2")
+    assert local.returncode == 2 and "Traceback" not in local.stderr
+    assert "exist only on the cluster and cannot run locally" in local.stderr and "--remote" in local.stderr

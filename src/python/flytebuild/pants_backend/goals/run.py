@@ -180,13 +180,18 @@ async def run_flyte_workflow(
     remote = "--remote" in run_subsystem.args
     try:
         planned = await Get(PlannedWorkflows, WorkflowPlansRequest((field_set.address,)))
-        deployed = await Get(DeployResult, DeployRequest((field_set.address,))) if remote else None
+        plan = planned[0].plan
+        # A reference entity is already registered: launch it as it is (nothing to deploy).
+        deploy = remote and plan.root_kind != "reference"
+        deployed = await Get(DeployResult, DeployRequest((field_set.address,))) if deploy else None
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         return error_run_request(f"error: {e}")
-    plan = planned[0].plan
-    if deployed is None:
+    if not remote:
         request = run_request_json(plan, planned[0].images)
         script, scripts = "run.py", _RUNTIME_SCRIPTS
+    elif deployed is None:
+        request = remote_request_json(plan, flyte)
+        script, scripts = "remote.py", _REMOTE_SCRIPTS
     else:
         report = render_deploy_table(deployed.summary(), deployed.warnings)
         if deployed.exit_code != 0:
@@ -217,18 +222,15 @@ def admin_json(flyte: FlyteSubsystem) -> dict:
 def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
     """Launch what `plan` deployed: its root task, launch plan, or workflow (through its default launch
     plan, registered with it under the workflow's version)."""
-    if plan.root_kind == "task":
-        version = plan.task(plan.root_name).version
+    if plan.root_kind == "reference":
+        ref = next(r for r in plan.references if r.name == plan.root_name)
+        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
+                  "version": ref.version}
     else:
-        version = plan.version
-    kind = plan.root_kind if plan.root_kind in ("task", "workflow", "launch_plan") else "workflow"
-    return {
-        "admin": admin_json(flyte),
-        "target": plan.address,
-        "entity": {"kind": kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
-                   "version": version},
-        "default_inputs": {},
-    }
+        version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
+        entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
+                  "version": version}
+    return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {}}
 
 
 @dataclass(frozen=True)
