@@ -38,7 +38,8 @@ REGISTER = textwrap.dedent(
 
 def user_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
-    env["PYTHONPATH"] = str(FIXTURES)
+    # the registered entities (remote/) and the references to them declared in code (fx_refs.py)
+    env["PYTHONPATH"] = os.pathsep.join([str(FIXTURES), str(FIXTURES.parents[1] / "runtime/fixtures")])
     return env
 
 

@@ -18,13 +18,14 @@ from tests.run.conftest import FIXTURES, P, D, user_env as _env  # noqa: F401 - 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE = REPO / "src/python/flytebuild/runtime/remote.py"
 
-def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5):
+def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5, entrypoint=None):
     req = tmp_path / "remote-request.json"
     req.write_text(json.dumps({
         "admin": {"endpoint": endpoint, "insecure": True, "timeout": timeout},
         "target": "examples/refs:ref",
         "entity": entity,
         "default_inputs": defaults or {},
+        "entrypoint": entrypoint,
     }))
     return subprocess.run([user_python, str(REMOTE), str(req), *args], env=_env(), cwd=str(REPO),
                           capture_output=True, text=True, timeout=300)
@@ -141,3 +142,19 @@ def test_unreachable_cluster_is_a_clear_error(user_python, tmp_path):
     proc = launch(user_python, tmp_path, f"127.0.0.1:{port}", entity, timeout=2)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: cannot reach FlyteAdmin at 127.0.0.1:{port} (insecure) within 2s (target examples/refs:ref)" in proc.stderr
+
+
+def test_declared_reference_interface_is_checked_against_the_registered_one(cluster, user_python, tmp_path):
+    # fx_refs.py declares remote.tasks.scale(xs, factor) -> List[float]: as registered, no warning
+    entity = {"kind": "task", "project": P, "domain": D, "name": "remote.tasks.scale", "version": "v1"}
+    ok = launch(user_python, tmp_path, cluster.endpoint, entity, "--xs", "[1]", "--factor", "1",
+                entrypoint="fx_refs:scale")
+    assert ok.returncode == 0, ok.stderr
+    assert "warning" not in ok.stderr
+    # it declares remote.lp(n: int) -> str; registered: n, factor (fixed) -> int
+    entity = {"kind": "launch_plan", "project": P, "domain": "production", "name": "remote.lp", "version": "v3"}
+    off = launch(user_python, tmp_path, cluster.endpoint, entity, entrypoint="fx_refs:remote_lp")
+    assert off.returncode == 0, off.stderr
+    assert "[remote] warning: the registered entity has input `factor`, which fx_refs:remote_lp does not declare" \
+        in off.stderr
+    assert "[remote] warning: output `o0`: fx_refs:remote_lp declares str, registered int" in off.stderr

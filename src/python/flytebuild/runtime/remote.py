@@ -14,7 +14,9 @@ request.json:
                 "version": "..."|null},                    # null: the latest registered version
      "default_inputs": {"<input>": "<value as on the command line>"},   # the reference's own defaults
      "console": "https://flyte.example.com"|null,         # base of the printed URL (default: from the endpoint)
-     "preamble": "..."|null}                              # printed first (the deploy report of `--remote`)
+     "preamble": "..."|null,                              # printed first (the deploy report of `--remote`)
+     "entrypoint": "mod:ref"|null}                        # a reference declared in code: its declared interface
+                                                          # is checked against the registered one (warnings)
 
 One code path for the three kinds: a task is executed as itself; a workflow through its default launch plan (same
 name and version, which registration creates with it: FlyteAdmin executes launch plans and tasks only); a launch
@@ -81,6 +83,7 @@ class Request:
         self.target: typing.Optional[str] = raw.get("target") or None
         self.console: typing.Optional[str] = raw.get("console") or None
         self.preamble: str = raw.get("preamble") or ""
+        self.entrypoint: typing.Optional[str] = raw.get("entrypoint") or None
         defaults = raw.get("default_inputs") or {}
         if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
             raise bad("'default_inputs' must map input names to values as written on the command line")
@@ -374,6 +377,43 @@ def _optional(literal_type: typing.Any) -> bool:
         return False
 
 
+def _comparable(literal_type: typing.Any) -> typing.Any:
+    """A LiteralType without what describes rather than types it (docs, schemas, annotations)."""
+    from google.protobuf.json_format import MessageToDict
+
+    def strip(d: typing.Any) -> typing.Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in ("metadata", "structure", "annotation")}
+        if isinstance(d, list):
+            return [strip(x) for x in d]
+        return d
+
+    return strip(MessageToDict(literal_type)) if literal_type is not None else None
+
+
+def interface_differences(entrypoint: str, target: Launchable) -> typing.List[str]:
+    """How the interface a reference declares in code differs from the registered one (empty when they agree)."""
+    try:
+        _, _, obj = _run._introspect.load_entrypoint(entrypoint)
+        declared = obj.interface
+    except Exception as e:  # the local declaration is only checked, never needed to launch
+        return [f"could not load {entrypoint} to check its declared interface ({type(e).__name__}: {e})"]
+    out = []
+    for side, mine, theirs in (
+        ("input", {k: v.type.to_flyte_idl() for k, v in (declared.inputs or {}).items()}, target.types),
+        ("output", {k: v.type.to_flyte_idl() for k, v in (declared.outputs or {}).items()}, target.outputs),
+    ):
+        for name in sorted(set(mine) | set(theirs)):
+            if name not in theirs:
+                out.append(f"{entrypoint} declares {side} `{name}`, which the registered entity does not have")
+            elif name not in mine:
+                out.append(f"the registered entity has {side} `{name}`, which {entrypoint} does not declare")
+            elif theirs[name] is not None and _comparable(mine[name]) != _comparable(theirs[name]):
+                out.append(f"{side} `{name}`: {entrypoint} declares {_run.type_name(python_type(mine[name]), False)}, "
+                           f"registered {_run.type_name(python_type(theirs[name]), False)}")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # executions
 
@@ -439,6 +479,9 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     version = target.id.version
     log(f"[remote] {req.describe(version)} on {cluster.admin.endpoint}"
         + ("" if req.kind != "workflow" else f", through {target.via}"))
+    if req.entrypoint:
+        for line in interface_differences(req.entrypoint, target):
+            log(f"[remote] warning: {line}")
     sent, shown = parse_inputs(req, target, pairs)
     for name in target.types:
         if name in shown:

@@ -226,6 +226,9 @@ def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
         ref = next(r for r in plan.references if r.name == plan.root_name)
         entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
                   "version": ref.version}
+        # The declaration in code is checked against what is registered.
+        return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {},
+                "entrypoint": plan.entrypoint}
     else:
         version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
         entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
