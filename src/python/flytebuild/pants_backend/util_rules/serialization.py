@@ -41,15 +41,12 @@ from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_w
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
 from flytebuild.core.plan import plan_image
+# Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
+from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
 
-REMOTE_PACKAGE_PATH = "{{ .remote_package_path }}"
 _DIR = "__flytebuild"
 _OUT = "serialized"
-
-
-class SerializationError(FlytebuildError):
-    """runtime/serialize.py refused or failed for a workflow."""
 
 
 def runtime_script(name: str) -> bytes:
@@ -76,37 +73,6 @@ class ImageRefs:
                 refs[image.address] = plan_image(image).ref
         refs.update(published or {})
         return cls(FrozenDict(refs))
-
-
-def serialize_request(plan: WorkflowPlan, refs: Mapping[str, str]) -> dict:
-    """The JSON request runtime/serialize.py takes, from a plan (see its docstring)."""
-    tasks = {}
-    for t in plan.tasks:
-        image = refs.get(t.image_address) if t.image_address else t.image_ref
-        if not image:
-            raise SerializationError(
-                f"Task `{t.name}` runs from image {t.image}, which has no reference to register",
-                target=plan.address,
-                fix="give the flyte_image a `registry` (or set [flyte].registry)",
-            )
-        tasks[t.name] = {
-            "mode": t.mode,
-            "image": image,
-            "version": t.version,
-            "cache_version": t.cache_version,
-            "pod_template": None,
-        }
-    any_fast = any(t.mode == "fast" for t in plan.tasks)
-    return {
-        "entrypoint": plan.entrypoint,
-        "project": plan.project,
-        "domain": plan.domain,
-        "tasks": tasks,
-        "workflows": {w.name: {"version": w.version} for w in plan.workflows},
-        "launch_plans": {lp.name: {"version": lp.version} for lp in plan.launch_plans},
-        "bundle": {"uri": REMOTE_PACKAGE_PATH, "dest_dir": "."} if any_fast else None,
-        "default_image": next(iter(sorted(set(t["image"] for t in tasks.values()))), None),
-    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+import sys
+
+from flytebuild.cli.main import main
+
+sys.exit(main())

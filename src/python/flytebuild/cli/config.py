@@ -1,0 +1,326 @@
+"""`flytebuild.toml` (or `[tool.flytebuild]` in pyproject.toml): the CLI's build configuration.
+
+It declares what Pants learns from BUILD files and `[flyte]`: source roots, the user's Python,
+the requirements/lockfile, and `flyte_image` / `flyte_workflow` targets with the same fields.
+Paths are relative to the directory of the file holding the configuration; `root` names the
+repository root that plans and fingerprints are relative to (default: that same directory), so a
+configuration kept in a subdirectory gives the same versions as Pants or Bazel on the same repo.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from flytebuild.core.errors import FlytebuildError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10 (pyproject: tomli; python_version < "3.11")
+    import tomli as tomllib
+
+CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
+
+# The `[flyte]` subsystem's defaults (pants_backend/subsystems/flyte.py), so both agree.
+DEFAULTS = {
+    "default_base": "localhost:5000/flytebuild/python:3.11",
+    "registry": "localhost:5000",
+    "project": "flytesnacks",
+    "domain": "development",
+}
+DEFAULT_IMAGE_PYTHON = "/usr/bin/python3"  # flyte_image `python` field default
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str  # the target's address in plans
+    image_name: str
+    base: str
+    registry: Optional[str]
+    repository: str
+    dependencies: Tuple[str, ...]  # first-party paths / globs, repo-relative
+    requirements: Tuple[str, ...]
+    env: Tuple[Tuple[str, str], ...]
+    python: Optional[str]
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    name: str
+    entrypoint: str  # as written
+    project: str
+    domain: str
+    image: Optional[str]
+    images: Tuple[Tuple[str, str], ...]
+    task_images: Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Project:
+    config_file: str  # absolute
+    directory: str  # absolute: config paths are relative to it
+    root: str  # absolute: plan paths are relative to it
+    source_roots: Tuple[str, ...]  # repo-relative
+    python: Optional[str]  # the user's interpreter (absolute or a command on PATH)
+    requirements_file: Optional[str]  # repo-relative
+    lockfile: Optional[str]  # repo-relative
+    module_mapping: Tuple[Tuple[str, Tuple[str, ...]], ...]
+    default_image: Optional[str]
+    default_base: str
+    registry: Optional[str]
+    project: str
+    domain: str
+    images: Tuple[ImageConfig, ...]
+    workflows: Tuple[WorkflowConfig, ...]
+    # flyte-deploy's [flyte] options
+    endpoint: Optional[str] = None
+    insecure: Optional[bool] = None
+    admin_config: Optional[str] = None  # flytekit config file, absolute
+    admin_timeout: int = 15
+    # package's [flyte] image options
+    image_cache_dir: Optional[str] = None  # absolute
+    image_push_jobs: int = 4
+
+    def repo_path(self, config_path: str) -> str:
+        """A path written in the configuration, as a repo-relative path."""
+        absolute = os.path.normpath(os.path.join(self.directory, config_path))
+        rel = os.path.relpath(absolute, self.root)
+        if rel == ".." or rel.startswith(".." + os.sep):
+            raise FlytebuildError(
+                f"`{config_path}` lies outside the repository root {self.root}",
+                file=self.config_file,
+                fix="keep sources under `root`, or move `root` up",
+            )
+        return "" if rel == "." else rel.replace(os.sep, "/")
+
+    def image(self, name: str) -> Optional[ImageConfig]:
+        return next((i for i in self.images if i.name == name), None)
+
+
+def find_config(start: str) -> str:
+    """The nearest flytebuild.toml, or pyproject.toml with `[tool.flytebuild]`, at or above `start`."""
+    directory = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(directory, "flytebuild.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        candidate = os.path.join(directory, "pyproject.toml")
+        if os.path.isfile(candidate) and "flytebuild" in (_read_toml(candidate).get("tool") or {}):
+            return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            raise FlytebuildError(
+                f"No flytebuild.toml (or pyproject.toml with [tool.flytebuild]) in {os.path.abspath(start)} "
+                "or any parent directory",
+                fix="create flytebuild.toml (see examples/flytebuild.toml) or pass --config",
+            )
+        directory = parent
+
+
+def _read_toml(path: str) -> Dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise FlytebuildError(f"Cannot read {path}: {e.strerror}", file=path) from None
+    except tomllib.TOMLDecodeError as e:
+        raise FlytebuildError(f"{path} is not valid TOML: {e}", file=path, fix="fix the TOML syntax") from None
+
+
+_TOP_KEYS = {
+    "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
+    "default_base", "registry", "project", "domain", "images", "workflows",
+    "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
+}
+_IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
+_WORKFLOW_KEYS = {"entrypoint", "image", "images", "task_images", "project", "domain"}
+
+
+class _Reader:
+    """Typed access to one table, with errors that name the file and the key."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, file: str, allowed: set) -> None:
+        self.data, self.where, self.file = data, where, file
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise FlytebuildError(
+                f"Unknown key{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} in {where}",
+                file=file,
+                fix=f"use only {', '.join(sorted(allowed))}",
+            )
+
+    def _bad(self, key: str, expected: str) -> FlytebuildError:
+        return FlytebuildError(
+            f"`{key}` in {self.where} must be {expected}, not {type(self.data[key]).__name__}",
+            file=self.file,
+            fix=f"write `{key}` as {expected}",
+        )
+
+    def str(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        value = self.data.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise self._bad(key, "a string")
+        return value
+
+    def strs(self, key: str) -> Tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._bad(key, "a list of strings")
+        return tuple(value)
+
+    def str_map(self, key: str) -> Tuple[Tuple[str, str], ...]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self._bad(key, "a table of strings")
+        return tuple(sorted(value.items()))
+
+    def bool(self, key: str) -> Optional[bool]:
+        value = self.data.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self._bad(key, "true or false")
+        return value
+
+    def int(self, key: str, default: int) -> int:
+        value = self.data.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise self._bad(key, "a positive integer")
+        return value
+
+    def tables(self, key: str) -> Dict[str, Mapping[str, Any]]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise self._bad(key, "a table of tables")
+        return value
+
+
+def load_project(path: str) -> Project:
+    path = os.path.abspath(path)
+    data = _read_toml(path)
+    where = "flytebuild.toml"
+    if os.path.basename(path) == "pyproject.toml" or "tool" in data:
+        data = (data.get("tool") or {}).get("flytebuild")
+        where = "[tool.flytebuild]"
+        if not isinstance(data, dict):
+            raise FlytebuildError(
+                f"{path} has no [tool.flytebuild] table", file=path, fix="add [tool.flytebuild] or use flytebuild.toml"
+            )
+    top = _Reader(data, where, path, _TOP_KEYS)
+    directory = os.path.dirname(path)
+    root = os.path.normpath(os.path.join(directory, top.str("root") or "."))
+    if not os.path.isdir(root):
+        raise FlytebuildError(f"`root` {root} is not a directory", file=path, fix="point `root` at the repository root")
+    partial = Project(
+        config_file=path, directory=directory, root=root, source_roots=(), python=None,
+        requirements_file=None, lockfile=None, module_mapping=(), default_image=None,
+        default_base=DEFAULTS["default_base"], registry=None, project="", domain="", images=(), workflows=(),
+    )
+    repo = partial.repo_path
+
+    mapping = top.data.get("module_mapping", {})
+    if not isinstance(mapping, dict) or not all(
+        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in mapping.values()
+    ):
+        raise top._bad("module_mapping", 'a table of module lists (`PyYAML = ["yaml"]`)')
+
+    defaults = {k: top.str(k, v) for k, v in DEFAULTS.items()}
+    images = []
+    for name, table in sorted(top.tables("images").items()):
+        img = _Reader(table, f"[images.{name}]", path, _IMAGE_KEYS)
+        image_name = img.str("image_name") or name
+        env = img.data.get("env", {})
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            raise img._bad("env", "a table of strings")
+        images.append(
+            ImageConfig(
+                name=name,
+                image_name=image_name,
+                base=img.str("base") or defaults["default_base"],
+                registry=img.str("registry") or defaults["registry"],
+                repository=img.str("repository") or image_name,
+                dependencies=tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
+                requirements=img.strs("requirements"),
+                env=tuple(sorted(env.items())),
+                python=img.str("python", DEFAULT_IMAGE_PYTHON),
+            )
+        )
+    workflows = []
+    for name, table in sorted(top.tables("workflows").items()):
+        wf = _Reader(table, f"[workflows.{name}]", path, _WORKFLOW_KEYS)
+        entrypoint = wf.str("entrypoint")
+        if not entrypoint:
+            raise FlytebuildError(
+                f"[workflows.{name}] has no `entrypoint`",
+                file=path,
+                fix='set entrypoint = "package.module:workflow" (or "path/to/file.py:workflow")',
+            )
+        workflows.append(
+            WorkflowConfig(
+                name=name,
+                entrypoint=entrypoint,
+                project=wf.str("project") or defaults["project"],
+                domain=wf.str("domain") or defaults["domain"],
+                image=wf.str("image"),
+                images=wf.str_map("images"),
+                task_images=wf.str_map("task_images"),
+            )
+        )
+    names = {i.name for i in images}
+    clash = sorted(names & {w.name for w in workflows})
+    if clash:
+        raise FlytebuildError(
+            f"{', '.join(clash)} names both an image and a workflow", file=path, fix="give targets distinct names"
+        )
+    requirements_file = top.str("requirements")
+    lockfile = top.str("lockfile")
+    return Project(
+        config_file=path,
+        directory=directory,
+        root=root,
+        source_roots=tuple(repo(r) for r in (top.strs("source_roots") or (".",))),
+        python=_python(top.str("python"), directory, path),
+        requirements_file=repo(requirements_file) if requirements_file else None,
+        lockfile=repo(lockfile) if lockfile else None,
+        module_mapping=tuple(sorted((k, tuple(v)) for k, v in mapping.items())),
+        default_image=top.str("default_image"),
+        default_base=defaults["default_base"],
+        registry=defaults["registry"],
+        project=defaults["project"],
+        domain=defaults["domain"],
+        images=tuple(images),
+        workflows=tuple(workflows),
+        endpoint=top.str("endpoint"),
+        insecure=top.bool("insecure"),
+        admin_config=os.path.join(directory, os.path.expanduser(top.str("config"))) if top.str("config") else None,
+        admin_timeout=top.int("admin_timeout", 15),
+        image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
+        if top.str("image_cache_dir") else None,
+        image_push_jobs=top.int("image_push_jobs", 4),
+    )
+
+
+def _repo_glob(repo, pattern: str) -> str:
+    # Globs keep their wildcards; only the directory part has to be inside the root.
+    return repo(pattern.rstrip("/")) if pattern not in (".", "./") else repo(".")
+
+
+def _python(value: Optional[str], directory: str, config_file: str) -> Optional[str]:
+    """The user's interpreter: a path (globs allowed, e.g. a Pants export) or a command on PATH."""
+    override = os.environ.get("FLYTEBUILD_PYTHON")
+    if override:
+        return override
+    if not value:
+        return None
+    if os.sep not in value and "/" not in value:
+        return value  # a command, found on PATH when run
+    pattern = os.path.join(directory, os.path.expanduser(value))
+    matches = sorted(glob.glob(pattern)) if any(c in value for c in "*?[") else [pattern]
+    if len(matches) != 1 or not os.path.exists(matches[0]):
+        found = f" (matches: {', '.join(matches)})" if len(matches) > 1 else ""
+        raise FlytebuildError(
+            f"`python = {value!r}` does not name exactly one existing interpreter{found}",
+            file=config_file,
+            fix="point `python` at your environment's interpreter (e.g. .venv/bin/python), or set FLYTEBUILD_PYTHON",
+        )
+    return os.path.abspath(matches[0])

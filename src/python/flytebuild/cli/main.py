@@ -1,0 +1,148 @@
+"""`flytebuild <command>`: argument parsing and the one place errors become exit codes."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Optional
+
+from flytebuild.cli.config import find_config, load_project
+from flytebuild.core.errors import FlytebuildError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flytebuild",
+        description="Flyte images, workflows and versions from flytebuild.toml (the Pants goals without Pants).",
+    )
+    parser.add_argument(
+        "--config", "-c", help="flytebuild.toml or pyproject.toml (default: the nearest one at or above the cwd)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    plan = commands.add_parser(
+        "plan",
+        help="per workflow and task: image (and why), baked/fast mode, version",
+        description="Show, per workflow and per task, the image it runs in (and where that choice came from), "
+        "whether its code is baked into the image or needs fast-register, and its content-addressed version. "
+        "Same output as `pants flyte-plan`.",
+    )
+    plan.add_argument("targets", nargs="*", metavar="NAME", help="workflows/images to plan (default: all)")
+    plan.add_argument("--format", choices=("table", "json"), default="table", help="`table` for people, `json` for machines")
+    plan.add_argument("--output", "-o", help="write the plan to this file instead of stdout")
+
+    package = commands.add_parser(
+        "package",
+        help="registration archives of workflows (pyflyte-package layout + code bundle)",
+        description="Per workflow, `<dist>/<name>/flyte-package.tgz`: the numbered .pb files of every entity, "
+        "each under its content-addressed version, plus the code bundle of the fast tasks only. "
+        "Same bytes as `pants package` of the flyte_workflow.",
+    )
+    package.add_argument("targets", nargs="*", metavar="NAME", help="workflows to package (default: all)")
+    package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="register what changed with FlyteAdmin",
+        description="Register workflows with FlyteAdmin: each task, workflow and launch plan under its "
+        "content-addressed version, only those FlyteAdmin does not hold yet; the code bundle (only the "
+        "fast tasks' files) is uploaded only when needed. Same semantics as `pants flyte-deploy`.",
+    )
+    deploy.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
+    deploy.add_argument("--dry-run", action="store_true", help="show what would be registered; change nothing")
+    deploy.add_argument("--format", choices=("table", "json"), default="table")
+    deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
+    deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+    return parser
+
+
+def _write(text: str, output: Optional[str]) -> None:
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.core.report import render_json, render_table
+
+    project = load_project(args.config or find_config("."))
+    result = plan_project(project, args.targets)
+    render = render_json if args.format == "json" else render_table
+    _write(render(result.images, result.workflows), args.output)
+    return 0
+
+
+def _workflows_only(project, names, command: str) -> None:
+    images = [n for n in names if project.image(n) is not None]
+    if images:
+        raise FlytebuildError(
+            f"{', '.join(images)} {'is an image' if len(images) == 1 else 'are images'}; `{command}` takes workflows",
+            file=project.config_file,
+            fix=f"name workflows ({', '.join(w.name for w in project.workflows)})",
+        )
+
+
+def _package(args: argparse.Namespace) -> int:
+    import os
+
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.cli.registration import package_workflows
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "package")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
+    for path, lines in package_workflows(project, result, dist):
+        shown = os.path.relpath(path)
+        print(f"Wrote {path if shown.startswith('..') else shown}")
+        for line in lines:
+            print(f"    {line}")
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.cli.registration import AdminSettings, deploy
+    from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "deploy")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    admin = AdminSettings(
+        endpoint=args.endpoint or project.endpoint,
+        insecure=args.insecure if args.insecure is not None else project.insecure,
+        config=project.admin_config,
+        timeout=project.admin_timeout,
+    )
+    code, summary, warnings, _ = deploy(project, result, admin, args.dry_run)
+    render = render_deploy_json if args.format == "json" else render_deploy_table
+    sys.stdout.write(render(summary, warnings))
+    if code != 0:
+        print(
+            "flytebuild deploy: some entities were not registered (see MESSAGE); workflows whose tasks failed were "
+            "left out. Fix the cause and re-run: what was registered is kept.",
+            file=sys.stderr,
+        )
+    return code
+
+
+_COMMANDS = {"plan": _plan, "package": _package, "deploy": _deploy}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except FlytebuildError as e:
+        print(f"flytebuild {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"flytebuild {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Plan configured workflows and images: the CLI twin of pants_backend/util_rules/planning.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+from flytebuild.cli import userenv
+from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
+from flytebuild.cli.graph import ProjectGraph
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
+from flytebuild.core.plan import plan_image, plan_workflow
+
+
+@dataclass(frozen=True)
+class ProjectPlan:
+    images: Tuple[ImagePlan, ...]
+    workflows: Tuple[WorkflowPlan, ...]
+    image_targets: Tuple[ImageTarget, ...]
+    # per workflow: the introspection JSON (for deploy/run) and the task closures used
+    introspections: Tuple[Tuple[str, dict], ...] = ()
+    closures: Tuple[Tuple[str, Closure], ...] = ()
+
+
+def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
+    """Targets named on the command line (all of them when none are)."""
+    if not names:
+        return list(project.workflows), list(project.images)
+    workflows, images, unknown = [], [], []
+    for name in names:
+        wf = next((w for w in project.workflows if w.name == name), None)
+        img = project.image(name)
+        if wf:
+            workflows.append(wf)
+        elif img:
+            images.append(img)
+        else:
+            unknown.append(name)
+    if unknown:
+        known = ", ".join(sorted([w.name for w in project.workflows] + [i.name for i in project.images]))
+        raise FlytebuildError(
+            f"No workflow or image named {', '.join(unknown)} in {project.config_file}",
+            file=project.config_file,
+            fix=f"use one of: {known}",
+        )
+    return workflows, images
+
+
+def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
+    workflows, listed = select(project, names)
+    if not workflows and not listed:
+        raise FlytebuildError(
+            "No [workflows.*] or [images.*] are configured",
+            file=project.config_file,
+            fix="declare images and workflows (see examples/flytebuild.toml)",
+        )
+    graph = ProjectGraph(project)
+    introspections: Dict[str, dict] = {}
+    entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
+    results: Dict[str, dict] = {}
+    if workflows:
+        # Both queries run in the user's interpreter at once (the flytekit import dominates).
+        installed_proc = userenv.start_installed_query(project.python, project.config_file)
+        userenv.progress(f"flytebuild: introspecting {len(workflows)} workflow(s) with {project.python}")
+        proc = userenv.start_introspection(
+            project.python, project.config_file, project.root, project.source_roots,
+            sorted({ep for _, ep in entrypoints}),
+        )
+        try:
+            results = userenv.finish_introspection(proc, entrypoints)
+        except BaseException:
+            installed_proc.kill()
+            installed_proc.wait()
+            raise
+        graph.use_installed(userenv.finish_installed_query(installed_proc, project.python))
+
+    image_targets = {img.name: graph.image_target(img) for img in project.images}
+    plans: List[WorkflowPlan] = []
+    closures: Dict[str, Closure] = {}
+    for workflow, (_, entrypoint) in zip(workflows, entrypoints):
+        data = results[entrypoint]
+        intro = parse_introspection(data, target=workflow.name)
+        for path in sorted({t.source_file for t in intro.tasks if t.source_file}):
+            if path not in closures:
+                closures[path] = graph.closure_of_source_file(path)
+        plans.append(
+            plan_workflow(
+                graph.workflow_target(workflow, entrypoint),
+                intro,
+                {p: closures[p] for p in {t.source_file for t in intro.tasks if t.source_file}},
+                image_targets,
+                project.default_image,
+            )
+        )
+        introspections[workflow.name] = data
+    used = {t.image_address for p in plans for t in p.tasks if t.image_address}
+    chosen = sorted(used | {i.name for i in listed} | ({i.name for i in project.images} if not names else set()))
+    return ProjectPlan(
+        images=tuple(plan_image(image_targets[n]) for n in chosen),
+        workflows=tuple(sorted(plans, key=lambda p: p.address)),
+        image_targets=tuple(image_targets[n] for n in chosen),
+        introspections=tuple(sorted(introspections.items())),
+        closures=tuple(sorted(closures.items())),
+    )

@@ -1,0 +1,120 @@
+"""Everything the CLI learns from the user's own Python runs there as a subprocess.
+
+flytekit (and the user's code) is imported only by `runtime/introspect.py`, run with the
+configured interpreter, cwd = the repository root and the source roots on PYTHONPATH — the same
+layout the Pants adapter gives it in its sandbox, so both report identical paths.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+from flytebuild.core.errors import FlytebuildError, IntrospectionError
+
+_RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime")
+
+# Top-level module → distributions of the environment. packages_distributions() is 3.10+;
+# older interpreters answer from each distribution's top_level.txt.
+_INSTALLED = r"""
+import importlib.metadata as m, json, sys
+try:
+    found = m.packages_distributions()
+except AttributeError:
+    found = {}
+    for d in m.distributions():
+        for top in (d.read_text("top_level.txt") or "").split():
+            found.setdefault(top, []).append(d.metadata["Name"])
+json.dump({k: sorted(set(v)) for k, v in found.items()}, sys.stdout)
+"""
+
+
+def runtime_script(name: str) -> str:
+    path = os.path.join(_RUNTIME, name)
+    if not os.path.isfile(path):
+        raise FlytebuildError(f"flytebuild's runtime file {name} is missing from {_RUNTIME}", fix="reinstall flytebuild")
+    return path
+
+
+def check_python(python: Optional[str], config_file: str) -> str:
+    if not python:
+        raise FlytebuildError(
+            "No user Python is configured: flytebuild imports your workflows in your own environment",
+            file=config_file,
+            fix='set `python = ".venv/bin/python"` (an interpreter with flytekit) or FLYTEBUILD_PYTHON',
+        )
+    if os.sep not in python and shutil.which(python) is None:
+        raise FlytebuildError(f"`{python}` is not on PATH", file=config_file, fix="set `python` to an interpreter path")
+    return python
+
+
+def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
+    paths = [os.path.join(root, r) if r else root for r in source_roots]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep the user's tree as it was
+    return env
+
+
+def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
+    python = check_python(python, config_file)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.Popen(
+        [python, "-I", "-c", _INSTALLED], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+    )
+
+
+def finish_installed_query(proc: subprocess.Popen, python: str) -> Mapping[str, Tuple[str, ...]]:
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise FlytebuildError(
+            f"Cannot list the distributions installed for {python}: {err.strip()[-500:]}",
+            fix="check that `python` in the configuration is a working interpreter",
+        )
+    return {k: tuple(v) for k, v in json.loads(out).items()}
+
+
+def start_introspection(
+    python: str, config_file: str, root: str, source_roots: Sequence[str], entrypoints: Sequence[str]
+) -> subprocess.Popen:
+    python = check_python(python, config_file)
+    return subprocess.Popen(
+        [python, runtime_script("introspect.py"), "--batch", *entrypoints],
+        cwd=root,
+        env=user_env(root, source_roots),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish_introspection(
+    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]]
+) -> Dict[str, dict]:
+    """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
+    out, err = proc.communicate()
+    try:
+        results = json.loads(out)["results"]
+    except (ValueError, KeyError, TypeError):
+        results = {}
+    found: Dict[str, dict] = {}
+    for target, entrypoint in targets:
+        data = results.get(entrypoint)
+        if data is None or "error" in data:
+            error = (data or {}).get("error") or {
+                "kind": "introspection_failed",
+                "message": err.strip()[-2000:] or f"no output (exit code {proc.returncode})",
+            }
+            raise IntrospectionError.from_runtime(target, entrypoint, error)
+        found[entrypoint] = data
+    return found
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr, for people (not when stderr is a file or pipe)."""
+    if sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+

@@ -1,0 +1,135 @@
+"""`flytebuild` on small projects: configuration, errors users see, table/json output."""
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _project(tmp_path: Path, config: str, files: dict) -> Path:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    (tmp_path / "flytebuild.toml").write_text(textwrap.dedent(config))
+    return tmp_path
+
+
+_CODE = {
+    "src/proj/__init__.py": "",
+    "src/proj/util.py": "def double(x):\n    return 2 * x\n",
+    "src/proj/tasks.py": """
+        from flytekit import task, workflow
+        from proj.util import double
+
+        @task
+        def one(x: int) -> int:
+            return double(x)
+
+        @workflow
+        def wf(x: int = 1) -> int:
+            return one(x=x)
+        """,
+    "requirements.txt": "flytekit==1.16.31\n",
+}
+
+_CONFIG = """
+    source_roots = ["src"]
+    requirements = "requirements.txt"
+
+    [images.img]
+    dependencies = ["src/proj"]
+    requirements = ["flytekit"]
+
+    [workflows.wf]
+    entrypoint = "src/proj/tasks.py:wf"
+    image = "img"
+    """
+
+
+def _json(proc):
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_plan_json_table_and_output_file(tmp_path, cli):
+    root = _project(tmp_path, _CONFIG, _CODE)
+    plan = _json(cli("plan", "--format=json", cwd=root / "src"))  # config found upward
+    (wf,) = plan["workflows"]
+    assert wf["entrypoint"] == "proj.tasks:wf"
+    (task,) = wf["tasks"]
+    assert (task["name"], task["mode"], task["image"]) == ("proj.tasks.one", "baked", "img")
+    # The module's closure (util.py), not the blank __init__.py (Pants' content_only rule).
+    assert task["sources"] == ["src/proj/tasks.py", "src/proj/util.py"]
+    assert plan["images"][0]["ref"] == f"localhost:5000/img:{plan['images'][0]['version']}"
+    # Only requirements.txt, no lockfile: the requirement's own pin.
+    assert plan["images"][0]["pins"] == ["flytekit==1.16.31"]
+
+    table = cli("plan", cwd=root)
+    assert table.returncode == 0 and "proj.tasks.one" in table.stdout and "baked" in table.stdout
+    out = root / "plan.json"
+    assert cli("plan", "--format=json", "-o", str(out), "wf", cwd=root).stdout == ""
+    assert json.loads(out.read_text())["workflows"][0]["version"] == wf["version"]
+
+
+def test_same_inputs_same_versions_and_an_edit_changes_only_what_imports_it(tmp_path, cli):
+    root = _project(tmp_path, _CONFIG, {**_CODE, "src/proj/other.py": "X = 1\n"})
+    first = _json(cli("plan", "--format=json", cwd=root))
+    assert _json(cli("plan", "--format=json", cwd=root)) == first
+    (root / "src/proj/other.py").write_text("X = 2\n")  # no task imports it, but the image bakes it
+    second = _json(cli("plan", "--format=json", cwd=root))
+    assert second["images"][0]["version"] != first["images"][0]["version"]
+    (root / "src/proj/util.py").write_text("def double(x):\n    return x + x\n")
+    third = _json(cli("plan", "--format=json", cwd=root))
+    assert third["workflows"][0]["tasks"][0]["fingerprint"] != second["workflows"][0]["tasks"][0]["fingerprint"]
+
+
+def test_pyproject_tool_table(tmp_path, cli):
+    root = _project(tmp_path, "", _CODE)
+    (root / "flytebuild.toml").unlink()
+    body = textwrap.dedent(_CONFIG).replace("[images.", "[tool.flytebuild.images.").replace("[workflows.", "[tool.flytebuild.workflows.")
+    (root / "pyproject.toml").write_text("[project]\nname = 'x'\n\n[tool.flytebuild]\n" + body)
+    assert _json(cli("plan", "--format=json", cwd=root))["workflows"][0]["address"] == "wf"
+
+
+@pytest.mark.parametrize(
+    "config, files, expected",
+    [
+        (_CONFIG + "\n[images.img2]\nbasee = 'x'\n", {}, ["Unknown key 'basee' in [images.img2]", "Fix: use only"]),
+        (_CONFIG.replace('"src/proj"', '"src/nope"'), {}, ["[images.img]: dependency `src/nope` matches no files", "Fix:"]),
+        (_CONFIG.replace('image = "img"', 'image = "imgg"'), {}, ["`imgg`", "target wf", "Fix:"]),
+        (_CONFIG.replace("tasks.py:wf", "tasks.py:nope"), {}, ["attr not found", "target wf", "Fix:"]),
+        (_CONFIG.replace("src/proj/tasks.py:wf", "proj.missing:wf"), {}, ["module not found", "target wf"]),
+        (_CONFIG.replace('requirements = ["flytekit"]', 'requirements = ["pandas"]'), {}, ["requires pandas", "does not declare"]),
+        (_CONFIG, {"src/proj/tasks.py": "from proj.util import double\nraise RuntimeError('boom in user code')\n"},
+         ["import error", "boom in user code", "Fix:"]),
+        ("images = 3\n", {}, ["`images` in flytebuild.toml must be a table of tables"]),
+        ("[workflows.w]\nimage = 'x'\n", {}, ["[workflows.w] has no `entrypoint`"]),
+        ("x = [\n", {}, ["is not valid TOML"]),
+    ],
+)
+def test_bad_input_is_one_clear_error_without_traceback(tmp_path, cli, config, files, expected):
+    root = _project(tmp_path, config, {**_CODE, **files})
+    proc = cli("plan", cwd=root)
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stdout == ""
+    for text in expected:
+        assert text in proc.stderr, proc.stderr
+    assert not any(line.startswith('  File "') and "flytebuild/" in line for line in proc.stderr.splitlines())
+
+
+def test_no_config_and_unknown_target(tmp_path, cli):
+    proc = cli("plan", cwd=tmp_path)
+    assert proc.returncode == 1 and "No flytebuild.toml" in proc.stderr and "Fix:" in proc.stderr
+    root = _project(tmp_path / "p", _CONFIG, _CODE)
+    proc = cli("plan", "wff", cwd=root)
+    assert proc.returncode == 1 and "No workflow or image named wff" in proc.stderr and "img, wf" in proc.stderr
+
+
+def test_missing_user_python(tmp_path, cli):
+    root = _project(tmp_path, _CONFIG, _CODE)
+    proc = cli("plan", cwd=root, env={"FLYTEBUILD_PYTHON": ""})
+    assert proc.returncode == 1 and "No user Python is configured" in proc.stderr

@@ -1,0 +1,86 @@
+"""The CLI (import analysis, flytebuild.toml) and the Pants backend (build graph, BUILD files)
+plan the examples identically: same files and requirements per image and per task, same modes,
+same fingerprints and versions — before and after an edit."""
+import json
+
+# examples/flytebuild.toml's target names ↔ the BUILD files' addresses.
+NAMES = {
+    "baked-image": "examples/baked:image",
+    "baked-wf": "examples/baked:wf",
+    "baked-lp": "examples/baked:lp",
+    "mixed-runtime": "examples/mixed:runtime",
+    "mixed-spec-image": "examples/mixed:spec_image",
+    "mixed-wf": "examples/mixed:wf",
+    "mixed-container-wf": "examples/mixed:container_wf",
+}
+
+
+def _as_pants(plan: dict) -> dict:
+    """Rename the CLI's target names to Pants addresses; nothing else is touched."""
+    for image in plan["images"]:
+        image["address"] = NAMES[image["address"]]
+    for wf in plan["workflows"]:
+        wf["address"] = NAMES[wf["address"]]
+        for task in wf["tasks"]:
+            for key in ("image", "image_address"):
+                if task[key] in NAMES:
+                    task[key] = NAMES[task[key]]
+            task["warnings"] = [
+                w.replace(" mixed-runtime", " examples/mixed:runtime") for w in task["warnings"]
+            ]
+    plan["images"].sort(key=lambda i: i["address"])
+    plan["workflows"].sort(key=lambda w: w["address"])
+    return plan
+
+
+def _both(pants_repo, cli):
+    pants = pants_repo.pants("flyte-plan", "--format=json", "examples::", check=True)
+    ours = cli("-c", "examples/flytebuild.toml", "plan", "--format=json", cwd=pants_repo.root, check=True)
+    return json.loads(pants.stdout), _as_pants(json.loads(ours.stdout))
+
+
+def _versions(plan: dict) -> dict:
+    found = {i["address"]: i["version"] for i in plan["images"]}
+    for wf in plan["workflows"]:
+        found[wf["address"]] = wf["version"]
+        found.update({t["name"]: t["version"] for t in wf["tasks"]})
+    return found
+
+
+def test_cli_plan_equals_pants_plan_on_the_examples(pants_repo, cli):
+    pants, ours = _both(pants_repo, cli)
+    assert [i["address"] for i in pants["images"]] == sorted(NAMES[n] for n in NAMES if "image" in n or "runtime" in n)
+    # Whole documents: images (files, requirements, pins, fingerprints), every task's image,
+    # mode, sources, missing files, fingerprint and version, workflows and launch plans.
+    assert ours == pants
+    mixed = next(w for w in ours["workflows"] if w["address"] == "examples/mixed:wf")
+    assert {t["mode"] for t in mixed["tasks"]} == {"baked", "fast"}
+
+    before = _versions(pants)
+    helpers = "examples/shared/helpers.py"
+    original = pants_repo.read(helpers)
+    try:
+        pants_repo.write(helpers, original + "\n\ndef unused():\n    return 1\n")
+        pants_after, ours_after = _both(pants_repo, cli)
+    finally:
+        pants_repo.write(helpers, original)
+    assert ours_after == pants_after
+    after = _versions(pants_after)
+    changed = sorted(k for k in before if before[k] != after[k])
+    # helpers.py is imported by baked.stats and mixed.fast_tasks and baked into examples/baked:image.
+    assert "baked.stats.summarize" in changed and "mixed.fast_tasks.weights" in changed
+    assert "examples/baked:image" in changed
+    assert "mixed.plain_tasks.total" not in changed and "examples/mixed:spec_image" not in changed
+
+
+def test_cli_package_writes_the_bytes_pants_package_writes(pants_repo, cli):
+    pants_repo.pants("package", "examples/baked:wf", "examples/mixed:wf", check=True)
+    dist = pants_repo.root / "cli-dist"
+    cli("-c", "examples/flytebuild.toml", "package", "baked-wf", "mixed-wf", "--dist", str(dist),
+        cwd=pants_repo.root, check=True)
+    for pants_dir, ours in (("examples.baked/wf", "baked-wf"), ("examples.mixed/wf", "mixed-wf")):
+        theirs = sorted(p.name for p in (pants_repo.root / "dist" / pants_dir).iterdir())
+        assert theirs == sorted(p.name for p in (dist / ours).iterdir())
+        for name in theirs:
+            assert (dist / ours / name).read_bytes() == (pants_repo.root / "dist" / pants_dir / name).read_bytes(), name
+    assert any(p.name.startswith("fast") for p in (dist / "mixed-wf").iterdir())
