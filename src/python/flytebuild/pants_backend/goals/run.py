@@ -1,5 +1,6 @@
 """`pants run <flyte_workflow>`: run the entity locally in its own environment, with the plan's cache
-versions and images (runtime/run.py), or on the cluster with `-- --remote [--wait]` (runtime/remote.py).
+versions and images (runtime/run.py), or on the cluster with `-- --remote [--wait]` (deploy, then
+runtime/remote.py). `pants run <flyte_reference>`: launch a registered entity (runtime/remote.py).
 
 Like `pants run` of a `python_source`: a VenvPex of the workflow's closure and resolve runs in the
 workspace (cwd = build root, sources from the repo), with the runtime scripts and a request written
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pkgutil
 import shlex
 from dataclasses import dataclass
 
@@ -20,11 +20,11 @@ from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexRequ
 from pants.backend.python.util_rules.pex_environment import PexEnvironment, PythonExecutable
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
-from pants.base.build_root import BuildRoot
 from pants.backend.python.util_rules.python_sources import (
     PythonSourceFiles,
     PythonSourceFilesRequest,
 )
+from pants.base.build_root import BuildRoot
 from pants.build_graph.address import ResolveError
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest, RunSubsystem
 from pants.engine.addresses import Address
@@ -51,6 +51,7 @@ from flytebuild.pants_backend.target_types import (
 )
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.pants_backend.util_rules.serialization import runtime_script
 
 _DIR = "__flytebuild"
 _RUNTIME_SCRIPTS = ("run.py", "introspect.py", "serialize.py")
@@ -66,12 +67,6 @@ class FlyteWorkflowRunFieldSet(RunFieldSet):
     # this field set rank with `pex_binary`'s and `pants run` ambiguous. Holding only primary fields, it wins.
     project: FlyteProjectField
     domain: FlyteDomainField
-
-
-def runtime_script(name: str) -> bytes:
-    data = pkgutil.get_data("flytebuild.runtime", name)
-    assert data is not None, name
-    return data
 
 
 def error_run_request(message: str) -> RunRequest:
