@@ -29,9 +29,14 @@ class Repo:
             raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def deploy(self, admin, *specs: str, dry_run: bool = False, check: bool = True, options=()):
-        """`flyte-deploy --format=json` against `admin`; returns (process, summary or None)."""
+    def deploy(self, admin, *specs: str, dry_run: bool = False, check: bool = True, options=(), push=False):
+        """`flyte-deploy --format=json` against `admin`; returns (process, summary or None).
+
+        Images are pushed only with `push=True` (test_deploy_images.py runs a registry for that); elsewhere tasks
+        name their images' content tags, which is what registration is about."""
         args = [f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure", *options, "flyte-deploy", "--format=json"]
+        if not push:
+            args.append("--no-push-images")
         if dry_run:
             args.append("--dry-run")
         proc = self.pants(*args, *(specs or ("examples::",)), check=check)
