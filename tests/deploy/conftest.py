@@ -13,6 +13,8 @@ from tests.support.flyteadmin.fixture import flyteadmin
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, DOMAIN = "flytesnacks", "development"
+# The scenario's two projects: one all baked, one mixed (fast, baked, raw container tasks).
+EXAMPLES = ("examples/baked::", "examples/mixed::")
 
 
 class Repo:
@@ -39,7 +41,7 @@ class Repo:
             args.append("--no-push-images")
         if dry_run:
             args.append("--dry-run")
-        proc = self.pants(*args, *(specs or ("examples::",)), check=check)
+        proc = self.pants(*args, *(specs or EXAMPLES), check=check)
         try:
             summary = json.loads(proc.stdout)
         except ValueError:
@@ -47,7 +49,7 @@ class Repo:
         return proc, summary
 
     def plan(self, *specs: str) -> dict:
-        return json.loads(self.pants("flyte-plan", "--format=json", *(specs or ("examples::",)), check=True).stdout)
+        return json.loads(self.pants("flyte-plan", "--format=json", *(specs or EXAMPLES), check=True).stdout)
 
     def write(self, relpath: str, text: str) -> None:
         path = self.root / relpath
