@@ -91,13 +91,24 @@ def _ensure_docker() -> None:
 
 
 def start_docker() -> tuple:
+    """overlay2 where the kernel and the temp dir's filesystem allow it, else vfs (TOOLCHAIN's flags).
+
+    vfs copies the whole filesystem per layer, so pulling a many-layer image costs minutes there.
+    """
     _ensure_docker()
+    try:
+        return _start_docker("overlay2")
+    except RuntimeError:
+        return _start_docker("vfs")
+
+
+def _start_docker(driver: str) -> tuple:
     # Short paths: unix socket paths are limited to 108 bytes (containerd's live under exec-root).
     root = Path(tempfile.mkdtemp(prefix="fbd-", dir="/tmp"))
     sock = root / "d.sock"
     log = open(root / "dockerd.log", "wb")
     proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=vfs",
+        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", f"--storage-driver={driver}",
          f"--data-root={root / 'data'}", f"--exec-root={root / 'x'}", f"--pidfile={root / 'd.pid'}",
          f"--host=unix://{sock}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -109,7 +120,10 @@ def start_docker() -> tuple:
             return proc, docker
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"dockerd did not start:\n{(root / 'dockerd.log').read_text()[-3000:]}")
+            proc.wait()
+            text = (root / "dockerd.log").read_text()[-3000:]
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+            raise RuntimeError(f"dockerd ({driver}) did not start:\n{text}")
         time.sleep(0.2)
 
 

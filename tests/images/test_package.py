@@ -83,3 +83,113 @@ def test_package_twice_from_clean_caches_is_identical_then_skips(repo, registry,
     package(repo, tmp_path / "c2")
     s3 = summary(repo)
     assert s3["pushed"] is True and s3["digest"] == s1["digest"]
+
+
+def user_literal_map(user_python: str, code: str, out: Path) -> None:
+    """Write/read LiteralMap protobufs with the user's own flytekit (never imported in this process)."""
+    subprocess.run([user_python, "-c", code, str(out)], check=True, capture_output=True, text=True)
+
+
+def test_baked_task_runs_from_the_pulled_image(repo, registry, docker, user_python, tmp_path):
+    """pyflyte-execute inside the image runs a baked task on local-file inputs: no code bundle."""
+    package(repo, tmp_path / "c")
+    ref = summary(repo)["ref"]
+    docker.run("pull", ref)
+    data = tmp_path / "data"
+    data.mkdir()
+    user_literal_map(user_python, (
+        "import sys\n"
+        "from flytekit.models.literals import LiteralMap, Literal, Scalar, Primitive\n"
+        "lm = LiteralMap({'x': Literal(scalar=Scalar(primitive=Primitive(integer=4)))})\n"
+        "open(sys.argv[1], 'wb').write(lm.to_flyte_idl().SerializeToString())\n"), data / "inputs.pb")
+    run = docker.run(
+        "run", "--rm", "--network", "none", "-v", f"{data}:/data", ref,
+        "pyflyte-execute", "--inputs", "/data/inputs.pb", "--output-prefix", "/data/out",
+        "--raw-output-data-prefix", "/data/raw",
+        "--resolver", "flytekit.core.python_auto_container.default_task_resolver",
+        "--", "task-module", "baked.data", "task-name", "make_values",
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = subprocess.run([user_python, "-c", (
+        "import sys\n"
+        "from flyteidl.core import literals_pb2\n"
+        "m = literals_pb2.LiteralMap(); m.ParseFromString(open(sys.argv[1], 'rb').read())\n"
+        "print([l.scalar.primitive.float_value for l in m.literals['o0'].collection.literals])\n"),
+        str(data / "out" / "outputs.pb")], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[1.0, 2.0, 3.0, 4.0]"
+    # Only what the closure holds is baked: mixed/ is not in this image.
+    files = json.loads(docker.run("inspect", "--format", "{{json .Config.Labels}}", ref).stdout)
+    baked = json.loads(files["org.flytebuild.source-files"])
+    assert "baked/data.py" in baked and "shared/helpers.py" in baked
+    assert not any(f.startswith("mixed/") for f in baked)
+
+
+def test_source_change_in_closure_uploads_only_the_sources_layer(repo, tmp_path):
+    cache = tmp_path / "c"
+    package(repo, cache)
+    before = summary(repo)
+    path = "examples/shared/helpers.py"
+    repo.write(path, repo.read(path) + "\n# one more line\n")
+    package(repo, cache)
+    after = summary(repo)
+    assert after["pushed"] is True and after["ref"] != before["ref"]
+    changed = [(a["name"], a["digest"] != b["digest"]) for a, b in zip(before["layers"], after["layers"])]
+    assert [name for name, diff in changed if diff] == ["sources"]
+    uploaded = [l["name"] for l in after["layers"] if l["status"] == "uploaded"]
+    assert uploaded == ["sources"]
+    sources = next(l for l in after["layers"] if l["name"] == "sources")
+    assert sources["size"] < after["bytes_uploaded"] < sources["size"] + 20_000  # + the config blob
+
+
+def test_change_outside_closure_changes_nothing(repo, tmp_path):
+    cache = tmp_path / "c"
+    package(repo, cache)
+    before = summary(repo)
+    path = "examples/mixed/plain_tasks.py"
+    repo.write(path, repo.read(path) + "\n# not in the baked image\n")
+    package(repo, cache)
+    after = summary(repo)
+    assert after["ref"] == before["ref"] and after["digest"] == before["digest"]
+    assert after["pushed"] is False and after["bytes_uploaded"] == 0
+
+
+def _bad_image(repo, name: str, registry: str, base: str) -> str:
+    repo.write(f"examples/bad_{name}/BUILD", (
+        "flyte_image(\n"
+        f"    name='image', image_name='bad-{name}', base='{base}', registry='{registry}',\n"
+        f"    repository='flytebuild/bad-{name}',\n"
+        "    dependencies=['examples/shared:shared', 'examples/3rdparty:reqs#flytekit'],\n"
+        ")\n"))
+    return f"examples/bad_{name}:image"
+
+
+def test_bad_input_fails_clearly_and_tags_nothing(repo, registry, make_registry, tmp_path):
+    import socket
+
+    from flytebuild.oci import RegistryClient
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "flyte", "s3cret"], check=True, capture_output=True)
+    secure = make_registry("secure", htpasswd=htpasswd)
+    base = f"{registry.host}/flytebuild/python:3.11"
+    cases = {
+        "unreachable": (_bad_image(repo, "unreachable", closed, base), "Cannot reach registry " + closed),
+        "nobase": (_bad_image(repo, "nobase", registry.host, f"{registry.host}/flytebuild/missing:1"),
+                   f"Image {registry.host}/flytebuild/missing:1 not found"),
+        "auth": (_bad_image(repo, "auth", secure.host, base), f"Authentication failed at registry {secure.host}"),
+    }
+    for name, (address, message) in cases.items():
+        proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "package", address)
+        assert proc.returncode != 0, name
+        assert message in proc.stderr, f"{name}:\n{proc.stderr}"
+        assert f"Cannot build flyte_image {address}" in proc.stderr
+        assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+    # Nothing was tagged in the reachable registry.
+    tags = RegistryClient(registry.host).request("GET", "/v2/flytebuild/bad-nobase/tags/list", repo="flytebuild/bad-nobase",
+                                                  ok=(200, 404))
+    with tags:
+        assert tags.status == 404 or not (json.loads(tags.read()).get("tags") or [])

@@ -1,6 +1,7 @@
 """flytebuild's Pants backend: Flyte tasks, images and workflows as build targets."""
 from flytebuild.pants_backend.goals import plan
 from flytebuild.pants_backend.goals import package_image
+from flytebuild.pants_backend.goals import verify
 from flytebuild.pants_backend.util_rules import images
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
@@ -17,6 +18,7 @@ def rules():
         *plan.rules(),
         *images.rules(),
         *package_image.rules(),
+        *verify.rules(),
     ]
 
 
