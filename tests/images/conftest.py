@@ -30,6 +30,7 @@ def _load(name: str, path: Path):
 
 oci_support = _load("_flytebuild_oci_conftest", REPO / "tests" / "oci" / "conftest.py")
 base_support = _load("_flytebuild_base_image", SUPPORT / "base_image.py")
+e2e_support = _load("_flytebuild_e2e_conftest", REPO / "tests" / "e2e" / "conftest.py")
 BASE_REPOSITORY = base_support.DEFAULT_REPOSITORY
 
 
@@ -158,3 +159,36 @@ def base_image(registry, cache_dir):
     ref = registry.ref("base/tiny:1")
     publish(img, ref, cache_dir=cache_dir)
     return RegistryClient(registry.host, cache_dir=cache_dir).pull(ref)
+
+
+class PantsRepo(e2e_support.PantsRepo):
+    """tests/e2e's PantsRepo, plus extra environment variables (DOCKER_HOST) for one command."""
+
+    def pants(self, *args: str, check: bool = False, env=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(self.root / "pants"), *args], cwd=self.root, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1", **(env or {})},
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory, registry, python_base):
+    """A temp copy whose images push to (and pull their base from) the test registry."""
+    subprocess.run([str(REPO / "pants"), "--version"], cwd=REPO, check=True, capture_output=True)
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("pants", "pants.toml", "BUILD"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, root / name)
+    for name in ("examples", "src"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".bootstrap").mkdir()
+    for name in ("venv", "pex.pex", "cache"):
+        (root / ".bootstrap" / name).symlink_to(REPO / ".bootstrap" / name)
+    for build in (root / "examples").rglob("BUILD"):
+        build.write_text(build.read_text().replace("localhost:5000", registry.host))
+    r = PantsRepo(root)
+    yield r
+    r.kill_pantsd()
