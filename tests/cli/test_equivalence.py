@@ -12,6 +12,7 @@ NAMES = {
     "mixed-spec-image": "examples/mixed:spec_image",
     "mixed-wf": "examples/mixed:wf",
     "mixed-container-wf": "examples/mixed:container_wf",
+    "mixed-pod": "examples/mixed:pod",
 }
 
 
@@ -25,6 +26,8 @@ def _as_pants(plan: dict) -> dict:
             for key in ("image", "image_address"):
                 if task[key] in NAMES:
                     task[key] = NAMES[task[key]]
+            if task.get("pod_template_source"):
+                task["pod_template_source"] = " ".join(NAMES.get(w, w) for w in task["pod_template_source"].split(" "))
             task["warnings"] = [
                 w.replace(" mixed-runtime", " examples/mixed:runtime") for w in task["warnings"]
             ]

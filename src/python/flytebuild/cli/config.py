@@ -55,6 +55,22 @@ class WorkflowConfig:
     image: Optional[str]
     images: Tuple[Tuple[str, str], ...]
     task_images: Tuple[Tuple[str, str], ...]
+    # flyte_workflow's pod_template / task_pod_templates (names of [pod_templates.*]) and cache_key
+    pod_template: Optional[str] = None
+    task_pod_templates: Tuple[Tuple[str, str], ...] = ()
+    cache_key: str = "interface"
+    task_cache_keys: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodTemplateConfig:
+    """A `flyte_pod_template`: `[pod_templates.NAME]` with repo-relative file paths."""
+
+    name: str
+    source: str
+    overlays: Tuple[Tuple[str, str], ...]  # (environment, file)
+    values: Tuple[Tuple[str, str], ...]
+    primary_container_name: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,9 @@ class Project:
     # package's [flyte] image options
     image_cache_dir: Optional[str] = None  # absolute
     image_push_jobs: int = 4
+    # flyte_pod_template targets and [flyte] environment
+    pod_templates: Tuple[PodTemplateConfig, ...] = ()
+    environment: Optional[str] = None
 
     def repo_path(self, config_path: str) -> str:
         """A path written in the configuration, as a repo-relative path."""
@@ -133,9 +152,15 @@ _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
+    "pod_templates", "environment",
 }
+_POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
+_CACHE_KEY_POLICIES = ("interface", "code")
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
-_WORKFLOW_KEYS = {"entrypoint", "image", "images", "task_images", "project", "domain"}
+_WORKFLOW_KEYS = {
+    "entrypoint", "image", "images", "task_images", "project", "domain",
+    "pod_template", "task_pod_templates", "cache_key",
+}
 
 
 class _Reader:
@@ -264,8 +289,37 @@ def load_project(path: str) -> Project:
                 image=wf.str("image"),
                 images=wf.str_map("images"),
                 task_images=wf.str_map("task_images"),
+                pod_template=wf.str("pod_template"),
+                task_pod_templates=wf.str_map("task_pod_templates"),
+                **_cache_key(wf, name, path),
             )
         )
+    pod_templates = []
+    for name, table in sorted(top.tables("pod_templates").items()):
+        pt = _Reader(table, f"[pod_templates.{name}]", path, _POD_TEMPLATE_KEYS)
+        source = pt.str("source")
+        if not source:
+            raise FlytebuildError(
+                f"[pod_templates.{name}] has no `source`", file=path, fix='set source = "path/to/pod.yaml"'
+            )
+        pod_templates.append(
+            PodTemplateConfig(
+                name=name,
+                source=repo(source),
+                overlays=tuple((env, repo(f)) for env, f in pt.str_map("overlays")),
+                values=pt.str_map("values"),
+                primary_container_name=pt.str("primary_container_name"),
+            )
+        )
+    known_templates = {t.name for t in pod_templates}
+    for w in workflows:
+        for ref in [w.pod_template] + [v for _, v in w.task_pod_templates]:
+            if ref is not None and ref not in known_templates:
+                raise FlytebuildError(
+                    f"[workflows.{w.name}] names pod template `{ref}`, which is not configured",
+                    file=path,
+                    fix=f"add [pod_templates.{ref}] or use one of: {', '.join(sorted(known_templates)) or 'none'}",
+                )
     names = {i.name for i in images}
     clash = sorted(names & {w.name for w in workflows})
     if clash:
@@ -297,6 +351,27 @@ def load_project(path: str) -> Project:
         image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
         if top.str("image_cache_dir") else None,
         image_push_jobs=top.int("image_push_jobs", 4),
+        pod_templates=tuple(pod_templates),
+        environment=_environment(top.str("environment")),
+    )
+
+
+def _environment(value: Optional[str]) -> Optional[str]:
+    """`[flyte] environment`: FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)."""
+    return os.environ.get("FLYTEBUILD_ENVIRONMENT") or value
+
+
+def _cache_key(wf: "_Reader", name: str, path: str) -> Dict[str, Any]:
+    """`cache_key = "interface" | "code"`, or a table of task name to one of them (flyte_workflow's field)."""
+    value = wf.data.get("cache_key", "interface")
+    if isinstance(value, str) and value in _CACHE_KEY_POLICIES:
+        return {"cache_key": value}
+    if isinstance(value, dict) and all(v in _CACHE_KEY_POLICIES for v in value.values()):
+        return {"cache_key": "interface", "task_cache_keys": tuple(sorted(value.items()))}
+    raise FlytebuildError(
+        f"`cache_key` in [workflows.{name}] is {value!r}",
+        file=path,
+        fix='use "interface", "code", or a table of task name to one of them',
     )
 
 

@@ -17,7 +17,8 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import StatCache, digest_files
 from flytebuild.core.imports import ImportGraph, index_modules, requirement_modules
 from flytebuild.core.lockfile import requirement_name
-from flytebuild.core.model import Closure, FileDigest, ImageTarget, WorkflowTarget
+from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowTarget
+from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
 
 _SKIP_DIRS = {"__pycache__", "node_modules"}
 
@@ -150,5 +151,36 @@ class ProjectGraph:
             image=workflow.image,
             images=workflow.images,
             task_images=workflow.task_images,
+            pod_template=self.pod_template_target(workflow.pod_template) if workflow.pod_template else None,
+            task_pod_templates=tuple(
+                (task, self.pod_template_target(name)) for task, name in workflow.task_pod_templates
+            ),
+            environment=self.project.environment,
+            cache_key=workflow.cache_key,
+            task_cache_keys=workflow.task_cache_keys,
+        )
+
+    def pod_template_target(self, name: str) -> PodTemplateTarget:
+        """A `[pod_templates.NAME]` with its files read (the Pants twin: util_rules/pod_templates.py)."""
+        config = next(t for t in self.project.pod_templates if t.name == name)
+
+        def read(path: str, what: str) -> PodTemplateSource:
+            try:
+                with open(os.path.join(self.project.root, path), encoding="utf-8") as f:
+                    return PodTemplateSource(path, f.read())
+            except (OSError, UnicodeDecodeError) as e:
+                raise PodTemplateError(
+                    f"cannot read the {what} file {path}: {getattr(e, 'strerror', None) or e}",
+                    target=name,
+                    file=self.project.config_file,
+                    fix="create it, or correct the path (relative to the configuration file)",
+                ) from None
+
+        return PodTemplateTarget(
+            address=name,
+            source=read(config.source, "`source`"),
+            overlays=tuple((env, read(path, f"`{env}` overlay")) for env, path in config.overlays),
+            values=config.values,
+            primary_container_name=config.primary_container_name,
         )
 

@@ -94,6 +94,8 @@ def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
             )
         )
         introspections[workflow.name] = data
+    for p in plans:  # every final pod template is a valid V1PodSpec before anything uses the plan
+        userenv.validate_pod_templates(project.python, project.config_file, p)
     used = {t.image_address for p in plans for t in p.tasks if t.image_address}
     chosen = sorted(used | {i.name for i in listed} | ({i.name for i in project.images} if not names else set()))
     return ProjectPlan(

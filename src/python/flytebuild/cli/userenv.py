@@ -118,3 +118,36 @@ def progress(message: str) -> None:
     if sys.stderr.isatty():
         print(message, file=sys.stderr, flush=True)
 
+
+
+def validate_pod_templates(python: str, config_file: str, plan) -> None:
+    """Check a plan's final pod templates as Kubernetes V1PodSpec in the user's interpreter
+    (runtime/validate_pod.py --batch; the Pants twin: util_rules/pod_templates.py)."""
+    import tempfile
+
+    from flytebuild.core.errors import FlytebuildError
+    from flytebuild.core.pod_templates import validation_batch, validation_error
+
+    entries = validation_batch(plan)
+    if not entries:
+        return
+    python = check_python(python, config_file)
+    with tempfile.TemporaryDirectory(prefix="flytebuild-pods-") as tmp:
+        request = os.path.join(tmp, "pods.json")
+        with open(request, "w", encoding="utf-8") as f:
+            json.dump({k: {"file": e["file"], "spec": e["spec"]} for k, e in entries.items()}, f, sort_keys=True)
+        proc = subprocess.run(
+            [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
+        )
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise FlytebuildError(
+            "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"), target=plan.address
+        ) from None
+    if "error" in out:
+        fix = "add `kubernetes` to your environment's requirements" if out["error"].get("kind") == "kubernetes_missing" else None
+        raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=plan.address, fix=fix)
+    error = validation_error(entries, out.get("results") or {}, target=plan.address)
+    if error is not None:
+        raise error
