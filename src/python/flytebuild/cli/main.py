@@ -33,13 +33,17 @@ def _parser() -> argparse.ArgumentParser:
 
     package = commands.add_parser(
         "package",
-        help="registration archives of workflows (pyflyte-package layout + code bundle)",
-        description="Per workflow, `<dist>/<name>/flyte-package.tgz`: the numbered .pb files of every entity, "
-        "each under its content-addressed version, plus the code bundle of the fast tasks only. "
-        "Same bytes as `pants package` of the flyte_workflow.",
+        help="build images; write registration archives of workflows",
+        description="Images: built without a daemon, reproducibly, holding exactly their closure, tagged with "
+        "their content version, then pushed (nothing is built when the tag exists), written as an OCI layout, "
+        "or loaded into Docker; `<dist>/<name>.image.json` records ref and digest. "
+        "Workflows: `<dist>/<name>/flyte-package.tgz`, the numbered .pb files of every entity, each under its "
+        "content-addressed version, plus the code bundle of the fast tasks only. Same as `pants package`.",
     )
-    package.add_argument("targets", nargs="*", metavar="NAME", help="workflows to package (default: all)")
+    package.add_argument("targets", nargs="*", metavar="NAME", help="images and workflows (default: all)")
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
+    package.add_argument("--image-output", choices=("push", "oci", "docker"), default="push",
+                         help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
 
     deploy = commands.add_parser(
         "deploy",
@@ -88,18 +92,34 @@ def _workflows_only(project, names, command: str) -> None:
 def _package(args: argparse.Namespace) -> int:
     import os
 
-    from flytebuild.cli.planning import plan_project
+    from flytebuild.cli import images as cli_images
+    from flytebuild.cli.graph import ProjectGraph
+    from flytebuild.cli.planning import plan_project, select
     from flytebuild.cli.registration import package_workflows
 
     project = load_project(args.config or find_config("."))
-    _workflows_only(project, args.targets, "package")
-    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    workflows, images = select(project, args.targets)
     dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
-    for path, lines in package_workflows(project, result, dist):
-        shown = os.path.relpath(path)
-        print(f"Wrote {path if shown.startswith('..') else shown}")
-        for line in lines:
-            print(f"    {line}")
+
+    def shown(path: str) -> str:
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+
+    if images:
+        graph = ProjectGraph(project)
+        for config in images:
+            published = cli_images.publish_image(
+                project, graph, graph.image_target(config), args.image_output, dist, project.image_push_jobs
+            )
+            summary = cli_images.write_summary(published, dist)
+            print(f"Wrote {shown(summary)}")
+            print(f"    {cli_images.describe(published)}")
+    if workflows:
+        result = plan_project(project, [w.name for w in workflows])
+        for path, lines in package_workflows(project, result, dist):
+            print(f"Wrote {shown(path)}")
+            for line in lines:
+                print(f"    {line}")
     return 0
 
 
