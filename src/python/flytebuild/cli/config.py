@@ -9,6 +9,7 @@ configuration kept in a subdirectory gives the same versions as Pants or Bazel o
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -16,10 +17,15 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flytebuild.core.errors import FlytebuildError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 (pyproject: tomli; python_version < "3.11")
-    import tomli as tomllib
+
+
+def _tomllib():
+    # Imported on use: generated JSON configurations (the Bazel rules') need no TOML reader.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # 3.9/3.10: pyproject declares tomli for them
+        import tomli as tomllib
+    return tomllib
 
 CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
 
@@ -58,6 +64,16 @@ class WorkflowConfig:
 
 
 @dataclass(frozen=True)
+class TargetFacts:
+    """A build-graph node handed over by a build system (the Bazel rules' aspect)."""
+
+    label: str
+    srcs: Tuple[str, ...]  # repo-relative
+    deps: Tuple[str, ...]  # labels
+    requirements: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Project:
     config_file: str  # absolute
     directory: str  # absolute: config paths are relative to it
@@ -82,6 +98,9 @@ class Project:
     # package's [flyte] image options
     image_cache_dir: Optional[str] = None  # absolute
     image_push_jobs: int = 4
+    # A build graph from a build system: closures come from it instead of import analysis, and
+    # image `dependencies` are its labels.
+    targets: Optional[Tuple[TargetFacts, ...]] = None
 
     def repo_path(self, config_path: str) -> str:
         """A path written in the configuration, as a repo-relative path."""
@@ -122,18 +141,26 @@ def find_config(start: str) -> str:
 def _read_toml(path: str) -> Dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            if path.endswith(".json"):
+                return json.load(f)
+            tomllib = _tomllib()
+            try:
+                return tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise FlytebuildError(f"{path} is not valid TOML: {e}", file=path, fix="fix the TOML syntax") from None
     except OSError as e:
         raise FlytebuildError(f"Cannot read {path}: {e.strerror}", file=path) from None
-    except tomllib.TOMLDecodeError as e:
-        raise FlytebuildError(f"{path} is not valid TOML: {e}", file=path, fix="fix the TOML syntax") from None
+    except ValueError as e:
+        raise FlytebuildError(f"{path} is not valid JSON: {e}", file=path) from None
 
 
 _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
+    "relative_to_root", "targets",
 }
+_TARGET_KEYS = {"srcs", "deps", "requirements"}
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
 _WORKFLOW_KEYS = {"entrypoint", "image", "images", "task_images", "project", "domain"}
 
@@ -211,6 +238,15 @@ def load_project(path: str) -> Project:
     root = os.path.normpath(os.path.join(directory, top.str("root") or "."))
     if not os.path.isdir(root):
         raise FlytebuildError(f"`root` {root} is not a directory", file=path, fix="point `root` at the repository root")
+    if top.bool("relative_to_root"):
+        directory = root  # generated files (Bazel) write every path relative to the root
+    targets = None
+    if "targets" in top.data:
+        targets = []
+        for label, table in sorted(top.tables("targets").items()):
+            t = _Reader(table, f"targets[{label!r}]", path, _TARGET_KEYS)
+            targets.append(TargetFacts(label, t.strs("srcs"), t.strs("deps"), t.strs("requirements")))
+        targets = tuple(targets)
     partial = Project(
         config_file=path, directory=directory, root=root, source_roots=(), python=None,
         requirements_file=None, lockfile=None, module_mapping=(), default_image=None,
@@ -239,7 +275,8 @@ def load_project(path: str) -> Project:
                 base=img.str("base") or defaults["default_base"],
                 registry=img.str("registry") or defaults["registry"],
                 repository=img.str("repository") or image_name,
-                dependencies=tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
+                dependencies=img.strs("dependencies") if targets is not None
+                else tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
                 requirements=img.strs("requirements"),
                 env=tuple(sorted(env.items())),
                 python=img.str("python", DEFAULT_IMAGE_PYTHON),
@@ -297,6 +334,7 @@ def load_project(path: str) -> Project:
         image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
         if top.str("image_cache_dir") else None,
         image_push_jobs=top.int("image_push_jobs", 4),
+        targets=targets,
     )
 
 

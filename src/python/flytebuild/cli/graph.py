@@ -15,7 +15,7 @@ from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.requirements import Requirements, load_requirements
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import StatCache, digest_files
-from flytebuild.core.imports import ImportGraph, index_modules, requirement_modules
+from flytebuild.core.imports import ImportGraph, ModuleIndex, index_modules, requirement_modules
 from flytebuild.core.lockfile import requirement_name
 from flytebuild.core.model import Closure, FileDigest, ImageTarget, WorkflowTarget
 
@@ -98,11 +98,14 @@ class ProjectGraph:
             return Closure()
         return self.closure_of_files([path])
 
+    def _image_closure(self, image: ImageConfig, owner: str) -> Closure:
+        paths = [p for d in image.dependencies for p in self._expand(d, owner)]
+        return self.closure_of_files(paths, image.requirements)
+
     def image_target(self, image: ImageConfig) -> ImageTarget:
         owner = f"[images.{image.name}]"
         self.requirements.check(image.requirements, owner, self.project.config_file)
-        paths = [p for d in image.dependencies for p in self._expand(d, owner)]
-        closure = self.closure_of_files(paths, image.requirements)
+        closure = self._image_closure(image, owner)
         return ImageTarget(
             address=image.name,
             image_name=image.image_name,
@@ -152,3 +155,97 @@ class ProjectGraph:
             task_images=workflow.task_images,
         )
 
+
+
+class TargetGraph(ProjectGraph):
+    """Closures from a build system's graph (the Bazel rules' aspect) instead of import analysis:
+    a file's closure is the transitive closure of the targets owning it, as in Pants."""
+
+    def __init__(self, project: Project, installed: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+        assert project.targets is not None
+        self.project = project
+        self.requirements = load_requirements(project.root, project.requirements_file, project.lockfile)
+        self.targets = {t.label: t for t in project.targets}
+        self.owners: Dict[str, List[str]] = {}
+        for t in project.targets:
+            for src in t.srcs:
+                self.owners.setdefault(src, []).append(t.label)
+        modules: Dict[str, Tuple[str, ...]] = {}
+        module_of: Dict[str, str] = {}
+        for path in sorted(self.owners):
+            module = _module_name(path, project.source_roots)
+            if module:
+                module_of[path] = module
+                modules[module] = tuple(sorted({*modules.get(module, ()), path}))
+        self.index = ModuleIndex(os.path.abspath(project.root), project.source_roots, modules, module_of)
+        self._digests: Dict[str, str] = {}
+        self._cache = _stat_cache(project.root)
+        self._memo: Dict[str, Tuple[frozenset, frozenset]] = {}
+
+    def use_installed(self, installed: Optional[Mapping[str, Sequence[str]]]) -> None:
+        pass  # requirements are edges of the graph; nothing to map
+
+    def _transitive(self, label: str, owner: str) -> Tuple[frozenset, frozenset]:
+        if label in self._memo:
+            return self._memo[label]
+        files: set = set()
+        requirements: set = set()
+        stack, seen = [label], set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            target = self.targets.get(current)
+            if target is None:
+                raise FlytebuildError(
+                    f"{owner} depends on {current}, which the build graph does not describe",
+                    file=self.project.config_file,
+                    fix="this is a bug of the build-system rules that wrote the file; please report it",
+                )
+            files.update(target.srcs)
+            requirements.update(requirement_name(r) for r in target.requirements)
+            stack.extend(target.deps)
+        self._memo[label] = (frozenset(files), frozenset(requirements))
+        return self._memo[label]
+
+    def _closure_of_labels(self, labels: Iterable[str], owner: str, extra: Iterable[str] = ()) -> Closure:
+        files: set = set()
+        requirements = {requirement_name(r) for r in extra}
+        for label in labels:
+            f, r = self._transitive(label, owner)
+            files |= f
+            requirements |= r
+        self.requirements.check(requirements, owner, self.project.config_file)
+        names = sorted(requirements)
+        return Closure(sources=self.digests(files), requirements=tuple(names), pins=self.requirements.pins(names))
+
+    def closure_of_source_file(self, path: str) -> Closure:
+        owners = self.owners.get(path)
+        if not owners:
+            return Closure()
+        return self._closure_of_labels(sorted(owners), path)
+
+    def _image_closure(self, image: ImageConfig, owner: str) -> Closure:
+        return self._closure_of_labels(image.dependencies, image.name, image.requirements)
+
+
+def _module_name(path: str, source_roots: Sequence[str]) -> Optional[str]:
+    """`a/b/c.py` under source root `a` → `b.c` (the longest matching root wins)."""
+    if not path.endswith((".py", ".pyi")):
+        return None
+    for root in sorted(source_roots, key=len, reverse=True):
+        if root and not path.startswith(root + "/"):
+            continue
+        rel = path[len(root) + 1 :] if root else path
+        parts = rel.rsplit(".", 1)[0].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and all(p.isidentifier() for p in parts):
+            return ".".join(parts)
+        return None
+    return None
+
+
+def project_graph(project: Project) -> ProjectGraph:
+    return TargetGraph(project) if project.targets is not None else ProjectGraph(project)

@@ -155,7 +155,9 @@ def publish_image(
 def write_summary(published: PublishedImage, dist_dir: str) -> str:
     """`<dist>/<name>.image.json`: ref, manifest digest, layers (what `pants package` writes)."""
     os.makedirs(dist_dir, exist_ok=True)
-    path = os.path.join(dist_dir, f"{published.name}.image.json")
+    from flytebuild.cli.registration import dist_name
+
+    path = os.path.join(dist_dir, f"{dist_name(published.name)}.image.json")
     with open(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(published.summary(), indent=2, sort_keys=True) + "\n")
     return path

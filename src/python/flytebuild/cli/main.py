@@ -93,7 +93,7 @@ def _package(args: argparse.Namespace) -> int:
     import os
 
     from flytebuild.cli import images as cli_images
-    from flytebuild.cli.graph import ProjectGraph
+    from flytebuild.cli.graph import project_graph
     from flytebuild.cli.planning import plan_project, select
     from flytebuild.cli.registration import package_workflows
 
@@ -106,7 +106,7 @@ def _package(args: argparse.Namespace) -> int:
         return path if rel.startswith("..") else rel
 
     if images:
-        graph = ProjectGraph(project)
+        graph = project_graph(project)
         for config in images:
             published = cli_images.publish_image(
                 project, graph, graph.image_target(config), args.image_output, dist, project.image_push_jobs

@@ -6,7 +6,7 @@ from typing import Dict, List, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
-from flytebuild.cli.graph import ProjectGraph
+from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
@@ -55,7 +55,7 @@ def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
             file=project.config_file,
             fix="declare images and workflows (see examples/flytebuild.toml)",
         )
-    graph = ProjectGraph(project)
+    graph = project_graph(project)
     introspections: Dict[str, dict] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
