@@ -131,7 +131,7 @@ def _facts(settings, path, images, workflows, nodes, short = False):
 def _settings_files(settings):
     return [f for f in (settings.lockfile, settings.requirements) if f]
 
-def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, progress):
+def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, progress, execution_requirements = {}):
     if not settings.tool_python:
         fail("flyte_settings has no tool_python: set it, or build with --define=FLYTEBUILD_PYTHON=<python with flytebuild's deps>")
     env = {
@@ -149,6 +149,7 @@ def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, pr
         env = env,
         mnemonic = mnemonic,
         progress_message = progress,
+        execution_requirements = execution_requirements,
     )
 
 _COMMON_ATTRS = {
@@ -186,7 +187,9 @@ def _flyte_image_impl(ctx):
 
     layout = ctx.actions.declare_directory(ctx.label.name + ".image")
     _run_cli(ctx, settings, facts, ["package", label, "--image-output=oci", "--dist", layout.path], files,
-             [layout], "FlyteImage", "Building flyte_image %s" % label)
+             [layout], "FlyteImage", "Building flyte_image %s" % label,
+             # pulls the base image and keeps content-addressed caches (layers, wheels) across builds
+             execution_requirements = {"no-sandbox": "1", "requires-network": "1"})
     return [
         DefaultInfo(files = depset([plan])),
         OutputGroupInfo(oci = depset([layout])),
