@@ -106,3 +106,19 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     with capsys.disabled():
         print(f"\nbazel: cold {cold:.1f}s, no-op {noop:.1f}s, fast-task edit {incremental:.1f}s, "
               f"baked-task edit {baked_edit:.1f}s")
+
+
+def test_bazel_run_deploys_what_changed(bazel_ws, user_python):
+    from tests.support.flyteadmin.fixture import flyteadmin
+
+    with flyteadmin(user_python) as admin:
+        args = ["run", "//demo:wf", "--", "--endpoint", admin.endpoint, "--insecure", "--format=json"]
+        proc, _, _ = bazel_ws.bazel(*args)
+        first = json.loads(proc.stdout)
+        assert {e["status"] for e in first["entities"]} == {"registered"}
+        names = {e["name"] for e in first["entities"]}
+        assert {"demo.prep.clean", "demo.train.fit", "demo.workflows.wf"} <= names
+        assert admin.uploads.count == 1  # the fast task's bundle
+        proc, _, _ = bazel_ws.bazel(*args)
+        assert {e["status"] for e in json.loads(proc.stdout)["entities"]} == {"unchanged"}
+        assert admin.uploads.count == 1
