@@ -1,9 +1,7 @@
 """runtime/validate_pod.py in the user's environment (subprocess, fixture `user_python`).
 
-flytekit 1.16 does not depend on the `kubernetes` client, so the exported `flyte` resolve may lack it.
-When it does, the client (pinned below, the version a resolve with flytekit 1.16.31 picks) is installed
-once with pip into .bootstrap/cache and appended to the END of sys.path, so the user's own packages
-still win and only what is missing comes from there.
+The exported `flyte` resolve carries the `kubernetes` client (examples/3rdparty/requirements.txt pins
+kubernetes==37.0.1, locked in flyte.lock), exactly what a user's resolve needs for pod templates.
 """
 import json
 import subprocess
@@ -13,41 +11,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATE = REPO / "src/python/flytebuild/runtime/validate_pod.py"
-K8S_PINS = (
-    "kubernetes==37.0.1",
-    "pydantic==2.14.3",
-    "pydantic-core==2.50.4",
-    "annotated-types==0.8.0",
-    "typing-inspection==0.4.5",
-    "durationpy==0.11",
-    "websocket-client==1.9.2",
-    "aiohttp-retry==2.9.1",
-)
-RUNNER = "import runpy, sys; sys.path.append(sys.argv.pop(1)); sys.argv[0] = {0!r}; runpy.run_path({0!r}, run_name='__main__')"
+# Runs the script as __main__ with `kubernetes` made unimportable (a user env without the client).
+WITHOUT_K8S = "import runpy, sys; sys.modules['kubernetes'] = None; sys.argv[0] = {0!r}; runpy.run_path({0!r}, run_name='__main__')"
 
 
-def _has_kubernetes(python: str) -> bool:
-    return subprocess.run([python, "-c", "import kubernetes.client"], capture_output=True).returncode == 0
-
-
-@pytest.fixture(scope="session")
-def extra_path(user_python) -> str:
-    """A directory to append to sys.path holding the kubernetes client (empty when the env has it)."""
-    if _has_kubernetes(user_python):
-        return ""
-    target = REPO / ".bootstrap/cache/validate-pod" / K8S_PINS[0].replace("==", "-")
-    if not (target / "kubernetes").is_dir():
-        subprocess.run(
-            [user_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--target", str(target), *K8S_PINS],
-            check=True,
-        )
-    return str(target)
-
-
-def validate(user_python, extra_path, spec, *args, path=None):
-    cmd = [user_python, "-c", RUNNER.format(str(VALIDATE)), extra_path or "", *args]
-    proc = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True, cwd=REPO, timeout=120)
+def validate(user_python, spec, *args):
+    proc = subprocess.run(
+        [user_python, str(VALIDATE), *args], input=json.dumps(spec), capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -69,23 +40,23 @@ GOOD = {
 }
 
 
-def test_good_spec_is_accepted(user_python, extra_path):
-    code, out = validate(user_python, extra_path, GOOD)
+def test_good_spec_is_accepted(user_python):
+    code, out = validate(user_python, GOOD)
     assert code == 0, out
     assert out["ok"] is True and out["kubernetes"]
 
 
-def test_rendered_template_shape_checks_its_pod_spec(user_python, extra_path):
-    code, out = validate(user_python, extra_path, {"labels": {}, "annotations": {}, "primary_container_name": "primary", "pod_spec": GOOD})
+def test_rendered_template_shape_checks_its_pod_spec(user_python):
+    code, out = validate(user_python, {"labels": {}, "annotations": {}, "primary_container_name": "primary", "pod_spec": GOOD})
     assert code == 0, out
 
 
-def test_limits_as_a_list_and_unknown_field_are_reported_with_paths(user_python, extra_path):
+def test_limits_as_a_list_and_unknown_field_are_reported_with_paths(user_python):
     bad = json.loads(json.dumps(GOOD))
     bad["containers"][0]["resources"]["limits"] = ["cpu", "2"]
     bad["containers"][0]["imagePullPolicyy"] = "Always"
     bad["nodeSelectr"] = {"pool": "gpu"}
-    code, out = validate(user_python, extra_path, bad, "--file", "pods/base.yaml")
+    code, out = validate(user_python, bad, "--file", "pods/base.yaml")
     assert code == 2
     error = out["error"]
     assert error["kind"] == "invalid_pod_spec"
@@ -99,13 +70,13 @@ def test_limits_as_a_list_and_unknown_field_are_reported_with_paths(user_python,
     assert error["message"].startswith("pods/base.yaml is not a valid V1PodSpec")
 
 
-def test_wrong_scalar_types_and_snake_case_names(user_python, extra_path):
+def test_wrong_scalar_types_and_snake_case_names(user_python):
     bad = {
         "containers": [{"name": "primary", "ports": [{"containerPort": "8080"}], "env": [{"name": "N", "value": 3}]}],
         "host_network": True,
         "hostPID": "yes",
     }
-    code, out = validate(user_python, extra_path, bad)
+    code, out = validate(user_python, bad)
     assert code == 2
     by_path = {e["path"]: e["message"] for e in out["error"]["errors"]}
     assert "expected an integer" in by_path["containers[0].ports[0].containerPort"]
@@ -114,16 +85,16 @@ def test_wrong_scalar_types_and_snake_case_names(user_python, extra_path):
     assert "expected true or false" in by_path["hostPID"]
 
 
-def test_missing_required_field_is_caught_by_the_client_model(user_python, extra_path):
-    code, out = validate(user_python, extra_path, {"nodeSelector": {"pool": "gpu"}})
+def test_missing_required_field_is_caught_by_the_client_model(user_python):
+    code, out = validate(user_python, {"nodeSelector": {"pool": "gpu"}})
     assert code == 2
     errors = out["error"]["errors"]
     assert any("containers" in (e["path"] + e["message"]) for e in errors), errors
 
 
-def test_not_json_is_bad_input(user_python, extra_path):
+def test_not_json_is_bad_input(user_python):
     proc = subprocess.run(
-        [user_python, "-c", RUNNER.format(str(VALIDATE)), extra_path or ""],
+        [user_python, str(VALIDATE)],
         input="containers: []", capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert proc.returncode == 2
@@ -131,9 +102,7 @@ def test_not_json_is_bad_input(user_python, extra_path):
 
 
 def test_without_kubernetes_the_error_says_so(user_python):
-    if _has_kubernetes(user_python):
-        pytest.skip("the user's environment has the kubernetes client")
-    proc = subprocess.run([user_python, str(VALIDATE)], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run([user_python, "-c", WITHOUT_K8S.format(str(VALIDATE))], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     error = json.loads(proc.stdout)["error"]
     assert error["kind"] == "kubernetes_missing"

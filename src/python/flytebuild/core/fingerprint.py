@@ -259,16 +259,22 @@ def any_image_fingerprint(image: "ImageTarget | ExternalImage") -> str:
 # Entities
 
 
-def task_fingerprint(task: Task, closure: Optional[Closure], image_fp: str) -> str:
+def task_fingerprint(
+    task: Task, closure: Optional[Closure], image_fp: str, pod_template: Optional[Any] = None
+) -> str:
     """Fingerprint of a task: its code closure, pins, image, interface, config, cache and name.
 
     Pass `closure=None` for raw container tasks: their Python code never runs, so editing the
     module that declares them must not re-register them. Whether a task is baked or fast is
     not an input of its own: it follows from the closure and the image, both covered here.
+    `pod_template` is the final rendered template (target + overlay + code); it is hashed only
+    when present, so tasks without one keep their versions.
     """
+    extra = {} if pod_template is None else {"pod_template": pod_template}
     return _fingerprint(
         "task",
         {
+            **extra,
             "name": task.name,
             "kind": task.kind,
             "task_type": task.task_type,
@@ -289,18 +295,20 @@ def task_fingerprint(task: Task, closure: Optional[Closure], image_fp: str) -> s
     )
 
 
-def cache_version(task: Task) -> Optional[str]:
+def cache_version(task: Task, code: Optional[str] = None) -> Optional[str]:
     """The discovery version to register: the user's `cache_version` plus the interface hash.
 
     flytekit's local cache key ignores the interface, so adding a dataclass field would return
     stale outputs; folding the interface into the version makes local and remote agree.
+    `code` (policy `cache_key="code"`) is the fingerprint of what runs (the task's source
+    closure, or a raw container's image): folded in, any code change is a cache miss.
     """
     if not task.cache.enabled:
         return None
-    interface = _fingerprint(
-        "cache_interface",
-        {"interface": task.interface.to_json(), "ignored_inputs": sorted(task.cache.ignored_inputs)},
-    )
+    payload = {"interface": task.interface.to_json(), "ignored_inputs": sorted(task.cache.ignored_inputs)}
+    if code is not None:
+        payload["code"] = code
+    interface = _fingerprint("cache_interface", payload)
     return f"{task.cache.version or ''}-{interface[:12]}"
 
 

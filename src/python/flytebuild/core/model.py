@@ -6,7 +6,9 @@ rule outputs by value) and identical inputs compare equal on every machine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
+
+from flytebuild.core.pod_templates import PodTemplateSource
 
 
 @dataclass(frozen=True, order=True)
@@ -77,6 +79,17 @@ Image = Union[ImageTarget, ExternalImage]
 
 
 @dataclass(frozen=True)
+class PodTemplateTarget:
+    """A `flyte_pod_template` target: its files' text, `${var}` values and per-env overlays."""
+
+    address: str
+    source: PodTemplateSource
+    overlays: Tuple[Tuple[str, PodTemplateSource], ...] = ()  # (environment, overlay file)
+    values: Tuple[Tuple[str, str], ...] = ()
+    primary_container_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class WorkflowTarget:
     """A `flyte_workflow` target. Image fields hold image target addresses."""
 
@@ -87,6 +100,11 @@ class WorkflowTarget:
     image: Optional[str] = None
     images: Tuple[Tuple[str, str], ...] = ()  # (image_name used in code, image address)
     task_images: Tuple[Tuple[str, str], ...] = ()  # (task name, image address)
+    pod_template: Optional[PodTemplateTarget] = None  # for all its tasks
+    task_pod_templates: Tuple[Tuple[str, PodTemplateTarget], ...] = ()  # (task name, template)
+    environment: Optional[str] = None  # picks the pod templates' overlay
+    cache_key: str = "interface"  # interface | code: what the cache_version follows
+    task_cache_keys: Tuple[Tuple[str, str], ...] = ()  # (task name, policy)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +133,18 @@ class TaskPlan:
     missing_requirements: Tuple[str, ...]  # closure requirements not in the image (fast only)
     cache_version: Optional[str]  # interface-aware cache version; None when caching is off
     warnings: Tuple[str, ...] = ()
+    # Canonical JSON of the final pod template (`{labels, annotations, primary_container_name,
+    # pod_spec}`): the serialize request's per-task "pod_template". None when the task has none.
+    pod_template: Optional[str] = None
+    pod_template_source: Optional[str] = None  # e.g. "examples/mixed:pod (workflow) + code"
+    pod_template_files: Tuple[str, ...] = ()  # the template file and the overlay applied
+    cache_key: str = "interface"  # the policy that made cache_version
+
+    @property
+    def pod_template_data(self) -> Optional[Dict[str, Any]]:
+        import json
+
+        return None if self.pod_template is None else json.loads(self.pod_template)
 
 
 @dataclass(frozen=True)
@@ -141,6 +171,17 @@ class ReferencePlan:
 
 
 @dataclass(frozen=True)
+class NodePodTemplate:
+    """A workflow node's `with_overrides(pod_template=...)` merged on top of its task's template:
+    what the node's overrides carry (canonical JSON, as TaskPlan.pod_template)."""
+
+    workflow: str
+    node: str
+    task: str
+    pod_template: str
+
+
+@dataclass(frozen=True)
 class WorkflowPlan:
     address: str
     entrypoint: str
@@ -154,6 +195,8 @@ class WorkflowPlan:
     launch_plans: Tuple[EntityPlan, ...]
     references: Tuple[ReferencePlan, ...]
     warnings: Tuple[str, ...] = ()
+    node_pod_templates: Tuple[NodePodTemplate, ...] = ()
+    environment: Optional[str] = None  # the pod templates' overlay that was applied
 
     @property
     def workflow_versions(self) -> Dict[str, str]:

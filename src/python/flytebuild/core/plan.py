@@ -8,6 +8,7 @@ import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from flytebuild.core import fingerprint as fp
+from flytebuild.core import pod_templates as pods
 from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import Introspection, Task, Workflow
 from flytebuild.core.lockfile import canonical_name
@@ -17,6 +18,8 @@ from flytebuild.core.model import (
     ExternalImage,
     ImagePlan,
     ImageTarget,
+    NodePodTemplate,
+    PodTemplateTarget,
     ReferencePlan,
     TaskPlan,
     WorkflowPlan,
@@ -186,10 +189,88 @@ def _image_spec_ref(name: str, spec: Optional[Mapping]) -> str:
 # Tasks
 
 
+CACHE_KEY_POLICIES = ("interface", "code")
+
+
+class _TaskSettings:
+    """Per-task pod template and cache-key policy from the workflow target (task mapping first,
+    by full or short task name, then the workflow-wide setting)."""
+
+    def __init__(self, target: WorkflowTarget, images: Mapping[str, ImageTarget]) -> None:
+        self.target = target
+        self.task_templates = dict(target.task_pod_templates)
+        self.task_cache_keys = dict(target.task_cache_keys)
+        # `${images.NAME}`: every flyte_image the workflow knows, by image_name.
+        self.image_refs = {
+            img.image_name: f"{img.repository_ref}:{fp.version_of(fp.image_fingerprint(img))}"
+            for img in sorted(images.values(), key=lambda i: i.address)
+        }
+
+    def cache_key(self, task: Task) -> str:
+        policy = self.task_cache_keys.get(task.name) or self.task_cache_keys.get(_short(task.name))
+        policy = policy or self.target.cache_key or "interface"
+        if policy not in CACHE_KEY_POLICIES:
+            raise PlanError(
+                f"cache_key `{policy}` for task `{task.name}` is not a known policy",
+                target=self.target.address,
+                fix=f"use one of {', '.join(CACHE_KEY_POLICIES)}",
+            )
+        return policy
+
+    def template_target(self, task: Task) -> Tuple[Optional[PodTemplateTarget], str]:
+        mapped = self.task_templates.get(task.name) or self.task_templates.get(_short(task.name))
+        if mapped is not None:
+            return mapped, "task_pod_templates"
+        return self.target.pod_template, "workflow"
+
+    def pod_template(
+        self, task: Task, image: Image, image_fp: str, code_fp: Optional[str]
+    ) -> Tuple[Optional[Dict], Optional[str], Tuple[str, ...]]:
+        """(final template, where it came from, files) for one task."""
+        tmpl, origin = self.template_target(task)
+        rendered, files, sources = None, (), []
+        if tmpl is not None:
+            is_target = isinstance(image, ImageTarget)
+            builtins = pods.builtin_values(
+                project=self.target.project,
+                domain=self.target.domain,
+                environment=self.target.environment,
+                workflow=self.target.address,
+                task=task.name,
+                image=f"{image.repository_ref}:{fp.version_of(image_fp)}" if is_target else image.ref,
+                image_name=image.image_name if is_target else task.image.name,
+                image_version=fp.version_of(image_fp),
+                image_fingerprint=image_fp,
+                code_fingerprint=code_fp,
+                images=self.image_refs,
+            )
+            rendered, files = pods.render_target(
+                tmpl.source,
+                dict(tmpl.overlays),
+                dict(tmpl.values),
+                builtins,
+                self.target.environment,
+                primary_container_name=tmpl.primary_container_name,
+                target=tmpl.address,
+            )
+            sources.append(f"{tmpl.address} ({origin})")
+        code = task.config.get("pod_template") if isinstance(task.config, Mapping) else None
+        if isinstance(code, Mapping) and code.get("pod_spec") is not None:
+            sources.append("code")
+            where = task.source_file or task.module
+            final = pods.with_code_template(
+                rendered, code, path=f"{where}: pod_template of task {task.name}", target=self.target.address
+            )
+        else:
+            final = rendered
+        return final, (" + ".join(sources) or None), files
+
+
 def _plan_task(
     task: Task,
     chooser: _ImageChooser,
     closures: Mapping[str, Closure],
+    settings: _TaskSettings,
 ) -> TaskPlan:
     image, source, warnings = chooser.choose(task)
     image_fp = fp.any_image_fingerprint(image)
@@ -212,7 +293,7 @@ def _plan_task(
         mode = "container"
         if task.image.kind == "none" or (task.image.kind == "template" and task.image.name == "default"):
             warnings.append(f"container task has no image in code: falls back to {source} image {_display(image)}")
-        task_fp = fp.task_fingerprint(task, None, image_fp)
+        code_fp = image_fp  # what runs is the image's command
     else:
         sources = closure.source_paths
         requirements = tuple(sorted({canonical_name(r) for r in closure.requirements}))
@@ -234,10 +315,14 @@ def _plan_task(
                     f"requirements not in image {image.address}: {', '.join(missing_requirements)} "
                     "(fast-register ships code only)"
                 )
-        task_fp = fp.task_fingerprint(task, closure, image_fp)
+        code_fp = fp.closure_fingerprint(closure.sources, closure.pins, closure.requirements)
+
+    pod_template, pod_source, pod_files = settings.pod_template(task, image, image_fp, code_fp)
+    task_fp = fp.task_fingerprint(task, None if task.kind == "container" else closure, image_fp, pod_template)
+    cache_key = settings.cache_key(task)
 
     if task.cache.enabled and not task.interface.outputs:
-        warnings.append("cache=True but no outputs: cached locally by flytekit but never by the backend")
+        warnings.append(CACHE_NO_OUTPUTS_WARNING)
 
     return TaskPlan(
         name=task.name,
@@ -258,8 +343,12 @@ def _plan_task(
         requirements=requirements,
         missing_sources=missing_sources,
         missing_requirements=missing_requirements,
-        cache_version=fp.cache_version(task),
+        cache_version=fp.cache_version(task, code_fp if cache_key == "code" else None),
         warnings=tuple(warnings),
+        pod_template=None if pod_template is None else pods.canonical_json(pod_template),
+        pod_template_source=pod_source,
+        pod_template_files=pod_files,
+        cache_key=cache_key,
     )
 
 
@@ -302,12 +391,18 @@ def plan_workflow(
     default_image: Optional[str],
 ) -> WorkflowPlan:
     chooser = _ImageChooser(target, images, default_image, intro.python_version, intro.flytekit_version)
-    tasks = tuple(_plan_task(t, chooser, closures) for t in intro.tasks)
+    settings = _TaskSettings(target, images)
+    tasks = tuple(_plan_task(t, chooser, closures, settings) for t in intro.tasks)
     warnings: List[str] = []
     task_names = {t.name for t in intro.tasks} | {_short(t.name) for t in intro.tasks}
     for name, _ in target.task_images:
         if name not in task_names:
             warnings.append(f"task_images names `{name}`, which is not a task of this workflow")
+    for field_name, mapping in (("task_pod_templates", target.task_pod_templates), ("cache_key", target.task_cache_keys)):
+        for name, _ in mapping:
+            if name not in task_names:
+                warnings.append(f"{field_name} names `{name}`, which is not a task of this workflow")
+    node_templates = _node_pod_templates(target, intro, tasks)
 
     # versions of every entity by `kind:name`; references carry their declared version.
     versions: Dict[str, str] = {f"task:{t.name}": t.version for t in tasks}
@@ -386,7 +481,35 @@ def plan_workflow(
             ReferencePlan(r.kind, r.name, r.project, r.domain, r.version) for r in intro.references
         ),
         warnings=tuple(warnings),
+        node_pod_templates=node_templates,
+        environment=target.environment,
     )
+
+
+# Flyte's backend does not cache a task whose interface has no outputs (flytekit maintainers:
+# "in prod there is no cache on tasks with no outputs"), while flytekit 1.16's LocalTaskCache
+# stores the empty output map and skips the next local run.
+CACHE_NO_OUTPUTS_WARNING = (
+    "cache=True but no outputs: flytekit's local cache skips re-runs, Flyte's backend never caches "
+    "a task without outputs"
+)
+
+
+def _node_pod_templates(
+    target: WorkflowTarget, intro: Introspection, tasks: Sequence[TaskPlan]
+) -> Tuple[NodePodTemplate, ...]:
+    """`with_overrides(pod_template=...)` on task nodes, merged on top of the task's template."""
+    by_name = {t.name: t for t in tasks}
+    out = []
+    for wf in intro.workflows:
+        for node_id, task_name, override in pods.code_templates_in(wf.structure):
+            task = by_name.get(task_name)
+            base = task.pod_template_data if task is not None else None
+            path = f"{wf.source_file or wf.module}: with_overrides(pod_template=...) on node {node_id} of {wf.name}"
+            merged = pods.with_code_template(base, override, path=path, target=target.address)
+            if merged is not None:
+                out.append(NodePodTemplate(wf.name, node_id, task_name, pods.canonical_json(merged)))
+    return tuple(sorted(out, key=lambda n: (n.workflow, n.node)))
 
 
 def _topological(deps: Mapping[str, Sequence[str]], address: str) -> List[str]:

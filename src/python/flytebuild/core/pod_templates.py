@@ -703,3 +703,121 @@ def to_yaml(doc: Any) -> str:
     import yaml
 
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 20)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per task: the target's template, rendered, with the code's template on top
+
+
+def builtin_values(
+    *,
+    project: str,
+    domain: str,
+    environment: Optional[str],
+    workflow: str,
+    task: str,
+    image: str,
+    image_name: Optional[str],
+    image_version: str,
+    image_fingerprint: str,
+    code_fingerprint: Optional[str],
+    images: Mapping[str, str] = (),  # type: ignore[assignment]
+) -> Dict[str, str]:
+    """flytebuild's `${...}` variables for one task (documented in README "Pod templates").
+
+    `image` is the reference the task runs (for a flyte_image, its content-addressed tag);
+    `images.NAME` is the reference of every flyte_image the workflow knows, by image_name.
+    """
+    values = {
+        "project": project,
+        "domain": domain,
+        "env": environment or "",
+        "workflow": workflow,
+        "task": task,
+        "task.short": task.rsplit(".", 1)[-1],
+        "image": image,
+        "image.name": image_name or "",
+        "image.version": image_version,
+        "image.fingerprint": image_fingerprint,
+        "code.fingerprint": code_fingerprint or "",
+    }
+    for name, ref in dict(images or {}).items():
+        values[f"images.{name}"] = ref
+    return values
+
+
+def render_target(
+    source: PodTemplateSource,
+    overlays: Mapping[str, PodTemplateSource],
+    values: Mapping[str, Any],
+    builtins: Mapping[str, Any],
+    env: Optional[str],
+    *,
+    primary_container_name: Optional[str] = None,
+    target: Optional[str] = None,
+) -> Tuple[Dict[str, Any], Tuple[str, ...]]:
+    """`render` for a `flyte_pod_template` target: returns the document and the files it came from.
+
+    The target's `primary_container_name` field wins over the document's.
+    """
+    doc = render(source, overlays, env, values, builtins=builtins, target=target)
+    if primary_container_name:
+        doc["primary_container_name"] = primary_container_name
+    files = (source.path,) + ((overlays[env].path,) if env is not None and env in overlays else ())
+    return doc, files
+
+
+def code_override(code: Mapping[str, Any], base: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """A code-level PodTemplate (introspected) as a patch for `base`.
+
+    flytekit's `PodTemplate.primary_container_name` defaults to "primary" and cannot say "unset":
+    that default never renames the target's primary container (an explicit other name does).
+    """
+    patch = {k: v for k, v in code.items() if v is not None}
+    if (
+        base is not None
+        and patch.get("primary_container_name") == DEFAULT_PRIMARY_CONTAINER_NAME
+        and base.get("primary_container_name") not in (None, DEFAULT_PRIMARY_CONTAINER_NAME)
+    ):
+        del patch["primary_container_name"]
+    return patch
+
+
+def with_code_template(
+    rendered: Optional[Mapping[str, Any]],
+    code: Optional[Mapping[str, Any]],
+    *,
+    path: str,
+    target: Optional[str] = None,
+) -> Optional[Dict[str, Any]]:
+    """The task's final template: `rendered` (the target's) with the code's merged on top."""
+    if code is None:
+        return None if rendered is None else dict(rendered)
+    if rendered is None:
+        return merge_override({"pod_spec": {"containers": []}}, code_override(code, None), path=path, target=target)
+    return merge_override(rendered, code_override(code, rendered), path=path, target=target)
+
+
+def code_templates_in(structure: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
+    """(node id, task name, pod template) of every task node with `with_overrides(pod_template=...)`,
+    found anywhere in an introspected workflow structure (branches included)."""
+    found: List[Tuple[str, str, Dict[str, Any]]] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            overrides = value.get("overrides")
+            if (
+                value.get("entity_kind") == "task"
+                and isinstance(value.get("entity"), str)
+                and isinstance(overrides, dict)
+                and isinstance(overrides.get("pod_template"), dict)
+            ):
+                found.append((str(value.get("id")), value["entity"], overrides["pod_template"]))
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(structure)
+    return sorted(found, key=lambda f: (f[0], f[1]))

@@ -31,6 +31,13 @@ def _mode(task: TaskPlan) -> str:
     return f"fast ({', '.join(missing)} not in image)"
 
 
+def _cache(task: TaskPlan) -> str:
+    """`cache_version (policy)` for cached tasks: what Flyte and local runs key the cache on."""
+    if task.cache_version is None:
+        return ""
+    return f"{task.cache_version} ({task.cache_key})"
+
+
 def render_table(images: Sequence[ImagePlan], workflows: Sequence[WorkflowPlan]) -> str:
     out: List[str] = []
     if images:
@@ -50,14 +57,14 @@ def render_table(images: Sequence[ImagePlan], workflows: Sequence[WorkflowPlan])
         rows = []
         for t in sorted(wf.tasks, key=lambda t: t.name):
             warnings = list(t.warnings) or [""]
-            rows.append([t.name, f"{t.image} ({t.image_source})", _mode(t), t.version[:SHORT], warnings[0]])
+            rows.append([t.name, f"{t.image} ({t.image_source})", _mode(t), t.version[:SHORT], _cache(t), warnings[0]])
             # Further warnings get a line of their own under the first, so columns stay aligned.
-            rows += [["", "", "", "", w] for w in warnings[1:]]
+            rows += [["", "", "", "", "", w] for w in warnings[1:]]
         for e in [*wf.workflows, *wf.launch_plans]:
-            rows.append([e.name, "", e.kind.replace("_", " "), e.version[:SHORT], ""])
+            rows.append([e.name, "", e.kind.replace("_", " "), e.version[:SHORT], "", ""])
         for r in wf.references:
-            rows.append([r.name, f"{r.project}/{r.domain}", f"reference {r.kind.replace('_', ' ')}", r.version[:SHORT], ""])
-        out += _table(["ENTITY", "IMAGE", "MODE", "VERSION", "WARNINGS"], rows)
+            rows.append([r.name, f"{r.project}/{r.domain}", f"reference {r.kind.replace('_', ' ')}", r.version[:SHORT], "", ""])
+        out += _table(["ENTITY", "IMAGE", "MODE", "VERSION", "CACHE", "WARNINGS"], rows)
         out += [f"  warning: {w}" for w in wf.warnings]
     return "\n".join(out) + "\n" if out else ""
 
@@ -88,7 +95,7 @@ def workflow_json(wf: WorkflowPlan) -> Dict[str, Any]:
         "domain": wf.domain,
         "root": {"kind": wf.root_kind, "name": wf.root_name},
         "version": wf.version,
-        "tasks": [_json_value(asdict(t)) for t in sorted(wf.tasks, key=lambda t: t.name)],
+        "tasks": [_task_json(t) for t in sorted(wf.tasks, key=lambda t: t.name)],
         # every workflow entity of the plan, the root included when it is a workflow
         "sub_workflows": entities(wf.workflows),
         "launch_plans": entities(wf.launch_plans),
@@ -96,7 +103,18 @@ def workflow_json(wf: WorkflowPlan) -> Dict[str, Any]:
             _json_value(asdict(r)) for r in sorted(wf.references, key=lambda r: (r.kind, r.name))
         ],
         "warnings": list(wf.warnings),
+        "environment": wf.environment,
+        "node_pod_templates": [
+            {"workflow": n.workflow, "node": n.node, "task": n.task, "pod_template": json.loads(n.pod_template)}
+            for n in wf.node_pod_templates
+        ],
     }
+
+
+def _task_json(task: TaskPlan) -> Dict[str, Any]:
+    data = _json_value(asdict(task))
+    data["pod_template"] = task.pod_template_data  # the structure, not its canonical text
+    return data
 
 
 def render_json(images: Sequence[ImagePlan], workflows: Sequence[WorkflowPlan]) -> str:

@@ -1,40 +1,45 @@
-"""flytebuild's Pants backend: Flyte tasks, images and workflows as build targets."""
-from flytebuild.pants_backend.goals import plan
-from flytebuild.pants_backend.goals import package_image
-from flytebuild.pants_backend.util_rules import images
+"""flytebuild's Pants backend: Flyte tasks, images, pod templates and workflows as build targets."""
+from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render
+from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
-from flytebuild.pants_backend.util_rules import closures, entrypoint, introspection, planning
+from flytebuild.pants_backend.target_types import (
+    FlyteImageTarget,
+    FlytePodTemplateTarget,
+    FlyteWorkflowTarget,
+    pod_template_rules,
+)
+from flytebuild.pants_backend.util_rules import (
+    closures,
+    deployment,
+    entrypoint,
+    images,
+    introspection,
+    planning,
+    pod_templates,
+    serialization,
+)
 
 
 def rules():
     return [
         *FlyteSubsystem.rules(),
+        *pod_template_rules(),
         *closures.rules(),
         *entrypoint.rules(),
         *introspection.rules(),
         *planning.rules(),
-        *plan.rules(),
+        *pod_templates.rules(),
         *images.rules(),
+        *serialization.rules(),
+        *deployment.rules(),
+        *plan.rules(),
+        *render.rules(),
+        *run_goal.rules(),
         *package_image.rules(),
+        *package_workflow.rules(),
+        *deploy.rules(),
     ]
 
 
 def target_types():
-    return [FlyteImageTarget, FlyteWorkflowTarget]
-
-
-# --- deploy: serialization, `package` of flyte_workflow, `flyte-deploy` ---
-def _deploy_rules():
-    from flytebuild.pants_backend.goals import deploy as deploy_goal
-    from flytebuild.pants_backend.goals import package_workflow
-    from flytebuild.pants_backend.util_rules import deployment, serialization
-
-    return [*serialization.rules(), *deployment.rules(), *package_workflow.rules(), *deploy_goal.rules()]
-
-
-_base_rules = rules
-
-
-def rules():  # noqa: F811 - extends the list above without reorganizing it
-    return [*_base_rules(), *_deploy_rules()]
+    return [FlyteImageTarget, FlyteWorkflowTarget, FlytePodTemplateTarget]

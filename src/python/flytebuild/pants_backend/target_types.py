@@ -174,3 +174,151 @@ class FlyteWorkflowTarget(Target):
         fast-register, and its content-addressed version.
         """
     )
+
+
+# --- flyte_pod_template ------------------------------------------------------------------------
+# (imports local to this section keep the file appendable)
+
+from pants.engine.target import (  # noqa: E402
+    Field,
+    InvalidFieldException,
+    InvalidFieldTypeException,
+    SingleSourceField,
+)
+from pants.util.frozendict import FrozenDict  # noqa: E402
+
+CACHE_KEY_POLICIES = ("interface", "code")
+
+
+class FlytePodTemplateSourceField(SingleSourceField):
+    expected_file_extensions = (".yaml", ".yml", ".json")
+    help = help_text(
+        """
+        The pod template: a bare Kubernetes pod spec (`containers`, `nodeSelector`, ...), a
+        flytekit `PodTemplate`-shaped document (`labels`, `annotations`,
+        `primary_container_name`, `pod_spec`), or a `kind: PodTemplate` / `kind: Pod` manifest.
+        YAML, or JSON for `.json` files. `${name}` is replaced by `values` and flytebuild's
+        built-in values (`${image}`, `${project}`, `${domain}`, `${env}`, `${task}`, ...);
+        `$${` is a literal `${`.
+        """
+    )
+
+
+class FlytePodTemplateValuesField(DictStringToStringField):
+    alias = "values"
+    help = help_text(
+        """
+        Values for `${name}` in the template and its overlays. An unknown name is an error
+        naming it and the file; redefining a built-in value is an error.
+        """
+    )
+
+
+class FlytePodTemplateOverlaysField(DictStringToStringField):
+    alias = "overlays"
+    help = help_text(
+        """
+        Per environment, a file (relative to this BUILD file) merged on top of `source` with
+        Kubernetes strategic-merge rules (containers, env, volumes by name, volumeMounts by
+        mountPath, tolerations by key+effect; `null` or `$patch: delete` deletes). The
+        environment is `[flyte].environment` (`--flyte-environment`), or `flyte-render --env`.
+        Example: `{"dev": "dev.yaml", "prod": "prod.yaml"}`.
+        """
+    )
+
+
+class FlytePodTemplatePrimaryContainerField(StringField):
+    alias = "primary_container_name"
+    help = help_text(
+        """
+        The container Flyte puts the task's command, image and resources into. Overrides the
+        document's `primary_container_name`; defaults to it, else `primary`.
+        """
+    )
+
+
+class FlytePodTemplateTarget(Target):
+    alias = "flyte_pod_template"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        FlytePodTemplateSourceField,
+        FlytePodTemplateValuesField,
+        FlytePodTemplateOverlaysField,
+        FlytePodTemplatePrimaryContainerField,
+    )
+    help = help_text(
+        """
+        A Kubernetes pod template for Flyte tasks, with `${var}` values and per-environment
+        overlays. Attach it with `pod_template` / `task_pod_templates` on a `flyte_workflow`;
+        `with_overrides(pod_template=...)` and `@task(pod_template=...)` in code are merged on
+        top of it. The result is validated as a Kubernetes V1PodSpec in the workflow's own
+        environment (which needs the `kubernetes` package) and is part of the task's version.
+        `pants flyte-render` prints the final pod spec per task.
+        """
+    )
+
+
+class FlyteWorkflowPodTemplateField(StringField):
+    alias = "pod_template"
+    help = help_text(
+        """
+        Address of the `flyte_pod_template` for every task of this workflow (e.g. `":pod"`).
+        `task_pod_templates` wins for the tasks it names.
+        """
+    )
+
+
+class FlyteWorkflowTaskPodTemplatesField(DictStringToStringField):
+    alias = "task_pod_templates"
+    help = help_text(
+        """
+        Per-task pod template: task name (full, e.g. `"my_project.tasks.train"`, or the function
+        name) → `flyte_pod_template` address. Wins over `pod_template`.
+        """
+    )
+
+
+class FlyteWorkflowCacheKeyField(Field):
+    alias = "cache_key"
+    default = "interface"
+    help = help_text(
+        """
+        What the `cache_version` registered for cached tasks follows, besides the user's
+        `cache_version`: `"interface"` (the task's full interface: a changed dataclass field is
+        a cache miss) or `"code"` (also the task's source closure: any code change is a cache
+        miss, no manual version bumps). A dict sets it per task: `{"my_project.tasks.train":
+        "code"}`; tasks it does not name use `"interface"`.
+        """
+    )
+
+    @classmethod
+    def compute_value(cls, raw_value, address):
+        value = super().compute_value(raw_value, address)
+        if isinstance(value, str):
+            if value not in CACHE_KEY_POLICIES:
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} is `{value}`; use one of "
+                    f"{', '.join(CACHE_KEY_POLICIES)}, or a dict of task name to one of them."
+                )
+            return value
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            bad = sorted(k for k, v in value.items() if v not in CACHE_KEY_POLICIES)
+            if bad:
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} maps {', '.join(bad)} to an unknown "
+                    f"policy; use one of {', '.join(CACHE_KEY_POLICIES)}."
+                )
+            return FrozenDict(sorted(value.items()))
+        raise InvalidFieldTypeException(
+            address, cls.alias, raw_value, expected_type='"interface", "code" or a dict of task name to one of them'
+        )
+
+
+def pod_template_rules():
+    """flyte_workflow's pod-template and cache-key fields, added the way Pants plugins extend a
+    target (`register_plugin_field`), so this section stays appendable."""
+    return [
+        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowPodTemplateField),
+        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowTaskPodTemplatesField),
+        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowCacheKeyField),
+    ]

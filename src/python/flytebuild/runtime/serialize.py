@@ -14,12 +14,16 @@ request.json:
      "workflows": {"<name>": {"version": "..."}},
      "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
                                                                      # takes its workflow's version
+     "nodes": {"<workflow name>": {"<node id>": {"pod_template": <dict>}}},   # optional
      "bundle": {"uri": "s3://.../fast<digest>.tar.gz", "dest_dir": "."} | null,
      "default_image": "<ref for a task entry without an image>"}
 
     A pod_template is {"pod_spec": <k8s PodSpec as JSON>, "primary_container_name": "primary",
     "labels": {...}|null, "annotations": {...}|null}; it is attached to the task's template (the task's command,
     args, resources and env are merged into the primary container, as flytekit does for `PodTemplate`).
+    A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's template)
+    replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources and
+    env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
 
 What it does:
 - imports the entrypoint, then walks it with flytekit's own `get_serializable` twice: a first pass (thrown away)
@@ -142,6 +146,18 @@ class Request:
                 "cache_version": cache_version,
                 "pod_template": pod_template,
             }
+        self.nodes: typing.Dict[str, typing.Dict[str, dict]] = {}
+        nodes = raw.get("nodes") or {}
+        if not isinstance(nodes, dict):
+            raise bad("'nodes' must be an object keyed by workflow name")
+        for wf_name, by_id in nodes.items():
+            if not isinstance(by_id, dict):
+                raise bad(f"nodes[{wf_name!r}] must be an object keyed by node id")
+            for node_id, entry in by_id.items():
+                pt = entry.get("pod_template") if isinstance(entry, dict) else None
+                if not isinstance(pt, dict) or not isinstance(pt.get("pod_spec"), dict):
+                    raise bad(f"nodes[{wf_name!r}][{node_id!r}] needs a 'pod_template' object with a 'pod_spec' object")
+                self.nodes.setdefault(wf_name, {})[node_id] = {"pod_template": pt}
         self.workflows = self._section(raw, "workflows", bad)
         self.launch_plans = self._section(raw, "launch_plans", bad)
 
@@ -306,47 +322,102 @@ def _resource_name(entry: typing.Any) -> str:
     return str(entry.name)
 
 
-def _apply_pod_template(template: typing.Any, pod_template: dict, image: str) -> None:
-    """Attach a rendered pod template to a serialized task template, as flytekit's _serialize_pod_spec does (without
-    needing the kubernetes package): the task's command/args/resources/env go into the primary container."""
-    from flytekit.models.task import K8sObjectMetadata, K8sPod
+def _task_primary(template: typing.Any) -> dict:
+    """What flytekit put in a serialized task's container (or its pod's primary container): command, args,
+    resources and env, as pod-spec dicts. Taken before any pod template of ours is applied."""
+    source = template.container
+    if source is not None:
+        out: dict = {"command": list(source.command or []), "args": list(source.args or [])}
+        limits = {_resource_name(r): r.value for r in (source.resources.limits if source.resources else [])}
+        requests = {_resource_name(r): r.value for r in (source.resources.requests if source.resources else [])}
+        if limits or requests:
+            out["resources"] = {"limits": limits, "requests": requests}
+        env = [{"name": k, "value": v} for k, v in sorted((source.env or {}).items())]
+        if env:
+            out["env"] = env
+        return out
+    existing = _primary_container(template)
+    return {k: copy.deepcopy(existing[k]) for k in ("command", "args", "resources", "env") if k in existing} if existing else {}
 
+
+def _pod_spec_with_task(pod_template: dict, task_primary: dict, image: typing.Optional[str]) -> dict:
+    """The template's pod spec with the task's container folded into the primary container, as flytekit's
+    _serialize_pod_spec does (without needing the kubernetes package): image, command and args are the task's, its
+    resources win when it has any, and env is the union (the template's value wins for a name in both)."""
     primary_name = pod_template.get("primary_container_name") or "primary"
     spec = copy.deepcopy(pod_template["pod_spec"])
     containers = spec.setdefault("containers", [])
-    source = template.container
-    existing = _primary_container(template) if source is None else None
     primary = next((c for c in containers if c.get("name") == primary_name), None)
     if primary is None:
         primary = {"name": primary_name}
         containers.append(primary)
-    primary["image"] = image
-    if source is not None:
-        primary["command"] = list(source.command or [])
-        primary["args"] = list(source.args or [])
-        limits = {_resource_name(r): r.value for r in (source.resources.limits if source.resources else [])}
-        requests = {_resource_name(r): r.value for r in (source.resources.requests if source.resources else [])}
-        if limits or requests:
-            primary["resources"] = {"limits": limits, "requests": requests}
-        env = [{"name": k, "value": v} for k, v in sorted((source.env or {}).items())]
-        if env or primary.get("env"):
-            primary["env"] = env + list(primary.get("env") or [])
-    elif existing is not None:
-        for key in ("command", "args", "resources"):
-            if key in existing:
-                primary[key] = copy.deepcopy(existing[key])
-        env = list(existing.get("env") or [])
-        if env or primary.get("env"):
-            primary["env"] = env + list(primary.get("env") or [])
+    if image:
+        primary["image"] = image
+    for key in ("command", "args"):
+        if key in task_primary:
+            primary[key] = copy.deepcopy(task_primary[key])
+    if task_primary.get("resources"):
+        primary["resources"] = copy.deepcopy(task_primary["resources"])
+    ours = {e.get("name") for e in primary.get("env") or []}
+    env = [e for e in task_primary.get("env") or [] if e.get("name") not in ours] + list(primary.get("env") or [])
+    if env:
+        primary["env"] = env
+    return spec
+
+
+def _apply_pod_template(template: typing.Any, pod_template: dict, task_primary: dict, image: str) -> None:
+    """Attach a rendered pod template to a serialized task template (k8s_pod instead of container)."""
+    from flytekit.models.task import K8sObjectMetadata, K8sPod
+
     template._container = None
     template._k8s_pod = K8sPod(
-        pod_spec=spec,
+        pod_spec=_pod_spec_with_task(pod_template, task_primary, image),
         metadata=K8sObjectMetadata(labels=pod_template.get("labels") or None,
                                    annotations=pod_template.get("annotations") or None),
     )
     config = dict(template.config or {})
-    config["primary_container_name"] = primary_name
+    config["primary_container_name"] = pod_template.get("primary_container_name") or "primary"
     template._config = config
+
+
+def _apply_node_pod_templates(
+    req: "Request", wf_name: str, model: typing.Any, task_primaries: typing.Dict[str, dict]
+) -> typing.List[str]:
+    """Replace the with_overrides pod templates of `wf_name`'s task nodes; returns the node ids done. The primary
+    container gets the task's own serialized command/args (fast or not, as registered), not what flytekit built
+    with the workflow's settings."""
+    from flytekit.core.pod_template import PodTemplate
+    from flytekit.core.utils import _dnsify
+
+    wanted = {_dnsify(node_id): entry["pod_template"] for node_id, entry in req.nodes.get(wf_name, {}).items()}
+    done: typing.List[str] = []
+
+    def visit(node: typing.Any) -> None:
+        if node is None:
+            return
+        tn = node.task_node
+        if tn is not None and node.id in wanted and tn.overrides is not None and tn.overrides.pod_template is not None:
+            pt = wanted[node.id]
+            task_name = tn.reference_id.name
+            image = tn.overrides.container_image or req.image_for(task_name)
+            tn.overrides._pod_template = PodTemplate(
+                pod_spec=_pod_spec_with_task(pt, task_primaries.get(task_name, {}), image),
+                primary_container_name=pt.get("primary_container_name") or "primary",
+                labels=pt.get("labels") or None,
+                annotations=pt.get("annotations") or None,
+            )
+            done.append(node.id)
+        if node.branch_node is not None:
+            ie = node.branch_node.if_else
+            visit(ie.case.then_node)
+            for c in ie.other or []:
+                visit(c.then_node)
+            visit(ie.else_node)
+
+    for tmpl in [model.template] + list(model.sub_workflows or []):
+        for n in tmpl.nodes:
+            visit(n)
+    return done
 
 
 def _set_image(template: typing.Any, image: str) -> None:
@@ -496,6 +567,12 @@ def serialize(req: Request, out_dir: str) -> dict:
                 fast_mode[e.name] = fast
             else:
                 settings = _settings(req, version, req.default_image, fast=False)
+                # Nodes with with_overrides(pod_template=...) make flytekit build their task's container
+                # with the workflow's settings: every task's image stays pinned (no ImageSpec resolution).
+                for tkind, t in entities:
+                    holder = _image_holder(t) if tkind == "task" else None
+                    if holder is not None:
+                        pins.append((holder[0], holder[1], req.tasks[t.name]["image"]))
             with pinned_images(pins), _flyte_context(settings):
                 get_serializable(second, settings, e)
     except SerializeError:
@@ -506,6 +583,7 @@ def serialize(req: Request, out_dir: str) -> dict:
 
     # Post-process tasks: image, cache version, pod template; warnings where a bundle cannot help.
     warnings = []
+    task_primaries: typing.Dict[str, dict] = {}
     models: typing.Dict[typing.Tuple[str, str], typing.Any] = {}
     for kind, e in entities:
         model = second[e]
@@ -514,13 +592,14 @@ def serialize(req: Request, out_dir: str) -> dict:
             continue
         entry = req.tasks[e.name]
         template = model.template
+        task_primaries[e.name] = _task_primary(template)
         if entry["pod_template"] is not None:
             if template.container is None and template.k8s_pod is None:
                 warnings.append({"task": e.name, "kind": "pod_template_ignored",
                                  "message": f"task {e.name} ({template.type}) has no container; its pod_template "
                                             f"was not applied"})
             else:
-                _apply_pod_template(template, entry["pod_template"], entry["image"])
+                _apply_pod_template(template, entry["pod_template"], task_primaries[e.name], entry["image"])
         if template.container is not None or template.k8s_pod is not None:
             if _task_image(template) != entry["image"]:
                 _set_image(template, entry["image"])
@@ -538,6 +617,18 @@ def serialize(req: Request, out_dir: str) -> dict:
                                f"and does not run Python code through pyflyte-execute: a code bundle cannot help "
                                f"it, it was registered without one (mode 'container' avoids this warning)",
                 })
+
+    # Node overrides: flytebuild's merged with_overrides pod templates.
+    for kind, e in entities:
+        if kind == "workflow" and e.name in req.nodes:
+            done = set(_apply_node_pod_templates(req, e.name, models[(kind, e.name)], task_primaries))
+            from flytekit.core.utils import _dnsify
+
+            for node_id in sorted(req.nodes[e.name]):
+                if _dnsify(node_id) not in done:
+                    warnings.append({"task": f"{e.name}/{node_id}", "kind": "node_pod_template_ignored",
+                                     "message": f"workflow {e.name} has no task node {node_id} with a "
+                                                f"with_overrides pod template; its pod_template was not applied"})
 
     # Self-check: every id and every reference carries the requested version.
     for (kind, name), model in models.items():

@@ -1,6 +1,7 @@
 """Validate a pod spec against the Kubernetes client's V1PodSpec model.
 
 Usage:  python validate_pod.py [--file NAME] < pod_spec.json
+        python validate_pod.py --batch REQUEST.json
 
 Runs in the USER's environment (needs the `kubernetes` client package; stdlib otherwise). Self-contained:
 no import of `flytebuild`, copied alone into sandboxes. Stdin: a pod spec as JSON (camelCase Kubernetes
@@ -14,6 +15,11 @@ the API server accepts them.
 
 Exit 0 with {"ok": true, "kubernetes": VERSION} on stdout; exit 2 with
 {"error": {"kind": "invalid_pod_spec" | "kubernetes_missing" | "bad_input", "message", "errors": [{"path", "message"}]}}.
+
+--batch (one process for many templates, as flytebuild's Pants rules use it): REQUEST.json is
+{KEY: {"file": NAME, "spec": <pod spec or rendered template>}}; stdout is
+{"kubernetes": VERSION, "results": {KEY: {"ok": true} | {"error": {...}}}}, exit 0 (per-key errors are results);
+exit 2 with the single-spec error form when the request itself is bad or kubernetes is missing.
 """
 from __future__ import annotations
 
@@ -195,7 +201,45 @@ def _fail(kind, message, errors=()):
     return 2
 
 
+def _check_one(spec, name, client):
+    if isinstance(spec, dict) and "pod_spec" in spec:
+        spec = spec["pod_spec"]
+    if not isinstance(spec, dict):
+        return {"error": {"kind": "bad_input", "message": f"expected a pod spec (a JSON object), got {_kind(spec)}", "errors": []}}
+    errors = validate(spec, client)
+    if errors:
+        detail = "; ".join(f"{e['path'] or '(pod spec)'}: {e['message']}" for e in errors)
+        return {"error": {"kind": "invalid_pod_spec", "message": f"{name} is not a valid V1PodSpec: {detail}", "errors": errors}}
+    return {"ok": True}
+
+
+def _batch(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            request = json.load(f)
+    except (OSError, ValueError) as err:
+        return _fail("bad_input", f"cannot read batch request {path}: {err}")
+    if not isinstance(request, dict):
+        return _fail("bad_input", "the batch request must be a JSON object keyed by template")
+    try:
+        import kubernetes
+        from kubernetes import client
+    except ImportError as err:
+        return _fail(
+            "kubernetes_missing",
+            f"cannot validate pod templates: the `kubernetes` client package is not installed in this environment ({err})",
+        )
+    results = {}
+    for key, entry in sorted(request.items()):
+        entry = entry if isinstance(entry, dict) else {}
+        results[key] = _check_one(entry.get("spec"), str(entry.get("file") or key), client)
+    print(json.dumps({"kubernetes": getattr(kubernetes, "__version__", "unknown"), "results": results}, sort_keys=True))
+    return 0
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--batch":
+        return _batch(argv[1])
     name = "pod spec"
     if len(argv) >= 2 and argv[0] == "--file":
         name = argv[1]

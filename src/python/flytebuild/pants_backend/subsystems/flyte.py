@@ -79,3 +79,13 @@ class FlyteSubsystem(Subsystem):
         default=15,
         help="Seconds `flyte-deploy` waits to connect to FlyteAdmin, and for each call.",
     )
+
+    environment = StrOption(
+        default=None,
+        help=help_text(
+            """
+            Environment whose overlay is merged into every `flyte_pod_template` that has
+            `overlays` (e.g. `dev`, `prod`); also `${env}` in templates. Unset: no overlay.
+            """
+        ),
+    )

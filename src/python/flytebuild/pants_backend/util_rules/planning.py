@@ -5,7 +5,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import PythonResolveField
+from pants.backend.python.target_types import InterpreterConstraintsField, PythonResolveField
+from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.collection import Collection
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -35,7 +36,16 @@ from flytebuild.pants_backend.target_types import (
     FlyteWorkflowImageField,
     FlyteWorkflowImagesField,
     FlyteWorkflowTaskImagesField,
+    FlyteWorkflowCacheKeyField,
+    FlyteWorkflowPodTemplateField,
+    FlyteWorkflowTaskPodTemplatesField,
 )
+from flytebuild.pants_backend.util_rules.pod_templates import (
+    PodTemplateTargetRequest,
+    PodTemplatesValid,
+    PodTemplateValidationRequest,
+)
+from flytebuild.core.model import PodTemplateTarget
 from flytebuild.pants_backend.util_rules.closures import (
     ClosureRequest,
     SourceFileClosureRequest,
@@ -56,11 +66,13 @@ class ImageTargetRequest:
 @dataclass(frozen=True)
 class WorkflowPlanRequest:
     introspection: IntrospectionResult
+    environment: str | None = None  # overrides [flyte].environment (flyte-render --env)
 
 
 @dataclass(frozen=True)
 class WorkflowPlansRequest:
     addresses: tuple[Address, ...]
+    environment: str | None = None  # overrides [flyte].environment (flyte-render --env)
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,25 @@ async def _addresses(values: list[str], owner: Address, field: str) -> list[Addr
     )
 
 
+async def _pod_templates(
+    tgt: Target,
+) -> tuple[PodTemplateTarget | None, tuple[tuple[str, PodTemplateTarget], ...]]:
+    """The workflow's `pod_template` and `task_pod_templates`, read from their targets."""
+    address = tgt.address
+    value = tgt[FlyteWorkflowPodTemplateField].value
+    mapping = dict(tgt[FlyteWorkflowTaskPodTemplatesField].value or {})
+    workflow_addr = await _addresses([value] if value else [], address, "pod_template")
+    task_addrs = await _addresses(list(mapping.values()), address, "task_pod_templates")
+    requests = [PodTemplateTargetRequest(a, f"the `pod_template` field of {address}") for a in workflow_addr]
+    requests += [
+        PodTemplateTargetRequest(a, f"the `task_pod_templates` field of {address}") for a in task_addrs
+    ]
+    gathered = await MultiGet(Get(PodTemplateTarget, PodTemplateTargetRequest, r) for r in requests)
+    workflow_template = gathered[0] if workflow_addr else None
+    per_task = gathered[len(workflow_addr):]
+    return workflow_template, tuple(sorted(zip(mapping, per_task), key=lambda kv: kv[0]))
+
+
 @rule(desc="Plan a flyte_workflow")
 async def plan_flyte_workflow(
     request: WorkflowPlanRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
@@ -168,6 +199,8 @@ async def plan_flyte_workflow(
     )
     images_list = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in candidates)
     closures = dict(zip(source_files, closures_list))
+    pod_template, task_pod_templates = await _pod_templates(tgt)
+    cache_key = tgt[FlyteWorkflowCacheKeyField].value
     workflow = WorkflowTarget(
         address=str(address),
         entrypoint=introspection.entrypoint,
@@ -176,6 +209,11 @@ async def plan_flyte_workflow(
         image=str(image_addr[0]) if image_addr else None,
         images=tuple(sorted(zip(images_map, (str(a) for a in mapped)))),
         task_images=tuple(sorted(zip(task_images_map, (str(a) for a in per_task)))),
+        pod_template=pod_template,
+        task_pod_templates=task_pod_templates,
+        environment=request.environment if request.environment is not None else flyte.environment,
+        cache_key=cache_key if isinstance(cache_key, str) else "interface",
+        task_cache_keys=() if isinstance(cache_key, str) else tuple(sorted(cache_key.items())),
     )
     plan = plan_workflow(
         workflow,
@@ -183,6 +221,18 @@ async def plan_flyte_workflow(
         closures,
         {img.address: img for img in images_list},
         default_image,
+    )
+    # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
+    # environment before anything uses the plan (a cached process: free when nothing changed).
+    await Get(
+        PodTemplatesValid,
+        PodTemplateValidationRequest(
+            plan,
+            resolve,
+            InterpreterConstraints.create_from_compatibility_fields(
+                [tgt[InterpreterConstraintsField]], python_setup
+            ),
+        ),
     )
     return PlannedWorkflow(plan, tuple(images_list))
 
@@ -203,7 +253,7 @@ async def plan_flyte_workflows(
         for _, addresses in sorted(by_resolve.items())
     )
     planned = await MultiGet(
-        Get(PlannedWorkflow, WorkflowPlanRequest(result))
+        Get(PlannedWorkflow, WorkflowPlanRequest(result, request.environment))
         for batch in batches
         for result in batch.results
     )

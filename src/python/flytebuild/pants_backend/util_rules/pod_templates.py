@@ -1,0 +1,254 @@
+"""`flyte_pod_template` targets → core model, and V1PodSpec validation in the user's environment.
+
+Rendering and merging are pure core (core/pod_templates.py, called by core/plan.py per task);
+this module reads the target's files and runs runtime/validate_pod.py in a VenvPex holding the
+`kubernetes` client from the workflow's own resolve (never in Pants' process).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pkgutil
+from dataclasses import dataclass
+
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
+from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexProcess
+from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
+from pants.engine.addresses import Address
+from pants.engine.fs import (
+    CreateDigest,
+    Digest,
+    DigestContents,
+    FileContent,
+    GlobMatchErrorBehavior,
+    PathGlobs,
+)
+from pants.engine.process import FallibleProcessResult
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.engine.target import (
+    HydratedSources,
+    HydrateSourcesRequest,
+    WrappedTarget,
+    WrappedTargetRequest,
+)
+from pants.util.logging import LogLevel
+
+from flytebuild.core.errors import FlytebuildError, LockfileError
+from flytebuild.core.lockfile import locked_pins
+from flytebuild.core.model import PodTemplateTarget, WorkflowPlan
+from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
+from flytebuild.pants_backend.target_types import (
+    FlytePodTemplateOverlaysField,
+    FlytePodTemplatePrimaryContainerField,
+    FlytePodTemplateSourceField,
+    FlytePodTemplateTarget,
+    FlytePodTemplateValuesField,
+)
+
+_SCRIPT = "__flytebuild/validate_pod.py"
+
+
+@dataclass(frozen=True)
+class PodTemplateTargetRequest:
+    address: Address
+    # who points at it, for messages: "the `pod_template` field of examples/mixed:wf"
+    origin: str
+
+
+@rule(desc="Read a flyte_pod_template", level=LogLevel.DEBUG)
+async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateTarget:
+    wrapped = await Get(
+        WrappedTarget, WrappedTargetRequest(request.address, description_of_origin=request.origin)
+    )
+    tgt = wrapped.target
+    if not isinstance(tgt, FlytePodTemplateTarget):
+        raise FlytebuildError(
+            f"{request.address} is a `{tgt.alias}` target, not a `flyte_pod_template` ({request.origin})",
+            fix="point it at a flyte_pod_template target",
+        )
+    address = str(request.address)
+    sources = await Get(HydratedSources, HydrateSourcesRequest(tgt[FlytePodTemplateSourceField]))
+    overlays = dict(tgt[FlytePodTemplateOverlaysField].value or {})
+    base_dir = request.address.spec_path
+    overlay_paths = {env: os.path.normpath(os.path.join(base_dir, rel)) for env, rel in overlays.items()}
+    source_contents, overlay_contents = await MultiGet(
+        Get(DigestContents, Digest, sources.snapshot.digest),
+        Get(
+            DigestContents,
+            PathGlobs(
+                sorted(set(overlay_paths.values())),
+                glob_match_error_behavior=GlobMatchErrorBehavior.ignore,
+            ),
+        ),
+    )
+    if not source_contents:
+        raise PodTemplateError(
+            f"the `source` file `{tgt[FlytePodTemplateSourceField].value}` does not exist",
+            target=address,
+            fix="create it, or correct `source` (relative to the BUILD file)",
+        )
+    by_path = {fc.path: fc.content for fc in overlay_contents}
+    missing = sorted(f"{env}: {path}" for env, path in overlay_paths.items() if path not in by_path)
+    if missing:
+        raise PodTemplateError(
+            f"overlay file(s) not found: {', '.join(missing)}",
+            target=address,
+            fix="create them, or correct `overlays` (paths are relative to the BUILD file)",
+        )
+    source = source_contents[0]
+    return PodTemplateTarget(
+        address=address,
+        source=PodTemplateSource(source.path, _text(source.content, source.path, address)),
+        overlays=tuple(
+            sorted((env, PodTemplateSource(path, _text(by_path[path], path, address))) for env, path in overlay_paths.items())
+        ),
+        values=tuple(sorted((tgt[FlytePodTemplateValuesField].value or {}).items())),
+        primary_container_name=tgt[FlytePodTemplatePrimaryContainerField].value,
+    )
+
+
+def _text(content: bytes, path: str, address: str) -> str:
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PodTemplateError("the file is not UTF-8 text", file=path, target=address) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# V1PodSpec validation
+
+
+@dataclass(frozen=True)
+class PodTemplateValidationRequest:
+    """Validate every pod template of a workflow plan in the workflow's own environment."""
+
+    plan: WorkflowPlan
+    resolve: str
+    interpreter_constraints: InterpreterConstraints
+
+
+@dataclass(frozen=True)
+class PodTemplatesValid:
+    kubernetes: str  # the client version that validated them ("" when there was nothing to check)
+
+
+def _script() -> bytes:
+    data = pkgutil.get_data("flytebuild.runtime", "validate_pod.py")
+    assert data is not None
+    return data
+
+
+def _entries(plan: WorkflowPlan) -> dict:
+    """{key: {"file", "spec", "where"}} of every distinct template a plan carries."""
+    entries = {}
+    for t in plan.tasks:
+        if t.pod_template is not None:
+            entries[f"task:{t.name}"] = {
+                "file": " + ".join(t.pod_template_files) or (t.source_file or t.module),
+                "spec": json.loads(t.pod_template),
+                "where": f"the pod template of task {t.name} ({t.pod_template_source})",
+                "files": list(t.pod_template_files) or [t.source_file or t.module],
+            }
+    for n in plan.node_pod_templates:
+        task = next((t for t in plan.tasks if t.name == n.task), None)
+        files = list(task.pod_template_files) if task is not None else []
+        entries[f"node:{n.workflow}:{n.node}"] = {
+            "file": " + ".join(files + ["with_overrides"]),
+            "spec": json.loads(n.pod_template),
+            "where": f"the pod template of node {n.node} ({n.task}) in {n.workflow}, with_overrides(pod_template=...) included",
+            "files": files,
+        }
+    return entries
+
+
+@rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
+async def validate_pod_templates(
+    request: PodTemplateValidationRequest, python_setup: PythonSetup
+) -> PodTemplatesValid:
+    entries = _entries(request.plan)
+    if not entries:
+        return PodTemplatesValid("")
+    address = request.plan.address
+    lockfile = python_setup.resolves.get(request.resolve)
+    if lockfile:
+        contents = await Get(DigestContents, PathGlobs([lockfile]))
+        try:
+            locked_pins(contents[0].content.decode("utf-8") if contents else "{}", ("kubernetes",))
+        except LockfileError:
+            raise FlytebuildError(
+                f"Pod templates are validated with the `kubernetes` client from resolve "
+                f"`{request.resolve}`, and its lockfile `{lockfile}` does not lock it",
+                target=address,
+                fix=f"add `kubernetes` to the requirements of resolve `{request.resolve}` and run "
+                f"`pants generate-lockfiles --resolve={request.resolve}`",
+            ) from None
+    batch = {key: {"file": e["file"], "spec": e["spec"]} for key, e in entries.items()}
+    venv_pex, input_digest = await MultiGet(
+        Get(
+            VenvPex,
+            PexRequest(
+                output_filename="flyte-validate-pod.pex",
+                internal_only=True,
+                requirements=PexRequirements(
+                    ["kubernetes"],
+                    from_superset=Resolve(request.resolve, False),
+                    description_of_origin=f"pod template validation of {address}",
+                ),
+                interpreter_constraints=request.interpreter_constraints,
+            ),
+        ),
+        Get(
+            Digest,
+            CreateDigest(
+                [
+                    FileContent(_SCRIPT, _script()),
+                    FileContent("__flytebuild/pods.json", json.dumps(batch, sort_keys=True).encode("utf-8")),
+                ]
+            ),
+        ),
+    )
+    result = await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            venv_pex,
+            argv=[_SCRIPT, "--batch", "__flytebuild/pods.json"],
+            input_digest=input_digest,
+            description=f"Validate the pod templates of {address}",
+            level=LogLevel.DEBUG,
+        ),
+    )
+    try:
+        out = json.loads(result.stdout.decode("utf-8", "replace"))
+    except ValueError:
+        raise FlytebuildError(
+            "Pod template validation failed: "
+            + (result.stderr.decode("utf-8", "replace").strip()[-2000:] or "no output"),
+            target=address,
+        ) from None
+    if "error" in out:
+        raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
+    # The same mistake usually shows in every task using the template: report it once, naming them.
+    problems: dict = {}
+    for key, entry in sorted(entries.items(), key=lambda kv: (kv[0].startswith("node:"), kv[0])):
+        error = (out.get("results") or {}).get(key, {}).get("error")
+        if error:
+            detail = "; ".join(
+                f"`{e.get('path') or '(pod spec)'}`: {e.get('message')}" for e in error.get("errors") or []
+            ) or str(error.get("message"))
+            problems.setdefault((detail, tuple(entry["files"])), []).append(entry["where"])
+    if problems:
+        (detail, files), wheres = next(iter(problems.items()))
+        where = wheres[0] if len(wheres) == 1 else f"{wheres[0]} (and {len(wheres) - 1} more using it)"
+        more = f" ({len(problems) - 1} other error(s) after this one)" if len(problems) > 1 else ""
+        raise PodTemplateError(
+            f"{where} is not a valid Kubernetes V1PodSpec: {detail} (paths are inside the pod spec){more}",
+            file=", ".join(files) or None,
+            target=address,
+            fix="correct the fields named above in the template file or its overlay",
+        )
+    return PodTemplatesValid(str(out.get("kubernetes") or ""))
+
+
+def rules():
+    return collect_rules()

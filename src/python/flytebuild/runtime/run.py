@@ -1,0 +1,775 @@
+"""Run a flytekit workflow, launch plan or task locally, with flytebuild's cache versions and images.
+
+Usage:  python run.py <request.json> [--format=table|json] [--<input> <value> ...]
+
+Runs in the USER's environment (CPython + flytekit). Self-contained: stdlib + flytekit, plus introspect.py and
+serialize.py shipped beside it (same entrypoint, traceback and image rules). Run it with cwd = repo root and the
+source roots on PYTHONPATH.
+
+request.json (written by the Pants rule from the plan):
+    {"entrypoint": "baked.workflows:wf", "target": "examples/baked:wf",
+     "tasks": {"<task name>": {"cache_version": "<str>"|null, "image": "<ref>"|null, "image_source": "<str>"|null}},
+     "default_image": "<ref>"|null}
+
+What it does, in order:
+- imports the entrypoint; a reference entity anywhere in it is refused with a clear message (they run on the
+  cluster: `flyte_reference` targets, or `--remote`), before anything runs;
+- parses `--name value` by the entity's Python interface (ints, floats, strings, bools, lists, dicts, dataclasses
+  and pydantic models as JSON, files and directories as paths); launch plan fixed inputs (cannot be overridden) and
+  default inputs apply; says on stderr where each input came from;
+- gives every task flytebuild's `cache_version` (the user's plus a digest of the interface), so flytekit's local
+  cache key follows the interface as the backend's does: a new field in a returned dataclass is a cache miss
+  instead of a stale or crashing hit. A task with `cache=True` and no outputs is run every time, as on a cluster:
+  propeller stores a cache entry as a datacatalog artifact holding the outputs, and datacatalog refuses an artifact
+  without data (`ValidateEmptyArtifactData`), so such a task is never a cache hit there;
+- pins every task's image to the planned one (logged with its source), so tasks flytekit serializes while running
+  locally (connector/agent tasks, raw containers) never fail with "An image is required";
+- runs it, printing one line per task/sub-workflow on stderr, then the outputs on stdout: a table, or JSON with
+  `--format=json`.
+
+Exit 0 on success; 2 for bad input or an entity that cannot run locally (one paragraph on stderr, no traceback of
+ours); 1 when the user's code failed (its traceback, trimmed to user frames).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import typing
+
+_THIS_FILE = os.path.abspath(__file__)
+
+
+def _load_sibling(name: str) -> typing.Any:
+    """A runtime script shipped beside this one, under a private module name (user modules may share the name)."""
+    key = f"_flytebuild_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_introspect = _load_sibling("introspect")
+
+
+class RunError(Exception):
+    """Bad input or an entity that cannot run locally: reported as one paragraph, exit 2."""
+
+    def __init__(self, what: str, fix: typing.Optional[str] = None, file: typing.Optional[str] = None):
+        super().__init__(what)
+        self.what = what
+        self.fix = fix
+        self.file = file
+
+
+def log(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
+    sys.stderr.flush()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the request and the command line
+
+
+class Request:
+    def __init__(self, raw: typing.Any, path: str):
+        if not isinstance(raw, dict) or not isinstance(raw.get("entrypoint"), str) or not raw["entrypoint"]:
+            raise RunError(f"run request {path} must be a JSON object with a non-empty 'entrypoint'")
+        self.entrypoint: str = raw["entrypoint"]
+        self.target: typing.Optional[str] = raw.get("target") or None
+        tasks = raw.get("tasks") or {}
+        if not isinstance(tasks, dict) or not all(isinstance(v, dict) for v in tasks.values()):
+            raise RunError(f"run request {path}: 'tasks' must be an object of objects keyed by task name")
+        self.tasks: typing.Dict[str, dict] = tasks
+        self.default_image: typing.Optional[str] = raw.get("default_image") or None
+
+
+def split_args(argv: typing.List[str]) -> typing.Tuple[str, typing.List[typing.Tuple[str, typing.Optional[str]]]]:
+    """(output format, [(input name, raw value or None for a bare flag)]) from `--name value` / `--name=value`."""
+    fmt = "table"
+    pairs: typing.List[typing.Tuple[str, typing.Optional[str]]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise RunError(
+                f"unexpected argument {arg!r}: inputs are given as `--name value`",
+                fix="pass each input as `--<input name> <value>` (e.g. `--x 3 --cfg '{\"a\": 2}'`)",
+            )
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 < len(argv) and not (argv[i + 1].startswith("--") and len(argv[i + 1]) > 2):
+                value = argv[i + 1]
+                i += 1
+            else:
+                value = None
+        i += 1
+        if name == "format":
+            if value not in ("table", "json"):
+                raise RunError(f"--format must be `table` or `json` (got {value!r})")
+            fmt = value
+            continue
+        pairs.append((name, value))
+    return fmt, pairs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parsing inputs by type
+
+
+def type_name(tp: typing.Any, how: bool = True) -> str:
+    """How a type reads in messages: `int`, `List[float]`, `Summary (a dataclass, as JSON)` (without the
+    parenthesis when `how` is False)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return type_name(args[0], how)
+    if tp is type(None):
+        return "None"
+    if origin is not None and args:
+        base = {list: "List", dict: "Dict", tuple: "Tuple", set: "Set"}.get(origin)
+        if origin is typing.Union or type(tp).__name__ == "UnionType":
+            rest = [a for a in args if a is not type(None)]
+            inner = type_name(rest[0]) if len(rest) == 1 else "Union[" + ", ".join(type_name(a) for a in rest) + "]"
+            return f"Optional[{inner}]" if len(rest) < len(args) else inner
+        if base:
+            return f"{base}[{', '.join(type_name(a) for a in args)}]"
+    if isinstance(tp, type):
+        special = _flyte_kind(tp)
+        if special:
+            return f"{special} (a path)" if how else special
+        if dataclasses.is_dataclass(tp):
+            return f"{tp.__name__} (a dataclass, as JSON)" if how else tp.__name__
+        if _is_pydantic(tp):
+            return f"{tp.__name__} (a pydantic model, as JSON)" if how else tp.__name__
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _is_pydantic(tp: typing.Any) -> bool:
+    for modname in ("pydantic", "pydantic.v1"):
+        mod = sys.modules.get(modname)
+        base = getattr(mod, "BaseModel", None) if mod is not None else None
+        if isinstance(base, type) and isinstance(tp, type) and issubclass(tp, base):
+            return True
+    return False
+
+
+def _flyte_kind(tp: typing.Any) -> typing.Optional[str]:
+    from flytekit.types.directory import FlyteDirectory
+    from flytekit.types.file import FlyteFile
+
+    if isinstance(tp, type):
+        if issubclass(tp, FlyteFile):
+            return "file"
+        if issubclass(tp, FlyteDirectory):
+            return "directory"
+    return None
+
+
+class BadValue(Exception):
+    """A value that does not fit its type; `where` is the path inside the value (`.spread.low`, `[2]`)."""
+
+    def __init__(self, where: str, expected: str, got: typing.Any):
+        super().__init__(where)
+        self.where = where
+        self.expected = expected
+        self.got = got
+
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def parse_value(raw: typing.Optional[str], tp: typing.Any) -> typing.Any:
+    """A command-line string -> a Python value of `tp` (raises BadValue)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return parse_value(raw, args[0])
+    if raw is None:  # a bare `--flag`
+        if tp is bool:
+            return True
+        raise BadValue("", type_name(tp), "no value")
+    if tp is str:
+        return raw
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise BadValue("", "bool (true/false)", raw)
+    if tp is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise BadValue("", "int", raw)
+    if tp is float:
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise BadValue("", "float", raw)
+    if _flyte_kind(tp) or tp in (datetime.datetime, datetime.date, datetime.timedelta) or (
+        isinstance(tp, type) and issubclass(tp, enum.Enum)
+    ):
+        return from_json(raw, tp, "")
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        rest = [a for a in args if a is not type(None)]
+        if raw.strip() in ("null", "None", ""):
+            if len(rest) < len(args):
+                return None
+        if len(rest) == 1:
+            return parse_value(raw, rest[0])
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        if tp is typing.Any:
+            return raw
+        raise BadValue("", type_name(tp) + " as JSON", raw)
+    return from_json(data, tp, "")
+
+
+def from_json(data: typing.Any, tp: typing.Any, where: str) -> typing.Any:
+    """A JSON value -> a Python value of `tp`, checked all the way down (raises BadValue naming the path)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return from_json(data, args[0], where)
+    if tp is typing.Any or tp is object:
+        return data
+    if tp is type(None) or tp is None:
+        if data is None:
+            return None
+        raise BadValue(where, "null", data)
+    if origin is typing.Union or type(tp).__name__ == "UnionType":
+        if data is None and type(None) in args:
+            return None
+        for variant in args:
+            if variant is type(None):
+                continue
+            try:
+                return from_json(data, variant, where)
+            except BadValue:
+                continue
+        raise BadValue(where, type_name(tp), data)
+    if tp is bool:
+        if isinstance(data, bool):
+            return data
+        raise BadValue(where, "bool", data)
+    if tp is int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+        raise BadValue(where, "int", data)
+    if tp is float:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return float(data)
+        raise BadValue(where, "float", data)
+    if tp is str:
+        if isinstance(data, str):
+            return data
+        raise BadValue(where, "str", data)
+    if origin in (list, typing.List) or tp is list:
+        if not isinstance(data, list):
+            raise BadValue(where, type_name(tp), data)
+        inner = args[0] if args else typing.Any
+        return [from_json(x, inner, f"{where}[{i}]") for i, x in enumerate(data)]
+    if origin in (dict, typing.Dict) or tp is dict:
+        if not isinstance(data, dict):
+            raise BadValue(where, type_name(tp), data)
+        key_tp, val_tp = (args + (typing.Any, typing.Any))[:2] if args else (typing.Any, typing.Any)
+        out = {}
+        for k, v in data.items():
+            key = k
+            if key_tp is int:
+                try:
+                    key = int(k)
+                except ValueError:
+                    raise BadValue(f"{where}[{k!r}]", "an int key", k)
+            out[key] = from_json(v, val_tp, f"{where}[{k!r}]")
+        return out
+    if tp in (datetime.datetime, datetime.date):
+        if isinstance(data, str):
+            try:
+                return tp.fromisoformat(data)
+            except ValueError:
+                pass
+        raise BadValue(where, f"{tp.__name__} (ISO 8601)", data)
+    if tp is datetime.timedelta:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return datetime.timedelta(seconds=data)
+        if isinstance(data, str):
+            try:
+                return datetime.timedelta(seconds=float(data))
+            except ValueError:
+                pass
+        raise BadValue(where, "timedelta (seconds)", data)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        for member in tp:
+            if data == member.value or data == member.name:
+                return member
+        raise BadValue(where, "one of " + ", ".join(repr(m.value) for m in tp), data)
+    kind = _flyte_kind(tp)
+    if kind:
+        if not isinstance(data, str) or not data:
+            raise BadValue(where, f"a {kind} path", data)
+        remote = "://" in data
+        if not remote:
+            exists = os.path.isfile(data) if kind == "file" else os.path.isdir(data)
+            if not exists:
+                raise BadValue(where, f"an existing {kind} (path relative to {os.getcwd()})", data)
+            data = os.path.abspath(data)
+        return tp(path=data)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise BadValue(where, type_name(tp), data)
+        hints = typing.get_type_hints(tp, include_extras=True)
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise BadValue(f"{where}.{unknown[0]}", f"a field of {tp.__name__} ({', '.join(fields)})", "unknown field")
+        kwargs = {}
+        for name, f in fields.items():
+            if name in data:
+                kwargs[name] = from_json(data[name], hints.get(name, typing.Any), f"{where}.{name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise BadValue(f"{where}.{name}", type_name(hints.get(name, typing.Any)), "missing")
+        return tp(**kwargs)
+    if isinstance(tp, type) and _is_pydantic(tp):
+        validate = getattr(tp, "model_validate", None) or getattr(tp, "parse_obj")
+        try:
+            return validate(data)
+        except Exception as e:  # pydantic's ValidationError names the field
+            raise BadValue(where, f"{tp.__name__}: {str(e).splitlines()[0] if str(e) else type(e).__name__}", data)
+    if isinstance(tp, type) and isinstance(data, tp):
+        return data
+    raise BadValue(where, type_name(tp) + " (not supported on the command line)", data)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the entity
+
+
+def entity_kind(obj: typing.Any) -> str:
+    kind, _ = _introspect.Walker().classify(obj)
+    return kind
+
+
+def walk(obj: typing.Any) -> typing.Tuple[typing.List[typing.Any], typing.List[typing.Any]]:
+    """(every task object, every reference entity) reachable from `obj`, each once, in a stable order."""
+    from flytekit.core.array_node_map_task import ArrayNodeMapTask
+    from flytekit.core.base_task import Task
+    from flytekit.core.condition import BranchNode
+    from flytekit.core.launch_plan import LaunchPlan
+    from flytekit.core.reference_entity import ReferenceEntity
+    from flytekit.core.workflow import WorkflowBase
+
+    tasks: typing.Dict[int, typing.Any] = {}
+    refs: typing.Dict[int, typing.Any] = {}
+    seen: typing.Set[int] = set()
+
+    def visit(e: typing.Any) -> None:
+        if e is None or id(e) in seen:
+            return
+        seen.add(id(e))
+        if isinstance(e, ReferenceEntity) or _introspect._is_remote_entity(e):
+            refs[id(e)] = e
+            return
+        if isinstance(e, Task):
+            tasks[id(e)] = e
+            if isinstance(e, ArrayNodeMapTask):
+                visit(e.python_function_task)
+            inner = getattr(e, "run_task", None)  # legacy map task
+            if inner is not None and inner is not e:
+                visit(inner)
+            for hint in getattr(e, "node_dependency_hints", None) or []:
+                visit(hint)
+            return
+        if isinstance(e, LaunchPlan):
+            visit(e.workflow)
+            return
+        if isinstance(e, WorkflowBase):
+            for n in e.nodes:
+                visit_node(n)
+            visit(getattr(e, "on_failure", None))
+            failure_node = getattr(e, "failure_node", None)
+            if failure_node is not None:
+                visit_node(failure_node)
+            return
+        if isinstance(e, BranchNode):
+            for n in _introspect._branch_nodes(e):
+                visit_node(n)
+            return
+        target = _introspect._array_node_target(e)
+        if target is not None:
+            visit(target)
+
+    def visit_node(n: typing.Any) -> None:
+        if n is not None:
+            visit(n.flyte_entity)
+
+    visit(obj)
+    return list(tasks.values()), list(refs.values())
+
+
+def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typing.Optional[str]) -> None:
+    if not refs:
+        return
+    described = []
+    for r in refs:
+        ref = _introspect.reference_json(r)
+        described.append(
+            f"{ref['kind'].replace('_', ' ')} {ref['name']} ({ref['project']}/{ref['domain']}, version {ref['version']})"
+        )
+    raise RunError(
+        f"`{entrypoint}` uses reference entities, which exist only on the cluster and cannot run locally: "
+        + "; ".join(sorted(described)),
+        fix="run it on the cluster (`./pants run <target> -- --remote`), run a referenced entity on its own through a "
+        "`flyte_reference` target, or point the entrypoint at a workflow without references",
+        file=file,
+    )
+
+
+def apply_plan(tasks: typing.List[typing.Any], req: Request) -> None:
+    """Give every task the planned cache version and image, and say so."""
+    serialize = _load_sibling("serialize")
+    for t in sorted(tasks, key=lambda t: t.name):
+        entry = req.tasks.get(t.name) or {}
+        md = t.metadata
+        if md.cache:
+            outputs = t.python_interface.outputs if t.python_interface is not None else {}
+            if not outputs:
+                # As on a cluster: datacatalog refuses a cache entry without outputs, so nothing is ever a hit.
+                md.cache = False
+                md.cache_serialize = False
+                log(f"[cache] {t.name}: cache=True but no outputs: runs every time, as on a Flyte cluster "
+                    "(the backend stores no cache entry without outputs)")
+            elif entry.get("cache_version"):
+                if md.cache_version != entry["cache_version"]:
+                    md.cache_version = entry["cache_version"]
+                log(f"[cache] {t.name}: cache version {md.cache_version} (yours + interface digest)")
+            else:
+                log(f"[cache] {t.name}: cache version {md.cache_version!r} from code (no plan for this task)")
+        image = entry.get("image") or req.default_image
+        if image:
+            holder = serialize._image_holder(t)
+            if holder is not None:
+                setattr(holder[0], holder[1], image)
+            source = entry.get("image_source") or ("default_image" if not entry.get("image") else "plan")
+            log(f"[image] {t.name}: {image} ({source})")
+
+
+def check_docker(tasks: typing.List[typing.Any], req: Request) -> None:
+    """flytekit runs a raw ContainerTask locally with the docker SDK and a Docker engine: say so before running."""
+    from flytekit.core.container_task import ContainerTask
+
+    containers = sorted(t.name for t in tasks if isinstance(t, ContainerTask))
+    if not containers:
+        return
+    names = ", ".join(containers)
+    try:
+        import docker
+    except ImportError:
+        raise RunError(
+            f"raw container task{'s' if len(containers) > 1 else ''} {names} run{'' if len(containers) > 1 else 's'} "
+            "in Docker when local, and the `docker` Python package is not installed in this environment",
+            fix="add `docker` to the resolve's requirements, or run it on the cluster with `--remote`",
+        )
+    try:
+        docker.from_env().ping()
+    except Exception as e:
+        raise RunError(
+            f"raw container task(s) {names} run in Docker when local, and no Docker engine answers "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            fix="start the Docker engine (or set DOCKER_HOST), or run it on the cluster with `--remote`",
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def resolve_inputs(
+    obj: typing.Any, kind: str, pairs: typing.List[typing.Tuple[str, typing.Optional[str]]], entrypoint: str
+) -> typing.Tuple[typing.Any, typing.Dict[str, typing.Any]]:
+    """(what to call, its keyword arguments): command line > launch plan fixed/default inputs > signature defaults."""
+    iface = obj.python_interface
+    types = dict(iface.inputs)
+    signature_defaults = dict(iface.default_inputs_as_kwargs)
+    fixed: typing.Dict[str, typing.Any] = {}
+    lp_defaults: typing.Dict[str, typing.Any] = {}
+    call = obj
+    if kind == "launch_plan":
+        fixed = obj.raw_fixed_inputs
+        lp_defaults = {k: v for k, v in obj.saved_inputs.items() if k not in fixed}
+        call = obj.workflow
+
+    def expected() -> str:
+        names = [f"--{k} ({type_name(v)})" for k, v in types.items() if k not in fixed]
+        return ", ".join(names) or "none"
+
+    given: typing.Dict[str, typing.Any] = {}
+    for name, raw in pairs:
+        key = name if name in types else name.replace("-", "_")
+        if key not in types:
+            raise RunError(f"unknown input --{name} for `{entrypoint}`", fix=f"its inputs are: {expected()}")
+        if key in fixed:
+            raise RunError(
+                f"input --{key} is fixed by launch plan `{obj.name}` to {_show(fixed[key])}; it cannot be overridden",
+                fix="drop it from the command line, or run the workflow itself",
+            )
+        if key in given:
+            raise RunError(f"input --{key} is given twice")
+        try:
+            given[key] = parse_value(raw, types[key])
+        except BadValue as e:
+            where = f"--{key}{e.where}"
+            if e.got == "missing":
+                what = f"input {where} ({e.expected}) is missing"
+            elif e.got == "unknown field":
+                what = f"input {where} is not {e.expected}"
+            else:
+                what = f"input {where}: expected {e.expected}, got " + ("no value" if e.got == "no value" else repr(e.got))
+            raise RunError(what, fix=f"pass --{key} as {type_name(types[key])}")
+
+    values: typing.Dict[str, typing.Any] = {}
+    origin: typing.Dict[str, str] = {}
+    for k in types:
+        if k in given:
+            values[k], origin[k] = given[k], "command line"
+        elif k in fixed:
+            values[k], origin[k] = fixed[k], f"fixed by launch plan {obj.name}"
+        elif k in lp_defaults:
+            values[k], origin[k] = lp_defaults[k], f"default of launch plan {obj.name}"
+        elif k in signature_defaults:
+            values[k], origin[k] = signature_defaults[k], "signature default"
+    missing = [k for k in types if k not in values and not _optional(types[k])]
+    if missing:
+        raise RunError(
+            "missing input" + ("s " if len(missing) > 1 else " ")
+            + ", ".join(f"--{k} ({type_name(types[k])})" for k in missing) + f" for `{entrypoint}`",
+            fix="pass " + " ".join(f"--{k} <value>" for k in missing),
+        )
+    for k in types:
+        if k in values:
+            log(f"[input] {k} = {_show(values[k])}  ({origin[k]})")
+    return call, values
+
+
+def _optional(tp: typing.Any) -> bool:
+    return type(None) in typing.get_args(tp)
+
+
+def _show(v: typing.Any) -> str:
+    text = json.dumps(to_json(v), ensure_ascii=False, sort_keys=False)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def to_json(v: typing.Any) -> typing.Any:
+    """An output value for people and machines: dataclasses/pydantic as objects, files/directories as paths."""
+    from flytekit.types.directory import FlyteDirectory
+    from flytekit.types.file import FlyteFile
+
+    if isinstance(v, (FlyteFile, FlyteDirectory)):
+        return str(v.path)
+    if isinstance(v, (list, tuple)):
+        return [to_json(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): to_json(x) for k, x in v.items()}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: to_json(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    try:
+        return _introspect.jsonable(v)
+    except _introspect.NotJsonable:
+        uri = getattr(v, "uri", None)
+        return str(uri) if isinstance(uri, str) else repr(v)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# progress
+
+
+class Progress:
+    """One line per task / sub-workflow as it runs (flytekit calls `local_execute` on each)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.hit = threading.local()
+        self.count = 0
+
+    def install(self) -> None:
+        from flytekit.core import base_task, local_cache, workflow
+
+        progress = self
+        orig_get = local_cache.LocalTaskCache.get
+
+        def get(*args, **kwargs):
+            found = orig_get(*args, **kwargs)
+            progress.hit.value = found is not None
+            return found
+
+        local_cache.LocalTaskCache.get = staticmethod(get)
+        for cls, kind in ((base_task.Task, "task"), (workflow.WorkflowBase, "workflow")):
+            self._wrap(cls, kind)
+
+    def _wrap(self, cls: typing.Any, kind: str) -> None:
+        original = cls.local_execute
+        progress = self
+
+        def local_execute(entity, ctx, **kwargs):
+            from flytekit.core.array_node_map_task import ArrayNodeMapTask
+
+            pad = "  " * progress.depth
+            label = "map" if isinstance(entity, ArrayNodeMapTask) else kind
+            log(f"[run] {pad}{label} {entity.name} ...")
+            progress.depth += 1
+            progress.hit.value = False
+            start = time.monotonic()
+            try:
+                result = original(entity, ctx, **kwargs)
+            except BaseException:
+                progress.depth -= 1
+                log(f"[run] {pad}{label} {entity.name} FAILED after {time.monotonic() - start:.2f}s")
+                raise
+            progress.depth -= 1
+            cached = " (cache hit)" if kind == "task" and getattr(progress.hit, "value", False) else ""
+            if kind == "task":
+                progress.count += 1
+            log(f"[run] {pad}{label} {entity.name} done in {time.monotonic() - start:.2f}s{cached}")
+            return result
+
+        cls.local_execute = local_execute
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def name_outputs(result: typing.Any, obj: typing.Any) -> typing.Dict[str, typing.Any]:
+    names = list(obj.python_interface.outputs)
+    if not names:
+        return {}
+    if len(names) == 1:
+        return {names[0]: result}
+    return dict(zip(names, result))
+
+
+def render(outputs: typing.Dict[str, typing.Any], types: typing.Dict[str, typing.Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"outputs": {k: to_json(v) for k, v in outputs.items()}}, indent=2, ensure_ascii=False) + "\n"
+    if not outputs:
+        return "(no outputs)\n"
+    rows = [("OUTPUT", "TYPE", "VALUE")] + [
+        (k, type_name(types.get(k, type(v)), how=False), json.dumps(to_json(v), ensure_ascii=False)) for k, v in outputs.items()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() + "\n" for r in rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# main
+
+
+def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
+    fmt, pairs = split_args(argv)
+    try:
+        modname, _, obj = _introspect.load_entrypoint(req.entrypoint)
+    except _introspect.IntrospectError as e:
+        text = f"cannot load `{req.entrypoint}`: {e.kind.replace('_', ' ')}: {e.message}"
+        if e.tb:
+            text += "\n\n" + e.tb.rstrip()
+        raise RunError(text, fix="fix the entrypoint or the error in your code", file=e.file)
+    kind = entity_kind(obj)
+    module_file = _introspect._module_file(modname)
+    if kind == "reference":
+        refuse_references([obj], req.entrypoint, module_file)
+    if kind not in ("task", "workflow", "launch_plan"):
+        raise RunError(
+            f"`{req.entrypoint}` is a {_introspect.qualname(type(obj))}, not a flytekit task, workflow or launch plan",
+            file=module_file,
+        )
+    tasks, refs = walk(obj)
+    refuse_references(refs, req.entrypoint, module_file)
+    call, inputs = resolve_inputs(obj, kind, pairs, req.entrypoint)
+    apply_plan(tasks, req)
+    check_docker(tasks, req)
+    progress = Progress()
+    progress.install()
+    start = time.monotonic()
+    try:
+        result = call(**inputs)
+    except Exception as e:  # the user's code (or flytekit on its behalf) failed: their traceback, not ours
+        cause = _user_cause(e)
+        tb, file = _introspect.user_traceback(cause)
+        log(f"\nerror: {kind.replace('_', ' ')} {obj.name} failed" + (f" (file {file})" if file else "") + ":\n" + tb.rstrip())
+        return "", 1
+    log(f"[run] {kind.replace('_', ' ')} {obj.name} succeeded in {time.monotonic() - start:.2f}s "
+        f"({progress.count} task run{'s' if progress.count != 1 else ''})")
+    outputs = name_outputs(result, obj)
+    return render(outputs, dict(obj.python_interface.outputs), fmt), 0
+
+
+def _user_cause(e: BaseException) -> BaseException:
+    """flytekit wraps a task's exception (FlyteScopedUserException, `.value`); report the user's own."""
+    seen = set()
+    while id(e) not in seen:
+        seen.add(id(e))
+        inner = getattr(e, "value", None)
+        if isinstance(inner, BaseException):
+            e = inner
+            continue
+        if e.__cause__ is not None and not _introspect._has_user_frames(e):
+            e = e.__cause__
+            continue
+        break
+    return e
+
+
+def main(argv: typing.List[str]) -> int:
+    if len(argv) < 2:
+        log("usage: run.py <request.json> [--format=table|json] [--<input> <value> ...]")
+        return 2
+    # stdout carries the outputs only: user prints and flytekit logs go to stderr.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _introspect._drop_script_dir_from_path()
+    code, text = 2, ""
+    target = None
+    try:
+        path = argv[1]
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as e:
+            raise RunError(f"cannot read run request {path}: {e}")
+        req = Request(raw, path)
+        target = req.target
+        text, code = run(req, argv[2:])
+    except RunError as e:
+        where = ", ".join(x for x in (f"target {target}" if target else "", f"file {e.file}" if e.file else "") if x)
+        what, _, detail = e.what.partition("\n\n")
+        msg = what.rstrip(".") + (f" ({where})" if where else "") + "."
+        if e.fix:
+            msg += f" Fix: {e.fix.rstrip('.')}."
+        if detail:
+            msg += "\n\n" + detail
+        log(f"error: {msg}")
+        code = 2
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
