@@ -61,6 +61,19 @@ class WorkflowConfig:
     image: Optional[str]
     images: Tuple[Tuple[str, str], ...]
     task_images: Tuple[Tuple[str, str], ...]
+    pod_template: Optional[str] = None  # a [pod_templates.*] name
+    task_pod_templates: Tuple[Tuple[str, str], ...] = ()
+    cache_key: str = "interface"
+    task_cache_keys: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodTemplateConfig:
+    name: str
+    source: str  # repo-relative
+    overlays: Tuple[Tuple[str, str], ...]  # (environment, repo-relative file)
+    values: Tuple[Tuple[str, str], ...]
+    primary_container_name: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,11 @@ class Project:
     # A build graph from a build system: closures come from it instead of import analysis, and
     # image `dependencies` are its labels.
     targets: Optional[Tuple[TargetFacts, ...]] = None
+    pod_templates: Tuple[PodTemplateConfig, ...] = ()
+    environment: Optional[str] = None  # the pod templates' overlay ([flyte].environment)
+
+    def pod_template(self, name: str) -> Optional[PodTemplateConfig]:
+        return next((p for p in self.pod_templates if p.name == name), None)
 
     def repo_path(self, config_path: str) -> str:
         """A path written in the configuration, as a repo-relative path."""
@@ -158,11 +176,16 @@ _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
-    "relative_to_root", "targets",
+    "relative_to_root", "targets", "pod_templates", "environment",
 }
+_POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
+_CACHE_KEY_POLICIES = ("interface", "code")  # core.plan.CACHE_KEY_POLICIES
 _TARGET_KEYS = {"srcs", "deps", "requirements"}
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
-_WORKFLOW_KEYS = {"entrypoint", "image", "images", "task_images", "project", "domain"}
+_WORKFLOW_KEYS = {
+    "entrypoint", "image", "images", "task_images", "project", "domain", "pod_template", "task_pod_templates",
+    "cache_key",
+}
 
 
 class _Reader:
@@ -292,6 +315,14 @@ def load_project(path: str) -> Project:
                 file=path,
                 fix='set entrypoint = "package.module:workflow" (or "path/to/file.py:workflow")',
             )
+        cache_key = wf.data.get("cache_key", "interface")
+        per_task = cache_key if isinstance(cache_key, dict) else {}
+        if not (cache_key in _CACHE_KEY_POLICIES or (per_task and all(v in _CACHE_KEY_POLICIES for v in per_task.values()))):
+            raise FlytebuildError(
+                f"`cache_key` in [workflows.{name}] is {cache_key!r}",
+                file=path,
+                fix=f'use "interface" or "code", or a table of task name to one of them',
+            )
         workflows.append(
             WorkflowConfig(
                 name=name,
@@ -301,6 +332,27 @@ def load_project(path: str) -> Project:
                 image=wf.str("image"),
                 images=wf.str_map("images"),
                 task_images=wf.str_map("task_images"),
+                pod_template=wf.str("pod_template"),
+                task_pod_templates=wf.str_map("task_pod_templates"),
+                cache_key=cache_key if isinstance(cache_key, str) else "interface",
+                task_cache_keys=tuple(sorted(per_task.items())),
+            )
+        )
+    pod_templates = []
+    for name, table in sorted(top.tables("pod_templates").items()):
+        pt = _Reader(table, f"[pod_templates.{name}]", path, _POD_TEMPLATE_KEYS)
+        source = pt.str("source")
+        if not source:
+            raise FlytebuildError(
+                f"[pod_templates.{name}] has no `source`", file=path, fix='set source = "path/to/pod.yaml"'
+            )
+        pod_templates.append(
+            PodTemplateConfig(
+                name=name,
+                source=repo(source),
+                overlays=tuple((env, repo(f)) for env, f in pt.str_map("overlays")),
+                values=pt.str_map("values"),
+                primary_container_name=pt.str("primary_container_name"),
             )
         )
     names = {i.name for i in images}
@@ -335,6 +387,8 @@ def load_project(path: str) -> Project:
         if top.str("image_cache_dir") else None,
         image_push_jobs=top.int("image_push_jobs", 4),
         targets=targets,
+        pod_templates=tuple(pod_templates),
+        environment=top.str("environment"),
     )
 
 

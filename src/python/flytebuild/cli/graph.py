@@ -17,7 +17,8 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import StatCache, digest_files
 from flytebuild.core.imports import ImportGraph, ModuleIndex, index_modules, requirement_modules
 from flytebuild.core.lockfile import requirement_name
-from flytebuild.core.model import Closure, FileDigest, ImageTarget, WorkflowTarget
+from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowTarget
+from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
 
 _SKIP_DIRS = {"__pycache__", "node_modules"}
 
@@ -144,7 +145,45 @@ class ProjectGraph:
             )
         return f"{module}:{attr}"
 
-    def workflow_target(self, workflow: WorkflowConfig, entrypoint: str) -> WorkflowTarget:
+    def _text(self, path: str, owner: str, what: str) -> str:
+        try:
+            with open(os.path.join(self.project.root, path), "rb") as f:
+                data = f.read()
+        except OSError:
+            raise PodTemplateError(
+                f"the {what} file `{path}` does not exist",
+                target=owner,
+                file=self.project.config_file,
+                fix="create it, or correct the path (relative to the configuration file)",
+            ) from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PodTemplateError("the file is not UTF-8 text", file=path, target=owner) from None
+
+    def pod_template_target(self, name: str, origin: str) -> PodTemplateTarget:
+        config = self.project.pod_template(name)
+        if config is None:
+            known = ", ".join(p.name for p in self.project.pod_templates) or "none configured"
+            raise FlytebuildError(
+                f"{origin} names pod template `{name}`, which is not in [pod_templates]",
+                file=self.project.config_file,
+                fix=f"use one of: {known}",
+            )
+        return PodTemplateTarget(
+            address=config.name,
+            source=PodTemplateSource(config.source, self._text(config.source, config.name, "`source`")),
+            overlays=tuple(
+                sorted((env, PodTemplateSource(f, self._text(f, config.name, f"overlay `{env}`"))) for env, f in config.overlays)
+            ),
+            values=config.values,
+            primary_container_name=config.primary_container_name,
+        )
+
+    def workflow_target(
+        self, workflow: WorkflowConfig, entrypoint: str, environment: Optional[str] = None
+    ) -> WorkflowTarget:
+        origin = f"[workflows.{workflow.name}]"
         return WorkflowTarget(
             address=workflow.name,
             entrypoint=entrypoint,
@@ -153,6 +192,16 @@ class ProjectGraph:
             image=workflow.image,
             images=workflow.images,
             task_images=workflow.task_images,
+            pod_template=self.pod_template_target(workflow.pod_template, f"{origin} pod_template")
+            if workflow.pod_template
+            else None,
+            task_pod_templates=tuple(
+                (task, self.pod_template_target(name, f"{origin} task_pod_templates"))
+                for task, name in workflow.task_pod_templates
+            ),
+            environment=environment if environment is not None else self.project.environment,
+            cache_key=workflow.cache_key,
+            task_cache_keys=workflow.task_cache_keys,
         )
 
 

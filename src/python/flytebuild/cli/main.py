@@ -45,6 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     package.add_argument("--image-output", choices=("push", "oci", "docker"), default="push",
                          help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
 
+    render = commands.add_parser(
+        "render",
+        help="the final Kubernetes pod spec of every task",
+        description="Print the final pod spec of every task of the workflows (pod template + environment "
+        "overlay + code-level overrides, validated as V1PodSpec, the task's image in the primary container). "
+        "Same output as `pants flyte-render`.",
+    )
+    render.add_argument("targets", nargs="*", metavar="NAME", help="workflows (default: all)")
+    render.add_argument("--env", default=None, help="environment whose overlays apply (default: `environment`)")
+    render.add_argument("--format", choices=("yaml", "json"), default="yaml")
+
     deploy = commands.add_parser(
         "deploy",
         help="register what changed with FlyteAdmin",
@@ -149,7 +160,28 @@ def _deploy(args: argparse.Namespace) -> int:
     return code
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "deploy": _deploy}
+def _render(args: argparse.Namespace) -> int:
+    import json
+
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.core.plan import plan_image
+    from flytebuild.core.pod_render import render_entries, render_yaml
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "render")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows], args.env)
+    image_refs = {image.address: plan_image(image).ref for image in result.image_targets}
+    entries = render_entries(list(result.workflows), image_refs)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"pods": entries}, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    elif entries:
+        sys.stdout.write(render_yaml(entries))
+    else:
+        print("flytebuild render: no task of these workflows has a pod template.", file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "deploy": _deploy}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

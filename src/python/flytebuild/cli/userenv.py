@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from flytebuild.core.errors import FlytebuildError, IntrospectionError
@@ -118,3 +119,44 @@ def progress(message: str) -> None:
     if sys.stderr.isatty():
         print(message, file=sys.stderr, flush=True)
 
+
+
+def validate_pod_templates(project, plans) -> None:
+    """runtime/validate_pod.py over every pod template of `plans` (the `kubernetes` client of the
+    user's environment); the first invalid one raises, as the Pants adapter reports it."""
+    from flytebuild.core.pod_validation import validation_entries, validation_error
+
+    per_plan = {plan.address: validation_entries(plan) for plan in plans}
+    batch = {
+        f"{address}|{key}": {"file": e["file"], "spec": e["spec"]}
+        for address, entries in per_plan.items()
+        for key, e in entries.items()
+    }
+    if not batch:
+        return
+    python = check_python(project.python, project.config_file)
+    with tempfile.TemporaryDirectory(prefix="flytebuild-pods-") as tmp:
+        request = os.path.join(tmp, "pods.json")
+        with open(request, "w", encoding="utf-8") as f:
+            json.dump(batch, f, sort_keys=True)
+        proc = subprocess.run(
+            [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
+        )
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError:
+        raise FlytebuildError(
+            "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
+            fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
+        ) from None
+    if "error" in out:
+        raise FlytebuildError(
+            f"Pod template validation failed: {out['error'].get('message')}",
+            fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
+        )
+    results = out.get("results") or {}
+    for address, entries in sorted(per_plan.items()):
+        mine = {k.split("|", 1)[1]: v for k, v in results.items() if k.split("|", 1)[0] == address}
+        problem = validation_error(entries, {"results": mine}, address)
+        if problem is not None:
+            raise problem

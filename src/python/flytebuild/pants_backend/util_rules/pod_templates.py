@@ -38,6 +38,8 @@ from flytebuild.core.errors import FlytebuildError, LockfileError
 from flytebuild.core.lockfile import locked_pins
 from flytebuild.core.model import PodTemplateTarget, WorkflowPlan
 from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
+# Shared with the CLI (flytebuild.cli): what is validated and how failures read are pure.
+from flytebuild.core.pod_validation import validation_entries, validation_error
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
     FlytePodTemplatePrimaryContainerField,
@@ -139,34 +141,11 @@ def _script() -> bytes:
     return data
 
 
-def _entries(plan: WorkflowPlan) -> dict:
-    """{key: {"file", "spec", "where"}} of every distinct template a plan carries."""
-    entries = {}
-    for t in plan.tasks:
-        if t.pod_template is not None:
-            entries[f"task:{t.name}"] = {
-                "file": " + ".join(t.pod_template_files) or (t.source_file or t.module),
-                "spec": json.loads(t.pod_template),
-                "where": f"the pod template of task {t.name} ({t.pod_template_source})",
-                "files": list(t.pod_template_files) or [t.source_file or t.module],
-            }
-    for n in plan.node_pod_templates:
-        task = next((t for t in plan.tasks if t.name == n.task), None)
-        files = list(task.pod_template_files) if task is not None else []
-        entries[f"node:{n.workflow}:{n.node}"] = {
-            "file": " + ".join(files + ["with_overrides"]),
-            "spec": json.loads(n.pod_template),
-            "where": f"the pod template of node {n.node} ({n.task}) in {n.workflow}, with_overrides(pod_template=...) included",
-            "files": files,
-        }
-    return entries
-
-
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
 async def validate_pod_templates(
     request: PodTemplateValidationRequest, python_setup: PythonSetup
 ) -> PodTemplatesValid:
-    entries = _entries(request.plan)
+    entries = validation_entries(request.plan)
     if not entries:
         return PodTemplatesValid("")
     address = request.plan.address
@@ -228,25 +207,9 @@ async def validate_pod_templates(
         ) from None
     if "error" in out:
         raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
-    # The same mistake usually shows in every task using the template: report it once, naming them.
-    problems: dict = {}
-    for key, entry in sorted(entries.items(), key=lambda kv: (kv[0].startswith("node:"), kv[0])):
-        error = (out.get("results") or {}).get(key, {}).get("error")
-        if error:
-            detail = "; ".join(
-                f"`{e.get('path') or '(pod spec)'}`: {e.get('message')}" for e in error.get("errors") or []
-            ) or str(error.get("message"))
-            problems.setdefault((detail, tuple(entry["files"])), []).append(entry["where"])
-    if problems:
-        (detail, files), wheres = next(iter(problems.items()))
-        where = wheres[0] if len(wheres) == 1 else f"{wheres[0]} (and {len(wheres) - 1} more using it)"
-        more = f" ({len(problems) - 1} other error(s) after this one)" if len(problems) > 1 else ""
-        raise PodTemplateError(
-            f"{where} is not a valid Kubernetes V1PodSpec: {detail} (paths are inside the pod spec){more}",
-            file=", ".join(files) or None,
-            target=address,
-            fix="correct the fields named above in the template file or its overlay",
-        )
+    problem = validation_error(entries, out, address)
+    if problem is not None:
+        raise problem
     return PodTemplatesValid(str(out.get("kubernetes") or ""))
 
 
