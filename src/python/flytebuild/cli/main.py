@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--env", default=None, help="environment whose overlays apply (default: `environment`)")
     render.add_argument("--format", choices=("yaml", "json"), default="yaml")
 
+    run = commands.add_parser(
+        "run",
+        help="run a workflow locally, with the plan's cache versions and images",
+        description="Run a workflow, launch plan or task locally in the user's environment, with flytebuild's "
+        "interface-aware cache versions and the planned images. Arguments after the name are the entity's "
+        "inputs (`--x 3`) and `--format=json`. Same as `pants run <flyte_workflow>`.",
+    )
+    run.add_argument("target", metavar="NAME", help="the workflow to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="inputs, e.g. --x 3")
+
     deploy = commands.add_parser(
         "deploy",
         help="register what changed with FlyteAdmin",
@@ -181,7 +191,33 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "deploy": _deploy}
+def _run(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+    import tempfile
+
+    from flytebuild.cli import userenv
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.core.run_request import run_request_json
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, [args.target], "run")
+    result = plan_project(project, [args.target])
+    (plan,) = result.workflows
+    python = userenv.check_python(project.python, project.config_file)
+    with tempfile.TemporaryDirectory(prefix="flytebuild-run-") as tmp:
+        request = f"{tmp}/run-request.json"
+        with open(request, "w", encoding="utf-8") as f:
+            f.write(json.dumps(run_request_json(plan, result.image_targets), indent=2, sort_keys=True) + "\n")
+        # The user's program: its own stdin/stdout/stderr and exit code.
+        return subprocess.call(
+            [python, userenv.runtime_script("run.py"), request, *[a for a in args.args if a != "--"]],
+            cwd=project.root,
+            env=userenv.user_env(project.root, project.source_roots),
+        )
+
+
+_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -33,7 +33,9 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image
+from flytebuild.core.plan import plan_image  # noqa: F401
+# Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
+from flytebuild.core.run_request import run_request_json
 from flytebuild.pants_backend.target_types import FlyteDomainField, FlyteEntrypointField, FlyteProjectField
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
 
@@ -63,20 +65,6 @@ def error_run_request(message: str) -> RunRequest:
     run reach the user like errors of the run itself, without an engine traceback."""
     script = f"printf '%s\\n' {shlex.quote(message)} >&2; exit 2"
     return RunRequest(digest=EMPTY_DIGEST, args=("/bin/sh", "-c", script))
-
-
-def run_request_json(plan: WorkflowPlan, images: tuple[ImageTarget, ...]) -> dict:
-    """What runtime/run.py needs from the plan: per task the cache version and the image (ref + source)."""
-    refs = {img.address: plan_image(img).ref for img in images}
-    tasks = {}
-    for t in plan.tasks:
-        image = refs.get(t.image_address) if t.image_address else t.image_ref
-        tasks[t.name] = {
-            "cache_version": t.cache_version,
-            "image": image,
-            "image_source": f"{t.image_source}: {t.image}" if t.image_address else t.image_source,
-        }
-    return {"entrypoint": plan.entrypoint, "target": plan.address, "tasks": tasks}
 
 
 @dataclass(frozen=True)
