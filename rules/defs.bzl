@@ -1,4 +1,5 @@
-"""Bazel rules for Flyte: `flyte_settings`, `flyte_requirement`, `flyte_image`, `flyte_workflow`.
+"""Bazel rules for Flyte: `flyte_settings`, `flyte_requirement`, `flyte_image`, `flyte_workflow`,
+`flyte_pod_template`.
 
 The same targets as the Pants backend's, built by the same core through the `flytebuild` CLI:
 each action hands the CLI a generated configuration holding the build graph that
@@ -16,7 +17,7 @@ Load from the repository holding flytebuild, e.g. `load("@flytebuild//:rules/def
 """
 
 load(":rules/aspect.bzl", "flyte_py_aspect")
-load(":rules/providers.bzl", "FlyteImageInfo", "FlytePySourcesInfo", "FlyteSettingsInfo")
+load(":rules/providers.bzl", "FlyteImageInfo", "FlytePodTemplateInfo", "FlytePySourcesInfo", "FlyteSettingsInfo")
 
 _SETTINGS = "//:flyte_settings"
 
@@ -41,6 +42,7 @@ def _flyte_settings_impl(ctx):
         registry = ctx.attr.registry,
         default_base = ctx.attr.default_base,
         default_image = ctx.attr.default_image,
+        environment = _var(ctx, ctx.attr.environment, "FLYTE_ENV"),
         env = env,
     )]
 
@@ -58,6 +60,7 @@ flyte_settings = rule(
         "registry": attr.string(default = "localhost:5000"),
         "default_base": attr.string(default = "localhost:5000/flytebuild/python:3.11"),
         "default_image": attr.string(doc = "Image reference for tasks naming none."),
+        "environment": attr.string(doc = "Overlay of pod templates to apply (or --define FLYTE_ENV=prod)."),
         "pex_root": attr.string(doc = "PEX_ROOT for resolving image requirements (or --define FLYTEBUILD_PEX_ROOT)."),
         "image_cache_dir": attr.string(doc = "Cache of built layers (or --define FLYTEBUILD_IMAGE_CACHE)."),
     },
@@ -104,7 +107,7 @@ def _graph(nodes):
             source_roots[root] = True
     return targets, sorted(source_roots.keys())
 
-def _facts(settings, path, images, workflows, nodes, short = False):
+def _facts(settings, path, images, workflows, nodes, short = False, pod_templates = {}):
     """The CLI's configuration: flytebuild.toml's fields plus the build graph (`targets`)."""
     targets, source_roots = _graph(nodes)
     facts = {
@@ -119,7 +122,10 @@ def _facts(settings, path, images, workflows, nodes, short = False):
         "images": images,
         "workflows": workflows,
         "targets": targets,
+        "pod_templates": pod_templates,
     }
+    if settings.environment:
+        facts["environment"] = settings.environment
     if settings.lockfile:
         facts["lockfile"] = settings.lockfile.short_path if short else settings.lockfile.path
     if settings.requirements:
@@ -210,6 +216,41 @@ _flyte_image = rule(
     }),
 )
 
+# --- flyte_pod_template -----------------------------------------------------------------------
+
+def _flyte_pod_template_impl(ctx):
+    overlays = {}
+    short_overlays = {}
+    files = [ctx.file.src]
+    for target, env in ctx.attr.overlays.items():
+        f = target.files.to_list()[0]
+        overlays[env] = f.path
+        short_overlays[env] = f.short_path
+        files.append(f)
+    common = {"values": ctx.attr.values}
+    if ctx.attr.primary_container_name:
+        common["primary_container_name"] = ctx.attr.primary_container_name
+    return [
+        DefaultInfo(files = depset(files)),
+        FlytePodTemplateInfo(
+            label = str(ctx.label),
+            config = dict(common, source = ctx.file.src.path, overlays = overlays),
+            short_config = dict(common, source = ctx.file.src.short_path, overlays = short_overlays),
+            files = files,
+        ),
+    ]
+
+flyte_pod_template = rule(
+    implementation = _flyte_pod_template_impl,
+    doc = "A pod template with `${var}` values and per-environment overlays (see `flytebuild render`).",
+    attrs = {
+        "src": attr.label(allow_single_file = [".yaml", ".yml", ".json"], mandatory = True),
+        "overlays": attr.label_keyed_string_dict(allow_files = [".yaml", ".yml", ".json"], doc = "overlay file → environment"),
+        "values": attr.string_dict(),
+        "primary_container_name": attr.string(),
+    },
+)
+
 # --- flyte_workflow ----------------------------------------------------------------------------
 
 def _workflow_facts(ctx, settings, path, short):
@@ -228,7 +269,26 @@ def _workflow_facts(ctx, settings, path, short):
     }
     if ctx.attr.image:
         workflow["image"] = ctx.attr.image[FlyteImageInfo].label
-    return _facts(settings, path, images, {label: workflow}, _nodes(ctx), short)
+    pod_templates = {}
+    for target in _pod_template_targets(ctx):
+        info = target[FlytePodTemplateInfo]
+        pod_templates[info.label] = info.short_config if short else info.config
+    if ctx.attr.pod_template:
+        workflow["pod_template"] = ctx.attr.pod_template[FlytePodTemplateInfo].label
+    workflow["task_pod_templates"] = {
+        task: target[FlytePodTemplateInfo].label
+        for target, tasks in ctx.attr.task_pod_templates.items()
+        for task in tasks.split(",")
+    }
+    if ctx.attr.cache_key:
+        workflow["cache_key"] = ctx.attr.cache_key
+    return _facts(settings, path, images, {label: workflow}, _nodes(ctx), short, pod_templates)
+
+def _pod_template_targets(ctx):
+    return ([ctx.attr.pod_template] if ctx.attr.pod_template else []) + ctx.attr.task_pod_templates.keys()
+
+def _pod_template_files(ctx):
+    return [f for t in _pod_template_targets(ctx) for f in t[FlytePodTemplateInfo].files]
 
 def _image_targets(ctx):
     return [t for t in [ctx.attr.image] + ctx.attr.images.keys() + ctx.attr.task_images.keys() if t]
@@ -238,8 +298,8 @@ def _nodes(ctx):
                                [t[FlyteImageInfo].nodes for t in _image_targets(ctx)])
 
 def _files(ctx):
-    return depset(transitive = [d[FlytePySourcesInfo].files for d in ctx.attr.deps] +
-                               [t[FlyteImageInfo].files for t in _image_targets(ctx)])
+    return depset(_pod_template_files(ctx), transitive = [d[FlytePySourcesInfo].files for d in ctx.attr.deps] +
+                                                         [t[FlyteImageInfo].files for t in _image_targets(ctx)])
 
 def _flyte_workflow_impl(ctx):
     settings = ctx.attr.settings[FlyteSettingsInfo]
@@ -299,6 +359,9 @@ _flyte_workflow = rule(
         "task_images": attr.label_keyed_string_dict(providers = [FlyteImageInfo], doc = "flyte_image → task name(s), comma separated."),
         "project": attr.string(),
         "domain": attr.string(),
+        "pod_template": attr.label(providers = [FlytePodTemplateInfo], doc = "Pod template of every task."),
+        "task_pod_templates": attr.label_keyed_string_dict(providers = [FlytePodTemplateInfo], doc = "flyte_pod_template → task name(s), comma separated."),
+        "cache_key": attr.string(doc = "`interface` (default) or `code`: what cache versions follow."),
     }),
 )
 

@@ -20,6 +20,7 @@ FlyteSettingsInfo = provider(
         "registry": "default registry of images",
         "default_base": "default base image",
         "default_image": "image for tasks naming none (a reference), or empty",
+        "environment": "overlay of pod templates to apply, or empty",
         "env": "dict: extra environment for flytebuild actions (PEX_ROOT, image cache)",
     },
 )
@@ -31,5 +32,15 @@ FlyteImageInfo = provider(
         "config": "dict: the image's fields, as flytebuild.toml's [images.*] holds them",
         "nodes": "depset of JSON node strings (FlytePySourcesInfo.nodes of its deps)",
         "files": "depset of File",
+    },
+)
+
+FlytePodTemplateInfo = provider(
+    doc = "A flyte_pod_template: its configuration and files.",
+    fields = {
+        "label": "string label",
+        "config": "dict: flytebuild.toml's [pod_templates.*] fields (file paths relative to the root)",
+        "short_config": "dict: the same with runfiles (short) paths",
+        "files": "list of File: the template and its overlays",
     },
 )

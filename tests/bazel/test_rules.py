@@ -35,7 +35,9 @@ def _cli_plan(ws, user_python):
         f'default_base = "{ws.registry}/flytebuild/python:3.11"\nregistry = "{ws.registry}"\n'
         '[images."//demo:image"]\nimage_name = "demo"\nrepository = "flytebuild/bazel-demo"\n'
         'dependencies = ["demo/prep.py"]\nrequirements = ["flytekit"]\nenv = { PYTHONUNBUFFERED = "1" }\n'
-        '[workflows."//demo:wf"]\nentrypoint = "demo.workflows:wf"\nimage = "//demo:image"\n'
+        '[workflows."//demo:wf"]\nentrypoint = "demo.workflows:wf"\nimage = "//demo:image"\npod_template = "//demo:pod"\n'
+        '[pod_templates."//demo:pod"]\nsource = "demo/pod.yaml"\noverlays = { prod = "demo/pod-prod.yaml" }\n'
+        'values = { memory = "1Gi" }\n'
     )
     proc = subprocess.run(
         [sys.executable, "-m", "flytebuild.cli", "plan", "--format=json"],
@@ -58,6 +60,9 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     assert tasks["demo.prep.clean"]["mode"] == "baked"
     assert tasks["demo.train.fit"]["mode"] == "fast"
     assert tasks["demo.train.fit"]["missing_sources"] == ["demo/train.py", "demo/util.py"]
+    assert tasks["demo.prep.clean"]["pod_template_source"] == "//demo:pod (workflow)"
+    pod = tasks["demo.prep.clean"]["pod_template"]["pod_spec"]
+    assert pod["containers"][0]["resources"]["limits"]["memory"] == "1Gi"
     (image,) = plan["images"]
     assert image["sources"] == ["demo/__init__.py", "demo/prep.py"] and image["requirements"] == ["flytekit"]
     assert json.loads(ws.bin("demo/image.image-plan.json").read_text())["images"] == [image]
@@ -84,6 +89,8 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     assert {n: t["version"] for n, t in _tasks(cli).items()} == {n: t["version"] for n, t in tasks.items()}
     assert cli["workflows"][0]["version"] == plan["workflows"][0]["version"]
 
+    assert [t["pod_template"] for t in _tasks(cli).values()] == [t["pod_template"] for t in tasks.values()]
+
     # Nothing changed: nothing runs.
     _, spawns, noop = ws.bazel("build", *TARGETS)
     assert spawns == []
@@ -102,6 +109,11 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     _, spawns, baked_edit = ws.bazel("build", *TARGETS)
     assert _mnemonics(spawns) == ["FlyteImage", "FlyteImagePlan", "FlytePackage", "FlytePlan"]
     assert json.loads((image_dir / "demo.image.image.json").read_text())["digest"] != record["digest"]
+
+    # The pod template: the workflow's plan and archive re-run, the image is untouched.
+    ws.write("demo/pod.yaml", (ws.root / "demo/pod.yaml").read_text().replace("${memory}", "2Gi"))
+    _, spawns, _ = ws.bazel("build", *TARGETS)
+    assert _mnemonics(spawns) == ["FlytePackage", "FlytePlan"]
 
     with capsys.disabled():
         print(f"\nbazel: cold {cold:.1f}s, no-op {noop:.1f}s, fast-task edit {incremental:.1f}s, "
