@@ -285,3 +285,12 @@ def test_base_field_the_overlay_overrides_changes_nothing(mk):
     before = plan(mk, mk.workflow_target(pod_template=template(), environment="prod"))
     after = plan(mk, mk.workflow_target(pod_template=template(base=BASE.replace("pool: cpu", "pool: cpu2")), environment="prod"))
     assert [t.version for t in after.tasks] == [t.version for t in before.tasks]
+
+
+def test_label_value_kubernetes_would_reject_is_an_error(mk):
+    # ${workflow} is a target address (`examples/baked:wf`): the API server would refuse the pod at run time
+    base = BASE.replace('env: "${env}"', 'wf: "${workflow}"')
+    with pytest.raises(PodTemplateError) as e:
+        plan(mk, mk.workflow_target(pod_template=template(base=base, values=(("memory", "1Gi"), ("team", "ml")))))
+    assert "labels.wf" in str(e.value) and "not a valid Kubernetes label value" in str(e.value)
+    assert "examples/baked/pod.yaml" in str(e.value)

@@ -91,6 +91,15 @@ def stored_task(admin, name: str, version: str) -> dict:
     return admin.store.get("task", PROJECT, DOMAIN, name, version)["closure"]["compiled_task"]["template"]
 
 
+def task_container(template: dict) -> dict:
+    """The container a stored task runs: its `container`, or its pod's primary container (a task with a pod
+    template, e.g. examples/mixed:wf's, is registered as a k8s_pod)."""
+    if "container" in template:
+        return template["container"]
+    name = (template.get("config") or {}).get("primary_container_name", "primary")
+    return next(c for c in template["k8s_pod"]["pod_spec"]["containers"] if c["name"] == name)
+
+
 def bundle_members(path) -> dict:
     with tarfile.open(path, "r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}

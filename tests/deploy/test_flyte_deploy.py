@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DOMAIN, PROJECT, bundle_members, by_status, stored_task
+from tests.deploy.conftest import DOMAIN, PROJECT, bundle_members, by_status, stored_task, task_container
 from tests.support.flyteadmin.fixture import flyteadmin
 
 HELPER = "examples/shared/helpers.py"
@@ -81,7 +81,7 @@ def test_stored_container_args_fast_only_where_the_code_is_not_in_the_image(firs
         if e["kind"] != "task":
             continue
         template = stored_task(admin, e["name"], e["version"])
-        args = template["container"].get("args", [])
+        args = task_container(template).get("args", [])
         if e["name"] in FAST_TASKS:
             assert args[:3] == ["pyflyte-fast-execute", "--additional-distribution", native], e["name"]
             assert "{{ .remote_package_path }}" not in args
@@ -143,7 +143,7 @@ def test_editing_the_shared_helper_registers_exactly_its_dependents(deploy_repo,
         assert bundle_members(new_bundle["path"])["shared/helpers.py"] == deploy_repo.read(HELPER).encode()
         # the unchanged fast tasks keep their registration (and the bundle it names, which holds their code)
         total = next(e for e in summary["entities"] if e["name"] == "mixed.plain_tasks.total")
-        assert new_bundle["native_url"] not in stored_task(admin, total["name"], total["version"])["container"]["args"]
+        assert new_bundle["native_url"] not in task_container(stored_task(admin, total["name"], total["version"]))["args"]
     finally:
         deploy_repo.write(HELPER, original)
     # back to the original: every version exists already
@@ -272,3 +272,22 @@ def test_unreachable_endpoint_is_a_clear_error(deploy_repo):
     assert "cannot reach FlyteAdmin at 127.0.0.1:1" in proc.stderr
     assert "Fix:" in proc.stderr and "[flyte].endpoint" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout.strip() == ""
+
+
+def test_a_flytekit_config_file_is_enough(deploy_repo, fresh_admin, tmp_path):
+    config = fresh_admin.write_config(tmp_path / "config.yaml")
+    proc = deploy_repo.pants(f"--flyte-config={config}", "flyte-deploy", "--dry-run", "--format=json",
+                             "examples/baked:wf", check=True)
+    summary = json.loads(proc.stdout)
+    assert summary["endpoint"].endswith(fresh_admin.endpoint) and summary["dry_run"] is True
+    assert summary["counts"]["registered"] == len(summary["entities"]) == 8
+    assert fresh_admin.store.ids("task") == []  # a dry run changes nothing
+
+
+def test_no_endpoint_is_a_clear_error_before_any_work(deploy_repo):
+    proc = deploy_repo.pants("flyte-deploy", "examples/baked:wf")
+    assert proc.returncode != 0
+    assert "No FlyteAdmin to deploy to" in proc.stderr and "[flyte].endpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = deploy_repo.pants("--flyte-config=nope/config.yaml", "flyte-deploy", "examples/baked:wf")
+    assert proc.returncode != 0 and "nope/config.yaml" in proc.stderr and "does not exist" in proc.stderr

@@ -170,6 +170,22 @@ def test_workflow_with_reference_entities_is_a_clear_refusal(user_python, home):
     assert "Fix: run it on the cluster" in r.stderr and "[run]" not in r.stderr
 
 
+def test_references_run_with_user_configured_mocks(user_python, home):
+    mocks = ["--mock", "remote.tasks.scale=fx_mocks:scale", "--mock", "remote.workflows.pipeline=fx_mocks:pipeline",
+             "--mock", "remote.lp=fx_mocks:remote_lp"]
+    path = "tests/runtime/fixtures:tests/run/fixtures"
+    r = run(user_python, home, "fx_refs:wf", "--n", "3", *mocks, "--format=json", pythonpath=path)
+    assert r.json() == {"o0": "lp(103)"}
+    assert "[mock] remote.lp: runs fx_mocks:remote_lp locally" in r.stderr
+    assert "[run]   mocked reference remote.workflows.pipeline done in" in r.stderr
+    partial = run(user_python, home, "fx_refs:wf", *mocks[:2], pythonpath=path)
+    assert partial.rc == 2
+    assert "launch plan remote.lp (flytesnacks/production, version v3)" in partial.stderr
+    assert "remote.tasks.scale" not in partial.stderr.split("error:")[1]  # mocked: not listed
+    typo = run(user_python, home, "fx_refs:wf", "--mock", "remote.nope=fx_mocks:scale", pythonpath=path)
+    assert typo.rc == 2 and "--mock names remote.nope, which is not a reference entity of this workflow" in typo.stderr
+
+
 # --- cache keys: local follows the interface, as the backend ------------------------------------------------------
 
 

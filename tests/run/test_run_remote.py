@@ -13,60 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.flyteadmin.fixture import flyteadmin
+from tests.run.conftest import FIXTURES, P, D, user_env as _env  # noqa: F401 - `cluster` comes from conftest
 
 REPO = Path(__file__).resolve().parents[2]
 REMOTE = REPO / "src/python/flytebuild/runtime/remote.py"
-FIXTURES = REPO / "tests/run/fixtures"
-P, D = "flytesnacks", "development"
 
-REGISTER = textwrap.dedent(
-    """
-    import sys
-    from flytekit.configuration import Config, ImageConfig, PlatformConfig, SerializationSettings
-    from flytekit.remote import FlyteRemote
-    from remote.tasks import configure, scale
-    from remote.workflows import lp, pipeline
-
-    platform = PlatformConfig(endpoint=sys.argv[1], insecure=True)
-    for domain in ("development", "production"):
-        remote = FlyteRemote(Config(platform=platform), default_project="flytesnacks", default_domain=domain)
-        def settings(version):
-            return SerializationSettings(project="flytesnacks", domain=domain, version=version,
-                                         image_config=ImageConfig.auto(img_name="example.com/img:1"))
-        remote.register_task(scale, settings("v1"), version="v1")
-        remote.register_task(configure, settings("v1"), version="v1")
-        remote.register_task(configure, settings("v2"), version="v2")  # the latest
-        remote.register_workflow(pipeline, settings("v2"), version="v2")  # with its default launch plan
-        remote.register_launch_plan(lp, version="v3", project="flytesnacks", domain=domain)
-    """
-)
-
-
-def _env():
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
-    env["PYTHONPATH"] = str(FIXTURES)
-    return env
-
-
-@pytest.fixture(scope="module")
-def cluster(user_python, tmp_path_factory):
-    with flyteadmin(user_python, projects=(P,)) as admin:
-        script = tmp_path_factory.mktemp("register") / "register.py"
-        script.write_text(REGISTER)
-        proc = subprocess.run([user_python, str(script), admin.endpoint], env=_env(), cwd=str(script.parent),
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        yield admin
-
-
-def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5):
+def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5, entrypoint=None):
     req = tmp_path / "remote-request.json"
     req.write_text(json.dumps({
         "admin": {"endpoint": endpoint, "insecure": True, "timeout": timeout},
         "target": "examples/refs:ref",
         "entity": entity,
         "default_inputs": defaults or {},
+        "entrypoint": entrypoint,
     }))
     return subprocess.run([user_python, str(REMOTE), str(req), *args], env=_env(), cwd=str(REPO),
                           capture_output=True, text=True, timeout=300)
@@ -183,3 +142,19 @@ def test_unreachable_cluster_is_a_clear_error(user_python, tmp_path):
     proc = launch(user_python, tmp_path, f"127.0.0.1:{port}", entity, timeout=2)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"error: cannot reach FlyteAdmin at 127.0.0.1:{port} (insecure) within 2s (target examples/refs:ref)" in proc.stderr
+
+
+def test_declared_reference_interface_is_checked_against_the_registered_one(cluster, user_python, tmp_path):
+    # fx_refs.py declares remote.tasks.scale(xs, factor) -> List[float]: as registered, no warning
+    entity = {"kind": "task", "project": P, "domain": D, "name": "remote.tasks.scale", "version": "v1"}
+    ok = launch(user_python, tmp_path, cluster.endpoint, entity, "--xs", "[1]", "--factor", "1",
+                entrypoint="fx_refs:scale")
+    assert ok.returncode == 0, ok.stderr
+    assert "warning" not in ok.stderr
+    # it declares remote.lp(n: int) -> str; registered: n, factor (fixed) -> int
+    entity = {"kind": "launch_plan", "project": P, "domain": "production", "name": "remote.lp", "version": "v3"}
+    off = launch(user_python, tmp_path, cluster.endpoint, entity, entrypoint="fx_refs:remote_lp")
+    assert off.returncode == 0, off.stderr
+    assert "[remote] warning: the registered entity has input `factor`, which fx_refs:remote_lp does not declare" \
+        in off.stderr
+    assert "[remote] warning: output `o0`: fx_refs:remote_lp declares str, registered int" in off.stderr

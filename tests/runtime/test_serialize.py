@@ -434,3 +434,23 @@ def test_output_dir_must_be_empty(runs, user_python):
                        cwd=REPO, env=_env(), capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert json.loads(p.stdout)["error"]["kind"] == "bad_request" and "not empty" in p.stdout
+
+
+def test_batch_mode_writes_what_single_runs_write_and_reports_errors_per_request(runs, user_python, tmp_path):
+    """`--batch` (one process for all workflows of a resolve, as the Pants rule runs it) changes nothing in the
+    output, and one bad request fails alone."""
+    base = runs["baked_lp"].out_dir.parent
+    keys = ["baked_lp", "mixed_wf", "bad_entrypoint"]
+    argv = [user_python, str(SERIALIZE), "--batch"]
+    for key in keys:
+        argv += [str(base / f"{key}.json"), str(tmp_path / key)]
+    proc = subprocess.run(argv, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert results[str(tmp_path / "bad_entrypoint")]["error"] == runs["bad_entrypoint"].error
+    for key in ("baked_lp", "mixed_wf"):
+        assert results[str(tmp_path / key)] == runs[key].json
+        single = sorted(p.name for p in runs[key].out_dir.iterdir())
+        assert sorted(p.name for p in (tmp_path / key).iterdir()) == single
+        for name in single:
+            assert (tmp_path / key / name).read_bytes() == (runs[key].out_dir / name).read_bytes(), name

@@ -7,7 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATE = REPO / "src/python/flytebuild/runtime/validate_pod.py"
@@ -107,3 +106,27 @@ def test_without_kubernetes_the_error_says_so(user_python):
     error = json.loads(proc.stdout)["error"]
     assert error["kind"] == "kubernetes_missing"
     assert "`kubernetes` client package is not installed" in error["message"]
+
+
+def test_batch_mode_reports_each_template(user_python, tmp_path):
+    request = tmp_path / "pods.json"
+    request.write_text(json.dumps({
+        "task:a": {"file": "pods/a.yaml", "spec": {"pod_spec": GOOD}},
+        "task:b": {"file": "pods/b.yaml + pods/dev.yaml", "spec": {"containers": [{"name": "p", "imagee": "x"}]}},
+    }))
+    proc = subprocess.run([user_python, str(VALIDATE), "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["kubernetes"] == "37.0.1"  # the lockfile's pin
+    assert out["results"]["task:a"] == {"ok": True}
+    error = out["results"]["task:b"]["error"]
+    assert error["errors"] == [{"path": "containers[0].imagee", "message": "unknown field `imagee` in V1Container; did you mean `image`?"}]
+    assert error["message"].startswith("pods/b.yaml + pods/dev.yaml is not a valid V1PodSpec")
+
+
+def test_batch_mode_bad_request(user_python, tmp_path):
+    request = tmp_path / "pods.json"
+    request.write_text("[1, 2]")
+    proc = subprocess.run([user_python, str(VALIDATE), "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout)["error"]["kind"] == "bad_input"

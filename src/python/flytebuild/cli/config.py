@@ -355,6 +355,15 @@ def load_project(path: str) -> Project:
                 primary_container_name=pt.str("primary_container_name"),
             )
         )
+    known_templates = {t.name for t in pod_templates}
+    for w in workflows:
+        for ref in [w.pod_template] + [v for _, v in w.task_pod_templates]:
+            if ref is not None and ref not in known_templates:
+                raise FlytebuildError(
+                    f"[workflows.{w.name}] names pod template `{ref}`, which is not configured",
+                    file=path,
+                    fix=f"add [pod_templates.{ref}] or use one of: {', '.join(sorted(known_templates)) or 'none'}",
+                )
     names = {i.name for i in images}
     clash = sorted(names & {w.name for w in workflows})
     if clash:
@@ -388,7 +397,8 @@ def load_project(path: str) -> Project:
         image_push_jobs=top.int("image_push_jobs", 4),
         targets=targets,
         pod_templates=tuple(pod_templates),
-        environment=top.str("environment"),
+        # FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)
+        environment=os.environ.get("FLYTEBUILD_ENVIRONMENT") or top.str("environment"),
     )
 
 

@@ -124,9 +124,9 @@ def progress(message: str) -> None:
 def validate_pod_templates(project, plans) -> None:
     """runtime/validate_pod.py over every pod template of `plans` (the `kubernetes` client of the
     user's environment); the first invalid one raises, as the Pants adapter reports it."""
-    from flytebuild.core.pod_validation import validation_entries, validation_error
+    from flytebuild.core.pod_templates import validation_batch, validation_error
 
-    per_plan = {plan.address: validation_entries(plan) for plan in plans}
+    per_plan = {plan.address: validation_batch(plan) for plan in plans}
     batch = {
         f"{address}|{key}": {"file": e["file"], "spec": e["spec"]}
         for address, entries in per_plan.items()
@@ -152,11 +152,13 @@ def validate_pod_templates(project, plans) -> None:
     if "error" in out:
         raise FlytebuildError(
             f"Pod template validation failed: {out['error'].get('message')}",
-            fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
+            fix="add `kubernetes` to your environment's requirements"
+            if out["error"].get("kind") == "kubernetes_missing"
+            else "pod templates are checked with the `kubernetes` client of the environment of `python`",
         )
     results = out.get("results") or {}
     for address, entries in sorted(per_plan.items()):
         mine = {k.split("|", 1)[1]: v for k, v in results.items() if k.split("|", 1)[0] == address}
-        problem = validation_error(entries, {"results": mine}, address)
+        problem = validation_error(entries, mine, target=address)
         if problem is not None:
             raise problem

@@ -90,6 +90,7 @@ _MANIFEST_KEYS = {"apiVersion", "kind", "metadata", "spec", "template"}
 _VAR = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _DELETE = object()
+_LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
 class PodTemplateError(FlytebuildError):
@@ -551,6 +552,10 @@ def validate_structure(doc: Mapping[str, Any]) -> Tuple[PodTemplateIssue, ...]:
         for k, v in value.items():
             if not isinstance(v, str):
                 add(_join(key, k), f"must be a string, got a {_kind(v)} (quote it)")
+            elif key == "labels" and v and not _LABEL_VALUE.match(v):
+                # The API server rejects the pod, at run time, far from the template: say it here.
+                add(_join(key, k), f"label value {v!r} is not a valid Kubernetes label value "
+                    "(at most 63 characters: letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit)")
     pcn = doc.get("primary_container_name", DEFAULT_PRIMARY_CONTAINER_NAME)
     if not isinstance(pcn, str) or not pcn:
         add("primary_container_name", "must be a non-empty string")
@@ -821,3 +826,62 @@ def code_templates_in(structure: Any) -> List[Tuple[str, str, Dict[str, Any]]]:
 
     walk(structure)
     return sorted(found, key=lambda f: (f[0], f[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# V1PodSpec validation of a plan's templates (shared by the adapters; the check itself is
+# runtime/validate_pod.py --batch in the user's environment)
+
+
+def validation_batch(plan: Any) -> Dict[str, Dict[str, Any]]:
+    """`{key: {"file", "spec", "where", "files"}}` of every final template a WorkflowPlan carries;
+    `{key: {"file", "spec"}}` of it is validate_pod.py's --batch request."""
+    entries: Dict[str, Dict[str, Any]] = {}
+    tasks = {t.name: t for t in plan.tasks}
+    for t in plan.tasks:
+        if t.pod_template is not None:
+            files = list(t.pod_template_files) or [t.source_file or t.module]
+            entries[f"task:{t.name}"] = {
+                "file": " + ".join(files),
+                "spec": json.loads(t.pod_template),
+                "where": f"the pod template of task {t.name} ({t.pod_template_source})",
+                "files": files,
+            }
+    for n in plan.node_pod_templates:
+        task = tasks.get(n.task)
+        files = list(task.pod_template_files) if task is not None else []
+        entries[f"node:{n.workflow}:{n.node}"] = {
+            "file": " + ".join(files + ["with_overrides"]),
+            "spec": json.loads(n.pod_template),
+            "where": f"the pod template of node {n.node} ({n.task}) in {n.workflow}, with_overrides(pod_template=...) included",
+            "files": files,
+        }
+    return entries
+
+
+def validation_error(
+    entries: Mapping[str, Mapping[str, Any]], results: Mapping[str, Any], *, target: Optional[str] = None
+) -> Optional[PodTemplateError]:
+    """The error to report for validate_pod.py's --batch `results`, or None when all are valid.
+
+    The same mistake usually shows in every task using a template: it is reported once, naming
+    the first task and how many more use it."""
+    problems: Dict[Tuple[str, Tuple[str, ...]], List[str]] = {}
+    for key, entry in sorted(entries.items(), key=lambda kv: (kv[0].startswith("node:"), kv[0])):
+        error = (results.get(key) or {}).get("error")
+        if error:
+            detail = "; ".join(
+                f"`{e.get('path') or '(pod spec)'}`: {e.get('message')}" for e in error.get("errors") or []
+            ) or str(error.get("message"))
+            problems.setdefault((detail, tuple(entry["files"])), []).append(entry["where"])
+    if not problems:
+        return None
+    (detail, files), wheres = next(iter(problems.items()))
+    where = wheres[0] if len(wheres) == 1 else f"{wheres[0]} (and {len(wheres) - 1} more using it)"
+    more = f" ({len(problems) - 1} other error(s) after this one)" if len(problems) > 1 else ""
+    return PodTemplateError(
+        f"{where} is not a valid Kubernetes V1PodSpec: {detail} (paths are inside the pod spec){more}",
+        file=", ".join(files) or None,
+        target=target,
+        fix="correct the fields named above in the template file or its overlay",
+    )

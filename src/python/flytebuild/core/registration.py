@@ -29,7 +29,7 @@ def serialize_request(plan: WorkflowPlan, refs: Mapping[str, str]) -> dict:
             "image": image,
             "version": t.version,
             "cache_version": t.cache_version,
-            "pod_template": None,
+            "pod_template": t.pod_template_data,  # rendered flyte_pod_template (+ code), or None
         }
     any_fast = any(t.mode == "fast" for t in plan.tasks)
     return {
@@ -39,6 +39,17 @@ def serialize_request(plan: WorkflowPlan, refs: Mapping[str, str]) -> dict:
         "tasks": tasks,
         "workflows": {w.name: {"version": w.version} for w in plan.workflows},
         "launch_plans": {lp.name: {"version": lp.version} for lp in plan.launch_plans},
+        # with_overrides(pod_template=...) merged on top of the node's task template
+        "nodes": _node_pod_templates(plan),
         "bundle": {"uri": REMOTE_PACKAGE_PATH, "dest_dir": "."} if any_fast else None,
         "default_image": next(iter(sorted(set(t["image"] for t in tasks.values()))), None),
     }
+
+
+def _node_pod_templates(plan: WorkflowPlan) -> dict:
+    import json
+
+    nodes: dict = {}
+    for n in plan.node_pod_templates:
+        nodes.setdefault(n.workflow, {})[n.node] = {"pod_template": json.loads(n.pod_template)}
+    return nodes

@@ -5,6 +5,7 @@ from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteImageTarget,
     FlytePodTemplateTarget,
+    FlyteReferenceTarget,
     FlyteWorkflowTarget,
     pod_template_rules,
 )
@@ -42,4 +43,4 @@ def rules():
 
 
 def target_types():
-    return [FlyteImageTarget, FlyteWorkflowTarget, FlytePodTemplateTarget]
+    return [FlyteImageTarget, FlyteWorkflowTarget, FlytePodTemplateTarget, FlyteReferenceTarget]

@@ -322,3 +322,61 @@ def pod_template_rules():
         FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowTaskPodTemplatesField),
         FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowCacheKeyField),
     ]
+
+
+# --- flyte_reference ---------------------------------------------------------------------------
+
+
+class FlyteReferenceKindField(StringField):
+    alias = "kind"
+    required = True
+    valid_choices = ("task", "workflow", "launch_plan")
+    help = "What is registered under `name`: `task`, `workflow` or `launch_plan`."
+
+
+class FlyteReferenceNameField(StringField):
+    alias = "entity_name"
+    required = True
+    help = help_text(
+        """
+        The registered name of the task, workflow or launch plan (e.g. `my_project.workflows.train`).
+        """
+    )
+
+
+class FlyteReferenceVersionField(StringField):
+    alias = "version"
+    help = "The registered version. Without it, the latest registered version is used (logged at run time)."
+
+
+class FlyteReferenceDefaultInputsField(DictStringToStringField):
+    alias = "default_inputs"
+    help = help_text(
+        """
+        Input values used when neither the command line nor the launch plan (its fixed or
+        default inputs) gives one, written as on the command line: `{"n": "3", "cfg": '{"a": 2}'}`.
+        """
+    )
+
+
+class FlyteReferenceTarget(Target):
+    alias = "flyte_reference"
+    core_fields = (
+        *COMMON_TARGET_FIELDS,
+        FlyteReferenceKindField,
+        FlyteReferenceNameField,
+        FlyteReferenceVersionField,
+        FlyteProjectField,
+        FlyteDomainField,
+        FlyteReferenceDefaultInputsField,
+        PythonResolveField,
+    )
+    help = help_text(
+        """
+        A task, workflow or launch plan registered on the Flyte cluster (`[flyte] endpoint`),
+        runnable with `pants run <target> -- --<input> <value> ...`: its interface is fetched
+        from the cluster and an execution is created; nothing is compiled locally. Inputs:
+        command line > launch plan fixed/default inputs > `default_inputs`. flytekit comes from
+        the target's `resolve`.
+        """
+    )

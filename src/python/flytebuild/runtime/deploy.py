@@ -3,7 +3,8 @@ workflows -> launch plans, each only if FlyteAdmin does not already hold it.
 
 Usage:  python deploy.py <request.json>
 
-Runs in the USER's environment (flyteidl + grpcio + flytekit for the connection and its auth). Self-contained:
+Runs in the USER's environment: flyteidl + grpcio; flytekit only with a flytekit config file (its channel carries
+the config's authentication). Self-contained:
 stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied alone into sandboxes.
 
 request.json:
@@ -70,57 +71,71 @@ def log(msg: str) -> None:
 
 
 class Admin:
-    """The gRPC stubs over flytekit's channel (so a flytekit config's auth works), without flytekit's retry
-    wrapper: one call, one answer."""
+    """FlyteAdmin's AdminService and DataProxyService stubs, without flytekit's retry wrapper: one call, one
+    answer (FlyteAdmin's ALREADY_EXISTS is an answer, not a failure to retry)."""
 
     def __init__(self, admin: dict):
         import grpc
-        from flytekit.clients.auth_helper import (
-            get_channel,
-            upgrade_channel_to_authenticated,
-            upgrade_channel_to_proxy_authenticated,
-        )
-        from flytekit.configuration import Config, PlatformConfig
         from flyteidl.service import admin_pb2_grpc, dataproxy_pb2_grpc
 
-        if admin.get("config"):
-            path = admin["config"]
-            if not os.path.isfile(path):
-                raise DeployError("bad_config", f"flytekit config file {path} does not exist",
-                                  "point [flyte].config at an existing flytekit config.yaml")
-            cfg = Config.auto(path).platform
-        else:
-            cfg = PlatformConfig()
-        overrides = {}
-        if admin.get("endpoint"):
-            overrides["endpoint"] = admin["endpoint"]
-        if admin.get("insecure") is not None:
-            overrides["insecure"] = bool(admin["insecure"])
-        if overrides:
-            import dataclasses
-
-            cfg = dataclasses.replace(cfg, **overrides)
-        if not cfg.endpoint:
-            raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
-                              "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
-        self.endpoint = cfg.endpoint
         self.timeout = float(admin.get("timeout") or 15)
-        base = get_channel(cfg)
+        if admin.get("config"):
+            # A flytekit config may carry authentication: let flytekit build (and authenticate) the channel.
+            base, channel, self.endpoint, insecure = self._flytekit_channel(admin)
+        else:
+            # A plain endpoint needs no flytekit (whose import costs seconds): a gRPC channel is all there is.
+            self.endpoint = admin.get("endpoint")
+            insecure = bool(admin.get("insecure"))
+            if not self.endpoint:
+                raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
+                                  "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
+            target = self.endpoint
+            base = grpc.insecure_channel(target) if insecure else grpc.secure_channel(
+                target, grpc.ssl_channel_credentials())
+            channel = base
         try:
             grpc.channel_ready_future(base).result(timeout=self.timeout)
         except grpc.FutureTimeoutError:
             base.close()
             raise DeployError(
                 "unreachable",
-                f"cannot reach FlyteAdmin at {cfg.endpoint} ({'insecure' if cfg.insecure else 'TLS'}) "
+                f"cannot reach FlyteAdmin at {self.endpoint} ({'insecure' if insecure else 'TLS'}) "
                 f"within {self.timeout:g}s",
                 f"check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
-                f"[flyte].endpoint / --flyte-endpoint{'' if cfg.insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
+                f"[flyte].endpoint / --flyte-endpoint{'' if insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
             ) from None
-        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
         self.data = dataproxy_pb2_grpc.DataProxyServiceStub(channel)
         self.grpc = grpc
+
+    @staticmethod
+    def _flytekit_channel(admin: dict):
+        import dataclasses
+
+        from flytekit.clients.auth_helper import (
+            get_channel,
+            upgrade_channel_to_authenticated,
+            upgrade_channel_to_proxy_authenticated,
+        )
+        from flytekit.configuration import Config
+
+        path = admin["config"]
+        if not os.path.isfile(path):
+            raise DeployError("bad_config", f"flytekit config file {path} does not exist",
+                              "point [flyte].config at an existing flytekit config.yaml")
+        cfg = Config.auto(path).platform
+        overrides = {}
+        if admin.get("endpoint"):
+            overrides["endpoint"] = admin["endpoint"]
+        if admin.get("insecure") is not None:
+            overrides["insecure"] = bool(admin["insecure"])
+        cfg = dataclasses.replace(cfg, **overrides)
+        if not cfg.endpoint:
+            raise DeployError("no_endpoint", f"the flytekit config {path} names no admin endpoint",
+                              "set admin.endpoint in it, or [flyte].endpoint")
+        base = get_channel(cfg)
+        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
+        return base, channel, cfg.endpoint, cfg.insecure
 
     def call(self, method, request):
         return method(request, timeout=self.timeout)
@@ -292,6 +307,45 @@ def _differences(old, new, limit: int = 5) -> typing.List[str]:
     return diffs[:limit] + ([f"... {len(diffs) - limit} more"] if len(diffs) > limit else [])
 
 
+_COMPILER_NODES = ("start-node", "end-node")
+
+
+def _workflow_signature(template) -> dict:
+    """What of a workflow FlyteAdmin's compiler keeps as given: its interface, outputs and, per node, what it runs.
+
+    The compiled copy FlyteAdmin stores adds start/end nodes and derived fields (upstream ids, defaults), so the
+    templates are not compared byte for byte."""
+    from google.protobuf import json_format
+
+    def runs(node) -> list:
+        out = []
+        if node.HasField("task_node"):
+            out.append(("task", _id_text(node.task_node.reference_id)))
+        if node.HasField("workflow_node"):
+            wn = node.workflow_node
+            if wn.HasField("launchplan_ref"):
+                out.append(("launch_plan", _id_text(wn.launchplan_ref)))
+            if wn.HasField("sub_workflow_ref"):
+                out.append(("workflow", _id_text(wn.sub_workflow_ref)))
+        if node.HasField("branch_node"):
+            ie = node.branch_node.if_else
+            for then in [ie.case.then_node, *(c.then_node for c in ie.other)] + (
+                    [ie.else_node] if ie.HasField("else_node") else []):
+                out.append((then.id, runs(then)))
+        if node.HasField("array_node"):
+            out.append(("array", runs(node.array_node.node)))
+        return out
+
+    def canon(msg) -> str:
+        return json.dumps(json_format.MessageToDict(msg, preserving_proto_field_name=True), sort_keys=True)
+
+    sig = {"interface": canon(template.interface), "outputs": [canon(b) for b in template.outputs]}
+    for node in template.nodes:
+        if node.id not in _COMPILER_NODES:
+            sig[f"node {node.id}"] = json.dumps(runs(node))
+    return sig
+
+
 def _stored_matches(entity: Entity, stored) -> typing.Tuple[bool, typing.List[str]]:
     """Whether FlyteAdmin's stored copy holds the same content as ours (see the module docstring)."""
     if entity.kind == "task":
@@ -300,11 +354,10 @@ def _stored_matches(entity: Entity, stored) -> typing.Tuple[bool, typing.List[st
         theirs = _comparable_task(stored.closure.compiled_task.template, entity.fast)
         return _same(ours, theirs), _differences(theirs, ours)
     if entity.kind == "workflow":
-        ours = entity.spec.template.__class__()
-        ours.CopyFrom(entity.spec.template)
-        ours.id.CopyFrom(entity.id)
-        theirs = stored.closure.compiled_workflow.primary.template
-        return _same(ours, theirs), _differences(theirs, ours)
+        ours = _workflow_signature(entity.spec.template)
+        theirs = _workflow_signature(stored.closure.compiled_workflow.primary.template)
+        return ours == theirs, [f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}"
+                                for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)][:5]
     # FlyteAdmin completes a launch plan's default inputs with the workflow's unbound inputs: ours must be a subset.
     ours = entity.spec.spec.__class__()
     ours.CopyFrom(entity.spec.spec)
@@ -384,6 +437,11 @@ class Deployer:
         same, diffs = _stored_matches(entity, stored)
         if same:
             entity.status = "unchanged"
+            return
+        if entity.kind != "task" and not self.dry_run:
+            # FlyteAdmin stores workflows compiled and launch plans completed: its own digest is the judge.
+            # Create answers ALREADY_EXISTS (identical: unchanged) or INVALID_ARGUMENT (different: failed).
+            entity.status = "registered"
             return
         entity.status = "failed"
         entity.message = (

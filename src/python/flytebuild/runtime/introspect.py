@@ -202,8 +202,32 @@ def _find_file(target: str) -> str:
     return target
 
 
+def _allow_ellipsis_reference_workflows() -> None:
+    """flytekit 1.16's `reference_workflow` checks its function like a real workflow's, so the natural body of a
+    reference, `...`, fails at import ("must return a value"); `reference_task` and `reference_launch_plan` pass
+    `is_reference_entity=True` and do not. Give reference workflows the same treatment. Only the call made from
+    inside `reference_workflow` is changed; real workflows keep flytekit's check."""
+    try:
+        from flytekit.core import workflow as wf_module
+    except Exception:  # flytekit missing: the import of user code reports it
+        return
+    original = getattr(wf_module, "transform_function_to_interface", None)
+    if original is None or getattr(original, "_flytebuild_reference_aware", False):
+        return
+
+    def transform_function_to_interface(fn, *args, **kwargs):
+        caller = sys._getframe(1).f_code
+        if caller.co_name == "wrapper" and "reference_workflow" in getattr(caller, "co_qualname", caller.co_name):
+            kwargs["is_reference_entity"] = True
+        return original(fn, *args, **kwargs)
+
+    transform_function_to_interface._flytebuild_reference_aware = True  # type: ignore[attr-defined]
+    wf_module.transform_function_to_interface = transform_function_to_interface
+
+
 def load_entrypoint(entrypoint: str) -> typing.Tuple[str, str, typing.Any]:
     """Return (module name, attr, object)."""
+    _allow_ellipsis_reference_workflows()
     target, sep, attr = entrypoint.rpartition(":")
     if not sep or not target or not attr:
         raise IntrospectError(

@@ -13,7 +13,10 @@ request.json:
      "entity": {"kind": "task"|"workflow"|"launch_plan", "project": "...", "domain": "...", "name": "...",
                 "version": "..."|null},                    # null: the latest registered version
      "default_inputs": {"<input>": "<value as on the command line>"},   # the reference's own defaults
-     "console": "https://flyte.example.com"|null}         # base of the printed URL (default: from the endpoint)
+     "console": "https://flyte.example.com"|null,         # base of the printed URL (default: from the endpoint)
+     "preamble": "..."|null,                              # printed first (the deploy report of `--remote`)
+     "entrypoint": "mod:ref"|null}                        # a reference declared in code: its declared interface
+                                                          # is checked against the registered one (warnings)
 
 One code path for the three kinds: a task is executed as itself; a workflow through its default launch plan (same
 name and version, which registration creates with it: FlyteAdmin executes launch plans and tasks only); a launch
@@ -79,6 +82,8 @@ class Request:
         self.admin: dict = raw.get("admin") or {}
         self.target: typing.Optional[str] = raw.get("target") or None
         self.console: typing.Optional[str] = raw.get("console") or None
+        self.preamble: str = raw.get("preamble") or ""
+        self.entrypoint: typing.Optional[str] = raw.get("entrypoint") or None
         defaults = raw.get("default_inputs") or {}
         if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
             raise bad("'default_inputs' must map input names to values as written on the command line")
@@ -258,8 +263,10 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     def parse(name: str, raw: typing.Optional[str], origin: str) -> typing.Any:
         literal_type = known[name]
         py_type = python_type(literal_type)
-        raw = with_schema_defaults(raw, literal_type)
         try:
+            schema = dataclass_schema(py_type, literal_type)
+            if schema is not None:
+                return partial_dataclass(raw, py_type, literal_type, schema)
             value = _run.parse_value(raw, py_type)
         except _run.BadValue as e:
             where = f"--{name}{e.where}"
@@ -317,27 +324,48 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     return sent, shown
 
 
-def with_schema_defaults(raw: typing.Optional[str], literal_type: typing.Any) -> typing.Optional[str]:
-    """A dataclass registered on the cluster carries its JSON schema; the class flytekit rebuilds from it makes
-    every field required. Fill the fields the schema gives defaults for, so they stay optional on the command line."""
-    if raw is None or literal_type is None or not literal_type.HasField("metadata"):
-        return raw
+def dataclass_schema(py_type: typing.Any, literal_type: typing.Any) -> typing.Optional[dict]:
+    """The JSON schema a registered dataclass carries (None for other types)."""
+    import dataclasses
+
+    if not (isinstance(py_type, type) and dataclasses.is_dataclass(py_type)) or not literal_type.HasField("metadata"):
+        return None
     from google.protobuf.json_format import MessageToDict
 
     schema = MessageToDict(literal_type.metadata)
-    props = schema.get("properties")
-    if not isinstance(props, dict):
-        return raw
+    return schema if isinstance(schema.get("properties"), dict) else None
+
+
+def partial_dataclass(raw: typing.Optional[str], py_type: typing.Any, literal_type: typing.Any, schema: dict):
+    """A dataclass input of a registered entity: fields checked by the registered schema, only those given sent.
+
+    flytekit rebuilds the class from the schema with every field required and no defaults (a `default_factory`
+    leaves none in the schema), so it cannot hold a partial value; the task's own class fills the defaults when
+    it decodes the (msgpack) literal, as it does for any dict with fewer keys."""
+    from flytekit.core.context_manager import FlyteContextManager
+    from flytekit.core.type_engine import TypeEngine
+    from flytekit.models.types import LiteralType
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw) if raw is not None else None
     except ValueError:
-        return raw
+        raise _run.BadValue("", _run.type_name(py_type) + " as JSON", raw)
     if not isinstance(data, dict):
-        return raw
-    for field, spec in props.items():
-        if field not in data and isinstance(spec, dict) and "default" in spec:
-            data[field] = spec["default"]
-    return json.dumps(data)
+        raise _run.BadValue("", _run.type_name(py_type), data if raw is not None else "no value")
+    props = schema["properties"]
+    title = schema.get("title") or py_type.__name__
+    unknown = sorted(set(data) - set(props))
+    if unknown:
+        raise _run.BadValue(f".{unknown[0]}", f"a field of {title} ({', '.join(props)})", "unknown field")
+    hints = typing.get_type_hints(py_type)
+    for field in schema.get("required") or []:
+        if field not in data:
+            raise _run.BadValue(f".{field}", _run.type_name(hints.get(field, typing.Any)), "missing")
+    plain = {k: _run.to_json(_run.from_json(v, hints.get(k, typing.Any), f".{k}")) for k, v in data.items()}
+    ctx = FlyteContextManager.current_context()
+    literal = TypeEngine.to_literal(ctx, plain, dict, LiteralType.from_flyte_idl(literal_type)).to_flyte_idl()
+    shown = {k: (plain[k] if k in plain else props[k].get("default", "<its default>")) for k in props}
+    return shown, literal
 
 
 def _optional(literal_type: typing.Any) -> bool:
@@ -347,6 +375,43 @@ def _optional(literal_type: typing.Any) -> bool:
         return type(None) in typing.get_args(python_type(literal_type))
     except Exception:
         return False
+
+
+def _comparable(literal_type: typing.Any) -> typing.Any:
+    """A LiteralType without what describes rather than types it (docs, schemas, annotations)."""
+    from google.protobuf.json_format import MessageToDict
+
+    def strip(d: typing.Any) -> typing.Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in ("metadata", "structure", "annotation")}
+        if isinstance(d, list):
+            return [strip(x) for x in d]
+        return d
+
+    return strip(MessageToDict(literal_type)) if literal_type is not None else None
+
+
+def interface_differences(entrypoint: str, target: Launchable) -> typing.List[str]:
+    """How the interface a reference declares in code differs from the registered one (empty when they agree)."""
+    try:
+        _, _, obj = _run._introspect.load_entrypoint(entrypoint)
+        declared = obj.interface
+    except Exception as e:  # the local declaration is only checked, never needed to launch
+        return [f"could not load {entrypoint} to check its declared interface ({type(e).__name__}: {e})"]
+    out = []
+    for side, mine, theirs in (
+        ("input", {k: v.type.to_flyte_idl() for k, v in (declared.inputs or {}).items()}, target.types),
+        ("output", {k: v.type.to_flyte_idl() for k, v in (declared.outputs or {}).items()}, target.outputs),
+    ):
+        for name in sorted(set(mine) | set(theirs)):
+            if name not in theirs:
+                out.append(f"{entrypoint} declares {side} `{name}`, which the registered entity does not have")
+            elif name not in mine:
+                out.append(f"the registered entity has {side} `{name}`, which {entrypoint} does not declare")
+            elif theirs[name] is not None and _comparable(mine[name]) != _comparable(theirs[name]):
+                out.append(f"{side} `{name}`: {entrypoint} declares {_run.type_name(python_type(mine[name]), False)}, "
+                           f"registered {_run.type_name(python_type(theirs[name]), False)}")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -407,11 +472,16 @@ def outputs_of(cluster: Cluster, execution_id: typing.Any, target: Launchable, w
 
 def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     fmt, follow, pairs = split_args(argv)
+    if req.preamble:
+        log(req.preamble.rstrip())
     cluster = Cluster(req.admin)
     target = fetch(cluster, req)
     version = target.id.version
     log(f"[remote] {req.describe(version)} on {cluster.admin.endpoint}"
         + ("" if req.kind != "workflow" else f", through {target.via}"))
+    if req.entrypoint:
+        for line in interface_differences(req.entrypoint, target):
+            log(f"[remote] warning: {line}")
     sent, shown = parse_inputs(req, target, pairs)
     for name in target.types:
         if name in shown:

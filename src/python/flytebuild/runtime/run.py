@@ -94,7 +94,8 @@ class Request:
 
 
 def split_args(argv: typing.List[str]) -> typing.Tuple[str, typing.List[typing.Tuple[str, typing.Optional[str]]]]:
-    """(output format, [(input name, raw value or None for a bare flag)]) from `--name value` / `--name=value`."""
+    """(output format, [(input name, raw value or None for a bare flag)]) from `--name value` / `--name=value`.
+    `--mock` pairs are returned like inputs; `take_mocks` separates them."""
     fmt = "table"
     pairs: typing.List[typing.Tuple[str, typing.Optional[str]]] = []
     i = 0
@@ -120,6 +121,23 @@ def split_args(argv: typing.List[str]) -> typing.Tuple[str, typing.List[typing.T
             continue
         pairs.append((name, value))
     return fmt, pairs
+
+
+def take_mocks(
+    pairs: typing.List[typing.Tuple[str, typing.Optional[str]]]
+) -> typing.Tuple[typing.Dict[str, str], typing.List[typing.Tuple[str, typing.Optional[str]]]]:
+    """`--mock <reference name>=<module:function>` pairs (a local stand-in for a reference entity), and the rest."""
+    mocks, rest = {}, []
+    for name, value in pairs:
+        if name != "mock":
+            rest.append((name, value))
+            continue
+        ref, eq, target = (value or "").partition("=")
+        if not eq or not ref or ":" not in target:
+            raise RunError(f"--mock {value!r} must be `<reference name>=<module.path:function>`",
+                           fix="e.g. `--mock remote.tasks.scale=my_mocks:scale`")
+        mocks[ref] = target
+    return mocks, rest
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -418,6 +436,32 @@ def walk(obj: typing.Any) -> typing.Tuple[typing.List[typing.Any], typing.List[t
     return list(tasks.values()), list(refs.values())
 
 
+def mock_references(refs: typing.List[typing.Any], mocks: typing.Dict[str, str]) -> typing.List[typing.Any]:
+    """Give the references the user mocked (`--mock NAME=module:function`) that function as their local body
+    (what `flytekit.testing.patch` does in tests); return the references left without one."""
+    names = {_introspect.reference_json(r)["name"] for r in refs}
+    unknown = sorted(set(mocks) - names)
+    if unknown:
+        raise RunError(f"--mock names {', '.join(unknown)}, which is not a reference entity of this workflow",
+                       fix=f"its reference entities are: {', '.join(sorted(names)) or 'none'}")
+    left = []
+    for r in refs:
+        name = _introspect.reference_json(r)["name"]
+        if name not in mocks:
+            left.append(r)
+            continue
+        try:
+            _, _, fn = _introspect.load_entrypoint(mocks[name])
+        except _introspect.IntrospectError as e:
+            raise RunError(f"cannot load the mock {mocks[name]} of {name}: {e.message}", file=e.file)
+        body = getattr(fn, "execute", None) if hasattr(fn, "python_interface") else fn  # a @task works too
+        if not callable(body):
+            raise RunError(f"the mock {mocks[name]} of {name} is not callable")
+        r.execute = body
+        log(f"[mock] {name}: runs {mocks[name]} locally")
+    return left
+
+
 def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typing.Optional[str]) -> None:
     if not refs:
         return
@@ -430,8 +474,8 @@ def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typi
     raise RunError(
         f"`{entrypoint}` uses reference entities, which exist only on the cluster and cannot run locally: "
         + "; ".join(sorted(described)),
-        fix="run it on the cluster (`./pants run <target> -- --remote`), run a referenced entity on its own through a "
-        "`flyte_reference` target, or point the entrypoint at a workflow without references",
+        fix="run it on the cluster (`./pants run <target> -- --remote`), give each a local stand-in with "
+        "`--mock <name>=<module:function>`, or run a referenced entity on its own through a `flyte_reference` target",
         file=file,
     )
 
@@ -604,7 +648,7 @@ class Progress:
         self.count = 0
 
     def install(self) -> None:
-        from flytekit.core import base_task, local_cache, workflow
+        from flytekit.core import base_task, local_cache, reference_entity, workflow
 
         progress = self
         orig_get = local_cache.LocalTaskCache.get
@@ -615,7 +659,8 @@ class Progress:
             return found
 
         local_cache.LocalTaskCache.get = staticmethod(get)
-        for cls, kind in ((base_task.Task, "task"), (workflow.WorkflowBase, "workflow")):
+        for cls, kind in ((base_task.Task, "task"), (workflow.WorkflowBase, "workflow"),
+                          (reference_entity.ReferenceEntity, "mocked reference")):
             self._wrap(cls, kind)
 
     def _wrap(self, cls: typing.Any, kind: str) -> None:
@@ -678,6 +723,7 @@ def render(outputs: typing.Dict[str, typing.Any], types: typing.Dict[str, typing
 
 def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     fmt, pairs = split_args(argv)
+    mocks, pairs = take_mocks(pairs)
     try:
         modname, _, obj = _introspect.load_entrypoint(req.entrypoint)
     except _introspect.IntrospectError as e:
@@ -695,7 +741,7 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
             file=module_file,
         )
     tasks, refs = walk(obj)
-    refuse_references(refs, req.entrypoint, module_file)
+    refuse_references(mock_references(refs, mocks), req.entrypoint, module_file)
     call, inputs = resolve_inputs(obj, kind, pairs, req.entrypoint)
     apply_plan(tasks, req)
     check_docker(tasks, req)

@@ -1,6 +1,10 @@
 """Serialize a flytekit entrypoint into registrable protobufs with PER-TASK settings.
 
 Usage:  python serialize.py <request.json> <out_dir>
+        python serialize.py --batch <request.json> <out_dir> [<request.json> <out_dir> ...]
+
+--batch serializes several requests in one process (one interpreter start, one flytekit import) and prints
+{"results": {"<out_dir>": <summary or {"error": ...}>}}; it exits 0 when every request succeeded, else 2.
 
 Runs in the USER's environment (CPython + flytekit). Self-contained on purpose: stdlib + flytekit only, no import
 of `flytebuild`; it is copied alone into sandboxes. Run it with cwd = repo root (or a sandbox laid out like it) and
@@ -692,6 +696,18 @@ def _read_request(path: str) -> Request:
     return Request(raw, path)
 
 
+def _serialize_one(req_path: str, out_dir: str) -> typing.Tuple[dict, int]:
+    try:
+        return serialize(_read_request(req_path), out_dir), 0
+    except SerializeError as e:
+        return {"error": e.to_json()}, 2
+    except BaseException as e:  # noqa: B902 - a user SystemExit is still an error report
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        tb, f = user_traceback(e)
+        return {"error": {"kind": "serialization_failed", "message": _exc_message(e), "file": f, "traceback": tb}}, 2
+
+
 def main(argv: typing.List[str]) -> int:
     # Keep stdout for our JSON only: anything written to fd 1 (user prints, flytekit, C extensions) goes to stderr.
     sys.stdout.flush()
@@ -701,19 +717,23 @@ def main(argv: typing.List[str]) -> int:
     sys.stdout = sys.stderr
     code = 0
     try:
-        if len(argv) != 3:
-            raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
         _drop_script_dir_from_path()
-        req = _read_request(argv[1])
-        result: dict = serialize(req, argv[2])
+        if len(argv) >= 2 and argv[1] == "--batch":
+            pairs = argv[2:]
+            if not pairs or len(pairs) % 2:
+                raise SerializeError("bad_request", "usage: serialize.py --batch <request.json> <out_dir> ...")
+            results = {}
+            for req_path, out_dir in zip(pairs[::2], pairs[1::2]):
+                one, one_code = _serialize_one(req_path, out_dir)
+                results[out_dir] = one
+                code = code or one_code
+            result = {"results": results}
+        else:
+            if len(argv) != 3:
+                raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
+            result, code = _serialize_one(argv[1], argv[2])
     except SerializeError as e:
         result, code = {"error": e.to_json()}, 2
-    except BaseException as e:  # noqa: B902 - a user SystemExit is still an error report
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        result = {"error": {"kind": "serialization_failed", "message": _exc_message(e), "file": f, "traceback": tb}}
-        code = 2
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,5 +1,6 @@
 """`pants run <flyte_workflow>`: run the entity locally in its own environment, with the plan's cache
-versions and images (runtime/run.py), or on the cluster with `-- --remote [--wait]` (runtime/remote.py).
+versions and images (runtime/run.py), or on the cluster with `-- --remote [--wait]` (deploy, then
+runtime/remote.py). `pants run <flyte_reference>`: launch a registered entity (runtime/remote.py).
 
 Like `pants run` of a `python_source`: a VenvPex of the workflow's closure and resolve runs in the
 workspace (cwd = build root, sources from the repo), with the runtime scripts and a request written
@@ -9,20 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import pkgutil
 import shlex
 from dataclasses import dataclass
 
+from pants.backend.python.subsystems.setup import PythonSetup
+from pants.backend.python.target_types import PythonResolveField
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.backend.python.util_rules.pex import PexRequest, VenvPex, VenvPexRequest
 from pants.backend.python.util_rules.pex_environment import PexEnvironment, PythonExecutable
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.backend.python.util_rules.pex_requirements import PexRequirements, Resolve
 from pants.backend.python.util_rules.python_sources import (
     PythonSourceFiles,
     PythonSourceFilesRequest,
 )
+from pants.base.build_root import BuildRoot
 from pants.build_graph.address import ResolveError
-from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest
+from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest, RunSubsystem
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.internals.native_engine import IntrinsicError
@@ -31,16 +35,28 @@ from pants.engine.target import InvalidFieldException, TransitiveTargets, Transi
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image  # noqa: F401
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
 from flytebuild.core.run_request import run_request_json
-from flytebuild.pants_backend.target_types import FlyteDomainField, FlyteEntrypointField, FlyteProjectField
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.target_types import (
+    FlyteDomainField,
+    FlyteEntrypointField,
+    FlyteProjectField,
+    FlyteReferenceDefaultInputsField,
+    FlyteReferenceKindField,
+    FlyteReferenceNameField,
+    FlyteReferenceVersionField,
+)
+from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.pants_backend.util_rules.serialization import runtime_script
 
 _DIR = "__flytebuild"
 _RUNTIME_SCRIPTS = ("run.py", "introspect.py", "serialize.py")
+_REMOTE_SCRIPTS = ("remote.py", "deploy.py", *_RUNTIME_SCRIPTS)
 
 
 @dataclass(frozen=True)
@@ -54,12 +70,6 @@ class FlyteWorkflowRunFieldSet(RunFieldSet):
     domain: FlyteDomainField
 
 
-def runtime_script(name: str) -> bytes:
-    data = pkgutil.get_data("flytebuild.runtime", name)
-    assert data is not None, name
-    return data
-
-
 def error_run_request(message: str) -> RunRequest:
     """A run that prints our one-paragraph error and exits non-zero: errors found while preparing the
     run reach the user like errors of the run itself, without an engine traceback."""
@@ -69,31 +79,47 @@ def error_run_request(message: str) -> RunRequest:
 
 @dataclass(frozen=True)
 class UserEnvScriptRequest:
-    """A script of runtime/ run in the user's environment built from `address`'s closure and resolve,
-    in the workspace, with `files` (name -> bytes) next to it in the chroot."""
+    """A script of runtime/ run in the user's environment, in the workspace, with `files` (name -> bytes)
+    next to it in the chroot. The environment is `address`'s closure and resolve, or, with
+    `requirements_resolve`, only flytekit from that resolve's lockfile (for targets that hold no code)."""
 
     address: Address
     script: str
     files: FrozenDict[str, bytes]
     args: tuple[str, ...] = ()
+    requirements_resolve: str | None = None
 
 
 @rule(desc="Prepare a run in the workflow's environment", level=LogLevel.DEBUG)
-async def user_env_script_run_request(request: UserEnvScriptRequest, pex_env: PexEnvironment) -> RunRequest:
-    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
-    pex_request, sources = await MultiGet(
-        Get(
-            PexRequest,
-            PexFromTargetsRequest(
-                [request.address],
-                output_filename="flyte-run.pex",
-                internal_only=True,
-                include_source_files=False,
-                additional_args=("--no-strip-pex-env",),
+async def user_env_script_run_request(
+    request: UserEnvScriptRequest, pex_env: PexEnvironment, python_setup: PythonSetup
+) -> RunRequest:
+    if request.requirements_resolve is not None:
+        pex_request = PexRequest(
+            output_filename="flyte-remote.pex",
+            internal_only=True,
+            requirements=PexRequirements(
+                ["flytekit"], from_superset=Resolve(request.requirements_resolve, use_entire_lockfile=False)
             ),
-        ),
-        Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
-    )
+            interpreter_constraints=InterpreterConstraints(python_setup.interpreter_constraints),
+            additional_args=("--no-strip-pex-env",),
+        )
+        sources = None
+    else:
+        transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
+        pex_request, sources = await MultiGet(
+            Get(
+                PexRequest,
+                PexFromTargetsRequest(
+                    [request.address],
+                    output_filename="flyte-run.pex",
+                    internal_only=True,
+                    include_source_files=False,
+                    additional_args=("--no-strip-pex-env",),
+                ),
+            ),
+            Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
+        )
     complete_pex_env = pex_env.in_workspace()
     venv_pex, python, files = await MultiGet(
         Get(VenvPex, VenvPexRequest(pex_request, complete_pex_env)),
@@ -105,12 +131,12 @@ async def user_env_script_run_request(request: UserEnvScriptRequest, pex_env: Pe
             ),
         ),
     )
-    digest = await Get(
-        Digest, MergeDigests([venv_pex.digest, sources.source_files.snapshot.digest, files])
-    )
+    source_digests = [sources.source_files.snapshot.digest] if sources is not None else []
+    digest = await Get(Digest, MergeDigests([venv_pex.digest, *source_digests, files]))
     chroot = "{chroot}"
     # In-repo sources first (edits are picked up), then their copies in the chroot.
-    source_roots = [*sources.source_roots, *(os.path.join(chroot, sr) for sr in sources.source_roots)]
+    roots = sources.source_roots if sources is not None else ()
+    source_roots = [*roots, *(os.path.join(chroot, sr) for sr in roots)]
     return RunRequest(
         digest=digest,
         args=(
@@ -130,25 +156,111 @@ async def user_env_script_run_request(request: UserEnvScriptRequest, pex_env: Pe
 
 
 @rule(desc="Run a Flyte workflow", level=LogLevel.DEBUG)
-async def run_flyte_workflow(field_set: FlyteWorkflowRunFieldSet) -> RunRequest:
+async def run_flyte_workflow(
+    field_set: FlyteWorkflowRunFieldSet, run_subsystem: RunSubsystem, flyte: FlyteSubsystem
+) -> RunRequest:
+    remote = "--remote" in run_subsystem.args
     try:
         planned = await Get(PlannedWorkflows, WorkflowPlansRequest((field_set.address,)))
+        plan = planned[0].plan
+        # A reference entity is already registered: launch it as it is (nothing to deploy).
+        deploy = remote and plan.root_kind != "reference"
+        deployed = await Get(DeployResult, DeployRequest((field_set.address,))) if deploy else None
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         return error_run_request(f"error: {e}")
-    plan = planned[0].plan
-    request = run_request_json(plan, planned[0].images)
-    files = {name: runtime_script(name) for name in _RUNTIME_SCRIPTS}
-    files["run-request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
+    if not remote:
+        request = run_request_json(plan, planned[0].images)
+        script, scripts = "run.py", _RUNTIME_SCRIPTS
+    elif deployed is None:
+        request = remote_request_json(plan, flyte)
+        script, scripts = "remote.py", _REMOTE_SCRIPTS
+    else:
+        report = render_deploy_table(deployed.summary(), deployed.warnings)
+        if deployed.exit_code != 0:
+            return error_run_request(
+                f"{report}\nerror: {plan.address} could not be deployed (see MESSAGE above); nothing was launched. "
+                "Fix: fix the cause and re-run: what was registered is kept."
+            )
+        request = remote_request_json(plan, flyte)
+        request["preamble"] = report
+        script, scripts = "remote.py", _REMOTE_SCRIPTS
+    files = {name: runtime_script(name) for name in scripts}
+    files["request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
+    return await Get(
+        RunRequest,
+        UserEnvScriptRequest(
+            field_set.address, script, FrozenDict(files), (os.path.join("{chroot}", _DIR, "request.json"),)
+        ),
+    )
+
+
+def admin_json(flyte: FlyteSubsystem) -> dict:
+    config = flyte.config
+    if config and not os.path.isabs(config):
+        config = os.path.join(BuildRoot().path, config)
+    return {"endpoint": flyte.endpoint, "insecure": flyte.insecure, "config": config, "timeout": flyte.admin_timeout}
+
+
+def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
+    """Launch what `plan` deployed: its root task, launch plan, or workflow (through its default launch
+    plan, registered with it under the workflow's version)."""
+    if plan.root_kind == "reference":
+        ref = next(r for r in plan.references if r.name == plan.root_name)
+        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
+                  "version": ref.version}
+        # The declaration in code is checked against what is registered.
+        return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {},
+                "entrypoint": plan.entrypoint}
+    else:
+        version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
+        entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
+                  "version": version}
+    return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {}}
+
+
+@dataclass(frozen=True)
+class FlyteReferenceRunFieldSet(RunFieldSet):
+    required_fields = (FlyteReferenceKindField, FlyteReferenceNameField)
+    run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
+
+    kind: FlyteReferenceKindField
+    entity_name: FlyteReferenceNameField
+    version: FlyteReferenceVersionField
+    project: FlyteProjectField
+    domain: FlyteDomainField
+    default_inputs: FlyteReferenceDefaultInputsField
+    resolve: PythonResolveField
+
+
+@rule(desc="Run a registered Flyte entity", level=LogLevel.DEBUG)
+async def run_flyte_reference(
+    field_set: FlyteReferenceRunFieldSet, flyte: FlyteSubsystem, python_setup: PythonSetup
+) -> RunRequest:
+    request = {
+        "admin": admin_json(flyte),
+        "target": str(field_set.address),
+        "entity": {
+            "kind": field_set.kind.value,
+            "project": field_set.project.value or flyte.project,
+            "domain": field_set.domain.value or flyte.domain,
+            "name": field_set.entity_name.value,
+            "version": field_set.version.value,
+        },
+        "default_inputs": dict(field_set.default_inputs.value or {}),
+    }
+    files = {name: runtime_script(name) for name in _REMOTE_SCRIPTS}
+    files["request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
     return await Get(
         RunRequest,
         UserEnvScriptRequest(
             field_set.address,
-            "run.py",
+            "remote.py",
             FrozenDict(files),
-            (os.path.join("{chroot}", _DIR, "run-request.json"),),
+            (os.path.join("{chroot}", _DIR, "request.json"),),
+            requirements_resolve=field_set.resolve.normalized_value(python_setup),
         ),
     )
 
 
 def rules():
-    return [*collect_rules(), *FlyteWorkflowRunFieldSet.rules()]
+    return [*collect_rules(), *FlyteWorkflowRunFieldSet.rules(), *FlyteReferenceRunFieldSet.rules()]

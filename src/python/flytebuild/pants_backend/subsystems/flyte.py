@@ -63,8 +63,13 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     insecure = BoolOption(
-        default=None,
-        help="Talk plaintext gRPC to `endpoint` (a local or port-forwarded FlyteAdmin). Overrides `config`.",
+        default=False,
+        help=help_text(
+            """
+            Talk plaintext gRPC to `endpoint` (a local or port-forwarded FlyteAdmin). When set, it
+            overrides `config`; when not, `config` decides (TLS without one).
+            """
+        ),
     )
     config = StrOption(
         default=None,

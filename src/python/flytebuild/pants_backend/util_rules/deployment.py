@@ -59,15 +59,31 @@ class DeployResult:
 
 @rule(desc="Deploy Flyte workflows")
 async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python_setup: PythonSetup) -> DeployResult:
+    config = flyte.config
+    if config and not os.path.isabs(config):
+        config = os.path.join(BuildRoot().path, config)
+    # Configuration errors before any work.
+    if not flyte.endpoint and not config:
+        raise DeployError(
+            "No FlyteAdmin to deploy to",
+            fix="set [flyte].endpoint (`host:port`, with [flyte].insecure for plaintext) or [flyte].config (a flytekit "
+            "config file) in pants.toml, or pass --flyte-endpoint=... / PANTS_FLYTE_ENDPOINT",
+        )
+    if config and not os.path.isfile(config):
+        raise DeployError(f"The flytekit config file {flyte.config} ([flyte].config) does not exist",
+                          fix="point [flyte].config at a flytekit config.yaml (relative to the build root)")
     addresses = tuple(sorted(request.addresses))
     planned = await Get(PlannedWorkflows, WorkflowPlansRequest(addresses))
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # IMAGES CALL SITE: push the flyte_image targets (tag = fingerprint) and register tasks with the pushed refs.
-    # Once util_rules/images.py lands: unless request.dry_run,
-    #   published = await Get(PublishedImages, PublishImagesRequest(image_addresses))
-    # and pass {address: ref-with-digest} as `published` below. Until then tasks name the content tag.
+    # IMAGES CALL SITE (the one place images are pushed before registering). Once util_rules/images.py
+    # (PublishImagesRequest -> PublishedImages) is on main, this becomes, unless request.dry_run:
+    #   wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
+    #   published = await Get(PublishedImages, PublishImagesRequest(wanted))
+    #   pinned = {i.address: f"{i.ref}@{i.digest}" for i in published.images}
+    # and `published=pinned` below pins every task to the pushed tag and digest. Until then tasks name the
+    # content tag (ImagePlan.ref), which is what the push will create.
     image_refs = ImageRefs.from_plans(ordered, published=None)
 
     code_bundle, serialized = await MultiGet(
@@ -83,11 +99,9 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     bundle = code_bundle.bundle
     if bundle is not None:
         files.append(FileContent(f"bundle/{bundle.name}", bundle.data))
-    config = flyte.config
-    if config and not os.path.isabs(config):
-        config = os.path.join(BuildRoot().path, config)
     deploy_request = {
-        "admin": {"endpoint": flyte.endpoint, "insecure": flyte.insecure, "config": config,
+        "admin": {"endpoint": flyte.endpoint, "insecure": True if flyte.insecure else None,  # False: the config decides
+                  "config": config,
                   "timeout": flyte.admin_timeout},
         "dry_run": request.dry_run,
         "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
@@ -99,16 +113,15 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
-    wrapped = await Get(WrappedTarget, WrappedTargetRequest(addresses[0], description_of_origin="flyte-deploy"))
-    resolve = _resolve_of(wrapped.target, python_setup)
-    same_resolve = []
-    for a in addresses:
-        w = await Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy"))
-        if _resolve_of(w.target, python_setup) == resolve:
-            same_resolve.append(a)
+    # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
+    # the first resolve has them, so no new environment is built.
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy")) for a in addresses
+    )
+    resolve = _resolve_of(wrapped[0].target, python_setup)
+    same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
     prefixed = await MultiGet(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows))
     venv_pex, extra = await MultiGet(
-        # flytekit, flyteidl and grpcio from the user's own lockfile (the environment introspection built).
         Get(
             VenvPex,
             PexFromTargetsRequest(

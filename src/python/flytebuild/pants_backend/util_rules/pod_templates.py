@@ -37,9 +37,12 @@ from pants.util.logging import LogLevel
 from flytebuild.core.errors import FlytebuildError, LockfileError
 from flytebuild.core.lockfile import locked_pins
 from flytebuild.core.model import PodTemplateTarget, WorkflowPlan
-from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
-# Shared with the CLI (flytebuild.cli): what is validated and how failures read are pure.
-from flytebuild.core.pod_validation import validation_entries, validation_error
+from flytebuild.core.pod_templates import (
+    PodTemplateError,
+    PodTemplateSource,
+    validation_batch,
+    validation_error,
+)
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
     FlytePodTemplatePrimaryContainerField,
@@ -74,6 +77,7 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
     overlays = dict(tgt[FlytePodTemplateOverlaysField].value or {})
     base_dir = request.address.spec_path
     overlay_paths = {env: os.path.normpath(os.path.join(base_dir, rel)) for env, rel in overlays.items()}
+    # (a missing `source` file is reported by Pants itself, naming the field and the target)
     source_contents, overlay_contents = await MultiGet(
         Get(DigestContents, Digest, sources.snapshot.digest),
         Get(
@@ -84,12 +88,6 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
             ),
         ),
     )
-    if not source_contents:
-        raise PodTemplateError(
-            f"the `source` file `{tgt[FlytePodTemplateSourceField].value}` does not exist",
-            target=address,
-            fix="create it, or correct `source` (relative to the BUILD file)",
-        )
     by_path = {fc.path: fc.content for fc in overlay_contents}
     missing = sorted(f"{env}: {path}" for env, path in overlay_paths.items() if path not in by_path)
     if missing:
@@ -145,7 +143,7 @@ def _script() -> bytes:
 async def validate_pod_templates(
     request: PodTemplateValidationRequest, python_setup: PythonSetup
 ) -> PodTemplatesValid:
-    entries = validation_entries(request.plan)
+    entries = validation_batch(request.plan)
     if not entries:
         return PodTemplatesValid("")
     address = request.plan.address
@@ -207,9 +205,9 @@ async def validate_pod_templates(
         ) from None
     if "error" in out:
         raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
-    problem = validation_error(entries, out, address)
-    if problem is not None:
-        raise problem
+    error = validation_error(entries, out.get("results") or {}, target=address)
+    if error is not None:
+        raise error
     return PodTemplatesValid(str(out.get("kubernetes") or ""))
 
 

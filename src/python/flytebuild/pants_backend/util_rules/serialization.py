@@ -25,6 +25,7 @@ from pants.engine.fs import (
     CreateDigest,
     Digest,
     DigestContents,
+    DigestSubset,
     FileContent,
     MergeDigests,
     PathGlobs,
@@ -142,10 +143,16 @@ class SerializedWorkflows:
 
 
 @dataclass(frozen=True)
-class _SerializeOne:
-    address: Address
-    batch: tuple[Address, ...]  # the workflows of its resolve: one user environment for all of them
-    request_json: str
+class _SerializeBatch:
+    """Workflows of one resolve, serialized in one process (one interpreter start, one flytekit import)."""
+
+    addresses: tuple[Address, ...]
+    request_jsons: tuple[str, ...]  # request_jsons[i] serializes addresses[i]
+
+
+@dataclass(frozen=True)
+class _SerializedBatch:
+    workflows: tuple[SerializedWorkflow, ...]
 
 
 @rule(desc="Serialize Flyte workflows in their own environment")
@@ -154,81 +161,97 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte serialization"))
         for a in request.addresses
     )
-    by_resolve: dict[str, list[Address]] = defaultdict(list)
-    for w in wrapped:
-        by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
-    batch_of = {a: tuple(sorted(addrs)) for addrs in by_resolve.values() for a in addrs}
-    jobs = [
-        _SerializeOne(
-            w.target.address,
-            batch_of[w.target.address],
-            json.dumps(serialize_request(p.plan, request.image_refs.refs), sort_keys=True, indent=1),
-        )
-        for w, p in zip(wrapped, request.planned)
+    by_resolve: dict[str, list[tuple[Address, str]]] = defaultdict(list)
+    for w, p in zip(wrapped, request.planned):
+        req = json.dumps(serialize_request(p.plan, request.image_refs.refs), sort_keys=True, indent=1)
+        by_resolve[_resolve_of(w.target, python_setup)].append((w.target.address, req))
+    batches = await MultiGet(
+        Get(_SerializedBatch, _SerializeBatch(tuple(a for a, _ in jobs), tuple(r for _, r in jobs)))
+        for _, jobs in sorted((k, sorted(v)) for k, v in by_resolve.items())
+    )
+    done = {sw.address: sw for batch in batches for sw in batch.workflows}
+    return SerializedWorkflows(tuple(done[str(a)] for a in request.addresses))
+
+
+@rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
+async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(batch.addresses))
+    files = [
+        FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
+        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
     ]
-    results = await MultiGet(Get(SerializedWorkflow, _SerializeOne, job) for job in jobs)
-    return SerializedWorkflows(tuple(results))
-
-
-@rule(desc="Serialize a Flyte workflow", level=LogLevel.DEBUG)
-async def serialize_one(job: _SerializeOne) -> SerializedWorkflow:
-    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(job.batch))
+    argv = [f"{_DIR}/serialize.py", "--batch"]
+    for i, req in enumerate(batch.request_jsons):
+        files.append(FileContent(f"{_DIR}/request{i}.json", req.encode("utf-8")))
+        argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
     venv_pex, sources, scripts = await MultiGet(
         # The same request as introspection's: the environment is built once and shared.
         Get(
             VenvPex,
             PexFromTargetsRequest(
-                job.batch,
+                batch.addresses,
                 output_filename="flyte-introspect.pex",
                 internal_only=True,
                 include_source_files=False,
             ),
         ),
         Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
-        Get(
-            Digest,
-            CreateDigest(
-                [
-                    FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
-                    FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
-                    FileContent(f"{_DIR}/request.json", job.request_json.encode("utf-8")),
-                ]
-            ),
-        ),
+        Get(Digest, CreateDigest(files)),
     )
     input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
+    described = ", ".join(str(a) for a in batch.addresses)
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[f"{_DIR}/serialize.py", f"{_DIR}/request.json", _OUT],
+            argv=argv,
             input_digest=input_digest,
             output_directories=(_OUT,),
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
-            description=f"Serialize {job.address}",
+            description=f"Serialize {described}",
             level=LogLevel.DEBUG,
         ),
     )
     stdout = result.stdout.decode("utf-8", "replace")
     try:
-        data = json.loads(stdout)
-    except ValueError:
-        data = {"error": {"kind": "serialization_failed",
-                          "message": result.stderr.decode("utf-8", "replace").strip()[-2000:] or "no output"}}
-    if result.exit_code != 0 or "error" in data:
-        err = data.get("error") or {}
-        message = f"Cannot serialize {json.loads(job.request_json)['entrypoint']}: " \
-                  f"{str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: {err.get('message', '')}"
-        if err.get("traceback"):
-            message += "\n\n" + str(err["traceback"]).rstrip()
-        raise SerializationError(
-            message,
-            target=str(job.address),
-            file=err.get("file"),
-            fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
+        results = json.loads(stdout)["results"]
+    except (ValueError, KeyError, TypeError):
+        results = {}
+    stderr = result.stderr.decode("utf-8", "replace")
+    for i, address in enumerate(batch.addresses):
+        data = results.get(f"{_OUT}/{i}")
+        if data is None or "error" in data:
+            raise _error(address, json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
+    digests = await MultiGet(
+        Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{_OUT}/{i}/**"])))
+        for i in range(len(batch.addresses))
+    )
+    stripped = await MultiGet(
+        Get(Digest, RemovePrefix(d, f"{_OUT}/{i}")) for i, d in enumerate(digests)
+    )
+    return _SerializedBatch(
+        tuple(
+            SerializedWorkflow(str(a), d, json.dumps(results[f"{_OUT}/{i}"], sort_keys=True))
+            for i, (a, d) in enumerate(zip(batch.addresses, stripped))
         )
-    digest = await Get(Digest, RemovePrefix(result.output_digest, _OUT))
-    return SerializedWorkflow(str(job.address), digest, json.dumps(data, sort_keys=True))
+    )
+
+
+def _error(address: Address, entrypoint: str, data, stderr: str) -> SerializationError:
+    err = (data or {}).get("error") or {
+        "kind": "serialization_failed",
+        "message": stderr.strip()[-2000:] or "no output",
+    }
+    message = f"Cannot serialize {entrypoint}: {str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: " \
+              f"{err.get('message', '')}"
+    if err.get("traceback"):
+        message += "\n\n" + str(err["traceback"]).rstrip()
+    return SerializationError(
+        message,
+        target=str(address),
+        file=err.get("file"),
+        fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
+    )
 
 
 def rules():
