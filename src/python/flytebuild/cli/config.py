@@ -77,6 +77,19 @@ class PodTemplateConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceConfig:
+    """A `flyte_reference`: an entity registered on the cluster, run with `flytebuild run`."""
+
+    name: str
+    kind: str  # task | workflow | launch_plan
+    entity_name: str
+    version: Optional[str]  # None: the latest registered
+    project: str
+    domain: str
+    default_inputs: Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class TargetFacts:
     """A build-graph node handed over by a build system (the Bazel rules' aspect)."""
 
@@ -116,6 +129,10 @@ class Project:
     targets: Optional[Tuple[TargetFacts, ...]] = None
     pod_templates: Tuple[PodTemplateConfig, ...] = ()
     environment: Optional[str] = None  # the pod templates' overlay ([flyte].environment)
+    references: Tuple[ReferenceConfig, ...] = ()
+
+    def reference(self, name: str) -> Optional[ReferenceConfig]:
+        return next((r for r in self.references if r.name == name), None)
 
     def pod_template(self, name: str) -> Optional[PodTemplateConfig]:
         return next((p for p in self.pod_templates if p.name == name), None)
@@ -176,8 +193,10 @@ _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
-    "relative_to_root", "targets", "pod_templates", "environment",
+    "relative_to_root", "targets", "pod_templates", "environment", "references",
 }
+_REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
+_REFERENCE_KINDS = ("task", "workflow", "launch_plan")
 _POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
 _CACHE_KEY_POLICIES = ("interface", "code")  # core.plan.CACHE_KEY_POLICIES
 _TARGET_KEYS = {"srcs", "deps", "requirements"}
@@ -355,6 +374,27 @@ def load_project(path: str) -> Project:
                 primary_container_name=pt.str("primary_container_name"),
             )
         )
+    references = []
+    for name, table in sorted(top.tables("references").items()):
+        ref = _Reader(table, f"[references.{name}]", path, _REFERENCE_KEYS)
+        kind, entity_name = ref.str("kind"), ref.str("entity_name")
+        if kind not in _REFERENCE_KINDS or not entity_name:
+            raise FlytebuildError(
+                f"[references.{name}] needs `kind` ({', '.join(_REFERENCE_KINDS)}) and `entity_name`",
+                file=path,
+                fix='e.g. kind = "workflow", entity_name = "my_project.workflows.pipeline"',
+            )
+        references.append(
+            ReferenceConfig(
+                name=name,
+                kind=kind,
+                entity_name=entity_name,
+                version=ref.str("version"),
+                project=ref.str("project") or defaults["project"],
+                domain=ref.str("domain") or defaults["domain"],
+                default_inputs=ref.str_map("default_inputs"),
+            )
+        )
     known_templates = {t.name for t in pod_templates}
     for w in workflows:
         for ref in [w.pod_template] + [v for _, v in w.task_pod_templates]:
@@ -365,10 +405,10 @@ def load_project(path: str) -> Project:
                     fix=f"add [pod_templates.{ref}] or use one of: {', '.join(sorted(known_templates)) or 'none'}",
                 )
     names = {i.name for i in images}
-    clash = sorted(names & {w.name for w in workflows})
+    clash = sorted((names & {w.name for w in workflows}) | ({r.name for r in references} & (names | {w.name for w in workflows})))
     if clash:
         raise FlytebuildError(
-            f"{', '.join(clash)} names both an image and a workflow", file=path, fix="give targets distinct names"
+            f"{', '.join(clash)} names more than one target (image, workflow, reference)", file=path, fix="give targets distinct names"
         )
     requirements_file = top.str("requirements")
     lockfile = top.str("lockfile")
@@ -397,6 +437,7 @@ def load_project(path: str) -> Project:
         image_push_jobs=top.int("image_push_jobs", 4),
         targets=targets,
         pod_templates=tuple(pod_templates),
+        references=tuple(references),
         # FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)
         environment=os.environ.get("FLYTEBUILD_ENVIRONMENT") or top.str("environment"),
     )

@@ -63,8 +63,11 @@ def _parser() -> argparse.ArgumentParser:
         "interface-aware cache versions and the planned images. Arguments after the name are the entity's "
         "inputs (`--x 3`) and `--format=json`. Same as `pants run <flyte_workflow>`.",
     )
-    run.add_argument("target", metavar="NAME", help="the workflow to run")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="inputs, e.g. --x 3")
+    run.add_argument("--remote", action="store_true", help="deploy what changed, then run on the cluster")
+    run.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
+    run.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+    run.add_argument("target", metavar="NAME", help="the workflow (or [references.*] entity) to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="inputs, e.g. --x 3; --wait and --format=json")
 
     deploy = commands.add_parser(
         "deploy",
@@ -198,20 +201,58 @@ def _run(args: argparse.Namespace) -> int:
 
     from flytebuild.cli import userenv
     from flytebuild.cli.planning import plan_project
-    from flytebuild.core.run_request import run_request_json
+    from flytebuild.cli.registration import AdminSettings, deploy
+    from flytebuild.core.deploy_report import render_deploy_table
+    from flytebuild.core.run_request import remote_entity, run_request_json
 
     project = load_project(args.config or find_config("."))
-    _workflows_only(project, [args.target], "run")
-    result = plan_project(project, [args.target])
-    (plan,) = result.workflows
+    forwarded = [a for a in args.args if a != "--"]
+    remote = args.remote or "--remote" in forwarded
+    admin = AdminSettings(
+        endpoint=args.endpoint or project.endpoint,
+        insecure=args.insecure if args.insecure is not None else project.insecure,
+        config=project.admin_config,
+        timeout=project.admin_timeout,
+    )
+    admin_json = {"endpoint": admin.endpoint, "insecure": admin.insecure, "config": admin.config, "timeout": admin.timeout}
+    reference = project.reference(args.target)
+    if reference is not None:
+        # Registered on the cluster: launched as it is, nothing compiled or deployed here.
+        script = "remote.py"
+        request = {
+            "admin": admin_json,
+            "target": reference.name,
+            "entity": {"kind": reference.kind, "project": reference.project, "domain": reference.domain,
+                       "name": reference.entity_name, "version": reference.version},
+            "default_inputs": dict(reference.default_inputs),
+        }
+    else:
+        _workflows_only(project, [args.target], "run")
+        result = plan_project(project, [args.target])
+        (plan,) = result.workflows
+        if not remote:
+            script, request = "run.py", run_request_json(plan, result.image_targets)
+        else:
+            script = "remote.py"
+            request = {"admin": admin_json, "target": plan.address, **remote_entity(plan)}
+            if plan.root_kind != "reference":  # a reference in code is registered already
+                code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
+                report = render_deploy_table(summary, warnings)
+                if code != 0:
+                    sys.stdout.write(report)
+                    raise FlytebuildError(
+                        f"{plan.address} could not be deployed (see MESSAGE above); nothing was launched",
+                        fix="fix the cause and re-run: what was registered is kept",
+                    )
+                request["preamble"] = report
     python = userenv.check_python(project.python, project.config_file)
     with tempfile.TemporaryDirectory(prefix="flytebuild-run-") as tmp:
-        request = f"{tmp}/run-request.json"
-        with open(request, "w", encoding="utf-8") as f:
-            f.write(json.dumps(run_request_json(plan, result.image_targets), indent=2, sort_keys=True) + "\n")
+        request_file = f"{tmp}/request.json"
+        with open(request_file, "w", encoding="utf-8") as f:
+            f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
         # The user's program: its own stdin/stdout/stderr and exit code.
         return subprocess.call(
-            [python, userenv.runtime_script("run.py"), request, *[a for a in args.args if a != "--"]],
+            [python, userenv.runtime_script(script), request_file, *forwarded],
             cwd=project.root,
             env=userenv.user_env(project.root, project.source_roots),
         )

@@ -1,4 +1,4 @@
-"""What runtime/run.py needs from a plan (shared by the Pants and CLI adapters)."""
+"""What runtime/run.py and runtime/remote.py need from a plan (shared by the Pants and CLI adapters)."""
 from __future__ import annotations
 
 from typing import Tuple
@@ -19,3 +19,18 @@ def run_request_json(plan: WorkflowPlan, images: Tuple[ImageTarget, ...]) -> dic
             "image_source": f"{t.image_source}: {t.image}" if t.image_address else t.image_source,
         }
     return {"entrypoint": plan.entrypoint, "target": plan.address, "tasks": tasks}
+
+
+def remote_entity(plan: WorkflowPlan) -> dict:
+    """runtime/remote.py's `entity` (+ `default_inputs`, `entrypoint`) to launch what `plan` deployed: its root
+    task, launch plan, or workflow (through its default launch plan, registered with it under the workflow's
+    version); a reference declared in code is launched as registered, its declaration checked against it."""
+    if plan.root_kind == "reference":
+        ref = next(r for r in plan.references if r.name == plan.root_name)
+        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
+                  "version": ref.version}
+        return {"entity": entity, "default_inputs": {}, "entrypoint": plan.entrypoint}
+    version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
+    entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
+              "version": version}
+    return {"entity": entity, "default_inputs": {}}

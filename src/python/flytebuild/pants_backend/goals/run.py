@@ -39,7 +39,7 @@ from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
-from flytebuild.core.run_request import run_request_json
+from flytebuild.core.run_request import remote_entity, run_request_json
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
@@ -202,20 +202,8 @@ def admin_json(flyte: FlyteSubsystem) -> dict:
 
 
 def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
-    """Launch what `plan` deployed: its root task, launch plan, or workflow (through its default launch
-    plan, registered with it under the workflow's version)."""
-    if plan.root_kind == "reference":
-        ref = next(r for r in plan.references if r.name == plan.root_name)
-        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
-                  "version": ref.version}
-        # The declaration in code is checked against what is registered.
-        return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {},
-                "entrypoint": plan.entrypoint}
-    else:
-        version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
-        entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
-                  "version": version}
-    return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {}}
+    """Launch what `plan` deployed (core.run_request.remote_entity: shared with the CLI)."""
+    return {"admin": admin_json(flyte), "target": plan.address, **remote_entity(plan)}
 
 
 @dataclass(frozen=True)
