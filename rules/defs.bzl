@@ -1,5 +1,5 @@
 """Bazel rules for Flyte: `flyte_settings`, `flyte_requirement`, `flyte_image`, `flyte_workflow`,
-`flyte_pod_template`.
+`flyte_pod_template`, `flyte_reference`.
 
 The same targets as the Pants backend's, built by the same core through the `flytebuild` CLI:
 each action hands the CLI a generated configuration holding the build graph that
@@ -365,6 +365,65 @@ _flyte_workflow = rule(
     }),
 )
 
+# --- flyte_reference --------------------------------------------------------------------------
+
+def _flyte_reference_impl(ctx):
+    settings = ctx.attr.settings[FlyteSettingsInfo]
+    label = str(ctx.label)
+    reference = {
+        "kind": ctx.attr.kind,
+        "entity_name": ctx.attr.entity_name,
+        "project": ctx.attr.project or settings.project,
+        "domain": ctx.attr.domain or settings.domain,
+        "default_inputs": ctx.attr.default_inputs,
+    }
+    if ctx.attr.version:
+        reference["version"] = ctx.attr.version
+    facts = ctx.actions.declare_file(ctx.label.name + ".run-facts.json")
+    ctx.actions.write(facts, json.encode_indent({
+        "root": _root_of(facts.short_path),
+        "relative_to_root": True,
+        "python": settings.python,
+        "project": settings.project,
+        "domain": settings.domain,
+        "references": {label: reference},
+    }, indent = "  ") + "\n")
+    script = ctx.actions.declare_file(ctx.label.name + ".run.sh")
+    ctx.actions.write(script, _LAUNCH.format(
+        python = settings.tool_python,
+        cli = _cli_root_short(ctx),
+        facts = facts.short_path,
+        label = label,
+        workspace = ctx.workspace_name,
+    ), is_executable = True)
+    return [DefaultInfo(
+        files = depset([facts]),
+        executable = script,
+        runfiles = ctx.runfiles(files = [facts] + ctx.files._cli),
+    )]
+
+_LAUNCH = """#!/bin/sh
+# bazel run <reference> -- [--endpoint host:port --insecure] [--wait] [--format=json] [--<input> <value> ...]
+set -e
+if [ -d "$0.runfiles/{workspace}" ]; then cd "$0.runfiles/{workspace}"; fi
+export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR=""
+exec "{python}" -m flytebuild.cli -c "{facts}" run "{label}" "$@"
+"""
+
+_flyte_reference = rule(
+    implementation = _flyte_reference_impl,
+    executable = True,
+    doc = "A task, workflow or launch plan registered on the cluster; `bazel run` launches it as registered.",
+    attrs = dict(_COMMON_ATTRS, **{
+        "kind": attr.string(mandatory = True, values = ["task", "workflow", "launch_plan"]),
+        "entity_name": attr.string(mandatory = True),
+        "version": attr.string(doc = "Registered version; empty: the latest."),
+        "project": attr.string(),
+        "domain": attr.string(),
+        "default_inputs": attr.string_dict(doc = "Inputs as on the command line (lowest precedence)."),
+    }),
+)
+
 # --- macros: the settings default to //:flyte_settings of the calling workspace ------------------
 
 def flyte_image(name, settings = _SETTINGS, **kwargs):
@@ -372,3 +431,6 @@ def flyte_image(name, settings = _SETTINGS, **kwargs):
 
 def flyte_workflow(name, settings = _SETTINGS, **kwargs):
     _flyte_workflow(name = name, settings = settings, **kwargs)
+
+def flyte_reference(name, settings = _SETTINGS, **kwargs):
+    _flyte_reference(name = name, settings = settings, **kwargs)

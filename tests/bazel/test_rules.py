@@ -134,3 +134,12 @@ def test_bazel_run_deploys_what_changed(bazel_ws, user_python):
         proc, _, _ = bazel_ws.bazel(*args)
         assert {e["status"] for e in json.loads(proc.stdout)["entities"]} == {"unchanged"}
         assert admin.uploads.count == 1
+
+        # flyte_reference: launched as registered (its latest version), nothing built or deployed.
+        mark = admin.mark()
+        proc, _, _ = bazel_ws.bazel("run", "//demo:registered_wf", "--", "--endpoint", admin.endpoint,
+                                    "--insecure", "--format=json")
+        launched = json.loads(proc.stdout)
+        assert launched["entity"]["name"] == "demo.workflows.wf"
+        assert [e["entity"]["name"] for e in admin.store.executions()] == ["demo.workflows.wf"]
+        assert admin.since(mark)["counters"].get("task", {}).get("created", 0) == 0

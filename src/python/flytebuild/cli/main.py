@@ -194,6 +194,26 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _take_admin_flags(args: argparse.Namespace, forwarded: List[str]) -> List[str]:
+    """`--endpoint X` / `--insecure` given after NAME (as `bazel run ... -- --endpoint X` passes them)
+    are ours, not inputs of the entity."""
+    rest: List[str] = []
+    i = 0
+    while i < len(forwarded):
+        a = forwarded[i]
+        if a == "--insecure":
+            args.insecure = True
+        elif a.startswith("--endpoint="):
+            args.endpoint = a.split("=", 1)[1]
+        elif a == "--endpoint" and i + 1 < len(forwarded):
+            args.endpoint = forwarded[i + 1]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return rest
+
+
 def _run(args: argparse.Namespace) -> int:
     import json
     import subprocess
@@ -206,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     from flytebuild.core.run_request import remote_entity, run_request_json
 
     project = load_project(args.config or find_config("."))
-    forwarded = [a for a in args.args if a != "--"]
+    forwarded = _take_admin_flags(args, [a for a in args.args if a != "--"])
     remote = args.remote or "--remote" in forwarded
     admin = AdminSettings(
         endpoint=args.endpoint or project.endpoint,
