@@ -15,6 +15,7 @@ test: user-env system-deps
 system-deps:
 	@bash tests/support/install_registry.sh
 	@bash tests/support/install_docker.sh
+	@bash tests/support/install_bazel.sh
 
 bootstrap:
 	@./pants --no-pantsd --version >/dev/null

@@ -44,3 +44,13 @@ class Cli:
 @pytest.fixture(scope="session")
 def cli(user_python, tmp_path_factory) -> Cli:
     return Cli(user_python, tmp_path_factory.mktemp("flytebuild-cache"))
+
+
+# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
+_ispec = importlib.util.spec_from_file_location("_images_conftest_for_cli", REPO / "tests/images/conftest.py")
+_images = importlib.util.module_from_spec(_ispec)
+sys.modules[_ispec.name] = _images
+_ispec.loader.exec_module(_images)
+registry = _images.registry
+python_base = _images.python_base
+cache_dir = _images.cache_dir

@@ -133,3 +133,40 @@ def test_missing_user_python(tmp_path, cli):
     root = _project(tmp_path, _CONFIG, _CODE)
     proc = cli("plan", cwd=root, env={"FLYTEBUILD_PYTHON": ""})
     assert proc.returncode == 1 and "No user Python is configured" in proc.stderr
+
+
+_POD = """
+    containers:
+      - name: primary
+        resources:
+          limits:
+            memory: ${memory}
+    """
+
+
+def test_pod_templates_render_per_environment_and_invalid_ones_fail_clearly(tmp_path, cli):
+    config = _CONFIG + (
+        '\npod_template = "pod"\n\n[pod_templates.pod]\nsource = "pod.yaml"\n'
+        'overlays = { prod = "pod-prod.yaml" }\nvalues = { memory = "1Gi" }\n'
+    )
+    root = _project(tmp_path, config, {**_CODE, "pod.yaml": _POD, "pod-prod.yaml": "nodeSelector:\n  pool: big\n"})
+    dev = cli("render", "--format=json", cwd=root)
+    assert dev.returncode == 0, dev.stderr
+    (pod,) = json.loads(dev.stdout)["pods"]
+    assert pod["task"] == "proj.tasks.one" and pod["files"] == ["pod.yaml"]
+    (primary,) = pod["pod"]["pod_spec"]["containers"]
+    assert primary["resources"]["limits"]["memory"] == "1Gi" and primary["image"].startswith("localhost:5000/img:")
+    (prod,) = json.loads(cli("render", "--format=json", "--env=prod", cwd=root, check=True).stdout)["pods"]
+    assert prod["pod"]["pod_spec"]["nodeSelector"] == {"pool": "big"} and prod["files"] == ["pod.yaml", "pod-prod.yaml"]
+    # The pod template is an input of the task's version.
+    plan = json.loads(cli("plan", "--format=json", cwd=root, check=True).stdout)
+    (root / "pod.yaml").write_text(textwrap.dedent(_POD).replace("${memory}", "2Gi"))
+    assert json.loads(cli("plan", "--format=json", cwd=root, check=True).stdout) != plan
+
+    (root / "pod.yaml").write_text("containers:\n  - name: primary\n    imagePullPolicyy: Always\n")
+    bad = cli("plan", cwd=root)
+    assert bad.returncode == 1 and "not a valid Kubernetes V1PodSpec" in bad.stderr, bad.stderr
+    assert "`containers[0].imagePullPolicyy`: unknown field" in bad.stderr and "pod.yaml" in bad.stderr
+    (root / "flytebuild.toml").write_text(textwrap.dedent(config).replace('pod_template = "pod"', 'pod_template = "pdo"'))
+    unknown = cli("plan", cwd=root)
+    assert unknown.returncode == 1 and "pod template `pdo`" in unknown.stderr and "use one of: pod" in unknown.stderr

@@ -13,6 +13,9 @@ NAMES = {
     "mixed-wf": "examples/mixed:wf",
     "mixed-container-wf": "examples/mixed:container_wf",
     "mixed-pod": "examples/mixed:pod",
+    "typed-image": "examples/typed:image",
+    "typed-wf": "examples/typed:wf",
+    "typed-lp": "examples/typed:lp",
 }
 
 
@@ -26,8 +29,10 @@ def _as_pants(plan: dict) -> dict:
             for key in ("image", "image_address"):
                 if task[key] in NAMES:
                     task[key] = NAMES[task[key]]
-            if task.get("pod_template_source"):
-                task["pod_template_source"] = " ".join(NAMES.get(w, w) for w in task["pod_template_source"].split(" "))
+            source = task.get("pod_template_source")
+            if source:
+                name, _, rest = source.partition(" ")
+                task["pod_template_source"] = f"{NAMES.get(name, name)} {rest}".rstrip()
             task["warnings"] = [
                 w.replace(" mixed-runtime", " examples/mixed:runtime") for w in task["warnings"]
             ]
@@ -87,3 +92,16 @@ def test_cli_package_writes_the_bytes_pants_package_writes(pants_repo, cli):
         for name in theirs:
             assert (dist / ours / name).read_bytes() == (pants_repo.root / "dist" / pants_dir / name).read_bytes(), name
     assert any(p.name.startswith("fast") for p in (dist / "mixed-wf").iterdir())
+
+
+def test_cli_render_equals_pants_flyte_render(pants_repo, cli):
+    pants = pants_repo.pants("flyte-render", "--env=prod", "--format=json", "examples/mixed:wf", check=True)
+    ours = cli("-c", "examples/flytebuild.toml", "render", "--env=prod", "--format=json", "mixed-wf",
+               cwd=pants_repo.root, check=True)
+    theirs, mine = json.loads(pants.stdout)["pods"], json.loads(ours.stdout)["pods"]
+    for pod in mine:
+        pod["workflow"] = NAMES[pod["workflow"]]
+        name, _, rest = pod["source"].partition(" ")
+        pod["source"] = f"{NAMES.get(name, name)} {rest}"
+    assert mine == theirs and len(mine) >= 5
+    assert {p["environment"] for p in mine} == {"prod"}

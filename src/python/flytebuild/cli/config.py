@@ -9,6 +9,7 @@ configuration kept in a subdirectory gives the same versions as Pants or Bazel o
 from __future__ import annotations
 
 import glob
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -16,10 +17,15 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flytebuild.core.errors import FlytebuildError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10 (pyproject: tomli; python_version < "3.11")
-    import tomli as tomllib
+
+
+def _tomllib():
+    # Imported on use: generated JSON configurations (the Bazel rules') need no TOML reader.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # 3.9/3.10: pyproject declares tomli for them
+        import tomli as tomllib
+    return tomllib
 
 CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
 
@@ -55,8 +61,7 @@ class WorkflowConfig:
     image: Optional[str]
     images: Tuple[Tuple[str, str], ...]
     task_images: Tuple[Tuple[str, str], ...]
-    # flyte_workflow's pod_template / task_pod_templates (names of [pod_templates.*]) and cache_key
-    pod_template: Optional[str] = None
+    pod_template: Optional[str] = None  # a [pod_templates.*] name
     task_pod_templates: Tuple[Tuple[str, str], ...] = ()
     cache_key: str = "interface"
     task_cache_keys: Tuple[Tuple[str, str], ...] = ()
@@ -64,13 +69,34 @@ class WorkflowConfig:
 
 @dataclass(frozen=True)
 class PodTemplateConfig:
-    """A `flyte_pod_template`: `[pod_templates.NAME]` with repo-relative file paths."""
-
     name: str
-    source: str
-    overlays: Tuple[Tuple[str, str], ...]  # (environment, file)
+    source: str  # repo-relative
+    overlays: Tuple[Tuple[str, str], ...]  # (environment, repo-relative file)
     values: Tuple[Tuple[str, str], ...]
     primary_container_name: Optional[str]
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """A `flyte_reference`: an entity registered on the cluster, run with `flytebuild run`."""
+
+    name: str
+    kind: str  # task | workflow | launch_plan
+    entity_name: str
+    version: Optional[str]  # None: the latest registered
+    project: str
+    domain: str
+    default_inputs: Tuple[Tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class TargetFacts:
+    """A build-graph node handed over by a build system (the Bazel rules' aspect)."""
+
+    label: str
+    srcs: Tuple[str, ...]  # repo-relative
+    deps: Tuple[str, ...]  # labels
+    requirements: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -98,9 +124,18 @@ class Project:
     # package's [flyte] image options
     image_cache_dir: Optional[str] = None  # absolute
     image_push_jobs: int = 4
-    # flyte_pod_template targets and [flyte] environment
+    # A build graph from a build system: closures come from it instead of import analysis, and
+    # image `dependencies` are its labels.
+    targets: Optional[Tuple[TargetFacts, ...]] = None
     pod_templates: Tuple[PodTemplateConfig, ...] = ()
-    environment: Optional[str] = None
+    environment: Optional[str] = None  # the pod templates' overlay ([flyte].environment)
+    references: Tuple[ReferenceConfig, ...] = ()
+
+    def reference(self, name: str) -> Optional[ReferenceConfig]:
+        return next((r for r in self.references if r.name == name), None)
+
+    def pod_template(self, name: str) -> Optional[PodTemplateConfig]:
+        return next((p for p in self.pod_templates if p.name == name), None)
 
     def repo_path(self, config_path: str) -> str:
         """A path written in the configuration, as a repo-relative path."""
@@ -141,25 +176,34 @@ def find_config(start: str) -> str:
 def _read_toml(path: str) -> Dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            if path.endswith(".json"):
+                return json.load(f)
+            tomllib = _tomllib()
+            try:
+                return tomllib.load(f)
+            except tomllib.TOMLDecodeError as e:
+                raise FlytebuildError(f"{path} is not valid TOML: {e}", file=path, fix="fix the TOML syntax") from None
     except OSError as e:
         raise FlytebuildError(f"Cannot read {path}: {e.strerror}", file=path) from None
-    except tomllib.TOMLDecodeError as e:
-        raise FlytebuildError(f"{path} is not valid TOML: {e}", file=path, fix="fix the TOML syntax") from None
+    except ValueError as e:
+        raise FlytebuildError(f"{path} is not valid JSON: {e}", file=path) from None
 
 
 _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
-    "pod_templates", "environment",
+    "relative_to_root", "targets", "pod_templates", "environment", "references",
 }
+_REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
+_REFERENCE_KINDS = ("task", "workflow", "launch_plan")
 _POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
-_CACHE_KEY_POLICIES = ("interface", "code")
+_CACHE_KEY_POLICIES = ("interface", "code")  # core.plan.CACHE_KEY_POLICIES
+_TARGET_KEYS = {"srcs", "deps", "requirements"}
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
 _WORKFLOW_KEYS = {
-    "entrypoint", "image", "images", "task_images", "project", "domain",
-    "pod_template", "task_pod_templates", "cache_key",
+    "entrypoint", "image", "images", "task_images", "project", "domain", "pod_template", "task_pod_templates",
+    "cache_key",
 }
 
 
@@ -236,6 +280,15 @@ def load_project(path: str) -> Project:
     root = os.path.normpath(os.path.join(directory, top.str("root") or "."))
     if not os.path.isdir(root):
         raise FlytebuildError(f"`root` {root} is not a directory", file=path, fix="point `root` at the repository root")
+    if top.bool("relative_to_root"):
+        directory = root  # generated files (Bazel) write every path relative to the root
+    targets = None
+    if "targets" in top.data:
+        targets = []
+        for label, table in sorted(top.tables("targets").items()):
+            t = _Reader(table, f"targets[{label!r}]", path, _TARGET_KEYS)
+            targets.append(TargetFacts(label, t.strs("srcs"), t.strs("deps"), t.strs("requirements")))
+        targets = tuple(targets)
     partial = Project(
         config_file=path, directory=directory, root=root, source_roots=(), python=None,
         requirements_file=None, lockfile=None, module_mapping=(), default_image=None,
@@ -264,7 +317,8 @@ def load_project(path: str) -> Project:
                 base=img.str("base") or defaults["default_base"],
                 registry=img.str("registry") or defaults["registry"],
                 repository=img.str("repository") or image_name,
-                dependencies=tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
+                dependencies=img.strs("dependencies") if targets is not None
+                else tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
                 requirements=img.strs("requirements"),
                 env=tuple(sorted(env.items())),
                 python=img.str("python", DEFAULT_IMAGE_PYTHON),
@@ -280,6 +334,14 @@ def load_project(path: str) -> Project:
                 file=path,
                 fix='set entrypoint = "package.module:workflow" (or "path/to/file.py:workflow")',
             )
+        cache_key = wf.data.get("cache_key", "interface")
+        per_task = cache_key if isinstance(cache_key, dict) else {}
+        if not (cache_key in _CACHE_KEY_POLICIES or (per_task and all(v in _CACHE_KEY_POLICIES for v in per_task.values()))):
+            raise FlytebuildError(
+                f"`cache_key` in [workflows.{name}] is {cache_key!r}",
+                file=path,
+                fix=f'use "interface" or "code", or a table of task name to one of them',
+            )
         workflows.append(
             WorkflowConfig(
                 name=name,
@@ -291,7 +353,8 @@ def load_project(path: str) -> Project:
                 task_images=wf.str_map("task_images"),
                 pod_template=wf.str("pod_template"),
                 task_pod_templates=wf.str_map("task_pod_templates"),
-                **_cache_key(wf, name, path),
+                cache_key=cache_key if isinstance(cache_key, str) else "interface",
+                task_cache_keys=tuple(sorted(per_task.items())),
             )
         )
     pod_templates = []
@@ -311,6 +374,27 @@ def load_project(path: str) -> Project:
                 primary_container_name=pt.str("primary_container_name"),
             )
         )
+    references = []
+    for name, table in sorted(top.tables("references").items()):
+        ref = _Reader(table, f"[references.{name}]", path, _REFERENCE_KEYS)
+        kind, entity_name = ref.str("kind"), ref.str("entity_name")
+        if kind not in _REFERENCE_KINDS or not entity_name:
+            raise FlytebuildError(
+                f"[references.{name}] needs `kind` ({', '.join(_REFERENCE_KINDS)}) and `entity_name`",
+                file=path,
+                fix='e.g. kind = "workflow", entity_name = "my_project.workflows.pipeline"',
+            )
+        references.append(
+            ReferenceConfig(
+                name=name,
+                kind=kind,
+                entity_name=entity_name,
+                version=ref.str("version"),
+                project=ref.str("project") or defaults["project"],
+                domain=ref.str("domain") or defaults["domain"],
+                default_inputs=ref.str_map("default_inputs"),
+            )
+        )
     known_templates = {t.name for t in pod_templates}
     for w in workflows:
         for ref in [w.pod_template] + [v for _, v in w.task_pod_templates]:
@@ -321,10 +405,10 @@ def load_project(path: str) -> Project:
                     fix=f"add [pod_templates.{ref}] or use one of: {', '.join(sorted(known_templates)) or 'none'}",
                 )
     names = {i.name for i in images}
-    clash = sorted(names & {w.name for w in workflows})
+    clash = sorted((names & {w.name for w in workflows}) | ({r.name for r in references} & (names | {w.name for w in workflows})))
     if clash:
         raise FlytebuildError(
-            f"{', '.join(clash)} names both an image and a workflow", file=path, fix="give targets distinct names"
+            f"{', '.join(clash)} names more than one target (image, workflow, reference)", file=path, fix="give targets distinct names"
         )
     requirements_file = top.str("requirements")
     lockfile = top.str("lockfile")
@@ -351,27 +435,11 @@ def load_project(path: str) -> Project:
         image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
         if top.str("image_cache_dir") else None,
         image_push_jobs=top.int("image_push_jobs", 4),
+        targets=targets,
         pod_templates=tuple(pod_templates),
-        environment=_environment(top.str("environment")),
-    )
-
-
-def _environment(value: Optional[str]) -> Optional[str]:
-    """`[flyte] environment`: FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)."""
-    return os.environ.get("FLYTEBUILD_ENVIRONMENT") or value
-
-
-def _cache_key(wf: "_Reader", name: str, path: str) -> Dict[str, Any]:
-    """`cache_key = "interface" | "code"`, or a table of task name to one of them (flyte_workflow's field)."""
-    value = wf.data.get("cache_key", "interface")
-    if isinstance(value, str) and value in _CACHE_KEY_POLICIES:
-        return {"cache_key": value}
-    if isinstance(value, dict) and all(v in _CACHE_KEY_POLICIES for v in value.values()):
-        return {"cache_key": "interface", "task_cache_keys": tuple(sorted(value.items()))}
-    raise FlytebuildError(
-        f"`cache_key` in [workflows.{name}] is {value!r}",
-        file=path,
-        fix='use "interface", "code", or a table of task name to one of them',
+        references=tuple(references),
+        # FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)
+        environment=os.environ.get("FLYTEBUILD_ENVIRONMENT") or top.str("environment"),
     )
 
 

@@ -15,7 +15,7 @@ from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.requirements import Requirements, load_requirements
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import StatCache, digest_files
-from flytebuild.core.imports import ImportGraph, index_modules, requirement_modules
+from flytebuild.core.imports import ImportGraph, ModuleIndex, index_modules, requirement_modules
 from flytebuild.core.lockfile import requirement_name
 from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowTarget
 from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
@@ -99,11 +99,14 @@ class ProjectGraph:
             return Closure()
         return self.closure_of_files([path])
 
+    def _image_closure(self, image: ImageConfig, owner: str) -> Closure:
+        paths = [p for d in image.dependencies for p in self._expand(d, owner)]
+        return self.closure_of_files(paths, image.requirements)
+
     def image_target(self, image: ImageConfig) -> ImageTarget:
         owner = f"[images.{image.name}]"
         self.requirements.check(image.requirements, owner, self.project.config_file)
-        paths = [p for d in image.dependencies for p in self._expand(d, owner)]
-        closure = self.closure_of_files(paths, image.requirements)
+        closure = self._image_closure(image, owner)
         return ImageTarget(
             address=image.name,
             image_name=image.image_name,
@@ -142,7 +145,45 @@ class ProjectGraph:
             )
         return f"{module}:{attr}"
 
-    def workflow_target(self, workflow: WorkflowConfig, entrypoint: str) -> WorkflowTarget:
+    def _text(self, path: str, owner: str, what: str) -> str:
+        try:
+            with open(os.path.join(self.project.root, path), "rb") as f:
+                data = f.read()
+        except OSError:
+            raise PodTemplateError(
+                f"the {what} file `{path}` does not exist",
+                target=owner,
+                file=self.project.config_file,
+                fix="create it, or correct the path (relative to the configuration file)",
+            ) from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise PodTemplateError("the file is not UTF-8 text", file=path, target=owner) from None
+
+    def pod_template_target(self, name: str, origin: str) -> PodTemplateTarget:
+        config = self.project.pod_template(name)
+        if config is None:
+            known = ", ".join(p.name for p in self.project.pod_templates) or "none configured"
+            raise FlytebuildError(
+                f"{origin} names pod template `{name}`, which is not in [pod_templates]",
+                file=self.project.config_file,
+                fix=f"use one of: {known}",
+            )
+        return PodTemplateTarget(
+            address=config.name,
+            source=PodTemplateSource(config.source, self._text(config.source, config.name, "`source`")),
+            overlays=tuple(
+                sorted((env, PodTemplateSource(f, self._text(f, config.name, f"overlay `{env}`"))) for env, f in config.overlays)
+            ),
+            values=config.values,
+            primary_container_name=config.primary_container_name,
+        )
+
+    def workflow_target(
+        self, workflow: WorkflowConfig, entrypoint: str, environment: Optional[str] = None
+    ) -> WorkflowTarget:
+        origin = f"[workflows.{workflow.name}]"
         return WorkflowTarget(
             address=workflow.name,
             entrypoint=entrypoint,
@@ -151,36 +192,109 @@ class ProjectGraph:
             image=workflow.image,
             images=workflow.images,
             task_images=workflow.task_images,
-            pod_template=self.pod_template_target(workflow.pod_template) if workflow.pod_template else None,
+            pod_template=self.pod_template_target(workflow.pod_template, f"{origin} pod_template")
+            if workflow.pod_template
+            else None,
             task_pod_templates=tuple(
-                (task, self.pod_template_target(name)) for task, name in workflow.task_pod_templates
+                (task, self.pod_template_target(name, f"{origin} task_pod_templates"))
+                for task, name in workflow.task_pod_templates
             ),
-            environment=self.project.environment,
+            environment=environment if environment is not None else self.project.environment,
             cache_key=workflow.cache_key,
             task_cache_keys=workflow.task_cache_keys,
         )
 
-    def pod_template_target(self, name: str) -> PodTemplateTarget:
-        """A `[pod_templates.NAME]` with its files read (the Pants twin: util_rules/pod_templates.py)."""
-        config = next(t for t in self.project.pod_templates if t.name == name)
 
-        def read(path: str, what: str) -> PodTemplateSource:
-            try:
-                with open(os.path.join(self.project.root, path), encoding="utf-8") as f:
-                    return PodTemplateSource(path, f.read())
-            except (OSError, UnicodeDecodeError) as e:
-                raise PodTemplateError(
-                    f"cannot read the {what} file {path}: {getattr(e, 'strerror', None) or e}",
-                    target=name,
+
+class TargetGraph(ProjectGraph):
+    """Closures from a build system's graph (the Bazel rules' aspect) instead of import analysis:
+    a file's closure is the transitive closure of the targets owning it, as in Pants."""
+
+    def __init__(self, project: Project, installed: Optional[Mapping[str, Sequence[str]]] = None) -> None:
+        assert project.targets is not None
+        self.project = project
+        self.requirements = load_requirements(project.root, project.requirements_file, project.lockfile)
+        self.targets = {t.label: t for t in project.targets}
+        self.owners: Dict[str, List[str]] = {}
+        for t in project.targets:
+            for src in t.srcs:
+                self.owners.setdefault(src, []).append(t.label)
+        modules: Dict[str, Tuple[str, ...]] = {}
+        module_of: Dict[str, str] = {}
+        for path in sorted(self.owners):
+            module = _module_name(path, project.source_roots)
+            if module:
+                module_of[path] = module
+                modules[module] = tuple(sorted({*modules.get(module, ()), path}))
+        self.index = ModuleIndex(os.path.abspath(project.root), project.source_roots, modules, module_of)
+        self._digests: Dict[str, str] = {}
+        self._cache = _stat_cache(project.root)
+        self._memo: Dict[str, Tuple[frozenset, frozenset]] = {}
+
+    def use_installed(self, installed: Optional[Mapping[str, Sequence[str]]]) -> None:
+        pass  # requirements are edges of the graph; nothing to map
+
+    def _transitive(self, label: str, owner: str) -> Tuple[frozenset, frozenset]:
+        if label in self._memo:
+            return self._memo[label]
+        files: set = set()
+        requirements: set = set()
+        stack, seen = [label], set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            target = self.targets.get(current)
+            if target is None:
+                raise FlytebuildError(
+                    f"{owner} depends on {current}, which the build graph does not describe",
                     file=self.project.config_file,
-                    fix="create it, or correct the path (relative to the configuration file)",
-                ) from None
+                    fix="this is a bug of the build-system rules that wrote the file; please report it",
+                )
+            files.update(target.srcs)
+            requirements.update(requirement_name(r) for r in target.requirements)
+            stack.extend(target.deps)
+        self._memo[label] = (frozenset(files), frozenset(requirements))
+        return self._memo[label]
 
-        return PodTemplateTarget(
-            address=name,
-            source=read(config.source, "`source`"),
-            overlays=tuple((env, read(path, f"`{env}` overlay")) for env, path in config.overlays),
-            values=config.values,
-            primary_container_name=config.primary_container_name,
-        )
+    def _closure_of_labels(self, labels: Iterable[str], owner: str, extra: Iterable[str] = ()) -> Closure:
+        files: set = set()
+        requirements = {requirement_name(r) for r in extra}
+        for label in labels:
+            f, r = self._transitive(label, owner)
+            files |= f
+            requirements |= r
+        self.requirements.check(requirements, owner, self.project.config_file)
+        names = sorted(requirements)
+        return Closure(sources=self.digests(files), requirements=tuple(names), pins=self.requirements.pins(names))
 
+    def closure_of_source_file(self, path: str) -> Closure:
+        owners = self.owners.get(path)
+        if not owners:
+            return Closure()
+        return self._closure_of_labels(sorted(owners), path)
+
+    def _image_closure(self, image: ImageConfig, owner: str) -> Closure:
+        return self._closure_of_labels(image.dependencies, image.name, image.requirements)
+
+
+def _module_name(path: str, source_roots: Sequence[str]) -> Optional[str]:
+    """`a/b/c.py` under source root `a` → `b.c` (the longest matching root wins)."""
+    if not path.endswith((".py", ".pyi")):
+        return None
+    for root in sorted(source_roots, key=len, reverse=True):
+        if root and not path.startswith(root + "/"):
+            continue
+        rel = path[len(root) + 1 :] if root else path
+        parts = rel.rsplit(".", 1)[0].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and all(p.isidentifier() for p in parts):
+            return ".".join(parts)
+        return None
+    return None
+
+
+def project_graph(project: Project) -> ProjectGraph:
+    return TargetGraph(project) if project.targets is not None else ProjectGraph(project)

@@ -33,13 +33,41 @@ def _parser() -> argparse.ArgumentParser:
 
     package = commands.add_parser(
         "package",
-        help="registration archives of workflows (pyflyte-package layout + code bundle)",
-        description="Per workflow, `<dist>/<name>/flyte-package.tgz`: the numbered .pb files of every entity, "
-        "each under its content-addressed version, plus the code bundle of the fast tasks only. "
-        "Same bytes as `pants package` of the flyte_workflow.",
+        help="build images; write registration archives of workflows",
+        description="Images: built without a daemon, reproducibly, holding exactly their closure, tagged with "
+        "their content version, then pushed (nothing is built when the tag exists), written as an OCI layout, "
+        "or loaded into Docker; `<dist>/<name>.image.json` records ref and digest. "
+        "Workflows: `<dist>/<name>/flyte-package.tgz`, the numbered .pb files of every entity, each under its "
+        "content-addressed version, plus the code bundle of the fast tasks only. Same as `pants package`.",
     )
-    package.add_argument("targets", nargs="*", metavar="NAME", help="workflows to package (default: all)")
+    package.add_argument("targets", nargs="*", metavar="NAME", help="images and workflows (default: all)")
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
+    package.add_argument("--image-output", choices=("push", "oci", "docker"), default="push",
+                         help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
+
+    render = commands.add_parser(
+        "render",
+        help="the final Kubernetes pod spec of every task",
+        description="Print the final pod spec of every task of the workflows (pod template + environment "
+        "overlay + code-level overrides, validated as V1PodSpec, the task's image in the primary container). "
+        "Same output as `pants flyte-render`.",
+    )
+    render.add_argument("targets", nargs="*", metavar="NAME", help="workflows (default: all)")
+    render.add_argument("--env", default=None, help="environment whose overlays apply (default: `environment`)")
+    render.add_argument("--format", choices=("yaml", "json"), default="yaml")
+
+    run = commands.add_parser(
+        "run",
+        help="run a workflow locally, with the plan's cache versions and images",
+        description="Run a workflow, launch plan or task locally in the user's environment, with flytebuild's "
+        "interface-aware cache versions and the planned images. Arguments after the name are the entity's "
+        "inputs (`--x 3`) and `--format=json`. Same as `pants run <flyte_workflow>`.",
+    )
+    run.add_argument("--remote", action="store_true", help="deploy what changed, then run on the cluster")
+    run.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
+    run.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+    run.add_argument("target", metavar="NAME", help="the workflow (or [references.*] entity) to run")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="inputs, e.g. --x 3; --wait and --format=json")
 
     deploy = commands.add_parser(
         "deploy",
@@ -88,18 +116,34 @@ def _workflows_only(project, names, command: str) -> None:
 def _package(args: argparse.Namespace) -> int:
     import os
 
-    from flytebuild.cli.planning import plan_project
+    from flytebuild.cli import images as cli_images
+    from flytebuild.cli.graph import project_graph
+    from flytebuild.cli.planning import plan_project, select
     from flytebuild.cli.registration import package_workflows
 
     project = load_project(args.config or find_config("."))
-    _workflows_only(project, args.targets, "package")
-    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    workflows, images = select(project, args.targets)
     dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
-    for path, lines in package_workflows(project, result, dist):
-        shown = os.path.relpath(path)
-        print(f"Wrote {path if shown.startswith('..') else shown}")
-        for line in lines:
-            print(f"    {line}")
+
+    def shown(path: str) -> str:
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+
+    if images:
+        graph = project_graph(project)
+        for config in images:
+            published = cli_images.publish_image(
+                project, graph, graph.image_target(config), args.image_output, dist, project.image_push_jobs
+            )
+            summary = cli_images.write_summary(published, dist)
+            print(f"Wrote {shown(summary)}")
+            print(f"    {cli_images.describe(published)}")
+    if workflows:
+        result = plan_project(project, [w.name for w in workflows])
+        for path, lines in package_workflows(project, result, dist):
+            print(f"Wrote {shown(path)}")
+            for line in lines:
+                print(f"    {line}")
     return 0
 
 
@@ -129,7 +173,112 @@ def _deploy(args: argparse.Namespace) -> int:
     return code
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "deploy": _deploy}
+def _render(args: argparse.Namespace) -> int:
+    import json
+
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.core.plan import plan_image
+    from flytebuild.core.pod_render import render_entries, render_yaml
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "render")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows], args.env)
+    image_refs = {image.address: plan_image(image).ref for image in result.image_targets}
+    entries = render_entries(list(result.workflows), image_refs)
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"pods": entries}, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
+    elif entries:
+        sys.stdout.write(render_yaml(entries))
+    else:
+        print("flytebuild render: no task of these workflows has a pod template.", file=sys.stderr)
+    return 0
+
+
+def _take_admin_flags(args: argparse.Namespace, forwarded: List[str]) -> List[str]:
+    """`--endpoint X` / `--insecure` given after NAME (as `bazel run ... -- --endpoint X` passes them)
+    are ours, not inputs of the entity."""
+    rest: List[str] = []
+    i = 0
+    while i < len(forwarded):
+        a = forwarded[i]
+        if a == "--insecure":
+            args.insecure = True
+        elif a.startswith("--endpoint="):
+            args.endpoint = a.split("=", 1)[1]
+        elif a == "--endpoint" and i + 1 < len(forwarded):
+            args.endpoint = forwarded[i + 1]
+            i += 1
+        else:
+            rest.append(a)
+        i += 1
+    return rest
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+    import subprocess
+    import tempfile
+
+    from flytebuild.cli import userenv
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.cli.registration import AdminSettings, deploy
+    from flytebuild.core.deploy_report import render_deploy_table
+    from flytebuild.core.run_request import remote_entity, run_request_json
+
+    project = load_project(args.config or find_config("."))
+    forwarded = _take_admin_flags(args, [a for a in args.args if a != "--"])
+    remote = args.remote or "--remote" in forwarded
+    admin = AdminSettings(
+        endpoint=args.endpoint or project.endpoint,
+        insecure=args.insecure if args.insecure is not None else project.insecure,
+        config=project.admin_config,
+        timeout=project.admin_timeout,
+    )
+    admin_json = {"endpoint": admin.endpoint, "insecure": admin.insecure, "config": admin.config, "timeout": admin.timeout}
+    reference = project.reference(args.target)
+    if reference is not None:
+        # Registered on the cluster: launched as it is, nothing compiled or deployed here.
+        script = "remote.py"
+        request = {
+            "admin": admin_json,
+            "target": reference.name,
+            "entity": {"kind": reference.kind, "project": reference.project, "domain": reference.domain,
+                       "name": reference.entity_name, "version": reference.version},
+            "default_inputs": dict(reference.default_inputs),
+        }
+    else:
+        _workflows_only(project, [args.target], "run")
+        result = plan_project(project, [args.target])
+        (plan,) = result.workflows
+        if not remote:
+            script, request = "run.py", run_request_json(plan, result.image_targets)
+        else:
+            script = "remote.py"
+            request = {"admin": admin_json, "target": plan.address, **remote_entity(plan)}
+            if plan.root_kind != "reference":  # a reference in code is registered already
+                code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
+                report = render_deploy_table(summary, warnings)
+                if code != 0:
+                    sys.stdout.write(report)
+                    raise FlytebuildError(
+                        f"{plan.address} could not be deployed (see MESSAGE above); nothing was launched",
+                        fix="fix the cause and re-run: what was registered is kept",
+                    )
+                request["preamble"] = report
+    python = userenv.check_python(project.python, project.config_file)
+    with tempfile.TemporaryDirectory(prefix="flytebuild-run-") as tmp:
+        request_file = f"{tmp}/request.json"
+        with open(request_file, "w", encoding="utf-8") as f:
+            f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
+        # The user's program: its own stdin/stdout/stderr and exit code.
+        return subprocess.call(
+            [python, userenv.runtime_script(script), request_file, *forwarded],
+            cwd=project.root,
+            env=userenv.user_env(project.root, project.source_roots),
+        )
+
+
+_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
-from flytebuild.cli.graph import ProjectGraph
+from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
@@ -47,7 +47,7 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
     return workflows, images
 
 
-def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
+def plan_project(project: Project, names: Sequence[str] = (), environment: Optional[str] = None) -> ProjectPlan:
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
@@ -55,7 +55,7 @@ def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
             file=project.config_file,
             fix="declare images and workflows (see examples/flytebuild.toml)",
         )
-    graph = ProjectGraph(project)
+    graph = project_graph(project)
     introspections: Dict[str, dict] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
@@ -86,7 +86,7 @@ def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
                 closures[path] = graph.closure_of_source_file(path)
         plans.append(
             plan_workflow(
-                graph.workflow_target(workflow, entrypoint),
+                graph.workflow_target(workflow, entrypoint, environment),
                 intro,
                 {p: closures[p] for p in {t.source_file for t in intro.tasks if t.source_file}},
                 image_targets,
@@ -94,8 +94,9 @@ def plan_project(project: Project, names: Sequence[str] = ()) -> ProjectPlan:
             )
         )
         introspections[workflow.name] = data
-    for p in plans:  # every final pod template is a valid V1PodSpec before anything uses the plan
-        userenv.validate_pod_templates(project.python, project.config_file, p)
+    # Every rendered pod template is checked as a Kubernetes V1PodSpec in the user's environment
+    # before anything uses the plan (one process for all workflows).
+    userenv.validate_pod_templates(project, plans)
     used = {t.image_address for p in plans for t in p.tasks if t.image_address}
     chosen = sorted(used | {i.name for i in listed} | ({i.name for i in project.images} if not names else set()))
     return ProjectPlan(

@@ -114,7 +114,7 @@ def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> L
         if bundle is not None:
             entries.append((bundle.name, bundle.data))
         archive = build_layer(entries, name="flyte-package").read_bytes()
-        out_dir = os.path.join(dist_dir, plan.address)
+        out_dir = os.path.join(dist_dir, dist_name(plan.address))
         os.makedirs(out_dir, exist_ok=True)
         _write(os.path.join(out_dir, ARCHIVE), archive)
         lines = [f"{len(serialized.files)} entities (numbered .pb files, `flytectl register files --archive`)"]
@@ -125,6 +125,11 @@ def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> L
             lines.append("no code bundle: every task runs from its image")
         written.append((os.path.join(out_dir, ARCHIVE), lines))
     return written
+
+
+def dist_name(address: str) -> str:
+    """A target's output directory name: `baked-wf` stays, a label `//demo:wf` becomes `demo.wf`."""
+    return address.lstrip("/@").replace("/", ".").replace(":", ".") or "root"
 
 
 def _write(path: str, data: bytes) -> None:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from flytebuild.core.errors import FlytebuildError, IntrospectionError
@@ -120,22 +121,24 @@ def progress(message: str) -> None:
 
 
 
-def validate_pod_templates(python: str, config_file: str, plan) -> None:
-    """Check a plan's final pod templates as Kubernetes V1PodSpec in the user's interpreter
-    (runtime/validate_pod.py --batch; the Pants twin: util_rules/pod_templates.py)."""
-    import tempfile
-
-    from flytebuild.core.errors import FlytebuildError
+def validate_pod_templates(project, plans) -> None:
+    """runtime/validate_pod.py over every pod template of `plans` (the `kubernetes` client of the
+    user's environment); the first invalid one raises, as the Pants adapter reports it."""
     from flytebuild.core.pod_templates import validation_batch, validation_error
 
-    entries = validation_batch(plan)
-    if not entries:
+    per_plan = {plan.address: validation_batch(plan) for plan in plans}
+    batch = {
+        f"{address}|{key}": {"file": e["file"], "spec": e["spec"]}
+        for address, entries in per_plan.items()
+        for key, e in entries.items()
+    }
+    if not batch:
         return
-    python = check_python(python, config_file)
+    python = check_python(project.python, project.config_file)
     with tempfile.TemporaryDirectory(prefix="flytebuild-pods-") as tmp:
         request = os.path.join(tmp, "pods.json")
         with open(request, "w", encoding="utf-8") as f:
-            json.dump({k: {"file": e["file"], "spec": e["spec"]} for k, e in entries.items()}, f, sort_keys=True)
+            json.dump(batch, f, sort_keys=True)
         proc = subprocess.run(
             [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
         )
@@ -143,11 +146,19 @@ def validate_pod_templates(python: str, config_file: str, plan) -> None:
         out = json.loads(proc.stdout)
     except ValueError:
         raise FlytebuildError(
-            "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"), target=plan.address
+            "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
+            fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
         ) from None
     if "error" in out:
-        fix = "add `kubernetes` to your environment's requirements" if out["error"].get("kind") == "kubernetes_missing" else None
-        raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=plan.address, fix=fix)
-    error = validation_error(entries, out.get("results") or {}, target=plan.address)
-    if error is not None:
-        raise error
+        raise FlytebuildError(
+            f"Pod template validation failed: {out['error'].get('message')}",
+            fix="add `kubernetes` to your environment's requirements"
+            if out["error"].get("kind") == "kubernetes_missing"
+            else "pod templates are checked with the `kubernetes` client of the environment of `python`",
+        )
+    results = out.get("results") or {}
+    for address, entries in sorted(per_plan.items()):
+        mine = {k.split("|", 1)[1]: v for k, v in results.items() if k.split("|", 1)[0] == address}
+        problem = validation_error(entries, mine, target=address)
+        if problem is not None:
+            raise problem

@@ -38,7 +38,8 @@ from pants.util.logging import LogLevel
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image
+# Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
+from flytebuild.core.run_request import remote_entity, run_request_json
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
@@ -74,20 +75,6 @@ def error_run_request(message: str) -> RunRequest:
     run reach the user like errors of the run itself, without an engine traceback."""
     script = f"printf '%s\\n' {shlex.quote(message)} >&2; exit 2"
     return RunRequest(digest=EMPTY_DIGEST, args=("/bin/sh", "-c", script))
-
-
-def run_request_json(plan: WorkflowPlan, images: tuple[ImageTarget, ...]) -> dict:
-    """What runtime/run.py needs from the plan: per task the cache version and the image (ref + source)."""
-    refs = {img.address: plan_image(img).ref for img in images}
-    tasks = {}
-    for t in plan.tasks:
-        image = refs.get(t.image_address) if t.image_address else t.image_ref
-        tasks[t.name] = {
-            "cache_version": t.cache_version,
-            "image": image,
-            "image_source": f"{t.image_source}: {t.image}" if t.image_address else t.image_source,
-        }
-    return {"entrypoint": plan.entrypoint, "target": plan.address, "tasks": tasks}
 
 
 @dataclass(frozen=True)
@@ -215,20 +202,8 @@ def admin_json(flyte: FlyteSubsystem) -> dict:
 
 
 def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
-    """Launch what `plan` deployed: its root task, launch plan, or workflow (through its default launch
-    plan, registered with it under the workflow's version)."""
-    if plan.root_kind == "reference":
-        ref = next(r for r in plan.references if r.name == plan.root_name)
-        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
-                  "version": ref.version}
-        # The declaration in code is checked against what is registered.
-        return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {},
-                "entrypoint": plan.entrypoint}
-    else:
-        version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
-        entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
-                  "version": version}
-    return {"admin": admin_json(flyte), "target": plan.address, "entity": entity, "default_inputs": {}}
+    """Launch what `plan` deployed (core.run_request.remote_entity: shared with the CLI)."""
+    return {"admin": admin_json(flyte), "target": plan.address, **remote_entity(plan)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""What runtime/run.py and runtime/remote.py need from a plan (shared by the Pants and CLI adapters)."""
+from __future__ import annotations
+
+from typing import Tuple
+
+from flytebuild.core.model import ImageTarget, WorkflowPlan
+from flytebuild.core.plan import plan_image
+
+
+def run_request_json(plan: WorkflowPlan, images: Tuple[ImageTarget, ...]) -> dict:
+    """What runtime/run.py needs from the plan: per task the cache version and the image (ref + source)."""
+    refs = {img.address: plan_image(img).ref for img in images}
+    tasks = {}
+    for t in plan.tasks:
+        image = refs.get(t.image_address) if t.image_address else t.image_ref
+        tasks[t.name] = {
+            "cache_version": t.cache_version,
+            "image": image,
+            "image_source": f"{t.image_source}: {t.image}" if t.image_address else t.image_source,
+        }
+    return {"entrypoint": plan.entrypoint, "target": plan.address, "tasks": tasks}
+
+
+def remote_entity(plan: WorkflowPlan) -> dict:
+    """runtime/remote.py's `entity` (+ `default_inputs`, `entrypoint`) to launch what `plan` deployed: its root
+    task, launch plan, or workflow (through its default launch plan, registered with it under the workflow's
+    version); a reference declared in code is launched as registered, its declaration checked against it."""
+    if plan.root_kind == "reference":
+        ref = next(r for r in plan.references if r.name == plan.root_name)
+        entity = {"kind": ref.kind, "project": ref.project, "domain": ref.domain, "name": ref.name,
+                  "version": ref.version}
+        return {"entity": entity, "default_inputs": {}, "entrypoint": plan.entrypoint}
+    version = plan.task(plan.root_name).version if plan.root_kind == "task" else plan.version
+    entity = {"kind": plan.root_kind, "project": plan.project, "domain": plan.domain, "name": plan.root_name,
+              "version": version}
+    return {"entity": entity, "default_inputs": {}}

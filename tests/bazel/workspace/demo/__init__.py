@@ -1,0 +1,1 @@
+"""A two-task Flyte workflow built by Bazel with the flytebuild rules."""

@@ -1,0 +1,66 @@
+"""`flytebuild package <image>`: exactly the closure, reproducible, skipped when the tag exists, and the
+same layers as `pants package` of the same flyte_image (real registry, real Pants)."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# pex downloads the lockfile's wheels once; share the cache Pants already filled.
+PEX_ROOT = {"PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root")}
+
+
+@pytest.fixture(scope="module")
+def repo(pants_repo, registry, python_base):
+    """The e2e copy, its BUILD files and flytebuild.toml pointed at the test registry."""
+    for path in [*(pants_repo.root / "examples").rglob("BUILD"), pants_repo.root / "examples/flytebuild.toml"]:
+        path.write_text(path.read_text().replace("localhost:5000", registry.host))
+    return pants_repo
+
+
+def _package(cli, repo, cache, *args):
+    return cli("-c", "examples/flytebuild.toml", "package", *args, cwd=repo.root, check=True,
+               env={**PEX_ROOT, "XDG_CACHE_HOME": str(cache)})
+
+
+def _labels(layout: Path) -> dict:
+    index = json.loads((layout / "index.json").read_text())
+    blob = lambda d: layout / "blobs" / "sha256" / d.split(":", 1)[1]  # noqa: E731
+    manifest = json.loads(blob(index["manifests"][0]["digest"]).read_text())
+    return json.loads(blob(manifest["config"]["digest"]).read_text())["config"]["Labels"]
+
+
+def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_path):
+    first = _package(cli, repo, tmp_path / "c1", "baked-image")
+    summary = json.loads((repo.root / "dist/baked-image.image.json").read_text())
+    assert summary["pushed"] is True and summary["ref"].startswith(f"{registry.host}/flytebuild/baked:")
+    assert "pushed " + summary["ref"] in first.stdout
+    names = [layer["name"] for layer in summary["layers"]]
+    assert names[-2:] == ["scripts", "sources"] and any(n.startswith("flytekit==") for n in names)
+
+    again = _package(cli, repo, tmp_path / "c1", "baked-image")
+    assert "nothing built or pushed" in again.stdout
+    assert json.loads((repo.root / "dist/baked-image.image.json").read_text())["digest"] == summary["digest"]
+
+    # From clean caches, as an OCI layout: the same manifest, holding exactly the closure.
+    out = tmp_path / "oci"
+    _package(cli, repo, tmp_path / "c2", "baked-image", "--image-output=oci", "--dist", str(out))
+    oci = json.loads((out / "baked-image.image.json").read_text())
+    assert oci["digest"] == summary["digest"]
+    plan = json.loads(cli("-c", "examples/flytebuild.toml", "plan", "--format=json", "baked-image",
+                          cwd=repo.root, check=True).stdout)
+    baked = sorted(p.split("/", 1)[1] for p in plan["images"][0]["sources"])  # source root stripped
+    assert json.loads(_labels(out / "baked.oci")["org.flytebuild.source-files"]) == baked
+
+    # The Pants adapter builds the same image from the same inputs.
+    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c3'}", "--flyte-image-output=oci",
+                      "package", "examples/baked:image")
+    assert proc.returncode == 0, proc.stderr
+    pants_summary = json.loads((repo.root / "dist/examples.baked/image.image.json").read_text())
+    assert pants_summary["ref"] == summary["ref"]
+    # Every layer identical (each wheel, the console scripts, the sources); only the config's
+    # `org.flytebuild.target` label differs (`baked-image` vs `examples/baked:image`).
+    layers = lambda s: [(layer["name"], layer["digest"], layer["size"]) for layer in s["layers"]]  # noqa: E731
+    assert layers(pants_summary) == layers(oci)
