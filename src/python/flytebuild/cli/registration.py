@@ -12,7 +12,7 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
