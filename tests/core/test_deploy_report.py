@@ -44,3 +44,14 @@ def test_json_carries_full_versions_counts_and_warnings():
     assert data["counts"] == {"registered": 1, "unchanged": 1, "failed": 1, "blocked": 1}
     assert data["entities"][0]["version"] == "0123456789abcdef" * 2
     assert data["warnings"] == [{"task": "a.c", "message": "w"}]
+
+
+def test_pushed_images_are_listed():
+    data = summary()
+    data["images"] = [
+        {"address": "ex:img", "ref": "r/img:abc", "digest": "sha256:" + "1" * 64, "pushed": True, "bytes_uploaded": 10},
+        {"address": "ex:rt", "ref": "r/rt:def", "digest": "sha256:" + "2" * 64, "pushed": False, "bytes_uploaded": 0},
+    ]
+    out = render_deploy_table(data)
+    assert "images: 1 pushed (10 bytes), 1 already in the registry" in out
+    assert "ex:img  r/img:abc@sha256:111111111111  pushed" in out

@@ -13,6 +13,8 @@ from tests.support.flyteadmin.fixture import flyteadmin
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT, DOMAIN = "flytesnacks", "development"
+# The scenario's two projects: one all baked, one mixed (fast, baked, raw container tasks).
+EXAMPLES = ("examples/baked::", "examples/mixed::")
 
 
 class Repo:
@@ -29,12 +31,17 @@ class Repo:
             raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def deploy(self, admin, *specs: str, dry_run: bool = False, check: bool = True, options=()):
-        """`flyte-deploy --format=json` against `admin`; returns (process, summary or None)."""
+    def deploy(self, admin, *specs: str, dry_run: bool = False, check: bool = True, options=(), push=False):
+        """`flyte-deploy --format=json` against `admin`; returns (process, summary or None).
+
+        Images are pushed only with `push=True` (test_deploy_images.py runs a registry for that); elsewhere tasks
+        name their images' content tags, which is what registration is about."""
         args = [f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure", *options, "flyte-deploy", "--format=json"]
+        if not push:
+            args.append("--no-push-images")
         if dry_run:
             args.append("--dry-run")
-        proc = self.pants(*args, *(specs or ("examples::",)), check=check)
+        proc = self.pants(*args, *(specs or EXAMPLES), check=check)
         try:
             summary = json.loads(proc.stdout)
         except ValueError:
@@ -42,7 +49,7 @@ class Repo:
         return proc, summary
 
     def plan(self, *specs: str) -> dict:
-        return json.loads(self.pants("flyte-plan", "--format=json", *(specs or ("examples::",)), check=True).stdout)
+        return json.loads(self.pants("flyte-plan", "--format=json", *(specs or EXAMPLES), check=True).stdout)
 
     def write(self, relpath: str, text: str) -> None:
         path = self.root / relpath

@@ -267,7 +267,7 @@ def test_a_conflicting_task_fails_and_its_workflow_is_never_registered(deploy_re
 
 def test_unreachable_endpoint_is_a_clear_error(deploy_repo):
     proc = deploy_repo.pants("--flyte-endpoint=127.0.0.1:1", "--flyte-insecure", "--flyte-admin-timeout=2",
-                             "flyte-deploy", "examples/baked:wf")
+                             "flyte-deploy", "--no-push-images", "examples/baked:wf")
     assert proc.returncode != 0
     assert "cannot reach FlyteAdmin at 127.0.0.1:1" in proc.stderr
     assert "Fix:" in proc.stderr and "[flyte].endpoint" in proc.stderr

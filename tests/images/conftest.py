@@ -30,6 +30,7 @@ def _load(name: str, path: Path):
 
 oci_support = _load("_flytebuild_oci_conftest", REPO / "tests" / "oci" / "conftest.py")
 base_support = _load("_flytebuild_base_image", SUPPORT / "base_image.py")
+e2e_support = _load("_flytebuild_e2e_conftest", REPO / "tests" / "e2e" / "conftest.py")
 BASE_REPOSITORY = base_support.DEFAULT_REPOSITORY
 
 
@@ -91,13 +92,24 @@ def _ensure_docker() -> None:
 
 
 def start_docker() -> tuple:
+    """overlay2 where the kernel and the temp dir's filesystem allow it, else vfs (TOOLCHAIN's flags).
+
+    vfs copies the whole filesystem per layer, so pulling a many-layer image costs minutes there.
+    """
     _ensure_docker()
+    try:
+        return _start_docker("overlay2")
+    except RuntimeError:
+        return _start_docker("vfs")
+
+
+def _start_docker(driver: str) -> tuple:
     # Short paths: unix socket paths are limited to 108 bytes (containerd's live under exec-root).
     root = Path(tempfile.mkdtemp(prefix="fbd-", dir="/tmp"))
     sock = root / "d.sock"
     log = open(root / "dockerd.log", "wb")
     proc = subprocess.Popen(
-        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=vfs",
+        ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", f"--storage-driver={driver}",
          f"--data-root={root / 'data'}", f"--exec-root={root / 'x'}", f"--pidfile={root / 'd.pid'}",
          f"--host=unix://{sock}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -109,7 +121,10 @@ def start_docker() -> tuple:
             return proc, docker
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"dockerd did not start:\n{(root / 'dockerd.log').read_text()[-3000:]}")
+            proc.wait()
+            text = (root / "dockerd.log").read_text()[-3000:]
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+            raise RuntimeError(f"dockerd ({driver}) did not start:\n{text}")
         time.sleep(0.2)
 
 
@@ -144,3 +159,36 @@ def base_image(registry, cache_dir):
     ref = registry.ref("base/tiny:1")
     publish(img, ref, cache_dir=cache_dir)
     return RegistryClient(registry.host, cache_dir=cache_dir).pull(ref)
+
+
+class PantsRepo(e2e_support.PantsRepo):
+    """tests/e2e's PantsRepo, plus extra environment variables (DOCKER_HOST) for one command."""
+
+    def pants(self, *args: str, check: bool = False, env=None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [str(self.root / "pants"), *args], cwd=self.root, capture_output=True, text=True, timeout=900,
+            env={**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1", **(env or {})},
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory, registry, python_base):
+    """A temp copy whose images push to (and pull their base from) the test registry."""
+    subprocess.run([str(REPO / "pants"), "--version"], cwd=REPO, check=True, capture_output=True)
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("pants", "pants.toml", "BUILD"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, root / name)
+    for name in ("examples", "src"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / ".bootstrap").mkdir()
+    for name in ("venv", "pex.pex", "cache"):
+        (root / ".bootstrap" / name).symlink_to(REPO / ".bootstrap" / name)
+    for build in (root / "examples").rglob("BUILD"):
+        build.write_text(build.read_text().replace("localhost:5000", registry.host))
+    r = PantsRepo(root)
+    yield r
+    r.kill_pantsd()

@@ -128,3 +128,19 @@ def test_built_image_runs_in_docker(docker, registry, python_base, cache_dir, tm
     assert out.strip() == "greet hi"
     out = docker.run("run", "--rm", "--network", "none", ref, "python3", "-m", "app.main").stdout
     assert out.strip() == "value 1"
+
+
+def test_many_distributions_are_grouped_and_a_bump_rebuilds_one_layer(base_image, tmp_path):
+    def dists(root, bumped=False):
+        return tuple(Distribution(d.name, d) for d in (
+            make_dist(root, "alpha"), make_dist(root, "beta", "2.0" if bumped else "1.0"),
+            make_dist(root, "gamma"), make_dist(root, "delta")))
+
+    a = assemble(ImageInputs(distributions=dists(tmp_path / "a"), max_distribution_layers=2), base_image)
+    b = assemble(ImageInputs(distributions=dists(tmp_path / "b", bumped=True), max_distribution_layers=2), base_image)
+    req_a = [l for l in a.image.layers if l.name.startswith("requirements")]
+    req_b = [l for l in b.image.layers if l.name.startswith("requirements")]
+    assert 1 <= len(req_a) <= 2 and len(req_a) == len(req_b)
+    assert sum(x.digest != y.digest for x, y in zip(req_a, req_b)) == 1
+    assert a.console_scripts == ("alpha-cli", "beta-cli", "delta-cli", "gamma-cli")
+    assert "beta==2.0" in b.distributions and "beta==1.0" in a.distributions

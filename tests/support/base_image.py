@@ -1,6 +1,6 @@
 """A Python 3.11 base image made from this machine's own Debian packages (no internet needed).
 
-The files of `python3 dash coreutils bash libc-bin` and everything they depend on (dpkg's own
+The files of `python3 dash coreutils bash libc-bin libstdc++6` and everything they depend on (dpkg's own
 lists) go into one reproducible layer (symlinks kept, merged-/usr links, mtime 0), plus a minimal
 /etc/passwd, /tmp and /root. The layer is built once and cached in `.bootstrap/cache/base-image/`
 (keyed by the installed package versions); pushing it to a registry takes a second.
@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO / "src" / "python"))
 from flytebuild.oci import build_image, publish  # noqa: E402
 from flytebuild.oci.layers import Layer  # noqa: E402
 
-PACKAGES = ("python3", "dash", "coreutils", "bash", "libc-bin")
+# libstdc++6: manylinux wheels with C++ extensions (grpcio, used by flytekit) link against it.
+PACKAGES = ("python3", "dash", "coreutils", "bash", "libc-bin", "libstdc++6")
 CACHE = REPO / ".bootstrap" / "cache" / "base-image"
 DEFAULT_REPOSITORY = "flytebuild/python:3.11"
 ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}

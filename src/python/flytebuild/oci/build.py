@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from flytebuild.oci.image import BaseImage, Image, build_image, canonical_json, sha256_digest
-from flytebuild.oci.layers import EXEC_MODE, Layer, build_layer
+from flytebuild.oci.layers import EXEC_MODE, Layer, LayerError, build_layer
 
 DEFAULT_WORKDIR = "/root"  # where flytekit's own images (ImageSpec) put user code
 DEFAULT_SITE_PACKAGES = "/opt/flytebuild/site-packages"
@@ -82,6 +82,7 @@ class ImageInputs:
     site_packages: str = DEFAULT_SITE_PACKAGES
     bin_dir: str = DEFAULT_BIN_DIR
     compresslevel: int = 6
+    max_distribution_layers: int = 24
 
 
 @dataclass(frozen=True)
@@ -229,10 +230,11 @@ class LayerCache:
 
 @dataclass(frozen=True)
 class DistributionLayer:
+    """One layer holding one or more installed wheels."""
+
     layer: Layer
-    project: str
-    version: str
-    console_scripts: Tuple[Tuple[str, str], ...]
+    members: Tuple[Tuple[str, str], ...]  # (project, version)
+    console_scripts: Tuple[Tuple[str, str, str], ...]  # (script, entry point, project)
     cached: bool
 
 
@@ -244,39 +246,85 @@ def _cache_key(dist: Distribution, site_packages: str, compresslevel: int) -> st
     ).hexdigest()
 
 
-def is_cached(dist: Distribution, site_packages: str, cache_dir: Union[str, Path], compresslevel: int = 6) -> bool:
-    """Whether `dist`'s layer is in the cache (then its files need not be on disk at all)."""
-    return LayerCache(cache_dir).get(_cache_key(dist, site_packages, compresslevel)) is not None
+def _group_key(group: Sequence[Distribution], site_packages: str, compresslevel: int) -> str:
+    keys = [_cache_key(d, site_packages, compresslevel) for d in group]
+    return keys[0] if len(keys) == 1 else hashlib.sha256(("group\0" + "\0".join(keys)).encode()).hexdigest()
+
+
+def _project_of(wheel_name: str) -> str:
+    return re.sub(r"[-_.]+", "-", wheel_name.split("-", 1)[0]).lower()
+
+
+def group_distributions(dists: Sequence[Distribution], max_layers: int) -> List[Tuple[Distribution, ...]]:
+    """One layer per wheel up to `max_layers`; beyond, wheels go to `max_layers` buckets by project
+    name, so a version bump rebuilds one bucket and images pinning the same wheels share layers.
+
+    Engines cap the layers of an image (overlay2: 128 with the base's), and storage drivers that
+    copy per layer (vfs) pay for every one, so the count is bounded.
+    """
+    ordered = sorted(dists, key=lambda d: d.name)
+    if len(ordered) <= max_layers:
+        return [(d,) for d in ordered]
+    buckets: List[List[Distribution]] = [[] for _ in range(max(1, max_layers))]
+    for d in ordered:
+        h = int(hashlib.sha256(_project_of(d.name).encode()).hexdigest(), 16)
+        buckets[h % len(buckets)].append(d)
+    return [tuple(b) for b in buckets if b]
+
+
+def uncached_distributions(
+    dists: Sequence[Distribution], cache_dir: Union[str, Path], inputs: Optional["ImageInputs"] = None
+) -> List[Distribution]:
+    """The wheels whose files are needed to build `inputs`' layers (the others come from the cache)."""
+    inputs = inputs or ImageInputs()
+    cache = LayerCache(cache_dir)
+    need: List[Distribution] = []
+    for group in group_distributions(dists, inputs.max_distribution_layers):
+        if cache.get(_group_key(group, inputs.site_packages, inputs.compresslevel)) is None:
+            need.extend(group)
+    return need
 
 
 def distribution_layer(
-    dist: Distribution,
+    group: Sequence[Distribution],
     site_packages: str = DEFAULT_SITE_PACKAGES,
     *,
     cache: Optional[LayerCache] = None,
     compresslevel: int = 6,
 ) -> DistributionLayer:
-    """The layer of one installed wheel under `site_packages`, from the cache if built before."""
-    key = _cache_key(dist, site_packages, compresslevel)
+    """The layer of installed wheels under `site_packages`, from the cache if built before."""
+    key = _group_key(group, site_packages, compresslevel)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             layer, meta = hit
-            scripts = tuple((str(a), str(b)) for a, b in meta.get("console_scripts", []))  # type: ignore[union-attr]
-            return DistributionLayer(layer, str(meta["project"]), str(meta["version"]), scripts, True)
-    files = _read_distribution(dist)
-    entries = [(posixpath.join(site_packages, rel), data, mode) for rel, data, mode in files.files]
-    name = f"{files.project}=={files.version}"
+            members = tuple((str(a), str(b)) for a, b in meta.get("members", []))  # type: ignore[union-attr]
+            scripts = tuple((str(a), str(b), str(c)) for a, b, c in meta.get("console_scripts", []))  # type: ignore[union-attr]
+            return DistributionLayer(layer, members, scripts, True)
+    entries: List[Tuple[str, bytes, int]] = []
+    members_l: List[Tuple[str, str]] = []
+    scripts_l: List[Tuple[str, str, str]] = []
+    for dist in group:
+        files = _read_distribution(dist)
+        entries += [(posixpath.join(site_packages, rel), data, mode) for rel, data, mode in files.files]
+        members_l.append((files.project, files.version))
+        scripts_l += [(s, ep, files.project) for s, ep in files.console_scripts]
+    members, scripts = tuple(members_l), tuple(scripts_l)
+    name = f"{members[0][0]}=={members[0][1]}" if len(members) == 1 else \
+        f"requirements ({len(members)}: {', '.join(p for p, _ in members)})"
 
     def build(out: Optional[Path]) -> Layer:
-        return build_layer(entries, out, name=name, compresslevel=compresslevel)
+        try:
+            return build_layer(entries, out, name=name, compresslevel=compresslevel)
+        except LayerError as e:
+            raise BuildError(f"distributions {', '.join(d.name for d in group)}: {e}") from None
 
     if cache is None:
         layer = build(None)
     else:
-        layer = cache.put(key, build, {"project": files.project, "version": files.version,
-                                       "console_scripts": [list(s) for s in files.console_scripts]})
-    return DistributionLayer(layer, files.project, files.version, files.console_scripts, False)
+        layer = cache.put(key, build, {"members": [list(m) for m in members],
+                                       "console_scripts": [list(s) for s in scripts]})
+    return DistributionLayer(layer, members, scripts, False)
 
 
 # --------------------------------------------------------------------------- scripts and sources
@@ -352,13 +400,13 @@ def assemble(
     dist_layers: List[Layer] = []
     names: List[str] = []
     scripts: Dict[str, Tuple[str, str]] = {}  # script -> (entry point, project) ; first dist wins by name order
-    for dist in sorted(inputs.distributions, key=lambda d: d.name):
-        d = distribution_layer(dist, inputs.site_packages, cache=cache, compresslevel=inputs.compresslevel)
+    for group in group_distributions(inputs.distributions, inputs.max_distribution_layers):
+        d = distribution_layer(group, inputs.site_packages, cache=cache, compresslevel=inputs.compresslevel)
         progress(d.layer.name, "cached" if d.cached else "built", d.layer.size)
         dist_layers.append(d.layer)
-        names.append(f"{d.project}=={d.version}")
-        for script, ep in d.console_scripts:
-            scripts.setdefault(script, (ep, d.project))
+        names += [f"{p}=={v}" for p, v in d.members]
+        for script, ep, project in d.console_scripts:
+            scripts.setdefault(script, (ep, project))
 
     script_entries = [
         (posixpath.join(inputs.bin_dir, s), console_script(ep, inputs.python, inputs.site_packages), EXEC_MODE)

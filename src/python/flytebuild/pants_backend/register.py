@@ -1,6 +1,8 @@
 """flytebuild's Pants backend: Flyte tasks, images, pod templates and workflows as build targets."""
 from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render
 from flytebuild.pants_backend.goals import run as run_goal
+from flytebuild.pants_backend.goals import verify
+
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteImageTarget,
@@ -39,6 +41,8 @@ def rules():
         *package_image.rules(),
         *package_workflow.rules(),
         *deploy.rules(),
+
+        *verify.rules(),
     ]
 
 

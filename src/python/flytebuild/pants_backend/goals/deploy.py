@@ -31,6 +31,11 @@ class FlyteDeploySubsystem(GoalSubsystem):
     )
 
     dry_run = BoolOption(default=False, help="Show what would be registered and uploaded; change nothing.")
+    push_images = BoolOption(
+        default=True,
+        help="Build and push the tasks' flyte_image targets first (a tag the registry has is not pushed again) "
+        "and register tasks pinned to the pushed digest. Off: tasks name the content tag; push it yourself.",
+    )
     output_format = EnumOption(
         "--format", default=OutputFormat.table, help="`table` for people, `json` for machines."
     )
@@ -48,7 +53,7 @@ async def flyte_deploy(console: Console, subsystem: FlyteDeploySubsystem, target
         console.print_stderr("flyte-deploy: no flyte_workflow targets matched.")
         return FlyteDeploy(exit_code=1)
     try:
-        result = await Get(DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run))
+        result = await Get(DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run, push_images=subsystem.push_images))
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-deploy: {e}")
         return FlyteDeploy(exit_code=1)

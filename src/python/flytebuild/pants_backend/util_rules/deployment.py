@@ -23,6 +23,7 @@ from pants.util.logging import LogLevel
 from flytebuild.core.bundle import BundleWarning
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import (
     CodeBundle,
@@ -44,6 +45,9 @@ class DeployError(FlytebuildError):
 class DeployRequest:
     addresses: tuple[Address, ...]  # flyte_workflow targets
     dry_run: bool = False
+    # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag), and
+    # register tasks pinned to the pushed digest. Off: tasks name the content tag, which a push creates.
+    push_images: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,13 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # IMAGES CALL SITE (the one place images are pushed before registering). Once util_rules/images.py
-    # (PublishImagesRequest -> PublishedImages) is on main, this becomes, unless request.dry_run:
-    #   wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
-    #   published = await Get(PublishedImages, PublishImagesRequest(wanted))
-    #   pinned = {i.address: f"{i.ref}@{i.digest}" for i in published.images}
-    # and `published=pinned` below pins every task to the pushed tag and digest. Until then tasks name the
-    # content tag (ImagePlan.ref), which is what the push will create.
-    image_refs = ImageRefs.from_plans(ordered, published=None)
+    # Images first: a task is registered only once the image it names exists (tag = fingerprint, pinned by digest).
+    pushed: tuple[PublishedImage, ...] = ()
+    if request.push_images and not request.dry_run:
+        wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
+        if wanted:
+            pushed = (await Get(PublishedImages, PublishImagesRequest(wanted))).images
+    image_refs = ImageRefs.from_plans(ordered, published={i.address: f"{i.ref}@{i.digest}" for i in pushed})
 
     code_bundle, serialized = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
@@ -162,6 +165,10 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         for w in sw.summary().get("warnings", ()):
             if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                 warnings.add(BundleWarning(w["task"], w["message"]))
+    data["images"] = [
+        {"address": i.address, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
+        for i in sorted(pushed, key=lambda i: i.address)
+    ]
     return DeployResult(result.exit_code, json.dumps(data, sort_keys=True), tuple(sorted(warnings)), stderr)
 
 

@@ -58,7 +58,7 @@ from flytebuild.oci.build import (
     ImageInputs,
     SourceFile,
     assemble,
-    is_cached,
+    uncached_distributions,
 )
 from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
@@ -199,11 +199,10 @@ async def publish_image(
 
     ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
     # Only the installed wheels whose layers are not cached yet are read out of the store.
-    site = ImageInputs().site_packages
-    missing = [
-        e for e in ctx.dist_entries
-        if not is_cached(Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint), site, cache_dir)
-    ]
+    all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint)
+                 for e in ctx.dist_entries]
+    needed = {d.name for d in uncached_distributions(all_dists, cache_dir)}
+    missing = [e for e in ctx.dist_entries if e.path.rsplit("/", 1)[1] in needed]
     wheel_contents = (
         await Get(DigestContents, DigestSubset(ctx.pex_digest, PathGlobs([e.path for e in missing])))
         if missing else ()
