@@ -176,6 +176,15 @@ def test_all_baked_example_builds_and_uploads_no_bundle(deploy_repo, fresh_admin
     assert sorted(p.name for p in out.dir.iterdir()) == ["flyte-package.tgz"]
 
 
+def test_package_writes_only_the_registration_archive(deploy_repo):
+    """`package` on a flyte_workflow is ours alone: no `.pex` from Pants' pex_binary packager beside it."""
+    out = package(deploy_repo, "examples/mixed:wf")
+    dist = deploy_repo.root / "dist"
+    written = sorted(str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file())
+    assert written and all(w.startswith("examples.mixed/wf/") for w in written), written
+    assert ".pex" not in out.stderr
+
+
 def test_mixed_example_one_bundle_with_exactly_the_fast_files(deploy_repo, fresh_admin):
     _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed::")
     uploads = fresh_admin.uploads.items()

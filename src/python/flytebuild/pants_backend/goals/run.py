@@ -64,8 +64,8 @@ class FlyteWorkflowRunFieldSet(RunFieldSet):
     required_fields = (FlyteEntrypointField,)
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
 
-    # Not the entrypoint field itself: it is a PexEntryPointField (a "secondary owner"), which would make
-    # this field set rank with `pex_binary`'s and `pants run` ambiguous. Holding only primary fields, it wins.
+    # Not the entrypoint field itself: it is an EntryPointField (a "secondary owner"); holding only primary
+    # fields, this field set ranks first for `pants run <file>` as well.
     project: FlyteProjectField
     domain: FlyteDomainField
 
