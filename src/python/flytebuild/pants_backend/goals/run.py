@@ -165,7 +165,8 @@ async def run_flyte_workflow(
         plan = planned[0].plan
         # A reference entity is already registered: launch it as it is (nothing to deploy).
         deploy = remote and plan.root_kind != "reference"
-        deployed = await Get(DeployResult, DeployRequest((field_set.address,))) if deploy else None
+        # Deploys what is missing, images included: a task registered before its image is pushed cannot start.
+        deployed = await Get(DeployResult, DeployRequest((field_set.address,), push_images=True)) if deploy else None
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         return error_run_request(f"error: {e}")
     if not remote:
