@@ -29,6 +29,19 @@ def package(repo, address):
     return proc
 
 
+def override_args(admin, name: str, version: str) -> list:
+    """The args of the primary containers of a stored workflow's node-level pod templates (with_overrides)."""
+    template = admin.store.get("workflow", PROJECT, DOMAIN, name, version)["closure"]["compiled_workflow"]["primary"][
+        "template"]
+    out = []
+    for node in template["nodes"]:
+        pod = node.get("task_node", {}).get("overrides", {}).get("pod_template")
+        if pod:
+            primary = pod.get("primary_container_name") or "primary"
+            out += [c.get("args", []) for c in pod["pod_spec"]["containers"] if c["name"] == primary]
+    return out
+
+
 def created(admin, mark) -> dict:
     delta = admin.since(mark)
     return {k: delta["counters"].get(k, {}).get("created", 0) for k in ("task", "workflow", "launch_plan")}
@@ -88,6 +101,11 @@ def test_stored_container_args_fast_only_where_the_code_is_not_in_the_image(firs
         else:
             assert "pyflyte-fast-execute" not in args, e["name"]
             assert not any("--additional-distribution" in a for a in args)
+    # the node whose with_overrides pod template holds the fast task `total`'s container finds the bundle too
+    wf = next(e for e in first["summary"]["entities"] if e["kind"] == "workflow" and e["name"] == "mixed.workflows.wf")
+    overrides = override_args(admin, wf["name"], wf["version"])
+    assert len(overrides) == 1
+    assert overrides[0][:3] == ["pyflyte-fast-execute", "--additional-distribution", native]
     # baked tasks run from their content-tagged image
     baked = next(e for e in first["summary"]["entities"] if e["name"] == "baked.stats.summarize")
     image = stored_task(admin, baked["name"], baked["version"])["container"]["image"]
@@ -176,6 +194,15 @@ def test_all_baked_example_builds_and_uploads_no_bundle(deploy_repo, fresh_admin
     assert sorted(p.name for p in out.dir.iterdir()) == ["flyte-package.tgz"]
 
 
+def test_package_writes_only_the_registration_archive(deploy_repo):
+    """`package` on a flyte_workflow is ours alone: no `.pex` from Pants' pex_binary packager beside it."""
+    out = package(deploy_repo, "examples/mixed:wf")
+    dist = deploy_repo.root / "dist"
+    written = sorted(str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file())
+    assert written and all(w.startswith("examples.mixed/wf/") for w in written), written
+    assert ".pex" not in out.stderr
+
+
 def test_mixed_example_one_bundle_with_exactly_the_fast_files(deploy_repo, fresh_admin):
     _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed::")
     uploads = fresh_admin.uploads.items()
@@ -239,6 +266,28 @@ def test_interrupted_deploy_is_completed_by_a_rerun_without_duplicates(deploy_re
     assert all(counters[k]["already_exists"] == counters[k]["conflicts"] == 0
                for k in ("task", "workflow", "launch_plan"))
     assert [len(fresh_admin.store.ids(k)) for k in ("task", "workflow", "launch_plan")] == [5, 1, 1]
+
+
+def test_a_workflow_registered_after_its_fast_tasks_still_finds_the_bundle(deploy_repo, fresh_admin, user_python,
+                                                                          tmp_path):
+    pbs, bundle = _packaged(deploy_repo, tmp_path)
+    tasks = [p for p in pbs if p.stem.endswith("_1")]
+    proc = _register_files(user_python, fresh_admin, tmp_path, tasks, FAST_TASKS, bundle)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    native = json.loads(proc.stdout)["bundle"]["native_url"]
+    # The tasks are there: this deploy registers only the workflow (whose `total` node overrides run a fast task).
+    proc = _register_files(user_python, fresh_admin, tmp_path, pbs, FAST_TASKS, bundle)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["counts"] == {"unchanged": 5, "registered": 2}
+    assert summary["bundle"]["present"] is True and summary["bytes_uploaded"] == 0 and fresh_admin.uploads.count == 1
+    wf = fresh_admin.store.ids("workflow")[0]
+    args = override_args(fresh_admin, wf["name"], wf["version"])
+    assert args and args[0][:3] == ["pyflyte-fast-execute", "--additional-distribution", native]
+    assert not any("{{ .remote_package_path }}" in a for a in args[0])
+    # and comparing with the stored copy (filled) keeps it unchanged
+    proc = _register_files(user_python, fresh_admin, tmp_path, pbs, FAST_TASKS, bundle)
+    assert json.loads(proc.stdout)["counts"] == {"unchanged": 7}, proc.stdout + proc.stderr
 
 
 def test_a_conflicting_task_fails_and_its_workflow_is_never_registered(deploy_repo, fresh_admin, user_python,

@@ -1,15 +1,59 @@
 """End to end: `./pants run` of flyte_reference targets and `./pants run <flyte_workflow> -- --remote` against the
 stand-in FlyteAdmin over real gRPC (real Pants in a throwaway copy of the repo, real flytekit)."""
+import importlib.util
 import json
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pytest
 
 from tests.run.conftest import D, P
 
+REPO = Path(__file__).resolve().parents[2]
 
-def pants_run(repo, cluster, *args):
-    return repo.pants(f"--flyte-endpoint={cluster.endpoint}", "--flyte-insecure", "--flyte-admin-timeout=5", "run",
-                      *args)
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+oci_support = _load("_flytebuild_oci_conftest_run", REPO / "tests/oci/conftest.py")
+base_support = _load("_flytebuild_base_image_run", REPO / "tests/support/base_image.py")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A real registry holding the examples' base image: `run --remote` pushes the workflow's images there."""
+    reg = oci_support.start_registry(tmp_path_factory.mktemp("registry"))
+    base_support.push_base_image(reg.host, base_support.DEFAULT_REPOSITORY, cache_dir=tmp_path_factory.mktemp("c"))
+    yield reg
+    oci_support.stop_registry(reg)
+
+
+def images_at(registry, tmp_path):
+    """Options pointing flyte_image targets that set no registry/base (examples/typed's) at `registry`."""
+    return (f"--flyte-registry={registry.host}", f"--flyte-default-base={registry.host}/{base_support.DEFAULT_REPOSITORY}",
+            f"--flyte-image-cache-dir={tmp_path / 'image-cache'}")
+
+
+def manifest_exists(registry, repository: str, digest: str) -> bool:
+    req = urllib.request.Request(f"http://{registry.host}/v2/{repository}/manifests/{digest}", method="HEAD", headers={
+        "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as rsp:
+            return rsp.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+def pants_run(repo, cluster, *args, options=()):
+    return repo.pants(f"--flyte-endpoint={cluster.endpoint}", "--flyte-insecure", "--flyte-admin-timeout=5", *options,
+                      "run", *args)
 
 
 def only_new_execution(cluster, before):
@@ -66,17 +110,27 @@ def test_run_reference_bad_input_and_missing_entity(pants_repo, cluster):
     assert "task remote.tasks.gone (flytesnacks/development, version v1) is not registered" in gone.stderr
 
 
-def test_run_remote_deploys_once_then_launches(pants_repo, cluster):
+def test_run_remote_deploys_once_then_launches(pants_repo, cluster, registry, tmp_path):
+    options = images_at(registry, tmp_path)
     before = names(cluster)
     mark = cluster.mark()
     first = pants_run(pants_repo, cluster, "examples/typed:wf", "--", "--remote", "--cfg", '{"scale": 2}',
-                      "--format=json")
+                      "--format=json", options=options)
     assert first.returncode == 0, first.stderr[-3000:]
     created = cluster.since(mark)["counters"]
     assert created["task"]["created"] == 3 and created["workflow"]["created"] == 1
     ex = only_new_execution(cluster, before)
-    plan = json.loads(pants_repo.pants("flyte-plan", "--format=json", "examples/typed:wf", check=True).stdout)
+    plan = json.loads(pants_repo.pants(*options, "flyte-plan", "--format=json", "examples/typed:wf",
+                                       check=True).stdout)
     version = plan["workflows"][0]["version"]
+    # every registered task names its image by the digest that was pushed, and the registry has it
+    for task in plan["workflows"][0]["tasks"]:
+        image = cluster.store.get("task", P, D, task["name"], task["version"])["closure"]["compiled_task"][
+            "template"]["container"]["image"]
+        assert "@sha256:" in image, f"{task['name']} is registered with an image that was never pushed: {image}"
+        ref, digest = image.split("@")
+        assert ref.startswith(f"{registry.host}/flytebuild/typed:") and digest.startswith("sha256:"), image
+        assert manifest_exists(registry, "flytebuild/typed", digest)
     assert ex["entity"] == {"project": P, "domain": D, "name": "typed.workflows.wf", "version": version,
                             "resource_type": "LAUNCH_PLAN"}
     # the dataclass, sent as its registered type says (msgpack): only the given field, defaults filled by the task
@@ -86,7 +140,8 @@ def test_run_remote_deploys_once_then_launches(pants_repo, cluster):
 
     # unchanged workflow: nothing registered again, a new execution
     mark = cluster.mark()
-    again = pants_run(pants_repo, cluster, "examples/typed:wf", "--", "--remote", "--cfg", '{"scale": 3}')
+    again = pants_run(pants_repo, cluster, "examples/typed:wf", "--", "--remote", "--cfg", '{"scale": 3}',
+                      options=options)
     assert again.returncode == 0, again.stderr[-3000:]
     delta = cluster.since(mark)["counters"]
     assert all(delta.get(k, {}).get("created", 0) == 0 for k in ("task", "workflow", "launch_plan"))

@@ -3,8 +3,8 @@ pants.backend.docker.target_types)."""
 from __future__ import annotations
 
 from pants.backend.python.target_types import (
+    EntryPointField,
     InterpreterConstraintsField,
-    PexEntryPointField,
     PythonResolveField,
 )
 from pants.engine.target import (
@@ -96,7 +96,9 @@ class FlyteImageTarget(Target):
 # --- flyte_workflow ----------------------------------------------------------------------------
 
 
-class FlyteEntrypointField(PexEntryPointField):
+# An EntryPointField, not a PexEntryPointField: Pants' pex_binary packager and runner match any target with the
+# latter, so `package`/`run` on a flyte_workflow would also build a .pex. Ours is inferred in util_rules/entrypoint.py.
+class FlyteEntrypointField(EntryPointField):
     alias = "entrypoint"
     required = True
     help = help_text(

@@ -17,7 +17,9 @@ request.json:
 
 The .pb files are what `pyflyte package` writes (admin.TaskSpec, admin.WorkflowSpec, admin.LaunchPlan); fast tasks
 carry flytekit's placeholders `{{ .remote_package_path }}` / `{{ .dest_dir }}` (as `flytectl register files` expects),
-filled here with the uploaded bundle's location, the way flytectl does.
+filled here with the uploaded bundle's location, the way flytectl does. So do the primary containers of a workflow's
+node-level pod templates (`with_overrides(pod_template=...)` on a fast task's node: flytekit copies the task's
+container into them), filled likewise and compared whatever bundle they point at.
 
 Per entity, in dependency order (the order of `entities`, deduplicated by id):
 - Get<X> first. Missing -> Create<X> ("registered"). Present with the same content -> "unchanged" (nothing sent).
@@ -27,7 +29,8 @@ Per entity, in dependency order (the order of `entities`, deduplicated by id):
 - A workflow (or launch plan) whose task, sub-workflow or launch plan failed or is missing is never created
   ("blocked").
 - The bundle is uploaded through DataProxy.CreateUploadLocation under a content-addressed name, only when some
-  fast task is registered, and skipped when the server already holds that name (ALREADY_EXISTS without a hash).
+  fast task (or a workflow whose node overrides run one) is registered, and skipped when the server already holds
+  that name (ALREADY_EXISTS without a hash).
 Re-running after an interruption registers what is left: what was created is found by Get and left alone.
 
 With dry_run nothing is created or uploaded; the same statuses are reported ("registered" meaning "would be").
@@ -193,10 +196,7 @@ class Entity:
         if self.kind != "workflow":
             return out
         local_subs = {_id_text(s.id) for s in self.spec.sub_workflows}
-
-        def walk(node):
-            if node is None:
-                return
+        for node in _workflow_nodes(self.spec):
             if node.HasField("task_node") and node.task_node.HasField("reference_id"):
                 out.append(("task", node.task_node.reference_id))
             if node.HasField("workflow_node"):
@@ -205,22 +205,35 @@ class Entity:
                     out.append(("launch_plan", wn.launchplan_ref))
                 if wn.HasField("sub_workflow_ref") and _id_text(wn.sub_workflow_ref) not in local_subs:
                     out.append(("workflow", wn.sub_workflow_ref))
-            if node.HasField("branch_node"):
-                ie = node.branch_node.if_else
-                walk(ie.case.then_node)
-                for c in ie.other:
-                    walk(c.then_node)
-                if ie.HasField("else_node"):
-                    walk(ie.else_node)
-            if node.HasField("array_node"):
-                walk(node.array_node.node)
-
-        for tmpl in [self.spec.template, *self.spec.sub_workflows]:
-            for n in tmpl.nodes:
-                walk(n)
-            if tmpl.HasField("failure_node"):
-                walk(tmpl.failure_node)
         return out
+
+    def carries_bundle_placeholder(self) -> bool:
+        """A workflow whose node overrides hold a fast task's container (with_overrides(pod_template=...))."""
+        return self.kind == "workflow" and any(
+            REMOTE_PACKAGE in _container_args(c) for c in _override_primaries(self.spec))
+
+
+def _nodes(node) -> typing.Iterator[typing.Any]:
+    """A node and the nodes nested in it (branch cases, array node)."""
+    yield node
+    if node.HasField("branch_node"):
+        ie = node.branch_node.if_else
+        yield from _nodes(ie.case.then_node)
+        for c in ie.other:
+            yield from _nodes(c.then_node)
+        if ie.HasField("else_node"):
+            yield from _nodes(ie.else_node)
+    if node.HasField("array_node"):
+        yield from _nodes(node.array_node.node)
+
+
+def _workflow_nodes(spec) -> typing.Iterator[typing.Any]:
+    """Every node of a WorkflowSpec: its template's and sub-workflows', failure nodes and nested ones included."""
+    for tmpl in [spec.template, *spec.sub_workflows]:
+        for n in tmpl.nodes:
+            yield from _nodes(n)
+        if tmpl.HasField("failure_node"):
+            yield from _nodes(tmpl.failure_node)
 
 
 def _id_text(i) -> str:
@@ -234,12 +247,9 @@ def _key(kind: str, i) -> tuple:
 # --- fast-register arguments -------------------------------------------------------------------------------------
 
 
-def _primary_container(template) -> typing.Optional[typing.Any]:
-    """The primary container (a protobuf Struct) of a task's k8s pod, if any."""
-    if not template.HasField("k8s_pod"):
-        return None
-    name = template.config.get("primary_container_name", "primary")
-    containers = template.k8s_pod.pod_spec.fields.get("containers")
+def _named_container(pod_spec, name: str) -> typing.Optional[typing.Any]:
+    """The container called `name` (a protobuf Struct) of a k8s PodSpec held as a Struct."""
+    containers = pod_spec.fields.get("containers")
     if containers is None:
         return None
     for c in containers.list_value.values:
@@ -248,16 +258,51 @@ def _primary_container(template) -> typing.Optional[typing.Any]:
     return None
 
 
+def _primary_container(template) -> typing.Optional[typing.Any]:
+    """The primary container (a protobuf Struct) of a task's k8s pod, if any."""
+    if not template.HasField("k8s_pod"):
+        return None
+    return _named_container(template.k8s_pod.pod_spec, template.config.get("primary_container_name", "primary"))
+
+
+def _override_primaries(spec) -> typing.List[typing.Any]:
+    """The primary containers of a workflow's node-level pod templates. flytekit copies the task's container, fast
+    arguments and their `{{ .remote_package_path }}` included, into them: they need the bundle like the task."""
+    out = []
+    for node in _workflow_nodes(spec):
+        if not (node.HasField("task_node") and node.task_node.overrides.HasField("pod_template")):
+            continue
+        pod = node.task_node.overrides.pod_template
+        pc = _named_container(pod.pod_spec, pod.primary_container_name or "primary")
+        if pc is not None:
+            out.append(pc)
+    return out
+
+
+def _container_args(container) -> typing.List[str]:
+    return [v.string_value for v in container.fields["args"].list_value.values] if "args" in container.fields else []
+
+
+def _rewrite_container_args(container, fn: typing.Callable[[typing.List[str]], typing.List[str]]) -> None:
+    if "args" in container.fields:
+        new = fn(_container_args(container))
+        container.fields["args"].list_value.Clear()
+        container.fields["args"].list_value.extend(new)
+
+
 def _rewrite_args(template, fn: typing.Callable[[typing.List[str]], typing.List[str]]) -> None:
     if template.HasField("container"):
         new = fn(list(template.container.args))
         del template.container.args[:]
         template.container.args.extend(new)
     pc = _primary_container(template)
-    if pc is not None and "args" in pc.fields:
-        new = fn([v.string_value for v in pc.fields["args"].list_value.values])
-        pc.fields["args"].list_value.Clear()
-        pc.fields["args"].list_value.extend(new)
+    if pc is not None:
+        _rewrite_container_args(pc, fn)
+
+
+def _rewrite_override_args(spec, fn: typing.Callable[[typing.List[str]], typing.List[str]]) -> None:
+    for pc in _override_primaries(spec):
+        _rewrite_container_args(pc, fn)
 
 
 def _fill(args: typing.List[str], location: str, dest_dir: str) -> typing.List[str]:
@@ -310,8 +355,20 @@ def _differences(old, new, limit: int = 5) -> typing.List[str]:
 _COMPILER_NODES = ("start-node", "end-node")
 
 
+def _comparable_overrides(overrides):
+    """A node's overrides whatever bundle their fast container points at (see _comparable_task)."""
+    o = overrides.__class__()
+    o.CopyFrom(overrides)
+    if o.HasField("pod_template"):
+        pc = _named_container(o.pod_template.pod_spec, o.pod_template.primary_container_name or "primary")
+        if pc is not None:
+            _rewrite_container_args(pc, _without_bundle)
+    return o
+
+
 def _workflow_signature(template) -> dict:
-    """What of a workflow FlyteAdmin's compiler keeps as given: its interface, outputs and, per node, what it runs.
+    """What of a workflow FlyteAdmin's compiler keeps as given: its interface, outputs and, per node, what it runs
+    and with which overrides.
 
     The compiled copy FlyteAdmin stores adds start/end nodes and derived fields (upstream ids, defaults), so the
     templates are not compared byte for byte."""
@@ -321,6 +378,8 @@ def _workflow_signature(template) -> dict:
         out = []
         if node.HasField("task_node"):
             out.append(("task", _id_text(node.task_node.reference_id)))
+            if node.task_node.HasField("overrides"):
+                out.append(("overrides", canon(_comparable_overrides(node.task_node.overrides))))
         if node.HasField("workflow_node"):
             wn = node.workflow_node
             if wn.HasField("launchplan_ref"):
@@ -538,18 +597,23 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
         d.examine(e)
         d.known[e.key] = e.status
 
-    # The bundle goes up only if a fast task is actually (re)registered.
-    bundle_info = None
+    # The bundle goes up only if something registered runs from it: a fast task, or a workflow whose node overrides
+    # hold a fast task's container (its task may well be unchanged).
     bundle = req.get("bundle")
-    needs = [e for e in tasks if e.fast and e.status == "registered"]
-    if bundle and needs:
-        bundle_info = d.place_bundle(bundle, needs[0].id.project, needs[0].id.domain)
-        location = bundle_info["native_url"] or REMOTE_PACKAGE
-        for e in needs:
-            _rewrite_args(e.spec.template, lambda args: _fill(args, location, d.dest_dir))
-    elif bundle:
-        bundle_info = {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
-                       "present": None, "native_url": None}
+    placed: typing.Dict[str, dict] = {}
+
+    def fill(e: Entity) -> None:
+        if "info" not in placed:
+            placed["info"] = d.place_bundle(bundle, e.id.project, e.id.domain)
+        location = placed["info"]["native_url"] or REMOTE_PACKAGE
+        rewrite = _rewrite_override_args if e.kind == "workflow" else _rewrite_args
+        rewrite(e.spec if e.kind == "workflow" else e.spec.template,
+                lambda args: _fill(args, location, d.dest_dir))
+
+    if bundle:
+        for e in tasks:
+            if e.fast and e.status == "registered":
+                fill(e)
 
     for e in tasks:
         d.commit(e)
@@ -558,9 +622,16 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
     for e in (e for e in entities if e.kind != "task"):  # in the given (dependency) order
         d.examine(e)
         d.known[e.key] = e.status
+        if bundle and e.status == "registered" and e.carries_bundle_placeholder():
+            fill(e)
         d.commit(e)
         d.known[e.key] = e.status
         _progress(e, dry_run)
+
+    bundle_info = placed.get("info")
+    if bundle and bundle_info is None:
+        bundle_info = {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
+                       "present": None, "native_url": None}
 
     counts: typing.Dict[str, int] = {}
     for e in entities:

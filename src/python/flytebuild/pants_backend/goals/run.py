@@ -64,8 +64,8 @@ class FlyteWorkflowRunFieldSet(RunFieldSet):
     required_fields = (FlyteEntrypointField,)
     run_in_sandbox_behavior = RunInSandboxBehavior.NOT_SUPPORTED
 
-    # Not the entrypoint field itself: it is a PexEntryPointField (a "secondary owner"), which would make
-    # this field set rank with `pex_binary`'s and `pants run` ambiguous. Holding only primary fields, it wins.
+    # Not the entrypoint field itself: it is an EntryPointField (a "secondary owner"); holding only primary
+    # fields, this field set ranks first for `pants run <file>` as well.
     project: FlyteProjectField
     domain: FlyteDomainField
 
@@ -165,7 +165,8 @@ async def run_flyte_workflow(
         plan = planned[0].plan
         # A reference entity is already registered: launch it as it is (nothing to deploy).
         deploy = remote and plan.root_kind != "reference"
-        deployed = await Get(DeployResult, DeployRequest((field_set.address,))) if deploy else None
+        # Deploys what is missing, images included: a task registered before its image is pushed cannot start.
+        deployed = await Get(DeployResult, DeployRequest((field_set.address,), push_images=True)) if deploy else None
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         return error_run_request(f"error: {e}")
     if not remote:

@@ -46,8 +46,9 @@ class DeployRequest:
     addresses: tuple[Address, ...]  # flyte_workflow targets
     dry_run: bool = False
     # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag), and
-    # register tasks pinned to the pushed digest. Off: tasks name the content tag, which a push creates.
-    push_images: bool = False
+    # register tasks pinned to the pushed digest. Off (`flyte-deploy --no-push-images`): tasks name the content tag,
+    # which a push creates. On by default: a deploy leaves nothing missing on the cluster's side.
+    push_images: bool = True
 
 
 @dataclass(frozen=True)
