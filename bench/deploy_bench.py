@@ -114,7 +114,7 @@ def bench(args) -> dict:
         }
     finally:
         if root is not None:
-            plan_bench.kill_pantsd(root)
+            plan_bench.kill_pantsd(root, wait_s=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

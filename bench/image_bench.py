@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import importlib.util
 import json
 import shutil
 import statistics
@@ -25,17 +24,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src" / "python"))
+sys.path.insert(0, str(ROOT))
+from tests.images.conftest import start_docker, stop_docker  # noqa: E402
+from tests.oci.conftest import start_registry, stop_registry  # noqa: E402
+from tests.support.base_image import push_base_image  # noqa: E402
+from tests.support.repo_copy import PantsRepo, copy_repo  # noqa: E402
+
 IMAGE = "examples/baked:image"
 SUMMARY = "dist/examples.baked/image.image.json"
 EDIT = "examples/baked/data.py"
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def _timed(fn):
@@ -60,32 +57,19 @@ def _registry_layers(client, ref: str):
 
 
 def bench(repeats: int) -> dict:
-    oci_support = _load("_bench_oci_conftest", ROOT / "tests" / "oci" / "conftest.py")
-    images_support = _load("_bench_images_conftest", ROOT / "tests" / "images" / "conftest.py")
     from flytebuild.oci import RegistryClient
 
     work = Path(tempfile.mkdtemp(prefix="flytebuild-image-bench-"))
-    reg = oci_support.start_registry(work / "registry")
-    dproc, docker = images_support.start_docker()
+    reg = start_registry(work / "registry")
+    dproc, docker = start_docker()
     pants_repo = None
     try:
-        base = images_support.base_support.push_base_image(reg.host, cache_dir=work / "base-cache")
+        base = push_base_image(reg.host, cache_dir=work / "base-cache")
         client = RegistryClient(reg.host)
         # A temp copy of the repo whose images push to this registry.
         repo_root = work / "repo"
         repo_root.mkdir()
-        for name in ("pants", "pants.toml", "BUILD"):
-            if (ROOT / name).exists():
-                shutil.copy2(ROOT / name, repo_root / name)
-        for name in ("examples", "src"):
-            shutil.copytree(ROOT / name, repo_root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        (repo_root / ".bootstrap").mkdir()
-        for name in ("venv", "pex.pex", "cache"):
-            (repo_root / ".bootstrap" / name).symlink_to(ROOT / ".bootstrap" / name)
-        for build in (repo_root / "examples").rglob("BUILD"):
-            build.write_text(build.read_text().replace("localhost:5000", reg.host))
-        e2e = _load("_bench_e2e_conftest", ROOT / "tests" / "e2e" / "conftest.py")
-        pants_repo = e2e.PantsRepo(repo_root)
+        pants_repo = PantsRepo(copy_repo(repo_root, reg.host))
         _run([str(repo_root / "pants"), "--version"], cwd=repo_root)  # pantsd up, not timed
         counter = [0]
 
@@ -166,8 +150,8 @@ def bench(repeats: int) -> dict:
     finally:
         if pants_repo is not None:
             pants_repo.kill_pantsd()
-        images_support.stop_docker(dproc, docker)
-        oci_support.stop_registry(reg)
+        stop_docker(dproc, docker)
+        stop_registry(reg)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_BOOTSTRAP = ("venv", "pex.pex", "cache")
+sys.path.insert(0, str(REPO))
+from tests.support.repo_copy import PANTS_ENV, copy_repo, kill_pantsd  # noqa: E402  (stdlib only)
+
 EDITED = "examples/shared/helpers.py"
 PYFLYTE_ARGS = ["-k", "baked", "-k", "mixed", "package", "--image", "localhost:5000/x:1"]
 
@@ -47,19 +48,11 @@ def log(msg: str) -> None:
 def make_copy(tmp: Path) -> Path:
     root = tmp / "repo"
     root.mkdir()
-    for name in ("pants", "pants.toml", "BUILD"):
-        if (REPO / name).exists():
-            shutil.copy2(REPO / name, root / name)
-    for name in ("examples", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / ".bootstrap").mkdir()
-    for name in SHARED_BOOTSTRAP:
-        os.symlink(REPO / ".bootstrap" / name, root / ".bootstrap" / name)
-    return root
+    return copy_repo(root)
 
 
 def run_timed(cmd, cwd, timeout=600):
-    env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
+    env = {**os.environ, **PANTS_ENV}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     dt = time.perf_counter() - t0
@@ -94,24 +87,6 @@ def find_pyflyte(root: Path):
     if not hits:
         raise SystemExit("plan_bench: `pants export --resolve=flyte` produced no bin/pyflyte")
     return hits[-1], "exported in the copy"
-
-
-def kill_pantsd(root: Path) -> None:
-    for pid_file in (root / ".pids").glob("*/pantsd/pid"):
-        try:
-            pid = int(pid_file.read_text().strip())
-        except ValueError:
-            continue
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        for _ in range(100):  # up to 10 s for a clean shutdown
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
 
 
 def row(name, desc, samples, base=None):
@@ -190,7 +165,7 @@ def run(args) -> dict:
         }
     finally:
         if root is not None:
-            kill_pantsd(root)
+            kill_pantsd(root, wait_s=10)  # a clean shutdown before the copy is removed
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -19,7 +19,6 @@ import argparse
 import glob
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plan_bench import make_copy  # noqa: E402  (same throwaway copy)
+from plan_bench import kill_pantsd, make_copy  # noqa: E402  (same throwaway copy)
 
 REPO = Path(__file__).resolve().parents[1]
 INPUTS = ["--cfg", '{"scale": 2, "offset": 1}', "--n", "4"]
@@ -76,11 +75,7 @@ def measure(repeats: int) -> dict:
                     samples[name].append(timed(cmd, cwd, extra))
                 log(f"round {i + 1}/{repeats} done")
         finally:
-            for pid_file in (root / ".pids").glob("*/pantsd/pid"):
-                try:
-                    os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-                except (ValueError, ProcessLookupError):
-                    pass
+            kill_pantsd(root)
     base = statistics.median(samples["pyflyte run"])
     return {
         "repeats": repeats,

@@ -1,27 +1,18 @@
 """A throwaway copy of tests/bazel/workspace built by Debian's Bazel 4.2.3 offline (tests/support/
 install_bazel.sh), with its own output root; the Bazel server is shut down after the module."""
-import importlib.util
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
+from tests.images.conftest import cache_dir, python_base, registry  # noqa: F401 - re-exported fixtures
+
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "tests" / "bazel" / "workspace"
-
-# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
-_spec = importlib.util.spec_from_file_location("_images_conftest_for_bazel", REPO / "tests/images/conftest.py")
-_images = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _images
-_spec.loader.exec_module(_images)
-registry = _images.registry
-python_base = _images.python_base
-cache_dir = _images.cache_dir
 
 
 class BazelWorkspace:

@@ -1,7 +1,6 @@
 """Run the `flytebuild` CLI as a user does: a subprocess, here on the Pants venv's CPython 3.9
 (the oldest Python the CLI supports; TOML through tomli there), importing user code only through
 the user's own interpreter (the `user_python` fixture)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -9,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 # The e2e suite's throwaway repo copy driven by the real ./pants (tests/e2e/conftest.py).
-_spec = importlib.util.spec_from_file_location("_e2e_conftest", REPO / "tests/e2e/conftest.py")
-_e2e = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_e2e)
-pants_repo = _e2e.pants_repo
+from tests.e2e.conftest import pants_repo  # noqa: F401 - re-exported fixture
+# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
+from tests.images.conftest import cache_dir, python_base, registry  # noqa: F401 - re-exported fixtures
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Cli:
@@ -45,12 +43,3 @@ class Cli:
 def cli(user_python, tmp_path_factory) -> Cli:
     return Cli(user_python, tmp_path_factory.mktemp("flytebuild-cache"))
 
-
-# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
-_ispec = importlib.util.spec_from_file_location("_images_conftest_for_cli", REPO / "tests/images/conftest.py")
-_images = importlib.util.module_from_spec(_ispec)
-sys.modules[_ispec.name] = _images
-_ispec.loader.exec_module(_images)
-registry = _images.registry
-python_base = _images.python_base
-cache_dir = _images.cache_dir

@@ -1,35 +1,20 @@
-"""A throwaway copy of the repo driven by the real ./pants (tests/e2e's PantsRepo), a stand-in FlyteAdmin over
+"""A throwaway copy of the repo driven by the real ./pants (tests/support/repo_copy.py), a stand-in FlyteAdmin over
 real gRPC (tests/support/flyteadmin), and helpers to deploy and read back what FlyteAdmin stored."""
 import json
-import os
-import shutil
-import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 
 from tests.support.flyteadmin.fixture import flyteadmin
+from tests.support.repo_copy import PantsRepo, pants_repo_copy
 
-REPO = Path(__file__).resolve().parents[2]
 PROJECT, DOMAIN = "flytesnacks", "development"
 # The scenario's two projects: one all baked, one mixed (fast, baked, raw container tasks).
 EXAMPLES = ("examples/baked::", "examples/mixed::")
 
 
-class Repo:
-    """tests/e2e/conftest.py's PantsRepo, plus the [flyte] endpoint of a stand-in FlyteAdmin."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def pants(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
-        proc = subprocess.run([str(self.root / "pants"), *args], cwd=self.root, env=env, capture_output=True,
-                              text=True, timeout=900)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
+class Repo(PantsRepo):
+    """tests/support/repo_copy.py's PantsRepo, plus the [flyte] endpoint of a stand-in FlyteAdmin."""
 
     def deploy(self, admin, *specs: str, dry_run: bool = False, check: bool = True, options=(), push=False):
         """`flyte-deploy --format=json` against `admin`; returns (process, summary or None).
@@ -51,35 +36,10 @@ class Repo:
     def plan(self, *specs: str) -> dict:
         return json.loads(self.pants("flyte-plan", "--format=json", *(specs or EXAMPLES), check=True).stdout)
 
-    def write(self, relpath: str, text: str) -> None:
-        path = self.root / relpath
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def read(self, relpath: str) -> str:
-        return (self.root / relpath).read_text()
-
-    def kill_pantsd(self) -> None:
-        for pid_file in (self.root / ".pids").glob("*/pantsd/pid"):
-            try:
-                os.kill(int(pid_file.read_text().strip()), 15)
-            except (ValueError, ProcessLookupError):
-                pass
-
 
 @pytest.fixture(scope="session")
 def deploy_repo(tmp_path_factory) -> Repo:
-    subprocess.run([str(REPO / "pants"), "--version"], cwd=REPO, check=True, capture_output=True)
-    root = tmp_path_factory.mktemp("deploy-repo")
-    for name in ("pants", "pants.toml", "BUILD"):
-        if (REPO / name).exists():
-            shutil.copy2(REPO / name, root / name)
-    for name in ("examples", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / ".bootstrap").mkdir()
-    for name in ("venv", "pex.pex", "cache"):
-        os.symlink(REPO / ".bootstrap" / name, root / ".bootstrap" / name)
-    repo = Repo(root)
+    repo = pants_repo_copy(tmp_path_factory.mktemp("deploy-repo"), repo_class=Repo)
     yield repo
     repo.kill_pantsd()
 

@@ -3,11 +3,9 @@ this machine's Debian packages and pushed to it, and a real Docker engine (Debia
 its own data-root and socket, stopped after the session."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -16,21 +14,11 @@ from typing import Iterator
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SUPPORT = REPO / "tests" / "support"
+from tests.oci import conftest as oci_support
+from tests.support import base_image as base_support
+from tests.support.repo_copy import pants_repo_copy
 
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-oci_support = _load("_flytebuild_oci_conftest", REPO / "tests" / "oci" / "conftest.py")
-base_support = _load("_flytebuild_base_image", SUPPORT / "base_image.py")
-e2e_support = _load("_flytebuild_e2e_conftest", REPO / "tests" / "e2e" / "conftest.py")
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 BASE_REPOSITORY = base_support.DEFAULT_REPOSITORY
 
 
@@ -161,34 +149,10 @@ def base_image(registry, cache_dir):
     return RegistryClient(registry.host, cache_dir=cache_dir).pull(ref)
 
 
-class PantsRepo(e2e_support.PantsRepo):
-    """tests/e2e's PantsRepo, plus extra environment variables (DOCKER_HOST) for one command."""
-
-    def pants(self, *args: str, check: bool = False, env=None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            [str(self.root / "pants"), *args], cwd=self.root, capture_output=True, text=True, timeout=900,
-            env={**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1", **(env or {})},
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(f"pants {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
-
-
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory, registry, python_base):
-    """A temp copy whose images push to (and pull their base from) the test registry."""
-    subprocess.run([str(REPO / "pants"), "--version"], cwd=REPO, check=True, capture_output=True)
-    root = tmp_path_factory.mktemp("repo")
-    for name in ("pants", "pants.toml", "BUILD"):
-        if (REPO / name).exists():
-            shutil.copy2(REPO / name, root / name)
-    for name in ("examples", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (root / ".bootstrap").mkdir()
-    for name in ("venv", "pex.pex", "cache"):
-        (root / ".bootstrap" / name).symlink_to(REPO / ".bootstrap" / name)
-    for build in (root / "examples").rglob("BUILD"):
-        build.write_text(build.read_text().replace("localhost:5000", registry.host))
-    r = PantsRepo(root)
+    """A temp copy whose images push to (and pull their base from) the test registry; its `pants(env=...)` adds
+    variables (DOCKER_HOST) for one command."""
+    r = pants_repo_copy(tmp_path_factory.mktemp("repo"), registry.host)
     yield r
     r.kill_pantsd()

@@ -1,43 +1,19 @@
 """End to end: `./pants run` of flyte_reference targets and `./pants run <flyte_workflow> -- --remote` against the
 stand-in FlyteAdmin over real gRPC (real Pants in a throwaway copy of the repo, real flytekit)."""
-import importlib.util
 import json
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.run.conftest import D, P
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-oci_support = _load("_flytebuild_oci_conftest_run", REPO / "tests/oci/conftest.py")
-base_support = _load("_flytebuild_base_image_run", REPO / "tests/support/base_image.py")
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """A real registry holding the examples' base image: `run --remote` pushes the workflow's images there."""
-    reg = oci_support.start_registry(tmp_path_factory.mktemp("registry"))
-    base_support.push_base_image(reg.host, base_support.DEFAULT_REPOSITORY, cache_dir=tmp_path_factory.mktemp("c"))
-    yield reg
-    oci_support.stop_registry(reg)
+# `registry`: a real registry holding the examples' base image; `run --remote` pushes the workflow's images there.
+from tests.support.base_registry import DEFAULT_REPOSITORY, registry  # noqa: F401 - fixture
 
 
 def images_at(registry, tmp_path):
     """Options pointing flyte_image targets that set no registry/base (examples/typed's) at `registry`."""
-    return (f"--flyte-registry={registry.host}", f"--flyte-default-base={registry.host}/{base_support.DEFAULT_REPOSITORY}",
+    return (f"--flyte-registry={registry.host}", f"--flyte-default-base={registry.host}/{DEFAULT_REPOSITORY}",
             f"--flyte-image-cache-dir={tmp_path / 'image-cache'}")
 
 
