@@ -52,7 +52,7 @@ from flytebuild.pants_backend.target_types import (
 )
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
-from flytebuild.pants_backend.util_rules.serialization import runtime_script
+from flytebuild.pants_backend.util_rules.user_env import runtime_script
 
 _DIR = "__flytebuild"
 _RUNTIME_SCRIPTS = ("run.py", "introspect.py", "serialize.py")

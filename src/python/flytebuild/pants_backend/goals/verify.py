@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import pkgutil
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.pants_backend.util_rules.user_env import runtime_script
 
 
 class VerifyFormat(Enum):
@@ -122,8 +122,7 @@ def _engine_available(env: Mapping[str, str]) -> bool:
 
 
 def _run_in_image(ref: str, modules: Sequence[str], env: Mapping[str, str]) -> Tuple[Optional[dict], str]:
-    script = pkgutil.get_data("flytebuild.runtime", "verify_image.py")
-    assert script is not None
+    script = runtime_script("verify_image.py")
     denv = _docker_env(env)
     docker = shutil.which("docker", path=env.get("PATH")) or "docker"
     pull = subprocess.run([docker, "pull", "-q", ref], env=denv, capture_output=True, text=True)

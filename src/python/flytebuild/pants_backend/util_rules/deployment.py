@@ -31,8 +31,8 @@ from flytebuild.pants_backend.util_rules.serialization import (
     ImageRefs,
     SerializedWorkflows,
     SerializeRequest,
-    runtime_script,
 )
+from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
 
 _DIR = "__flytebuild"
 
@@ -126,15 +126,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
     prefixed = await MultiGet(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows))
     venv_pex, extra = await MultiGet(
-        Get(
-            VenvPex,
-            PexFromTargetsRequest(
-                tuple(sorted(same_resolve)),
-                output_filename="flyte-introspect.pex",
-                internal_only=True,
-                include_source_files=False,
-            ),
-        ),
+        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
         Get(Digest, CreateDigest(files)),
     )
     input_digest = await Get(Digest, MergeDigests([*prefixed, extra]))

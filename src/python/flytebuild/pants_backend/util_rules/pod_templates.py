@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pkgutil
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
@@ -50,6 +49,7 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
+from flytebuild.pants_backend.util_rules.user_env import runtime_script
 
 _SCRIPT = "__flytebuild/validate_pod.py"
 
@@ -133,12 +133,6 @@ class PodTemplatesValid:
     kubernetes: str  # the client version that validated them ("" when there was nothing to check)
 
 
-def _script() -> bytes:
-    data = pkgutil.get_data("flytebuild.runtime", "validate_pod.py")
-    assert data is not None
-    return data
-
-
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
 async def validate_pod_templates(
     request: PodTemplateValidationRequest, python_setup: PythonSetup
@@ -179,7 +173,7 @@ async def validate_pod_templates(
             Digest,
             CreateDigest(
                 [
-                    FileContent(_SCRIPT, _script()),
+                    FileContent(_SCRIPT, runtime_script("validate_pod.py")),
                     FileContent("__flytebuild/pods.json", json.dumps(batch, sort_keys=True).encode("utf-8")),
                 ]
             ),

@@ -1,7 +1,7 @@
 """Serialize planned workflows into registrable protobufs, and build the code bundle their fast tasks need.
 
 Serialization runs `runtime/serialize.py` in the user's environment: the same VenvPex and sources as
-introspection (util_rules/introspection.py), so flytekit comes from the user's lockfile and Pants never imports
+introspection (util_rules/user_env.py), so flytekit comes from the user's lockfile and Pants never imports
 it. The request is built from the plan: per task its mode, image reference and content-addressed version; per
 workflow and launch plan its version. Fast tasks carry flytekit's `{{ .remote_package_path }}` placeholder (the
 `pyflyte package` / `flytectl register files` convention), filled at registration with the uploaded bundle's
@@ -10,30 +10,15 @@ location, so the archive does not depend on the cluster it goes to.
 from __future__ import annotations
 
 import json
-import os
-import pkgutil
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
-from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
-from pants.backend.python.util_rules.python_sources import PythonSourceFiles, PythonSourceFilesRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import (
-    CreateDigest,
-    Digest,
-    DigestContents,
-    DigestSubset,
-    FileContent,
-    MergeDigests,
-    PathGlobs,
-    RemovePrefix,
-)
-from pants.engine.process import FallibleProcessResult
+from pants.engine.fs import Digest, DigestContents, DigestSubset, FileContent, PathGlobs, RemovePrefix
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest, WrappedTarget, WrappedTargetRequest
+from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
@@ -45,15 +30,10 @@ from flytebuild.core.plan import plan_image
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
+from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
-
-
-def runtime_script(name: str) -> bytes:
-    data = pkgutil.get_data("flytebuild.runtime", name)
-    assert data is not None, name
-    return data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +155,6 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
 async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
-    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(batch.addresses))
     files = [
         FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
         FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
@@ -184,39 +163,11 @@ async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
     for i, req in enumerate(batch.request_jsons):
         files.append(FileContent(f"{_DIR}/request{i}.json", req.encode("utf-8")))
         argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
-    venv_pex, sources, scripts = await MultiGet(
-        # The same request as introspection's: the environment is built once and shared.
-        Get(
-            VenvPex,
-            PexFromTargetsRequest(
-                batch.addresses,
-                output_filename="flyte-introspect.pex",
-                internal_only=True,
-                include_source_files=False,
-            ),
-        ),
-        Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
-        Get(Digest, CreateDigest(files)),
-    )
-    input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
     described = ", ".join(str(a) for a in batch.addresses)
-    result = await Get(
-        FallibleProcessResult,
-        VenvPexProcess(
-            venv_pex,
-            argv=argv,
-            input_digest=input_digest,
-            output_directories=(_OUT,),
-            extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
-            description=f"Serialize {described}",
-            level=LogLevel.DEBUG,
-        ),
+    result = await run_in_user_env(
+        batch.addresses, files, argv, description=f"Serialize {described}", output_directories=(_OUT,)
     )
-    stdout = result.stdout.decode("utf-8", "replace")
-    try:
-        results = json.loads(stdout)["results"]
-    except (ValueError, KeyError, TypeError):
-        results = {}
+    results = batch_results(result)
     stderr = result.stderr.decode("utf-8", "replace")
     for i, address in enumerate(batch.addresses):
         data = results.get(f"{_OUT}/{i}")
@@ -238,10 +189,7 @@ async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> SerializationError:
-    err = (data or {}).get("error") or {
-        "kind": "serialization_failed",
-        "message": stderr.strip()[-2000:] or "no output",
-    }
+    err = runtime_error(data, stderr, "serialization_failed")
     message = f"Cannot serialize {entrypoint}: {str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: " \
               f"{err.get('message', '')}"
     if err.get("traceback"):
