@@ -5,7 +5,7 @@ Usage:  python deploy.py <request.json>
 
 Runs in the USER's environment: flyteidl + grpcio; flytekit only with a flytekit config file (its channel carries
 the config's authentication). Self-contained:
-stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied alone into sandboxes.
+stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied into sandboxes with introspect.py beside it.
 
 request.json:
     {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null,
@@ -44,12 +44,31 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import os
 import sys
 import typing
 import urllib.error
 import urllib.request
+
+_THIS_FILE = os.path.abspath(__file__)
+
+
+def _load_sibling(name: str) -> typing.Any:
+    """A runtime script shipped beside this one, under a private module name (user modules may share the name)."""
+    key = f"_flytebuild_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# introspect.py (shipped beside this file) keeps stdout for the JSON result: json_stdout.
+_introspect = _load_sibling("introspect")
 
 REMOTE_PACKAGE = "{{ .remote_package_path }}"
 DEST_DIR = "{{ .dest_dir }}"
@@ -657,13 +676,7 @@ def _progress(e: Entity, dry_run: bool) -> None:
     log(f"{verb:>14}  {e.kind:<11} {e.id.name}  {e.id.version}" + (f"  -- {e.message}" if e.message else ""))
 
 
-def main(argv: typing.List[str]) -> int:
-    # stdout carries our JSON only.
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    code = 0
+def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     try:
         if len(argv) != 2:
             raise DeployError("bad_request", "usage: deploy.py <request.json>")
@@ -672,25 +685,24 @@ def main(argv: typing.List[str]) -> int:
                 req = json.load(f)
         except (OSError, ValueError) as e:
             raise DeployError("bad_request", f"cannot read request {argv[1]}: {e}")
-        result, code = deploy(req)
+        return deploy(req)
     except DeployError as e:
-        result, code = {"error": e.to_json()}, 2
+        return {"error": e.to_json()}, 2
     except Exception as e:  # noqa: BLE001 - gRPC failures mid-deploy are reported, not dumped
-        code = 2
         grpc_code = _code(e)
         if grpc_code != "UNKNOWN":
-            result = {"error": {"kind": "admin_error", "message": f"FlyteAdmin call failed: {grpc_code}: {_details(e)}",
-                                "fix": "re-run the deploy once FlyteAdmin is healthy: what was registered is kept"}}
-        else:
-            import traceback
+            return {"error": {"kind": "admin_error", "message": f"FlyteAdmin call failed: {grpc_code}: {_details(e)}",
+                              "fix": "re-run the deploy once FlyteAdmin is healthy: what was registered is kept"}}, 2
+        import traceback
 
-            result = {"error": {"kind": "internal", "message": f"{type(e).__name__}: {e}",
-                                "fix": "this is a flytebuild bug; please report it",
-                                "traceback": traceback.format_exc()}}
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return code
+        return {"error": {"kind": "internal", "message": f"{type(e).__name__}: {e}",
+                          "fix": "this is a flytebuild bug; please report it",
+                          "traceback": traceback.format_exc()}}, 2
+
+
+def main(argv: typing.List[str]) -> int:
+    # stdout carries our JSON only.
+    return _introspect.json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

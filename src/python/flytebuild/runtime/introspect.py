@@ -1227,46 +1227,62 @@ def _drop_script_dir_from_path() -> None:
         del sys.path[0]
 
 
-def _introspect_or_error(entrypoint: str) -> typing.Tuple[dict, int]:
+def result_or_error(fn: typing.Callable[[], dict], kind: str) -> typing.Tuple[dict, int]:
+    """(fn(), 0), or ({"error": ...}, 2): our own errors as they are, anything else user code raised (a SystemExit
+    too) as a `kind` error with the user's traceback. Shared with serialize.py."""
     try:
-        return introspect(entrypoint), 0
+        return fn(), 0
     except IntrospectError as e:
         return {"error": e.to_json()}, 2
     except BaseException as e:  # noqa: B902 - a user SystemExit while walking is still an error report
         if isinstance(e, KeyboardInterrupt):
             raise
         tb, f = user_traceback(e)
-        return {"error": {"kind": "introspection_failed", "message": _exc_message(e), "file": f, "traceback": tb}}, 2
+        return {"error": {"kind": kind, "message": _exc_message(e), "file": f, "traceback": tb}}, 2
 
 
-def main(argv: typing.List[str]) -> int:
-    # Keep stdout for our JSON only: anything written to fd 1 (user prints, flytekit, C extensions) goes to stderr.
+def json_stdout(body: typing.Callable[[], typing.Tuple[typing.Any, int]],
+                encode: typing.Callable[[typing.Any], str]) -> int:
+    """Run `body` -> (result, exit code) and print `encode(result)` as the only thing on stdout.
+
+    While `body` runs, fd 1 points at stderr: user prints, flytekit and C extensions cannot corrupt our JSON.
+    Shared with serialize.py and deploy.py."""
     sys.stdout.flush()
     out_fd = os.dup(1)
     os.dup2(2, 1)
     real_stdout = sys.stdout
     sys.stdout = sys.stderr
-    code = 0
     try:
-        _drop_script_dir_from_path()
-        if len(argv) >= 2 and argv[1] == "--batch":
-            # One interpreter (one flytekit import) for many entrypoints; each reports on its own.
-            result: dict = {"results": {ep: _introspect_or_error(ep)[0] for ep in argv[2:]}}
-        elif len(argv) == 2:
-            result, code = _introspect_or_error(argv[1])
-        else:
-            result, code = {"error": IntrospectError(
-                "introspection_failed",
-                "usage: introspect.py <module.path:attr | path/to/file.py:attr> | --batch <entrypoint>...",
-            ).to_json()}, 2
+        result, code = body()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         sys.stdout = real_stdout
-    text = dumps(result) + "\n"
+    text = encode(result) + "\n"
     with os.fdopen(out_fd, "w", encoding="utf-8") as out:
         out.write(text)
     return code
+
+
+def _introspect_or_error(entrypoint: str) -> typing.Tuple[dict, int]:
+    return result_or_error(lambda: introspect(entrypoint), "introspection_failed")
+
+
+def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
+    _drop_script_dir_from_path()
+    if len(argv) >= 2 and argv[1] == "--batch":
+        # One interpreter (one flytekit import) for many entrypoints; each reports on its own.
+        return {"results": {ep: _introspect_or_error(ep)[0] for ep in argv[2:]}}, 0
+    if len(argv) == 2:
+        return _introspect_or_error(argv[1])
+    return {"error": IntrospectError(
+        "introspection_failed",
+        "usage: introspect.py <module.path:attr | path/to/file.py:attr> | --batch <entrypoint>...",
+    ).to_json()}, 2
+
+
+def main(argv: typing.List[str]) -> int:
+    return json_stdout(lambda: _main(argv), dumps)
 
 
 if __name__ == "__main__":

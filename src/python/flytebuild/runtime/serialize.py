@@ -7,8 +7,8 @@ Usage:  python serialize.py <request.json> <out_dir>
 {"results": {"<out_dir>": <summary or {"error": ...}>}}; it exits 0 when every request succeeded, else 2.
 
 Runs in the USER's environment (CPython + flytekit). Self-contained on purpose: stdlib + flytekit only, no import
-of `flytebuild`; it is copied alone into sandboxes. Run it with cwd = repo root (or a sandbox laid out like it) and
-the source roots on PYTHONPATH.
+of `flytebuild`; it is copied into sandboxes with introspect.py beside it. Run it with cwd = repo root (or a sandbox
+laid out like it) and the source roots on PYTHONPATH.
 
 request.json:
     {"entrypoint": "baked.workflows:wf", "project": "flytesnacks", "domain": "development",
@@ -85,6 +85,8 @@ user_traceback = _introspect.user_traceback
 _exc_message = _introspect._exc_message
 _module_file = _introspect._module_file
 _drop_script_dir_from_path = _introspect._drop_script_dir_from_path
+result_or_error = _introspect.result_or_error
+json_stdout = _introspect.json_stdout
 
 
 def load_entrypoint(entrypoint: str) -> typing.Tuple[str, typing.Any]:
@@ -697,51 +699,31 @@ def _read_request(path: str) -> Request:
 
 
 def _serialize_one(req_path: str, out_dir: str) -> typing.Tuple[dict, int]:
-    try:
-        return serialize(_read_request(req_path), out_dir), 0
-    except SerializeError as e:
-        return {"error": e.to_json()}, 2
-    except BaseException as e:  # noqa: B902 - a user SystemExit is still an error report
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        return {"error": {"kind": "serialization_failed", "message": _exc_message(e), "file": f, "traceback": tb}}, 2
+    return result_or_error(lambda: serialize(_read_request(req_path), out_dir), "serialization_failed")
 
 
-def main(argv: typing.List[str]) -> int:
-    # Keep stdout for our JSON only: anything written to fd 1 (user prints, flytekit, C extensions) goes to stderr.
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr
-    code = 0
+def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     try:
         _drop_script_dir_from_path()
         if len(argv) >= 2 and argv[1] == "--batch":
             pairs = argv[2:]
             if not pairs or len(pairs) % 2:
                 raise SerializeError("bad_request", "usage: serialize.py --batch <request.json> <out_dir> ...")
-            results = {}
+            results, code = {}, 0
             for req_path, out_dir in zip(pairs[::2], pairs[1::2]):
                 one, one_code = _serialize_one(req_path, out_dir)
                 results[out_dir] = one
                 code = code or one_code
-            result = {"results": results}
-        else:
-            if len(argv) != 3:
-                raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
-            result, code = _serialize_one(argv[1], argv[2])
+            return {"results": results}, code
+        if len(argv) != 3:
+            raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
+        return _serialize_one(argv[1], argv[2])
     except SerializeError as e:
-        result, code = {"error": e.to_json()}, 2
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout = real_stdout
-    text = json.dumps(result, indent=2, sort_keys=True) + "\n"
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return code
+        return {"error": e.to_json()}, 2
+
+
+def main(argv: typing.List[str]) -> int:
+    return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     }
     files += [
         FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
+        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
