@@ -107,6 +107,8 @@ def test_pyproject_tool_table(tmp_path, cli):
         (_CONFIG, {"src/proj/tasks.py": "from proj.util import double\nraise RuntimeError('boom in user code')\n"},
          ["import error", "boom in user code", "Fix:"]),
         ("images = 3\n", {}, ["`images` in flytebuild.toml must be a table of tables"]),
+        (_CONFIG.replace("[images.img]\n", "[images.img]\nenv = { A = 1 }\n"), {},
+         ["`env` in [images.img] must be a table of strings, not dict", "Fix: write `env` as a table of strings"]),
         ("[workflows.w]\nimage = 'x'\n", {}, ["[workflows.w] has no `entrypoint`"]),
         ("x = [\n", {}, ["is not valid TOML"]),
     ],

@@ -307,9 +307,6 @@ def load_project(path: str) -> Project:
     for name, table in sorted(top.tables("images").items()):
         img = _Reader(table, f"[images.{name}]", path, _IMAGE_KEYS)
         image_name = img.str("image_name") or name
-        env = img.data.get("env", {})
-        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-            raise img._bad("env", "a table of strings")
         images.append(
             ImageConfig(
                 name=name,
@@ -320,7 +317,7 @@ def load_project(path: str) -> Project:
                 dependencies=img.strs("dependencies") if targets is not None
                 else tuple(_repo_glob(repo, d) for d in img.strs("dependencies")),
                 requirements=img.strs("requirements"),
-                env=tuple(sorted(env.items())),
+                env=img.str_map("env"),
                 python=img.str("python", DEFAULT_IMAGE_PYTHON),
             )
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -21,14 +20,10 @@ from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_w
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.plan import plan_image
-from flytebuild.core.registration import SerializationError, serialize_request
+from flytebuild.core.registration import DeployError, SerializationError, deploy_summary, serialize_request
 from flytebuild.oci.layers import build_layer
 
 ARCHIVE = "flyte-package.tgz"
-
-
-class DeployError(FlytebuildError):
-    """The deploy could not run (FlyteAdmin unreachable, bad configuration)."""
 
 
 @dataclass(frozen=True)
@@ -70,31 +65,14 @@ def serialize(project: Project, plan: WorkflowPlan, refs: Mapping[str, str]) -> 
         with open(request_file, "w", encoding="utf-8") as f:
             json.dump(request, f, sort_keys=True, indent=1)
         out_dir = os.path.join(tmp, "out")
-        proc = subprocess.run(
-            [python, userenv.runtime_script("serialize.py"), request_file, out_dir],
-            cwd=project.root,
-            env=userenv.user_env(project.root, project.source_roots),
-            capture_output=True,
-            text=True,
-        )
+        proc = userenv.run_script(python, "serialize.py", [request_file, out_dir], project.root, project.source_roots,
+                                  cwd=project.root)
         try:
             data = json.loads(proc.stdout)
         except ValueError:
             data = {"error": {"kind": "serialization_failed", "message": proc.stderr.strip()[-2000:] or "no output"}}
         if proc.returncode != 0 or "error" in data:
-            err = data.get("error") or {}
-            message = (
-                f"Cannot serialize {plan.entrypoint}: "
-                f"{str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: {err.get('message', '')}"
-            )
-            if err.get("traceback"):
-                message += "\n\n" + str(err["traceback"]).rstrip()
-            raise SerializationError(
-                message,
-                target=plan.address,
-                file=err.get("file"),
-                fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
-            )
+            raise SerializationError.from_runtime(plan.address, plan.entrypoint, data.get("error") or {})
         files = []
         for name in sorted(os.listdir(out_dir)):
             with open(os.path.join(out_dir, name), "rb") as f:
@@ -201,20 +179,7 @@ def deploy(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
             f"{admin.endpoint or admin.config}"
         )
-        proc = subprocess.run(
-            [python, userenv.runtime_script("deploy.py"), "request.json"],
-            cwd=tmp,
-            env=userenv.user_env(project.root, project.source_roots),
-            capture_output=True,
-            text=True,
-        )
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError:
-        data = {"error": {"kind": "internal", "message": proc.stderr.strip()[-2000:] or "no output",
-                          "fix": "this is a flytebuild bug; please report it"}}
-    if "error" in data:
-        err = data["error"]
-        raise DeployError(str(err.get("message") or "deploy failed"), fix=err.get("fix") or None)
+        proc = userenv.run_script(python, "deploy.py", ["request.json"], project.root, project.source_roots, cwd=tmp)
+    data = deploy_summary(proc.stdout, proc.stderr)
     return proc.returncode, data, tuple(sorted(found_warnings)), proc.stderr
 

@@ -60,6 +60,15 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     return env
 
 
+def run_script(
+    python: str, script: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
+) -> subprocess.CompletedProcess:
+    """runtime/`script` in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
+    return subprocess.run(
+        [python, runtime_script(script), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
+    )
+
+
 def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
     python = check_python(python, config_file)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}

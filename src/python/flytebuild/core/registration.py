@@ -1,6 +1,8 @@
-"""What runtime/serialize.py is asked to register, from a plan (shared by the Pants and CLI adapters)."""
+"""What runtime/serialize.py is asked to register, from a plan, and how the adapters (Pants and CLI) read what
+runtime/serialize.py and runtime/deploy.py answer."""
 from __future__ import annotations
 
+import json
 from typing import Mapping
 
 from flytebuild.core.errors import FlytebuildError
@@ -11,6 +13,37 @@ REMOTE_PACKAGE_PATH = "{{ .remote_package_path }}"
 
 class SerializationError(FlytebuildError):
     """runtime/serialize.py refused or failed for a workflow."""
+
+    @classmethod
+    def from_runtime(cls, target: str, entrypoint: str, error: Mapping) -> "SerializationError":
+        """From serialize.py's `{"error": {...}}` payload (the inner mapping)."""
+        kind = str(error.get("kind", "serialization_failed")).replace("_", " ")
+        message = f"Cannot serialize {entrypoint}: {kind}: {error.get('message', '')}"
+        if error.get("traceback"):
+            message += "\n\n" + str(error["traceback"]).rstrip()
+        return cls(
+            message,
+            target=target,
+            file=error.get("file"),
+            fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
+        )
+
+
+class DeployError(FlytebuildError):
+    """The deploy could not run (FlyteAdmin unreachable, bad configuration)."""
+
+
+def deploy_summary(stdout: str, stderr: str) -> dict:
+    """runtime/deploy.py's JSON summary; DeployError when it could not run (or printed no JSON: a crash)."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        data = {"error": {"kind": "internal", "message": stderr.strip()[-2000:] or "no output",
+                          "fix": "this is a flytebuild bug; please report it"}}
+    if "error" in data:
+        err = data["error"]
+        raise DeployError(str(err.get("message") or "deploy failed"), fix=err.get("fix") or None)
+    return data
 
 
 def serialize_request(plan: WorkflowPlan, refs: Mapping[str, str]) -> dict:

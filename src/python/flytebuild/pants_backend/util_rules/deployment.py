@@ -21,7 +21,7 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import BundleWarning
-from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.registration import DeployError, deploy_summary
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
@@ -35,10 +35,6 @@ from flytebuild.pants_backend.util_rules.serialization import (
 from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
 
 _DIR = "__flytebuild"
-
-
-class DeployError(FlytebuildError):
-    """The deploy could not run (FlyteAdmin unreachable, bad configuration)."""
 
 
 @dataclass(frozen=True)
@@ -144,16 +140,8 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
-    stdout = result.stdout.decode("utf-8", "replace")
     stderr = result.stderr.decode("utf-8", "replace")
-    try:
-        data = json.loads(stdout)
-    except ValueError:
-        data = {"error": {"kind": "internal", "message": stderr.strip()[-2000:] or "no output",
-                          "fix": "this is a flytebuild bug; please report it"}}
-    if "error" in data:
-        err = data["error"]
-        raise DeployError(str(err.get("message") or "deploy failed"), fix=err.get("fix") or None)
+    data = deploy_summary(result.stdout.decode("utf-8", "replace"), stderr)
     warnings = set(code_bundle.warnings)
     for sw in serialized.workflows:
         for w in sw.summary().get("warnings", ()):

@@ -189,17 +189,7 @@ async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> SerializationError:
-    err = runtime_error(data, stderr, "serialization_failed")
-    message = f"Cannot serialize {entrypoint}: {str(err.get('kind', 'serialization_failed')).replace('_', ' ')}: " \
-              f"{err.get('message', '')}"
-    if err.get("traceback"):
-        message += "\n\n" + str(err["traceback"]).rstrip()
-    return SerializationError(
-        message,
-        target=str(address),
-        file=err.get("file"),
-        fix="fix the error above; if the workflow registers with pyflyte, report it as a flytebuild bug",
-    )
+    return SerializationError.from_runtime(str(address), entrypoint, runtime_error(data, stderr, "serialization_failed"))
 
 
 def rules():
