@@ -6,7 +6,6 @@ configured nothing is checked and no process starts."""
 import json
 import socket
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
