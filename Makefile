@@ -5,8 +5,8 @@ USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
 .PHONY: demo test bootstrap user-env system-deps clean
 
-demo: bootstrap
-	./pants flyte-plan examples::
+demo: user-env
+	bin/demo
 
 test: user-env system-deps
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)

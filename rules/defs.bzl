@@ -325,6 +325,7 @@ def _flyte_workflow_impl(ctx):
         facts = run_facts.short_path,
         label = label,
         workspace = ctx.workspace_name,
+        env = "\n".join(["export %s='%s'" % (k, v) for k, v in sorted(settings.env.items())]),
     ), is_executable = True)
     runfiles = ctx.runfiles(files = [run_facts] + _settings_files(settings) + ctx.files._cli, transitive_files = files)
     return [
@@ -343,7 +344,8 @@ _DEPLOY = """#!/bin/sh
 # Runs from the runfiles tree of the workspace, where the facts' paths are valid.
 set -e
 if [ -d "$0.runfiles/{workspace}" ]; then cd "$0.runfiles/{workspace}"; fi
-export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR=""
+export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR="" PIP_CONFIG_FILE=/dev/null
+{env}
 exec "{python}" -m flytebuild.cli -c "{facts}" deploy "{label}" "$@"
 """
 

@@ -38,7 +38,7 @@ def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_p
     assert summary["pushed"] is True and summary["ref"].startswith(f"{registry.host}/flytebuild/baked:")
     assert "pushed " + summary["ref"] in first.stdout
     names = [layer["name"] for layer in summary["layers"]]
-    assert names[-2:] == ["scripts", "sources"] and any(n.startswith("flytekit==") for n in names)
+    assert names[-2:] == ["scripts", "sources"] and any("flytekit" in n for n in names)
 
     again = _package(cli, repo, tmp_path / "c1", "baked-image")
     assert "nothing built or pushed" in again.stdout
@@ -64,3 +64,20 @@ def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_p
     # `org.flytebuild.target` label differs (`baked-image` vs `examples/baked:image`).
     layers = lambda s: [(layer["name"], layer["digest"], layer["size"]) for layer in s["layers"]]  # noqa: E731
     assert layers(pants_summary) == layers(oci)
+
+
+def test_deploy_pushes_images_first_and_pins_tasks_by_digest(cli, repo, registry, user_python, tmp_path):
+    from tests.support.flyteadmin.fixture import flyteadmin
+
+    with flyteadmin(user_python) as admin:
+        proc = _package(cli, repo, tmp_path / "c", "baked-image")  # warm the layer cache
+        ref = json.loads((repo.root / "dist/baked-image.image.json").read_text())
+        proc = cli("-c", "examples/flytebuild.toml", "deploy", "baked-wf", "--endpoint", admin.endpoint, "--insecure",
+                   "--format=json", cwd=repo.root, env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "c")})
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        (image,) = summary["images"]
+        assert image["address"] == "baked-image" and image["digest"] == ref["digest"]
+        task = next(i for i in admin.store.ids("task") if i["name"] == "baked.stats.summarize")
+        stored = json.dumps(admin.store.get("task", task["project"], task["domain"], task["name"], task["version"]))
+        assert f"{image['ref']}@{image['digest']}" in stored

@@ -173,3 +173,27 @@ def test_bad_input_fails_clearly_and_tags_nothing(repo, registry, make_registry,
                                                   ok=(200, 404))
     with tags:
         assert tags.status == 404 or not (json.loads(tags.read()).get("tags") or [])
+
+
+def test_oci_layout_and_docker_load_outputs(repo, docker, tmp_path):
+    cache = tmp_path / "c"
+    package(repo, cache, "--flyte-image-output=oci")
+    s = summary(repo)
+    layout = repo.root / "dist" / "examples.baked" / "baked.oci"
+    index = json.loads((layout / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == s["digest"]
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == s["ref"]
+    manifest = json.loads((layout / "blobs" / "sha256" / s["digest"].split(":")[1]).read_text())
+    for d in [manifest["config"], *manifest["layers"]]:  # every blob is there, with its size
+        assert (layout / "blobs" / "sha256" / d["digest"].split(":")[1]).stat().st_size == d["size"]
+
+    proc = repo.pants(f"--flyte-image-cache-dir={cache}", "--flyte-image-output=docker", "package", IMAGE,
+                      env={"DOCKER_HOST": docker.host})
+    assert proc.returncode == 0, proc.stderr
+    assert f"loaded {s['ref']} into Docker" in proc.stderr
+    # Docker's image ID is our config digest: the same image, loaded without a registry.
+    image_id = docker.run("image", "inspect", "--format", "{{.Id}}", s["ref"]).stdout.strip()
+    assert image_id == manifest["config"]["digest"]
+    out = docker.run("run", "--rm", "--network", "none", s["ref"], "sh", "-c",
+                     "command -v pyflyte-execute && command -v pyflyte-fast-execute && python3 -c 'import baked.data'").stdout
+    assert out.split() == ["/opt/flytebuild/bin/pyflyte-execute", "/opt/flytebuild/bin/pyflyte-fast-execute"]

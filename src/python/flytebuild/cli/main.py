@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
     deploy.add_argument("--dry-run", action="store_true", help="show what would be registered; change nothing")
+    deploy.add_argument(
+        "--no-push-images", dest="push_images", action="store_false",
+        help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
+    )
     deploy.add_argument("--format", choices=("table", "json"), default="table")
     deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
@@ -149,7 +153,7 @@ def _package(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
-    from flytebuild.cli.registration import AdminSettings, deploy
+    from flytebuild.cli.registration import AdminSettings, check_admin, deploy
     from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
 
     project = load_project(args.config or find_config("."))
@@ -161,7 +165,25 @@ def _deploy(args: argparse.Namespace) -> int:
         config=project.admin_config,
         timeout=project.admin_timeout,
     )
-    code, summary, warnings, _ = deploy(project, result, admin, args.dry_run)
+    check_admin(admin)  # before anything is pushed
+    pushed = []
+    if args.push_images and not args.dry_run:
+        # Images first: a task is registered only once the image it names exists (pinned by digest).
+        from flytebuild.cli import images as cli_images
+        from flytebuild.cli.graph import project_graph
+
+        graph = project_graph(project)
+        wanted = {t.image_address for p in result.workflows for t in p.tasks if t.image_address}
+        for image in result.image_targets:
+            if image.address in wanted:
+                pushed.append(cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs))
+    code, summary, warnings, _ = deploy(
+        project, result, admin, args.dry_run, published={i.name: f"{i.ref}@{i.digest}" for i in pushed}
+    )
+    summary["images"] = [
+        {"address": i.name, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
+        for i in sorted(pushed, key=lambda i: i.name)
+    ]
     render = render_deploy_json if args.format == "json" else render_deploy_table
     sys.stdout.write(render(summary, warnings))
     if code != 0:

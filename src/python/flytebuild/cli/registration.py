@@ -12,7 +12,7 @@ import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
@@ -148,6 +148,14 @@ class AdminSettings:
     timeout: int = 15
 
 
+def check_admin(admin: AdminSettings) -> None:
+    if not admin.endpoint and not admin.config:
+        raise DeployError(
+            "No FlyteAdmin to deploy to",
+            fix="set `endpoint` (and `insecure`) or `config` in the flytebuild configuration, or pass --endpoint",
+        )
+
+
 def deploy(
     project: Project,
     result: ProjectPlan,
@@ -156,11 +164,7 @@ def deploy(
     published: Optional[Mapping[str, str]] = None,
 ) -> Tuple[int, dict, Tuple[BundleWarning, ...], str]:
     """runtime/deploy.py over every planned workflow: (exit code, summary, warnings, log)."""
-    if not admin.endpoint and not admin.config:
-        raise DeployError(
-            "No FlyteAdmin to deploy to",
-            fix="set `endpoint` (and `insecure`) or `config` in the flytebuild configuration, or pass --endpoint",
-        )
+    check_admin(admin)
     python = userenv.check_python(project.python, project.config_file)
     refs = image_refs(result, published)
     bundle, warnings = code_bundle(project, result)

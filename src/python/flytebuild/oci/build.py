@@ -24,14 +24,13 @@ import json
 import os
 import posixpath
 import re
-import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from flytebuild.oci.image import BaseImage, Image, build_image, canonical_json, sha256_digest
-from flytebuild.oci.layers import EXEC_MODE, Layer, LayerError, build_layer
+from flytebuild.oci.layers import EXEC_MODE, Layer, LayerError, build_layer, temp_path
 
 DEFAULT_WORKDIR = "/root"  # where flytekit's own images (ImageSpec) put user code
 DEFAULT_SITE_PACKAGES = "/opt/flytebuild/site-packages"
@@ -216,17 +215,14 @@ class LayerCache:
     def put(self, key: str, build: Callable[[Path], Layer], extra: Mapping[str, object]) -> Layer:
         tmp_dir = self.dir / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        # Per process and thread: pantsd builds the images of one deploy on several threads, and images that
-        # share a wheel build the same layer (same key) at the same time.
-        unique = f"{os.getpid()}.{threading.get_ident()}"
-        tmp = tmp_dir / f"{key}.{unique}.tgz"
+        tmp = temp_path(tmp_dir / f"{key}.tgz")
         layer = build(tmp)
         blob = self.dir / "blobs" / "sha256" / layer.digest.split(":", 1)[1]
         blob.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, blob)
         meta = {"digest": layer.digest, "diff_id": layer.diff_id, "size": layer.size, "name": layer.name, **extra}
         self._meta(key).parent.mkdir(parents=True, exist_ok=True)
-        tmp_meta = self._meta(key).with_suffix(f".{unique}.tmp")
+        tmp_meta = temp_path(self._meta(key))
         tmp_meta.write_text(json.dumps(meta, sort_keys=True))
         os.replace(tmp_meta, self._meta(key))
         return Layer(layer.digest, layer.diff_id, layer.size, path=blob, name=layer.name)

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import BinaryIO, Mapping, Optional
 
@@ -64,16 +65,14 @@ def docker_load(image: Image, tag: str, *, base_client: Optional[RegistryClient]
     if exe is None:
         raise OSError(f"no `{docker}` on PATH: the `docker` output needs a Docker engine and its CLI. "
                       f"Fix: install Docker, or use the `push` or `oci` output")
-    proc = subprocess.Popen([exe, "load"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(env) if env is not None else None)
-    assert proc.stdin is not None
-    try:
-        write_docker_archive(image, tag, proc.stdin, base_client=base_client)
-    except BrokenPipeError:
-        pass
-    finally:
-        proc.stdin.close()
-    out, err = proc.communicate()
+    # Through a file, not a pipe: `docker load` answers only at the end, and a failed load must
+    # not leave us blocked writing into a full pipe.
+    with tempfile.NamedTemporaryFile(prefix="flytebuild-docker-", suffix=".tar") as tmp:
+        write_docker_archive(image, tag, tmp, base_client=base_client)
+        tmp.flush()
+        proc = subprocess.run([exe, "load", "-i", tmp.name], capture_output=True,
+                              env=dict(env) if env is not None else None)
+    out, err = proc.stdout, proc.stderr
     if proc.returncode != 0:
         raise OSError(f"`docker load` failed: {err.decode(errors='replace').strip() or out.decode(errors='replace').strip()}. "
                       f"Fix: check that the Docker engine is running (DOCKER_HOST)")

@@ -15,9 +15,17 @@ import os
 import posixpath
 import stat
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterable, Optional, Sequence, Tuple, Union
+
+
+def temp_path(dest: Path) -> Path:
+    """A sibling of `dest` to write before renaming into place; unique per process AND thread, because
+    images built concurrently share layers and blobs in one cache."""
+    return dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 FILE_MODE = 0o644
@@ -195,7 +203,7 @@ def build_layer(
     if out_path is not None:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
+        tmp = temp_path(out)
         sink = open(tmp, "wb")
     else:
         sink = io.BytesIO()

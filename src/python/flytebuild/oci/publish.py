@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from flytebuild.oci.image import OCI_INDEX, Image, canonical_json
-from flytebuild.oci.layers import Layer
+from flytebuild.oci.layers import Layer, temp_path
 from flytebuild.oci.registry import Reference, RegistryClient, RegistryError
 
 # progress(digest, name, status, size): status is one of
@@ -165,7 +165,7 @@ def write_oci_layout(
         dest = blobs / digest.split(":", 1)[1]
         if dest.exists():
             return
-        tmp = dest.with_name(dest.name + ".tmp")
+        tmp = temp_path(dest)
         write(tmp)
         os.replace(tmp, dest)
 

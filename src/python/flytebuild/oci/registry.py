@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from flytebuild.oci.image import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, BaseImage
+from flytebuild.oci.layers import temp_path
 
 # Without the OCI *and* Docker v2 types a registry may convert to schema1 and report another digest.
 MANIFEST_ACCEPT = ", ".join([OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST])
@@ -450,7 +451,7 @@ class RegistryClient:
         if dest.exists():
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = temp_path(dest)
         for attempt in range(1, self.retries + 2):
             sha = hashlib.sha256()
             try:
