@@ -23,6 +23,9 @@ from flytebuild.pants_backend.util_rules import (
 )
 
 
+from flytebuild.pants_backend.util_rules import reference_check  # noqa: E402 - appended (flyte-plan's reference check)
+
+
 def rules():
     return [
         *FlyteSubsystem.rules(),
@@ -43,6 +46,7 @@ def rules():
         *deploy.rules(),
 
         *verify.rules(),
+        *reference_check.rules(),
     ]
 
 
