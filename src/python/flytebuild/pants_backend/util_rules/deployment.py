@@ -82,18 +82,35 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # Images first: a task is registered only once the image it names exists (tag = fingerprint, pinned by digest).
-    pushed: tuple[PublishedImage, ...] = ()
+    # Images are built and pushed while the workflows are serialized (by tag): deploy.py pins the tasks to the
+    # pushed digests, and registers nothing before both are done.
+    image_refs = ImageRefs.from_plans(ordered)
+    wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
         wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
-        if wanted:
-            pushed = (await Get(PublishedImages, PublishImagesRequest(wanted))).images
-    image_refs = ImageRefs.from_plans(ordered, published={i.address: f"{i.ref}@{i.digest}" for i in pushed})
-
-    code_bundle, serialized = await MultiGet(
+    # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
+    # the first resolve has them, so no new environment is built.
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy")) for a in addresses
+    )
+    resolve = _resolve_of(wrapped[0].target, python_setup)
+    same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
+    code_bundle, serialized, venv_pex, published = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
         Get(SerializedWorkflows, SerializeRequest(addresses, ordered, image_refs)),
+        Get(
+            VenvPex,
+            PexFromTargetsRequest(
+                tuple(sorted(same_resolve)),
+                output_filename="flyte-introspect.pex",
+                internal_only=True,
+                include_source_files=False,
+            ),
+        ),
+        Get(PublishedImages, PublishImagesRequest(wanted)),
     )
+    pushed: tuple[PublishedImage, ...] = published.images
+    pins = {image_refs.refs[i.address]: f"{i.ref}@{i.digest}" for i in pushed if i.address in image_refs.refs}
 
     files = []
     entities = []
@@ -110,6 +127,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         "dry_run": request.dry_run,
         "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
+        "pin_images": pins,
         "entities": entities,
     }
     files += [
@@ -117,27 +135,11 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
-    # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
-    # the first resolve has them, so no new environment is built.
-    wrapped = await MultiGet(
-        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy")) for a in addresses
+    parts = await MultiGet(
+        [*(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows)),
+         Get(Digest, CreateDigest(files))]
     )
-    resolve = _resolve_of(wrapped[0].target, python_setup)
-    same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
-    prefixed = await MultiGet(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows))
-    venv_pex, extra = await MultiGet(
-        Get(
-            VenvPex,
-            PexFromTargetsRequest(
-                tuple(sorted(same_resolve)),
-                output_filename="flyte-introspect.pex",
-                internal_only=True,
-                include_source_files=False,
-            ),
-        ),
-        Get(Digest, CreateDigest(files)),
-    )
-    input_digest = await Get(Digest, MergeDigests([*prefixed, extra]))
+    input_digest = await Get(Digest, MergeDigests(parts))
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
