@@ -2,6 +2,8 @@
 from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render
 from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.goals import verify
+from flytebuild.pants_backend.goals import imagespec as imagespec_goal
+from flytebuild.pants_backend.util_rules import imagespec
 
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
@@ -43,6 +45,8 @@ def rules():
         *deploy.rules(),
 
         *verify.rules(),
+        *imagespec.rules(),
+        *imagespec_goal.rules(),
     ]
 
 

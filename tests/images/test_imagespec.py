@@ -1,0 +1,150 @@
+"""ImageSpec in user code with no flyte_image target: `./pants flyte-imagespec` builds it from its
+fields daemonlessly and pushes it to a real registry; real Pants in a temp copy of the repo."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+EXAMPLE = Path(__file__).parent / "specs_example"
+# What specs/etl.py imports, transitively (the empty specs/__init__.py is no dependency in Pants).
+CLOSURE = {"specs/images.py", "specs/etl.py", "shared/__init__.py", "shared/textutil.py"}
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+@pytest.fixture(scope="module")
+def specs_repo(repo, registry):
+    """The example copied into the temp repo as examples/specs, pointed at the test registry."""
+    dest = repo.root / "examples" / "specs"
+    shutil.copytree(EXAMPLE, dest, dirs_exist_ok=True)
+    for f in dest.iterdir():
+        f.write_text(f.read_text().replace("localhost:5000", registry.host))
+    return repo
+
+
+def build(repo, cache: Path, *specs: str, env=None):
+    return repo.pants(f"--flyte-image-cache-dir={cache}", "flyte-imagespec", "--format=json",
+                      *(specs or ("examples/specs:wf",)), env=env or NO_ENGINE)
+
+
+def built(proc) -> list:
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    return json.loads(proc.stdout)["images"]
+
+
+def planned_tasks(repo, spec: str) -> dict:
+    proc = repo.pants("flyte-plan", "--format=json", spec, check=True)
+    return {t["name"]: t for wf in json.loads(proc.stdout)["workflows"] for t in wf["tasks"]}
+
+
+def drop_tag(registry, ref: str) -> None:
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    r = Reference.parse(ref)
+    client = RegistryClient(registry.host)
+    desc = client.head_manifest(r.repository, r.tag)
+    client.request("DELETE", f"/v2/{r.repository}/manifests/{desc.digest}", repo=r.repository, actions="*",
+                   ok=(202,)).close()
+
+
+def manifest_and_config(registry, ref: str, cache: Path):
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    client = RegistryClient(registry.host, cache_dir=cache)
+    manifest, digest = client.resolve(ref)
+    repository = Reference.parse(ref).repository
+    config = json.loads(client.fetch_blob_path(repository, manifest["config"]["digest"]).read_bytes())
+    return client, repository, manifest, digest, config
+
+
+def test_imagespec_without_target_is_built_pushed_and_used_by_the_plan(specs_repo, registry, tmp_path):
+    images = built(build(specs_repo, tmp_path / "c1"))
+    assert len(images) == 1
+    image = images[0]
+    assert image["name"] == "specs-etl" and image["pushed"] is True
+    assert image["ref"].startswith(f"{registry.host}/specs-etl:")
+    assert sorted(image["tasks"]) == ["specs.etl.clean", "specs.etl.count"]
+    assert any(d.startswith("flytekit==1.16.31") for d in image["distributions"])
+
+    # The plan points both tasks at exactly what was built.
+    tasks = planned_tasks(specs_repo, "examples/specs:wf")
+    for name in ("specs.etl.clean", "specs.etl.count"):
+        assert tasks[name]["image_ref"] == image["ref"] and tasks[name]["image_source"] == "code:ImageSpec"
+        assert set(tasks[name]["sources"]) == CLOSURE  # the build graph's closure of the task
+
+    # In the registry: the manifest pushed, its config carries the spec's env and the closure label.
+    client, repository, manifest, digest, config = manifest_and_config(registry, image["ref"], tmp_path / "c")
+    assert digest == image["digest"]
+    assert "SPECS_MODE=image" in config["config"]["Env"]
+    labels = config["config"]["Labels"]
+    assert set(json.loads(labels["org.flytebuild.source-files"])) == CLOSURE
+    # The sources layer (the last) holds exactly the closure at its import paths, nothing else of
+    # the folder (specs/notes.py, specs/workflows.py, BUILD) that source_root="." would have copied.
+    blob = client.fetch_blob_path(repository, manifest["layers"][-1]["digest"]).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        files = {m.name.lstrip("/") for m in tar.getmembers() if m.isfile()}
+    assert files == {f"root/{p}" for p in CLOSURE} | {"opt/flytebuild/sources.json"}
+
+
+def test_same_inputs_same_digest_and_present_tag_is_not_rebuilt(specs_repo, registry, tmp_path):
+    first = built(build(specs_repo, tmp_path / "c1"))[0]
+    again = built(build(specs_repo, tmp_path / "c1"))[0]
+    assert again["pushed"] is False and again["bytes_uploaded"] == 0 and again["digest"] == first["digest"]
+    # Tag gone, clean cache: rebuilt byte for byte.
+    drop_tag(registry, first["ref"])
+    rebuilt = built(build(specs_repo, tmp_path / "c2"))[0]
+    assert rebuilt["pushed"] is True and rebuilt["ref"] == first["ref"] and rebuilt["digest"] == first["digest"]
+
+
+def test_closure_edit_changes_the_tag_and_outside_edit_does_not(specs_repo, registry, tmp_path):
+    before = built(build(specs_repo, tmp_path / "c"))[0]
+    notes = "examples/specs/notes.py"
+    specs_repo.write(notes, specs_repo.read(notes) + "\nMORE = 1\n")
+    assert built(build(specs_repo, tmp_path / "c"))[0]["ref"] == before["ref"]
+    etl = "examples/specs/etl.py"
+    original = specs_repo.read(etl)
+    try:
+        specs_repo.write(etl, original + "\n# edited\n")
+        after = built(build(specs_repo, tmp_path / "c"))[0]
+    finally:
+        specs_repo.write(etl, original)
+    assert after["ref"] != before["ref"] and after["pushed"] is True
+
+
+APT_MODULE = '''
+from flytekit import ImageSpec, task
+
+tools = ImageSpec(name="specs-tools", registry="{registry}", base_image="{registry}/flytebuild/python:3.11",
+                  packages=["flytekit==1.16.31"], apt_packages=["curl"], source_root=".")
+
+
+@task(container_image=tools)
+def fetch(url: str) -> str:
+    return url
+'''
+
+
+def test_engine_field_without_engine_fails_clearly_and_tags_nothing(specs_repo, registry, tmp_path):
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    specs_repo.write("examples/specs/tools.py", APT_MODULE.format(registry=registry.host))
+    specs_repo.write("examples/specs/BUILD", specs_repo.read("examples/specs/BUILD") + (
+        '\nflyte_workflow(name="tools_wf", entrypoint="specs.tools:fetch", project="flytesnacks", domain="development")\n'))
+    ref = planned_tasks(specs_repo, "examples/specs:tools_wf")["specs.tools.fetch"]["image_ref"]
+    assert ref.startswith(f"{registry.host}/specs-tools:")
+
+    proc = build(specs_repo, tmp_path / "c", "examples/specs:tools_wf")
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert "specs.tools.fetch" in err and "apt_packages" in err and "no Docker engine" in err
+    assert "flyte_image(image_name='specs-tools')" in err and "Traceback" not in err
+    r = Reference.parse(ref)
+    assert RegistryClient(registry.host).head_manifest(r.repository, r.tag) is None
