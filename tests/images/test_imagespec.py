@@ -148,3 +148,61 @@ def test_engine_field_without_engine_fails_clearly_and_tags_nothing(specs_repo, 
     assert "flyte_image(image_name='specs-tools')" in err and "Traceback" not in err
     r = Reference.parse(ref)
     assert RegistryClient(registry.host).head_manifest(r.repository, r.tag) is None
+
+
+def add_workflow(repo, module: str, text: str, name: str, entrypoint: str) -> None:
+    repo.write(f"examples/specs/{module}.py", text)
+    repo.write("examples/specs/BUILD", repo.read("examples/specs/BUILD") + (
+        f'\nflyte_workflow(name="{name}", entrypoint="{entrypoint}", project="flytesnacks", domain="development")\n'))
+
+
+INDEX_MODULE = '''
+from flytekit import ImageSpec, task
+
+small = ImageSpec(name="specs-small", registry="{registry}", base_image="{registry}/flytebuild/python:3.11",
+                  python_version="3.11", packages=["toolz==0.12.1"])
+
+
+@task(container_image=small)
+def first(xs: list[int]) -> int:
+    return xs[0]
+'''
+
+
+def test_packages_outside_the_lockfile_are_resolved_by_pex(specs_repo, registry, tmp_path):
+    """toolz is in no lockfile of the repo: pex resolves it from the index for the spec's Python."""
+    add_workflow(specs_repo, "small", INDEX_MODULE.format(registry=registry.host), "small_wf", "specs.small:first")
+    image = built(build(specs_repo, tmp_path / "c", "examples/specs:small_wf"))[0]
+    assert image["pushed"] is True and image["distributions"] == ["toolz==0.12.1"]
+    _, _, manifest, _, config = manifest_and_config(registry, image["ref"], tmp_path / "c")
+    # No source_root/copy: like flytekit, no code in the image (the task ships in a bundle).
+    assert json.loads(config["config"]["Labels"]["org.flytebuild.source-files"]) == []
+    task = planned_tasks(specs_repo, "examples/specs:small_wf")["specs.small.first"]
+    assert task["image_ref"] == image["ref"] and task["mode"] == "fast"
+
+
+ENGINE_MODULE = '''
+from flytekit import ImageSpec, task
+
+shell = ImageSpec(name="specs-shell", registry="{registry}", base_image="{registry}/flytebuild/python:3.11",
+                  packages=["flytekit==1.16.31"], commands=["echo built-by-engine > /etc/flytebuild-marker"],
+                  source_root=".")
+
+
+@task(container_image=shell)
+def hello(n: int) -> int:
+    return n
+'''
+
+
+def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_path):
+    add_workflow(specs_repo, "shell", ENGINE_MODULE.format(registry=registry.host), "shell_wf", "specs.shell:hello")
+    proc = build(specs_repo, tmp_path / "c", "examples/specs:shell_wf", env={"DOCKER_HOST": docker.host})
+    image = built(proc)[0]
+    assert image["engine"] is True and image["pushed"] is True
+    assert specs_repo and planned_tasks(specs_repo, "examples/specs:shell_wf")["specs.shell.hello"]["image_ref"] == image["ref"]
+    docker.run("rmi", "-f", image["ref"], check=False)
+    docker.run("pull", image["ref"])
+    out = docker.run("run", "--rm", "--network", "none", image["ref"], "sh", "-c",
+                     "cat /etc/flytebuild-marker && ls /root/specs && command -v pyflyte-execute").stdout
+    assert "built-by-engine" in out and "shell.py" in out and "pyflyte-execute" in out
