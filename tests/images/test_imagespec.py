@@ -206,3 +206,67 @@ def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_pat
     out = docker.run("run", "--rm", "--network", "none", image["ref"], "sh", "-c",
                      "cat /etc/flytebuild-marker && ls /root/specs && command -v pyflyte-execute").stdout
     assert "built-by-engine" in out and "shell.py" in out and "pyflyte-execute" in out
+
+
+# --------------------------------------------------------------------------- core (pure) decisions
+
+
+def _task(name: str, source_file: str, spec: dict):
+    from flytebuild.core.introspection import CacheSettings, ImageUse, Interface, Task
+
+    return Task(name, "python", "python-task", name.rsplit(".", 1)[0], source_file,
+                ImageUse("image_spec", None, spec.get("name"), spec), CacheSettings(), Interface({}, {}), {}, {})
+
+
+def _closure(*paths: str):
+    from flytebuild.core.model import Closure, FileDigest
+
+    return Closure(tuple(FileDigest(p, p * 2) for p in paths), ("flytekit",), ("flytekit==1.16.31",))
+
+
+SPEC = {"name": "s", "registry": "r:5000", "base_image": "r:5000/py:3.11", "packages": ["flytekit==1.16.31"],
+        "source_root": "."}
+
+
+def test_one_image_per_spec_holds_the_union_of_its_tasks_closures():
+    from flytebuild.core.imagespec import spec_images
+
+    closures = {"a.py": _closure("a.py", "shared.py"), "b.py": _closure("b.py")}
+    images = spec_images([_task("a.t", "a.py", SPEC), _task("b.t", "b.py", SPEC)], closures)
+    (image,) = images.values()
+    assert image.source_paths == ("a.py", "b.py", "shared.py") and image.tasks == ("a.t", "b.t")
+    assert image.ref == f"r:5000/s:{image.version}"
+    # Code only when asked for (source_root/copy), as flytekit; the closure's files then don't count.
+    bare = {k: v for k, v in SPEC.items() if k != "source_root"}
+    (no_code,) = spec_images([_task("a.t", "a.py", bare)], closures).values()
+    assert no_code.sources == ()
+    from flytebuild.core.model import Closure, FileDigest
+
+    edited = {"a.py": Closure((FileDigest("a.py", "changed"),), ("flytekit",), ("flytekit==1.16.31",))}
+    (same,) = spec_images([_task("a.t", "a.py", bare)], edited).values()
+    assert same.ref == no_code.ref
+    (baked_edit,) = spec_images([_task("a.t", "a.py", SPEC)], edited).values()
+    assert baked_edit.ref != image.ref
+    # Defaults fill what the spec leaves out, and are part of the tag.
+    loose = {"name": "s", "packages": ["flytekit"]}
+    (d1,) = spec_images([_task("a.t", "a.py", loose)], closures, "r:5000/py:3.11", "r:5000").values()
+    (d2,) = spec_images([_task("a.t", "a.py", loose)], closures, "r:5000/py:3.12", "r:5000").values()
+    assert d1.base == "r:5000/py:3.11" and d1.registry == "r:5000" and d1.ref != d2.ref
+
+
+def test_unbuildable_specs_get_one_clear_paragraph():
+    from flytebuild.core.errors import FlytebuildError
+    from flytebuild.core.imagespec import check_buildable, spec_images
+
+    nested = dict(SPEC, base_image={"name": "inner", "packages": ["numpy"]})
+    (image,) = spec_images([_task("a.t", "a.py", nested)], {}).values()
+    with pytest.raises(FlytebuildError) as e:
+        check_buildable(image, target="x:wf", file="a.py", engine=True)
+    assert "another ImageSpec as base_image" in str(e.value) and "a.t" in str(e.value) and "Fix:" in str(e.value)
+
+    apt = dict(SPEC, apt_packages=["curl"], commands=["true"])
+    (image,) = spec_images([_task("a.t", "a.py", apt)], {}).values()
+    check_buildable(image, target="x:wf", file="a.py", engine=True)  # an engine can do it
+    with pytest.raises(FlytebuildError) as e:
+        check_buildable(image, target="x:wf", file="a.py", engine=False)
+    assert "apt_packages, commands" in str(e.value) and "flyte_image(image_name='s')" in str(e.value)

@@ -107,12 +107,14 @@ def _spec_image(
     name = str(spec.get("name") or "flytekit")
     sources: Dict[str, FileDigest] = {}
     pins: set = set()
-    if _bakes_code(spec):
-        for t in tasks:
-            closure = closures.get(t.source_file or "")
-            if closure is not None:
+    for t in tasks:
+        closure = closures.get(t.source_file or "")
+        if closure is not None:
+            # The locked pins always count (a re-lock changes what the packages resolve to);
+            # the files only when the spec asks for code in the image.
+            pins.update(closure.pins)
+            if _bakes_code(spec):
                 sources.update({s.path: s for s in closure.sources})
-                pins.update(closure.pins)
     base_value = spec.get("base_image")
     nested = isinstance(base_value, Mapping)
     base = None if nested else (str(base_value) if base_value else default_base)
