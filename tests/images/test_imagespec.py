@@ -270,3 +270,29 @@ def test_unbuildable_specs_get_one_clear_paragraph():
     with pytest.raises(FlytebuildError) as e:
         check_buildable(image, target="x:wf", file="a.py", engine=False)
     assert "apt_packages, commands" in str(e.value) and "flyte_image(image_name='s')" in str(e.value)
+
+
+def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_repo, registry, user_python, tmp_path):
+    """Over real gRPC to the stand-in FlyteAdmin: flyte-deploy builds the ImageSpec (same tag as the plan) first."""
+    from tests.deploy.conftest import stored_task, task_container
+    from tests.support.flyteadmin.fixture import flyteadmin
+
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    ref = planned_tasks(specs_repo, "examples/specs:wf")["specs.etl.clean"]["image_ref"]
+    r = Reference.parse(ref)
+    client = RegistryClient(registry.host)
+    if client.head_manifest(r.repository, r.tag) is not None:
+        drop_tag(registry, ref)
+    with flyteadmin(user_python) as admin:
+        proc = specs_repo.pants(f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure",
+                                f"--flyte-image-cache-dir={tmp_path / 'c'}", "flyte-deploy", "--format=json",
+                                "examples/specs:wf", env=NO_ENGINE)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        summary = json.loads(proc.stdout)
+        assert client.head_manifest(r.repository, r.tag) is not None  # pushed before registering
+        tasks = [e for e in summary["entities"] if e["kind"] == "task"]
+        assert {e["name"] for e in tasks} == {"specs.etl.clean", "specs.etl.count"}
+        for e in tasks:
+            assert task_container(stored_task(admin, e["name"], e["version"]))["image"] == ref
