@@ -45,7 +45,7 @@ from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage, check_buildable, spec_images
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.lockfile import _index, _load, canonical_name, requirement_name
+from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
 from flytebuild.core.model import Closure
 from flytebuild.oci import RegistryClient, RegistryError, publish
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, SourceFile, assemble, uncached_distributions
@@ -129,13 +129,15 @@ async def _spec_requirements_pex(request: _SpecBuildRequest, python_setup: Pytho
                 fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
             )
         reqs += _requirement_lines(contents[0].content.decode("utf-8"))
+    names = {canonical_name(requirement_name(r)) for r in reqs}
     lockfile = python_setup.resolves.get(request.resolve)
-    locked = set()
-    if lockfile:
+    locked: set = set()
+    if lockfile and names:
         lock = await Get(DigestContents, PathGlobs([lockfile]))
         if lock:
-            locked = set(_index(_load(lock[0].content.decode("utf-8"))))
-    in_lock = bool(reqs) and all(canonical_name(requirement_name(r)) in locked for r in reqs)
+            pins = locked_pins(lock[0].content.decode("utf-8"), names, strict=False)
+            locked = {canonical_name(p.split("==", 1)[0]) for p in pins}
+    in_lock = bool(names) and names <= locked
     extra_args: List[str] = []
     if image.pip_index:
         extra_args.append(f"--index-url={image.pip_index}")
@@ -309,7 +311,11 @@ async def publish_image_specs(
         ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
         for image in built.values():
             planned_refs = {spec_tasks[t].image_ref for t in image.tasks}
-            assert planned_refs == {image.ref}, (planned_refs, image.ref)  # plan and build agree
+            if planned_refs != {image.ref}:  # the plan and the build must name the same tag
+                raise FlytebuildError(
+                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned_refs)))} but "
+                    f"would be built as {image.ref}", target=str(w.target.address),
+                    fix="report this as a flytebuild bug")
             first = next(t for t in tasks if t.name == image.tasks[0])
             requests.append(_SpecBuildRequest(w.target.address, image, resolve, ics, first.source_file))
     published = await MultiGet(Get(PublishedImageSpec, _SpecBuildRequest, r) for r in requests)
