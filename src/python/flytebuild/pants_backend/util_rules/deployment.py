@@ -24,6 +24,7 @@ from flytebuild.core.bundle import BundleWarning
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
+from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import (
     CodeBundle,
@@ -88,6 +89,9 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
         wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
+        # ImageSpecs in code without a flyte_image: built by flytebuild under the tag the plan gave their tasks.
+        if any(t.image_source == "code:ImageSpec" for p in ordered for t in p.plan.tasks):
+            await Get(PublishedImageSpecs, PublishImageSpecsRequest(addresses))
     # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
     # the first resolve has them, so no new environment is built.
     wrapped = await MultiGet(
