@@ -94,12 +94,14 @@ def test_image_spec_with_target_is_baked_when_it_holds_the_closure(mk):
     assert (t.image, t.image_source, t.mode) == (ML.address, "code", "baked")
 
 
-def test_image_spec_without_target_is_external_with_warning(mk):
+def test_image_spec_without_target_is_built_by_flytebuild_under_a_content_tag(mk):
+    # flytebuild builds it (core/imagespec.py, `flyte-imagespec`): the ref carries the content tag.
     spec = {"name": "nlp", "registry": "ghcr.io/org", "packages": ["spacy"]}
     t = choose(mk, {"kind": "image_spec", "value": None, "name": "nlp", "spec": spec})
-    assert (t.image, t.image_source, t.mode, t.image_name) == ("ghcr.io/org/nlp", "code:ImageSpec", "fast", "nlp")
+    assert (t.image_source, t.mode, t.image_name) == ("code:ImageSpec", "fast", "nlp")
+    assert t.image == t.image_ref and t.image.startswith("ghcr.io/org/nlp:") and len(t.image.split(":")[1]) == 32
     (w,) = t.warnings
-    assert "ImageSpec nlp has no flyte_image target" in w and "flyte_image(image_name='nlp')" in w
+    assert "ImageSpec nlp sets neither source_root nor copy" in w
 
 
 def test_image_spec_spec_is_part_of_the_version(mk):

@@ -85,3 +85,37 @@ def test_bad_entries_are_clear_errors(entries, msg):
         build_layer(entries)
     # identical duplicates are fine
     build_layer([("a", b"1"), ("/a", b"1")])
+
+
+def test_one_layer_built_on_several_threads_at_once(tmp_path):
+    """pantsd builds a deploy's images on several threads; images sharing a wheel build the same cached layer
+    (same key) at the same moment. Every build succeeds and the cache holds the one blob."""
+    import threading
+
+    from flytebuild.oci.build import LayerCache
+
+    cache = LayerCache(tmp_path / "cache")
+    entries = [(f"/site-packages/pkg/m{i}.py", os.urandom(64 * 1024)) for i in range(16)]
+    together = threading.Barrier(4)
+
+    def build(out):
+        together.wait()  # every thread has its temp file path before any renames one
+        return build_layer(entries, out)
+
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(cache.put("samekey", build, {}))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len({r.digest for r in results}) == 1 and results[0].path.exists()
+    assert cache.get("samekey")[0].digest == results[0].digest
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []

@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from flytebuild.core import fingerprint as fp
 from flytebuild.core import pod_templates as pods
 from flytebuild.core.errors import PlanError
+from flytebuild.core.imagespec import SpecImage, spec_images, spec_key
 from flytebuild.core.introspection import Introspection, Task, Workflow
 from flytebuild.core.lockfile import canonical_name
 from flytebuild.core.model import (
@@ -86,6 +87,7 @@ class _ImageChooser:
         self.flytekit_version = flytekit_version
         self.named = dict(target.images)
         self.task_images = dict(target.task_images)
+        self.spec_images: Mapping[str, SpecImage] = {}
 
     def _address(self, address: str, field: str) -> ImageTarget:
         image = _lookup(address, self.images)
@@ -136,6 +138,14 @@ class _ImageChooser:
             image = self._by_name(name)
             if image is not None:
                 return image, "code", []
+            built = self.spec_images.get(spec_key(use.spec)) if use.spec else None
+            if built is not None:
+                # flytebuild builds it (util_rules/imagespec.py): the content tag is known now.
+                warnings = [] if built.sources else [
+                    f"ImageSpec {name} sets neither source_root nor copy: its image holds no code, "
+                    "so the task's code ships in a bundle"
+                ]
+                return ExternalImage(built.ref, built.spec_json), "code:ImageSpec", warnings
             ref = use.value or _image_spec_ref(name, use.spec)
             spec = fp.canonical_json(use.spec).decode("utf-8") if use.spec else None
             return (
@@ -174,6 +184,18 @@ class _ImageChooser:
             "flytekit_default",
             [f"no image configured: using {ref}; set image= on {self.target.address} or [flyte] default_image"],
         )
+
+
+def unmatched_spec_tasks(
+    target: WorkflowTarget, intro: Introspection, images: Mapping[str, ImageTarget]
+) -> List[Task]:
+    """Tasks whose ImageSpec in code has no flyte_image (by name or `images=`): flytebuild builds those."""
+    chooser = _ImageChooser(target, images, None, None, None)
+    return [
+        t for t in intro.tasks
+        if t.image.kind == "image_spec" and t.image.name and t.kind != "container"
+        and chooser._by_name(t.image.name) is None
+    ]
 
 
 def _short(task_name: str) -> str:
@@ -389,8 +411,11 @@ def plan_workflow(
     closures: Mapping[str, Closure],
     images: Mapping[str, ImageTarget],
     default_image: Optional[str],
+    default_base: Optional[str] = None,
+    default_registry: Optional[str] = None,
 ) -> WorkflowPlan:
     chooser = _ImageChooser(target, images, default_image, intro.python_version, intro.flytekit_version)
+    chooser.spec_images = spec_images(unmatched_spec_tasks(target, intro, images), closures, default_base, default_registry)
     settings = _TaskSettings(target, images)
     tasks = tuple(_plan_task(t, chooser, closures, settings) for t in intro.tasks)
     warnings: List[str] = []

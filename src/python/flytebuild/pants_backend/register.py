@@ -1,8 +1,7 @@
-"""flytebuild's Pants backend: Flyte tasks, images, pod templates and workflows as build targets."""
-from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render
+"""flytebuild's Pants backend: Flyte tasks, images, pod templates, references and workflows as build targets."""
+from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render, verify
+from flytebuild.pants_backend.goals import imagespec as imagespec_goal
 from flytebuild.pants_backend.goals import run as run_goal
-from flytebuild.pants_backend.goals import verify
-
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteImageTarget,
@@ -16,9 +15,11 @@ from flytebuild.pants_backend.util_rules import (
     deployment,
     entrypoint,
     images,
+    imagespec,
     introspection,
     planning,
     pod_templates,
+    reference_check,
     serialization,
 )
 
@@ -32,7 +33,9 @@ def rules():
         *introspection.rules(),
         *planning.rules(),
         *pod_templates.rules(),
+        *reference_check.rules(),
         *images.rules(),
+        *imagespec.rules(),
         *serialization.rules(),
         *deployment.rules(),
         *plan.rules(),
@@ -40,9 +43,9 @@ def rules():
         *run_goal.rules(),
         *package_image.rules(),
         *package_workflow.rules(),
-        *deploy.rules(),
-
+        *imagespec_goal.rules(),
         *verify.rules(),
+        *deploy.rules(),
     ]
 
 

@@ -13,7 +13,11 @@ request.json:
      "dry_run": false,
      "bundle": {"path": "<file>", "name": "fast<blake3>.tar.gz"} | null,
      "dest_dir": ".",
+     "pin_images": {"<registry/repo:tag>": "<registry/repo:tag@sha256:...>"},   # optional
      "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool}, ...]}
+
+pin_images: images pushed while the entities were serialized (concurrently, by tag): every string of a task or
+workflow equal to a tag (container and pod images, node overrides) is registered pinned to the pushed digest.
 
 The .pb files are what `pyflyte package` writes (admin.TaskSpec, admin.WorkflowSpec, admin.LaunchPlan); fast tasks
 carry flytekit's placeholders `{{ .remote_package_path }}` / `{{ .dest_dir }}` (as `flytectl register files` expects),
@@ -324,6 +328,37 @@ def _rewrite_override_args(spec, fn: typing.Callable[[typing.List[str]], typing.
         _rewrite_container_args(pc, fn)
 
 
+def _repeated(field) -> bool:
+    # protobuf >= 5 has is_repeated (and later drops label)
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == field.LABEL_REPEATED
+
+
+def _replace_strings(msg, table: typing.Mapping[str, str]) -> None:
+    """Replace every string in `msg` (Struct values and map values included) that equals a key of `table`."""
+    for field, value in msg.ListFields():
+        if field.type == field.TYPE_STRING:
+            if _repeated(field):
+                for i, v in enumerate(value):
+                    if v in table:
+                        value[i] = table[v]
+            elif value in table:
+                setattr(msg, field.name, table[value])
+        elif field.type == field.TYPE_MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                vf = field.message_type.fields_by_name["value"]
+                for k in list(value.keys()):
+                    if vf.type == vf.TYPE_MESSAGE:
+                        _replace_strings(value[k], table)
+                    elif vf.type == vf.TYPE_STRING and value[k] in table:
+                        value[k] = table[value[k]]
+            elif _repeated(field):
+                for v in value:
+                    _replace_strings(v, table)
+            else:
+                _replace_strings(value, table)
+
+
 def _fill(args: typing.List[str], location: str, dest_dir: str) -> typing.List[str]:
     return [location if a == REMOTE_PACKAGE else dest_dir if a == DEST_DIR else a for a in args]
 
@@ -598,8 +633,11 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
 
     entities: typing.List[Entity] = []
     seen: typing.Dict[tuple, Entity] = {}
+    pins = req.get("pin_images") or {}
     for item in req.get("entities") or []:
         e = Entity(item["kind"], item["file"], bool(item.get("fast")))
+        if pins and e.kind in ("task", "workflow"):
+            _replace_strings(e.spec, pins)
         prev = seen.get(e.key)
         if prev is not None:
             if prev.raw != e.raw:

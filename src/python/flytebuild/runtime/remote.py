@@ -57,6 +57,14 @@ RunError = _run.RunError
 log = _run.log
 
 
+class NotRegistered(RunError):
+    """FlyteAdmin answered: no such entity (or no version of it)."""
+
+
+class Unreachable(RunError):
+    """FlyteAdmin did not answer (or could not be connected to): nothing more can be asked of it."""
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the request
 
@@ -117,7 +125,7 @@ class Cluster:
         try:
             self.admin = _deploy.Admin(admin_cfg)
         except _deploy.DeployError as e:
-            raise RunError(e.message, fix=e.fix)
+            raise (Unreachable if e.kind == "unreachable" else RunError)(e.message, fix=e.fix)
         from flyteidl.admin import common_pb2, execution_pb2, launch_plan_pb2, task_pb2  # noqa: F401
         from flyteidl.core import identifier_pb2
 
@@ -131,11 +139,11 @@ class Cluster:
         except self.admin.grpc.RpcError as e:
             code, details = _deploy._code(e), _deploy._details(e)
             if code == "NOT_FOUND":
-                raise RunError(f"{what} is not registered on {self.admin.endpoint} ({details})",
+                raise NotRegistered(f"{what} is not registered on {self.admin.endpoint} ({details})",
                                fix="check the project, domain, name and version, or register it first "
                                "(`./pants flyte-deploy <target>`)")
             if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                raise RunError(f"cannot reach FlyteAdmin at {self.admin.endpoint} while asking for {what} ({code}: "
+                raise Unreachable(f"cannot reach FlyteAdmin at {self.admin.endpoint} while asking for {what} ({code}: "
                                f"{details})", fix="check that FlyteAdmin is running and reachable, and [flyte].endpoint")
             raise RunError(f"FlyteAdmin refused {method} for {what}: {code}: {details}")
 
@@ -153,7 +161,7 @@ class Cluster:
         ), req.describe())
         items = list(getattr(listing, {"task": "tasks", "workflow": "workflows", "launch_plan": "launch_plans"}[req.kind]))
         if not items:
-            raise RunError(f"no version of {req.kind.replace('_', ' ')} {req.name} is registered in "
+            raise NotRegistered(f"no version of {req.kind.replace('_', ' ')} {req.name} is registered in "
                            f"{req.project}/{req.domain} on {self.admin.endpoint}",
                            fix="check the name, project and domain, or register it first")
         return items[0].id.version
@@ -398,6 +406,13 @@ def interface_differences(entrypoint: str, target: Launchable) -> typing.List[st
         declared = obj.interface
     except Exception as e:  # the local declaration is only checked, never needed to launch
         return [f"could not load {entrypoint} to check its declared interface ({type(e).__name__}: {e})"]
+    return declared_differences(entrypoint, declared, target)
+
+
+def declared_differences(label: str, declared: typing.Any, target: Launchable) -> typing.List[str]:
+    """How `declared` (a flytekit TypedInterface, of the reference `label` names) differs from the registered
+    interface of `target`: inputs or outputs on one side only, and types that differ. Shared by `run --remote`
+    (the entrypoint itself) and `flyte-plan` (every reference a workflow uses)."""
     out = []
     for side, mine, theirs in (
         ("input", {k: v.type.to_flyte_idl() for k, v in (declared.inputs or {}).items()}, target.types),
@@ -405,11 +420,11 @@ def interface_differences(entrypoint: str, target: Launchable) -> typing.List[st
     ):
         for name in sorted(set(mine) | set(theirs)):
             if name not in theirs:
-                out.append(f"{entrypoint} declares {side} `{name}`, which the registered entity does not have")
+                out.append(f"{label} declares {side} `{name}`, which the registered entity does not have")
             elif name not in mine:
-                out.append(f"the registered entity has {side} `{name}`, which {entrypoint} does not declare")
+                out.append(f"the registered entity has {side} `{name}`, which {label} does not declare")
             elif theirs[name] is not None and _comparable(mine[name]) != _comparable(theirs[name]):
-                out.append(f"{side} `{name}`: {entrypoint} declares {_run.type_name(python_type(mine[name]), False)}, "
+                out.append(f"{side} `{name}`: {label} declares {_run.type_name(python_type(mine[name]), False)}, "
                            f"registered {_run.type_name(python_type(theirs[name]), False)}")
     return out
 

@@ -1,6 +1,7 @@
 """`pants flyte-plan`: per workflow, per task — image (and why), baked/fast mode, version."""
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 
 from pants.build_graph.address import ResolveError
@@ -15,11 +16,17 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.core.report import render_json, render_table
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
     PlannedWorkflows,
     WorkflowPlansRequest,
+)
+from flytebuild.pants_backend.util_rules.reference_check import (
+    ReferenceCheckRequest,
+    ReferenceWarnings,
+    cluster_configured,
 )
 
 
@@ -47,7 +54,9 @@ class FlytePlan(Goal):
 
 
 @goal_rule
-async def flyte_plan(console: Console, subsystem: FlytePlanSubsystem, targets: Targets) -> FlytePlan:
+async def flyte_plan(
+    console: Console, subsystem: FlytePlanSubsystem, targets: Targets, flyte: FlyteSubsystem
+) -> FlytePlan:
     workflows = sorted(t.address for t in targets if isinstance(t, FlyteWorkflowTarget))
     image_addresses = sorted(t.address for t in targets if isinstance(t, FlyteImageTarget))
     if not workflows and not image_addresses:
@@ -63,6 +72,11 @@ async def flyte_plan(console: Console, subsystem: FlytePlanSubsystem, targets: T
     images.update({img.address: img for img in listed})
     image_plans = [plan_image(images[a]) for a in sorted(images)]
     workflow_plans = [p.plan for p in planned]
+    # With a cluster configured, the references the code declares are checked against the registered entities
+    # (warnings only). Without one, or without references, nothing runs and nothing connects.
+    if cluster_configured(flyte) and any(p.references for p in workflow_plans):
+        checked = await Get(ReferenceWarnings, ReferenceCheckRequest(tuple(workflows), tuple(workflow_plans)))
+        workflow_plans = [dataclasses.replace(p, warnings=p.warnings + checked.of(p)) for p in workflow_plans]
     render = render_json if subsystem.output_format == OutputFormat.json else render_table
     console.print_stdout(render(image_plans, workflow_plans))
     return FlytePlan(exit_code=0)

@@ -24,6 +24,7 @@ from flytebuild.core.bundle import BundleWarning
 from flytebuild.core.registration import DeployError, deploy_summary
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
+from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import (
     CodeBundle,
@@ -78,18 +79,30 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # Images first: a task is registered only once the image it names exists (tag = fingerprint, pinned by digest).
-    pushed: tuple[PublishedImage, ...] = ()
+    # Images are built and pushed while the workflows are serialized (by tag): deploy.py pins the tasks to the
+    # pushed digests, and registers nothing before both are done.
+    image_refs = ImageRefs.from_plans(ordered)
+    wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
         wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
-        if wanted:
-            pushed = (await Get(PublishedImages, PublishImagesRequest(wanted))).images
-    image_refs = ImageRefs.from_plans(ordered, published={i.address: f"{i.ref}@{i.digest}" for i in pushed})
-
-    code_bundle, serialized = await MultiGet(
+        # ImageSpecs in code without a flyte_image: built by flytebuild under the tag the plan gave their tasks.
+        if any(t.image_source == "code:ImageSpec" for p in ordered for t in p.plan.tasks):
+            await Get(PublishedImageSpecs, PublishImageSpecsRequest(addresses))
+    # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
+    # the first resolve has them, so no new environment is built.
+    wrapped = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy")) for a in addresses
+    )
+    resolve = _resolve_of(wrapped[0].target, python_setup)
+    same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
+    code_bundle, serialized, venv_pex, published = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
         Get(SerializedWorkflows, SerializeRequest(addresses, ordered, image_refs)),
+        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
+        Get(PublishedImages, PublishImagesRequest(wanted)),
     )
+    pushed: tuple[PublishedImage, ...] = published.images
+    pins = {image_refs.refs[i.address]: f"{i.ref}@{i.digest}" for i in pushed if i.address in image_refs.refs}
 
     files = []
     entities = []
@@ -106,6 +119,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         "dry_run": request.dry_run,
         "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
+        "pin_images": pins,
         "entities": entities,
     }
     files += [
@@ -114,19 +128,11 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
-    # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
-    # the first resolve has them, so no new environment is built.
-    wrapped = await MultiGet(
-        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-deploy")) for a in addresses
+    parts = await MultiGet(
+        [*(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows)),
+         Get(Digest, CreateDigest(files))]
     )
-    resolve = _resolve_of(wrapped[0].target, python_setup)
-    same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
-    prefixed = await MultiGet(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows))
-    venv_pex, extra = await MultiGet(
-        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
-        Get(Digest, CreateDigest(files)),
-    )
-    input_digest = await Get(Digest, MergeDigests([*prefixed, extra]))
+    input_digest = await Get(Digest, MergeDigests(parts))
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import tarfile
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -167,11 +169,49 @@ def _error(address: str, err: Exception) -> FlytebuildError:
     return FlytebuildError(f"Cannot build flyte_image {address}: {err}")
 
 
-def _progress(address: str):
-    def report(name: str, status: str, size: int) -> None:
-        logger.info(f"{address}: layer {name or 'base'} {status} ({size / 1e6:.1f} MB)")
+class _LayerLog:
+    """Per-layer INFO lines only for work (a layer built, uploaded or mounted): those are progress. Layers reused
+    as they are (from the layer cache, or already in the registry) are counted and told in one line per image,
+    so an image that changed only its sources does not print a line per requirements layer."""
 
-    return report
+    def __init__(self, address: str):
+        self.address = address
+        self.reused: dict[str, int] = {}
+
+    def _count(self, where: str) -> None:
+        self.reused[where] = self.reused.get(where, 0) + 1
+
+    def build(self, name: str, status: str, size: int) -> None:
+        if status == "cached":
+            self._count("from the layer cache")
+        else:
+            logger.info(f"{self.address}: layer {name or 'base'} {status} ({size / 1e6:.1f} MB)")
+
+    def push(self, digest: str, name: str, status: str, size: int) -> None:
+        if status == "exists":
+            self._count("already in the registry")
+        elif status in ("uploaded", "mounted"):
+            logger.info(f"{self.address}: layer {name or 'base'} {digest[7:19]} {status} ({size / 1e6:.1f} MB)")
+
+    def summary(self) -> None:
+        if self.reused:
+            told = ", ".join(f"{n} layer{'s' * (n != 1)} {where}" for where, n in self.reused.items())
+            logger.info(f"{self.address}: {told}")
+
+
+def _publish_logging(push, progress):
+    """Run `push(report)` on a worker and hand its progress events to `progress` on this (the rule's) thread: the
+    uploads report from publish()'s pool, and Pants drops log records made on threads it did not start."""
+    events: queue.Queue = queue.Queue()
+    with ThreadPoolExecutor(1, thread_name_prefix="flytebuild-push") as pool:
+        future = pool.submit(push, lambda *event: events.put(event))
+        while True:
+            try:
+                progress(*events.get(timeout=0.2))
+            except queue.Empty:
+                if future.done():
+                    break
+    return future.result()
 
 
 @_uncacheable_rule(desc="Build and publish a flyte_image")
@@ -230,7 +270,8 @@ async def publish_image(
                 labels=((LABEL_TARGET, address),),
                 fingerprint=plan.fingerprint,
             )
-            built = assemble(inputs, base, cache_dir=cache_dir, progress=_progress(address))
+            layer_log = _LayerLog(address)
+            built = assemble(inputs, base, cache_dir=cache_dir, progress=layer_log.build)
     except (RegistryError, BuildError) as e:
         raise _error(address, e) from None
 
@@ -241,18 +282,22 @@ async def publish_image(
 
         def progress(digest: str, name: str, status: str, size: int) -> None:
             sizes[digest] = status
-            if status in ("uploaded", "mounted", "exists"):
-                logger.info(f"{address}: layer {name or 'base'} {digest[7:19]} {status} ({size / 1e6:.1f} MB)")
+            layer_log.push(digest, name, status, size)
 
         try:
-            result = publish(built.image, ref, client=client, base_client=base_client, jobs=flyte.image_push_jobs,
-                             progress=progress, cache_dir=cache_dir)
+            result = _publish_logging(
+                lambda report: publish(built.image, ref, client=client, base_client=base_client,
+                                       jobs=flyte.image_push_jobs, progress=report, cache_dir=cache_dir),
+                progress,
+            )
         except RegistryError as e:
             raise _error(address, e) from None
+        layer_log.summary()
         layers = tuple((n, d, s, sizes.get(d, "exists")) for n, d, s, _ in layers)
         return PublishedImage(address, plan.ref, built.image.manifest_digest, not result.skipped,
                               result.bytes_uploaded, request.output.value, None, layers)
 
+    layer_log.summary()
     if request.output == ImageOutput.docker:
         try:
             docker_load(built.image, plan.ref, base_client=base_client,

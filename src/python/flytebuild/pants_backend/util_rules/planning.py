@@ -221,6 +221,8 @@ async def plan_flyte_workflow(
         closures,
         {img.address: img for img in images_list},
         default_image,
+        default_base=flyte.default_base,
+        default_registry=flyte.registry,
     )
     # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
     # environment before anything uses the plan (a cached process: free when nothing changed).

@@ -1,0 +1,132 @@
+"""Check the reference entities workflows use (`@reference_task`, `@reference_workflow`, `reference_launch_plan`)
+against the cluster, for `flyte-plan`: each must be registered, with the interface the code declares.
+
+Usage:  python check_references.py <request.json>
+
+Runs in the USER's environment (flytekit, flyteidl, grpcio), with remote.py, run.py, deploy.py and introspect.py
+beside it: the fetching (remote.fetch) and the comparison (remote.declared_differences) are the ones `run --remote`
+uses, so both report the same differences in the same words.
+
+request.json:
+    {"admin": {"endpoint": ..., "insecure": ..., "config": ..., "timeout": 15},      # as remote.py's
+     "workflows": [{"address": "examples/x:wf", "entrypoint": "mod:wf",
+                    "references": [{"kind": "task", "project": ..., "domain": ..., "name": ..., "version": ...}]}]}
+
+stdout: {"warnings": {"<address>": ["...", ...]}}. Exit 0 whatever was found: the plan is still valid, the
+differences are warnings. Exit 2 only for an unreadable request (a flytebuild bug).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import typing
+
+_THIS_FILE = os.path.abspath(__file__)
+
+
+def _load_remote() -> typing.Any:
+    spec = importlib.util.spec_from_file_location(
+        "_flytebuild_remote", os.path.join(os.path.dirname(_THIS_FILE), "remote.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_flytebuild_remote"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_remote = _load_remote()
+_run = _remote._run
+
+
+def _key(kind: str, name: str) -> typing.Tuple[str, str]:
+    return kind, name
+
+
+def declared_interfaces(entrypoint: str) -> typing.Dict[typing.Tuple[str, str], typing.Any]:
+    """(kind, name) -> the flytekit interface each reference reachable from `entrypoint` declares."""
+    _, _, obj = _run._introspect.load_entrypoint(entrypoint)
+    _, refs = _run.walk(obj)
+    out = {}
+    for ref in refs:
+        info = _run._introspect.reference_json(ref)
+        out.setdefault(_key(info["kind"], info["name"]), ref.interface)
+    return out
+
+
+def label(ref: dict) -> str:
+    return f"reference {ref['kind'].replace('_', ' ')} {ref['name']}"
+
+
+def check(request: dict) -> typing.Dict[str, typing.List[str]]:
+    workflows = [w for w in request.get("workflows") or [] if w.get("references")]
+    warnings: typing.Dict[str, typing.List[str]] = {w["address"]: [] for w in workflows}
+    try:
+        cluster = _remote.Cluster(request.get("admin") or {})
+    except _remote.RunError as e:
+        # One line per workflow, not one per reference: nothing could be asked.
+        for w in workflows:
+            warnings[w["address"]].append(f"references not checked: {e.what.rstrip('.')}")
+        return warnings
+    fetched: typing.Dict[tuple, typing.Any] = {}  # the same reference in several workflows: asked once
+    unreachable: typing.Optional[str] = None
+    for w in workflows:
+        address = w["address"]
+        if unreachable is not None:
+            warnings[address].append(unreachable)
+            continue
+        try:
+            declared = declared_interfaces(w["entrypoint"])
+        except Exception as e:  # noqa: BLE001 - introspection already planned it; the check only adds warnings
+            declared = {}
+            warnings[address].append(f"could not load {w['entrypoint']} to check the interfaces its references "
+                                     f"declare ({type(e).__name__}: {e})")
+        for ref in w["references"]:
+            req = _remote.Request({"entity": ref}, "check")
+            key = (ref["kind"], ref["project"], ref["domain"], ref["name"], ref.get("version"))
+            try:
+                if key not in fetched:
+                    fetched[key] = _remote.fetch(cluster, req)
+                target = fetched[key]
+            except _remote.Unreachable as e:
+                unreachable = f"references not checked: {e.what.rstrip('.')}"
+                warnings[address].append(unreachable)
+                break
+            except _remote.RunError as e:
+                fetched[key] = e
+                target = e
+            if isinstance(target, _remote.RunError):
+                warnings[address].append(f"reference {target.what.rstrip('.')}")
+                continue
+            interface = declared.get(_key(ref["kind"], ref["name"]))
+            if interface is not None:
+                warnings[address] += _remote.declared_differences(label(ref), interface, target)
+    return warnings
+
+
+def main(argv: typing.List[str]) -> int:
+    if len(argv) != 2:
+        print("usage: check_references.py <request.json>", file=sys.stderr)
+        return 2
+    try:
+        with open(argv[1], encoding="utf-8") as f:
+            request = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"error: cannot read reference check request {argv[1]}: {e}", file=sys.stderr)
+        return 2
+    # User code may print while it is imported: keep stdout for the answer.
+    sys.stdout.flush()
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        text = json.dumps({"warnings": check(request)}, indent=1, sort_keys=True) + "\n"
+    finally:
+        sys.stdout.flush()
+    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
