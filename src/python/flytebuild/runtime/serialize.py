@@ -70,9 +70,12 @@ _FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
 def _load_sibling(name: str) -> typing.Any:
     """Load a runtime script shipped beside this one, under a private module name (a user module may
     be called `introspect` too)."""
-    spec = importlib.util.spec_from_file_location(f"_flytebuild_{name}", os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
+    key = f"_flytebuild_{name}"
+    if key in sys.modules:  # run.py loads serialize.py: one introspect module, so its exceptions are one class
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[key] = module
     spec.loader.exec_module(module)
     return module
 
