@@ -54,3 +54,4 @@ _ispec.loader.exec_module(_images)
 registry = _images.registry
 python_base = _images.python_base
 cache_dir = _images.cache_dir
+docker = _images.docker  # a real dockerd of the session's own (for `flytebuild verify`)

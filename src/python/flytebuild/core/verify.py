@@ -13,8 +13,6 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from flytebuild.core.model import TaskPlan, WorkflowPlan
 from flytebuild.core.report import _table
 
-ENGINES = ("auto", "docker", "static")
-FORMATS = ("table", "json")
 NO_ENGINE = "no Docker engine answers (`docker info` failed)"
 
 
