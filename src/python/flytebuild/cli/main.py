@@ -85,6 +85,19 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--format", choices=("table", "json"), default="table")
     deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every baked task can run from its image",
+        description="Publish the images of the workflows' baked tasks (an existing tag is not rebuilt), then "
+        "check each task's module imports inside its image and pyflyte-execute is on PATH (one `docker run "
+        "--network none` per image when a Docker engine answers), or, without one, check the image's labels "
+        "(baked files and distributions) against the task's closure. Same as `pants flyte-verify`.",
+    )
+    verify.add_argument("targets", nargs="*", metavar="NAME", help="workflows to verify (default: all)")
+    verify.add_argument("--format", choices=("table", "json"), default="table")
+    verify.add_argument("--engine", choices=("auto", "docker", "static"), default="auto",
+                        help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers")
     return parser
 
 
@@ -300,7 +313,55 @@ def _run(args: argparse.Namespace) -> int:
         )
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy}
+def _verify(args: argparse.Namespace) -> int:
+    import os
+
+    from flytebuild.cli import images as cli_images
+    from flytebuild.cli import userenv
+    from flytebuild.cli.graph import project_graph
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.core.verify import (
+        NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
+    )
+    from flytebuild.oci import RegistryError
+    from flytebuild.oci import verify as verify_io
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "verify")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    env = dict(os.environ)
+    engine_up = args.engine != "static" and verify_io.engine_available(env)
+    if args.engine == "docker" and not engine_up:
+        raise FlytebuildError(NO_ENGINE, fix="start Docker (DOCKER_HOST), or use --engine=static")
+    baked = baked_tasks(result.workflows)
+    wanted = set(image_addresses(baked))
+    refs = {}
+    if wanted:
+        graph = project_graph(project)
+        for image in result.image_targets:
+            if image.address in wanted:
+                published = cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs)
+                refs[image.address] = published.ref
+    static = verify_io.static_check(cli_images.cache_dir(project))
+    in_docker = verify_io.docker_check(env)
+
+    def run_in_image(ref: str, modules):
+        userenv.progress(f"flytebuild: importing {len(modules)} module(s) inside {ref} (docker run)")
+        return in_docker(ref, modules)
+
+    try:
+        checks = check_images(tasks_by_image(baked, refs), engine_up, run_in_image, static)
+    except RegistryError as e:
+        raise FlytebuildError(str(e)) from None
+    print(render_verify(checks, args.format))
+    failure = failure_message(checks)
+    if failure:
+        print(f"flytebuild verify: {failure}", file=sys.stderr)
+    return 1 if failure else 0
+
+
+_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
+             "verify": _verify}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
