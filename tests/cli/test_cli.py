@@ -135,6 +135,9 @@ def test_missing_user_python(tmp_path, cli):
     root = _project(tmp_path, _CONFIG, _CODE)
     proc = cli("plan", cwd=root, env={"FLYTEBUILD_PYTHON": ""})
     assert proc.returncode == 1 and "No user Python is configured" in proc.stderr
+    proc = cli("plan", cwd=root, env={"FLYTEBUILD_PYTHON": "venv/bin/python"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "FLYTEBUILD_PYTHON='venv/bin/python' is not an existing interpreter" in proc.stderr and "Fix:" in proc.stderr
 
 
 _POD = """

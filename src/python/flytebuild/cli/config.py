@@ -449,7 +449,16 @@ def _python(value: Optional[str], directory: str, config_file: str) -> Optional[
     """The user's interpreter: a path (globs allowed, e.g. a Pants export) or a command on PATH."""
     override = os.environ.get("FLYTEBUILD_PYTHON")
     if override:
-        return override
+        if os.sep not in override and "/" not in override:
+            return override  # a command, found on PATH when run
+        path = os.path.abspath(os.path.expanduser(override))  # relative to where the CLI was started
+        if not os.path.exists(path):
+            raise FlytebuildError(
+                f"FLYTEBUILD_PYTHON={override!r} is not an existing interpreter",
+                fix="set FLYTEBUILD_PYTHON to your environment's interpreter (e.g. .venv/bin/python), or unset it "
+                f"to use `python` from {config_file}",
+            )
+        return path
     if not value:
         return None
     if os.sep not in value and "/" not in value:
