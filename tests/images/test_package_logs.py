@@ -17,6 +17,8 @@ def test_package_logs_work_per_layer_and_reuse_per_image(repo, registry, tmp_pat
     cache = tmp_path / "c"
     original = repo.read(HELPERS)
     try:
+        # Sources no other test of the session's registry has pushed: a tag of this test's own.
+        repo.write(HELPERS, original + "\n# test_package_logs: first build\n")
         first = package(repo, cache)  # from a clean layer cache: every layer is built and uploaded
         lines = layer_lines(first.stderr)
         built = [l for l in lines if " built (" in l]
@@ -24,7 +26,7 @@ def test_package_logs_work_per_layer_and_reuse_per_image(repo, registry, tmp_pat
         assert len(built) == len(summary(repo)["layers"]) and uploaded, first.stderr[-3000:]
         assert not [l for l in lines if " cached (" in l or " exists (" in l]
 
-        repo.write(HELPERS, original + "\n# a change to the sources only\n")
+        repo.write(HELPERS, original + "\n# test_package_logs: a change to the sources only\n")
         second = package(repo, cache)
         lines = layer_lines(second.stderr)
         # Only the layers rebuilt every time (scripts, sources) and the one that changed (sources) are told.
