@@ -165,6 +165,20 @@ async def image_build_context(request: ImageBuildContextRequest) -> ImageBuildCo
     return ImageBuildContext(target, plan_image(target), pex.digest, dists, stripped.snapshot.digest)
 
 
+
+def local_distributions(tmp: Path, dist_entries, wheel_contents) -> list:
+    """The pex's `.deps/<wheel>` entries as `Distribution`s: wheels not yet in the layer cache are written to
+    `tmp` (their content was fetched); cached ones are named by their digest alone."""
+    by_path = {fc.path: fc.content for fc in wheel_contents}
+    dists = []
+    for e in dist_entries:
+        name = e.path.rsplit("/", 1)[1]
+        local = tmp / name
+        if e.path in by_path:
+            local.write_bytes(by_path[e.path])
+        dists.append(Distribution(name, local, e.file_digest.fingerprint))
+    return dists
+
 def _error(address: str, err: Exception) -> FlytebuildError:
     return FlytebuildError(f"Cannot build flyte_image {address}: {err}")
 
@@ -252,14 +266,7 @@ async def publish_image(
     base_ref = Reference.parse(plan.base)
     try:
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
-            by_path = {fc.path: fc.content for fc in wheel_contents}
-            dists = []
-            for e in ctx.dist_entries:
-                name = e.path.rsplit("/", 1)[1]
-                local = Path(tmp) / name
-                if e.path in by_path:
-                    local.write_bytes(by_path[e.path])
-                dists.append(Distribution(name, local, e.file_digest.fingerprint))
+            dists = local_distributions(Path(tmp), ctx.dist_entries, wheel_contents)
             base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir, docker_config=docker_config)
             base = base_client.pull(base_ref)
             inputs = ImageInputs(

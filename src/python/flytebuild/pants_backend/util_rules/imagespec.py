@@ -53,7 +53,7 @@ from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.closures import SourceFileClosureRequest
-from flytebuild.pants_backend.util_rules.images import LABEL_TARGET, _cache_dir
+from flytebuild.pants_backend.util_rules.images import LABEL_TARGET, _cache_dir, local_distributions
 from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 
@@ -240,14 +240,7 @@ async def _publish_spec(
     built_ref = image.ref if not engine else f"{image.ref}-flytebuild-base"
     try:
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
-            by_path = {fc.path: fc.content for fc in wheel_contents}
-            dists = []
-            for e in dist_entries:
-                name = e.path.rsplit("/", 1)[1]
-                local = Path(tmp) / name
-                if e.path in by_path:
-                    local.write_bytes(by_path[e.path])
-                dists.append(Distribution(name, local, e.file_digest.fingerprint))
+            dists = local_distributions(Path(tmp), dist_entries, wheel_contents)
             base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir, docker_config=docker_config)
             base = base_client.pull(base_ref)
             inputs = ImageInputs(
