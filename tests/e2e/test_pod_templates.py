@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-SERIALIZE = REPO / "src/python/flytebuild/runtime/serialize.py"
+SERIALIZE = runtime("serialize")
 DECODE = REPO / "tests/runtime/fixtures/serialize_decode.py"
 WF = "examples/mixed:wf"
 TOTAL = "mixed.plain_tasks.total"
@@ -205,7 +206,7 @@ def serialized(pants_repo, user_python, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serialize")
     (tmp / "request.json").write_text(json.dumps(serialize_request(plan)))
     proc = subprocess.run(
-        [user_python, str(SERIALIZE), str(tmp / "request.json"), str(tmp / "out")],
+        [user_python, *SERIALIZE, str(tmp / "request.json"), str(tmp / "out")],
         cwd=pants_repo.root, env={"PYTHONPATH": "examples", "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, timeout=300,
     )

@@ -16,12 +16,12 @@ from typing import Dict, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIME = REPO / "src/python/flytebuild/runtime"
 FIXTURES = REPO / "tests/run/fixtures"
 
 sys.path.insert(0, str(REPO / "src/python"))
 from flytebuild.core import fingerprint as fp  # noqa: E402
 from flytebuild.core.introspection import parse_introspection  # noqa: E402
+from tests.support.runtime import runtime  # noqa: E402
 
 
 @dataclass
@@ -41,7 +41,7 @@ def run(user_python, home: Path, entrypoint: str, *args: str, tasks: Optional[Di
     req.write_text(json.dumps({"entrypoint": entrypoint, "target": target, "tasks": tasks or {}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env.update(PYTHONPATH=pythonpath, HOME=str(home))
-    proc = subprocess.run([user_python, str(RUNTIME / "run.py"), str(req), *args], cwd=str(cwd), env=env,
+    proc = subprocess.run([user_python, *runtime("run"), str(req), *args], cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=300)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
@@ -50,7 +50,7 @@ def planned_cache_versions(user_python, entrypoint: str, pythonpath: str, cwd: P
     """What the plan gives each cached task: introspect in the user env, then core's cache_version."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run([user_python, str(RUNTIME / "introspect.py"), entrypoint], cwd=str(cwd), env=env,
+    proc = subprocess.run([user_python, *runtime("introspect"), entrypoint], cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     intro = parse_introspection(json.loads(proc.stdout))

@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     reference = project.reference(args.target)
     if reference is not None:
         # Registered on the cluster: launched as it is, nothing compiled or deployed here.
-        script = "remote.py"
+        command = "remote"
         request = {
             "admin": admin_json,
             "target": reference.name,
@@ -286,9 +286,9 @@ def _run(args: argparse.Namespace) -> int:
         result = plan_project(project, [args.target])
         (plan,) = result.workflows
         if not remote:
-            script, request = "run.py", run_request_json(plan, result.image_targets)
+            command, request = "run", run_request_json(plan, result.image_targets)
         else:
-            script = "remote.py"
+            command = "remote"
             request = {"admin": admin_json, "target": plan.address, **remote_entity(plan)}
             if plan.root_kind != "reference":  # a reference in code is registered already
                 code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
@@ -307,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
             f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
         # The user's program: its own stdin/stdout/stderr and exit code.
         return subprocess.call(
-            [python, userenv.runtime_script(script), request_file, *forwarded],
+            [python, *userenv.runtime_command(command), request_file, *forwarded],
             cwd=project.root,
             env=userenv.user_env(project.root, project.source_roots),
         )

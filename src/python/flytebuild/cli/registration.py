@@ -65,7 +65,7 @@ def serialize(project: Project, plan: WorkflowPlan, refs: Mapping[str, str]) -> 
         with open(request_file, "w", encoding="utf-8") as f:
             json.dump(request, f, sort_keys=True, indent=1)
         out_dir = os.path.join(tmp, "out")
-        proc = userenv.run_script(python, "serialize.py", [request_file, out_dir], project.root, project.source_roots,
+        proc = userenv.run_runtime(python, "serialize", [request_file, out_dir], project.root, project.source_roots,
                                   cwd=project.root)
         try:
             data = json.loads(proc.stdout)
@@ -179,7 +179,7 @@ def deploy(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
             f"{admin.endpoint or admin.config}"
         )
-        proc = userenv.run_script(python, "deploy.py", ["request.json"], project.root, project.source_roots, cwd=tmp)
+        proc = userenv.run_runtime(python, "deploy", ["request.json"], project.root, project.source_roots, cwd=tmp)
     data = deploy_summary(proc.stdout, proc.stderr)
     return proc.returncode, data, tuple(sorted(found_warnings)), proc.stderr
 

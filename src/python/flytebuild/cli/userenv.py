@@ -1,6 +1,6 @@
 """Everything the CLI learns from the user's own Python runs there as a subprocess.
 
-flytekit (and the user's code) is imported only by `runtime/introspect.py`, run with the
+flytekit (and the user's code) is imported only by the runtime package (`runtime/`), run with the
 configured interpreter, cwd = the repository root and the source roots on PYTHONPATH — the same
 layout the Pants adapter gives it in its sandbox, so both report identical paths.
 """
@@ -33,11 +33,12 @@ json.dump({k: sorted(set(v)) for k, v in found.items()}, sys.stdout)
 """
 
 
-def runtime_script(name: str) -> str:
-    path = os.path.join(_RUNTIME, name)
-    if not os.path.isfile(path):
-        raise FlytebuildError(f"flytebuild's runtime file {name} is missing from {_RUNTIME}", fix="reinstall flytebuild")
-    return path
+def runtime_command(command: str) -> list:
+    """argv (after the interpreter) of a runtime command: the package runs from where flytebuild is installed."""
+    main = os.path.join(_RUNTIME, "__main__.py")
+    if not os.path.isfile(main):
+        raise FlytebuildError(f"flytebuild's runtime package is missing from {_RUNTIME}", fix="reinstall flytebuild")
+    return [main, command]
 
 
 def check_python(python: Optional[str], config_file: str) -> str:
@@ -60,12 +61,12 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     return env
 
 
-def run_script(
-    python: str, script: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
+def run_runtime(
+    python: str, command: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
 ) -> subprocess.CompletedProcess:
-    """runtime/`script` in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
+    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
     return subprocess.run(
-        [python, runtime_script(script), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
+        [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
     )
 
 
@@ -92,7 +93,7 @@ def start_introspection(
 ) -> subprocess.Popen:
     python = check_python(python, config_file)
     return subprocess.Popen(
-        [python, runtime_script("introspect.py"), "--batch", *entrypoints],
+        [python, *runtime_command("introspect"), "--batch", *entrypoints],
         cwd=root,
         env=user_env(root, source_roots),
         stdout=subprocess.PIPE,
@@ -149,7 +150,7 @@ def validate_pod_templates(project, plans) -> None:
         with open(request, "w", encoding="utf-8") as f:
             json.dump(batch, f, sort_keys=True)
         proc = subprocess.run(
-            [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
+            [python, *runtime_command("validate_pod"), "--batch", request], capture_output=True, text=True
         )
     try:
         out = json.loads(proc.stdout)

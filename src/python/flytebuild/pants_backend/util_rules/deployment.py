@@ -33,7 +33,7 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializedWorkflows,
     SerializeRequest,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files, user_env_pex_request
 
 _DIR = "__flytebuild"
 
@@ -123,8 +123,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         "entities": entities,
     }
     files += [
-        FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
-        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
+        *runtime_files(),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
@@ -137,7 +136,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[f"{_DIR}/deploy.py", f"{_DIR}/request.json"],
+            argv=runtime_argv("deploy", f"{_DIR}/request.json"),
             input_digest=input_digest,
             description=("Check" if request.dry_run else "Register")
             + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {flyte.endpoint or config}",

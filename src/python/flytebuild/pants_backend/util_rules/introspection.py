@@ -11,16 +11,14 @@ from dataclasses import dataclass
 
 from pants.backend.python.target_types import ResolvedPexEntryPoint, ResolvePexEntryPointRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
-from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_argv, runtime_error
 
-_SCRIPT = "__flytebuild/introspect.py"
 
 
 @dataclass(frozen=True)
@@ -63,8 +61,8 @@ async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionRe
     described = ", ".join(str(a) for a in request.addresses)
     result = await run_in_user_env(
         request.addresses,
-        [FileContent(_SCRIPT, runtime_script("introspect.py"))],
-        argv=[_SCRIPT, "--batch", *entrypoints],
+        [],
+        argv=runtime_argv("introspect", "--batch", *entrypoints),
         description=f"Introspect {described}",
     )
     by_entrypoint = batch_results(result)

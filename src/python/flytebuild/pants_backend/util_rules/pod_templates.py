@@ -49,9 +49,7 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_script
-
-_SCRIPT = "__flytebuild/validate_pod.py"
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
 
 
 @dataclass(frozen=True)
@@ -173,7 +171,7 @@ async def validate_pod_templates(
             Digest,
             CreateDigest(
                 [
-                    FileContent(_SCRIPT, runtime_script("validate_pod.py")),
+                    *runtime_files(),
                     FileContent("__flytebuild/pods.json", json.dumps(batch, sort_keys=True).encode("utf-8")),
                 ]
             ),
@@ -183,7 +181,7 @@ async def validate_pod_templates(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[_SCRIPT, "--batch", "__flytebuild/pods.json"],
+            argv=runtime_argv("validate_pod", "--batch", "__flytebuild/pods.json"),
             input_digest=input_digest,
             description=f"Validate the pod templates of {address}",
             level=LogLevel.DEBUG,

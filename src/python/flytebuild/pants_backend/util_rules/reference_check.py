@@ -31,10 +31,9 @@ from flytebuild.core.model import WorkflowPlan
 from flytebuild.pants_backend.goals.run import admin_json
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import _resolve_of
-from flytebuild.pants_backend.util_rules.serialization import runtime_script
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
 
 _DIR = "__flytebuild"
-_SCRIPTS = ("check_references.py", "remote.py", "run.py", "deploy.py", "introspect.py")
 
 
 def cluster_configured(flyte: FlyteSubsystem) -> bool:
@@ -98,7 +97,7 @@ async def check_references_of_resolve(group: _ReferenceCheckGroup, flyte: FlyteS
             for p in group.plans
         ],
     }
-    files = [FileContent(f"{_DIR}/{name}", runtime_script(name)) for name in _SCRIPTS]
+    files = runtime_files()
     files.append(FileContent(f"{_DIR}/request.json", json.dumps(check_request, indent=1, sort_keys=True).encode()))
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(group.addresses))
     venv_pex, sources, scripts = await MultiGet(
@@ -121,7 +120,7 @@ async def check_references_of_resolve(group: _ReferenceCheckGroup, flyte: FlyteS
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[f"{_DIR}/check_references.py", f"{_DIR}/request.json"],
+            argv=runtime_argv("check_references", f"{_DIR}/request.json"),
             input_digest=input_digest,
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
             description=f"Check {count} reference entit{'y' if count == 1 else 'ies'} against FlyteAdmin at "

@@ -30,7 +30,7 @@ from flytebuild.core.plan import plan_image
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
-from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_argv, runtime_error
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -155,11 +155,8 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
 async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
-    files = [
-        FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
-        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
-    ]
-    argv = [f"{_DIR}/serialize.py", "--batch"]
+    files = []
+    argv = runtime_argv("serialize", "--batch")
     for i, req in enumerate(batch.request_jsons):
         files.append(FileContent(f"{_DIR}/request{i}.json", req.encode("utf-8")))
         argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
