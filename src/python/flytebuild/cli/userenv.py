@@ -134,7 +134,7 @@ def progress(message: str) -> None:
 def validate_pod_templates(project, plans) -> None:
     """runtime/validate_pod.py over every pod template of `plans` (the `kubernetes` client of the
     user's environment); the first invalid one raises, as the Pants adapter reports it."""
-    from flytebuild.core.pod_templates import validation_batch, validation_error
+    from flytebuild.core.pod_templates import validation_batch, validation_error, validation_run_error
 
     per_plan = {plan.address: validation_batch(plan) for plan in plans}
     batch = {
@@ -159,13 +159,9 @@ def validate_pod_templates(project, plans) -> None:
             "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
             fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
         ) from None
-    if "error" in out:
-        raise FlytebuildError(
-            f"Pod template validation failed: {out['error'].get('message')}",
-            fix="add `kubernetes` to your environment's requirements"
-            if out["error"].get("kind") == "kubernetes_missing"
-            else "pod templates are checked with the `kubernetes` client of the environment of `python`",
-        )
+    run_error = validation_run_error(out)
+    if run_error is not None:
+        raise run_error
     results = out.get("results") or {}
     for address, entries in sorted(per_plan.items()):
         mine = {k.split("|", 1)[1]: v for k, v in results.items() if k.split("|", 1)[0] == address}

@@ -7,13 +7,8 @@ Runs in the USER's environment (flytekit, flyteidl, grpcio), as part of the runt
 (remote.fetch) and the comparison (remote.declared_differences) are the ones `run --remote` uses, so both report
 the same differences in the same words.
 
-request.json:
-    {"admin": {"endpoint": ..., "insecure": ..., "config": ..., "timeout": 15},      # as remote.py's
-     "workflows": [{"address": "examples/x:wf", "entrypoint": "mod:wf",
-                    "references": [{"kind": "task", "project": ..., "domain": ..., "name": ..., "version": ...}]}]}
-
-stdout: {"warnings": {"<address>": ["...", ...]}}. Exit 0 whatever was found: the plan is still valid, the
-differences are warnings. Exit 2 only for an unreadable request (a flytebuild bug).
+Request and answer: docs/runtime-contract.md (check_references). Exit 0 whatever was found: the plan is still
+valid, the differences are warnings. Exit 2 only for an unreadable request (a flytebuild bug).
 """
 from __future__ import annotations
 

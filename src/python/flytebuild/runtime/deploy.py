@@ -7,14 +7,7 @@ Runs in the USER's environment: flyteidl + grpcio; flytekit only with a flytekit
 the config's authentication). Part of the runtime package: stdlib + flytekit/flyteidl/grpc only, no import of
 `flytebuild`.
 
-request.json:
-    {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null,
-               "timeout": 15},
-     "dry_run": false,
-     "bundle": {"path": "<file>", "name": "fast<blake3>.tar.gz"} | null,
-     "dest_dir": ".",
-     "pin_images": {"<registry/repo:tag>": "<registry/repo:tag@sha256:...>"},   # optional
-     "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool}, ...]}
+Request and answer: docs/runtime-contract.md (deploy).
 
 pin_images: images pushed while the entities were serialized (concurrently, by tag): every string of a task or
 workflow equal to a tag (container and pod images, node overrides) is registered pinned to the pushed digest.
@@ -39,10 +32,7 @@ Re-running after an interruption registers what is left: what was created is fou
 
 With dry_run nothing is created or uploaded; the same statuses are reported ("registered" meaning "would be").
 
-Exit 0 (all registered/unchanged) or 1 (some failed/blocked) with the JSON summary on stdout:
-    {"endpoint", "dry_run", "entities": [{"kind", "project", "domain", "name", "version", "status", "message"}],
-     "bundle": {"name", "native_url", "size", "uploaded", "present"} | null, "bytes_uploaded", "counts"}
-Exit 2 with {"error": {"kind", "message", "fix"}} when the deploy could not start (unreachable endpoint, bad request).
+Exit 0 (all registered/unchanged), 1 (some failed/blocked) or 2 (the deploy could not start).
 """
 from __future__ import annotations
 

@@ -4,18 +4,10 @@ parse the inputs by it, create an execution, print its id and URL, and with `--w
 Usage:  python <runtime>/__main__.py remote <request.json> [--format=table|json] [--wait] [--<input> <value> ...]
 
 Runs in the USER's environment (flytekit, flyteidl, grpcio), as part of the runtime package (input parsing shared
-with run, the connection to FlyteAdmin with deploy). Nothing is compiled or serialized locally: the interface, defaults and fixed inputs are the registered ones.
+with run, the connection to FlyteAdmin with deploy). Nothing is compiled or serialized locally: the interface,
+defaults and fixed inputs are the registered ones.
 
-request.json:
-    {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null, "timeout": 15},
-     "target": "examples/refs:scale",
-     "entity": {"kind": "task"|"workflow"|"launch_plan", "project": "...", "domain": "...", "name": "...",
-                "version": "..."|null},                    # null: the latest registered version
-     "default_inputs": {"<input>": "<value as on the command line>"},   # the reference's own defaults
-     "console": "https://flyte.example.com"|null,         # base of the printed URL (default: from the endpoint)
-     "preamble": "..."|null,                              # printed first (the deploy report of `--remote`)
-     "entrypoint": "mod:ref"|null}                        # a reference declared in code: its declared interface
-                                                          # is checked against the registered one (warnings)
+Request and answer: docs/runtime-contract.md (remote).
 
 One code path for the three kinds: a task is executed as itself; a workflow through its default launch plan (same
 name and version, which registration creates with it: FlyteAdmin executes launch plans and tasks only); a launch

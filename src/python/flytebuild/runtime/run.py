@@ -5,10 +5,7 @@ Usage:  python <runtime>/__main__.py run <request.json> [--format=table|json] [-
 Runs in the USER's environment (CPython + flytekit), as part of the runtime package (the same entrypoint, traceback
 and image rules as introspect and serialize). Run it with cwd = repo root and the source roots on PYTHONPATH.
 
-request.json (written by the Pants rule from the plan):
-    {"entrypoint": "baked.workflows:wf", "target": "examples/baked:wf",
-     "tasks": {"<task name>": {"cache_version": "<str>"|null, "image": "<ref>"|null, "image_source": "<str>"|null}},
-     "default_image": "<ref>"|null}
+Request and answer: docs/runtime-contract.md (run).
 
 What it does, in order:
 - imports the entrypoint; a reference entity anywhere in it is refused with a clear message (they run on the

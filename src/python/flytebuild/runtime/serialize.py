@@ -10,24 +10,11 @@ Runs in the USER's environment (CPython + flytekit), as part of the runtime pack
 import of `flytebuild`). Run it with cwd = repo root (or a sandbox laid out like it) and the source roots on
 PYTHONPATH.
 
-request.json:
-    {"entrypoint": "baked.workflows:wf", "project": "flytesnacks", "domain": "development",
-     "python_interpreter": "/usr/bin/python3",                       # optional
-     "tasks": {"<task name>": {"mode": "baked"|"fast"|"container", "image": "<ref>", "version": "<str>",
-                               "cache_version": "<str>"|null, "pod_template": <dict>|null}},
-     "workflows": {"<name>": {"version": "..."}},
-     "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
-                                                                     # takes its workflow's version
-     "nodes": {"<workflow name>": {"<node id>": {"pod_template": <dict>}}},   # optional
-     "bundle": {"uri": "s3://.../fast<digest>.tar.gz", "dest_dir": "."} | null,
-     "default_image": "<ref for a task entry without an image>"}
-
-    A pod_template is {"pod_spec": <k8s PodSpec as JSON>, "primary_container_name": "primary",
-    "labels": {...}|null, "annotations": {...}|null}; it is attached to the task's template (the task's command,
-    args, resources and env are merged into the primary container, as flytekit does for `PodTemplate`).
-    A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's template)
-    replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources and
-    env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
+Request and answer: docs/runtime-contract.md (serialize). A task's pod_template is attached to its template (the
+task's command, args, resources and env are merged into the primary container, as flytekit does for
+`PodTemplate`). A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's
+template) replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources
+and env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
 
 What it does:
 - imports the entrypoint, then walks it with flytekit's own `get_serializable` twice: a first pass (thrown away)
@@ -44,9 +31,8 @@ What it does:
   2 workflow spec, 3 launch plan) in dependency order, tasks first, then workflows, then launch plans (a workflow
   that calls a launch plan comes after it). Deterministic protobuf serialization: same inputs, same bytes.
 
-Exit 0 with {"root", "entities": [{"kind", "name", "version", "file", "fast"}], "warnings": [...], "bundle"} on
-stdout; exit 2 with {"error": {"kind", "message", "file", "traceback"}} on stdout for bad input. Everything user code
-(or flytekit) prints goes to stderr.
+Exit 0 with the summary on stdout, exit 2 with {"error": {...}} for bad input. Everything user code (or flytekit)
+prints goes to stderr.
 """
 from __future__ import annotations
 

@@ -13,13 +13,8 @@ pydantic generations of the client), so every unknown field and wrong type is re
 catches what the walk cannot (required fields). Quantities written as numbers (`cpu: 2`) are accepted, as
 the API server accepts them.
 
-Exit 0 with {"ok": true, "kubernetes": VERSION} on stdout; exit 2 with
-{"error": {"kind": "invalid_pod_spec" | "kubernetes_missing" | "bad_input", "message", "errors": [{"path", "message"}]}}.
-
---batch (one process for many templates, as flytebuild's Pants rules use it): REQUEST.json is
-{KEY: {"file": NAME, "spec": <pod spec or rendered template>}}; stdout is
-{"kubernetes": VERSION, "results": {KEY: {"ok": true} | {"error": {...}}}}, exit 0 (per-key errors are results);
-exit 2 with the single-spec error form when the request itself is bad or kubernetes is missing.
+Request and answer (one spec on stdin, or --batch: many in one process, as flytebuild's rules use it):
+docs/runtime-contract.md (validate_pod).
 """
 from __future__ import annotations
 

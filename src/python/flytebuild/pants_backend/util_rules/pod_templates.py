@@ -41,6 +41,7 @@ from flytebuild.core.pod_templates import (
     PodTemplateSource,
     validation_batch,
     validation_error,
+    validation_run_error,
 )
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
@@ -195,9 +196,9 @@ async def validate_pod_templates(
             + (result.stderr.decode("utf-8", "replace").strip()[-2000:] or "no output"),
             target=address,
         ) from None
-    if "error" in out:
-        raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
-    error = validation_error(entries, out.get("results") or {}, target=address)
+    error = validation_run_error(out, target=address) or validation_error(
+        entries, out.get("results") or {}, target=address
+    )
     if error is not None:
         raise error
     return PodTemplatesValid(str(out.get("kubernetes") or ""))
