@@ -226,15 +226,16 @@ def test_adding_a_dataclass_field_is_a_cache_miss(user_python, home, tmp_path):
     assert changed.json() == {"o0": {"x": 3, "y": 6, "z": 30}}
 
 
-def test_without_flytebuild_flytekit_returns_the_stale_result(user_python, home, tmp_path):
-    """The bug the interface-aware key fixes, reproduced with flytekit's own key (no plan in the request)."""
+def test_a_task_without_a_plan_keeps_its_code_cache_version_and_says_so(user_python, home, tmp_path):
+    """A request that plans no cache version for a task (a task the plan does not know) leaves the code's
+    `cache_version` as it is, says so, and flytekit's local cache still serves the second run."""
     proj = _cache_project(tmp_path)
     first = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
-    assert "COMPUTING" in first.stderr
-    _add_field(proj)
-    stale = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
-    assert "COMPUTING" not in stale.stderr  # served from the cache although the type changed
-    assert stale.rc != 0 or stale.json()["o0"].get("z") != 30
+    assert first.json() == {"o0": {"x": 3, "y": 6}} and "COMPUTING make(3)" in first.stderr
+    assert "[cache] fx_cache.make: cache version '1' from code (no plan for this task)" in first.stderr
+    again = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
+    assert again.json() == first.json() and "COMPUTING" not in again.stderr
+    assert "task fx_cache.make done in" in again.stderr and "(cache hit)" in again.stderr
 
 
 def test_void_task_with_cache_runs_every_time_as_on_the_backend(user_python, home, tmp_path):
