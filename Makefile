@@ -5,7 +5,7 @@ RUFF_VERSION := 0.17.6
 RUFF := .bootstrap/venv/bin/ruff
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test lint bootstrap user-env system-deps clean
+.PHONY: demo test test-fast lint bootstrap user-env system-deps clean
 
 demo: user-env
 	bin/demo
@@ -19,6 +19,11 @@ lint: bootstrap
 	@$(RUFF) --version 2>/dev/null | grep -qx "ruff $(RUFF_VERSION)" || \
 		.bootstrap/venv/bin/pip install -q "ruff==$(RUFF_VERSION)" 2>&1 | grep -v '^WARNING: Location' >&2 || true
 	$(RUFF) check src tests bench
+
+# Developers' quick loop: everything but the tests marked `slow` (./pants, Docker, Bazel end to end;
+# see tests/conftest.py). CI runs `make test`: all of them.
+test-fast: user-env system-deps
+	PYTHONPATH=src/python $(PY39) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
 # Debian packages the tests drive for real: the OCI registry (docker-registry).
 system-deps:
