@@ -18,6 +18,7 @@ from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeD
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import BundleWarning
@@ -60,7 +61,9 @@ class DeployResult:
 
 
 @rule(desc="Deploy Flyte workflows")
-async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python_setup: PythonSetup) -> DeployResult:
+async def deploy_workflows(
+    request: DeployRequest, flyte: FlyteSubsystem, python_setup: PythonSetup, global_options: GlobalOptions
+) -> DeployResult:
     config = flyte.config
     if config and not os.path.isabs(config):
         config = os.path.join(BuildRoot().path, config)
@@ -107,8 +110,11 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     files = []
     entities = []
     for i, sw in enumerate(serialized.workflows):
+        plan = ordered[i].plan
         for e in sw.summary()["entities"]:
-            entities.append({"file": f"wf{i}/{e['file']}", "kind": e["kind"], "fast": e["fast"]})
+            entities.append({"file": f"wf{i}/{e['file']}", "kind": e["kind"], "fast": e["fast"],
+                             "project": plan.project, "domain": plan.domain, "name": e["name"],
+                             "version": e["version"]})
     bundle = code_bundle.bundle
     if bundle is not None:
         files.append(FileContent(f"bundle/{bundle.name}", bundle.data))
@@ -121,10 +127,14 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         "dest_dir": ".",
         "pin_images": pins,
         "entities": entities,
+        # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
+        # Pants' workdir (a cache: deleting it only costs Gets).
+        "ledger": {"dir": os.path.join(global_options.pants_workdir, "flytebuild", "ledger")},
     }
     files += [
         FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
         FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
+        FileContent(f"{_DIR}/ledger.py", runtime_script("ledger.py")),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
     ]
 
