@@ -4,7 +4,7 @@ The key covers everything the answer can depend on (the request, the digests of 
 import, the environment's identity, the runtime script itself): a changed input is a new key, never a stale answer,
 so nothing is ever invalidated. Front ends use it to partition work per workflow: a batch carries only the
 workflows whose key missed, the rest are read back here (Pants' own process cache cannot answer "which of these
-would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<key>.json`, written atomically; a directory that
+would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a directory that
 cannot be written only costs the cache.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ def result_key(kind: str, *parts: Any) -> str:
         if isinstance(part, bytes):
             part = {"sha256": hashlib.sha256(part).hexdigest()}
         h.update(json.dumps(part, sort_keys=True, separators=(",", ":")).encode("utf-8") + b"\0")
-    return h.hexdigest()
+    return f"{kind}-{h.hexdigest()}"  # the kind in the name: a person (or a test) can tell the entries apart
 
 
 class ResultCache:
@@ -32,7 +32,7 @@ class ResultCache:
 
     def _path(self, key: str) -> str:
         assert self.directory is not None
-        return os.path.join(self.directory, key[:2], f"{key}.json")
+        return os.path.join(self.directory, key.rsplit("-", 1)[-1][:2], f"{key}.json")
 
     def get(self, key: str) -> Optional[str]:
         if self.directory is None:
