@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     package.add_argument("targets", nargs="*", metavar="NAME", help="images and workflows (default: all)")
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
-    package.add_argument("--image-output", choices=("push", "oci", "docker"), default="push",
+    package.add_argument("--image-output", choices=("push", "oci", "docker", "cache"), default="push",
                          help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
 
     render = commands.add_parser(
@@ -168,7 +168,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
     from flytebuild.cli.registration import check_admin, deploy
     from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
-    from flytebuild.service.deploy import pins_of
+    from flytebuild.service.deploy import images_summary, pins_of
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
@@ -189,10 +189,7 @@ def _deploy(args: argparse.Namespace) -> int:
     code, summary, warnings, _ = deploy(
         project, result, admin, args.dry_run, pins=pins_of(pushed)
     )
-    summary["images"] = [
-        {"address": i.name, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
-        for i in sorted(pushed, key=lambda i: i.name)
-    ]
+    summary["images"] = images_summary(pushed)
     render = render_deploy_json if args.format == "json" else render_deploy_table
     sys.stdout.write(render(summary, warnings))
     if code != 0:
@@ -321,7 +318,7 @@ def _verify(args: argparse.Namespace) -> int:
         NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
     )
     from flytebuild.oci import RegistryError
-    from flytebuild.oci import verify as verify_io
+    from flytebuild.service import verify as verify_io
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "verify")

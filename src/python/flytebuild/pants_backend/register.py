@@ -1,5 +1,5 @@
 """flytebuild's Pants backend: Flyte tasks, images, pod templates, references and workflows as build targets."""
-from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render, verify
+from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, publish_image, render, verify
 from flytebuild.pants_backend.goals import imagespec as imagespec_goal
 from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
@@ -44,6 +44,7 @@ def rules():
         *render.rules(),
         *run_goal.rules(),
         *package_image.rules(),
+        *publish_image.rules(),
         *package_workflow.rules(),
         *imagespec_goal.rules(),
         *verify.rules(),
