@@ -8,7 +8,6 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlyteReferenceTarget,
     FlyteWorkflowTarget,
-    pod_template_rules,
 )
 from flytebuild.pants_backend.util_rules import (
     closures,
@@ -29,7 +28,6 @@ def rules():
     return [
         *FlyteSubsystem.rules(),
         *settings.rules(),
-        *pod_template_rules(),
         *closures.rules(),
         *entrypoint.rules(),
         *introspection.rules(),
