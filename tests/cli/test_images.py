@@ -60,10 +60,11 @@ def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_p
     assert proc.returncode == 0, proc.stderr
     pants_summary = json.loads((repo.root / "dist/examples.baked/image.image.json").read_text())
     assert pants_summary["ref"] == summary["ref"]
-    # Every layer identical (each wheel, the console scripts, the sources); only the config's
-    # `org.flytebuild.target` label differs (`baked-image` vs `examples/baked:image`).
+    # Every layer identical (each wheel, the console scripts, the sources), and the config too: the same
+    # manifest digest from both front ends.
     layers = lambda s: [(layer["name"], layer["digest"], layer["size"]) for layer in s["layers"]]  # noqa: E731
     assert layers(pants_summary) == layers(oci)
+    assert pants_summary["digest"] == oci["digest"] == summary["digest"]
 
 
 def test_deploy_pushes_images_first_and_pins_tasks_by_digest(cli, repo, registry, user_python, tmp_path):

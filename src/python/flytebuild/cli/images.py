@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
@@ -48,29 +48,42 @@ def _distributions(project: Project, graph: ProjectGraph, image: ImageTarget, tm
     """Installed-wheel zips of the image's requirements, from a PACKED pex."""
     if not image.requirements:
         return ()
-    python = userenv.check_python(project.python, project.config_file)
     declared = dict(graph.requirements.declared)
+    return resolve_distributions(project, graph, [declared[name] for name in image.requirements], tmp,
+                                 image.address, use_lock=True)
+
+
+def resolve_distributions(
+    project: Project, graph: ProjectGraph, requirements: Sequence[str], tmp: str, owner: str, *, use_lock: bool,
+    python_version: Optional[str] = None, index_args: Sequence[str] = (),
+) -> Tuple[Distribution, ...]:
+    """A PACKED pex of `requirements` (from the lockfile when `use_lock` and there is one, else from the index)
+    for the user's interpreter (or any CPython `python_version`): its `.deps/<wheel>` zips."""
     argv = [sys.executable, "-m", "pex", "--layout", "packed", "-o", os.path.join(tmp, "requirements.pex"),
-            "--python", python, "--no-emit-warnings"]
-    if graph.requirements.lock_text is not None:
+            "--no-emit-warnings"]
+    if python_version:
+        argv += ["--interpreter-constraint", f"CPython=={python_version}.*"]
+    else:
+        argv += ["--python", userenv.check_python(project.python, project.config_file)]
+    if use_lock and graph.requirements.lock_text is not None:
         # pex reads the lock itself; Pants' `//` header is not JSON.
         lock = os.path.join(tmp, "lock.json")
         with open(lock, "w", encoding="utf-8") as f:
             f.write("\n".join(l for l in graph.requirements.lock_text.splitlines() if not l.lstrip().startswith("//")))
         argv += ["--lock", lock]
-    argv += [declared[name] for name in image.requirements]
-    userenv.progress(f"flytebuild: resolving {len(image.requirements)} requirement(s) of {image.address} with pex")
+    else:
+        argv += list(index_args)
+    argv += list(requirements)
+    userenv.progress(f"flytebuild: resolving {len(requirements)} requirement(s) of {owner} with pex")
     env = {**os.environ, "PIP_CONFIG_FILE": "/dev/null"}  # a global pip constraints file breaks pex's pip
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     except OSError as e:
-        raise _error(image.address, f"cannot run pex: {e}") from None
+        raise _error(owner, f"cannot run pex: {e}") from None
     if proc.returncode != 0:
         if "No module named pex" in proc.stderr:
-            raise FlytebuildError(
-                "Building images needs `pex` next to flytebuild", target=image.address, fix="pip install pex"
-            )
-        raise _error(image.address, f"pex could not resolve its requirements:\n{proc.stderr.strip()[-2000:]}")
+            raise FlytebuildError("Building images needs `pex` next to flytebuild", target=owner, fix="pip install pex")
+        raise _error(owner, f"pex could not resolve its requirements:\n{proc.stderr.strip()[-2000:]}")
     return tuple(
         Distribution(d.name, d.path, hashlib.sha256(d.path.read_bytes()).hexdigest())
         for d in distributions_in(os.path.join(tmp, "requirements.pex", ".deps"))

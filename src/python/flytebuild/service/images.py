@@ -24,7 +24,9 @@ from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInpu
 from flytebuild.oci.registry import Reference
 from flytebuild.service.paths import inside
 
-LABEL_TARGET = "org.flytebuild.target"
+# The image's name, not the target that built it: target names differ between front ends (`examples/baked:image`
+# in Pants, `baked-image` in flytebuild.toml), and the same inputs must give the same digest on every one.
+LABEL_IMAGE = "org.flytebuild.image"
 LABEL_IMAGESPEC = "org.flytebuild.imagespec"
 OUTPUTS = ("oci", "cache", "docker", "push")
 
@@ -66,7 +68,7 @@ def image_job(plan: ImagePlan) -> ImageJob:
         fingerprint=plan.fingerprint,
         python=plan.python or ImageInputs().python,
         env=plan.env,
-        labels=((LABEL_TARGET, plan.address),),
+        labels=((LABEL_IMAGE, plan.name),),
     )
 
 
@@ -83,7 +85,7 @@ def spec_job(spec: SpecImage, workflow: str, engine_up: bool = False) -> ImageJo
         fingerprint=spec.fingerprint,
         python=spec.python_exec or ImageInputs().python,
         env=spec.env,
-        labels=((LABEL_TARGET, workflow), (LABEL_IMAGESPEC, spec.spec_json)),
+        labels=((LABEL_IMAGE, spec.name), (LABEL_IMAGESPEC, spec.spec_json)),
         dockerfile=dockerfile,
     )
 
@@ -394,3 +396,40 @@ def publisher_for(output: str, registries: Registries, jobs: int, directory: Opt
     if output == "cache":
         return CachePublisher()
     raise FlytebuildError(f"Unknown image output {output!r}", fix=f"use one of {', '.join(OUTPUTS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageSpecs: what `flyte-imagespec` / `flytebuild imagespec` report
+
+
+@dataclass(frozen=True)
+class PublishedImageSpec:
+    workflow: str
+    name: str
+    tasks: Tuple[str, ...]
+    ref: str
+    digest: str
+    pushed: bool
+    bytes_uploaded: int
+    resolved: Tuple[str, ...]  # name==version of the installed distributions
+    engine: bool  # engine-only fields were applied with docker build
+
+
+def published_spec(workflow: str, spec: SpecImage, published: PublishedImage) -> PublishedImageSpec:
+    return PublishedImageSpec(workflow, spec.name, spec.tasks, spec.ref, published.digest, published.pushed,
+                              published.bytes_uploaded, published.distributions, published.engine)
+
+
+def render_specs(specs: Sequence[PublishedImageSpec], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({"images": [
+            {"workflow": i.workflow, "name": i.name, "tasks": list(i.tasks), "ref": i.ref, "digest": i.digest,
+             "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded, "distributions": list(i.resolved),
+             "engine": i.engine}
+            for i in specs]}, indent=2, sort_keys=True)
+    from flytebuild.core.report import _table
+
+    rows = [[i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
+            for i in specs]
+    return ("\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
+            if rows else "no ImageSpec without a flyte_image target")

@@ -58,7 +58,6 @@ from flytebuild.core.plan import plan_image
 from flytebuild.oci import engine
 from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
 from flytebuild.service.images import (
-    LABEL_TARGET,
     OCILayoutPublisher,
     PublishedImage,
     Registries,
@@ -74,7 +73,7 @@ from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 logger = logging.getLogger(__name__)
 
 _BAKED_SOURCE_FIELDS = (PythonSourceField, ResourceSourceField, FileSourceField)
-__all__ = ["LABEL_TARGET", "PublishedImage"]  # shared names, from the service
+__all__ = ["PublishedImage"]  # the service's, under the name other rules import
 
 
 class ImageOutput(Enum):

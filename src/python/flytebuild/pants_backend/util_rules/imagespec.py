@@ -53,7 +53,14 @@ from flytebuild.pants_backend.util_rules.images import (
     _registries,
     local_distributions,
 )
-from flytebuild.service.images import RegistryPublisher, already_published, build_and_publish, spec_job
+from flytebuild.service.images import (
+    PublishedImageSpec,
+    RegistryPublisher,
+    already_published,
+    build_and_publish,
+    published_spec,
+    spec_job,
+)
 from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 
@@ -63,19 +70,6 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PublishImageSpecsRequest:
     addresses: Tuple[Address, ...]  # flyte_workflow targets
-
-
-@dataclass(frozen=True)
-class PublishedImageSpec:
-    workflow: str
-    name: str
-    tasks: Tuple[str, ...]
-    ref: str
-    digest: str
-    pushed: bool
-    bytes_uploaded: int
-    resolved: Tuple[str, ...]  # name==version of the installed distributions
-    engine: bool  # engine-only fields were applied with docker build
 
 
 @dataclass(frozen=True)
@@ -200,8 +194,7 @@ async def _publish_spec(
 
     published = build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=docker_env)
     logger.info(f"ImageSpec {image.name}: pushed {image.ref}")
-    return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, published.digest, published.pushed,
-                              published.bytes_uploaded, published.distributions, published.engine)
+    return published_spec(workflow, image, published)
 
 
 @rule(desc="Build the ImageSpecs of flyte_workflows")
