@@ -13,7 +13,7 @@ import base64
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.engine.addresses import Address
@@ -22,13 +22,12 @@ from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.global_options import GlobalOptions
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.model import ImageTarget
 from flytebuild.core.result_cache import ResultCache, result_key
-from flytebuild.core.model import ImageTarget, WorkflowPlan
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
