@@ -34,15 +34,17 @@ def deploy_request(
     directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `pins` maps a task's
     image tag to `tag@digest` of what was pushed (deploy.py rewrites the tasks' images); `ledger_dir` holds the
     deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call)."""
-    return {
+    request = {
         "admin": admin.request_json(),
         "dry_run": dry_run,
         "bundle": {"path": bundle_path(bundle), "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
         "pin_images": dict(sorted((pins or {}).items())),
         "entities": list(entities),
-        "ledger": {"dir": ledger_dir} if ledger_dir else None,
     }
+    if ledger_dir:
+        request["ledger"] = {"dir": ledger_dir}
+    return request
 
 
 def bundle_path(bundle: Bundle) -> str:
