@@ -6,10 +6,8 @@ serialization and deploy, so Pants builds it once and an edit to a source does n
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
-from importlib import resources
 from typing import Iterable, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
@@ -22,21 +20,13 @@ from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
-
-# The runtime package's directory in a sandbox: a private top-level name (runtime/__main__.py loads it as such).
-RUNTIME_DIR = "_flytebuild_runtime"
-
-
-@functools.lru_cache(maxsize=None)
-def _runtime_package() -> tuple[tuple[str, bytes], ...]:
-    package = resources.files("flytebuild.runtime")
-    return tuple(sorted((f.name, f.read_bytes()) for f in package.iterdir() if f.name.endswith(".py")))
+from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
 
 
 def runtime_files(prefix: str = "") -> list[FileContent]:
     """The whole runtime package, under `<prefix>/_flytebuild_runtime/` in a sandbox."""
     where = os.path.join(prefix, RUNTIME_DIR)
-    return [FileContent(os.path.join(where, name), data) for name, data in _runtime_package()]
+    return [FileContent(os.path.join(where, name), data) for name, data in package_files()]
 
 
 def runtime_argv(command: str, *args: str, prefix: str = "") -> list[str]:
@@ -60,14 +50,15 @@ async def run_in_user_env(
     argv: Sequence[str],
     description: str,
     output_directories: Sequence[str] = (),
+    env_addresses: tuple[Address, ...] | None = None,
 ) -> FallibleProcessResult:
-    """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `addresses`, with their transitive
-    sources, the runtime package and `files`.
+    """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `env_addresses` (default:
+    `addresses`), with the transitive sources of `addresses`, the runtime package and `files`.
 
     Cached by Pants like any process: unchanged targets and inputs are free to run again."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
-        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(addresses)),
+        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
         Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
         Get(Digest, CreateDigest([*runtime_files(), *files])),
     )
@@ -97,3 +88,22 @@ def batch_results(result: FallibleProcessResult) -> dict:
 def runtime_error(data, stderr: str, kind: str) -> dict:
     """The command's error for one entry, or, when it reported none, the end of its stderr."""
     return (data or {}).get("error") or {"kind": kind, "message": stderr.strip()[-2000:] or "no output"}
+
+
+async def input_keys(addresses: tuple[Address, ...], env_addresses: tuple[Address, ...]) -> tuple[str, ...]:
+    """Per target: a key over everything a user-env process can see for it (its transitive sources and source
+    roots, the environment of `env_addresses`), for core/result_cache.py. Pants digests: nothing is re-read."""
+    transitives = await MultiGet(Get(TransitiveTargets, TransitiveTargetsRequest([a])) for a in addresses)
+    sources = await MultiGet(
+        Get(PythonSourceFiles, PythonSourceFilesRequest(t.closure, include_files=True)) for t in transitives
+    )
+    venv_pex = await Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses))
+    env = venv_pex.digest.fingerprint
+    return tuple(
+        f"{s.source_files.snapshot.digest.fingerprint}|{','.join(s.source_roots)}|{env}" for s in sources
+    )
+
+
+def result_cache_dir(global_options) -> str:
+    """core/result_cache.py's directory for Pants: per repo, in Pants' workdir (`.pants.d`)."""
+    return os.path.join(global_options.pants_workdir, "flytebuild", "results")
