@@ -33,9 +33,7 @@ FORBIDDEN: Dict[str, Tuple[str, ...]] = {
 
 # Violations known when this test was written, each owned by a change in flight: (layer, reason).
 # An entry here makes that layer's test an expected failure (strict: once fixed, delete the entry).
-KNOWN: Dict[str, str] = {
-    "oci": "oci/verify.py imports flytebuild.core (lockfile, model): being moved by issue 14 A (engineer service)",
-}
+KNOWN: Dict[str, str] = {}
 
 
 def module_name(path: Path) -> str:
