@@ -40,7 +40,6 @@ from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage, check_buildable, spec_images
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
 from flytebuild.core.model import Closure
 from flytebuild.oci import engine
 from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
@@ -53,6 +52,7 @@ from flytebuild.pants_backend.util_rules.images import (
     _registries,
     local_distributions,
 )
+from flytebuild.service import specs
 from flytebuild.service.images import (
     PublishedImageSpec,
     RegistryPublisher,
@@ -86,41 +86,20 @@ class _SpecBuildRequest:
     source_file: Optional[str]  # of the first task using it (for messages)
 
 
-def _requirement_lines(text: str) -> List[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
-            out.append(line)
-    return out
-
-
 @rule(desc="Resolve an ImageSpec's packages")
 async def _spec_requirements_pex(request: _SpecBuildRequest, python_setup: PythonSetup) -> Pex:
     image = request.image
-    reqs = list(image.packages)
+    text = None
     if image.requirements_file:
         contents = await Get(DigestContents, PathGlobs([image.requirements_file]))
         if not contents:
-            raise FlytebuildError(
-                f"ImageSpec `{image.name}` names requirements file `{image.requirements_file}`, which does not exist",
-                target=str(request.workflow), file=request.source_file,
-                fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
-            )
-        reqs += _requirement_lines(contents[0].content.decode("utf-8"))
-    names = {canonical_name(requirement_name(r)) for r in reqs}
+            raise specs.missing_requirements_file(image, str(request.workflow), request.source_file)
+        text = contents[0].content.decode("utf-8")
+    reqs = specs.requirements(image, text)
     lockfile = python_setup.resolves.get(request.resolve)
-    locked: set = set()
-    if lockfile and names:
-        lock = await Get(DigestContents, PathGlobs([lockfile]))
-        if lock:
-            pins = locked_pins(lock[0].content.decode("utf-8"), names, strict=False)
-            locked = {canonical_name(p.split("==", 1)[0]) for p in pins}
-    in_lock = bool(names) and names <= locked
-    extra_args: List[str] = []
-    if image.pip_index:
-        extra_args.append(f"--index-url={image.pip_index}")
-    extra_args += [f"--index-url={u}" for u in image.pip_extra_index_url]
+    lock = await Get(DigestContents, PathGlobs([lockfile])) if lockfile and reqs else ()
+    in_lock = specs.all_locked(reqs, lock[0].content.decode("utf-8") if lock else None)
+    extra_args = specs.index_args(image)
     ics = (
         InterpreterConstraints([f"CPython=={image.python_version}.*"])
         if image.python_version else request.interpreter_constraints
@@ -229,12 +208,7 @@ async def publish_image_specs(
         built = spec_images(tasks, dict(zip(files, closures_list)), settings.default_base, settings.registry)
         ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
         for image in built.values():
-            planned_refs = {spec_tasks[t].image_ref for t in image.tasks}
-            if planned_refs != {image.ref}:  # the plan and the build must name the same tag
-                raise FlytebuildError(
-                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned_refs)))} but "
-                    f"would be built as {image.ref}", target=str(w.target.address),
-                    fix="report this as a flytebuild bug")
+            specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), str(w.target.address))
             first = next(t for t in tasks if t.name == image.tasks[0])
             requests.append(_SpecBuildRequest(w.target.address, image, resolve, ics, first.source_file))
     published = await MultiGet(Get(PublishedImageSpec, _SpecBuildRequest, r) for r in requests)
