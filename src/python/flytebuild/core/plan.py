@@ -663,18 +663,19 @@ def plan_workflow(
 def shared_name_warnings(tasks: Sequence[TaskPlan], others: Sequence[TaskPlan] = ()) -> List[str]:
     """One warning per flyte_image that answers ImageSpecs of different content by name: mapping one name must
     never change tasks of unrelated packages silently. `others` are tasks of other workflows (cross-workflow)."""
-    by_image: Dict[str, Dict[str, List[str]]] = {}
+    by_image: Dict[str, Dict[str, List[TaskPlan]]] = {}
     for t in list(tasks) + list(others):
         if t.image_spec and t.image_address and t.image_source == "code":
-            by_image.setdefault(t.image_address, {}).setdefault(t.image_spec, []).append(t.name)
+            by_image.setdefault(t.image_address, {}).setdefault(t.image_spec, []).append(t)
     out = []
     mine = {t.name for t in tasks}
     for address, specs in sorted(by_image.items()):
-        if len(specs) < 2 or not any(n in mine for names in specs.values() for n in names):
+        if len(specs) < 2 or not any(t.name in mine for users in specs.values() for t in users):
             continue
         groups = "; ".join(
-            f"{', '.join(sorted(set(names)))} (packages {', '.join(sorted({n.rsplit('.', 2)[0] for n in names}))})"
-            for _, names in sorted(specs.items())
+            f"{', '.join(sorted({t.name for t in users}))} "
+            f"(package {', '.join(sorted({t.module.rsplit('.', 1)[0] for t in users}))})"
+            for users in sorted(specs.values(), key=lambda users: min(t.name for t in users))
         )
         out.append(
             f"flyte_image {address} answers {len(specs)} ImageSpecs with different content under one name: {groups}; "
