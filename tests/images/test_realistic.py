@@ -21,6 +21,13 @@ PYTHON_TASKS = {
 }
 
 
+def sh(repo, command: str, env=None):
+    """Run a documented command line (`./pants ...`, as docs/imagespec.md shows it) in the repo copy."""
+    words = command.split()
+    assert words[0] == "./pants"
+    return repo.pants(*words[1:], env=env)
+
+
 @pytest.fixture(scope="module")
 def project(repo, registry):
     dest = repo.root / "examples" / "realistic"
@@ -33,7 +40,7 @@ def project(repo, registry):
 
 @pytest.fixture(scope="module")
 def plan(project):
-    proc = project.pants("flyte-plan", "--format=json", "examples/realistic::")
+    proc = sh(project, "./pants flyte-plan --format=json examples/realistic::")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     return {t["name"]: t for wf in data["workflows"] for t in wf["tasks"]}, data
@@ -116,7 +123,8 @@ def test_pod_plugin_spec_merged_with_the_pod_template(deployed, project):
     assert any(e["name"] == "FLYTE_ENV" for e in containers["primary"]["env"])
     assert pod["metadata"]["labels"]["team"] == "ml"
     # flyte-render prints the same spec.
-    proc = project.pants("flyte-render", "--format=json", "examples/realistic/pod:wf", check=True)
+    proc = sh(project, "./pants flyte-render --format=json examples/realistic/pod:wf")
+    assert proc.returncode == 0, proc.stderr
     (rendered,) = json.loads(proc.stdout)["pods"]
     rspec = rendered["pod"]["pod_spec"]
     assert {c["name"] for c in rspec["containers"]} == {"primary", "sidecar"}
@@ -172,8 +180,8 @@ def test_package_writes_every_other_archive_and_reports_the_broken_workflow(proj
     dist = project.root / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     try:
-        proc = project.pants("package", "examples/realistic::", env=NO_ENGINE)
-        plan = project.pants("flyte-plan", "examples/realistic::")
+        proc = sh(project, "./pants package examples/realistic::", env=NO_ENGINE)
+        plan = sh(project, "./pants flyte-plan examples/realistic::")
     finally:
         shutil.rmtree(broken)
     assert proc.returncode == 1, proc.stdout + proc.stderr
