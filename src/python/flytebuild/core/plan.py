@@ -351,7 +351,6 @@ def _no_flytekit_error(task: Task, image: Image, target: str) -> PlanError:
 # them, so a closure-only environment (an image, a pex) lacks them unless they are declared.
 LAZY_REQUIREMENTS = (
     ("pandas.", "pyarrow", "pandas DataFrames are converted to and from parquet through pyarrow"),
-    ("StructuredDataset", "pyarrow", "structured datasets are written as parquet through pyarrow"),
 )
 
 
