@@ -10,6 +10,7 @@ from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, FileDigest, ImageTarget, WorkflowTarget
 from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.report import render_json, render_table
+from flytebuild.core.settings import Settings
 
 BASE = "reg:5000/py:3.11"
 PINS = ("flytekit==1.16.31", "protobuf==7.36.2")
@@ -34,8 +35,8 @@ def target(address="examples/p:wf", **kw) -> WorkflowTarget:
 def plan(mk, tasks, closures, images=(), files=(), requirement_files=None, address="examples/p:wf", **kw):
     intro = parse_introspection(mk.introspection("task", tasks[0]["name"], tasks=tasks, entrypoint="p.m:wf"))
     return plan_workflow(
-        target(address, **kw), intro, closures, {i.address: i for i in images}, None,
-        default_base=BASE, default_registry="reg:5000",
+        target(address, **kw), intro, closures, {i.address: i for i in images},
+        Settings(default_base=BASE, registry="reg:5000"),
         spec_files={f.path: f for f in files}, requirement_files=requirement_files or {},
     )
 
@@ -117,8 +118,9 @@ def test_containerless_echo_has_mode_none_and_no_image(mk):
     assert p1.task("b.hello.work").version != p2.task("b.hello.work").version
     from flytebuild.core.registration import serialize_request
 
-    req = serialize_request(p1, {"examples/b:img": "reg:5000/b:1"})
-    assert req["tasks"]["b.hello.echo"]["image"] is None and req["default_image"] == "reg:5000/b:1"
+    req = serialize_request(p1)
+    work_ref = p1.task("b.hello.work").image_ref
+    assert req["tasks"]["b.hello.echo"]["image"] is None and req["default_image"] == work_ref
 
 
 def test_image_without_flytekit_for_a_python_task_is_a_plan_error(mk):
@@ -173,7 +175,7 @@ def test_reference_rows_keep_their_columns_and_full_version(mk):
     t = mk.task("b.hello.work", source_file="examples/b/hello.py")
     data = mk.introspection("task", "b.hello.work", tasks=[t], entrypoint="p.m:wf",
                             references=[mk.reference("remote.tasks.scale", version="v2025-11-30-release-candidate")])
-    p = plan_workflow(target(), parse_introspection(data), {}, {}, "reg:5000/img:1")
+    p = plan_workflow(target(), parse_introspection(data), {}, {}, Settings(default_image="reg:5000/img:1"))
     lines = render_table([], [p]).splitlines()
     header = next(line for line in lines if line.strip().startswith("ENTITY"))
     row = next(line for line in lines if "remote.tasks.scale" in line)

@@ -7,6 +7,7 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_workflow
+from flytebuild.core.settings import Settings
 
 T = "fast.tasks.crunch"
 ML = ImageTarget(
@@ -26,7 +27,7 @@ def choose(mk, image=None, kind="python", target=None, default_image=None, flyte
     data = mk.introspection("task", T, tasks=[t], entrypoint="fast.tasks:crunch")
     intro = parse_introspection({**data, "environment": {"python": python, "flytekit": flytekit_version}})
     target = target or mk.workflow_target(image=None, task_images=())
-    return plan_workflow(target, intro, closures, images, default_image).task(T)
+    return plan_workflow(target, intro, closures, images, Settings(default_image=default_image)).task(T)
 
 
 def template(name):
@@ -100,7 +101,7 @@ def test_flyte_image_answers_a_spec_by_name_only_without_conflict(mk):
     full = dataclasses.replace(ML, sources=closures["examples/fast/tasks.py"].sources)
     spec = {"name": "ml", "base_image": "python:3.12", "packages": ["pandas", "torch"]}
     t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,))
-    assert t.image_source == "code:ImageSpec" and t.image_ref.startswith("ml:")
+    assert t.image_source == "code:ImageSpec" and t.image_ref.startswith("localhost:5000/ml:")
     (w,) = [w for w in t.warnings if ML.address in w]
     assert "base_image `python:3.12`" in w and "torch" in w and 'images={"ml": "examples/ml:image"}' in w
     # Mapped explicitly, the target answers, and the plan says what the spec loses.

@@ -101,9 +101,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
                 intro,
                 {p: closures[p] for p in needed},
                 image_targets,
-                project.default_image,
-                default_base=project.default_base,
-                default_registry=project.registry,
+                project.settings.with_environment(environment),
                 spec_files=spec_files,
                 requirement_files=requirement_files,
             )

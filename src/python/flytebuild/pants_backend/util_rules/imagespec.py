@@ -51,6 +51,7 @@ from flytebuild.oci import RegistryClient, RegistryError, publish
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, SourceFile, assemble, uncached_distributions
 from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import LABEL_TARGET, _cache_dir, local_distributions
 from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
@@ -270,7 +271,7 @@ async def _publish_spec(
 
 @rule(desc="Build the ImageSpecs of flyte_workflows")
 async def publish_image_specs(
-    request: PublishImageSpecsRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: PublishImageSpecsRequest, settings: Settings, python_setup: PythonSetup
 ) -> PublishedImageSpecs:
     addresses = tuple(sorted(request.addresses))
     planned_list = await Get(PlannedWorkflows, WorkflowPlansRequest(addresses))
