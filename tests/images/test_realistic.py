@@ -153,6 +153,55 @@ def test_images_hold_flytekit_and_the_container_finds_its_script(deployed, plan,
     assert out.strip().endswith("12")
 
 
+EXTRA = '''
+"""A third unrelated package with its own unnamed ImageSpec."""
+from flytekit import ImageSpec, task
+
+image = ImageSpec(registry="{registry}", base_image="{registry}/flytebuild/python:3.11", source_root=".")
+
+
+@task(container_image=image)
+def ping(n: int) -> int:
+    return n
+'''
+
+
+def test_one_image_name_never_silently_remaps_unrelated_packages(project, registry):
+    """`flyte_image(image_name="flytekit")` (what flytekit calls every unnamed spec): it answers only the specs that
+    do not conflict with it, and every plan it changes says so, naming the tasks and their packages."""
+    root = project.root / "examples" / "realistic"
+    (root / "extra").mkdir(exist_ok=True)
+    (root / "extra" / "__init__.py").write_text("")
+    (root / "extra" / "tasks.py").write_text(EXTRA.format(registry=registry.host))
+    (root / "extra" / "BUILD").write_text(
+        'python_sources()\n\nflyte_workflow(name="wf", entrypoint="tasks.py:ping", project="flytesnacks", '
+        'domain="development")\n')
+    (root / "images").mkdir(exist_ok=True)
+    (root / "images" / "BUILD").write_text(
+        f'flyte_image(name="fk", image_name="flytekit", base="{registry.host}/flytebuild/python:3.11", '
+        'dependencies=["examples/realistic/ml", "examples/realistic/extra", "examples/3rdparty:reqs#flytekit", '
+        '"examples/3rdparty:reqs#numpy"])\n')
+    try:
+        proc = project.pants("flyte-plan", "--format=json", "examples/realistic::")
+    finally:
+        shutil.rmtree(root / "extra")
+        shutil.rmtree(root / "images")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workflows = {wf["address"]: wf for wf in json.loads(proc.stdout)["workflows"]}
+    tasks = {t["name"]: t for wf in workflows.values() for t in wf["tasks"]}
+    fk = "examples/realistic/images:fk"
+    # Two specs of different content answered by one name: both plans warn, naming both tasks and packages.
+    assert tasks["realistic.ml.train.fit"]["image_address"] == fk and tasks["realistic.extra.tasks.ping"]["image_address"] == fk
+    for address in ("examples/realistic/ml:wf", "examples/realistic/extra:wf"):
+        (w,) = [w for w in workflows[address]["warnings"] if fk in w]
+        assert "realistic.ml.train.fit (package realistic.ml)" in w
+        assert "realistic.extra.tasks.ping (package realistic.extra)" in w
+    # The spec that copies files is not remapped: it keeps its own image, and its task says why.
+    data = tasks["realistic.data.tasks.scale"]
+    assert data["image_address"] is None and data["image_source"] == "code:ImageSpec" and data["mode"] == "baked"
+    assert any(fk in w and "copies files" in w for w in data["warnings"])
+
+
 BROKEN = '''
 from flytekit import task, workflow
 
@@ -185,7 +234,9 @@ def test_package_writes_every_other_archive_and_reports_the_broken_workflow(proj
     finally:
         shutil.rmtree(broken)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "examples/realistic/broken:wf" in proc.stderr and "Traceback" not in proc.stderr
+    # One paragraph naming the workflow and the fix, with the user's own traceback, none of ours.
+    assert "examples/realistic/broken:wf" in proc.stderr and "No module named 'realistic.does_not_exist'" in proc.stderr
+    assert "Fix:" in proc.stderr and "flytebuild/" not in proc.stderr
     for w in WORKFLOWS:
         archive = dist / f"examples.realistic.{w}" / "wf" / "flyte-package.tgz"
         assert archive.is_file(), w
