@@ -1,9 +1,9 @@
 """What an ImageSpec build needs besides the common image flow (service/images.py), decided once for Pants
-and the CLI: its requirement lines, whether the lockfile answers them all, its index arguments, and the check
+and the CLI: whether the lockfile answers them all, its index arguments, and the check
 that the plan and the build name the same tag."""
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Iterable, Optional, Sequence, Set, Tuple
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage
@@ -16,20 +16,6 @@ def missing_requirements_file(image: SpecImage, workflow: str, file: Optional[st
         target=workflow, file=file,
         fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
     )
-
-
-def requirement_lines(text: str) -> List[str]:
-    """The requirement lines of a requirements file (comments and `-` options dropped)."""
-    out = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
-            out.append(line)
-    return out
-
-
-def requirements(image: SpecImage, requirements_file_text: Optional[str]) -> List[str]:
-    return list(image.packages) + (requirement_lines(requirements_file_text) if requirements_file_text else [])
 
 
 def names(reqs: Iterable[str]) -> Set[str]:
