@@ -48,7 +48,7 @@ from .answers import IntrospectError as SerializeError
 from .answers import json_stdout
 from .entrypoint import exc_message, load_entrypoint, module_file, result_or_error, user_traceback
 
-_MODES = ("baked", "fast", "container")
+_MODES = ("baked", "fast", "container", "none")
 _KIND_RANK = {"task": 0, "workflow": 1, "launch_plan": 2}
 _FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
 
@@ -94,7 +94,9 @@ class Request:
             if mode == "fast" and self.bundle is None:
                 raise bad(f"task {name!r} is 'fast' but the request has no 'bundle'")
             image = entry.get("image") or self.default_image
-            if not isinstance(image, str) or not image:
+            if mode == "none":  # no container (Echo): flytekit registers no image for it
+                image = entry.get("image") or None
+            elif not isinstance(image, str) or not image:
                 raise bad(f"task {name!r} has no 'image' and the request has no 'default_image'")
             cache_version = entry.get("cache_version")
             if cache_version is not None and not isinstance(cache_version, str):
