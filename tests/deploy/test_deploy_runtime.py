@@ -113,7 +113,7 @@ def ledger_deploy(user_python, admin, tmp_path, pbs, ledger_dir, dry_run=False):
                "entities": entities, "ledger": {"dir": str(ledger_dir)}}
     path = tmp_path / f"request{len(list(tmp_path.glob('request*')))}.json"
     path.write_text(json.dumps(request))
-    proc = subprocess.run([user_python, str(DEPLOY), str(path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([user_python, *DEPLOY, str(path)], capture_output=True, text=True, timeout=300)
     assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
@@ -218,7 +218,7 @@ def test_two_checkouts_deploying_to_one_server(fresh_admin, user_python, tmp_pat
         path = tmp_path / f"concurrent{i}.json"
         path.write_text(json.dumps({"admin": {"endpoint": admin.endpoint, "insecure": True}, "bundle": None,
                                     "entities": entities, "ledger": {"dir": str(shared)}}))
-        procs.append(subprocess.Popen([user_python, str(DEPLOY), str(path)], stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen([user_python, *DEPLOY, str(path)], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
