@@ -125,7 +125,8 @@ def _plan(args: argparse.Namespace) -> int:
     from flytebuild.service import references
 
     project = load_project(args.config or find_config("."))
-    result = plan_project(project, args.targets)
+    result = plan_project(project, args.targets, isolate=True)
+    _report_failed(result)
     workflows = result.workflows
     # With a cluster configured, the references the code declares are checked against the registered
     # entities (warnings only), as `pants flyte-plan` does.
@@ -134,7 +135,13 @@ def _plan(args: argparse.Namespace) -> int:
         workflows = references.with_warnings(workflows, _check_references(project, checked))
     render = render_json if args.format == "json" else render_table
     _write(render(result.images, workflows), args.output)
-    return 0
+    return 1 if result.errors else 0
+
+
+def _report_failed(result) -> None:
+    """One paragraph per workflow that could not be planned; the others are still printed/written (exit 1)."""
+    for name, error in result.errors:
+        print(f"flytebuild: {name}: {error}", file=sys.stderr)
 
 
 def _check_references(project, plans) -> dict:
@@ -192,11 +199,13 @@ def _package(args: argparse.Namespace) -> int:
             print(f"Wrote {shown(summary)}")
             print(f"    {cli_images.describe(published)}")
     if workflows:
-        result = plan_project(project, [w.name for w in workflows])
+        result = plan_project(project, [w.name for w in workflows], isolate=True)
         for path, lines in package_workflows(project, result, dist):
             print(f"Wrote {shown(path)}")
             for line in lines:
                 print(f"    {line}")
+        _report_failed(result)
+        return 1 if result.errors else 0
     return 0
 
 

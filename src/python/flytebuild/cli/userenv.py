@@ -144,12 +144,13 @@ def finish_introspection(
     found: Dict[str, dict] = {}
     for target, entrypoint in targets:
         data = results.get(entrypoint)
-        if data is None or "error" in data:
-            error = (data or {}).get("error") or {
+        if data is None:
+            error = {
                 "kind": "introspection_failed",
                 "message": err.strip()[-2000:] or f"no output (exit code {proc.returncode})",
             }
             raise IntrospectionError.from_runtime(target, entrypoint, error)
+        # A workflow's own error stays with it (parse_introspection raises it): the others still plan.
         found[entrypoint] = data
     return found
 
