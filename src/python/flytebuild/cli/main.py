@@ -127,6 +127,8 @@ def _plan(args: argparse.Namespace) -> int:
     project = load_project(args.config or find_config("."))
     result = plan_project(project, args.targets, isolate=True)
     _report_failed(result)
+    if result.errors and not result.workflows:
+        return 1  # nothing planned: the paragraphs above are the whole answer
     workflows = result.workflows
     # With a cluster configured, the references the code declares are checked against the registered
     # entities (warnings only), as `pants flyte-plan` does.
