@@ -14,12 +14,11 @@ from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
 from flytebuild.cli.graph import ProjectGraph
 from flytebuild.cli.planning import ProjectPlan
-from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage, check_buildable
-from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
 from flytebuild.oci import engine
 from flytebuild.oci.build import SourceFile, sources_from_roots
 from flytebuild.service import images as service
+from flytebuild.service import specs
 
 
 def planned_specs(project: Project, result: ProjectPlan) -> List[tuple]:
@@ -28,11 +27,7 @@ def planned_specs(project: Project, result: ProjectPlan) -> List[tuple]:
     for plan in result.workflows:
         spec_tasks = {t.name: t for t in plan.tasks if t.image_source == "code:ImageSpec"}
         for image in plan.spec_images:  # what to build is the plan's decision (core/imagespec.py)
-            planned = {spec_tasks[t].image_ref for t in image.tasks}
-            if planned != {image.ref}:  # the plan and the build must name the same tag
-                raise FlytebuildError(
-                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned)))} but would "
-                    f"be built as {image.ref}", target=plan.address, fix="report this as a flytebuild bug")
+            specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), plan.address)
             out.append((plan.address, image))
     return out
 
@@ -41,20 +36,8 @@ def _requirements(project: Project, graph: ProjectGraph, image: SpecImage, workf
     # The plan decided the list: packages + requirements file + flytekit (pinned) when the spec lacks it.
     reqs = list(image.requirements)
     if image.requirements_file and not os.path.isfile(os.path.join(project.root, image.requirements_file)):
-        raise FlytebuildError(
-            f"ImageSpec `{image.name}` names requirements file `{image.requirements_file}`, which does not exist",
-            target=workflow,
-            fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
-        )
-    names = {canonical_name(requirement_name(r)) for r in reqs}
-    lock = graph.requirements.lock_text
-    locked = set()
-    if lock is not None and names:
-        locked = {canonical_name(p.split("==", 1)[0]) for p in locked_pins(lock, names, strict=False)}
-    in_lock = bool(names) and names <= locked
-    index = ([f"--index-url={image.pip_index}"] if image.pip_index else [])
-    index += [f"--index-url={u}" for u in image.pip_extra_index_url]
-    return reqs, in_lock, index
+        raise specs.missing_requirements_file(image, workflow)
+    return reqs, specs.all_locked(reqs, graph.requirements.lock_text), specs.index_args(image)
 
 
 def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: SpecImage, jobs: int):

@@ -41,7 +41,6 @@ from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage, check_buildable
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
 from flytebuild.oci import engine
 from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
 from flytebuild.core.settings import Settings
@@ -52,6 +51,7 @@ from flytebuild.pants_backend.util_rules.images import (
     _registries,
     local_distributions,
 )
+from flytebuild.service import specs
 from flytebuild.service.images import (
     PublishedImageSpec,
     RegistryPublisher,
@@ -93,24 +93,11 @@ async def _spec_requirements_pex(request: _SpecBuildRequest, python_setup: Pytho
     if image.requirements_file:
         contents = await Get(DigestContents, PathGlobs([image.requirements_file]))
         if not contents:
-            raise FlytebuildError(
-                f"ImageSpec `{image.name}` names requirements file `{image.requirements_file}`, which does not exist",
-                target=str(request.workflow), file=request.source_file,
-                fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
-            )
-    names = {canonical_name(requirement_name(r)) for r in reqs}
+            raise specs.missing_requirements_file(image, str(request.workflow), request.source_file)
     lockfile = python_setup.resolves.get(request.resolve)
-    locked: set = set()
-    if lockfile and names:
-        lock = await Get(DigestContents, PathGlobs([lockfile]))
-        if lock:
-            pins = locked_pins(lock[0].content.decode("utf-8"), names, strict=False)
-            locked = {canonical_name(p.split("==", 1)[0]) for p in pins}
-    in_lock = bool(names) and names <= locked
-    extra_args: List[str] = []
-    if image.pip_index:
-        extra_args.append(f"--index-url={image.pip_index}")
-    extra_args += [f"--index-url={u}" for u in image.pip_extra_index_url]
+    lock = await Get(DigestContents, PathGlobs([lockfile])) if lockfile and reqs else ()
+    in_lock = specs.all_locked(reqs, lock[0].content.decode("utf-8") if lock else None)
+    extra_args = specs.index_args(image)
     ics = (
         InterpreterConstraints([f"CPython=={image.python_version}.*"])
         if image.python_version else request.interpreter_constraints
@@ -223,12 +210,7 @@ async def publish_image_specs(
         resolve = _resolve_of(w.target, python_setup)
         ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
         for image in p.plan.spec_images:  # what to build is the plan's decision
-            planned_refs = {spec_tasks[t].image_ref for t in image.tasks}
-            if planned_refs != {image.ref}:  # the plan and the build must name the same tag
-                raise FlytebuildError(
-                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned_refs)))} but "
-                    f"would be built as {image.ref}", target=str(w.target.address),
-                    fix="report this as a flytebuild bug")
+            specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), str(w.target.address))
             first = next(t for t in tasks if t.name == image.tasks[0])
             requests.append(_SpecBuildRequest(w.target.address, image, resolve, ics, first.source_file))
     # One build per tag: workflows sharing a spec share its image.
