@@ -26,6 +26,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
+from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, assemble, distributions_in, sources_from_roots
 from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
@@ -114,8 +115,7 @@ def publish_image(
             existing = client.head_manifest(ref.repository, ref.tag or "latest")
             if existing is not None:
                 return PublishedImage(image.address, plan.ref, existing.digest, False, 0, output)
-        base_ref = Reference.parse(plan.base)
-        base_client = RegistryClient(base_ref.registry, cache_dir=cache)
+        base_client, base_ref = base_source(plan.base, cache_dir=cache, relative_to=project.root)
         with tempfile.TemporaryDirectory(prefix="flytebuild-image-") as tmp:
             inputs = ImageInputs(
                 distributions=_distributions(project, graph, image, tmp),

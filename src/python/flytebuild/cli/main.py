@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
-from flytebuild.cli.config import find_config, load_project
+from flytebuild import __version__
+from flytebuild.cli.config import DEFAULTS, find_config, load_project
 from flytebuild.core.errors import FlytebuildError
 
 
@@ -14,6 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="flytebuild",
         description="Flyte images, workflows and versions from flytebuild.toml (the Pants goals without Pants).",
     )
+    parser.add_argument("--version", action="version", version=f"flytebuild {__version__}")
     parser.add_argument(
         "--config", "-c", help="flytebuild.toml or pyproject.toml (default: the nearest one at or above the cwd)"
     )
@@ -85,6 +88,47 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--format", choices=("table", "json"), default="table")
     deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+
+    init = commands.add_parser(
+        "init",
+        help="write a starting flytebuild.toml for the flytekit project here",
+        description="Scan DIR (default: the cwd) for @workflow functions, find the Python that has flytekit "
+        "(.venv/, venv/, or the one running flytebuild), and write DIR/flytebuild.toml: one image baking "
+        "the workflows' code and requirements, one [workflows.NAME] per workflow. Writes requirements.txt "
+        "(flytekit pinned to the version found) when the project has none.",
+    )
+    init.add_argument("directory", nargs="?", default=".", metavar="DIR")
+    init.add_argument("--python", help="the interpreter of the environment with flytekit (written as given)")
+    init.add_argument("--registry", help=f"registry images are pushed to (default: {DEFAULTS['registry']})")
+    init.add_argument("--base", help="base image of the images: a reference, oci:<dir>[:tag] or docker-archive:<tar> "
+                      f"(default: {DEFAULTS['default_base']})")
+    init.add_argument("--project", help=f"Flyte project (default: {DEFAULTS['project']})")
+    init.add_argument("--domain", help=f"Flyte domain (default: {DEFAULTS['domain']})")
+    init.add_argument("--force", action="store_true", help="overwrite an existing flytebuild.toml")
+
+    lock = commands.add_parser(
+        "lock",
+        help="pin the requirements for the configured python (pex3 lock create)",
+        description="Resolve `requirements` for `python` with pex and write the lockfile (`lockfile`, default "
+        "flytebuild.lock next to the configuration, which is then switched on): plans pin transitive versions "
+        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict --python <python> "
+        "-r <requirements> -o <lockfile> --indent 2`.",
+    )
+
+    base = commands.add_parser(
+        "base-image",
+        help="make a Python base image offline, from this machine's Debian packages",
+        description="Build a Python base image from the installed Debian packages python3, dash, coreutils, "
+        "bash, libc-bin, libstdc++6 and their dependencies (one reproducible layer; no network, no Docker), "
+        "and write it as an OCI image layout (use it as default_base = \"oci:<dir>\") or push it.",
+    )
+    base.add_argument("--from-debian", action="store_true", required=True,
+                      help="take the files of the installed Debian packages (the only source so far)")
+    base.add_argument("--output", "-o", metavar="DIR", help="write an OCI image layout here")
+    base.add_argument("--push", metavar="REF", help="push to this registry reference instead")
+    base.add_argument("--tag", default="latest", help="name of the image inside the layout (oci:<dir>:<tag>)")
+    base.add_argument("--package", dest="packages", action="append", metavar="PKG",
+                      help="Debian package to include (repeat; default: python3 dash coreutils bash libc-bin libstdc++6)")
 
     verify = commands.add_parser(
         "verify",
@@ -360,7 +404,31 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failure else 0
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
+def _init(args: argparse.Namespace) -> int:
+    from flytebuild.cli.init import init
+
+    written = init(args.directory, args.python, args.registry, args.base, args.project, args.domain, args.force)
+    print(f"Wrote {os.path.relpath(written)}")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from flytebuild.cli.lock import lock
+
+    written = lock(load_project(args.config or find_config(".")))
+    print(f"Wrote {os.path.relpath(written)}")
+    return 0
+
+
+def _base_image(args: argparse.Namespace) -> int:
+    from flytebuild.cli.base_image import base_image
+    from flytebuild.oci.debian_base import PACKAGES
+
+    print(base_image(args.output, args.push, args.tag, args.packages or PACKAGES))
+    return 0
+
+
+_COMMANDS = {"base-image": _base_image, "init": _init, "lock": _lock, "plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
              "verify": _verify}
 
 
@@ -369,7 +437,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except FlytebuildError as e:
-        print(f"flytebuild {args.command}: {e}", file=sys.stderr)
+        from flytebuild.core.wording import in_words
+
+        print(in_words(f"flytebuild {args.command}: {e}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"flytebuild {args.command}: interrupted", file=sys.stderr)

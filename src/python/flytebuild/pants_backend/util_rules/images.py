@@ -47,6 +47,7 @@ from pants.engine.fs import (
 )
 from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
+from pants.base.build_environment import get_buildroot
 from pants.option.global_options import NamedCachesDirOption
 
 from flytebuild.core.errors import FlytebuildError
@@ -62,6 +63,7 @@ from flytebuild.oci.build import (
     assemble,
     uncached_distributions,
 )
+from flytebuild.oci.base_source import base_source
 from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
@@ -263,11 +265,11 @@ async def publish_image(
     )
     source_contents = await Get(DigestContents, Digest, ctx.sources_digest)
 
-    base_ref = Reference.parse(plan.base)
     try:
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
             dists = local_distributions(Path(tmp), ctx.dist_entries, wheel_contents)
-            base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir, docker_config=docker_config)
+            base_client, base_ref = base_source(plan.base, cache_dir=cache_dir, docker_config=docker_config,
+                                                relative_to=get_buildroot())
             base = base_client.pull(base_ref)
             inputs = ImageInputs(
                 distributions=tuple(dists),
