@@ -72,7 +72,7 @@ def _distributions(project: Project, graph: ProjectGraph, image: ImageTarget, tm
     python = userenv.check_python(project.python, project.config_file)
     declared = dict(graph.requirements.declared)
     argv = [sys.executable, "-m", "pex", "--layout", "packed", "-o", os.path.join(tmp, "requirements.pex"),
-            "--python", python, "--no-emit-warnings"]
+            "--python", python, "--no-emit-warnings", "--resolver-version", "pip-2020-resolver"]
     if graph.requirements.lock_text is not None:
         # pex reads the lock itself; Pants' `//` header is not JSON.
         lock = os.path.join(tmp, "lock.json")

@@ -2,7 +2,8 @@
 
 It runs `pex3 lock create` (pex is a dependency of flytebuild) for the configured interpreter:
 
-    pex3 lock create --style strict --python <python> -r <requirements> -o <lockfile> --indent 2
+    pex3 lock create --style strict --resolver-version pip-2020-resolver --python <python> \\
+        -r <requirements> -o <lockfile> --indent 2
 
 The result is a Pex lockfile, the format Pants' lockfiles hold, read by `plan` (pins, so content
 tags follow transitive versions) and by `package` (images resolve from it).
@@ -21,8 +22,10 @@ from flytebuild.core.errors import FlytebuildError
 
 
 def lock_argv(python: str, requirements: str, output: str) -> List[str]:
-    return [sys.executable, "-m", "pex.cli", "lock", "create", "--style", "strict", "--python", python,
-            "-r", requirements, "-o", output, "--indent", "2"]
+    # pip's 2020 resolver, as Pants runs it: pex's default (legacy) resolver can lock a set that does not
+    # satisfy itself (python-dateutil 4 next to botocore's <3 with flytekit 1.16).
+    return [sys.executable, "-m", "pex.cli", "lock", "create", "--style", "strict", "--resolver-version",
+            "pip-2020-resolver", "--python", python, "-r", requirements, "-o", output, "--indent", "2"]
 
 
 def lock(project: Project) -> str:

@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         help="pin the requirements for the configured python (pex3 lock create)",
         description="Resolve `requirements` for `python` with pex and write the lockfile (`lockfile`, default "
         "flytebuild.lock next to the configuration, which is then switched on): plans pin transitive versions "
-        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict --python <python> "
+        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict --resolver-version pip-2020-resolver --python <python> "
         "-r <requirements> -o <lockfile> --indent 2`.",
     )
 
