@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flytebuild.core.errors import FlytebuildError
-<<<<<<< HEAD
-from flytebuild.oci.base_source import is_local, split_local
-=======
 from flytebuild.core.settings import (
     CACHE_KEY_POLICIES,
     DEFAULT_ADMIN_TIMEOUT,
@@ -29,7 +26,7 @@ from flytebuild.core.settings import (
     AdminSettings,
     Settings,
 )
->>>>>>> main
+from flytebuild.oci.base_source import is_local, split_local
 
 
 
