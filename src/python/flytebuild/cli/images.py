@@ -25,6 +25,7 @@ from flytebuild.cli.graph import ProjectGraph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
+from flytebuild.core.weakening import python_mismatch, python_of_base
 from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
 from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, assemble, distributions_in, sources_from_roots
@@ -126,6 +127,11 @@ def publish_image(
                 fingerprint=plan.fingerprint,
             )
             base = base_client.pull(base_ref)
+            if image.requirements and project.python:
+                mismatch = python_mismatch(image.address, plan.base, python_of_base(base.config),
+                                           userenv.python_version(userenv.check_python(project.python, project.config_file)))
+                if mismatch:
+                    userenv.warn(mismatch)
             built = assemble(inputs, base, cache_dir=cache, progress=layer_progress)
         layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
         if output == "push":

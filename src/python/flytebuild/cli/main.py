@@ -159,9 +159,24 @@ def _plan(args: argparse.Namespace) -> int:
 
     project = load_project(args.config or find_config("."))
     result = plan_project(project, args.targets)
+    _warn_unlocked(project, result.image_targets)
     render = render_json if args.format == "json" else render_table
     _write(render(result.images, result.workflows), args.output)
     return 0
+
+
+def _warn_unlocked(project, image_targets) -> None:
+    """Images whose requirements no lockfile pins (core/weakening.py), once per command."""
+    from flytebuild.cli import userenv
+    from flytebuild.core.weakening import unpinned
+
+    if project.lockfile:
+        return
+    for image in image_targets:
+        message = unpinned(image.address, image.requirements,
+                           "run `flytebuild lock` and set `lockfile` in flytebuild.toml")
+        if message:
+            userenv.warn(message)
 
 
 def _workflows_only(project, names, command: str) -> None:
@@ -192,6 +207,7 @@ def _package(args: argparse.Namespace) -> int:
 
     if images:
         graph = project_graph(project)
+        _warn_unlocked(project, [graph.image_target(config) for config in images])
         for config in images:
             published = cli_images.publish_image(
                 project, graph, graph.image_target(config), args.image_output, dist, project.image_push_jobs
@@ -217,6 +233,7 @@ def _deploy(args: argparse.Namespace) -> int:
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
     result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    _warn_unlocked(project, result.image_targets)
     admin = _admin(project, args)
     check_admin(admin)  # before anything is pushed
     pushed = []

@@ -26,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional, Tuple
 
+from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import PexLayout
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -53,6 +54,7 @@ from pants.option.global_options import NamedCachesDirOption
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImagePlan, ImageTarget
 from flytebuild.core.plan import plan_image
+from flytebuild.core.weakening import major_minor_of_constraints, python_mismatch, python_of_base
 from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
 from flytebuild.oci.build import (
     BuildError,
@@ -232,7 +234,8 @@ def _publish_logging(push, progress):
 
 @_uncacheable_rule(desc="Build and publish a flyte_image")
 async def publish_image(
-    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption
+    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption,
+    python_setup: PythonSetup,
 ) -> PublishedImage:
     address = str(request.address)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
@@ -271,6 +274,12 @@ async def publish_image(
             base_client, base_ref = base_source(plan.base, cache_dir=cache_dir, docker_config=docker_config,
                                                 relative_to=get_buildroot())
             base = base_client.pull(base_ref)
+            mismatch = python_mismatch(
+                address, plan.base, python_of_base(base.config),
+                major_minor_of_constraints(python_setup.interpreter_constraints),
+            ) if ctx.dist_entries else None
+            if mismatch:
+                logger.warning(mismatch)
             inputs = ImageInputs(
                 distributions=tuple(dists),
                 sources=tuple(SourceFile(fc.path, fc.content) for fc in source_contents),
