@@ -64,13 +64,13 @@ async def find_putative_flyte_targets(request: PutativeFlyteTargetsRequest) -> P
         files = sorted({os.path.basename(w.path) for w in workflows})
         if directory not in images:
             result.append(PutativeTarget.for_target_type(
-                FlyteImageTarget, path=directory, name="image", triggering_sources=files,
+                FlyteImageTarget, path=directory, name="image", triggering_sources=(),
                 kwargs={"dependencies": tuple(files)},
                 comments=["# Bakes the workflows' code and requirements: their tasks run from it (flytebuild)."],
             ))
         for name, w in zip(target_names(new), new):
             result.append(PutativeTarget.for_target_type(
-                FlyteWorkflowTarget, path=directory, name=name, triggering_sources=[os.path.basename(w.path)],
+                FlyteWorkflowTarget, path=directory, name=name, triggering_sources=(),
                 kwargs={"entrypoint": f"{os.path.basename(w.path)}:{w.function}", "image": ":image"},
             ))
     return PutativeTargets(result)
