@@ -68,7 +68,7 @@ def plan_project(
         raise FlytebuildError(
             "No [workflows.*] or [images.*] are configured",
             file=project.config_file,
-            fix="declare images and workflows (see examples/flytebuild.toml)",
+            fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
         )
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}

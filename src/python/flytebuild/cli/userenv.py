@@ -155,6 +155,29 @@ def finish_introspection(
     return found
 
 
+_VERSIONS: Dict[str, Optional[str]] = {}
+
+
+def python_version(python: str) -> Optional[str]:
+    """major.minor of an interpreter (None if it does not answer); asked once per process."""
+    if python not in _VERSIONS:
+        try:
+            out = subprocess.run([python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60)
+            _VERSIONS[python] = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _VERSIONS[python] = None
+    return _VERSIONS[python]
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, worded for the CLI (or the Bazel rules running it)."""
+    from flytebuild.core.wording import in_words
+
+    print(in_words(f"flytebuild: warning: {message}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")),
+          file=sys.stderr, flush=True)
+
+
 def progress(message: str) -> None:
     """One line of progress on stderr, for people (not when stderr is a file or pipe)."""
     if sys.stderr.isatty():
