@@ -147,14 +147,38 @@ def finish_introspection(
     found: Dict[str, dict] = {}
     for target, entrypoint in targets:
         data = results.get(entrypoint)
-        if data is None or "error" in data:
-            error = (data or {}).get("error") or {
+        if data is None:
+            error = {
                 "kind": "introspection_failed",
                 "message": err.strip()[-2000:] or f"no output (exit code {proc.returncode})",
             }
             raise IntrospectionError.from_runtime(target, entrypoint, error)
+        # A workflow's own error stays with it (parse_introspection raises it): the others still plan.
         found[entrypoint] = data
     return found
+
+
+_VERSIONS: Dict[str, Optional[str]] = {}
+
+
+def python_version(python: str) -> Optional[str]:
+    """major.minor of an interpreter (None if it does not answer); asked once per process."""
+    if python not in _VERSIONS:
+        try:
+            out = subprocess.run([python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60)
+            _VERSIONS[python] = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _VERSIONS[python] = None
+    return _VERSIONS[python]
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, worded for the CLI (or the Bazel rules running it)."""
+    from flytebuild.core.wording import in_words
+
+    print(in_words(f"flytebuild: warning: {message}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")),
+          file=sys.stderr, flush=True)
 
 
 def progress(message: str) -> None:
