@@ -81,11 +81,16 @@ def build_test_image(n_layers: int, workdir: Path):
     if not site:
         sys.exit("no user environment: run `make user-env` first")
     site_dir = Path(site[-1])
-    packages = sorted(p for p in site_dir.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__")))
+    packages = sorted(
+        p for p in site_dir.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__"))
+    )
     layers = [base_layer()]
     for pkg in packages[:n_layers]:
-        entries = [(f"opt/site-packages/{f.relative_to(site_dir)}", str(f)) for f in sorted(pkg.rglob("*"))
-                   if f.is_file() and "__pycache__" not in f.parts]
+        entries = [
+            (f"opt/site-packages/{f.relative_to(site_dir)}", str(f))
+            for f in sorted(pkg.rglob("*"))
+            if f.is_file() and "__pycache__" not in f.parts
+        ]
         layers.append(build_layer(entries, name=pkg.name))
     # The base layer is ours too here (built from scratch): one image, every layer a local blob.
     image = build_image(layers, None, env={"PATH": "/usr/bin:/bin"}, labels={"bench": "oci-client"})
@@ -167,10 +172,16 @@ def main() -> None:
     try:
         image, files = build_test_image(args.layers, work)
         total = sum(l.size for l in image.layers) + len(image.config_bytes)
-        rows = {k: [] for k in ("ours4_push", "ours1_push", "oras_push", "ours_repush", "oras_repush",
-                                "ours_pull", "oras_pull")}
-        checks = {"ours_manifest_digest": set(), "oras_manifest_digest": set(), "ours_pull_ok": True,
-                  "oras_pull_bad_blobs": 0}
+        rows = {
+            k: []
+            for k in ("ours4_push", "ours1_push", "oras_push", "ours_repush", "oras_repush", "ours_pull", "oras_pull")
+        }
+        checks = {
+            "ours_manifest_digest": set(),
+            "oras_manifest_digest": set(),
+            "ours_pull_ok": True,
+            "oras_pull_bad_blobs": 0,
+        }
         reg = oras.provider.Registry(hostname=host, insecure=True)
         for i in range(args.repeats):
             for jobs, key in ((4, "ours4_push"), (1, "ours1_push")):
@@ -196,11 +207,13 @@ def main() -> None:
             "image": {"layers": len(image.layers), "bytes": total, "manifest_digest": image.manifest_digest},
             "oras_version": oras.__version__ if hasattr(oras, "__version__") else ORAS_VERSION,
             "medians_s": {k: round(statistics.median(v), 3) for k, v in rows.items()},
-            "checks": {"expected_manifest_digest": image.manifest_digest,
-                       "ours_manifest_digest": sorted(checks["ours_manifest_digest"]),
-                       "oras_manifest_digest": sorted(x or "" for x in checks["oras_manifest_digest"]),
-                       "ours_pull_ok": checks["ours_pull_ok"],
-                       "oras_pull_bad_blobs": checks["oras_pull_bad_blobs"]},
+            "checks": {
+                "expected_manifest_digest": image.manifest_digest,
+                "ours_manifest_digest": sorted(checks["ours_manifest_digest"]),
+                "oras_manifest_digest": sorted(x or "" for x in checks["oras_manifest_digest"]),
+                "ours_pull_ok": checks["ours_pull_ok"],
+                "oras_pull_bad_blobs": checks["oras_pull_bad_blobs"],
+            },
             "repeats": args.repeats,
         }
     finally:
@@ -211,7 +224,9 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     else:
         m = result["medians_s"]
-        print(f"image: {result['image']['layers']} layers, {result['image']['bytes']:,} bytes; medians of {args.repeats}")
+        print(
+            f"image: {result['image']['layers']} layers, {result['image']['bytes']:,} bytes; medians of {args.repeats}"
+        )
         for k, v in m.items():
             print(f"  {k:12s} {v:8.3f} s")
         print(json.dumps(result["checks"], indent=2))

@@ -10,6 +10,7 @@ import pytest
 
 # The e2e suite's throwaway repo copy driven by the real ./pants (tests/e2e/conftest.py).
 from tests.e2e.conftest import pants_repo  # noqa: F401 - re-exported fixture
+
 # The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
 from tests.images.conftest import cache_dir, docker, python_base, registry  # noqa: F401 - re-exported fixtures
 

@@ -2,7 +2,7 @@
 a real Debian registry with the Python base image (tests/images' support), the stand-in FlyteAdmin, real ./pants."""
 import pytest
 
-from tests.deploy.conftest import DOMAIN, PROJECT, Repo, by_status, stored_task
+from tests.deploy.conftest import Repo, by_status, stored_task
 from tests.support.base_registry import registry  # noqa: F401 - fixture
 from tests.support.repo_copy import pants_repo_copy
 

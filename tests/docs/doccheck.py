@@ -36,11 +36,19 @@ TESTED = re.compile(r"^<!--\s*tested:\s*(tests/[\w./-]+\.py)::([\w:\[\]-]+)\s*--
 OUTPUT = re.compile(r"^<!--\s*output\s*-->$")
 FENCE = re.compile(r"^( {0,3})(```+|~~~+)\s*([\w+-]*)")
 TRAILING_COMMENT = re.compile(r"\s+#(\s.*)?$")
-PATHLIKE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+|[A-Za-z0-9_-]+\.(?:md|toml|yaml|yml|py|bzl|lock|txt)\b|Makefile")
+PATHLIKE = re.compile(
+    r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+|[A-Za-z0-9_-]+\.(?:md|toml|yaml|yml|py|bzl|lock|txt)\b|Makefile"
+)
 # Guides other engineers are writing this session; linked from the README already. Remove a name when its file
 # lands: from then on a broken link to it fails like any other.
-PENDING = {"docs/adopt-pants.md", "docs/adopt-bazel.md", "docs/imagespec.md",
-           "docs/runtime-contract.md", "docs/reliability.md", "docs/performance.md"}
+PENDING = {
+    "docs/adopt-pants.md",
+    "docs/adopt-bazel.md",
+    "docs/imagespec.md",
+    "docs/runtime-contract.md",
+    "docs/reliability.md",
+    "docs/performance.md",
+}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -87,7 +95,7 @@ def blocks(doc: Path) -> Iterator[Block]:
         while k >= 0 and not lines[k].strip():
             k -= 1
         marker = lines[k].strip() if k >= 0 and lines[k].strip().startswith("<!--") else None
-        yield Block(doc, start + 1, lang, lines[start + 1:j], marker)
+        yield Block(doc, start + 1, lang, lines[start + 1 : j], marker)
         i = j + 1
 
 
@@ -127,8 +135,9 @@ def snippet_lines(block: Block) -> List[str]:
 
 
 def is_command_block(block: Block) -> bool:
-    return block.lang in COMMAND_LANGS or any(l.startswith("$ ") for l in block.lines) or (
-        block.lang not in SNIPPET_LANGS)
+    return (
+        block.lang in COMMAND_LANGS or any(l.startswith("$ ") for l in block.lines) or (block.lang not in SNIPPET_LANGS)
+    )
 
 
 def _norm(text: str) -> str:
@@ -211,8 +220,14 @@ def _files_named_in(text: str, base: Path) -> Set[Path]:
                 found.add(p)
             elif p.is_dir() and p != REPO:
                 # a directory the test works on: its build and config files, all the way down
-                found.update(c for c in p.rglob("*") if c.is_file() and (
-                    c.name in ("BUILD", "BUILD.bazel", "WORKSPACE") or c.suffix in (".toml", ".yaml", ".yml", ".md")))
+                found.update(
+                    c
+                    for c in p.rglob("*")
+                    if c.is_file()
+                    and (
+                        c.name in ("BUILD", "BUILD.bazel", "WORKSPACE") or c.suffix in (".toml", ".yaml", ".yml", ".md")
+                    )
+                )
     return found
 
 
@@ -229,7 +244,9 @@ def test_source(path: Path) -> TestSource:
     trees = [src.tree] + [ast.parse(c.read_text()) for c in conftests]
     src.defs = _definitions(trees)
     src.names = {k: v for tree in reversed(trees) for k, v in _module_strings(tree).items()}
-    for f in _files_named_in(text, path.parent) | {f for c in conftests for f in _files_named_in(c.read_text(), c.parent)}:
+    for f in _files_named_in(text, path.parent) | {
+        f for c in conftests for f in _files_named_in(c.read_text(), c.parent)
+    }:
         try:
             src.read_texts[f] = f.read_text()
         except (UnicodeDecodeError, OSError):
@@ -294,12 +311,19 @@ def snippet_line_found(src: TestSource, line: str) -> bool:
 
 def problems_of(block: Block) -> List[str]:
     if block.marker is None or not (block.tested or block.is_output):
-        return [f"{block.where}: fenced block without `<!-- tested: tests/<path>.py::<test> -->` or `<!-- output -->` "
-                f"right before it (marker seen: {block.marker!r})"]
+        return [
+            f"{block.where}: fenced block without `<!-- tested: tests/<path>.py::<test> -->` or `<!-- output -->` "
+            f"right before it (marker seen: {block.marker!r})"
+        ]
     if block.is_output:
-        if any(l.startswith("$ ") for l in block.lines) or block.lang in COMMAND_LANGS | SNIPPET_LANGS - {"yaml", "yml"}:
-            return [f"{block.where}: marked `<!-- output -->` but shows commands or a {block.lang or 'command'} "
-                    f"snippet; name the test that runs it"]
+        if any(l.startswith("$ ") for l in block.lines) or block.lang in COMMAND_LANGS | SNIPPET_LANGS - {
+            "yaml",
+            "yml",
+        }:
+            return [
+                f"{block.where}: marked `<!-- output -->` but shows commands or a {block.lang or 'command'} "
+                f"snippet; name the test that runs it"
+            ]
         return []
     rel, name = block.tested  # type: ignore[misc]
     path = REPO / rel
@@ -361,7 +385,10 @@ def link_problems(doc: Path) -> List[str]:
             path_part, _, anchor = target.partition("#")
             dest = (doc.parent / path_part).resolve() if path_part else doc
             where = f"{doc.relative_to(REPO)}:{no}"
-            if not dest.exists() and str(dest.relative_to(REPO) if str(dest).startswith(str(REPO)) else dest) in PENDING:
+            if (
+                not dest.exists()
+                and str(dest.relative_to(REPO) if str(dest).startswith(str(REPO)) else dest) in PENDING
+            ):
                 continue
             if not dest.exists():
                 out.append(f"{where}: link to {target}: {path_part} does not exist")

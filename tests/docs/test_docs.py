@@ -92,10 +92,16 @@ def test_checker_rejects_unmarked_blocks_and_unknown_tests(tmp_path, monkeypatch
     (tmp_path / "tests/test_x.py").write_text('def test_a(repo):\n    repo.pants("flyte-plan", "examples/mixed:wf")\n')
     assert _problems(tmp_path, "```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
     assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_b -->\n```\n$ ./pants flyte-plan x\n```\n")
-    assert not _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n\n```\n$ ./pants flyte-plan examples/mixed:wf\nout\n```\n")
+    assert not _problems(
+        tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n\n```\n$ ./pants flyte-plan examples/mixed:wf\nout\n```\n"
+    )
     # another target, or an argument the call does not pass, is not "run by the test"
-    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants flyte-plan examples/baked:wf\n```\n")
-    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants --x flyte-plan examples/mixed:wf\n```\n")
+    assert _problems(
+        tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants flyte-plan examples/baked:wf\n```\n"
+    )
+    assert _problems(
+        tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants --x flyte-plan examples/mixed:wf\n```\n"
+    )
     # commands cannot hide as output
     assert _problems(tmp_path, "<!-- output -->\n```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
     assert _problems(tmp_path, "<!-- output -->\n```toml\nroot = '..'\n```\n")
@@ -108,14 +114,19 @@ def test_checker_reads_snippets_from_files_the_test_names(tmp_path, monkeypatch)
     (tmp_path / "ex/proj").mkdir(parents=True)
     (tmp_path / "ex/proj/BUILD").write_text('flyte_workflow(\n    name="wf",\n)\n')
     (tmp_path / "tests/test_y.py").write_text('def test_b(repo):\n    repo.pants("flyte-plan", "ex/proj:wf")\n')
-    good = '<!-- tested: tests/test_y.py::test_b -->\n```python\n# a comment\nflyte_workflow(\n    name="wf",  # note\n)\n```\n'
+    good = (
+        '<!-- tested: tests/test_y.py::test_b -->\n```python\n# a comment\nflyte_workflow(\n    name="wf",  # note\n)\n'
+        "```\n"
+    )
     assert not _problems(tmp_path, good)
     assert _problems(tmp_path, good.replace('"wf"', '"other"'))
 
 
 def test_checker_finds_broken_links(tmp_path, monkeypatch):
     monkeypatch.setattr(doccheck, "REPO", tmp_path)
-    (tmp_path / "a.md").write_text("# Title here\n\n[ok](b.md) [bad](missing.md) [anchor](b.md#nope) [self](#title-here)\n")
+    (tmp_path / "a.md").write_text(
+        "# Title here\n\n[ok](b.md) [bad](missing.md) [anchor](b.md#nope) [self](#title-here)\n"
+    )
     (tmp_path / "b.md").write_text("# B\n")
     problems = doccheck.link_problems(tmp_path / "a.md")
     assert len(problems) == 2 and "missing.md" in problems[0] and "#nope" in problems[1]

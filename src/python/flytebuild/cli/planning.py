@@ -12,9 +12,9 @@ from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
-from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
 
@@ -68,7 +68,8 @@ def plan_project(
         raise FlytebuildError(
             "No [workflows.*] or [images.*] are configured",
             file=project.config_file,
-            fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
+            fix='declare [workflows.NAME] (entrypoint = "path/to/file.py:wf") and [images.NAME], '
+            "or run `flytebuild init --force`",
         )
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
@@ -82,10 +83,14 @@ def plan_project(
         cache = ResultCache(cache_path("results"))
         env = userenv.env_identity(project.python)
         runtime = userenv.runtime_fingerprint()
-        inputs = {
-            ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
-            for _, ep in entrypoints
-        } if env else {}
+        inputs = (
+            {
+                ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
+                for _, ep in entrypoints
+            }
+            if env
+            else {}
+        )
         input_keys = {name: inputs[ep] for name, ep in entrypoints if ep in inputs}
         keys = {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()}
         for ep, key in keys.items():
@@ -102,7 +107,10 @@ def plan_project(
         if missing:
             userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
             proc = userenv.start_introspection(
-                project.python, project.config_file, project.root, project.source_roots,
+                project.python,
+                project.config_file,
+                project.root,
+                project.source_roots,
                 sorted({ep for _, ep in missing}),
             )
             try:
@@ -130,8 +138,11 @@ def plan_project(
     errors: List[Tuple[str, str]] = []
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         try:
-            plans.append(_plan_one(project, graph, workflow, entrypoint, results[entrypoint], image_targets,
-                                   closures, environment))
+            plans.append(
+                _plan_one(
+                    project, graph, workflow, entrypoint, results[entrypoint], image_targets, closures, environment
+                )
+            )
         except FlytebuildError as e:
             if not isolate:
                 raise

@@ -99,7 +99,11 @@ def run_runtime(
 ) -> subprocess.CompletedProcess:
     """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
     return subprocess.run(
-        [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
+        [python, *runtime_command(command), *args],
+        cwd=cwd,
+        env=user_env(root, source_roots),
+        capture_output=True,
+        text=True,
     )
 
 
@@ -135,9 +139,7 @@ def start_introspection(
     )
 
 
-def finish_introspection(
-    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]]
-) -> Dict[str, dict]:
+def finish_introspection(proc: subprocess.Popen, targets: Sequence[Tuple[str, str]]) -> Dict[str, dict]:
     """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
     out, err = proc.communicate()
     try:
@@ -165,8 +167,12 @@ def python_version(python: str) -> Optional[str]:
     """major.minor of an interpreter (None if it does not answer); asked once per process."""
     if python not in _VERSIONS:
         try:
-            out = subprocess.run([python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=60)
+            out = subprocess.run(
+                [python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             _VERSIONS[python] = out.stdout.strip() if out.returncode == 0 else None
         except (OSError, subprocess.SubprocessError):
             _VERSIONS[python] = None
@@ -177,15 +183,17 @@ def warn(message: str) -> None:
     """A warning on stderr, worded for the CLI (or the Bazel rules running it)."""
     from flytebuild.core.wording import in_words
 
-    print(in_words(f"flytebuild: warning: {message}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")),
-          file=sys.stderr, flush=True)
+    print(
+        in_words(f"flytebuild: warning: {message}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")),
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def progress(message: str) -> None:
     """One line of progress on stderr, for people (not when stderr is a file or pipe)."""
     if sys.stderr.isatty():
         print(message, file=sys.stderr, flush=True)
-
 
 
 def validate_pod_templates(project, plans) -> None:
@@ -225,8 +233,7 @@ def validate_pod_templates(project, plans) -> None:
         except ValueError:
             raise FlytebuildError(
                 "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
-                fix="pod templates are checked with the `kubernetes` client: install it in the environment of "
-                "`python`",
+                fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
             ) from None
         if key and "error" not in out:
             cache.put(key, json.dumps(out, sort_keys=True))

@@ -19,8 +19,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage
 from flytebuild.core.model import ImagePlan
 from flytebuild.core.weakening import python_mismatch, python_of_base
-from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
-from flytebuild.oci import engine
+from flytebuild.oci import RegistryClient, RegistryError, engine, publish, write_oci_layout
 from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInputs, SourceFile, assemble
 from flytebuild.oci.registry import Reference
@@ -357,7 +356,9 @@ def build_and_publish(
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
             dists, sources = inputs(Path(tmp))
             base = base_client.pull(base_ref)
-            mismatch = python_mismatch(job.address, job.base, python_of_base(base.config), user_python) if dists else None
+            mismatch = None
+            if dists:
+                mismatch = python_mismatch(job.address, job.base, python_of_base(base.config), user_python)
             if mismatch and warn is not None:
                 warn(mismatch)
             image_inputs = ImageInputs(
@@ -368,8 +369,7 @@ def build_and_publish(
                 labels=job.labels,
                 fingerprint=job.fingerprint,
             )
-            built = assemble(image_inputs, base, cache_dir=registries.cache_dir,
-                             progress=log.build)
+            built = assemble(image_inputs, base, cache_dir=registries.cache_dir, progress=log.build)
         layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
         if job.dockerfile is not None:
             return _with_engine(job, built, base_client, registries, docker_env, layers)
@@ -380,12 +380,27 @@ def build_and_publish(
     if outcome.statuses:
         statuses = dict(outcome.statuses)
         layers = tuple((n, d, s, statuses.get(d, "exists")) for n, d, s, _ in layers)
-    return PublishedImage(job.address, job.ref, outcome.digest, outcome.pushed, outcome.bytes_uploaded,
-                          publisher.output, outcome.layout, layers, built.distributions)
+    return PublishedImage(
+        job.address,
+        job.ref,
+        outcome.digest,
+        outcome.pushed,
+        outcome.bytes_uploaded,
+        publisher.output,
+        outcome.layout,
+        layers,
+        built.distributions,
+    )
 
 
-def _with_engine(job: ImageJob, built: BuiltImage, base_client: RegistryClient, registries: Registries,
-                 env: Optional[Dict[str, str]], layers) -> PublishedImage:
+def _with_engine(
+    job: ImageJob,
+    built: BuiltImage,
+    base_client: RegistryClient,
+    registries: Registries,
+    env: Optional[Dict[str, str]],
+    layers,
+) -> PublishedImage:
     """The engine applies what needs commands inside the image (our layers are its base) and pushes it."""
     assert job.dockerfile is not None
     built_ref = job.dockerfile.splitlines()[0].split(" ", 1)[1]
@@ -395,12 +410,17 @@ def _with_engine(job: ImageJob, built: BuiltImage, base_client: RegistryClient, 
     pushed = registries.client(ref.registry).head_manifest(ref.repository, ref.tag or "latest")
     if pushed is None:
         raise BuildError(f"docker push reported success but the registry has no {job.ref}")
-    return PublishedImage(job.address, job.ref, pushed.digest, True, 0, "push", None, layers,
-                          built.distributions, True)
+    return PublishedImage(job.address, job.ref, pushed.digest, True, 0, "push", None, layers, built.distributions, True)
 
 
-def publisher_for(output: str, registries: Registries, jobs: int, directory: Optional[Path],
-                  docker_env: Optional[Dict[str, str]] = None, run: Runner = _direct) -> Publisher:
+def publisher_for(
+    output: str,
+    registries: Registries,
+    jobs: int,
+    directory: Optional[Path],
+    docker_env: Optional[Dict[str, str]] = None,
+    run: Runner = _direct,
+) -> Publisher:
     if output == "push":
         return RegistryPublisher(registries, jobs, run)
     if output == "oci":
@@ -431,20 +451,49 @@ class PublishedImageSpec:
 
 
 def published_spec(workflow: str, spec: SpecImage, published: PublishedImage) -> PublishedImageSpec:
-    return PublishedImageSpec(workflow, spec.name, spec.tasks, spec.ref, published.digest, published.pushed,
-                              published.bytes_uploaded, published.distributions, published.engine)
+    return PublishedImageSpec(
+        workflow,
+        spec.name,
+        spec.tasks,
+        spec.ref,
+        published.digest,
+        published.pushed,
+        published.bytes_uploaded,
+        published.distributions,
+        published.engine,
+    )
 
 
 def render_specs(specs: Sequence[PublishedImageSpec], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"images": [
-            {"workflow": i.workflow, "name": i.name, "tasks": list(i.tasks), "ref": i.ref, "digest": i.digest,
-             "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded, "distributions": list(i.resolved),
-             "engine": i.engine}
-            for i in specs]}, indent=2, sort_keys=True)
+        return json.dumps(
+            {
+                "images": [
+                    {
+                        "workflow": i.workflow,
+                        "name": i.name,
+                        "tasks": list(i.tasks),
+                        "ref": i.ref,
+                        "digest": i.digest,
+                        "pushed": i.pushed,
+                        "bytes_uploaded": i.bytes_uploaded,
+                        "distributions": list(i.resolved),
+                        "engine": i.engine,
+                    }
+                    for i in specs
+                ]
+            },
+            indent=2,
+            sort_keys=True,
+        )
     from flytebuild.core.report import _table
 
-    rows = [[i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
-            for i in specs]
-    return ("\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
-            if rows else "no ImageSpec without a flyte_image target")
+    rows = [
+        [i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
+        for i in specs
+    ]
+    return (
+        "\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
+        if rows
+        else "no ImageSpec without a flyte_image target"
+    )

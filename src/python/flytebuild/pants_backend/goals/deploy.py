@@ -53,7 +53,9 @@ async def flyte_deploy(console: Console, subsystem: FlyteDeploySubsystem, target
         console.print_stderr("flyte-deploy: no flyte_workflow targets matched.")
         return FlyteDeploy(exit_code=1)
     try:
-        result = await Get(DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run, push_images=subsystem.push_images))
+        result = await Get(
+            DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run, push_images=subsystem.push_images)
+        )
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-deploy: {e}")
         return FlyteDeploy(exit_code=1)

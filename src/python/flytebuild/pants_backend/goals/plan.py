@@ -4,9 +4,9 @@ from __future__ import annotations
 from enum import Enum
 
 from pants.build_graph.address import ResolveError
-from pants.engine.internals.native_engine import IntrinsicError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
+from pants.engine.internals.native_engine import IntrinsicError
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
 from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption
@@ -16,7 +16,6 @@ from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.core.report import render_json, render_table
 from flytebuild.core.settings import Settings
-from flytebuild.service import references
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
@@ -27,6 +26,7 @@ from flytebuild.pants_backend.util_rules.reference_check import (
     ReferenceCheckRequest,
     ReferenceWarnings,
 )
+from flytebuild.service import references
 
 
 class OutputFormat(Enum):

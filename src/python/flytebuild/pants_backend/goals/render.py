@@ -19,6 +19,7 @@ from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption, StrOption
 
 from flytebuild.core.errors import FlytebuildError
+
 # Shared with the CLI (flytebuild.cli): what is rendered and how are pure.
 from flytebuild.core.pod_render import final_pod, render_entries, render_yaml  # noqa: F401
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget

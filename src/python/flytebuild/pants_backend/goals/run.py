@@ -36,6 +36,7 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
+
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
 from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
 from flytebuild.core.settings import Settings

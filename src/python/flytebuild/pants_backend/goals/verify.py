@@ -24,15 +24,21 @@ from pants.option.option_types import EnumOption
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.verify import (
-    NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
+    NO_ENGINE,
+    baked_tasks,
+    check_images,
+    failure_message,
+    image_addresses,
+    render_verify,
+    tasks_by_image,
 )
 from flytebuild.oci import RegistryError
-from flytebuild.service import verify as verify_io
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.service import verify as verify_io
 
 
 class VerifyFormat(Enum):

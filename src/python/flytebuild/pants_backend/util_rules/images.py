@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import PexLayout
+from pants.backend.python.target_types import PexLayout, PythonSourceField
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.base.build_environment import get_buildroot
 from pants.core.target_types import FileSourceField, ResourceSourceField
-from pants.backend.python.target_types import PythonSourceField
 from pants.core.util_rules.source_files import SourceFilesRequest
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
@@ -49,7 +49,6 @@ from pants.engine.fs import (
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
-from pants.base.build_environment import get_buildroot
 from pants.option.global_options import NamedCachesDirOption
 from pants.util.logging import LogLevel
 
@@ -59,6 +58,8 @@ from flytebuild.core.plan import plan_image
 from flytebuild.core.weakening import major_minor_of_constraints
 from flytebuild.oci import engine
 from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 from flytebuild.service.images import (
     OCILayoutPublisher,
     PublishedImage,
@@ -69,8 +70,6 @@ from flytebuild.service.images import (
     image_job,
     publisher_for,
 )
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +237,10 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
         FallibleProcessResult,
         Process(
             argv=argv,
-            env={"PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]), **{k: v for k, v in env.items() if v}},
+            env={
+                "PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]),
+                **{k: v for k, v in env.items() if v},
+            },
             description=f"Ask the registry for {probe.ref}",
             level=LogLevel.DEBUG,
             cache_scope=ProcessCacheScope.PER_SESSION,
@@ -249,7 +251,9 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
 
 @rule(desc="Build and publish a flyte_image")
 async def publish_image(
-    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption,
+    request: PublishImageRequest,
+    flyte: FlyteSubsystem,
+    named_caches: NamedCachesDirOption,
     python_setup: PythonSetup,
 ) -> PublishedImageResult:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
@@ -257,8 +261,14 @@ async def publish_image(
     job = image_job(plan_image(await Get(ImageTarget, ImageTargetRequest(request.address))))
     registries = _registries(flyte, named_caches, env)
     with tempfile.TemporaryDirectory(prefix="flytebuild-oci-") as tmp:
-        publisher = publisher_for(request.output.value, registries, flyte.image_push_jobs, Path(tmp),
-                                  docker_env=dict(env), run=_publish_logging)
+        publisher = publisher_for(
+            request.output.value,
+            registries,
+            flyte.image_push_jobs,
+            Path(tmp),
+            docker_env=dict(env),
+            run=_publish_logging,
+        )
         if isinstance(publisher, OCILayoutPublisher):
             publisher.layout_path(job)  # a name escaping the output directory fails before any work
         if request.output == ImageOutput.docker:
@@ -272,30 +282,43 @@ async def publish_image(
                 return PublishedImageResult(found, None)
         ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
         # Only the installed wheels whose layers are not cached yet are read out of the store.
-        all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint)
-                     for e in ctx.dist_entries]
+        all_dists = [
+            Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint) for e in ctx.dist_entries
+        ]
         needed = {d.name for d in uncached_distributions(all_dists, registries.cache_dir)}
         missing = [e for e in ctx.dist_entries if e.path.rsplit("/", 1)[1] in needed]
         wheel_contents = (
             await Get(DigestContents, DigestSubset(ctx.pex_digest, PathGlobs([e.path for e in missing])))
-            if missing else ()
+            if missing
+            else ()
         )
         source_contents = await Get(DigestContents, Digest, ctx.sources_digest)
 
         def inputs(wheels: Path):
-            return (local_distributions(wheels, ctx.dist_entries, wheel_contents),
-                    [SourceFile(fc.path, fc.content) for fc in source_contents])
+            return (
+                local_distributions(wheels, ctx.dist_entries, wheel_contents),
+                [SourceFile(fc.path, fc.content) for fc in source_contents],
+            )
 
         published = build_and_publish(
-            job, inputs, publisher, registries, logger.info, docker_env=dict(env),
-            user_python=major_minor_of_constraints(python_setup.interpreter_constraints), warn=logger.warning,
+            job,
+            inputs,
+            publisher,
+            registries,
+            logger.info,
+            docker_env=dict(env),
+            user_python=major_minor_of_constraints(python_setup.interpreter_constraints),
+            warn=logger.warning,
         )
         if published.layout is None:
             return PublishedImageResult(published, None)
         # OCI layout: handed back as a digest rooted at `<name>.oci/`, which `package` writes under dist/.
         root = Path(tmp)
-        files = [FileContent(p.relative_to(root).as_posix(), p.read_bytes())
-                 for p in sorted(Path(published.layout).rglob("*")) if p.is_file()]
+        files = [
+            FileContent(p.relative_to(root).as_posix(), p.read_bytes())
+            for p in sorted(Path(published.layout).rglob("*"))
+            if p.is_file()
+        ]
         relative = Path(published.layout).relative_to(root).as_posix()
     layout = await Get(Digest, CreateDigest(files))
     # `layout` becomes the directory inside the digest (`<name>.oci`), where `package` writes it under dist/.

@@ -31,7 +31,6 @@ from flytebuild.pants_backend.util_rules.user_env import (
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 
-
 @dataclass(frozen=True)
 class IntrospectionRequest:
     """Introspect these flyte_workflow targets (of one resolve) in one process: one interpreter
@@ -113,7 +112,9 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> IntrospectionError:
-    return IntrospectionError.from_runtime(str(address), entrypoint, runtime_error(data, stderr, "introspection_failed"))
+    return IntrospectionError.from_runtime(
+        str(address), entrypoint, runtime_error(data, stderr, "introspection_failed")
+    )
 
 
 def rules():

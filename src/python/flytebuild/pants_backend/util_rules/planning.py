@@ -20,16 +20,15 @@ from pants.engine.target import (
 )
 
 from flytebuild.core.errors import FlytebuildError, PlanError
-from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.fingerprint import file_digest
 from flytebuild.core.imagespec import requirement_lines, spec_lookups
-from flytebuild.core.model import FileDigest, ImageTarget, WorkflowPlan, WorkflowTarget
+from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowPlan, WorkflowTarget
 from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.settings import Settings
 from flytebuild.core.weakening import unpinned
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
-    FlyteEntrypointField,
     FlyteImageBaseField,
     FlyteImageEnvField,
     FlyteImageNameField,
@@ -38,19 +37,13 @@ from flytebuild.pants_backend.target_types import (
     FlyteImageRepositoryField,
     FlyteImageTarget,
     FlyteProjectField,
+    FlyteWorkflowCacheKeyField,
     FlyteWorkflowImageField,
     FlyteWorkflowImagesField,
-    FlyteWorkflowTaskImagesField,
-    FlyteWorkflowCacheKeyField,
     FlyteWorkflowPodTemplateField,
+    FlyteWorkflowTaskImagesField,
     FlyteWorkflowTaskPodTemplatesField,
 )
-from flytebuild.pants_backend.util_rules.pod_templates import (
-    PodTemplateTargetRequest,
-    PodTemplatesValid,
-    PodTemplateValidationRequest,
-)
-from flytebuild.core.model import PodTemplateTarget
 from flytebuild.pants_backend.util_rules.closures import (
     ClosureRequest,
     SourceFileClosureRequest,
@@ -60,7 +53,11 @@ from flytebuild.pants_backend.util_rules.introspection import (
     IntrospectionResult,
     IntrospectionResults,
 )
-from flytebuild.core.model import Closure
+from flytebuild.pants_backend.util_rules.pod_templates import (
+    PodTemplatesValid,
+    PodTemplateTargetRequest,
+    PodTemplateValidationRequest,
+)
 
 logger = logging.getLogger(__name__)
 

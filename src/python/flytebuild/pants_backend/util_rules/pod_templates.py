@@ -100,7 +100,10 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
         address=address,
         source=PodTemplateSource(source.path, _text(source.content, source.path, address)),
         overlays=tuple(
-            sorted((env, PodTemplateSource(path, _text(by_path[path], path, address))) for env, path in overlay_paths.items())
+            sorted(
+                (env, PodTemplateSource(path, _text(by_path[path], path, address)))
+                for env, path in overlay_paths.items()
+            )
         ),
         values=tuple(sorted((tgt[FlytePodTemplateValuesField].value or {}).items())),
         primary_container_name=tgt[FlytePodTemplatePrimaryContainerField].value,
@@ -133,9 +136,7 @@ class PodTemplatesValid:
 
 
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
-async def validate_pod_templates(
-    request: PodTemplateValidationRequest, python_setup: PythonSetup
-) -> PodTemplatesValid:
+async def validate_pod_templates(request: PodTemplateValidationRequest, python_setup: PythonSetup) -> PodTemplatesValid:
     entries = validation_batch(request.plan)
     if not entries:
         return PodTemplatesValid("")
