@@ -37,7 +37,6 @@ def _tomllib():
         import tomli as tomllib
     return tomllib
 
-CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
 
 # core.settings' defaults, which the `[flyte]` subsystem uses too, so both agree.
 DEFAULTS = {
