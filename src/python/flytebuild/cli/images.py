@@ -28,6 +28,7 @@ from flytebuild.core.plan import plan_image
 from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, assemble, distributions_in, sources_from_roots
 from flytebuild.oci.docker_archive import docker_load
+from flytebuild.oci.publish import reusable_tag
 from flytebuild.oci.registry import Reference
 
 OUTPUTS = ("push", "oci", "docker")
@@ -111,9 +112,9 @@ def publish_image(
     try:
         if output == "push":
             client = RegistryClient(ref.registry, cache_dir=cache)
-            existing = client.head_manifest(ref.repository, ref.tag or "latest")
+            existing = reusable_tag(client, ref, plan.fingerprint)  # trusted only with our fingerprint label
             if existing is not None:
-                return PublishedImage(image.address, plan.ref, existing.digest, False, 0, output)
+                return PublishedImage(image.address, plan.ref, existing, False, 0, output)
         base_ref = Reference.parse(plan.base)
         base_client = RegistryClient(base_ref.registry, cache_dir=cache)
         with tempfile.TemporaryDirectory(prefix="flytebuild-image-") as tmp:

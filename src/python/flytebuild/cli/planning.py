@@ -11,6 +11,32 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
 from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core import validate
+
+
+def image_config_problems(image: ImageConfig) -> List[validate.Problem]:
+    problems = validate.image_problems(
+        image_name=image.image_name, base=image.base, registry=image.registry, repository=image.repository,
+        python=image.python, env=image.env, repository_defaulted=image.repository == image.image_name,
+    )
+    reason = validate.name_problem(image.name)
+    if reason:
+        problems.insert(0, validate.Problem("name", image.name, reason, "use a plain table name such as [images.app]"))
+    return problems
+
+
+def check_image_config(project: Project, image: ImageConfig) -> None:
+    """A flytebuild.toml [images.NAME] table, worded for that file."""
+    validate.raise_problems(image_config_problems(image), image.name, lambda f: f"`{f}` in [images.{image.name}]",
+                            project.config_file, "image")
+
+
+def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
+    describe = lambda f: f"`{f}` in [workflows.{workflow.name}]"  # noqa: E731
+    validate.check_name(workflow.name, "name", workflow.name, describe=lambda f: f"the name of [workflows.{workflow.name}]",
+                        file=project.config_file, kind="workflow")
+    validate.check_workflow(workflow.name, project=workflow.project, domain=workflow.domain, describe=describe,
+                            file=project.config_file)
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,17 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             file=project.config_file,
             fix="declare images and workflows (see examples/flytebuild.toml)",
         )
+    validate.check_options(project.default_base, project.registry, "`default_base`", "`registry`",
+                           file=project.config_file)
+    # Field values are checked before any user code runs; images are checked when something needs them.
+    for workflow in workflows:
+        check_workflow_config(project, workflow)
+    explicit = {w.image for w in workflows if w.image} | {v for w in workflows for _, v in w.images + w.task_images}
+    if project.default_image and project.image(project.default_image):
+        explicit.add(project.default_image)
+    for image in project.images:
+        if image.name in explicit or image in listed:
+            check_image_config(project, image)
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
@@ -75,12 +112,18 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             raise
         graph.use_installed(userenv.finish_installed_query(installed_proc, project.python))
 
-    image_targets = {img.name: graph.image_target(img) for img in project.images}
+    # An image with a bad field fails only the workflows whose code names it.
+    parsed = {name: parse_introspection(results[entrypoint], target=name) for name, entrypoint in entrypoints}
+    named_in_code = {t.image.name for intro in parsed.values() for t in intro.tasks if t.image.name}
+    for image in project.images:
+        if image.image_name in named_in_code:
+            check_image_config(project, image)
+    image_targets = {img.name: graph.image_target(img) for img in project.images if not image_config_problems(img)}
     plans: List[WorkflowPlan] = []
     closures: Dict[str, Closure] = {}
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         data = results[entrypoint]
-        intro = parse_introspection(data, target=workflow.name)
+        intro = parsed[workflow.name]
         for path in sorted({t.source_file for t in intro.tasks if t.source_file}):
             if path not in closures:
                 closures[path] = graph.closure_of_source_file(path)

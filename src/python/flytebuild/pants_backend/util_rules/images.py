@@ -63,6 +63,7 @@ from flytebuild.oci.build import (
     uncached_distributions,
 )
 from flytebuild.oci.docker_archive import docker_load
+from flytebuild.oci.publish import reusable_tag
 from flytebuild.oci.registry import Reference
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
@@ -244,12 +245,12 @@ async def publish_image(
     if request.output == ImageOutput.push:
         client = RegistryClient(ref.registry, cache_dir=cache_dir, docker_config=docker_config)
         try:
-            existing = client.head_manifest(ref.repository, ref.tag or "latest")
+            existing = reusable_tag(client, ref, plan.fingerprint)  # trusted only with our fingerprint label
         except RegistryError as e:
             raise _error(address, e) from None
         if existing is not None:
             logger.info(f"{address}: {plan.ref} is already in the registry; nothing to build or push")
-            return PublishedImage(address, plan.ref, existing.digest, False, 0, request.output.value)
+            return PublishedImage(address, plan.ref, existing, False, 0, request.output.value)
 
     ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
     # Only the installed wheels whose layers are not cached yet are read out of the store.

@@ -50,6 +50,7 @@ from flytebuild.core.model import Closure
 from flytebuild.oci import RegistryClient, RegistryError, publish
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, SourceFile, assemble, uncached_distributions
 from flytebuild.oci.docker_archive import docker_load
+from flytebuild.oci.publish import reusable_tag
 from flytebuild.oci.registry import Reference
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.closures import SourceFileClosureRequest
@@ -206,12 +207,12 @@ async def _publish_spec(
     ref = Reference.parse(image.ref)
     client = RegistryClient(ref.registry, cache_dir=cache_dir, docker_config=docker_config)
     try:
-        existing = client.head_manifest(ref.repository, ref.tag or "latest")
+        existing = reusable_tag(client, ref, image.fingerprint)  # trusted only with our fingerprint label
     except RegistryError as e:
         raise _error(image, request.workflow, e) from None
     if existing is not None:
         logger.info(f"ImageSpec {image.name}: {image.ref} is already in the registry; nothing to build or push")
-        return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, existing.digest, False, 0, (), engine)
+        return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, existing, False, 0, (), engine)
 
     paths = list(image.source_paths)
     pex, roots, source_contents = await MultiGet(

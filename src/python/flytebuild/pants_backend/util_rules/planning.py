@@ -17,6 +17,7 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 
+from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
@@ -102,17 +103,34 @@ async def gather_image_target(
             f"{request.address} is a `{tgt.alias}` target, not a `flyte_image`. Fix: point "
             "`image`/`images`/`task_images` (or [flyte].default_image) at a flyte_image target."
         )
+    name = tgt[FlyteImageNameField].value or request.address.target_name
+    base = tgt[FlyteImageBaseField].value or flyte.default_base
+    registry = tgt[FlyteImageRegistryField].value or flyte.registry
+    repository = tgt[FlyteImageRepositoryField].value or name
+    env = tuple(sorted((tgt[FlyteImageEnvField].value or {}).items()))
+    # Field values are checked before the closure resolves: a bad one costs no resolve.
+    validate.check_image(
+        str(request.address),
+        image_name=name,
+        base=base,
+        registry=registry,
+        repository=repository,
+        python=tgt[FlyteImagePythonField].value,
+        env=env,
+        repository_defaulted=not tgt[FlyteImageRepositoryField].value,
+        base_from="" if tgt[FlyteImageBaseField].value else "[flyte].default_base",
+        registry_from="" if tgt[FlyteImageRegistryField].value else "[flyte].registry",
+    )
     closure = await Get(
         Closure, ClosureRequest(Addresses([request.address]), _resolve_of(tgt, python_setup))
     )
-    name = tgt[FlyteImageNameField].value or request.address.target_name
     return ImageTarget(
         address=str(request.address),
         image_name=name,
-        base=tgt[FlyteImageBaseField].value or flyte.default_base,
-        registry=tgt[FlyteImageRegistryField].value or flyte.registry,
-        repository=tgt[FlyteImageRepositoryField].value or name,
-        env=tuple(sorted((tgt[FlyteImageEnvField].value or {}).items())),
+        base=base,
+        registry=registry,
+        repository=repository,
+        env=env,
         python=tgt[FlyteImagePythonField].value,
         sources=closure.sources,
         requirements=closure.requirements,
@@ -164,6 +182,13 @@ async def plan_flyte_workflow(
         WrappedTarget, WrappedTargetRequest(address, description_of_origin="flyte-plan")
     )
     tgt = wrapped.target
+    validate.check_workflow(
+        str(address),
+        project=tgt[FlyteProjectField].value or flyte.project,
+        domain=tgt[FlyteDomainField].value or flyte.domain,
+        project_from="" if tgt[FlyteProjectField].value else "[flyte].project",
+        domain_from="" if tgt[FlyteDomainField].value else "[flyte].domain",
+    )
     resolve = _resolve_of(tgt, python_setup)
     image_value = tgt[FlyteWorkflowImageField].value
     images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
@@ -241,13 +266,24 @@ async def plan_flyte_workflow(
 
 @rule(desc="Plan flyte_workflows")
 async def plan_flyte_workflows(
-    request: WorkflowPlansRequest, python_setup: PythonSetup
+    request: WorkflowPlansRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
 ) -> PlannedWorkflows:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
         for a in request.addresses
     )
     by_resolve: dict[str, list[Address]] = defaultdict(list)
+    for w in wrapped:
+        # Checked before any user code is imported (introspection is the first process to run).
+        if w.target.has_field(FlyteProjectField):
+            validate.check_workflow(
+                str(w.target.address),
+                project=w.target[FlyteProjectField].value or flyte.project,
+                domain=w.target[FlyteDomainField].value or flyte.domain,
+                project_from="" if w.target[FlyteProjectField].value else "[flyte].project",
+                domain_from="" if w.target[FlyteDomainField].value else "[flyte].domain",
+            )
+    validate.check_options(flyte.default_base, flyte.registry, "[flyte].default_base", "[flyte].registry")
     for w in wrapped:
         by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
     batches = await MultiGet(
