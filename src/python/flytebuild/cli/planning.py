@@ -105,7 +105,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             sorted({ep for _, ep in entrypoints}),
         )
         try:
-            results = userenv.finish_introspection(proc, entrypoints)
+            results = userenv.finish_introspection(proc, entrypoints, project.user_code_timeout)
         except BaseException:
             installed_proc.kill()
             installed_proc.wait()

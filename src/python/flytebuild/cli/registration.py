@@ -66,7 +66,8 @@ def serialize(project: Project, plan: WorkflowPlan, refs: Mapping[str, str]) -> 
             json.dump(request, f, sort_keys=True, indent=1)
         out_dir = os.path.join(tmp, "out")
         proc = userenv.run_script(python, "serialize.py", [request_file, out_dir], project.root, project.source_roots,
-                                  cwd=project.root)
+                                  cwd=project.root, timeout=project.user_code_timeout,
+                                  what=f"Serialization of {plan.entrypoint}", target=plan.address)
         try:
             data = json.loads(proc.stdout)
         except ValueError:

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from flytebuild.core.errors import FlytebuildError, IntrospectionError
+from flytebuild.core.errors import FlytebuildError, IntrospectionError, UserCodeTimeout
 
 _RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime")
 
@@ -60,13 +60,23 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     return env
 
 
+TIMEOUT_SETTING = "`user_code_timeout` in flytebuild.toml (or FLYTEBUILD_USER_CODE_TIMEOUT)"
+
+
 def run_script(
-    python: str, script: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
+    python: str, script: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str,
+    *, timeout: Optional[float] = None, what: str = "", target: Optional[str] = None,
 ) -> subprocess.CompletedProcess:
-    """runtime/`script` in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
-    return subprocess.run(
-        [python, runtime_script(script), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
-    )
+    """runtime/`script` in the user's environment (the source roots on PYTHONPATH), its output captured as text.
+
+    Past `timeout` seconds the process is killed and a UserCodeTimeout names `what` and `target`."""
+    try:
+        return subprocess.run(
+            [python, runtime_script(script), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True,
+            text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserCodeTimeout(what or f"runtime/{script}", timeout or 0, target=target, setting=TIMEOUT_SETTING) from None
 
 
 def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
@@ -102,10 +112,17 @@ def start_introspection(
 
 
 def finish_introspection(
-    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]]
+    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]], timeout: Optional[float] = None
 ) -> Dict[str, dict]:
     """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        names = ", ".join(t for t, _ in targets)
+        raise UserCodeTimeout(f"Introspection of {', '.join(e for _, e in targets)}", timeout or 0, target=names,
+                              setting=TIMEOUT_SETTING) from None
     try:
         results = json.loads(out)["results"]
     except (ValueError, KeyError, TypeError):
@@ -148,9 +165,9 @@ def validate_pod_templates(project, plans) -> None:
         request = os.path.join(tmp, "pods.json")
         with open(request, "w", encoding="utf-8") as f:
             json.dump(batch, f, sort_keys=True)
-        proc = subprocess.run(
-            [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
-        )
+        proc = run_script(python, "validate_pod.py", ["--batch", request], project.root, (), tmp,
+                          timeout=project.user_code_timeout, what="Pod template validation",
+                          target=", ".join(sorted(per_plan)))
     try:
         out = json.loads(proc.stdout)
     except ValueError:

@@ -626,6 +626,34 @@ class Deployer:
         return info
 
 
+def check_projects(admin: Admin, wanted: typing.Sequence[typing.Tuple[str, str]]) -> None:
+    """Every project (and its domain) exists before anything is uploaded or created; an admin without
+    GetProject (older than the API) is not asked."""
+    from flyteidl.admin import project_pb2
+
+    for project in sorted({p for p, _ in wanted}):
+        try:
+            found = admin.call(admin.admin.GetProject, project_pb2.ProjectGetRequest(id=project))
+        except Exception as e:  # noqa: BLE001 - gRPC errors carry their code
+            code = _code(e)
+            if code == "UNIMPLEMENTED":
+                return
+            if code == "NOT_FOUND":
+                raise DeployError(
+                    "project_not_found", f"project `{project}` does not exist on FlyteAdmin {admin.endpoint}; "
+                    f"nothing was uploaded or registered",
+                    f"create it (`flytectl create project --id {project} --name {project}`) or set the workflow's "
+                    f"`project` (or [flyte].project) to an existing one") from None
+            raise
+        domains = {d.id for d in found.domains}
+        for p, domain in wanted:
+            if p == project and domains and domain not in domains:
+                raise DeployError(
+                    "domain_not_found", f"project `{project}` on FlyteAdmin {admin.endpoint} has no domain "
+                    f"`{domain}` (it has: {', '.join(sorted(domains))}); nothing was uploaded or registered",
+                    "set the workflow's `domain` (or [flyte].domain) to one of those")
+
+
 def deploy(req: dict) -> typing.Tuple[dict, int]:
     admin = Admin(req.get("admin") or {})
     dry_run = bool(req.get("dry_run"))
@@ -647,6 +675,8 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
             continue
         seen[e.key] = e
         entities.append(e)
+
+    check_projects(admin, sorted({(e.id.project, e.id.domain) for e in entities}))
 
     rank = {"task": 0, "workflow": 1, "launch_plan": 2}
     tasks = [e for e in entities if e.kind == "task"]

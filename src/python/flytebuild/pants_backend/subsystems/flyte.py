@@ -5,6 +5,8 @@ from pants.option.option_types import BoolOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
+from flytebuild.core.errors import DEFAULT_USER_CODE_TIMEOUT
+
 
 class FlyteSubsystem(Subsystem):
     options_scope = "flyte"
@@ -42,6 +44,15 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     image_push_jobs = IntOption(default=4, help="Blobs uploaded at once when pushing an image.")
+    user_code_timeout = IntOption(
+        default=DEFAULT_USER_CODE_TIMEOUT,
+        help=help_text(
+            """
+            Seconds a process running your code (introspection, serialization, pod-template
+            validation) may take before it is stopped with an error naming the target.
+            """
+        ),
+    )
     image_cache_dir = StrOption(
         default=None,
         help=help_text(

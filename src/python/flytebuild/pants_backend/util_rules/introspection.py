@@ -19,6 +19,7 @@ from pants.util.logging import LogLevel
 from flytebuild.core.errors import IntrospectionError
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 _SCRIPT = "__flytebuild/introspect.py"
 
@@ -50,7 +51,7 @@ class IntrospectionResults:
 
 
 @rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
-async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionResults:
+async def introspect_workflows(request: IntrospectionRequest, flyte: FlyteSubsystem) -> IntrospectionResults:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
         for a in request.addresses
@@ -66,6 +67,7 @@ async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionRe
         [FileContent(_SCRIPT, runtime_script("introspect.py"))],
         argv=[_SCRIPT, "--batch", *entrypoints],
         description=f"Introspect {described}",
+        timeout=flyte.user_code_timeout,
     )
     by_entrypoint = batch_results(result)
     results = []

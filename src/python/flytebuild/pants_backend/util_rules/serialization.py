@@ -31,6 +31,7 @@ from flytebuild.core.plan import plan_image
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
 from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -154,7 +155,7 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
-async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
+async def serialize_batch(batch: _SerializeBatch, flyte: FlyteSubsystem) -> _SerializedBatch:
     files = [
         FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
         FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
@@ -165,7 +166,8 @@ async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
         argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
     described = ", ".join(str(a) for a in batch.addresses)
     result = await run_in_user_env(
-        batch.addresses, files, argv, description=f"Serialize {described}", output_directories=(_OUT,)
+        batch.addresses, files, argv, description=f"Serialize {described}", output_directories=(_OUT,),
+        timeout=flyte.user_code_timeout,
     )
     results = batch_results(result)
     stderr = result.stderr.decode("utf-8", "replace")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pkgutil
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -20,6 +20,8 @@ from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
+
+from flytebuild.core.errors import UserCodeTimeout
 
 
 def runtime_script(name: str) -> bytes:
@@ -44,10 +46,12 @@ async def run_in_user_env(
     argv: Sequence[str],
     description: str,
     output_directories: Sequence[str] = (),
+    timeout: Optional[int] = None,
 ) -> FallibleProcessResult:
     """Run `argv` (a script among `files`) in the environment of `addresses`, with their transitive sources.
 
-    Cached by Pants like any process: unchanged targets and inputs are free to run again."""
+    Cached by Pants like any process: unchanged targets and inputs are free to run again. Past
+    `timeout` seconds the process is stopped and a UserCodeTimeout names the targets."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(addresses)),
@@ -55,7 +59,7 @@ async def run_in_user_env(
         Get(Digest, CreateDigest(files)),
     )
     input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
-    return await Get(
+    result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
@@ -65,8 +69,18 @@ async def run_in_user_env(
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
             description=description,
             level=LogLevel.DEBUG,
+            timeout_seconds=timeout,
         ),
     )
+    check_timeout(result, timeout, description, ", ".join(str(a) for a in addresses))
+    return result
+
+
+def check_timeout(result: FallibleProcessResult, timeout: Optional[int], description: str, target: str) -> None:
+    """Pants stops a process at its timeout with exit code -15 and says so in its output."""
+    said = b"Exceeded timeout" in result.stdout or b"Exceeded timeout" in result.stderr
+    if timeout and (said or result.exit_code == -15):
+        raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
 
 
 def batch_results(result: FallibleProcessResult) -> dict:
