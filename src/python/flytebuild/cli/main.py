@@ -181,7 +181,8 @@ def _deploy(args: argparse.Namespace) -> int:
     check_admin(admin)  # before anything is pushed
     pushed = []
     if args.push_images and not args.dry_run:
-        # Images first: a task is registered only once the image it names exists (pinned by digest).
+        # Images first: a task is registered only once the image it names exists. Tasks name the content tag on
+        # every path (never a digest), so `--no-push-images` and a normal deploy register identical entities.
         from flytebuild.cli import images as cli_images
         from flytebuild.cli.graph import project_graph
 
@@ -190,9 +191,7 @@ def _deploy(args: argparse.Namespace) -> int:
         for image in result.image_targets:
             if image.address in wanted:
                 pushed.append(cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs))
-    code, summary, warnings, _ = deploy(
-        project, result, admin, args.dry_run, published={i.name: f"{i.ref}@{i.digest}" for i in pushed}
-    )
+    code, summary, warnings, _ = deploy(project, result, admin, args.dry_run)
     summary["images"] = [
         {"address": i.name, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
         for i in sorted(pushed, key=lambda i: i.name)

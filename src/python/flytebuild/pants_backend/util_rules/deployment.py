@@ -42,9 +42,10 @@ _DIR = "__flytebuild"
 class DeployRequest:
     addresses: tuple[Address, ...]  # flyte_workflow targets
     dry_run: bool = False
-    # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag), and
-    # register tasks pinned to the pushed digest. Off (`flyte-deploy --no-push-images`): tasks name the content tag,
-    # which a push creates. On by default: a deploy leaves nothing missing on the cluster's side.
+    # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag with this
+    # image's fingerprint label). Off (`flyte-deploy --no-push-images`): a later push creates the tag. Either way tasks
+    # name the content tag, never a digest, so both paths register identical entities (see docs/reliability.md).
+    # On by default: a deploy leaves nothing missing on the cluster's side.
     push_images: bool = True
 
 
@@ -79,8 +80,8 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # Images are built and pushed while the workflows are serialized (by tag): deploy.py pins the tasks to the
-    # pushed digests, and registers nothing before both are done.
+    # Images are built and pushed while the workflows are serialized (by tag): deploy.py registers nothing before
+    # both are done.
     image_refs = ImageRefs.from_plans(ordered)
     wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
@@ -102,7 +103,6 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         Get(PublishedImages, PublishImagesRequest(wanted)),
     )
     pushed: tuple[PublishedImage, ...] = published.images
-    pins = {image_refs.refs[i.address]: f"{i.ref}@{i.digest}" for i in pushed if i.address in image_refs.refs}
 
     files = []
     entities = []
@@ -119,7 +119,6 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
         "dry_run": request.dry_run,
         "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
-        "pin_images": pins,
         "entities": entities,
     }
     files += [
