@@ -135,12 +135,18 @@ def _package(args: argparse.Namespace) -> int:
 
     from flytebuild.cli import images as cli_images
     from flytebuild.cli.graph import project_graph
-    from flytebuild.cli.planning import plan_project, select
+    from flytebuild.cli.graph import check_image_config
+    from flytebuild.cli.planning import check_workflow_config, plan_project, select
     from flytebuild.cli.registration import package_workflows
 
     project = load_project(args.config or find_config("."))
     workflows, images = select(project, args.targets)
     dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
+    # Every selected target's fields are checked before the first image is built.
+    for config in images:
+        check_image_config(project, config)
+    for workflow in workflows:
+        check_workflow_config(project, workflow)
 
     def shown(path: str) -> str:
         rel = os.path.relpath(path)

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
-from flytebuild.cli.graph import project_graph
+from flytebuild.cli.graph import check_image_config, dist_name_problem, image_config_problems, project_graph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
@@ -14,27 +14,14 @@ from flytebuild.core.plan import plan_image, plan_workflow
 from flytebuild.core import validate
 
 
-def image_config_problems(image: ImageConfig) -> List[validate.Problem]:
-    problems = validate.image_problems(
-        image_name=image.image_name, base=image.base, registry=image.registry, repository=image.repository,
-        python=image.python, env=image.env, repository_defaulted=image.repository == image.image_name,
-    )
-    reason = validate.name_problem(image.name)
-    if reason:
-        problems.insert(0, validate.Problem("name", image.name, reason, "use a plain table name such as [images.app]"))
-    return problems
-
-
-def check_image_config(project: Project, image: ImageConfig) -> None:
-    """A flytebuild.toml [images.NAME] table, worded for that file."""
-    validate.raise_problems(image_config_problems(image), image.name, lambda f: f"`{f}` in [images.{image.name}]",
-                            project.config_file, "image")
-
-
 def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
     describe = lambda f: f"`{f}` in [workflows.{workflow.name}]"  # noqa: E731
-    validate.check_name(workflow.name, "name", workflow.name, describe=lambda f: f"the name of [workflows.{workflow.name}]",
-                        file=project.config_file, kind="workflow")
+    reason = dist_name_problem(workflow.name)
+    if reason:
+        validate.raise_problems([validate.Problem("name", workflow.name, reason,
+                                                  "use a plain table name such as [workflows.my-wf]")],
+                                workflow.name, lambda f: f"the name of [workflows.{workflow.name}]",
+                                project.config_file, "workflow")
     validate.check_workflow(workflow.name, project=workflow.project, domain=workflow.domain, describe=describe,
                             file=project.config_file)
 

@@ -251,24 +251,6 @@ def check_workflow(
     raise_problems(problems, target, describe, file, "flyte_workflow")
 
 
-def check_name(target: str, field: str, value: str, *, describe: Describe = _pants_field,
-               file: Optional[str] = None, kind: str = "target") -> None:
-    """A name that becomes a path component (CLI target names, image names)."""
-    reason = name_problem(value)
-    if reason:
-        raise_problems([Problem(field, value, reason, "use a plain name such as `app` or `team-app`")],
-               target, describe, file, kind)
-
-
-def check_reference(target: str, field: str, value: str, *, describe: Describe = _pants_field,
-                    file: Optional[str] = None, kind: str = "target") -> None:
-    reason = reference_problem(value)
-    if reason:
-        raise_problems([Problem(field, value, f"not a valid image reference: {reason}",
-                        "write it as registry/repository:tag, e.g. `ghcr.io/org/app:v1`")],
-               target, describe, file, kind)
-
-
 def inside(root: Union[str, "os.PathLike[str]"], *parts: str) -> str:
     """`root/parts...`, refusing any result outside `root` (the last line of defence for writes)."""
     base = os.path.realpath(os.fspath(root))
