@@ -184,8 +184,22 @@ def publish(
         client.upload_blob(r.repository, image.config_digest, len(image.config_bytes), image.config_bytes)
         result.blobs_uploaded.append(image.config_digest)
         result.bytes_uploaded += len(image.config_bytes)
-    client.put_manifest(r.repository, tag, image.manifest_bytes, image.media_type)
+    try:
+        client.put_manifest(r.repository, tag, image.manifest_bytes, image.media_type)
+    except RegistryError as e:
+        # The answer may be lost after the registry stored the manifest: the tag then names this very image.
+        if e.status not in (401, 403, 400) and _tag_is(client, r.repository, tag, image.manifest_digest):
+            return result
+        raise
     return result
+
+
+def _tag_is(client: RegistryClient, repo: str, tag: str, digest: str) -> bool:
+    try:
+        found = client.head_manifest(repo, tag)
+    except RegistryError:
+        return False
+    return found is not None and found.digest == digest
 
 
 def _mount(client: RegistryClient, repo: str, digest: str, from_repo: str) -> Optional[str]:

@@ -160,8 +160,8 @@ def load_credentials(registry: str, config_path: Optional[Path] = None) -> Optio
     keys = [registry]
     if registry == DOCKER_HUB:
         keys = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", DOCKER_HUB_API]
-    helpers = cfg.get("credHelpers") or {}
-    auths = cfg.get("auths") or {}
+    helpers = cfg.get("credHelpers", {}) if cfg.get("credHelpers") is not None else {}
+    auths = cfg.get("auths", {}) if cfg.get("auths") is not None else {}
     for name, value in (("credHelpers", helpers), ("auths", auths)):
         if not isinstance(value, dict):
             raise _config_error(path, f"has `{name}` that is not an object", f"make `{name}` a JSON object", registry)
