@@ -3,13 +3,18 @@
 PY39 := .bootstrap/venv/bin/python
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test bootstrap user-env system-deps clean
+.PHONY: demo test test-fast bootstrap user-env system-deps clean
 
 demo: user-env
 	bin/demo
 
 test: user-env system-deps
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
+
+# Developers' quick loop: everything but the tests marked `slow` (./pants, Docker, Bazel end to end;
+# see tests/conftest.py). CI runs `make test`: all of them.
+test-fast: user-env system-deps
+	PYTHONPATH=src/python $(PY39) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
 
 # Debian packages the tests drive for real: the OCI registry (docker-registry).
 system-deps:

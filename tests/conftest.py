@@ -14,6 +14,17 @@ def _exported_python():
     return found[-1] if found else None
 
 
+# A test that uses one of these (directly or through another fixture) drives ./pants in a repo copy, a Docker
+# engine or Bazel: it is marked `slow`, so `make test-fast` skips it. `make test` (CI) runs everything.
+SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "docker", "bazel_ws"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -22,8 +22,11 @@ def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
                                                   "use a plain table name such as [workflows.my-wf]")],
                                 workflow.name, lambda f: f"the name of [workflows.{workflow.name}]",
                                 project.config_file, "workflow")
-    validate.check_workflow(workflow.name, project=workflow.project, domain=workflow.domain, describe=describe,
-                            file=project.config_file)
+    validate.check_workflow(workflow.name, project=workflow.project or project.settings.project,
+                            domain=workflow.domain or project.settings.domain, describe=describe,
+                            file=project.config_file,
+                            project_from="" if workflow.project else "the top-level `project`",
+                            domain_from="" if workflow.domain else "the top-level `domain`")
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,14 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             file=project.config_file,
             fix="declare images and workflows (see examples/flytebuild.toml)",
         )
-    validate.check_options(project.default_base, project.registry, "`default_base`", "`registry`",
+    validate.check_options(project.settings.default_base, project.settings.registry, "`default_base`", "`registry`",
                            file=project.config_file)
     # Field values are checked before any user code runs; images are checked when something needs them.
     for workflow in workflows:
         check_workflow_config(project, workflow)
     explicit = {w.image for w in workflows if w.image} | {v for w in workflows for _, v in w.images + w.task_images}
-    if project.default_image and project.image(project.default_image):
-        explicit.add(project.default_image)
+    if project.settings.default_image and project.image(project.settings.default_image):
+        explicit.add(project.settings.default_image)
     for image in project.images:
         if image.name in explicit or image in listed:
             check_image_config(project, image)
@@ -120,7 +123,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
                 intro,
                 {p: closures[p] for p in {t.source_file for t in intro.tasks if t.source_file}},
                 image_targets,
-                project.default_image,
+                project.settings.with_environment(environment),
             )
         )
         introspections[workflow.name] = data

@@ -22,7 +22,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
 from flytebuild.core.plan import plan_workflow
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -92,7 +92,7 @@ def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
 
 @rule(desc="Gather a flyte_image's closure")
 async def gather_image_target(
-    request: ImageTargetRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: ImageTargetRequest, settings: Settings, python_setup: PythonSetup
 ) -> ImageTarget:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte image")
@@ -104,8 +104,8 @@ async def gather_image_target(
             "`image`/`images`/`task_images` (or [flyte].default_image) at a flyte_image target."
         )
     name = tgt[FlyteImageNameField].value or request.address.target_name
-    base = tgt[FlyteImageBaseField].value or flyte.default_base
-    registry = tgt[FlyteImageRegistryField].value or flyte.registry
+    base = tgt[FlyteImageBaseField].value or settings.default_base
+    registry = tgt[FlyteImageRegistryField].value or settings.registry
     repository = tgt[FlyteImageRepositoryField].value or name
     env = tuple(sorted((tgt[FlyteImageEnvField].value or {}).items()))
     # Field values are checked before the closure resolves: a bad one costs no resolve.
@@ -174,8 +174,9 @@ async def _pod_templates(
 
 @rule(desc="Plan a flyte_workflow")
 async def plan_flyte_workflow(
-    request: WorkflowPlanRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: WorkflowPlanRequest, settings: Settings, python_setup: PythonSetup
 ) -> PlannedWorkflow:
+    settings = settings.with_environment(request.environment)
     introspection = request.introspection
     address = introspection.address
     wrapped = await Get(
@@ -184,8 +185,8 @@ async def plan_flyte_workflow(
     tgt = wrapped.target
     validate.check_workflow(
         str(address),
-        project=tgt[FlyteProjectField].value or flyte.project,
-        domain=tgt[FlyteDomainField].value or flyte.domain,
+        project=tgt[FlyteProjectField].value or settings.project,
+        domain=tgt[FlyteDomainField].value or settings.domain,
         project_from="" if tgt[FlyteProjectField].value else "[flyte].project",
         domain_from="" if tgt[FlyteDomainField].value else "[flyte].domain",
     )
@@ -200,10 +201,8 @@ async def plan_flyte_workflow(
     mapped = await _addresses(list(images_map.values()), address, "images")
     per_task = await _addresses(list(task_images_map.values()), address, "task_images")
     default_addr: list[Address] = []
-    default_image = flyte.default_image
-    if default_image and default_image.startswith("//"):
-        default_addr = await _addresses([default_image], address, "[flyte].default_image")
-        default_image = str(default_addr[0])
+    if settings.default_image and settings.default_image.startswith("//"):
+        default_addr = await _addresses([settings.default_image], address, "[flyte].default_image")
 
     # Image names used in code and not mapped explicitly are matched by `image_name`.
     named_in_code = {t.image.name for t in intro.tasks if t.image.name} - set(images_map)
@@ -229,15 +228,14 @@ async def plan_flyte_workflow(
     workflow = WorkflowTarget(
         address=str(address),
         entrypoint=introspection.entrypoint,
-        project=tgt[FlyteProjectField].value or flyte.project,
-        domain=tgt[FlyteDomainField].value or flyte.domain,
+        project=tgt[FlyteProjectField].value or "",  # unset: the planner takes Settings'
+        domain=tgt[FlyteDomainField].value or "",
         image=str(image_addr[0]) if image_addr else None,
         images=tuple(sorted(zip(images_map, (str(a) for a in mapped)))),
         task_images=tuple(sorted(zip(task_images_map, (str(a) for a in per_task)))),
         pod_template=pod_template,
         task_pod_templates=task_pod_templates,
-        environment=request.environment if request.environment is not None else flyte.environment,
-        cache_key=cache_key if isinstance(cache_key, str) else "interface",
+        cache_key=cache_key if isinstance(cache_key, str) else None,
         task_cache_keys=() if isinstance(cache_key, str) else tuple(sorted(cache_key.items())),
     )
     plan = plan_workflow(
@@ -245,9 +243,7 @@ async def plan_flyte_workflow(
         intro,
         closures,
         {img.address: img for img in images_list},
-        default_image,
-        default_base=flyte.default_base,
-        default_registry=flyte.registry,
+        settings,
     )
     # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
     # environment before anything uses the plan (a cached process: free when nothing changed).
@@ -266,7 +262,7 @@ async def plan_flyte_workflow(
 
 @rule(desc="Plan flyte_workflows")
 async def plan_flyte_workflows(
-    request: WorkflowPlansRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: WorkflowPlansRequest, settings: Settings, python_setup: PythonSetup
 ) -> PlannedWorkflows:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
@@ -278,12 +274,12 @@ async def plan_flyte_workflows(
         if w.target.has_field(FlyteProjectField):
             validate.check_workflow(
                 str(w.target.address),
-                project=w.target[FlyteProjectField].value or flyte.project,
-                domain=w.target[FlyteDomainField].value or flyte.domain,
+                project=w.target[FlyteProjectField].value or settings.project,
+                domain=w.target[FlyteDomainField].value or settings.domain,
                 project_from="" if w.target[FlyteProjectField].value else "[flyte].project",
                 domain_from="" if w.target[FlyteDomainField].value else "[flyte].domain",
             )
-    validate.check_options(flyte.default_base, flyte.registry, "[flyte].default_base", "[flyte].registry")
+    validate.check_options(settings.default_base, settings.registry, "[flyte].default_base", "[flyte].registry")
     for w in wrapped:
         by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
     batches = await MultiGet(

@@ -1,0 +1,121 @@
+"""Docs are tested: every fenced block in README.md, CONTRIBUTING.md and docs/*.md names the test that runs
+what it shows (the rule is written in tests/docs/doccheck.py), links resolve, and the README stays a front
+page whose two commands are what `make` and CI run."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.docs import doccheck
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_docs_exist():
+    docs = {p.name for p in doccheck.doc_files()}
+    assert {"README.md", "CONTRIBUTING.md", "design.md", "benchmarks.md"} <= docs
+
+
+@pytest.mark.parametrize("doc", doccheck.doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_block_names_a_test_that_runs_it(doc):
+    problems = [p for b in doccheck.blocks(doc) for p in doccheck.problems_of(b)]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", doccheck.doc_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_resolve(doc):
+    problems = doccheck.link_problems(doc)
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_is_a_front_page():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
+
+
+def test_readme_leads_with_make_demo_and_make_test():
+    first = next(doccheck.blocks(REPO / "README.md"))
+    assert doccheck.command_lines(first) == ["make demo", "make test"]
+    makefile = (REPO / "Makefile").read_text()
+    # make demo runs bin/demo; make test runs the whole suite, nothing deselected, and CI runs exactly it.
+    assert re.search(r"^demo:.*\n\tbin/demo$", makefile, re.M)
+    test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "-m pytest" in test_recipe and " tests" in test_recipe
+    assert not re.search(r"-m\s+(['\"]|not\b)|--deselect|-k\s", test_recipe)
+    ci = [l.strip() for l in (REPO / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    assert ci[-1] == "make test"
+    dry = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "-m pytest -q tests" in dry and "not slow" not in dry
+
+
+def _collected(*args):
+    proc = subprocess.run([str(REPO / ".bootstrap/venv/bin/python"), "-m", "pytest", "--collect-only", "-q",
+                           "-p", "no:cacheprovider", *args], cwd=REPO, env={**os.environ, "PYTHONPATH": "src/python"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return {l.strip() for l in proc.stdout.splitlines() if "::" in l}
+
+
+def test_make_test_fast_runs_all_but_the_slow_tests():
+    dry = subprocess.run(["make", "-n", "test-fast"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    command = next(l for l in dry.splitlines() if "-m pytest" in l)
+    assert '-m "not slow" tests' in command
+    fast = _collected("-m", "not slow", "tests")
+    everything = _collected("tests")
+    slow = everything - fast
+    assert fast and slow and fast < everything
+    # the end-to-end tests are the slow ones; pure logic and the docs stay in the quick loop
+    assert any(t.startswith("tests/e2e/") for t in slow) and not any(t.startswith("tests/e2e/") for t in fast)
+    assert any(t.startswith("tests/core/") for t in fast) and any(t.startswith("tests/docs/") for t in fast)
+
+
+def test_one_file_runs_as_contributing_says():
+    command = "PYTHONPATH=src/python .bootstrap/venv/bin/python -m pytest -q tests/core/test_errors.py"
+    proc = subprocess.run(command + " -p no:cacheprovider", shell=True, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-2000:]
+
+
+# --- the checker itself, on made-up docs: it must fail where a doc cheats -----------------------------------
+
+
+def _problems(tmp_path, text):
+    doc = tmp_path / "doc.md"
+    doc.write_text(text)
+    return [p for b in doccheck.blocks(doc) for p in doccheck.problems_of(b)]
+
+
+def test_checker_rejects_unmarked_blocks_and_unknown_tests(tmp_path, monkeypatch):
+    monkeypatch.setattr(doccheck, "REPO", tmp_path)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests/test_x.py").write_text('def test_a(repo):\n    repo.pants("flyte-plan", "examples/mixed:wf")\n')
+    assert _problems(tmp_path, "```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
+    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_b -->\n```\n$ ./pants flyte-plan x\n```\n")
+    assert not _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n\n```\n$ ./pants flyte-plan examples/mixed:wf\nout\n```\n")
+    # another target, or an argument the call does not pass, is not "run by the test"
+    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants flyte-plan examples/baked:wf\n```\n")
+    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants --x flyte-plan examples/mixed:wf\n```\n")
+    # commands cannot hide as output
+    assert _problems(tmp_path, "<!-- output -->\n```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
+    assert _problems(tmp_path, "<!-- output -->\n```toml\nroot = '..'\n```\n")
+    assert not _problems(tmp_path, "<!-- output -->\n```\nTASK  IMAGE\n```\n")
+
+
+def test_checker_reads_snippets_from_files_the_test_names(tmp_path, monkeypatch):
+    monkeypatch.setattr(doccheck, "REPO", tmp_path)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "ex/proj").mkdir(parents=True)
+    (tmp_path / "ex/proj/BUILD").write_text('flyte_workflow(\n    name="wf",\n)\n')
+    (tmp_path / "tests/test_y.py").write_text('def test_b(repo):\n    repo.pants("flyte-plan", "ex/proj:wf")\n')
+    good = '<!-- tested: tests/test_y.py::test_b -->\n```python\n# a comment\nflyte_workflow(\n    name="wf",  # note\n)\n```\n'
+    assert not _problems(tmp_path, good)
+    assert _problems(tmp_path, good.replace('"wf"', '"other"'))
+
+
+def test_checker_finds_broken_links(tmp_path, monkeypatch):
+    monkeypatch.setattr(doccheck, "REPO", tmp_path)
+    (tmp_path / "a.md").write_text("# Title here\n\n[ok](b.md) [bad](missing.md) [anchor](b.md#nope) [self](#title-here)\n")
+    (tmp_path / "b.md").write_text("# B\n")
+    problems = doccheck.link_problems(tmp_path / "a.md")
+    assert len(problems) == 2 and "missing.md" in problems[0] and "#nope" in problems[1]
