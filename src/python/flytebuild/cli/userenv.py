@@ -117,9 +117,11 @@ def finish_introspection(
     """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
     try:
         out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as e:  # a timeout or Ctrl-C: the user's code must not run on without us
         proc.kill()
         proc.communicate()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
         names = ", ".join(t for t, _ in targets)
         raise UserCodeTimeout(f"Introspection of {', '.join(e for _, e in targets)}", timeout or 0, target=names,
                               setting=TIMEOUT_SETTING) from None
