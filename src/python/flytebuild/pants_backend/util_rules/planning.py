@@ -90,6 +90,29 @@ def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
     return tgt[PythonResolveField].normalized_value(python_setup)
 
 
+def _checked_image_fields(tgt: Target, settings: Settings) -> tuple:
+    """(image_name, base, registry, repository, env) of a flyte_image, each checked (core/validate.py): a bad
+    value fails with the target, the field and the fix before anything resolves."""
+    name = tgt[FlyteImageNameField].value or tgt.address.target_name
+    base = tgt[FlyteImageBaseField].value or settings.default_base
+    registry = tgt[FlyteImageRegistryField].value or settings.registry
+    repository = tgt[FlyteImageRepositoryField].value or name
+    env = tuple(sorted((tgt[FlyteImageEnvField].value or {}).items()))
+    validate.check_image(
+        str(tgt.address),
+        image_name=name,
+        base=base,
+        registry=registry,
+        repository=repository,
+        python=tgt[FlyteImagePythonField].value,
+        env=env,
+        repository_defaulted=not tgt[FlyteImageRepositoryField].value,
+        base_from="" if tgt[FlyteImageBaseField].value else "[flyte].default_base",
+        registry_from="" if tgt[FlyteImageRegistryField].value else "[flyte].registry",
+    )
+    return name, base, registry, repository, env
+
+
 @rule(desc="Gather a flyte_image's closure")
 async def gather_image_target(
     request: ImageTargetRequest, settings: Settings, python_setup: PythonSetup
@@ -103,24 +126,7 @@ async def gather_image_target(
             f"{request.address} is a `{tgt.alias}` target, not a `flyte_image`. Fix: point "
             "`image`/`images`/`task_images` (or [flyte].default_image) at a flyte_image target."
         )
-    name = tgt[FlyteImageNameField].value or request.address.target_name
-    base = tgt[FlyteImageBaseField].value or settings.default_base
-    registry = tgt[FlyteImageRegistryField].value or settings.registry
-    repository = tgt[FlyteImageRepositoryField].value or name
-    env = tuple(sorted((tgt[FlyteImageEnvField].value or {}).items()))
-    # Field values are checked before the closure resolves: a bad one costs no resolve.
-    validate.check_image(
-        str(request.address),
-        image_name=name,
-        base=base,
-        registry=registry,
-        repository=repository,
-        python=tgt[FlyteImagePythonField].value,
-        env=env,
-        repository_defaulted=not tgt[FlyteImageRepositoryField].value,
-        base_from="" if tgt[FlyteImageBaseField].value else "[flyte].default_base",
-        registry_from="" if tgt[FlyteImageRegistryField].value else "[flyte].registry",
-    )
+    name, base, registry, repository, env = _checked_image_fields(tgt, settings)
     closure = await Get(
         Closure, ClosureRequest(Addresses([request.address]), _resolve_of(tgt, python_setup))
     )
@@ -280,6 +286,22 @@ async def plan_flyte_workflows(
                 domain_from="" if w.target[FlyteDomainField].value else "[flyte].domain",
             )
     validate.check_options(settings.default_base, settings.registry, "[flyte].default_base", "[flyte].registry")
+    # The images a workflow names explicitly are checked before any user code runs, too.
+    named = []
+    for w in wrapped:
+        if w.target.has_field(FlyteWorkflowImageField):
+            value = w.target[FlyteWorkflowImageField].value
+            named += await _addresses([value] if value else [], w.target.address, "image")
+            named += await _addresses(list((w.target[FlyteWorkflowImagesField].value or {}).values()),
+                                      w.target.address, "images")
+            named += await _addresses(list((w.target[FlyteWorkflowTaskImagesField].value or {}).values()),
+                                      w.target.address, "task_images")
+    images = await MultiGet(
+        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan")) for a in sorted(set(named))
+    )
+    for image in images:
+        if isinstance(image.target, FlyteImageTarget):
+            _checked_image_fields(image.target, settings)
     for w in wrapped:
         by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
     batches = await MultiGet(
