@@ -200,7 +200,7 @@ SCENARIOS: List[Scenario] = [
              "exit 1, nothing written outside --dist"),
     Scenario("image_name `../evil` with OCI output (Bazel)", "`image_name` ... path separator",
              "build fails, nothing written outside bazel-out"),
-    Scenario("workflow table named `..` (CLI package)", "the name of [workflows...] ... path separator",
+    Scenario("workflow table named `..` (CLI package)", 'The table name [workflows.".."] ... path separator',
              "exit 1, nothing written outside --dist"),
     Scenario("bad base in Pants BUILD", "The `base` field of flyte_image ... not a valid image reference",
              "exit 1 before resolving"),

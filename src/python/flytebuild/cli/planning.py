@@ -20,7 +20,7 @@ def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
     if reason:
         validate.raise_problems([validate.Problem("name", workflow.name, reason,
                                                   "use a plain table name such as [workflows.my-wf]")],
-                                workflow.name, lambda f: f"the name of [workflows.{workflow.name}]",
+                                workflow.name, lambda f: f'the table name [workflows."{workflow.name}"]',
                                 project.config_file, "workflow")
     validate.check_workflow(workflow.name, project=workflow.project or project.settings.project,
                             domain=workflow.domain or project.settings.domain, describe=describe,
