@@ -188,7 +188,7 @@ SCENARIOS: List[Scenario] = [
              "exit 1, 0 uploads, 0 entities"),
     Scenario("deploy to a domain the project lacks", "has no domain", "exit 1, 0 uploads, 0 entities"),
     Scenario("FlyteAdmin not running", "cannot reach FlyteAdmin", "exit 1, nothing registered"),
-    Scenario("--no-push-images deploy then a normal deploy", "-", "second deploy: nothing registered, no conflict"),
+    Scenario("a complete deploy run again", "-", "every entity `unchanged`, nothing registered, no conflict"),
     Scenario("SIGINT during CLI deploy", "interrupted", "exit 130, no traceback"),
     Scenario("deploy killed at a random point, 20 times, then re-run", "-",
              "server holds exactly the plan's entities; none duplicated or dangling"),
@@ -277,6 +277,11 @@ def render_markdown() -> str:
     lines += ["", "## End to end", "", "| case | expected message | result |", "|---|---|---|"]
     for s in SCENARIOS:
         lines.append(f"| {s.name} | {s.expect} | {s.result} |")
+    lines += ["", "## Running the suite", "",
+              "The tables above are `tests/reliability/cases.py`; after changing it, regenerate this page from the",
+              "repository root (the suite's `test_docs.py` fails while it is stale):", "",
+              "<!-- tested: tests/reliability/test_docs.py::test_doc_is_generated_from_the_case_tables -->",
+              "```", "python -m tests.reliability.cases > docs/reliability.md", "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -238,3 +238,22 @@ def test_full_disk_while_fetching_a_base_layer(tiny_disk, registry, base_image, 
     message = str(info.value)
     assert "Cannot write blob" in message and str(tiny_disk) in message and "free disk space" in message
     assert not list((tiny_disk / "blobs").rglob("*.tmp*")), "no partial blob left behind"
+
+
+# --------------------------------------------------------------------------- verify's command path
+
+
+def test_static_verify_finds_a_python_path_missing_from_the_image(registry, base_image, cache_dir):
+    from flytebuild.oci.verify import python_problem
+
+    client = RegistryClient(registry.host, cache_dir=cache_dir)
+    sources = (SourceFile("pkg/m.py", b"X = 1\n"),)
+    for python, ok in (("/nope/bin/python3", False), ("/usr/bin/hello", True)):
+        built = assemble(ImageInputs(sources=sources, python=python), base_image, cache_dir=cache_dir)
+        ref = f"{registry.host}/verify/app:{'ok' if ok else 'missing'}"
+        publish(built.image, ref, client=client)
+        problem = python_problem(ref, cache_dir)
+        if ok:
+            assert problem is None
+        else:
+            assert problem and "/nope/bin/python3" in problem and "cannot start" in problem
