@@ -49,3 +49,13 @@ def entities_of(index: int, summary: Mapping) -> Iterable[dict]:
     """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`)."""
     for e in summary["entities"]:
         yield {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
+
+
+
+
+def images_summary(published: Iterable) -> list:
+    """The deploy summary's `images`: what was pushed (or found) for the deployed tasks."""
+    return [
+        {"address": i.address, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
+        for i in sorted(published, key=lambda i: i.address)
+    ]
