@@ -194,6 +194,8 @@ SCENARIOS: List[Scenario] = [
              "server holds exactly the plan's entities; none duplicated or dangling"),
     Scenario("unrelated broken image (CLI plan of another workflow)", "-", "plan succeeds"),
     Scenario("unrelated broken image (pants flyte-plan of another workflow)", "-", "plan succeeds"),
+    Scenario("flyte_reference with a bad `kind` elsewhere (pants flyte-plan of a workflow naming images in code)",
+             "-", "plan succeeds; `pants run` of the reference fails naming `kind`"),
     Scenario("image_name `../evil` with OCI output (Pants)", "the `image_name` field ... path separator",
              "exit 1, nothing written outside dist/"),
     Scenario("image_name `../evil` with OCI output (CLI)", "`image_name` in [images.img] ... path separator",

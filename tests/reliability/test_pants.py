@@ -28,6 +28,9 @@ flyte_workflow(name="wf-bad-base", entrypoint="wf.py:wf", image=":bad-base")
 flyte_workflow(name="wf-bad-registry", entrypoint="wf.py:wf", image=":bad-registry")
 flyte_workflow(name="wf-bad-project", entrypoint="wf.py:wf", image=":good", project="Flyte Snacks")
 flyte_workflow(name="wf-hang", entrypoint="hang.py:wf", image=":good")
+# names its image in code (ImageSpec name `good`): planning it looks every flyte_image up by name
+flyte_workflow(name="wf-named", entrypoint="named.py:wf")
+flyte_reference(name="bad-ref", kind="nope", entity_name="remote.wf")
 '''
 
 WF = textwrap.dedent('''
@@ -44,6 +47,10 @@ WF = textwrap.dedent('''
         return one(x=x)
     ''')
 
+NAMED = WF.replace("from flytekit import task, workflow", "from flytekit import ImageSpec, task, workflow\n\n"
+                   "spec = ImageSpec(name=\"good\", registry=\"localhost:5000\")").replace(
+    "@task\n", "@task(container_image=spec)\n")
+
 HANG = "import time\n\ntime.sleep(3600)  # blocks at import, as a module waiting on a network call would\n" + WF
 
 
@@ -54,6 +61,7 @@ def repo(tmp_path_factory):
     repo.write("examples/reliability/__init__.py", "")
     repo.write("examples/reliability/wf.py", WF)
     repo.write("examples/reliability/hang.py", HANG)
+    repo.write("examples/reliability/named.py", NAMED)
     yield repo
     repo.kill_pantsd()
 
@@ -90,6 +98,14 @@ def test_broken_targets_fail_only_the_goals_that_need_them(repo):
     proc = repo.pants("flyte-plan", "--format=json", "examples/reliability:wf-good")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '"examples/reliability:wf-good"' in proc.stdout or "wf-good" in proc.stdout
+
+
+def test_a_broken_reference_fails_only_its_own_run(repo):
+    proc = repo.pants("flyte-plan", "--format=json", "examples/reliability:wf-named")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "examples/reliability:good" in proc.stdout
+    _refused(repo.pants("run", "examples/reliability:bad-ref"),
+             "The `kind` field of flyte_reference examples/reliability:bad-ref", "'nope'")
 
 
 def test_user_module_blocking_at_import_is_stopped_with_the_target_named(repo):

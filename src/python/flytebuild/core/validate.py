@@ -276,3 +276,23 @@ def check_options(default_base: Optional[str], registry: Optional[str], base_opt
                 fix="write it as registry/repository:tag (default_base) or host[:port] (registry), "
                     "e.g. `localhost:5000/flytebuild/python:3.11` and `localhost:5000`",
             )
+
+
+REFERENCE_KINDS = ("task", "workflow", "launch_plan")
+
+
+def check_reference(target: str, *, kind: Optional[str], entity_name: Optional[str], project: Optional[str],
+                    domain: Optional[str], describe: Describe = _pants_field, file: Optional[str] = None) -> None:
+    """A `flyte_reference` (a registered entity), checked when something runs or plans with it."""
+    problems: List[Problem] = []
+    if kind not in REFERENCE_KINDS:
+        problems.append(Problem("kind", kind, f"not one of {', '.join(REFERENCE_KINDS)}",
+                                "set `kind` to what is registered under `entity_name`"))
+    if not entity_name or any(c.isspace() for c in entity_name):
+        problems.append(Problem("entity_name", entity_name, "empty or contains whitespace",
+                                "use the registered name, e.g. `my_project.workflows.train`"))
+    for field, value in (("project", project), ("domain", domain)):
+        reason = project_problem(value) if value else None
+        if reason:
+            problems.append(Problem(field, value, reason, f"use a Flyte {field} id"))
+    raise_problems(problems, target, describe, file, "flyte_reference")
