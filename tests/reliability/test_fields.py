@@ -4,8 +4,6 @@ exit code 1, no traceback, nothing written (in --dist or outside it) and nothing
 from __future__ import annotations
 
 import json
-import os
-import sys
 import textwrap
 from pathlib import Path
 

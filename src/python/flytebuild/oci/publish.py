@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-import json
-
 from flytebuild.oci.image import INDEX_TYPES, LABEL_FINGERPRINT, OCI_INDEX, Image, canonical_json
 from flytebuild.oci.layers import Layer, temp_path
 from flytebuild.oci.registry import Reference, RegistryClient, RegistryError
