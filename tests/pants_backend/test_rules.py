@@ -250,7 +250,7 @@ def _backend_rules_without_processes() -> list:
         *collect_rules({"synthetic": python_lockfile.python_lockfile_synthetic_targets}),
         UnionRule(SyntheticTargetsRequest, python_lockfile.PythonSyntheticLockfileTargetsRequest),
         *FlyteSubsystem.rules(),
-        *settings_rules.rules(),
+        *settings_rules.rules(),  # gather_image_target reads the one Settings object
         *closures.rules(),
         *entrypoint.rules(),
         *gather_image,

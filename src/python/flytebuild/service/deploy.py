@@ -27,30 +27,37 @@ def deploy_request(
     dry_run: bool,
     entities: Sequence[Mapping],
     bundle: Optional[Bundle],
+    ledger_dir: Optional[str] = None,
 ) -> dict:
     """runtime/deploy.py's request. `entities`: per serialized entity its file (relative to the request's
-    directory), kind and whether it is fast; the bundle is written at `bundle/<name>`. Tasks keep the image's
-    content tag on every path (no digest pinning), so `--no-push-images` and a normal deploy register identical
-    entities (docs/reliability.md)."""
-    return {
+    directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `ledger_dir` holds the
+    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call).
+    Tasks keep their images' content tags on every path (no digest pinning), so `--no-push-images` and a normal
+    deploy register identical entities (docs/reliability.md)."""
+    request = {
         "admin": admin.request_json(),
         "dry_run": dry_run,
         "bundle": {"path": bundle_path(bundle), "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
         "entities": list(entities),
     }
+    if ledger_dir:
+        request["ledger"] = {"dir": ledger_dir}
+    return request
 
 
 def bundle_path(bundle: Bundle) -> str:
     return f"bundle/{bundle.name}"
 
 
-def entities_of(index: int, summary: Mapping) -> Iterable[dict]:
-    """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`)."""
+def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
+    """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`); with its
+    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs."""
     for e in summary["entities"]:
-        yield {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
-
-
+        item = {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
+        if plan is not None:
+            item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
+        yield item
 
 
 def images_summary(published: Iterable) -> list:

@@ -9,7 +9,9 @@ from pants.backend.python.target_types import InterpreterConstraintsField, Pytho
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.collection import Collection
+from pants.engine.fs import DigestContents, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.logging import LogLevel
 from pants.engine.target import (
     AllTargets,
     Target,
@@ -18,10 +20,12 @@ from pants.engine.target import (
 )
 
 from flytebuild.core import validate
-from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.errors import FlytebuildError, PlanError
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
-from flytebuild.core.plan import plan_workflow
+from flytebuild.core.fingerprint import file_digest
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
+from flytebuild.core.model import FileDigest, ImageTarget, WorkflowPlan, WorkflowTarget
+from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
@@ -84,6 +88,35 @@ class PlannedWorkflow:
 
 class PlannedWorkflows(Collection[PlannedWorkflow]):
     pass
+
+
+@dataclass(frozen=True)
+class WorkflowPlanOutcome:
+    """One workflow's plan, or the paragraph saying why it could not be planned."""
+
+    address: str
+    planned: PlannedWorkflow | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowPlanOutcomes:
+    """Every requested workflow planned on its own: one bad workflow does not hide the others."""
+
+    outcomes: tuple[WorkflowPlanOutcome, ...]
+
+    @property
+    def planned(self) -> tuple[PlannedWorkflow, ...]:
+        return tuple(o.planned for o in self.outcomes if o.planned is not None)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(o.error for o in self.outcomes if o.error is not None)
+
+
+@dataclass(frozen=True)
+class _OutcomeRequest:
+    request: WorkflowPlanRequest
 
 
 def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
@@ -201,7 +234,7 @@ async def plan_flyte_workflow(
     images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
     task_images_map = dict(tgt[FlyteWorkflowTaskImagesField].value or {})
 
-    intro = parse_introspection(introspection.data())
+    intro = parse_introspection(introspection.data(), target=str(address))
 
     image_addr = await _addresses([image_value] if image_value else [], address, "image")
     mapped = await _addresses(list(images_map.values()), address, "images")
@@ -223,7 +256,21 @@ async def plan_flyte_workflow(
         ]
     candidates = sorted({*image_addr, *mapped, *per_task, *default_addr, *by_name})
 
-    source_files = sorted({t.source_file for t in intro.tasks if t.source_file})
+    # What the ImageSpecs in code name: copy candidates (literal paths, never a folder walk) and requirements files.
+    copy_candidates, requirement_paths = spec_lookups(intro.tasks)
+    spec_contents = (
+        await Get(DigestContents, PathGlobs([*copy_candidates, *requirement_paths]))
+        if copy_candidates or requirement_paths else ()
+    )
+    spec_files = {
+        fc.path: FileDigest(fc.path, file_digest(fc.content)) for fc in spec_contents if fc.path in copy_candidates
+    }
+    requirement_files = {
+        fc.path: requirement_lines(fc.content.decode("utf-8")) for fc in spec_contents if fc.path in requirement_paths
+    }
+    source_files = sorted(
+        {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
+    )
     closures_list = await MultiGet(
         Get(Closure, SourceFileClosureRequest(path, resolve)) for path in source_files
     )
@@ -250,6 +297,8 @@ async def plan_flyte_workflow(
         closures,
         {img.address: img for img in images_list},
         settings,
+        spec_files=spec_files,
+        requirement_files=requirement_files,
     )
     # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
     # environment before anything uses the plan (a cached process: free when nothing changed).
@@ -266,54 +315,110 @@ async def plan_flyte_workflow(
     return PlannedWorkflow(plan, tuple(images_list))
 
 
+@rule(desc="Plan a flyte_workflow (isolated)")
+async def plan_outcome(request: _OutcomeRequest) -> WorkflowPlanOutcome:
+    address = str(request.request.introspection.address)
+    try:
+        planned = await Get(PlannedWorkflow, WorkflowPlanRequest, request.request)
+    except FlytebuildError as e:
+        return WorkflowPlanOutcome(address, None, str(e))
+    return WorkflowPlanOutcome(address, planned, None)
+
+
 @rule(desc="Plan flyte_workflows")
-async def plan_flyte_workflows(
+async def plan_flyte_workflow_outcomes(
     request: WorkflowPlansRequest, settings: Settings, python_setup: PythonSetup
-) -> PlannedWorkflows:
+) -> WorkflowPlanOutcomes:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
         for a in request.addresses
     )
+    validate.check_options(settings.default_base, settings.registry, "[flyte].default_base", "[flyte].registry")
+    # Field values (and those of the images a workflow names explicitly) are checked before any user code runs;
+    # a workflow with a bad one fails alone, as any other planning error does.
+    early = await MultiGet(Get(_EarlyCheck, _EarlyCheckRequest(w.target.address)) for w in wrapped)
+    failed_early = {c.address: c.error for c in early if c.error is not None}
     by_resolve: dict[str, list[Address]] = defaultdict(list)
     for w in wrapped:
-        # Checked before any user code is imported (introspection is the first process to run).
-        if w.target.has_field(FlyteProjectField):
-            validate.check_workflow(
-                str(w.target.address),
-                project=w.target[FlyteProjectField].value or settings.project,
-                domain=w.target[FlyteDomainField].value or settings.domain,
-                project_from="" if w.target[FlyteProjectField].value else "[flyte].project",
-                domain_from="" if w.target[FlyteDomainField].value else "[flyte].domain",
-            )
-    validate.check_options(settings.default_base, settings.registry, "[flyte].default_base", "[flyte].registry")
-    # The images a workflow names explicitly are checked before any user code runs, too.
-    named = []
-    for w in wrapped:
-        if w.target.has_field(FlyteWorkflowImageField):
-            value = w.target[FlyteWorkflowImageField].value
-            named += await _addresses([value] if value else [], w.target.address, "image")
-            named += await _addresses(list((w.target[FlyteWorkflowImagesField].value or {}).values()),
-                                      w.target.address, "images")
-            named += await _addresses(list((w.target[FlyteWorkflowTaskImagesField].value or {}).values()),
-                                      w.target.address, "task_images")
-    images = await MultiGet(
-        Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan")) for a in sorted(set(named))
-    )
-    for image in images:
-        if isinstance(image.target, FlyteImageTarget):
-            _checked_image_fields(image.target, settings)
-    for w in wrapped:
-        by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
+        if str(w.target.address) not in failed_early:
+            by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
     batches = await MultiGet(
         Get(IntrospectionResults, IntrospectionRequest(tuple(sorted(addresses))))
         for _, addresses in sorted(by_resolve.items())
     )
-    planned = await MultiGet(
-        Get(PlannedWorkflow, WorkflowPlanRequest(result, request.environment))
+    outcomes = await MultiGet(
+        Get(WorkflowPlanOutcome, _OutcomeRequest(WorkflowPlanRequest(result, request.environment)))
         for batch in batches
         for result in batch.results
     )
-    return PlannedWorkflows(sorted(planned, key=lambda p: p.plan.address))
+    outcomes = sorted([*outcomes, *(WorkflowPlanOutcome(a, None, e) for a, e in failed_early.items())],
+                      key=lambda o: o.address)
+    # Warnings only a view over every planned workflow can give (one image name answering different specs).
+    plans = with_cross_workflow_warnings([o.planned.plan for o in outcomes if o.planned is not None])
+    by_address = {p.address: p for p in plans}
+    return WorkflowPlanOutcomes(
+        tuple(
+            o if o.planned is None else WorkflowPlanOutcome(
+                o.address, PlannedWorkflow(by_address[o.address], o.planned.images), None
+            )
+            for o in outcomes
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _EarlyCheckRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class _EarlyCheck:
+    address: str
+    error: str | None
+
+
+@rule(desc="Check a flyte_workflow's fields", level=LogLevel.DEBUG)
+async def early_check(request: _EarlyCheckRequest, settings: Settings) -> _EarlyCheck:
+    """The workflow's project/domain and the fields of the images it names explicitly (core/validate.py)."""
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte-plan"))
+    tgt = wrapped.target
+    try:
+        if tgt.has_field(FlyteProjectField):
+            validate.check_workflow(
+                str(tgt.address),
+                project=tgt[FlyteProjectField].value or settings.project,
+                domain=tgt[FlyteDomainField].value or settings.domain,
+                project_from="" if tgt[FlyteProjectField].value else "[flyte].project",
+                domain_from="" if tgt[FlyteDomainField].value else "[flyte].domain",
+            )
+        named: list[Address] = []
+        if tgt.has_field(FlyteWorkflowImageField):
+            value = tgt[FlyteWorkflowImageField].value
+            named += await _addresses([value] if value else [], tgt.address, "image")
+            named += await _addresses(list((tgt[FlyteWorkflowImagesField].value or {}).values()), tgt.address, "images")
+            named += await _addresses(list((tgt[FlyteWorkflowTaskImagesField].value or {}).values()), tgt.address,
+                                      "task_images")
+        images = await MultiGet(
+            Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan")) for a in sorted(set(named))
+        )
+        for image in images:
+            if isinstance(image.target, FlyteImageTarget):
+                _checked_image_fields(image.target, settings)
+    except FlytebuildError as e:
+        return _EarlyCheck(str(request.address), str(e))
+    return _EarlyCheck(str(request.address), None)
+
+
+@rule(desc="Plan flyte_workflows")
+async def plan_flyte_workflows(request: WorkflowPlansRequest) -> PlannedWorkflows:
+    """Every workflow planned, or one error holding the paragraph of each workflow that failed."""
+    outcomes = await Get(WorkflowPlanOutcomes, WorkflowPlansRequest, request)
+    failed = [o for o in outcomes.outcomes if o.error is not None]
+    if len(failed) == 1:
+        raise FlytebuildError(failed[0].error or "")
+    if failed:
+        raise PlanError("\n\n".join(f"{o.address}: {o.error}" for o in failed))
+    return PlannedWorkflows(sorted(outcomes.planned, key=lambda p: p.plan.address))
 
 
 def rules():
