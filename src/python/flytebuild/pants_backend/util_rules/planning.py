@@ -325,6 +325,17 @@ async def plan_outcome(request: _OutcomeRequest) -> WorkflowPlanOutcome:
     return WorkflowPlanOutcome(address, planned, None)
 
 
+@dataclass(frozen=True)
+class _EarlyCheckRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class _EarlyCheck:
+    address: str
+    error: str | None
+
+
 @rule(desc="Plan flyte_workflows")
 async def plan_flyte_workflow_outcomes(
     request: WorkflowPlansRequest, settings: Settings, python_setup: PythonSetup
@@ -364,17 +375,6 @@ async def plan_flyte_workflow_outcomes(
             for o in outcomes
         )
     )
-
-
-@dataclass(frozen=True)
-class _EarlyCheckRequest:
-    address: Address
-
-
-@dataclass(frozen=True)
-class _EarlyCheck:
-    address: str
-    error: str | None
 
 
 @rule(desc="Check a flyte_workflow's fields", level=LogLevel.DEBUG)
