@@ -46,6 +46,8 @@ class ProjectPlan:
     # per workflow: a key over everything importing its entrypoint can see (environment, import closure), for
     # core/result_cache.py; absent when the environment cannot be identified without starting it
     input_keys: Tuple[Tuple[str, str], ...] = ()
+    # (workflow, error paragraph) of the workflows that could not be planned (plan_project(isolate=True))
+    errors: Tuple[Tuple[str, str], ...] = ()
 
 
 def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
@@ -72,25 +74,41 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
     return workflows, images
 
 
-def plan_project(project: Project, names: Sequence[str] = (), environment: Optional[str] = None) -> ProjectPlan:
+def plan_project(
+    project: Project, names: Sequence[str] = (), environment: Optional[str] = None, isolate: bool = False
+) -> ProjectPlan:
+    """`isolate`: a workflow that cannot be planned is reported in `errors` and the others are planned (plan and
+    package); otherwise its error is raised."""
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
             "No [workflows.*] or [images.*] are configured",
             file=project.config_file,
-            fix="declare images and workflows (see examples/flytebuild.toml)",
+            fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
         )
     validate.check_options(project.settings.default_base, project.settings.registry, "`default_base`", "`registry`",
                            file=project.config_file)
-    # Field values are checked before any user code runs; images are checked when something needs them.
+    # Field values (the workflow's, and those of the images it names) are checked before any user code runs; a
+    # workflow with a bad one fails alone when isolating, as any other planning error does.
+    early_errors: List[Tuple[str, str]] = []
+    checked = []
     for workflow in workflows:
-        check_workflow_config(project, workflow)
-    explicit = {w.image for w in workflows if w.image} | {v for w in workflows for _, v in w.images + w.task_images}
-    if project.settings.default_image and project.image(project.settings.default_image):
-        explicit.add(project.settings.default_image)
-    for image in project.images:
-        if image.name in explicit or image in listed:
-            check_image_config(project, image)
+        try:
+            check_workflow_config(project, workflow)
+            for name in sorted({workflow.image or "", *(v for _, v in workflow.images + workflow.task_images)}):
+                image = project.image(name) if name else None
+                if image is not None:
+                    check_image_config(project, image)
+        except FlytebuildError as e:
+            if not isolate:
+                raise
+            early_errors.append((workflow.name, str(e)))
+            continue
+        checked.append(workflow)
+    workflows = checked
+    default = project.image(project.settings.default_image) if project.settings.default_image else None
+    for image in [*listed, *([default] if default is not None else [])]:
+        check_image_config(project, image)
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
     input_keys: Dict[str, str] = {}
@@ -102,13 +120,13 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
         # the workflows whose import closure changed are introspected, together, in one process.
         cache = ResultCache(cache_path("results"))
         env = userenv.env_identity(project.python)
-        script = userenv.runtime_script_bytes("introspect.py")
+        runtime = userenv.runtime_fingerprint()
         inputs = {
             ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
             for _, ep in entrypoints
         } if env else {}
         input_keys = {name: inputs[ep] for name, ep in entrypoints if ep in inputs}
-        keys = {ep: result_key("introspect", ep, key, script) for ep, key in inputs.items()}
+        keys = {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()}
         for ep, key in keys.items():
             cached = cache.get(key)
             if cached is not None:
@@ -135,7 +153,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
                 raise
             for ep, data in fresh.items():
                 results[ep] = data
-                if ep in keys:
+                if ep in keys and "error" not in data:
                     cache.put(keys[ep], json.dumps(data, sort_keys=True))
         if installed_proc is not None:
             installed = userenv.finish_installed_query(installed_proc, project.python)
@@ -145,42 +163,26 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             installed = {k: tuple(v) for k, v in json.loads(installed_text).items()}
         graph.use_installed(installed)
 
-    # An image with a bad field fails only the workflows whose code names it.
-    parsed = {name: parse_introspection(results[entrypoint], target=name) for name, entrypoint in entrypoints}
-    named_in_code = {t.image.name for intro in parsed.values() for t in intro.tasks if t.image.name}
-    for image in project.images:
-        if image.image_name in named_in_code:
-            check_image_config(project, image)
     image_targets = {img.name: graph.image_target(img) for img in project.images if not image_config_problems(img)}
     plans: List[WorkflowPlan] = []
     closures: Dict[str, Closure] = {}
+    errors: List[Tuple[str, str]] = list(early_errors)
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
-        data = results[entrypoint]
-        intro = parsed[workflow.name]
-        # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
-        # their digests and (for modules) closures, and the lines of their requirements files.
-        candidates, requirement_paths = spec_lookups(intro.tasks)
-        root = Path(project.root)
-        spec_files = {f.path: f for f in graph.digests(p for p in candidates if (root / p).is_file())}
-        requirement_files = {
-            p: requirement_lines((root / p).read_text()) for p in requirement_paths if (root / p).is_file()
-        }
-        needed = {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
-        for path in sorted(needed):
-            if path not in closures:
-                closures[path] = graph.closure_of_source_file(path)
-        plans.append(
-            plan_workflow(
-                graph.workflow_target(workflow, entrypoint, environment),
-                intro,
-                {p: closures[p] for p in needed},
-                image_targets,
-                project.settings.with_environment(environment),
-                spec_files=spec_files,
-                requirement_files=requirement_files,
-            )
-        )
-        introspections[workflow.name] = data
+        try:
+            # An image with a bad field fails only the workflows whose code names it.
+            named = {t.image.name for t in parse_introspection(results[entrypoint], target=workflow.name).tasks
+                     if t.image.name}
+            for image in project.images:
+                if image.image_name in named:
+                    check_image_config(project, image)
+            plans.append(_plan_one(project, graph, workflow, entrypoint, results[entrypoint], image_targets,
+                                   closures, environment))
+        except FlytebuildError as e:
+            if not isolate:
+                raise
+            errors.append((workflow.name, str(e)))  # one bad workflow does not hide the others
+            continue
+        introspections[workflow.name] = results[entrypoint]
     plans = with_cross_workflow_warnings(plans)
     # Every rendered pod template is checked as a Kubernetes V1PodSpec in the user's environment
     # before anything uses the plan (one process for all workflows).
@@ -194,6 +196,32 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
         introspections=tuple(sorted(introspections.items())),
         closures=tuple(sorted(closures.items())),
         input_keys=tuple(sorted(input_keys.items())),
+        errors=tuple(errors),
+    )
+
+
+def _plan_one(project, graph, workflow, entrypoint, data, image_targets, closures, environment) -> WorkflowPlan:
+    intro = parse_introspection(data, target=workflow.name)
+    # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
+    # their digests and (for modules) closures, and the lines of their requirements files.
+    candidates, requirement_paths = spec_lookups(intro.tasks)
+    root = Path(project.root)
+    spec_files = {f.path: f for f in graph.digests(p for p in candidates if (root / p).is_file())}
+    requirement_files = {
+        p: requirement_lines((root / p).read_text()) for p in requirement_paths if (root / p).is_file()
+    }
+    needed = {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
+    for path in sorted(needed):
+        if path not in closures:
+            closures[path] = graph.closure_of_source_file(path)
+    return plan_workflow(
+        graph.workflow_target(workflow, entrypoint, environment),
+        intro,
+        {p: closures[p] for p in needed},
+        image_targets,
+        project.settings.with_environment(environment),
+        spec_files=spec_files,
+        requirement_files=requirement_files,
     )
 
 
