@@ -69,9 +69,9 @@ def _write_request(root: Path, endpoint: str) -> Path:
 
 
 def _deploy_argv(user_python: str):
-    from flytebuild.cli.userenv import runtime_script
+    from flytebuild.cli.userenv import runtime_command
 
-    return [user_python, runtime_script("deploy.py"), "request.json"]
+    return [user_python, *runtime_command("deploy"), "request.json"]
 
 
 def _run(root: Path, endpoint: str, user_python: str, timeout: float = 300):

@@ -585,7 +585,7 @@ def check_projects(admin: Admin, wanted: typing.Sequence[typing.Tuple[str, str]]
         try:
             found = admin.call(admin.admin.GetProject, project_pb2.ProjectGetRequest(id=project))
         except Exception as e:  # noqa: BLE001 - gRPC errors carry their code
-            code = _code(e)
+            code = grpc_code(e)
             if code == "UNIMPLEMENTED":
                 return
             if code == "NOT_FOUND":
