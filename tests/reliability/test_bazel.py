@@ -12,7 +12,7 @@ from tests.bazel.conftest import WORKSPACE, BazelWorkspace
 
 REPO = Path(__file__).resolve().parents[2]
 
-BUILD = '''load("@flytebuild//:rules/defs.bzl", "flyte_image")
+BUILD = '''load("@flytebuild//flytebuild:bazel/defs.bzl", "flyte_image")
 
 flyte_image(name = "evil", image_name = "../evil", deps = ["//:flytekit"])
 
@@ -26,7 +26,9 @@ def ws(tmp_path_factory, user_python):
     base = tmp_path_factory.mktemp("bazel-reliability")
     root = base / "ws"
     shutil.copytree(WORKSPACE, root, symlinks=False)
-    (root / "WORKSPACE").write_text((root / "WORKSPACE").read_text().replace('path = "../../.."', f'path = "{REPO}"'))
+    workspace = (root / "WORKSPACE").read_text()
+    # the same rewrite tests/bazel/conftest.py makes: the rules come from this checkout
+    (root / "WORKSPACE").write_text(workspace.replace('path = "../../../src/python"', f'path = "{REPO}/src/python"'))
     (root / "evil").mkdir()
     (root / "evil/BUILD.bazel").write_text(BUILD)
     ws = BazelWorkspace(root, base / "out", {
