@@ -168,7 +168,10 @@ def _plan(args: argparse.Namespace) -> int:
     from flytebuild.service import references
 
     project = load_project(args.config or find_config("."))
-    result = plan_project(project, args.targets)
+    result = plan_project(project, args.targets, isolate=True)
+    _report_failed(result)
+    if result.errors and not result.workflows:
+        return 1  # nothing planned: the paragraphs above are the whole answer
     _warn_unlocked(project, result.image_targets)
     workflows = result.workflows
     # With a cluster configured, the references the code declares are checked against the registered
@@ -178,7 +181,13 @@ def _plan(args: argparse.Namespace) -> int:
         workflows = references.with_warnings(workflows, _check_references(project, checked))
     render = render_json if args.format == "json" else render_table
     _write(render(result.images, workflows), args.output)
-    return 0
+    return 1 if result.errors else 0
+
+
+def _report_failed(result) -> None:
+    """One paragraph per workflow that could not be planned; the others are still printed/written (exit 1)."""
+    for name, error in result.errors:
+        print(f"flytebuild: {name}: {error}", file=sys.stderr)
 
 
 def _warn_unlocked(project, image_targets) -> None:
@@ -193,6 +202,8 @@ def _warn_unlocked(project, image_targets) -> None:
                            "run `flytebuild lock` and set `lockfile` in flytebuild.toml")
         if message:
             userenv.warn(message)
+
+
 def _check_references(project, plans) -> dict:
     import json
     import os
@@ -207,8 +218,8 @@ def _check_references(project, plans) -> dict:
         with open(request, "w", encoding="utf-8") as f:
             json.dump(references.check_request(plans, project.settings.admin), f, indent=1, sort_keys=True)
         userenv.progress(f"flytebuild: checking references against FlyteAdmin at {project.settings.admin.where}")
-        proc = userenv.run_script(python, references.SCRIPT, [request], project.root, project.source_roots,
-                                  cwd=project.root)
+        proc = userenv.run_runtime(python, references.COMMAND, [request], project.root, project.source_roots,
+                                   cwd=project.root)
     return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
@@ -249,11 +260,13 @@ def _package(args: argparse.Namespace) -> int:
             print(f"Wrote {shown(summary)}")
             print(f"    {cli_images.describe(published)}")
     if workflows:
-        result = plan_project(project, [w.name for w in workflows])
+        result = plan_project(project, [w.name for w in workflows], isolate=True)
         for path, lines in package_workflows(project, result, dist):
             print(f"Wrote {shown(path)}")
             for line in lines:
                 print(f"    {line}")
+        _report_failed(result)
+        return 1 if result.errors else 0
     return 0
 
 
@@ -370,7 +383,7 @@ def _run(args: argparse.Namespace) -> int:
     reference = project.reference(args.target)
     if reference is not None:
         # Registered on the cluster: launched as it is, nothing compiled or deployed here.
-        script = "remote.py"
+        command = "remote"
         request = reference_request_json(
             reference.name, reference.kind, reference.entity_name, reference.version, reference.project,
             reference.domain, reference.default_inputs, admin,
@@ -380,9 +393,9 @@ def _run(args: argparse.Namespace) -> int:
         result = plan_project(project, [args.target])
         (plan,) = result.workflows
         if not remote:
-            script, request = "run.py", run_request_json(plan)
+            command, request = "run", run_request_json(plan)
         else:
-            script = "remote.py"
+            command = "remote"
             request = remote_request_json(plan, admin)
             if plan.root_kind != "reference":  # a reference in code is registered already
                 code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
@@ -401,7 +414,7 @@ def _run(args: argparse.Namespace) -> int:
             f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
         # The user's program: its own stdin/stdout/stderr and exit code.
         return subprocess.call(
-            [python, userenv.runtime_script(script), request_file, *forwarded],
+            [python, *userenv.runtime_command(command), request_file, *forwarded],
             cwd=project.root,
             env=userenv.user_env(project.root, project.source_roots),
         )
