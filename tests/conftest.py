@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# One of each expensive real part per session, shared by every directory (see the module's docstring).
+from tests.support.fixtures import cache_dir, docker, pants_repo, python_base, registry, registry_repo  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 
