@@ -7,6 +7,7 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core.settings import Settings
 
 REPORT = "baked.workflows.make_report"
 CLEAN = "baked.workflows.clean"
@@ -23,7 +24,7 @@ def plan(mk, intro=None, target=None, files=None, default_image=None, flytekit_v
     data = {**data, "environment": {"python": "3.11", "flytekit": flytekit_version}}
     if edit:
         edit(data)
-    return plan_workflow(target or mk.workflow_target(), parse_introspection(data), closures, images, default_image)
+    return plan_workflow(target or mk.workflow_target(), parse_introspection(data), closures, images, Settings(default_image=default_image))
 
 
 def versions(p):
@@ -50,7 +51,8 @@ def test_scenario_plan(mk):
     assert (report.image, report.image_source, report.image_name, report.mode) == (mk.BAKED_IMAGE, "workflow", "baked", "baked")
     assert report.sources == ("examples/baked/workflows.py", "examples/shared/helpers.py")
     assert report.missing_sources == () and report.missing_requirements == () and report.warnings == ()
-    assert report.image_address == mk.BAKED_IMAGE and report.image_ref is None
+    # the plan carries the finished ref of every task: a flyte_image's content tag
+    assert report.image_address == mk.BAKED_IMAGE and report.image_ref == plan_image(mk.scenario_facts()[1][mk.BAKED_IMAGE]).ref
     assert report.cache_version is None
 
     assert p.task(CLEAN).cache_version.startswith("1-")
@@ -134,7 +136,7 @@ def test_baked_image_losing_a_file_makes_task_fast(mk):
     closures, images = mk.scenario_facts()
     img = images[mk.BAKED_IMAGE]
     images[mk.BAKED_IMAGE] = dataclasses.replace(img, sources=img.sources[:1])
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
     t = p.task(REPORT)
     assert t.mode == "fast" and t.missing_sources == ("examples/shared/helpers.py",)
     assert t.missing_requirements == ()
@@ -144,7 +146,7 @@ def test_baked_image_losing_a_file_makes_task_fast(mk):
 def test_fast_task_on_image_without_flytekit_warns(mk):
     closures, images = mk.scenario_facts()
     images[mk.FAST_IMAGE] = dataclasses.replace(images[mk.FAST_IMAGE], requirements=(), pins=())
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
     t = p.task(CRUNCH)
     assert t.missing_requirements == ("flytekit", "pandas")
     assert any("pyflyte-fast-execute will not be found" in w for w in t.warnings)
@@ -161,7 +163,7 @@ def test_cache_without_outputs_warns(mk):
 def test_missing_closure_warns(mk):
     closures, images = mk.scenario_facts()
     del closures["examples/fast/tasks.py"]
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
+    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
     assert any("no build-graph closure for examples/fast/tasks.py" in w for w in p.task(CRUNCH).warnings)
 
 

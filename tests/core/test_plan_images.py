@@ -7,6 +7,7 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_workflow
+from flytebuild.core.settings import Settings
 
 T = "fast.tasks.crunch"
 ML = ImageTarget(
@@ -26,7 +27,7 @@ def choose(mk, image=None, kind="python", target=None, default_image=None, flyte
     data = mk.introspection("task", T, tasks=[t], entrypoint="fast.tasks:crunch")
     intro = parse_introspection({**data, "environment": {"python": python, "flytekit": flytekit_version}})
     target = target or mk.workflow_target(image=None, task_images=())
-    return plan_workflow(target, intro, closures, images, default_image).task(T)
+    return plan_workflow(target, intro, closures, images, Settings(default_image=default_image)).task(T)
 
 
 def template(name):

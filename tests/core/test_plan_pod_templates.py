@@ -8,6 +8,7 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import PodTemplateTarget
 from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core.settings import Settings
 from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
 
 REPORT = "baked.workflows.make_report"
@@ -61,7 +62,7 @@ def plan(mk, target, edit=None, files=None):
     data = {**mk.scenario_intro(), "environment": {"python": "3.11", "flytekit": "1.16.31"}}
     if edit:
         edit(data)
-    return plan_workflow(target, parse_introspection(data), closures, images, None)
+    return plan_workflow(target, parse_introspection(data), closures, images, Settings())
 
 
 def pod(p, task):

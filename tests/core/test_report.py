@@ -2,12 +2,13 @@ import json
 
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core.settings import Settings
 from flytebuild.core.report import render_json, render_table
 
 
 def _plans(mk):
     closures, images = mk.scenario_facts()
-    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
+    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
     return [plan_image(images[a]) for a in sorted(images)], [wf]
 
 

@@ -5,6 +5,7 @@ import json
 
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.plan import plan_workflow
+from flytebuild.core.settings import Settings
 from flytebuild.core.verify import baked_tasks, check_images, failure_message, render_verify, tasks_by_image
 from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_SOURCE_FILES
 from flytebuild.oci.verify import run_argv, static_problems
@@ -12,7 +13,7 @@ from flytebuild.oci.verify import run_argv, static_problems
 
 def _baked(mk):
     closures, images = mk.scenario_facts()
-    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, None)
+    wf = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
     return wf, baked_tasks([wf])
 
 

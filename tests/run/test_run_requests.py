@@ -4,20 +4,20 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget, WorkflowTarget
 from flytebuild.core.plan import plan_image, plan_workflow
-from flytebuild.pants_backend.goals.run import remote_request_json, run_request_json
+from flytebuild.core.run_request import remote_request_json, run_request_json
+from flytebuild.core.settings import AdminSettings, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 INTROSPECT = REPO / "src/python/flytebuild/runtime/introspect.py"
 IMAGE = ImageTarget(address="examples/typed:image", image_name="typed", base="localhost:5000/flytebuild/python:3.11",
                     registry="localhost:5000", repository="flytebuild/typed", requirements=("flytekit",))
-FLYTE = SimpleNamespace(endpoint="127.0.0.1:1", insecure=True, config=None, admin_timeout=7)
+FLYTE = AdminSettings(endpoint="127.0.0.1:1", insecure=True, config=None, timeout=7)
 
 
 def introspect(user_python, entrypoint, pythonpath):
@@ -32,7 +32,7 @@ def introspect(user_python, entrypoint, pythonpath):
 def plan(intro, address="examples/typed:wf", image=IMAGE.address):
     target = WorkflowTarget(address=address, entrypoint=intro.entrypoint, project="flytesnacks",
                             domain="development", image=image)
-    return plan_workflow(target, intro, {}, {IMAGE.address: IMAGE}, None)
+    return plan_workflow(target, intro, {}, {IMAGE.address: IMAGE}, Settings())
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def typed(user_python):
 
 def test_local_request_carries_cache_versions_and_image_refs(typed):
     p = plan(typed)
-    req = run_request_json(p, (IMAGE,))
+    req = run_request_json(p)
     assert req["entrypoint"] == "typed.workflows:wf" and req["target"] == "examples/typed:wf"
     ref = plan_image(IMAGE).ref
     assert set(req["tasks"]) == {"typed.workflows.read_values", "typed.workflows.scale", "typed.workflows.report"}
@@ -54,7 +54,7 @@ def test_local_request_carries_cache_versions_and_image_refs(typed):
 
 
 def test_external_images_are_passed_as_references(typed):
-    req = run_request_json(plan(typed, image=None), ())
+    req = run_request_json(plan(typed, image=None))
     entry = req["tasks"]["typed.workflows.report"]
     assert entry["image"].startswith("cr.flyte.org/flyteorg/flytekit:py3.11-")
     assert entry["image_source"] == "flytekit_default"

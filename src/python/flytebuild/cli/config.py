@@ -16,6 +16,16 @@ from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.settings import (
+    CACHE_KEY_POLICIES,
+    DEFAULT_ADMIN_TIMEOUT,
+    DEFAULT_BASE,
+    DEFAULT_DOMAIN,
+    DEFAULT_PROJECT,
+    DEFAULT_REGISTRY,
+    AdminSettings,
+    Settings,
+)
 
 
 
@@ -29,12 +39,12 @@ def _tomllib():
 
 CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
 
-# The `[flyte]` subsystem's defaults (pants_backend/subsystems/flyte.py), so both agree.
+# core.settings' defaults, which the `[flyte]` subsystem uses too, so both agree.
 DEFAULTS = {
-    "default_base": "localhost:5000/flytebuild/python:3.11",
-    "registry": "localhost:5000",
-    "project": "flytesnacks",
-    "domain": "development",
+    "default_base": DEFAULT_BASE,
+    "registry": DEFAULT_REGISTRY,
+    "project": DEFAULT_PROJECT,
+    "domain": DEFAULT_DOMAIN,
 }
 DEFAULT_IMAGE_PYTHON = "/usr/bin/python3"  # flyte_image `python` field default
 
@@ -109,18 +119,9 @@ class Project:
     requirements_file: Optional[str]  # repo-relative
     lockfile: Optional[str]  # repo-relative
     module_mapping: Tuple[Tuple[str, Tuple[str, ...]], ...]
-    default_image: Optional[str]
-    default_base: str
-    registry: Optional[str]
-    project: str
-    domain: str
+    settings: Settings  # project/domain/registry/default base+image/environment/admin: built here only
     images: Tuple[ImageConfig, ...]
     workflows: Tuple[WorkflowConfig, ...]
-    # flyte-deploy's [flyte] options
-    endpoint: Optional[str] = None
-    insecure: Optional[bool] = None
-    admin_config: Optional[str] = None  # flytekit config file, absolute
-    admin_timeout: int = 15
     # package's [flyte] image options
     image_cache_dir: Optional[str] = None  # absolute
     image_push_jobs: int = 4
@@ -128,7 +129,6 @@ class Project:
     # image `dependencies` are its labels.
     targets: Optional[Tuple[TargetFacts, ...]] = None
     pod_templates: Tuple[PodTemplateConfig, ...] = ()
-    environment: Optional[str] = None  # the pod templates' overlay ([flyte].environment)
     references: Tuple[ReferenceConfig, ...] = ()
 
     def reference(self, name: str) -> Optional[ReferenceConfig]:
@@ -198,7 +198,6 @@ _TOP_KEYS = {
 _REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
 _REFERENCE_KINDS = ("task", "workflow", "launch_plan")
 _POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
-_CACHE_KEY_POLICIES = ("interface", "code")  # core.plan.CACHE_KEY_POLICIES
 _TARGET_KEYS = {"srcs", "deps", "requirements"}
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
 _WORKFLOW_KEYS = {
@@ -291,8 +290,7 @@ def load_project(path: str) -> Project:
         targets = tuple(targets)
     partial = Project(
         config_file=path, directory=directory, root=root, source_roots=(), python=None,
-        requirements_file=None, lockfile=None, module_mapping=(), default_image=None,
-        default_base=DEFAULTS["default_base"], registry=None, project="", domain="", images=(), workflows=(),
+        requirements_file=None, lockfile=None, module_mapping=(), settings=Settings(), images=(), workflows=(),
     )
     repo = partial.repo_path
 
@@ -333,7 +331,7 @@ def load_project(path: str) -> Project:
             )
         cache_key = wf.data.get("cache_key", "interface")
         per_task = cache_key if isinstance(cache_key, dict) else {}
-        if not (cache_key in _CACHE_KEY_POLICIES or (per_task and all(v in _CACHE_KEY_POLICIES for v in per_task.values()))):
+        if not (cache_key in CACHE_KEY_POLICIES or (per_task and all(v in CACHE_KEY_POLICIES for v in per_task.values()))):
             raise FlytebuildError(
                 f"`cache_key` in [workflows.{name}] is {cache_key!r}",
                 file=path,
@@ -418,25 +416,29 @@ def load_project(path: str) -> Project:
         requirements_file=repo(requirements_file) if requirements_file else None,
         lockfile=repo(lockfile) if lockfile else None,
         module_mapping=tuple(sorted((k, tuple(v)) for k, v in mapping.items())),
-        default_image=top.str("default_image"),
-        default_base=defaults["default_base"],
-        registry=defaults["registry"],
-        project=defaults["project"],
-        domain=defaults["domain"],
+        settings=Settings(
+            project=defaults["project"],
+            domain=defaults["domain"],
+            registry=defaults["registry"],
+            default_base=defaults["default_base"],
+            default_image=top.str("default_image"),
+            # FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)
+            environment=os.environ.get("FLYTEBUILD_ENVIRONMENT") or top.str("environment"),
+            admin=AdminSettings(
+                endpoint=top.str("endpoint"),
+                insecure=top.bool("insecure"),  # unset: the flytekit config decides, TLS without one
+                config=os.path.join(directory, os.path.expanduser(top.str("config"))) if top.str("config") else None,
+                timeout=top.int("admin_timeout", DEFAULT_ADMIN_TIMEOUT),
+            ),
+        ),
         images=tuple(images),
         workflows=tuple(workflows),
-        endpoint=top.str("endpoint"),
-        insecure=top.bool("insecure"),
-        admin_config=os.path.join(directory, os.path.expanduser(top.str("config"))) if top.str("config") else None,
-        admin_timeout=top.int("admin_timeout", 15),
         image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
         if top.str("image_cache_dir") else None,
         image_push_jobs=top.int("image_push_jobs", 4),
         targets=targets,
         pod_templates=tuple(pod_templates),
         references=tuple(references),
-        # FLYTEBUILD_ENVIRONMENT wins over the configuration (as --flyte-environment does)
-        environment=os.environ.get("FLYTEBUILD_ENVIRONMENT") or top.str("environment"),
     )
 
 

@@ -199,7 +199,7 @@ class ProjectGraph:
                 (task, self.pod_template_target(name, f"{origin} task_pod_templates"))
                 for task, name in workflow.task_pod_templates
             ),
-            environment=environment if environment is not None else self.project.environment,
+            environment=environment,  # None: the planner takes Settings.environment
             cache_key=workflow.cache_key,
             task_cache_keys=workflow.task_cache_keys,
         )

@@ -166,18 +166,14 @@ def _package(args: argparse.Namespace) -> int:
 
 def _deploy(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
-    from flytebuild.cli.registration import AdminSettings, check_admin, deploy
+    from flytebuild.cli.registration import check_admin, deploy
     from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
+    from flytebuild.service.deploy import pins_of
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
     result = plan_project(project, args.targets or [w.name for w in project.workflows])
-    admin = AdminSettings(
-        endpoint=args.endpoint or project.endpoint,
-        insecure=args.insecure if args.insecure is not None else project.insecure,
-        config=project.admin_config,
-        timeout=project.admin_timeout,
-    )
+    admin = _admin(project, args)
     check_admin(admin)  # before anything is pushed
     pushed = []
     if args.push_images and not args.dry_run:
@@ -191,7 +187,7 @@ def _deploy(args: argparse.Namespace) -> int:
             if image.address in wanted:
                 pushed.append(cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs))
     code, summary, warnings, _ = deploy(
-        project, result, admin, args.dry_run, published={i.name: f"{i.ref}@{i.digest}" for i in pushed}
+        project, result, admin, args.dry_run, pins=pins_of(pushed)
     )
     summary["images"] = [
         {"address": i.name, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
@@ -212,14 +208,12 @@ def _render(args: argparse.Namespace) -> int:
     import json
 
     from flytebuild.cli.planning import plan_project
-    from flytebuild.core.plan import plan_image
     from flytebuild.core.pod_render import render_entries, render_yaml
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "render")
     result = plan_project(project, args.targets or [w.name for w in project.workflows], args.env)
-    image_refs = {image.address: plan_image(image).ref for image in result.image_targets}
-    entries = render_entries(list(result.workflows), image_refs)
+    entries = render_entries(list(result.workflows))
     if args.format == "json":
         sys.stdout.write(json.dumps({"pods": entries}, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
     elif entries:
@@ -227,6 +221,18 @@ def _render(args: argparse.Namespace) -> int:
     else:
         print("flytebuild render: no task of these workflows has a pod template.", file=sys.stderr)
     return 0
+
+
+def _admin(project, args: argparse.Namespace):
+    """The configured admin settings with `--endpoint` / `--insecure` applied (flags win)."""
+    import dataclasses
+
+    admin = project.settings.admin
+    return dataclasses.replace(
+        admin,
+        endpoint=args.endpoint or admin.endpoint,
+        insecure=args.insecure if args.insecure is not None else admin.insecure,
+    )
 
 
 def _take_admin_flags(args: argparse.Namespace, forwarded: List[str]) -> List[str]:
@@ -256,40 +262,31 @@ def _run(args: argparse.Namespace) -> int:
 
     from flytebuild.cli import userenv
     from flytebuild.cli.planning import plan_project
-    from flytebuild.cli.registration import AdminSettings, deploy
+    from flytebuild.cli.registration import deploy
     from flytebuild.core.deploy_report import render_deploy_table
-    from flytebuild.core.run_request import remote_entity, run_request_json
+    from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
 
     project = load_project(args.config or find_config("."))
     forwarded = _take_admin_flags(args, [a for a in args.args if a != "--"])
     remote = args.remote or "--remote" in forwarded
-    admin = AdminSettings(
-        endpoint=args.endpoint or project.endpoint,
-        insecure=args.insecure if args.insecure is not None else project.insecure,
-        config=project.admin_config,
-        timeout=project.admin_timeout,
-    )
-    admin_json = {"endpoint": admin.endpoint, "insecure": admin.insecure, "config": admin.config, "timeout": admin.timeout}
+    admin = _admin(project, args)
     reference = project.reference(args.target)
     if reference is not None:
         # Registered on the cluster: launched as it is, nothing compiled or deployed here.
         script = "remote.py"
-        request = {
-            "admin": admin_json,
-            "target": reference.name,
-            "entity": {"kind": reference.kind, "project": reference.project, "domain": reference.domain,
-                       "name": reference.entity_name, "version": reference.version},
-            "default_inputs": dict(reference.default_inputs),
-        }
+        request = reference_request_json(
+            reference.name, reference.kind, reference.entity_name, reference.version, reference.project,
+            reference.domain, reference.default_inputs, admin,
+        )
     else:
         _workflows_only(project, [args.target], "run")
         result = plan_project(project, [args.target])
         (plan,) = result.workflows
         if not remote:
-            script, request = "run.py", run_request_json(plan, result.image_targets)
+            script, request = "run.py", run_request_json(plan)
         else:
             script = "remote.py"
-            request = {"admin": admin_json, "target": plan.address, **remote_entity(plan)}
+            request = remote_request_json(plan, admin)
             if plan.root_kind != "reference":  # a reference in code is registered already
                 code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
                 report = render_deploy_table(summary, warnings)

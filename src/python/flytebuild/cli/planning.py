@@ -90,7 +90,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
                 intro,
                 {p: closures[p] for p in {t.source_file for t in intro.tasks if t.source_file}},
                 image_targets,
-                project.default_image,
+                project.settings.with_environment(environment),
             )
         )
         introspections[workflow.name] = data

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
@@ -19,11 +19,10 @@ from flytebuild.cli.planning import ProjectPlan
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import WorkflowPlan
-from flytebuild.core.plan import plan_image
-from flytebuild.core.registration import DeployError, SerializationError, deploy_summary, serialize_request
-from flytebuild.oci.layers import build_layer
-
-ARCHIVE = "flyte-package.tgz"
+from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
+from flytebuild.core.settings import AdminSettings
+from flytebuild.service.deploy import bundle_path, check_admin as _check_admin, deploy_request, entities_of
+from flytebuild.service.registration import ARCHIVE, registration_archive
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,6 @@ class Serialized:
     workflow: str
     files: Tuple[Tuple[str, bytes], ...]  # the numbered .pb files
     summary: Mapping
-
-
-def image_refs(result: ProjectPlan, published: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    refs = {image.address: plan_image(image).ref for image in result.image_targets}
-    refs.update(published or {})
-    return refs
 
 
 def code_bundle(project: Project, result: ProjectPlan) -> Tuple[Optional[Bundle], Tuple[BundleWarning, ...]]:
@@ -56,10 +49,10 @@ def code_bundle(project: Project, result: ProjectPlan) -> Tuple[Optional[Bundle]
     return build_bundle(bundle_plan, read), warnings
 
 
-def serialize(project: Project, plan: WorkflowPlan, refs: Mapping[str, str]) -> Serialized:
+def serialize(project: Project, plan: WorkflowPlan) -> Serialized:
     """runtime/serialize.py in the user's environment: numbered .pb files, per-task settings."""
     python = userenv.check_python(project.python, project.config_file)
-    request = serialize_request(plan, refs)
+    request = serialize_request(plan)
     with tempfile.TemporaryDirectory(prefix="flytebuild-serialize-") as tmp:
         request_file = os.path.join(tmp, "request.json")
         with open(request_file, "w", encoding="utf-8") as f:
@@ -82,26 +75,17 @@ def serialize(project: Project, plan: WorkflowPlan, refs: Mapping[str, str]) -> 
 
 def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> List[Tuple[str, List[str]]]:
     """Per workflow `<dist>/<name>/flyte-package.tgz` (+ its code bundle): what `pants package` writes."""
-    refs = image_refs(result)
     written = []
     for plan in result.workflows:
         userenv.progress(f"flytebuild: serializing {plan.address}")
-        serialized = serialize(project, plan, refs)
+        serialized = serialize(project, plan)
         bundle, _ = code_bundle(project, ProjectPlan((), (plan,), result.image_targets))
-        entries = list(serialized.files)
-        if bundle is not None:
-            entries.append((bundle.name, bundle.data))
-        archive = build_layer(entries, name="flyte-package").read_bytes()
+        built = registration_archive(serialized.files, bundle)
         out_dir = os.path.join(dist_dir, dist_name(plan.address))
         os.makedirs(out_dir, exist_ok=True)
-        _write(os.path.join(out_dir, ARCHIVE), archive)
-        lines = [f"{len(serialized.files)} entities (numbered .pb files, `flytectl register files --archive`)"]
-        if bundle is not None:
-            _write(os.path.join(out_dir, bundle.name), bundle.data)
-            lines.append(f"code bundle {bundle.name}: {len(bundle.files)} files of the fast tasks")
-        else:
-            lines.append("no code bundle: every task runs from its image")
-        written.append((os.path.join(out_dir, ARCHIVE), lines))
+        for name, data in built.files:
+            _write(os.path.join(out_dir, name), data)
+        written.append((os.path.join(out_dir, ARCHIVE), list(built.lines)))
     return written
 
 
@@ -118,20 +102,12 @@ def _write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@dataclass(frozen=True)
-class AdminSettings:
-    endpoint: Optional[str]
-    insecure: Optional[bool]
-    config: Optional[str]  # flytekit config file, absolute
-    timeout: int = 15
-
-
 def check_admin(admin: AdminSettings) -> None:
-    if not admin.endpoint and not admin.config:
-        raise DeployError(
-            "No FlyteAdmin to deploy to",
-            fix="set `endpoint` (and `insecure`) or `config` in the flytebuild configuration, or pass --endpoint",
-        )
+    _check_admin(
+        admin,
+        fix="set `endpoint` (and `insecure`) or `config` in the flytebuild configuration, or pass --endpoint",
+        config_option="`config` in the flytebuild configuration",
+    )
 
 
 def deploy(
@@ -139,45 +115,37 @@ def deploy(
     result: ProjectPlan,
     admin: AdminSettings,
     dry_run: bool,
-    published: Optional[Mapping[str, str]] = None,
+    pins: Optional[Mapping[str, str]] = None,
 ) -> Tuple[int, dict, Tuple[BundleWarning, ...], str]:
-    """runtime/deploy.py over every planned workflow: (exit code, summary, warnings, log)."""
+    """runtime/deploy.py over every planned workflow: (exit code, summary, warnings, log). `pins`: tag ->
+    tag@digest of the images pushed for it (service.deploy.pins_of)."""
     check_admin(admin)
     python = userenv.check_python(project.python, project.config_file)
-    refs = image_refs(result, published)
     bundle, warnings = code_bundle(project, result)
     found_warnings = set(warnings)
     with tempfile.TemporaryDirectory(prefix="flytebuild-deploy-") as tmp:
         entities = []
         for i, plan in enumerate(result.workflows):
             userenv.progress(f"flytebuild: serializing {plan.address}")
-            serialized = serialize(project, plan, refs)
+            serialized = serialize(project, plan)
             os.makedirs(os.path.join(tmp, f"wf{i}"))
             for name, data in serialized.files:
                 with open(os.path.join(tmp, f"wf{i}", name), "wb") as f:
                     f.write(data)
-            for e in serialized.summary["entities"]:
-                entities.append({"file": f"wf{i}/{e['file']}", "kind": e["kind"], "fast": e["fast"]})
+            entities += entities_of(i, serialized.summary)
             for w in serialized.summary.get("warnings", ()):
                 if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                     found_warnings.add(BundleWarning(w["task"], w["message"]))
         if bundle is not None:
             os.makedirs(os.path.join(tmp, "bundle"))
-            with open(os.path.join(tmp, "bundle", bundle.name), "wb") as f:
+            with open(os.path.join(tmp, bundle_path(bundle)), "wb") as f:
                 f.write(bundle.data)
-        request = {
-            "admin": {"endpoint": admin.endpoint, "insecure": admin.insecure, "config": admin.config,
-                      "timeout": admin.timeout},
-            "dry_run": dry_run,
-            "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
-            "dest_dir": ".",
-            "entities": entities,
-        }
+        request = deploy_request(admin, dry_run, entities, bundle, pins)
         with open(os.path.join(tmp, "request.json"), "w", encoding="utf-8") as f:
             json.dump(request, f, indent=1, sort_keys=True)
         userenv.progress(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
-            f"{admin.endpoint or admin.config}"
+            f"{admin.where}"
         )
         proc = userenv.run_script(python, "deploy.py", ["request.json"], project.root, project.source_roots, cwd=tmp)
     data = deploy_summary(proc.stdout, proc.stderr)

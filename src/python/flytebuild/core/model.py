@@ -95,15 +95,15 @@ class WorkflowTarget:
 
     address: str
     entrypoint: str
-    project: str
-    domain: str
+    project: str  # "" = Settings.project (the planner fills what is unset)
+    domain: str  # "" = Settings.domain
     image: Optional[str] = None
     images: Tuple[Tuple[str, str], ...] = ()  # (image_name used in code, image address)
     task_images: Tuple[Tuple[str, str], ...] = ()  # (task name, image address)
     pod_template: Optional[PodTemplateTarget] = None  # for all its tasks
     task_pod_templates: Tuple[Tuple[str, PodTemplateTarget], ...] = ()  # (task name, template)
-    environment: Optional[str] = None  # picks the pod templates' overlay
-    cache_key: str = "interface"  # interface | code: what the cache_version follows
+    environment: Optional[str] = None  # picks the pod templates' overlay; None = Settings.environment
+    cache_key: Optional[str] = None  # interface | code: what the cache_version follows; None = Settings.cache_key
     task_cache_keys: Tuple[Tuple[str, str], ...] = ()  # (task name, policy)
 
 
@@ -122,7 +122,7 @@ class TaskPlan:
     image_name: Optional[str]  # the flyte_image's image_name, or the name used in code
     image_source: str  # code | code:ImageSpec | task_images | workflow | default_image | flytekit_default
     image_address: Optional[str]  # set when the image is a flyte_image target
-    image_ref: Optional[str]  # set when the image is external (pushed ref of targets: ImagePlan.ref)
+    image_ref: Optional[str]  # the reference tasks run from: a flyte_image's content tag (= ImagePlan.ref) or the external ref
     image_fingerprint: str
     mode: str  # baked | fast | container
     fingerprint: str

@@ -5,6 +5,7 @@ Pure function of build-graph facts and the introspection; adapters gather, core 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from flytebuild.core import fingerprint as fp
@@ -13,6 +14,7 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.imagespec import SpecImage, spec_images, spec_key
 from flytebuild.core.introspection import Introspection, Task, Workflow
 from flytebuild.core.lockfile import canonical_name
+from flytebuild.core.settings import CACHE_KEY_POLICIES, Settings
 from flytebuild.core.model import (
     Closure,
     EntityPlan,
@@ -211,9 +213,6 @@ def _image_spec_ref(name: str, spec: Optional[Mapping]) -> str:
 # Tasks
 
 
-CACHE_KEY_POLICIES = ("interface", "code")
-
-
 class _TaskSettings:
     """Per-task pod template and cache-key policy from the workflow target (task mapping first,
     by full or short task name, then the workflow-wide setting)."""
@@ -230,7 +229,7 @@ class _TaskSettings:
 
     def cache_key(self, task: Task) -> str:
         policy = self.task_cache_keys.get(task.name) or self.task_cache_keys.get(_short(task.name))
-        policy = policy or self.target.cache_key or "interface"
+        policy = policy or self.target.cache_key
         if policy not in CACHE_KEY_POLICIES:
             raise PlanError(
                 f"cache_key `{policy}` for task `{task.name}` is not a known policy",
@@ -356,7 +355,8 @@ def _plan_task(
         image_name=image.image_name if is_target else task.image.name,
         image_source=source,
         image_address=image.address if is_target else None,
-        image_ref=None if is_target else image.ref,
+        # finished for every task, so no front end recomputes it: a flyte_image's content tag
+        image_ref=f"{image.repository_ref}:{fp.version_of(image_fp)}" if is_target else image.ref,
         image_fingerprint=image_fp,
         mode=mode,
         fingerprint=task_fp,
@@ -380,6 +380,17 @@ def _display(image: Image) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Workflows and launch plans
+
+
+def with_defaults(target: WorkflowTarget, settings: Settings) -> WorkflowTarget:
+    """The target with what it leaves unset taken from the settings (front ends pass fields as written)."""
+    return replace(
+        target,
+        project=target.project or settings.project,
+        domain=target.domain or settings.domain,
+        environment=target.environment if target.environment is not None else settings.environment,
+        cache_key=target.cache_key or settings.cache_key,
+    )
 
 
 def _node_refs(workflow: Workflow) -> List[Tuple[str, str]]:
@@ -410,12 +421,13 @@ def plan_workflow(
     intro: Introspection,
     closures: Mapping[str, Closure],
     images: Mapping[str, ImageTarget],
-    default_image: Optional[str],
-    default_base: Optional[str] = None,
-    default_registry: Optional[str] = None,
+    settings: Settings,
 ) -> WorkflowPlan:
-    chooser = _ImageChooser(target, images, default_image, intro.python_version, intro.flytekit_version)
-    chooser.spec_images = spec_images(unmatched_spec_tasks(target, intro, images), closures, default_base, default_registry)
+    target = with_defaults(target, settings)
+    chooser = _ImageChooser(target, images, settings.default_image, intro.python_version, intro.flytekit_version)
+    chooser.spec_images = spec_images(
+        unmatched_spec_tasks(target, intro, images), closures, settings.default_base, settings.registry
+    )
     settings = _TaskSettings(target, images)
     tasks = tuple(_plan_task(t, chooser, closures, settings) for t in intro.tasks)
     warnings: List[str] = []

@@ -14,12 +14,6 @@ from flytebuild.core.model import TaskPlan, WorkflowPlan
 from flytebuild.core.pod_templates import DEFAULT_PRIMARY_CONTAINER_NAME, to_yaml
 
 
-def _image_of(plan: WorkflowPlan, task: TaskPlan, image_refs: Dict[str, str]) -> Optional[str]:
-    if task.image_ref:
-        return task.image_ref
-    return image_refs.get(task.image_address or "")
-
-
 def final_pod(template: Dict[str, Any], image: Optional[str]) -> Dict[str, Any]:
     """The template as the pod will carry it: the task's image in the primary container."""
     doc = copy.deepcopy(template)
@@ -34,7 +28,7 @@ def final_pod(template: Dict[str, Any], image: Optional[str]) -> Dict[str, Any]:
     return doc
 
 
-def render_entries(plans: List[WorkflowPlan], image_refs: Dict[str, str]) -> List[Dict[str, Any]]:
+def render_entries(plans: List[WorkflowPlan]) -> List[Dict[str, Any]]:
     entries = []
     for wf in sorted(plans, key=lambda p: p.address):
         for t in sorted(wf.tasks, key=lambda t: t.name):
@@ -48,7 +42,7 @@ def render_entries(plans: List[WorkflowPlan], image_refs: Dict[str, str]) -> Lis
                     "node": None,
                     "source": t.pod_template_source,
                     "files": list(t.pod_template_files),
-                    "pod": final_pod(json.loads(t.pod_template), _image_of(wf, t, image_refs)),
+                    "pod": final_pod(json.loads(t.pod_template), t.image_ref),
                 }
             )
         tasks = {t.name: t for t in wf.tasks}
@@ -63,7 +57,7 @@ def render_entries(plans: List[WorkflowPlan], image_refs: Dict[str, str]) -> Lis
                     "source": ((task.pod_template_source + " + ") if task and task.pod_template_source else "")
                     + "with_overrides",
                     "files": list(task.pod_template_files) if task else [],
-                    "pod": final_pod(json.loads(n.pod_template), _image_of(wf, task, image_refs) if task else None),
+                    "pod": final_pod(json.loads(n.pod_template), task.image_ref if task else None),
                 }
             )
     return entries

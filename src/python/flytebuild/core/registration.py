@@ -46,11 +46,15 @@ def deploy_summary(stdout: str, stderr: str) -> dict:
     return data
 
 
-def serialize_request(plan: WorkflowPlan, refs: Mapping[str, str]) -> dict:
-    """The JSON request runtime/serialize.py takes, from a plan (see its docstring)."""
+def serialize_request(plan: WorkflowPlan) -> dict:
+    """The JSON request runtime/serialize.py takes, from a plan (see its docstring).
+
+    Tasks name their image by the plan's content tag; a deploy pins pushed digests afterwards
+    (runtime/deploy.py `pin_images`), so the serialized bytes do not depend on what was pushed.
+    """
     tasks = {}
     for t in plan.tasks:
-        image = refs.get(t.image_address) if t.image_address else t.image_ref
+        image = t.image_ref
         if not image:
             raise SerializationError(
                 f"Task `{t.name}` runs from image {t.image}, which has no reference to register",

@@ -1,24 +1,37 @@
 """What runtime/run.py and runtime/remote.py need from a plan (shared by the Pants and CLI adapters)."""
 from __future__ import annotations
 
-from typing import Tuple
-
-from flytebuild.core.model import ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image
+from flytebuild.core.model import WorkflowPlan
+from flytebuild.core.settings import AdminSettings
 
 
-def run_request_json(plan: WorkflowPlan, images: Tuple[ImageTarget, ...]) -> dict:
+def run_request_json(plan: WorkflowPlan) -> dict:
     """What runtime/run.py needs from the plan: per task the cache version and the image (ref + source)."""
-    refs = {img.address: plan_image(img).ref for img in images}
     tasks = {}
     for t in plan.tasks:
-        image = refs.get(t.image_address) if t.image_address else t.image_ref
         tasks[t.name] = {
             "cache_version": t.cache_version,
-            "image": image,
+            "image": t.image_ref,
             "image_source": f"{t.image_source}: {t.image}" if t.image_address else t.image_source,
         }
     return {"entrypoint": plan.entrypoint, "target": plan.address, "tasks": tasks}
+
+
+def remote_request_json(plan: WorkflowPlan, admin: AdminSettings) -> dict:
+    """runtime/remote.py's request to launch what `plan` deployed (Pants `run --remote` and the CLI's)."""
+    return {"admin": admin.request_json(), "target": plan.address, **remote_entity(plan)}
+
+
+def reference_request_json(
+    target: str, kind: str, name: str, version, project: str, domain: str, default_inputs, admin: AdminSettings
+) -> dict:
+    """runtime/remote.py's request to launch a registered entity a `flyte_reference` names."""
+    return {
+        "admin": admin.request_json(),
+        "target": target,
+        "entity": {"kind": kind, "project": project, "domain": domain, "name": name, "version": version},
+        "default_inputs": dict(default_inputs or {}),
+    }
 
 
 def remote_entity(plan: WorkflowPlan) -> dict:

@@ -21,12 +21,14 @@ from flytebuild.pants_backend.util_rules import (
     pod_templates,
     reference_check,
     serialization,
+    settings,
 )
 
 
 def rules():
     return [
         *FlyteSubsystem.rules(),
+        *settings.rules(),
         *pod_template_rules(),
         *closures.rules(),
         *entrypoint.rules(),

@@ -189,7 +189,7 @@ from pants.engine.target import (  # noqa: E402
 )
 from pants.util.frozendict import FrozenDict  # noqa: E402
 
-CACHE_KEY_POLICIES = ("interface", "code")
+from flytebuild.core.settings import CACHE_KEY_POLICIES, DEFAULT_CACHE_KEY  # noqa: E402
 
 
 class FlytePodTemplateSourceField(SingleSourceField):
@@ -282,7 +282,7 @@ class FlyteWorkflowTaskPodTemplatesField(DictStringToStringField):
 
 class FlyteWorkflowCacheKeyField(Field):
     alias = "cache_key"
-    default = "interface"
+    default = DEFAULT_CACHE_KEY
     help = help_text(
         """
         What the `cache_version` registered for cached tasks follows, besides the user's

@@ -14,18 +14,15 @@ from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
-from flytebuild.oci.layers import build_layer
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
 from flytebuild.pants_backend.util_rules.serialization import (
     CodeBundle,
     CodeBundleRequest,
-    ImageRefs,
     SerializedWorkflows,
     SerializeRequest,
 )
-
-ARCHIVE = "flyte-package.tgz"
+from flytebuild.service.registration import ARCHIVE, registration_archive
 
 
 @dataclass(frozen=True)
@@ -42,26 +39,14 @@ async def package_flyte_workflow(field_set: FlyteWorkflowPackageFieldSet) -> Bui
     ordered = tuple(planned)
     code_bundle, serialized = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
-        Get(SerializedWorkflows, SerializeRequest((address,), ordered, ImageRefs.from_plans(ordered))),
+        Get(SerializedWorkflows, SerializeRequest((address,), ordered)),
     )
     contents = await Get(DigestContents, Digest, serialized.workflows[0].digest)
-    entries = [(fc.path, fc.content) for fc in contents]
-    bundle = code_bundle.bundle
-    if bundle is not None:
-        entries.append((bundle.name, bundle.data))
-    archive = build_layer(entries, name="flyte-package").read_bytes()
+    built = registration_archive([(fc.path, fc.content) for fc in contents], code_bundle.bundle)
     out_dir = f"{address.spec_path.replace('/', '.') or 'root'}/{address.target_name}"
-    files = [FileContent(f"{out_dir}/{ARCHIVE}", archive)]
-    lines = [f"{len(contents)} entities (numbered .pb files, `flytectl register files --archive`)"]
-    if bundle is not None:
-        files.append(FileContent(f"{out_dir}/{bundle.name}", bundle.data))
-        lines.append(f"code bundle {bundle.name}: {len(bundle.files)} files of the fast tasks")
-    else:
-        lines.append("no code bundle: every task runs from its image")
-    digest = await Get(Digest, CreateDigest(files))
-    artifacts = [BuiltPackageArtifact(f"{out_dir}/{ARCHIVE}", tuple(lines))]
-    if bundle is not None:
-        artifacts.append(BuiltPackageArtifact(f"{out_dir}/{bundle.name}"))
+    digest = await Get(Digest, CreateDigest([FileContent(f"{out_dir}/{name}", data) for name, data in built.files]))
+    artifacts = [BuiltPackageArtifact(f"{out_dir}/{ARCHIVE}", built.lines)]
+    artifacts += [BuiltPackageArtifact(f"{out_dir}/{name}") for name, _ in built.files[1:]]
     return BuiltPackage(digest, tuple(artifacts))
 
 

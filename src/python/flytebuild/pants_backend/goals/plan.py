@@ -16,7 +16,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.core.report import render_json, render_table
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
@@ -26,7 +26,6 @@ from flytebuild.pants_backend.util_rules.planning import (
 from flytebuild.pants_backend.util_rules.reference_check import (
     ReferenceCheckRequest,
     ReferenceWarnings,
-    cluster_configured,
 )
 
 
@@ -55,7 +54,7 @@ class FlytePlan(Goal):
 
 @goal_rule
 async def flyte_plan(
-    console: Console, subsystem: FlytePlanSubsystem, targets: Targets, flyte: FlyteSubsystem
+    console: Console, subsystem: FlytePlanSubsystem, targets: Targets, settings: Settings
 ) -> FlytePlan:
     workflows = sorted(t.address for t in targets if isinstance(t, FlyteWorkflowTarget))
     image_addresses = sorted(t.address for t in targets if isinstance(t, FlyteImageTarget))
@@ -74,7 +73,7 @@ async def flyte_plan(
     workflow_plans = [p.plan for p in planned]
     # With a cluster configured, the references the code declares are checked against the registered entities
     # (warnings only). Without one, or without references, nothing runs and nothing connects.
-    if cluster_configured(flyte) and any(p.references for p in workflow_plans):
+    if settings.admin.configured and any(p.references for p in workflow_plans):
         checked = await Get(ReferenceWarnings, ReferenceCheckRequest(tuple(workflows), tuple(workflow_plans)))
         workflow_plans = [dataclasses.replace(p, warnings=p.warnings + checked.of(p)) for p in workflow_plans]
     render = render_json if subsystem.output_format == OutputFormat.json else render_table

@@ -19,7 +19,6 @@ from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption, StrOption
 
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.plan import plan_image
 # Shared with the CLI (flytebuild.cli): what is rendered and how are pure.
 from flytebuild.core.pod_render import final_pod, render_entries, render_yaml  # noqa: F401
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
@@ -63,8 +62,7 @@ async def flyte_render(console: Console, subsystem: FlyteRenderSubsystem, target
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-render: {e}")
         return FlyteRender(exit_code=1)
-    image_refs = {img.address: plan_image(img).ref for p in planned for img in p.images}
-    entries = render_entries([p.plan for p in planned], image_refs)
+    entries = render_entries([p.plan for p in planned])
     if subsystem.output_format == RenderFormat.json:
         console.print_stdout(json.dumps({"pods": entries}, sort_keys=True, indent=2, ensure_ascii=False))
     elif entries:

@@ -24,7 +24,6 @@ from pants.backend.python.util_rules.python_sources import (
     PythonSourceFiles,
     PythonSourceFilesRequest,
 )
-from pants.base.build_root import BuildRoot
 from pants.build_graph.address import ResolveError
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest, RunSubsystem
 from pants.engine.addresses import Address
@@ -37,10 +36,9 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.model import ImageTarget, WorkflowPlan
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
-from flytebuild.core.run_request import remote_entity, run_request_json
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -157,7 +155,7 @@ async def user_env_script_run_request(
 
 @rule(desc="Run a Flyte workflow", level=LogLevel.DEBUG)
 async def run_flyte_workflow(
-    field_set: FlyteWorkflowRunFieldSet, run_subsystem: RunSubsystem, flyte: FlyteSubsystem
+    field_set: FlyteWorkflowRunFieldSet, run_subsystem: RunSubsystem, settings: Settings
 ) -> RunRequest:
     remote = "--remote" in run_subsystem.args
     try:
@@ -170,10 +168,10 @@ async def run_flyte_workflow(
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         return error_run_request(f"error: {e}")
     if not remote:
-        request = run_request_json(plan, planned[0].images)
+        request = run_request_json(plan)
         script, scripts = "run.py", _RUNTIME_SCRIPTS
     elif deployed is None:
-        request = remote_request_json(plan, flyte)
+        request = remote_request_json(plan, settings.admin)
         script, scripts = "remote.py", _REMOTE_SCRIPTS
     else:
         report = render_deploy_table(deployed.summary(), deployed.warnings)
@@ -182,7 +180,7 @@ async def run_flyte_workflow(
                 f"{report}\nerror: {plan.address} could not be deployed (see MESSAGE above); nothing was launched. "
                 "Fix: fix the cause and re-run: what was registered is kept."
             )
-        request = remote_request_json(plan, flyte)
+        request = remote_request_json(plan, settings.admin)
         request["preamble"] = report
         script, scripts = "remote.py", _REMOTE_SCRIPTS
     files = {name: runtime_script(name) for name in scripts}
@@ -193,18 +191,6 @@ async def run_flyte_workflow(
             field_set.address, script, FrozenDict(files), (os.path.join("{chroot}", _DIR, "request.json"),)
         ),
     )
-
-
-def admin_json(flyte: FlyteSubsystem) -> dict:
-    config = flyte.config
-    if config and not os.path.isabs(config):
-        config = os.path.join(BuildRoot().path, config)
-    return {"endpoint": flyte.endpoint, "insecure": flyte.insecure, "config": config, "timeout": flyte.admin_timeout}
-
-
-def remote_request_json(plan: WorkflowPlan, flyte: FlyteSubsystem) -> dict:
-    """Launch what `plan` deployed (core.run_request.remote_entity: shared with the CLI)."""
-    return {"admin": admin_json(flyte), "target": plan.address, **remote_entity(plan)}
 
 
 @dataclass(frozen=True)
@@ -223,20 +209,18 @@ class FlyteReferenceRunFieldSet(RunFieldSet):
 
 @rule(desc="Run a registered Flyte entity", level=LogLevel.DEBUG)
 async def run_flyte_reference(
-    field_set: FlyteReferenceRunFieldSet, flyte: FlyteSubsystem, python_setup: PythonSetup
+    field_set: FlyteReferenceRunFieldSet, settings: Settings, python_setup: PythonSetup
 ) -> RunRequest:
-    request = {
-        "admin": admin_json(flyte),
-        "target": str(field_set.address),
-        "entity": {
-            "kind": field_set.kind.value,
-            "project": field_set.project.value or flyte.project,
-            "domain": field_set.domain.value or flyte.domain,
-            "name": field_set.entity_name.value,
-            "version": field_set.version.value,
-        },
-        "default_inputs": dict(field_set.default_inputs.value or {}),
-    }
+    request = reference_request_json(
+        str(field_set.address),
+        field_set.kind.value,
+        field_set.entity_name.value,
+        field_set.version.value,
+        field_set.project.value or settings.project,
+        field_set.domain.value or settings.domain,
+        field_set.default_inputs.value,
+        settings.admin,
+    )
     files = {name: runtime_script(name) for name in _REMOTE_SCRIPTS}
     files["request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
     return await Get(

@@ -5,6 +5,14 @@ from pants.option.option_types import BoolOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
+from flytebuild.core.settings import (
+    DEFAULT_ADMIN_TIMEOUT,
+    DEFAULT_BASE,
+    DEFAULT_DOMAIN,
+    DEFAULT_PROJECT,
+    DEFAULT_REGISTRY,
+)
+
 
 class FlyteSubsystem(Subsystem):
     options_scope = "flyte"
@@ -21,14 +29,14 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     default_base = StrOption(
-        default="localhost:5000/flytebuild/python:3.11",
+        default=DEFAULT_BASE,
         help="Base image of `flyte_image` targets that set no `base`.",
     )
     registry = StrOption(
-        default="localhost:5000", help="Registry of `flyte_image` targets that set no `registry`."
+        default=DEFAULT_REGISTRY, help="Registry of `flyte_image` targets that set no `registry`."
     )
-    project = StrOption(default="flytesnacks", help="Default Flyte project.")
-    domain = StrOption(default="development", help="Default Flyte domain.")
+    project = StrOption(default=DEFAULT_PROJECT, help="Default Flyte project.")
+    domain = StrOption(default=DEFAULT_DOMAIN, help="Default Flyte domain.")
 
     # --- images (package / publish of flyte_image targets)
     image_output = StrOption(
@@ -63,11 +71,12 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     insecure = BoolOption(
-        default=False,
+        # A tri-state: unset (neither --flyte-insecure nor --no-flyte-insecure) lets `config` decide.
+        default=None,
         help=help_text(
             """
-            Talk plaintext gRPC to `endpoint` (a local or port-forwarded FlyteAdmin). When set, it
-            overrides `config`; when not, `config` decides (TLS without one).
+            Talk plaintext gRPC (`true`) or TLS (`false`) to FlyteAdmin, for `flyte-deploy`, `run --remote`,
+            reference runs and the reference check alike. Unset: `config` decides, TLS without one.
             """
         ),
     )
@@ -81,7 +90,7 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     admin_timeout = IntOption(
-        default=15,
+        default=DEFAULT_ADMIN_TIMEOUT,
         help="Seconds `flyte-deploy` waits to connect to FlyteAdmin, and for each call.",
     )
 

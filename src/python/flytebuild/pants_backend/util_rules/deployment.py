@@ -6,13 +6,11 @@ goal that needs the workflows registered first (`run --remote`) awaits the same 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
-from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
@@ -21,19 +19,19 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import BundleWarning
-from flytebuild.core.registration import DeployError, deploy_summary
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.registration import deploy_summary
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import (
     CodeBundle,
     CodeBundleRequest,
-    ImageRefs,
     SerializedWorkflows,
     SerializeRequest,
 )
 from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
+from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, pins_of
 
 _DIR = "__flytebuild"
 
@@ -60,20 +58,15 @@ class DeployResult:
 
 
 @rule(desc="Deploy Flyte workflows")
-async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python_setup: PythonSetup) -> DeployResult:
-    config = flyte.config
-    if config and not os.path.isabs(config):
-        config = os.path.join(BuildRoot().path, config)
+async def deploy_workflows(request: DeployRequest, settings: Settings, python_setup: PythonSetup) -> DeployResult:
+    admin = settings.admin
     # Configuration errors before any work.
-    if not flyte.endpoint and not config:
-        raise DeployError(
-            "No FlyteAdmin to deploy to",
-            fix="set [flyte].endpoint (`host:port`, with [flyte].insecure for plaintext) or [flyte].config (a flytekit "
-            "config file) in pants.toml, or pass --flyte-endpoint=... / PANTS_FLYTE_ENDPOINT",
-        )
-    if config and not os.path.isfile(config):
-        raise DeployError(f"The flytekit config file {flyte.config} ([flyte].config) does not exist",
-                          fix="point [flyte].config at a flytekit config.yaml (relative to the build root)")
+    check_admin(
+        admin,
+        fix="set [flyte].endpoint (`host:port`, with [flyte].insecure for plaintext) or [flyte].config (a flytekit "
+        "config file) in pants.toml, or pass --flyte-endpoint=... / PANTS_FLYTE_ENDPOINT",
+        config_option="[flyte].config, relative to the build root",
+    )
     addresses = tuple(sorted(request.addresses))
     planned = await Get(PlannedWorkflows, WorkflowPlansRequest(addresses))
     by_address = {p.plan.address: p for p in planned}
@@ -81,7 +74,6 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
 
     # Images are built and pushed while the workflows are serialized (by tag): deploy.py pins the tasks to the
     # pushed digests, and registers nothing before both are done.
-    image_refs = ImageRefs.from_plans(ordered)
     wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
         wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
@@ -97,35 +89,21 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
     same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
     code_bundle, serialized, venv_pex, published = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
-        Get(SerializedWorkflows, SerializeRequest(addresses, ordered, image_refs)),
+        Get(SerializedWorkflows, SerializeRequest(addresses, ordered)),
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
         Get(PublishedImages, PublishImagesRequest(wanted)),
     )
     pushed: tuple[PublishedImage, ...] = published.images
-    pins = {image_refs.refs[i.address]: f"{i.ref}@{i.digest}" for i in pushed if i.address in image_refs.refs}
-
     files = []
-    entities = []
-    for i, sw in enumerate(serialized.workflows):
-        for e in sw.summary()["entities"]:
-            entities.append({"file": f"wf{i}/{e['file']}", "kind": e["kind"], "fast": e["fast"]})
+    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary())]
     bundle = code_bundle.bundle
     if bundle is not None:
-        files.append(FileContent(f"bundle/{bundle.name}", bundle.data))
-    deploy_request = {
-        "admin": {"endpoint": flyte.endpoint, "insecure": True if flyte.insecure else None,  # False: the config decides
-                  "config": config,
-                  "timeout": flyte.admin_timeout},
-        "dry_run": request.dry_run,
-        "bundle": {"path": f"bundle/{bundle.name}", "name": bundle.name} if bundle is not None else None,
-        "dest_dir": ".",
-        "pin_images": pins,
-        "entities": entities,
-    }
+        files.append(FileContent(bundle_path(bundle), bundle.data))
+    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, pins_of(pushed))
     files += [
         FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
         FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
-        FileContent(f"{_DIR}/request.json", json.dumps(deploy_request, indent=1, sort_keys=True).encode()),
+        FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),
     ]
 
     parts = await MultiGet(
@@ -140,7 +118,7 @@ async def deploy_workflows(request: DeployRequest, flyte: FlyteSubsystem, python
             argv=[f"{_DIR}/deploy.py", f"{_DIR}/request.json"],
             input_digest=input_digest,
             description=("Check" if request.dry_run else "Register")
-            + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {flyte.endpoint or config}",
+            + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}",
             level=LogLevel.INFO,
             # A deploy talks to the outside world: never cached, run once per Pants invocation.
             cache_scope=ProcessCacheScope.PER_SESSION,

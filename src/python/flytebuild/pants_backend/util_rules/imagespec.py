@@ -51,6 +51,7 @@ from flytebuild.oci import RegistryClient, RegistryError, publish
 from flytebuild.oci.build import BuildError, Distribution, ImageInputs, SourceFile, assemble, uncached_distributions
 from flytebuild.oci.docker_archive import docker_load
 from flytebuild.oci.registry import Reference
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.closures import SourceFileClosureRequest
 from flytebuild.pants_backend.util_rules.images import LABEL_TARGET, _cache_dir, local_distributions
@@ -273,7 +274,7 @@ async def _publish_spec(
 
 @rule(desc="Build the ImageSpecs of flyte_workflows")
 async def publish_image_specs(
-    request: PublishImageSpecsRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: PublishImageSpecsRequest, settings: Settings, python_setup: PythonSetup
 ) -> PublishedImageSpecs:
     addresses = tuple(sorted(request.addresses))
     planned_list = await Get(PlannedWorkflows, WorkflowPlansRequest(addresses))
@@ -300,7 +301,7 @@ async def publish_image_specs(
         resolve = _resolve_of(w.target, python_setup)
         files = sorted({t.source_file for t in tasks if t.source_file})
         closures_list = await MultiGet(Get(Closure, SourceFileClosureRequest(f, resolve)) for f in files)
-        built = spec_images(tasks, dict(zip(files, closures_list)), flyte.default_base, flyte.registry)
+        built = spec_images(tasks, dict(zip(files, closures_list)), settings.default_base, settings.registry)
         ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
         for image in built.values():
             planned_refs = {spec_tasks[t].image_ref for t in image.tasks}

@@ -21,7 +21,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
 from flytebuild.core.plan import plan_workflow
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -91,7 +91,7 @@ def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
 
 @rule(desc="Gather a flyte_image's closure")
 async def gather_image_target(
-    request: ImageTargetRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: ImageTargetRequest, settings: Settings, python_setup: PythonSetup
 ) -> ImageTarget:
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte image")
@@ -109,8 +109,8 @@ async def gather_image_target(
     return ImageTarget(
         address=str(request.address),
         image_name=name,
-        base=tgt[FlyteImageBaseField].value or flyte.default_base,
-        registry=tgt[FlyteImageRegistryField].value or flyte.registry,
+        base=tgt[FlyteImageBaseField].value or settings.default_base,
+        registry=tgt[FlyteImageRegistryField].value or settings.registry,
         repository=tgt[FlyteImageRepositoryField].value or name,
         env=tuple(sorted((tgt[FlyteImageEnvField].value or {}).items())),
         python=tgt[FlyteImagePythonField].value,
@@ -156,8 +156,9 @@ async def _pod_templates(
 
 @rule(desc="Plan a flyte_workflow")
 async def plan_flyte_workflow(
-    request: WorkflowPlanRequest, flyte: FlyteSubsystem, python_setup: PythonSetup
+    request: WorkflowPlanRequest, settings: Settings, python_setup: PythonSetup
 ) -> PlannedWorkflow:
+    settings = settings.with_environment(request.environment)
     introspection = request.introspection
     address = introspection.address
     wrapped = await Get(
@@ -175,10 +176,8 @@ async def plan_flyte_workflow(
     mapped = await _addresses(list(images_map.values()), address, "images")
     per_task = await _addresses(list(task_images_map.values()), address, "task_images")
     default_addr: list[Address] = []
-    default_image = flyte.default_image
-    if default_image and default_image.startswith("//"):
-        default_addr = await _addresses([default_image], address, "[flyte].default_image")
-        default_image = str(default_addr[0])
+    if settings.default_image and settings.default_image.startswith("//"):
+        default_addr = await _addresses([settings.default_image], address, "[flyte].default_image")
 
     # Image names used in code and not mapped explicitly are matched by `image_name`.
     named_in_code = {t.image.name for t in intro.tasks if t.image.name} - set(images_map)
@@ -204,15 +203,14 @@ async def plan_flyte_workflow(
     workflow = WorkflowTarget(
         address=str(address),
         entrypoint=introspection.entrypoint,
-        project=tgt[FlyteProjectField].value or flyte.project,
-        domain=tgt[FlyteDomainField].value or flyte.domain,
+        project=tgt[FlyteProjectField].value or "",  # unset: the planner takes Settings'
+        domain=tgt[FlyteDomainField].value or "",
         image=str(image_addr[0]) if image_addr else None,
         images=tuple(sorted(zip(images_map, (str(a) for a in mapped)))),
         task_images=tuple(sorted(zip(task_images_map, (str(a) for a in per_task)))),
         pod_template=pod_template,
         task_pod_templates=task_pod_templates,
-        environment=request.environment if request.environment is not None else flyte.environment,
-        cache_key=cache_key if isinstance(cache_key, str) else "interface",
+        cache_key=cache_key if isinstance(cache_key, str) else None,
         task_cache_keys=() if isinstance(cache_key, str) else tuple(sorted(cache_key.items())),
     )
     plan = plan_workflow(
@@ -220,9 +218,7 @@ async def plan_flyte_workflow(
         intro,
         closures,
         {img.address: img for img in images_list},
-        default_image,
-        default_base=flyte.default_base,
-        default_registry=flyte.registry,
+        settings,
     )
     # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
     # environment before anything uses the plan (a cached process: free when nothing changed).

@@ -28,17 +28,12 @@ from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from flytebuild.core.model import WorkflowPlan
-from flytebuild.pants_backend.goals.run import admin_json
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.util_rules.planning import _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import runtime_script
 
 _DIR = "__flytebuild"
 _SCRIPTS = ("check_references.py", "remote.py", "run.py", "deploy.py", "introspect.py")
-
-
-def cluster_configured(flyte: FlyteSubsystem) -> bool:
-    return bool(flyte.endpoint or flyte.config)
 
 
 @dataclass(frozen=True)
@@ -83,9 +78,9 @@ async def check_references(request: ReferenceCheckRequest, python_setup: PythonS
 
 
 @rule(desc="Check reference entities of one resolve", level=LogLevel.DEBUG)
-async def check_references_of_resolve(group: _ReferenceCheckGroup, flyte: FlyteSubsystem) -> ReferenceWarnings:
+async def check_references_of_resolve(group: _ReferenceCheckGroup, settings: Settings) -> ReferenceWarnings:
     check_request = {
-        "admin": admin_json(flyte),
+        "admin": settings.admin.request_json(),
         "workflows": [
             {
                 "address": p.address,
@@ -125,7 +120,7 @@ async def check_references_of_resolve(group: _ReferenceCheckGroup, flyte: FlyteS
             input_digest=input_digest,
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
             description=f"Check {count} reference entit{'y' if count == 1 else 'ies'} against FlyteAdmin at "
-            f"{flyte.endpoint or flyte.config}",
+            f"{settings.admin.where}",
             level=LogLevel.INFO,
             # The cluster changes under us: asked once per Pants invocation, never cached across runs.
             cache_scope=ProcessCacheScope.PER_SESSION,

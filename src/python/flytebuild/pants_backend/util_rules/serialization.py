@@ -26,7 +26,6 @@ from pants.util.logging import LogLevel
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
@@ -34,26 +33,6 @@ from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_u
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
-
-
-# ---------------------------------------------------------------------------------------------
-# Images: which reference each task is registered with
-
-
-@dataclass(frozen=True)
-class ImageRefs:
-    """flyte_image address -> the reference tasks run from (a tag, or tag@digest once pushed)."""
-
-    refs: FrozenDict[str, str]
-
-    @classmethod
-    def from_plans(cls, planned: tuple[PlannedWorkflow, ...], published: Optional[Mapping[str, str]] = None) -> "ImageRefs":
-        refs: dict[str, str] = {}
-        for p in planned:
-            for image in p.images:
-                refs[image.address] = plan_image(image).ref
-        refs.update(published or {})
-        return cls(FrozenDict(refs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,14 +76,13 @@ async def build_code_bundle(request: CodeBundleRequest) -> CodeBundle:
 
 @dataclass(frozen=True)
 class SerializeRequest:
-    """Serialize these planned workflows (of any resolves), each task with its image reference.
+    """Serialize these planned workflows (of any resolves), each task with the image reference its plan gives it.
 
     `addresses[i]` is the flyte_workflow target of `planned[i]`.
     """
 
     addresses: tuple[Address, ...]
     planned: tuple[PlannedWorkflow, ...]
-    image_refs: ImageRefs
 
 
 @dataclass(frozen=True)
@@ -143,7 +121,7 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
     )
     by_resolve: dict[str, list[tuple[Address, str]]] = defaultdict(list)
     for w, p in zip(wrapped, request.planned):
-        req = json.dumps(serialize_request(p.plan, request.image_refs.refs), sort_keys=True, indent=1)
+        req = json.dumps(serialize_request(p.plan), sort_keys=True, indent=1)
         by_resolve[_resolve_of(w.target, python_setup)].append((w.target.address, req))
     batches = await MultiGet(
         Get(_SerializedBatch, _SerializeBatch(tuple(a for a, _ in jobs), tuple(r for _, r in jobs)))

@@ -1,0 +1,57 @@
+"""The deploy request runtime/deploy.py takes, and the checks before anything is pushed or uploaded."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Mapping, Optional, Sequence
+
+from flytebuild.core.bundle import Bundle
+from flytebuild.core.registration import DeployError
+from flytebuild.core.settings import AdminSettings
+
+
+def check_admin(admin: AdminSettings, fix: str, config_option: str = "config") -> None:
+    """Configuration errors before any work: no FlyteAdmin at all, or a flytekit config that is not there.
+
+    `fix` and `config_option` word the message for the front end (`[flyte].config`, `config`)."""
+    if not admin.configured:
+        raise DeployError("No FlyteAdmin to deploy to", fix=fix)
+    if admin.config and not os.path.isfile(admin.config):
+        raise DeployError(
+            f"The flytekit config file {admin.config} ({config_option}) does not exist",
+            fix=f"point {config_option} at a flytekit config.yaml",
+        )
+
+
+def deploy_request(
+    admin: AdminSettings,
+    dry_run: bool,
+    entities: Sequence[Mapping],
+    bundle: Optional[Bundle],
+    pins: Optional[Mapping[str, str]] = None,
+) -> dict:
+    """runtime/deploy.py's request. `entities`: per serialized entity its file (relative to the request's
+    directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `pins` maps a task's
+    image tag to `tag@digest` of what was pushed (deploy.py rewrites the tasks' images)."""
+    return {
+        "admin": admin.request_json(),
+        "dry_run": dry_run,
+        "bundle": {"path": bundle_path(bundle), "name": bundle.name} if bundle is not None else None,
+        "dest_dir": ".",
+        "pin_images": dict(sorted((pins or {}).items())),
+        "entities": list(entities),
+    }
+
+
+def bundle_path(bundle: Bundle) -> str:
+    return f"bundle/{bundle.name}"
+
+
+def entities_of(index: int, summary: Mapping) -> Iterable[dict]:
+    """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`)."""
+    for e in summary["entities"]:
+        yield {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
+
+
+def pins_of(published: Iterable) -> dict:
+    """Tag -> tag@digest of published images (anything with `ref` and `digest`)."""
+    return {i.ref: f"{i.ref}@{i.digest}" for i in published}
