@@ -175,3 +175,27 @@ def test_pod_templates_render_per_environment_and_invalid_ones_fail_clearly(tmp_
     (root / "flytebuild.toml").write_text(textwrap.dedent(config).replace('pod_template = "pod"', 'pod_template = "pdo"'))
     unknown = cli("plan", cwd=root)
     assert unknown.returncode == 1 and "pod template `pdo`" in unknown.stderr and "use one of: pod" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "config, field, value",
+    [
+        (_CONFIG.replace("[images.img]\n", '[images.img]\n    image_name = "../../escaped"\n'), "image_name",
+         "../../escaped"),
+        (_CONFIG.replace("[workflows.wf]", '[workflows.".."]').replace('image = "img"', 'image = "img"\n'),
+         "name", ".."),
+    ],
+)
+def test_names_that_would_write_outside_dist_are_rejected(tmp_path, cli, config, field, value):
+    """An image name or a workflow name that would put the OCI layout / the archive outside `--dist` fails with
+    one message naming the target and the field, and writes nothing outside."""
+    root = _project(tmp_path / "proj", config, _CODE)
+    dist = root / "dist"
+    target = "img" if field == "image_name" else ".."
+    proc = cli("package", target, "--image-output=oci", "--dist", str(dist), cwd=root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"`{field}` = {value!r} of" in proc.stderr and "outside the output directory" in proc.stderr
+    assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
+    outside = [p for p in tmp_path.rglob("*") if not str(p).startswith(str(root))]
+    assert not [p for p in outside if p.name.endswith((".oci", ".tgz"))]
+    assert not (root / "flyte-package.tgz").exists() and not list(root.glob("*.oci"))

@@ -81,12 +81,18 @@ def test_cli_plan_equals_pants_plan_on_the_examples(pants_repo, cli):
     assert "mixed.plain_tasks.total" not in changed and "examples/mixed:spec_image" not in changed
 
 
+WORKFLOWS = sorted(n for n, a in NAMES.items() if a.rsplit(":", 1)[1] in ("wf", "lp", "container_wf"))
+
+
 def test_cli_package_writes_the_bytes_pants_package_writes(pants_repo, cli):
-    pants_repo.pants("package", "examples/baked:wf", "examples/mixed:wf", check=True)
+    """Every example workflow: the same registration archive (and code bundle), byte for byte."""
+    pants_repo.pants("package", *(NAMES[n] for n in WORKFLOWS), check=True)
     dist = pants_repo.root / "cli-dist"
-    cli("-c", "examples/flytebuild.toml", "package", "baked-wf", "mixed-wf", "--dist", str(dist),
-        cwd=pants_repo.root, check=True)
-    for pants_dir, ours in (("examples.baked/wf", "baked-wf"), ("examples.mixed/wf", "mixed-wf")):
+    cli("-c", "examples/flytebuild.toml", "package", *WORKFLOWS, "--dist", str(dist), cwd=pants_repo.root, check=True)
+    assert len(WORKFLOWS) >= 6
+    for ours in WORKFLOWS:
+        path, name = NAMES[ours].split(":")
+        pants_dir = f"{path.replace('/', '.')}/{name}"
         theirs = sorted(p.name for p in (pants_repo.root / "dist" / pants_dir).iterdir())
         assert theirs == sorted(p.name for p in (dist / ours).iterdir())
         for name in theirs:

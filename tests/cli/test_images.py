@@ -61,10 +61,11 @@ def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_p
     assert proc.returncode == 0, proc.stderr
     pants_summary = json.loads((repo.root / "dist/examples.baked/image.image.json").read_text())
     assert pants_summary["ref"] == summary["ref"]
-    # Every layer identical (each wheel, the console scripts, the sources); only the config's
-    # `org.flytebuild.target` label differs (`baked-image` vs `examples/baked:image`).
+    # Every layer identical (each wheel, the console scripts, the sources), and the config too: the same
+    # manifest digest from both front ends.
     layers = lambda s: [(layer["name"], layer["digest"], layer["size"]) for layer in s["layers"]]  # noqa: E731
     assert layers(pants_summary) == layers(oci)
+    assert pants_summary["digest"] == oci["digest"] == summary["digest"]
 
 
 def test_deploy_pushes_images_first_and_pins_tasks_by_digest(cli, repo, registry, user_python, tmp_path):
@@ -82,3 +83,24 @@ def test_deploy_pushes_images_first_and_pins_tasks_by_digest(cli, repo, registry
         task = next(i for i in admin.store.ids("task") if i["name"] == "baked.stats.summarize")
         stored = json.dumps(admin.store.get("task", task["project"], task["domain"], task["name"], task["version"]))
         assert f"{image['ref']}@{image['digest']}" in stored
+
+
+EXAMPLE_IMAGES = {"baked-image": "examples/baked:image", "mixed-runtime": "examples/mixed:runtime",
+                  "mixed-spec-image": "examples/mixed:spec_image", "typed-image": "examples/typed:image"}
+
+
+def test_every_example_image_has_the_same_digest_from_pants_and_the_cli(cli, repo, tmp_path):
+    """Built into the layer cache only (`cache` output: nothing pushed or written but the summaries), from
+    separate caches: each example image's manifest digest is the same from both front ends."""
+    dist = tmp_path / "cli-dist"
+    _package(cli, repo, tmp_path / "cli-cache", *EXAMPLE_IMAGES, "--image-output=cache", "--dist", str(dist))
+    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'pants-cache'}", "--flyte-image-output=cache",
+                      "package", *EXAMPLE_IMAGES.values())
+    assert proc.returncode == 0, proc.stderr
+    for name, address in EXAMPLE_IMAGES.items():
+        ours = json.loads((dist / f"{name}.image.json").read_text())
+        path, target = address.split(":")
+        theirs = json.loads((repo.root / "dist" / path.replace("/", ".") / f"{target}.image.json").read_text())
+        assert ours["output"] == theirs["output"] == "cache"
+        assert (ours["ref"], ours["digest"]) == (theirs["ref"], theirs["digest"]), name
+        assert ours["pushed"] is theirs["pushed"] is False

@@ -8,7 +8,8 @@ from flytebuild.core.plan import plan_workflow
 from flytebuild.core.settings import Settings
 from flytebuild.core.verify import baked_tasks, check_images, failure_message, render_verify, tasks_by_image
 from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_SOURCE_FILES
-from flytebuild.oci.verify import run_argv, static_problems
+from flytebuild.oci.engine import run_argv
+from flytebuild.service.verify import static_problems
 
 
 def _baked(mk):

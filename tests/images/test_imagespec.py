@@ -296,3 +296,50 @@ def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_r
         assert {e["name"] for e in tasks} == {"specs.etl.clean", "specs.etl.count"}
         for e in tasks:
             assert task_container(stored_task(admin, e["name"], e["version"]))["image"] == ref
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The CLI on the same ImageSpec-only project: the same plan, the same image, through the same service
+
+from tests.cli.conftest import cli  # noqa: E402,F401 - re-exported fixture
+
+SPECS_TOML = """
+root = "../.."
+source_roots = [".."]
+requirements = "../3rdparty/requirements.txt"
+lockfile = "../3rdparty/flyte.lock"
+
+[workflows.wf]
+entrypoint = "specs.workflows:wf"
+"""
+PEX_ROOT = {"PEX_ROOT": str(Path(__file__).resolve().parents[2] / ".bootstrap/cache/named_caches/pex_root")}
+
+
+def test_cli_plans_and_builds_the_imagespec_exactly_like_pants(specs_repo, registry, cli, tmp_path):  # noqa: F811
+    (specs_repo.root / "examples/specs/flytebuild.toml").write_text(SPECS_TOML)
+    config = "examples/specs/flytebuild.toml"
+    ours = json.loads(cli("-c", config, "plan", "--format=json", cwd=specs_repo.root, check=True).stdout)
+    pants = json.loads(specs_repo.pants("flyte-plan", "--format=json", "examples/specs:wf", check=True).stdout)
+    (cli_wf,), (pants_wf,) = ours["workflows"], pants["workflows"]
+    fields = ("name", "image", "image_ref", "image_source", "mode", "version", "fingerprint", "sources",
+              "requirements", "cache_version")
+    assert [{k: t[k] for k in fields} for t in cli_wf["tasks"]] == [{k: t[k] for k in fields} for t in pants_wf["tasks"]]
+    assert cli_wf["version"] == pants_wf["version"]
+
+    # Built by the CLI first (from its own cache), then the tag dropped and built by Pants: the same manifest.
+    ref = next(t["image_ref"] for t in cli_wf["tasks"] if t["image_source"] == "code:ImageSpec")
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    r = Reference.parse(ref)
+    if RegistryClient(registry.host).head_manifest(r.repository, r.tag) is not None:  # an earlier test pushed it
+        drop_tag(registry, ref)
+    proc = cli("-c", config, "imagespec", "--format=json", cwd=specs_repo.root,
+               env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "cli-cache"), **NO_ENGINE})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (mine,) = json.loads(proc.stdout)["images"]
+    assert mine["pushed"] is True and mine["ref"] == ref and mine["tasks"] == ["specs.etl.clean", "specs.etl.count"]
+    drop_tag(registry, ref)
+    (theirs,) = built(build(specs_repo, tmp_path / "pants-cache"))
+    assert theirs["pushed"] is True and theirs["digest"] == mine["digest"]
+    assert sorted(theirs["distributions"]) == sorted(mine["distributions"])

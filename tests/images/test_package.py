@@ -13,7 +13,10 @@ SUMMARY = "dist/examples.baked/image.image.json"
 
 
 def package(repo, cache: Path, *args: str, check: bool = True):
-    proc = repo.pants(f"--flyte-image-cache-dir={cache}", *args, "package", IMAGE)
+    """`package` with the push output (the one-step package-and-push these tests are about), unless `args` pick
+    another output."""
+    output = () if any(a.startswith("--flyte-image-output") for a in args) else ("--flyte-image-output=push",)
+    proc = repo.pants(f"--flyte-image-cache-dir={cache}", *output, *args, "package", IMAGE)
     if check:
         assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     return proc
@@ -166,7 +169,7 @@ def test_bad_input_fails_clearly_and_tags_nothing(repo, registry, make_registry,
         "auth": (_bad_image(repo, "auth", secure.host, base), f"Authentication failed at registry {secure.host}"),
     }
     for name, (address, message) in cases.items():
-        proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "package", address)
+        proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "--flyte-image-output=push", "package", address)
         assert proc.returncode != 0, name
         assert message in proc.stderr, f"{name}:\n{proc.stderr}"
         assert f"Cannot build flyte_image {address}" in proc.stderr
@@ -200,3 +203,48 @@ def test_oci_layout_and_docker_load_outputs(repo, docker, tmp_path):
     out = docker.run("run", "--rm", "--network", "none", s["ref"], "sh", "-c",
                      "command -v pyflyte-execute && command -v pyflyte-fast-execute && python3 -c 'import baked.data'").stdout
     assert out.split() == ["/opt/flytebuild/bin/pyflyte-execute", "/opt/flytebuild/bin/pyflyte-fast-execute"]
+
+
+def test_package_builds_and_publish_pushes_the_same_image(repo, registry, tmp_path):
+    """Pants idioms: `package` builds (an OCI layout under dist/, nothing pushed), `publish` pushes that layout;
+    the pushed manifest is the one `package --flyte-image-output=push` (and `flyte-deploy`) pushes."""
+    from flytebuild.oci import RegistryClient
+    from flytebuild.oci.registry import Reference
+
+    cache = tmp_path / "c"
+    built = repo.pants(f"--flyte-image-cache-dir={cache}", "package", IMAGE)
+    assert built.returncode == 0, built.stderr
+    s = summary(repo)
+    assert s["output"] == "oci" and s["pushed"] is False and s["bytes_uploaded"] == 0
+    assert (repo.root / "dist" / "examples.baked" / "baked.oci" / "index.json").is_file()
+    ref = Reference.parse(s["ref"])
+    drop = RegistryClient(registry.host).head_manifest(ref.repository, ref.tag)
+    if drop is not None:  # another test pushed this content already: start from an untagged registry
+        drop_tag(registry, s["ref"])
+    assert RegistryClient(registry.host).head_manifest(ref.repository, ref.tag) is None  # package pushed nothing
+
+    published = repo.pants(f"--flyte-image-cache-dir={cache}", "publish", IMAGE)
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert f"pushed {s['ref']} ({s['digest']}" in published.stdout + published.stderr
+    assert RegistryClient(registry.host).head_manifest(ref.repository, ref.tag).digest == s["digest"]
+    again = repo.pants(f"--flyte-image-cache-dir={cache}", "publish", IMAGE)
+    assert again.returncode == 0 and "already in the registry" in again.stdout + again.stderr
+
+    drop_tag(registry, s["ref"])
+    package(repo, cache)  # the one-step output: same manifest digest
+    assert summary(repo)["digest"] == s["digest"] and summary(repo)["pushed"] is True
+
+
+def test_image_name_that_escapes_dist_is_rejected(repo, tmp_path):
+    """An image_name with `../` never writes outside dist/: one message naming the target and the field."""
+    repo.write("examples/escape/BUILD", (
+        "flyte_image(\n"
+        "    name='image', image_name='../../escaped',\n"
+        "    dependencies=['examples/shared:shared', 'examples/3rdparty:reqs#flytekit'],\n"
+        ")\n"))
+    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "package", "examples/escape:image")
+    assert proc.returncode != 0
+    assert "`image_name` = '../../escaped' of examples/escape:image would write" in proc.stderr, proc.stderr
+    assert "outside the output directory" in proc.stderr and "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(repo.root.glob("**/escaped.oci")) and not (repo.root.parent / "escaped.oci").exists()

@@ -23,7 +23,6 @@ from flytebuild.pants_backend.target_types import (
     FlyteWorkflowCacheKeyField,
     FlyteWorkflowPodTemplateField,
     FlyteWorkflowTaskPodTemplatesField,
-    pod_template_rules,
 )
 from flytebuild.pants_backend.util_rules import pod_templates
 from flytebuild.pants_backend.util_rules.pod_templates import PodTemplateTargetRequest
@@ -39,7 +38,6 @@ def rule_runner() -> RuleRunner:
     runner = RuleRunner(
         rules=[
             *core_target_types_rules(),
-            *pod_template_rules(),
             *gather,
             QueryRule(PodTemplateTarget, [PodTemplateTargetRequest]),
         ],

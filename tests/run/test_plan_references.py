@@ -191,3 +191,45 @@ def test_runtime_check_unreachable_asks_once(user_python, tmp_path):
                      [{"address": "x:wf", "entrypoint": "fx_refs:wf", "references": FX_REFS}], timeout=1)
     assert warnings == {"x:wf": [f"references not checked: cannot reach FlyteAdmin at 127.0.0.1:{port} (insecure) "
                                  "within 1s"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the CLI: the same check through the same service, the same settings meaning the same thing
+
+from tests.cli.conftest import cli  # noqa: E402,F401 - re-exported fixture
+
+TOML = """
+root = "../.."
+source_roots = [".."]
+requirements = "../3rdparty/requirements.txt"
+lockfile = "../3rdparty/flyte.lock"
+{admin}
+""" + "".join(f'[workflows.{n}]\nentrypoint = "refplan.py:{n}"\n' for n in ("ok", "off", "missing", "plain"))
+
+
+def cli_plan(cli, repo, user_python, admin: str):  # noqa: F811
+    config = repo.root / "examples/refplan/flytebuild.toml"
+    config.write_text(TOML.format(admin=admin))
+    try:
+        proc = cli("-c", str(config), "plan", "--format=json", cwd=repo.root)
+    finally:
+        config.unlink()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {w["address"]: w["warnings"] for w in json.loads(proc.stdout)["workflows"]}
+
+
+def test_cli_plan_checks_references_like_pants(refplan, cluster, cli, user_python):  # noqa: F811
+    admin = f'endpoint = "{cluster.endpoint}"\ninsecure = true\nadmin_timeout = 5'
+    assert cli_plan(cli, refplan, user_python, admin) == warnings_of(plan(refplan, *on(cluster)))
+    # Without a cluster nothing is checked, as in Pants.
+    assert all(w == [] for w in cli_plan(cli, refplan, user_python, "").values())
+
+
+def test_insecure_unset_means_the_same_on_both_front_ends(refplan, cluster, cli, user_python):  # noqa: F811
+    """`insecure` unset (no flytekit config) is TLS on every path: against the plaintext stand-in both front ends
+    report the same TLS failure, in the same words; set, both reach it."""
+    pants = warnings_of(plan(refplan, f"--flyte-endpoint={cluster.endpoint}", "--flyte-admin-timeout=2"))
+    ours = cli_plan(cli, refplan, user_python, f'endpoint = "{cluster.endpoint}"\nadmin_timeout = 2')
+    assert ours == pants
+    expected = f"references not checked: cannot reach FlyteAdmin at {cluster.endpoint} (TLS) within 2s"
+    assert pants["off"] == [expected] and pants["plain"] == []

@@ -1,11 +1,11 @@
-"""Build and publish images for the CLI: the twin of the Pants adapter's util_rules/images.py.
+"""The CLI's image inputs: what `service.images` builds and publishes (the same function as Pants').
 
 - requirements: a PACKED pex of the image's declared requirements, resolved by `pex` from the
   configured lockfile (as Pants does for a resolve), for the user's interpreter; each
   `.deps/<wheel>` (an installed-wheel zip) becomes one layer through `oci.build.assemble`;
 - sources: exactly the image's closure, at their import paths (source roots stripped);
 - tag: the image's content version (`ImagePlan.ref`); with the tag already in the registry
-  nothing is built or pushed.
+  nothing is built or pushed (service.images.already_published).
 """
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
@@ -25,32 +23,10 @@ from flytebuild.cli.graph import ProjectGraph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
-from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
-from flytebuild.oci.build import BuildError, Distribution, ImageInputs, assemble, distributions_in, sources_from_roots
-from flytebuild.oci.docker_archive import docker_load
-from flytebuild.oci.registry import Reference
-
-OUTPUTS = ("push", "oci", "docker")
-LABEL_TARGET = "org.flytebuild.target"  # as util_rules/images.py labels them
-
-
-@dataclass(frozen=True)
-class PublishedImage:
-    name: str
-    ref: str
-    digest: str  # manifest digest
-    pushed: bool
-    bytes_uploaded: int
-    output: str
-    layout: Optional[str] = None  # output=oci: the layout directory
-    layers: Tuple[Tuple[str, str, int, str], ...] = ()
-
-    def summary(self) -> dict:
-        return {
-            "address": self.name, "ref": self.ref, "digest": self.digest, "output": self.output,
-            "pushed": self.pushed, "bytes_uploaded": self.bytes_uploaded,
-            "layers": [{"name": n, "digest": d, "size": s, "status": st} for n, d, s, st in self.layers],
-        }
+from flytebuild.oci.build import Distribution, distributions_in, sources_from_roots
+from flytebuild.service import images as service
+from flytebuild.service.images import OUTPUTS, PublishedImage  # noqa: F401  (the CLI's names for them)
+from flytebuild.service.paths import inside
 
 
 def cache_dir(project: Project) -> Path:
@@ -58,6 +34,10 @@ def cache_dir(project: Project) -> Path:
         return Path(project.image_cache_dir)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "flytebuild" / "oci"
+
+
+def registries(project: Project) -> service.Registries:
+    return service.Registries(cache_dir(project), service.docker_config_path(dict(os.environ)))
 
 
 def _error(name: str, err: object) -> FlytebuildError:
@@ -68,29 +48,42 @@ def _distributions(project: Project, graph: ProjectGraph, image: ImageTarget, tm
     """Installed-wheel zips of the image's requirements, from a PACKED pex."""
     if not image.requirements:
         return ()
-    python = userenv.check_python(project.python, project.config_file)
     declared = dict(graph.requirements.declared)
+    return resolve_distributions(project, graph, [declared[name] for name in image.requirements], tmp,
+                                 image.address, use_lock=True)
+
+
+def resolve_distributions(
+    project: Project, graph: ProjectGraph, requirements: Sequence[str], tmp: str, owner: str, *, use_lock: bool,
+    python_version: Optional[str] = None, index_args: Sequence[str] = (),
+) -> Tuple[Distribution, ...]:
+    """A PACKED pex of `requirements` (from the lockfile when `use_lock` and there is one, else from the index)
+    for the user's interpreter (or any CPython `python_version`): its `.deps/<wheel>` zips."""
     argv = [sys.executable, "-m", "pex", "--layout", "packed", "-o", os.path.join(tmp, "requirements.pex"),
-            "--python", python, "--no-emit-warnings"]
-    if graph.requirements.lock_text is not None:
+            "--no-emit-warnings"]
+    if python_version:
+        argv += ["--interpreter-constraint", f"CPython=={python_version}.*"]
+    else:
+        argv += ["--python", userenv.check_python(project.python, project.config_file)]
+    if use_lock and graph.requirements.lock_text is not None:
         # pex reads the lock itself; Pants' `//` header is not JSON.
         lock = os.path.join(tmp, "lock.json")
         with open(lock, "w", encoding="utf-8") as f:
             f.write("\n".join(l for l in graph.requirements.lock_text.splitlines() if not l.lstrip().startswith("//")))
         argv += ["--lock", lock]
-    argv += [declared[name] for name in image.requirements]
-    userenv.progress(f"flytebuild: resolving {len(image.requirements)} requirement(s) of {image.address} with pex")
+    else:
+        argv += list(index_args)
+    argv += list(requirements)
+    userenv.progress(f"flytebuild: resolving {len(requirements)} requirement(s) of {owner} with pex")
     env = {**os.environ, "PIP_CONFIG_FILE": "/dev/null"}  # a global pip constraints file breaks pex's pip
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     except OSError as e:
-        raise _error(image.address, f"cannot run pex: {e}") from None
+        raise _error(owner, f"cannot run pex: {e}") from None
     if proc.returncode != 0:
         if "No module named pex" in proc.stderr:
-            raise FlytebuildError(
-                "Building images needs `pex` next to flytebuild", target=image.address, fix="pip install pex"
-            )
-        raise _error(image.address, f"pex could not resolve its requirements:\n{proc.stderr.strip()[-2000:]}")
+            raise FlytebuildError("Building images needs `pex` next to flytebuild", target=owner, fix="pip install pex")
+        raise _error(owner, f"pex could not resolve its requirements:\n{proc.stderr.strip()[-2000:]}")
     return tuple(
         Distribution(d.name, d.path, hashlib.sha256(d.path.read_bytes()).hexdigest())
         for d in distributions_in(os.path.join(tmp, "requirements.pex", ".deps"))
@@ -100,75 +93,34 @@ def _distributions(project: Project, graph: ProjectGraph, image: ImageTarget, tm
 def publish_image(
     project: Project, graph: ProjectGraph, image: ImageTarget, output: str, dist_dir: str, jobs: int
 ) -> PublishedImage:
-    plan = plan_image(image)
-    cache = cache_dir(project)
-    ref = Reference.parse(plan.ref)
-    client = None
+    job = service.image_job(plan_image(image))
+    regs = registries(project)
+    publisher = service.publisher_for(output, regs, jobs, Path(dist_dir) if dist_dir else None)
+    found = service.already_published(job, publisher, userenv.progress)
+    if found is not None:
+        return found
 
-    def layer_progress(name: str, status: str, size: int) -> None:
-        userenv.progress(f"{image.address}: layer {name or 'base'} {status} ({size / 1e6:.1f} MB)")
+    def inputs(tmp: Path):
+        return (_distributions(project, graph, image, str(tmp)),
+                sources_from_roots(image.source_paths, project.source_roots, project.root))
 
     try:
-        if output == "push":
-            client = RegistryClient(ref.registry, cache_dir=cache)
-            existing = client.head_manifest(ref.repository, ref.tag or "latest")
-            if existing is not None:
-                return PublishedImage(image.address, plan.ref, existing.digest, False, 0, output)
-        base_ref = Reference.parse(plan.base)
-        base_client = RegistryClient(base_ref.registry, cache_dir=cache)
-        with tempfile.TemporaryDirectory(prefix="flytebuild-image-") as tmp:
-            inputs = ImageInputs(
-                distributions=_distributions(project, graph, image, tmp),
-                sources=sources_from_roots(image.source_paths, project.source_roots, project.root),
-                python=image.python or ImageInputs().python,
-                env=plan.env,
-                labels=((LABEL_TARGET, image.address),),
-                fingerprint=plan.fingerprint,
-            )
-            base = base_client.pull(base_ref)
-            built = assemble(inputs, base, cache_dir=cache, progress=layer_progress)
-        layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
-        if output == "push":
-            assert client is not None
-            statuses = {}
-
-            def push_progress(digest: str, name: str, status: str, size: int) -> None:
-                statuses[digest] = status
-                if status in ("uploaded", "mounted", "exists"):
-                    userenv.progress(f"{image.address}: layer {name or 'base'} {digest[7:19]} {status} ({size / 1e6:.1f} MB)")
-
-            result = publish(built.image, ref, client=client, base_client=base_client, jobs=jobs,
-                             progress=push_progress, cache_dir=cache)
-            layers = tuple((n, d, s, statuses.get(d, "exists")) for n, d, s, _ in layers)
-            return PublishedImage(image.address, plan.ref, built.image.manifest_digest, not result.skipped,
-                                  result.bytes_uploaded, output, None, layers)
-        if output == "docker":
-            docker_load(built.image, plan.ref, base_client=base_client)
-            return PublishedImage(image.address, plan.ref, built.image.manifest_digest, False, 0, output, None, layers)
-        layout = os.path.join(dist_dir, f"{plan.name}.oci")
-        write_oci_layout(built.image, layout, ref_name=plan.ref, base_client=base_client)
-        return PublishedImage(image.address, plan.ref, built.image.manifest_digest, False, 0, output, layout, layers)
-    except (RegistryError, BuildError, OSError, subprocess.SubprocessError) as e:
+        return service.build_and_publish(job, inputs, publisher, regs, userenv.progress)
+    except subprocess.SubprocessError as e:
         raise _error(image.address, e) from None
 
 
 def write_summary(published: PublishedImage, dist_dir: str) -> str:
     """`<dist>/<name>.image.json`: ref, manifest digest, layers (what `pants package` writes)."""
-    os.makedirs(dist_dir, exist_ok=True)
     from flytebuild.cli.registration import dist_name
 
-    path = os.path.join(dist_dir, f"{dist_name(published.name)}.image.json")
+    path = inside(dist_dir, f"{dist_name(published.address)}.image.json", target=published.address,
+                  field="name", value=published.address)
+    os.makedirs(dist_dir, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         f.write(json.dumps(published.summary(), indent=2, sort_keys=True) + "\n")
-    return path
+    return str(path)
 
 
 def describe(published: PublishedImage) -> str:
-    mb = f"{published.bytes_uploaded / 1e6:.1f} MB"
-    if published.output == "push":
-        if published.pushed:
-            return f"pushed {published.ref} ({published.digest}, {mb} uploaded)"
-        return f"{published.ref} already in the registry ({published.digest}): nothing built or pushed"
-    if published.output == "docker":
-        return f"loaded {published.ref} into Docker ({published.digest})"
-    return f"OCI layout of {published.ref} ({published.digest}) in {published.layout}"
+    return published.describe()

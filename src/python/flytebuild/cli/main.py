@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     package.add_argument("targets", nargs="*", metavar="NAME", help="images and workflows (default: all)")
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
-    package.add_argument("--image-output", choices=("push", "oci", "docker"), default="push",
+    package.add_argument("--image-output", choices=("push", "oci", "docker", "cache"), default="push",
                          help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
 
     render = commands.add_parser(
@@ -86,6 +86,16 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
 
+    imagespec = commands.add_parser(
+        "imagespec",
+        help="build and push the ImageSpecs in code that no [images.*] answers",
+        description="Build and push, daemonlessly, every ImageSpec used in the code of these workflows that no "
+        "[images.*] answers: its base, packages, env, and exactly the closure of its tasks, tagged with the "
+        "content version the plan gives their tasks. Same as `pants flyte-imagespec`.",
+    )
+    imagespec.add_argument("targets", nargs="*", metavar="NAME", help="workflows (default: all)")
+    imagespec.add_argument("--format", choices=("table", "json"), default="table")
+
     verify = commands.add_parser(
         "verify",
         help="check every baked task can run from its image",
@@ -112,12 +122,38 @@ def _write(text: str, output: Optional[str]) -> None:
 def _plan(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
     from flytebuild.core.report import render_json, render_table
+    from flytebuild.service import references
 
     project = load_project(args.config or find_config("."))
     result = plan_project(project, args.targets)
+    workflows = result.workflows
+    # With a cluster configured, the references the code declares are checked against the registered
+    # entities (warnings only), as `pants flyte-plan` does.
+    checked = references.wanted(workflows, project.settings.admin)
+    if checked:
+        workflows = references.with_warnings(workflows, _check_references(project, checked))
     render = render_json if args.format == "json" else render_table
-    _write(render(result.images, result.workflows), args.output)
+    _write(render(result.images, workflows), args.output)
     return 0
+
+
+def _check_references(project, plans) -> dict:
+    import json
+    import os
+    import tempfile
+
+    from flytebuild.cli import userenv
+    from flytebuild.service import references
+
+    python = userenv.check_python(project.python, project.config_file)
+    with tempfile.TemporaryDirectory(prefix="flytebuild-references-") as tmp:
+        request = os.path.join(tmp, "request.json")
+        with open(request, "w", encoding="utf-8") as f:
+            json.dump(references.check_request(plans, project.settings.admin), f, indent=1, sort_keys=True)
+        userenv.progress(f"flytebuild: checking references against FlyteAdmin at {project.settings.admin.where}")
+        proc = userenv.run_script(python, references.SCRIPT, [request], project.root, project.source_roots,
+                                  cwd=project.root)
+    return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
 def _workflows_only(project, names, command: str) -> None:
@@ -168,7 +204,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
     from flytebuild.cli.registration import check_admin, deploy
     from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
-    from flytebuild.service.deploy import pins_of
+    from flytebuild.service.deploy import images_summary, pins_of
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
@@ -186,13 +222,16 @@ def _deploy(args: argparse.Namespace) -> int:
         for image in result.image_targets:
             if image.address in wanted:
                 pushed.append(cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs))
+        # ImageSpecs in code without an image target: built by flytebuild under the tag the plan gave their
+        # tasks (as `pants flyte-deploy` does).
+        if any(t.image_source == "code:ImageSpec" for p in result.workflows for t in p.tasks):
+            from flytebuild.cli.imagespec import publish_specs
+
+            publish_specs(project, graph, result)
     code, summary, warnings, _ = deploy(
         project, result, admin, args.dry_run, pins=pins_of(pushed)
     )
-    summary["images"] = [
-        {"address": i.name, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
-        for i in sorted(pushed, key=lambda i: i.name)
-    ]
+    summary["images"] = images_summary(pushed)
     render = render_deploy_json if args.format == "json" else render_deploy_table
     sys.stdout.write(render(summary, warnings))
     if code != 0:
@@ -321,7 +360,7 @@ def _verify(args: argparse.Namespace) -> int:
         NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
     )
     from flytebuild.oci import RegistryError
-    from flytebuild.oci import verify as verify_io
+    from flytebuild.service import verify as verify_io
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "verify")
@@ -357,8 +396,22 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failure else 0
 
 
+def _imagespec(args: argparse.Namespace) -> int:
+    from flytebuild.cli.graph import project_graph
+    from flytebuild.cli.imagespec import publish_specs
+    from flytebuild.cli.planning import plan_project
+    from flytebuild.service.images import published_spec, render_specs
+
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "imagespec")
+    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    built = publish_specs(project, project_graph(project), result)
+    print(render_specs([published_spec(wf, spec, image) for wf, spec, image in built], args.format))
+    return 0
+
+
 _COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
-             "verify": _verify}
+             "verify": _verify, "imagespec": _imagespec}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -22,6 +22,7 @@ from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
 from flytebuild.core.settings import AdminSettings
 from flytebuild.service.deploy import bundle_path, check_admin as _check_admin, deploy_request, entities_of
+from flytebuild.service.paths import inside
 from flytebuild.service.registration import ARCHIVE, registration_archive
 
 
@@ -81,7 +82,7 @@ def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> L
         serialized = serialize(project, plan)
         bundle, _ = code_bundle(project, ProjectPlan((), (plan,), result.image_targets))
         built = registration_archive(serialized.files, bundle)
-        out_dir = os.path.join(dist_dir, dist_name(plan.address))
+        out_dir = str(inside(dist_dir, dist_name(plan.address), target=plan.address, field="name", value=plan.address))
         os.makedirs(out_dir, exist_ok=True)
         for name, data in built.files:
             _write(os.path.join(out_dir, name), data)

@@ -10,7 +10,7 @@ import copy
 import json
 from typing import Any, Dict, List, Optional
 
-from flytebuild.core.model import TaskPlan, WorkflowPlan
+from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.pod_templates import DEFAULT_PRIMARY_CONTAINER_NAME, to_yaml
 
 

@@ -1,4 +1,5 @@
-"""`docker load` of a built image: a docker-save archive (manifest.json + config + layer blobs).
+"""A docker-save archive of a built image (manifest.json + config + layer blobs), for `docker load`
+(oci/engine.py, where every Docker engine call lives).
 
 Docker's engine (20.10, as Debian ships it) loads this format but not OCI layout archives; gzip
 layers are loaded as they are, so the blobs go in unchanged and the image ID is our config digest.
@@ -7,13 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import BinaryIO, Mapping, Optional
+from typing import BinaryIO, Optional
 
 from flytebuild.oci.image import Image
 from flytebuild.oci.registry import Reference, RegistryClient
@@ -56,24 +53,3 @@ def write_docker_archive(image: Image, tag: str, out: BinaryIO, *, base_client: 
             layer_names.append(name)
         manifest = [{"Config": config_name, "RepoTags": [tag], "Layers": layer_names}]
         _add(tar, "manifest.json", json.dumps(manifest).encode())
-
-
-def docker_load(image: Image, tag: str, *, base_client: Optional[RegistryClient] = None,
-                env: Optional[Mapping[str, str]] = None, docker: str = "docker") -> str:
-    """Load `image` into the Docker engine as `tag`; returns docker's output line."""
-    exe = shutil.which(docker, path=(env or os.environ).get("PATH"))
-    if exe is None:
-        raise OSError(f"no `{docker}` on PATH: the `docker` output needs a Docker engine and its CLI. "
-                      f"Fix: install Docker, or use the `push` or `oci` output")
-    # Through a file, not a pipe: `docker load` answers only at the end, and a failed load must
-    # not leave us blocked writing into a full pipe.
-    with tempfile.NamedTemporaryFile(prefix="flytebuild-docker-", suffix=".tar") as tmp:
-        write_docker_archive(image, tag, tmp, base_client=base_client)
-        tmp.flush()
-        proc = subprocess.run([exe, "load", "-i", tmp.name], capture_output=True,
-                              env=dict(env) if env is not None else None)
-    out, err = proc.stdout, proc.stderr
-    if proc.returncode != 0:
-        raise OSError(f"`docker load` failed: {err.decode(errors='replace').strip() or out.decode(errors='replace').strip()}. "
-                      f"Fix: check that the Docker engine is running (DOCKER_HOST)")
-    return out.decode(errors="replace").strip()

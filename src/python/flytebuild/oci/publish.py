@@ -1,6 +1,7 @@
 """Publishing a built image: to a registry (only missing blobs, in parallel) or an OCI layout dir."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -191,3 +192,54 @@ def write_oci_layout(
     (root / "oci-layout").write_bytes(canonical_json({"imageLayoutVersion": "1.0.0"}))
     (root / "index.json").write_bytes(canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}))
     return root
+
+
+def publish_layout(
+    directory: Union[str, Path],
+    ref: Union[str, Reference],
+    *,
+    client: Optional[RegistryClient] = None,
+    jobs: int = 4,
+    progress: Optional[Progress] = None,
+) -> PublishResult:
+    """Push the one image of an OCI image layout (as `write_oci_layout` writes it) as `ref`: the same blobs, so
+    the same manifest digest as pushing the built image; missing blobs only, the manifest last."""
+    root = Path(directory)
+    index = json.loads((root / "index.json").read_bytes())
+    manifests = index.get("manifests") or []
+    if len(manifests) != 1:
+        raise ValueError(f"{root} holds {len(manifests)} images; a flytebuild layout holds one")
+    desc = manifests[0]
+
+    def blob(digest: str) -> Path:
+        return root / "blobs" / digest.replace(":", "/", 1)
+
+    manifest_bytes = blob(desc["digest"]).read_bytes()
+    manifest = json.loads(manifest_bytes)
+    r = Reference.parse(ref) if isinstance(ref, str) else ref
+    tag = r.tag or r.digest or "latest"
+    progress = progress or _noop
+    client = client or RegistryClient(r.registry)
+    result = PublishResult(str(r), str(desc["digest"]))
+    existing = client.head_manifest(r.repository, tag)
+    if existing is not None and existing.digest == desc["digest"]:
+        result.skipped = True
+        return result
+
+    def push(d: Dict[str, object]) -> Tuple[str, int]:
+        digest, size = str(d["digest"]), int(d["size"])  # type: ignore[arg-type]
+        if client.blob_exists(r.repository, digest):
+            progress(digest, "", "exists", size)
+            return "exists", 0
+        progress(digest, "", "uploading", size)
+        client.upload_blob(r.repository, digest, size, lambda: open(blob(digest), "rb"))
+        progress(digest, "", "uploaded", size)
+        return "uploaded", size
+
+    blobs = [manifest["config"], *manifest.get("layers", [])]
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for d, (how, nbytes) in zip(blobs, pool.map(push, blobs)):
+            (result.blobs_uploaded if how == "uploaded" else result.blobs_skipped).append(str(d["digest"]))
+            result.bytes_uploaded += nbytes
+    client.put_manifest(r.repository, tag, manifest_bytes, str(desc.get("mediaType") or manifest.get("mediaType")))
+    return result

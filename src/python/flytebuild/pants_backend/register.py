@@ -1,5 +1,5 @@
 """flytebuild's Pants backend: Flyte tasks, images, pod templates, references and workflows as build targets."""
-from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, render, verify
+from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, publish_image, render, verify
 from flytebuild.pants_backend.goals import imagespec as imagespec_goal
 from flytebuild.pants_backend.goals import run as run_goal
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
@@ -8,7 +8,6 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlyteReferenceTarget,
     FlyteWorkflowTarget,
-    pod_template_rules,
 )
 from flytebuild.pants_backend.util_rules import (
     closures,
@@ -29,7 +28,6 @@ def rules():
     return [
         *FlyteSubsystem.rules(),
         *settings.rules(),
-        *pod_template_rules(),
         *closures.rules(),
         *entrypoint.rules(),
         *introspection.rules(),
@@ -44,6 +42,7 @@ def rules():
         *render.rules(),
         *run_goal.rules(),
         *package_image.rules(),
+        *publish_image.rules(),
         *package_workflow.rules(),
         *imagespec_goal.rules(),
         *verify.rules(),

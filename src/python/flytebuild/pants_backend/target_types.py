@@ -2,19 +2,29 @@
 pants.backend.docker.target_types)."""
 from __future__ import annotations
 
+from typing import Dict, Optional, Union
+
 from pants.backend.python.target_types import (
     EntryPointField,
     InterpreterConstraintsField,
     PythonResolveField,
 )
+from pants.engine.addresses import Address
 from pants.engine.target import (
     COMMON_TARGET_FIELDS,
     Dependencies,
     DictStringToStringField,
+    Field,
+    InvalidFieldException,
+    InvalidFieldTypeException,
+    SingleSourceField,
     StringField,
     Target,
 )
+from pants.util.frozendict import FrozenDict
 from pants.util.strutil import help_text
+
+from flytebuild.core.settings import CACHE_KEY_POLICIES, DEFAULT_CACHE_KEY
 
 
 # --- flyte_image -------------------------------------------------------------------------------
@@ -155,6 +165,64 @@ class FlyteDomainField(StringField):
     help = "Flyte domain to register into. Defaults to `[flyte].domain`."
 
 
+class FlyteWorkflowPodTemplateField(StringField):
+    alias = "pod_template"
+    help = help_text(
+        """
+        Address of the `flyte_pod_template` for every task of this workflow (e.g. `":pod"`).
+        `task_pod_templates` wins for the tasks it names.
+        """
+    )
+
+
+class FlyteWorkflowTaskPodTemplatesField(DictStringToStringField):
+    alias = "task_pod_templates"
+    help = help_text(
+        """
+        Per-task pod template: task name (full, e.g. `"my_project.tasks.train"`, or the function
+        name) → `flyte_pod_template` address. Wins over `pod_template`.
+        """
+    )
+
+
+class FlyteWorkflowCacheKeyField(Field):
+    alias = "cache_key"
+    default = DEFAULT_CACHE_KEY
+    help = help_text(
+        """
+        What the `cache_version` registered for cached tasks follows, besides the user's
+        `cache_version`: `"interface"` (the task's full interface: a changed dataclass field is
+        a cache miss) or `"code"` (also the task's source closure: any code change is a cache
+        miss, no manual version bumps). A dict sets it per task: `{"my_project.tasks.train":
+        "code"}`; tasks it does not name use `"interface"`.
+        """
+    )
+
+    @classmethod
+    def compute_value(  # annotated: `pants help` reads the raw value's type from this signature
+        cls, raw_value: Optional[Union[str, Dict[str, str]]], address: Address
+    ) -> Union[str, FrozenDict[str, str]]:
+        value = super().compute_value(raw_value, address)
+        if isinstance(value, str):
+            if value not in CACHE_KEY_POLICIES:
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} is `{value}`; use one of "
+                    f"{', '.join(CACHE_KEY_POLICIES)}, or a dict of task name to one of them."
+                )
+            return value
+        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+            bad = sorted(k for k, v in value.items() if v not in CACHE_KEY_POLICIES)
+            if bad:
+                raise InvalidFieldException(
+                    f"The `{cls.alias}` field of {address} maps {', '.join(bad)} to an unknown "
+                    f"policy; use one of {', '.join(CACHE_KEY_POLICIES)}."
+                )
+            return FrozenDict(sorted(value.items()))
+        raise InvalidFieldTypeException(
+            address, cls.alias, raw_value, expected_type='"interface", "code" or a dict of task name to one of them'
+        )
+
+
 class FlyteWorkflowTarget(Target):
     alias = "flyte_workflow"
     core_fields = (
@@ -168,6 +236,9 @@ class FlyteWorkflowTarget(Target):
         FlyteDomainField,
         PythonResolveField,
         InterpreterConstraintsField,
+        FlyteWorkflowPodTemplateField,
+        FlyteWorkflowTaskPodTemplatesField,
+        FlyteWorkflowCacheKeyField,
     )
     help = help_text(
         """
@@ -179,18 +250,6 @@ class FlyteWorkflowTarget(Target):
 
 
 # --- flyte_pod_template ------------------------------------------------------------------------
-# (imports local to this section keep the file appendable)
-
-from pants.engine.target import (  # noqa: E402
-    Field,
-    InvalidFieldException,
-    InvalidFieldTypeException,
-    SingleSourceField,
-)
-from pants.util.frozendict import FrozenDict  # noqa: E402
-
-from flytebuild.core.settings import CACHE_KEY_POLICIES, DEFAULT_CACHE_KEY  # noqa: E402
-
 
 class FlytePodTemplateSourceField(SingleSourceField):
     expected_file_extensions = (".yaml", ".yml", ".json")
@@ -258,72 +317,6 @@ class FlytePodTemplateTarget(Target):
         `pants flyte-render` prints the final pod spec per task.
         """
     )
-
-
-class FlyteWorkflowPodTemplateField(StringField):
-    alias = "pod_template"
-    help = help_text(
-        """
-        Address of the `flyte_pod_template` for every task of this workflow (e.g. `":pod"`).
-        `task_pod_templates` wins for the tasks it names.
-        """
-    )
-
-
-class FlyteWorkflowTaskPodTemplatesField(DictStringToStringField):
-    alias = "task_pod_templates"
-    help = help_text(
-        """
-        Per-task pod template: task name (full, e.g. `"my_project.tasks.train"`, or the function
-        name) → `flyte_pod_template` address. Wins over `pod_template`.
-        """
-    )
-
-
-class FlyteWorkflowCacheKeyField(Field):
-    alias = "cache_key"
-    default = DEFAULT_CACHE_KEY
-    help = help_text(
-        """
-        What the `cache_version` registered for cached tasks follows, besides the user's
-        `cache_version`: `"interface"` (the task's full interface: a changed dataclass field is
-        a cache miss) or `"code"` (also the task's source closure: any code change is a cache
-        miss, no manual version bumps). A dict sets it per task: `{"my_project.tasks.train":
-        "code"}`; tasks it does not name use `"interface"`.
-        """
-    )
-
-    @classmethod
-    def compute_value(cls, raw_value, address):
-        value = super().compute_value(raw_value, address)
-        if isinstance(value, str):
-            if value not in CACHE_KEY_POLICIES:
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} is `{value}`; use one of "
-                    f"{', '.join(CACHE_KEY_POLICIES)}, or a dict of task name to one of them."
-                )
-            return value
-        if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-            bad = sorted(k for k, v in value.items() if v not in CACHE_KEY_POLICIES)
-            if bad:
-                raise InvalidFieldException(
-                    f"The `{cls.alias}` field of {address} maps {', '.join(bad)} to an unknown "
-                    f"policy; use one of {', '.join(CACHE_KEY_POLICIES)}."
-                )
-            return FrozenDict(sorted(value.items()))
-        raise InvalidFieldTypeException(
-            address, cls.alias, raw_value, expected_type='"interface", "code" or a dict of task name to one of them'
-        )
-
-
-def pod_template_rules():
-    """flyte_workflow's pod-template and cache-key fields, added the way Pants plugins extend a
-    target (`register_plugin_field`), so this section stays appendable."""
-    return [
-        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowPodTemplateField),
-        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowTaskPodTemplatesField),
-        FlyteWorkflowTarget.register_plugin_field(FlyteWorkflowCacheKeyField),
-    ]
 
 
 # --- flyte_reference ---------------------------------------------------------------------------

@@ -55,3 +55,11 @@ def entities_of(index: int, summary: Mapping) -> Iterable[dict]:
 def pins_of(published: Iterable) -> dict:
     """Tag -> tag@digest of published images (anything with `ref` and `digest`)."""
     return {i.ref: f"{i.ref}@{i.digest}" for i in published}
+
+
+def images_summary(published: Iterable) -> list:
+    """The deploy summary's `images`: what was pushed (or found) for the deployed tasks."""
+    return [
+        {"address": i.address, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
+        for i in sorted(published, key=lambda i: i.address)
+    ]

@@ -13,9 +13,9 @@ from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption
 
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.report import _table
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
+from flytebuild.service.images import render_specs
 
 
 class OutputFormat(Enum):
@@ -48,19 +48,7 @@ async def flyte_imagespec(console: Console, subsystem: FlyteImageSpecSubsystem, 
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-imagespec: {e}")
         return FlyteImageSpec(exit_code=1)
-    if subsystem.output_format == OutputFormat.json:
-        import json
-
-        console.print_stdout(json.dumps({"images": [
-            {"workflow": i.workflow, "name": i.name, "tasks": list(i.tasks), "ref": i.ref, "digest": i.digest,
-             "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded, "distributions": list(i.resolved),
-             "engine": i.engine}
-            for i in published.images]}, indent=2, sort_keys=True))
-    else:
-        rows = [[i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present",
-                 ", ".join(i.tasks)] for i in published.images]
-        console.print_stdout("\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
-                             if rows else "no ImageSpec without a flyte_image target")
+    console.print_stdout(render_specs(published.images, subsystem.output_format.value))
     return FlyteImageSpec(exit_code=0)
 
 

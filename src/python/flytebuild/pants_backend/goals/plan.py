@@ -1,7 +1,6 @@
 """`pants flyte-plan`: per workflow, per task — image (and why), baked/fast mode, version."""
 from __future__ import annotations
 
-import dataclasses
 from enum import Enum
 
 from pants.build_graph.address import ResolveError
@@ -17,6 +16,7 @@ from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.core.report import render_json, render_table
 from flytebuild.core.settings import Settings
+from flytebuild.service import references
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
@@ -73,9 +73,9 @@ async def flyte_plan(
     workflow_plans = [p.plan for p in planned]
     # With a cluster configured, the references the code declares are checked against the registered entities
     # (warnings only). Without one, or without references, nothing runs and nothing connects.
-    if settings.admin.configured and any(p.references for p in workflow_plans):
+    if references.wanted(workflow_plans, settings.admin):
         checked = await Get(ReferenceWarnings, ReferenceCheckRequest(tuple(workflows), tuple(workflow_plans)))
-        workflow_plans = [dataclasses.replace(p, warnings=p.warnings + checked.of(p)) for p in workflow_plans]
+        workflow_plans = list(references.with_warnings(workflow_plans, checked.by_address))
     render = render_json if subsystem.output_format == OutputFormat.json else render_table
     console.print_stdout(render(image_plans, workflow_plans))
     return FlytePlan(exit_code=0)

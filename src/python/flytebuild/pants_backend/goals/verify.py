@@ -27,7 +27,7 @@ from flytebuild.core.verify import (
     NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
 )
 from flytebuild.oci import RegistryError
-from flytebuild.oci import verify as verify_io
+from flytebuild.service import verify as verify_io
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir

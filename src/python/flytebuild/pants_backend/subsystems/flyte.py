@@ -40,12 +40,13 @@ class FlyteSubsystem(Subsystem):
 
     # --- images (package / publish of flyte_image targets)
     image_output = StrOption(
-        default="push",
+        default="oci",
         help=help_text(
             """
-            What `package` does with a `flyte_image`: `push` to its registry (tag = its content
-            version; nothing is built or pushed when the tag exists), `oci` writes an OCI image
-            layout directory under dist/, `docker` loads it into the local Docker engine.
+            What `package` does with a `flyte_image` (tagged with its content version): `oci` writes an OCI
+            image layout directory under dist/, `cache` only builds it into the local layer cache, `docker`
+            loads it into the local Docker engine, `push` pushes it to its registry (nothing is built or
+            pushed when the tag exists). `publish` always pushes; `flyte-deploy` pushes what it registers.
             """
         ),
     )

@@ -31,7 +31,7 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializeRequest,
 )
 from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
-from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, pins_of
+from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, images_summary, pins_of
 
 _DIR = "__flytebuild"
 
@@ -131,10 +131,7 @@ async def deploy_workflows(request: DeployRequest, settings: Settings, python_se
         for w in sw.summary().get("warnings", ()):
             if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                 warnings.add(BundleWarning(w["task"], w["message"]))
-    data["images"] = [
-        {"address": i.address, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
-        for i in sorted(pushed, key=lambda i: i.address)
-    ]
+    data["images"] = images_summary(pushed)
     return DeployResult(result.exit_code, json.dumps(data, sort_keys=True), tuple(sorted(warnings)), stderr)
 
 

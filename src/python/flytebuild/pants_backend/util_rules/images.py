@@ -8,17 +8,17 @@
   is built or pushed.
 
 `PublishImagesRequest` -> `PublishedImages` is the entry point for other goals (flyte-deploy).
-Talking to registries and engines is a side effect, so those rules are uncacheable: they run
-again in every Pants session, while the pex and source digests they use stay cached.
+What happens is `service.images` (the same function the CLI calls); this module gathers the inputs. Talking
+to registries and engines is a side effect: the rules doing it first observe the registry (or engine) with a
+per-session process (`RegistryProbe`), so they run again whenever what they would talk to changed, while the
+pex and source digests they use stay cached.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import os
 import queue
-import subprocess
-import tarfile
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.core.target_types import FileSourceField, ResourceSourceField
 from pants.backend.python.target_types import PythonSourceField
-from pants.core.util_rules.source_files import SourceFiles, SourceFilesRequest
+from pants.core.util_rules.source_files import SourceFilesRequest
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
@@ -45,38 +45,42 @@ from pants.engine.fs import (
     FileEntry,
     PathGlobs,
 )
-from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.option.global_options import NamedCachesDirOption
+from pants.util.logging import LogLevel
 
-from flytebuild.core.errors import FlytebuildError
+import flytebuild
+
 from flytebuild.core.model import ImagePlan, ImageTarget
 from flytebuild.core.plan import plan_image
-from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
-from flytebuild.oci.build import (
-    BuildError,
-    BuiltImage,
-    Distribution,
-    ImageInputs,
-    SourceFile,
-    assemble,
-    uncached_distributions,
+from flytebuild.oci import engine
+from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
+from flytebuild.service.images import (
+    OCILayoutPublisher,
+    PublishedImage,
+    Registries,
+    already_published,
+    build_and_publish,
+    docker_config_path,
+    image_job,
+    publisher_for,
 )
-from flytebuild.oci.docker_archive import docker_load
-from flytebuild.oci.registry import Reference
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 
 logger = logging.getLogger(__name__)
 
 _BAKED_SOURCE_FIELDS = (PythonSourceField, ResourceSourceField, FileSourceField)
-LABEL_TARGET = "org.flytebuild.target"
+__all__ = ["PublishedImage"]  # the service's, under the name other rules import
 
 
 class ImageOutput(Enum):
-    push = "push"  # to the target's registry
-    oci = "oci"  # an OCI image layout directory under dist/
+    oci = "oci"  # an OCI image layout directory under dist/ (what `package` builds by default)
+    cache = "cache"  # only the local layer cache
     docker = "docker"  # `docker load` into the local engine
+    push = "push"  # to the target's registry (what `publish` and `flyte-deploy` do)
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,9 @@ class PublishImageRequest:
 
 
 @dataclass(frozen=True)
-class PublishedImage:
-    address: str
-    ref: str  # registry/repository:version
-    digest: str  # manifest digest
-    pushed: bool  # False: the registry already had the tag (nothing built or pushed), or not a push
-    bytes_uploaded: int
-    output: str = "push"
+class PublishedImageResult:
+    image: PublishedImage
     oci_layout: Optional[Digest] = None  # output=oci: the layout's files, rooted at `<name>.oci/`
-    layers: Tuple[Tuple[str, str, int, str], ...] = ()  # (name, digest, size, status)
 
 
 @dataclass(frozen=True)
@@ -179,38 +177,8 @@ def local_distributions(tmp: Path, dist_entries, wheel_contents) -> list:
         dists.append(Distribution(name, local, e.file_digest.fingerprint))
     return dists
 
-def _error(address: str, err: Exception) -> FlytebuildError:
-    return FlytebuildError(f"Cannot build flyte_image {address}: {err}")
-
-
-class _LayerLog:
-    """Per-layer INFO lines only for work (a layer built, uploaded or mounted): those are progress. Layers reused
-    as they are (from the layer cache, or already in the registry) are counted and told in one line per image,
-    so an image that changed only its sources does not print a line per requirements layer."""
-
-    def __init__(self, address: str):
-        self.address = address
-        self.reused: dict[str, int] = {}
-
-    def _count(self, where: str) -> None:
-        self.reused[where] = self.reused.get(where, 0) + 1
-
-    def build(self, name: str, status: str, size: int) -> None:
-        if status == "cached":
-            self._count("from the layer cache")
-        else:
-            logger.info(f"{self.address}: layer {name or 'base'} {status} ({size / 1e6:.1f} MB)")
-
-    def push(self, digest: str, name: str, status: str, size: int) -> None:
-        if status == "exists":
-            self._count("already in the registry")
-        elif status in ("uploaded", "mounted"):
-            logger.info(f"{self.address}: layer {name or 'base'} {digest[7:19]} {status} ({size / 1e6:.1f} MB)")
-
-    def summary(self) -> None:
-        if self.reused:
-            told = ", ".join(f"{n} layer{'s' * (n != 1)} {where}" for where, n in self.reused.items())
-            logger.info(f"{self.address}: {told}")
+def _registries(flyte: FlyteSubsystem, named_caches: NamedCachesDirOption, env: EnvironmentVars) -> Registries:
+    return Registries(_cache_dir(flyte, named_caches), docker_config_path(dict(env)))
 
 
 def _publish_logging(push, progress):
@@ -228,103 +196,104 @@ def _publish_logging(push, progress):
     return future.result()
 
 
-@_uncacheable_rule(desc="Build and publish a flyte_image")
+# ---------------------------------------------------------------------------------------------
+# The registry, observed once per run
+
+
+@dataclass(frozen=True)
+class RegistryProbe:
+    ref: str
+    docker: bool = False  # ask the local Docker engine instead (`docker image inspect`)
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    ref: str
+    answer: str  # the tag's manifest digest, `absent`, or `error: ...`
+
+
+_PROBE = """
+import sys
+from flytebuild.oci.registry import Reference, RegistryClient
+ref = Reference.parse(sys.argv[1])
+try:
+    found = RegistryClient(ref.registry).head_manifest(ref.repository, ref.tag or "latest")
+    print(found.digest if found is not None else "absent")
+except Exception as e:  # the rule asks again in-process and reports it properly
+    print(f"error: {e}")
+"""
+
+
+@rule(desc="Ask a registry for an image tag", level=LogLevel.DEBUG)
+async def probe_registry(probe: RegistryProbe) -> RegistryState:
+    """A per-session process (Pants' public way to observe the outside world once per run): rules that await
+    it re-run when the registry's answer changed since the last run, and answer from memory when it did not."""
+    env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
+    argv = (sys.executable, "-c", _PROBE, probe.ref)
+    if probe.docker:
+        argv = tuple(engine.inspect_argv(engine.docker_exe(dict(env)) or "docker", probe.ref))
+    result = await Get(
+        FallibleProcessResult,
+        Process(
+            argv=argv,
+            env={"PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]), **{k: v for k, v in env.items() if v}},
+            description=f"Ask the registry for {probe.ref}",
+            level=LogLevel.DEBUG,
+            cache_scope=ProcessCacheScope.PER_SESSION,
+        ),
+    )
+    return RegistryState(probe.ref, f"{result.exit_code} {result.stdout.decode('utf-8', 'replace').strip()}")
+
+
+@rule(desc="Build and publish a flyte_image")
 async def publish_image(
     request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption
-) -> PublishedImage:
-    address = str(request.address)
+) -> PublishedImageResult:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
     # Plan first (cheap, cached): with the tag already in the registry nothing else is needed.
-    plan = plan_image(await Get(ImageTarget, ImageTargetRequest(request.address)))
-    cache_dir = _cache_dir(flyte, named_caches)
-    docker_config = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or "~").expanduser() / ".docker") / "config.json"
-    ref = Reference.parse(plan.ref)
-
-    client = None
-    if request.output == ImageOutput.push:
-        client = RegistryClient(ref.registry, cache_dir=cache_dir, docker_config=docker_config)
-        try:
-            existing = client.head_manifest(ref.repository, ref.tag or "latest")
-        except RegistryError as e:
-            raise _error(address, e) from None
-        if existing is not None:
-            logger.info(f"{address}: {plan.ref} is already in the registry; nothing to build or push")
-            return PublishedImage(address, plan.ref, existing.digest, False, 0, request.output.value)
-
-    ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
-    # Only the installed wheels whose layers are not cached yet are read out of the store.
-    all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint)
-                 for e in ctx.dist_entries]
-    needed = {d.name for d in uncached_distributions(all_dists, cache_dir)}
-    missing = [e for e in ctx.dist_entries if e.path.rsplit("/", 1)[1] in needed]
-    wheel_contents = (
-        await Get(DigestContents, DigestSubset(ctx.pex_digest, PathGlobs([e.path for e in missing])))
-        if missing else ()
-    )
-    source_contents = await Get(DigestContents, Digest, ctx.sources_digest)
-
-    base_ref = Reference.parse(plan.base)
-    try:
-        with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
-            dists = local_distributions(Path(tmp), ctx.dist_entries, wheel_contents)
-            base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir, docker_config=docker_config)
-            base = base_client.pull(base_ref)
-            inputs = ImageInputs(
-                distributions=tuple(dists),
-                sources=tuple(SourceFile(fc.path, fc.content) for fc in source_contents),
-                python=ctx.target.python or ImageInputs().python,
-                env=plan.env,
-                labels=((LABEL_TARGET, address),),
-                fingerprint=plan.fingerprint,
-            )
-            layer_log = _LayerLog(address)
-            built = assemble(inputs, base, cache_dir=cache_dir, progress=layer_log.build)
-    except (RegistryError, BuildError) as e:
-        raise _error(address, e) from None
-
-    layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
-    if request.output == ImageOutput.push:
-        assert client is not None
-        sizes = {}
-
-        def progress(digest: str, name: str, status: str, size: int) -> None:
-            sizes[digest] = status
-            layer_log.push(digest, name, status, size)
-
-        try:
-            result = _publish_logging(
-                lambda report: publish(built.image, ref, client=client, base_client=base_client,
-                                       jobs=flyte.image_push_jobs, progress=report, cache_dir=cache_dir),
-                progress,
-            )
-        except RegistryError as e:
-            raise _error(address, e) from None
-        layer_log.summary()
-        layers = tuple((n, d, s, sizes.get(d, "exists")) for n, d, s, _ in layers)
-        return PublishedImage(address, plan.ref, built.image.manifest_digest, not result.skipped,
-                              result.bytes_uploaded, request.output.value, None, layers)
-
-    layer_log.summary()
-    if request.output == ImageOutput.docker:
-        try:
-            docker_load(built.image, plan.ref, base_client=base_client,
-                        env={k: v for k, v in env.items() if v})
-        except (RegistryError, OSError, subprocess.SubprocessError) as e:
-            raise _error(address, e) from None
-        return PublishedImage(address, plan.ref, built.image.manifest_digest, False, 0, request.output.value,
-                              None, layers)
-
-    # OCI layout: handed back as a digest, which `package` writes under dist/.
+    job = image_job(plan_image(await Get(ImageTarget, ImageTargetRequest(request.address))))
+    registries = _registries(flyte, named_caches, env)
     with tempfile.TemporaryDirectory(prefix="flytebuild-oci-") as tmp:
-        root = Path(tmp) / f"{plan.name}.oci"
-        write_oci_layout(built.image, root, ref_name=plan.ref, base_client=base_client)
-        files = [
-            FileContent(f"{plan.name}.oci/{p.relative_to(root).as_posix()}", p.read_bytes())
-            for p in sorted(root.rglob("*")) if p.is_file()
-        ]
+        publisher = publisher_for(request.output.value, registries, flyte.image_push_jobs, Path(tmp),
+                                  docker_env=dict(env), run=_publish_logging)
+        if isinstance(publisher, OCILayoutPublisher):
+            publisher.layout_path(job)  # a name escaping the output directory fails before any work
+        if request.output == ImageOutput.docker:
+            await Get(RegistryState, RegistryProbe(job.ref, docker=True))
+        if request.output == ImageOutput.push:
+            # What the registry holds now, asked once per run (a per-session process): a tag pushed or deleted
+            # since the last run re-runs this rule, an unchanged registry answers from memory.
+            await Get(RegistryState, RegistryProbe(job.ref))
+            found = already_published(job, publisher, logger.info)
+            if found is not None:
+                return PublishedImageResult(found, None)
+        ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
+        # Only the installed wheels whose layers are not cached yet are read out of the store.
+        all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint)
+                     for e in ctx.dist_entries]
+        needed = {d.name for d in uncached_distributions(all_dists, registries.cache_dir)}
+        missing = [e for e in ctx.dist_entries if e.path.rsplit("/", 1)[1] in needed]
+        wheel_contents = (
+            await Get(DigestContents, DigestSubset(ctx.pex_digest, PathGlobs([e.path for e in missing])))
+            if missing else ()
+        )
+        source_contents = await Get(DigestContents, Digest, ctx.sources_digest)
+
+        def inputs(wheels: Path):
+            return (local_distributions(wheels, ctx.dist_entries, wheel_contents),
+                    [SourceFile(fc.path, fc.content) for fc in source_contents])
+
+        published = build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=dict(env))
+        if published.layout is None:
+            return PublishedImageResult(published, None)
+        # OCI layout: handed back as a digest rooted at `<name>.oci/`, which `package` writes under dist/.
+        root = Path(tmp)
+        files = [FileContent(p.relative_to(root).as_posix(), p.read_bytes())
+                 for p in sorted(Path(published.layout).rglob("*")) if p.is_file()]
+        relative = Path(published.layout).relative_to(root).as_posix()
     layout = await Get(Digest, CreateDigest(files))
-    return PublishedImage(address, plan.ref, built.image.manifest_digest, False, 0, request.output.value,
-                          layout, layers)
+    # `layout` becomes the directory inside the digest (`<name>.oci`), where `package` writes it under dist/.
+    return PublishedImageResult(dataclasses.replace(published, layout=relative), layout)
 
 
 @rule(desc="Publish flyte_images")
@@ -333,8 +302,8 @@ async def publish_images(request: PublishImagesRequest) -> PublishedImages:
         Addresses,
         UnparsedAddressInputs(request.addresses, owning_address=None, description_of_origin="PublishImagesRequest"),
     )
-    published = await MultiGet(Get(PublishedImage, PublishImageRequest(a)) for a in addresses)
-    return PublishedImages(tuple(published))
+    published = await MultiGet(Get(PublishedImageResult, PublishImageRequest(a)) for a in addresses)
+    return PublishedImages(tuple(p.image for p in published))
 
 
 def rules():

@@ -19,15 +19,10 @@ without an engine the build stops with an error naming the task, the field and t
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import InterpreterConstraintsField, PexLayout
@@ -37,7 +32,7 @@ from pants.backend.python.util_rules.pex_requirements import PexRequirements, Re
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestContents, DigestEntries, DigestSubset, FileEntry, PathGlobs
-from pants.engine.rules import Get, MultiGet, _uncacheable_rule, collect_rules, rule
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.global_options import NamedCachesDirOption
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
@@ -47,37 +42,34 @@ from flytebuild.core.imagespec import SpecImage, check_buildable, spec_images
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
 from flytebuild.core.model import Closure
-from flytebuild.oci import RegistryClient, RegistryError, publish
-from flytebuild.oci.build import BuildError, Distribution, ImageInputs, SourceFile, assemble, uncached_distributions
-from flytebuild.oci.docker_archive import docker_load
-from flytebuild.oci.registry import Reference
+from flytebuild.oci import engine
+from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
 from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.closures import SourceFileClosureRequest
-from flytebuild.pants_backend.util_rules.images import LABEL_TARGET, _cache_dir, local_distributions
+from flytebuild.pants_backend.util_rules.images import (
+    RegistryProbe,
+    RegistryState,
+    _registries,
+    local_distributions,
+)
+from flytebuild.service.images import (
+    PublishedImageSpec,
+    RegistryPublisher,
+    already_published,
+    build_and_publish,
+    published_spec,
+    spec_job,
+)
 from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 
 logger = logging.getLogger(__name__)
-LABEL_IMAGESPEC = "org.flytebuild.imagespec"
 
 
 @dataclass(frozen=True)
 class PublishImageSpecsRequest:
     addresses: Tuple[Address, ...]  # flyte_workflow targets
-
-
-@dataclass(frozen=True)
-class PublishedImageSpec:
-    workflow: str
-    name: str
-    tasks: Tuple[str, ...]
-    ref: str
-    digest: str
-    pushed: bool
-    bytes_uploaded: int
-    resolved: Tuple[str, ...]  # name==version of the installed distributions
-    engine: bool  # engine-only fields were applied with docker build
 
 
 @dataclass(frozen=True)
@@ -92,20 +84,6 @@ class _SpecBuildRequest:
     resolve: str
     interpreter_constraints: InterpreterConstraints
     source_file: Optional[str]  # of the first task using it (for messages)
-
-
-def _docker_env(env: Mapping[str, str]) -> Dict[str, str]:
-    return {k: v for k, v in env.items() if v}
-
-
-def _engine_available(env: Mapping[str, str]) -> bool:
-    docker = shutil.which("docker", path=env.get("PATH"))
-    if not docker:
-        return False
-    try:
-        return subprocess.run([docker, "info"], env=_docker_env(env), capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
 
 
 def _requirement_lines(text: str) -> List[str]:
@@ -165,54 +143,28 @@ async def _spec_requirements_pex(request: _SpecBuildRequest, python_setup: Pytho
     )
 
 
-def _error(image: SpecImage, workflow: Address, err: Exception) -> FlytebuildError:
-    return FlytebuildError(f"Cannot build ImageSpec `{image.name}` (task {', '.join(image.tasks)}) of {workflow}: {err}")
-
-
-def _docker_build(image: SpecImage, built_ref: str, env: Mapping[str, str]) -> None:
-    """Apply the engine-only fields on top of the image we built, tag it as `image.ref`, push it."""
-    fields = dict(image.engine_fields)
-    lines = [f"FROM {built_ref}", "USER root"]
-    apt = json.loads(fields.get("apt_packages", "null")) or []
-    if apt:
-        lines.append("RUN apt-get update && apt-get install -y --no-install-recommends "
-                     + " ".join(apt) + " && rm -rf /var/lib/apt/lists/*")
-    for command in json.loads(fields.get("commands", "null")) or []:
-        lines.append(f"RUN {command}")
-    unsupported = sorted(set(fields) - {"apt_packages", "commands"})
-    if unsupported:
-        raise BuildError(f"{', '.join(unsupported)} cannot be applied with docker build on a pex-based image; "
-                         f"define a flyte_image(image_name={image.name!r}) on a base that has them")
-    docker = shutil.which("docker", path=env.get("PATH")) or "docker"
-    with tempfile.TemporaryDirectory(prefix="flytebuild-imagespec-") as ctx:
-        Path(ctx, "Dockerfile").write_text("\n".join(lines) + "\n")
-        for args in (["build", "--network", "host", "-t", image.ref, ctx], ["push", image.ref]):
-            proc = subprocess.run([docker, *args], env=_docker_env(env), capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise BuildError(f"`docker {args[0]}` failed: {(proc.stderr or proc.stdout).strip()[-800:]}")
-
-
-@_uncacheable_rule(desc="Build and push an ImageSpec")
+@rule(desc="Build and push an ImageSpec")
 async def _publish_spec(
     request: _SpecBuildRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption
 ) -> PublishedImageSpec:
     image = request.image
     workflow = str(request.workflow)
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
-    engine = bool(image.engine_fields) and _engine_available(env)
-    check_buildable(image, target=workflow, file=request.source_file, engine=engine)
-
-    cache_dir = _cache_dir(flyte, named_caches)
-    docker_config = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or "~").expanduser() / ".docker") / "config.json"
-    ref = Reference.parse(image.ref)
-    client = RegistryClient(ref.registry, cache_dir=cache_dir, docker_config=docker_config)
+    docker_env = {k: v for k, v in env.items() if v}
+    engine_up = bool(image.engine_fields) and engine.engine_available(docker_env)
+    check_buildable(image, target=workflow, file=request.source_file, engine=engine_up)
     try:
-        existing = client.head_manifest(ref.repository, ref.tag or "latest")
-    except RegistryError as e:
-        raise _error(image, request.workflow, e) from None
-    if existing is not None:
-        logger.info(f"ImageSpec {image.name}: {image.ref} is already in the registry; nothing to build or push")
-        return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, existing.digest, False, 0, (), engine)
+        job = spec_job(image, workflow, engine_up)
+    except BuildError as e:
+        raise FlytebuildError(f"Cannot build ImageSpec `{image.name}` of {workflow}: {e}", target=workflow) from None
+    registries = _registries(flyte, named_caches, env)
+    publisher = RegistryPublisher(registries, flyte.image_push_jobs)
+    # What the registry holds now, observed once per run (util_rules/images.py `RegistryProbe`).
+    await Get(RegistryState, RegistryProbe(job.ref))
+    found = already_published(job, publisher, logger.info)
+    if found is not None:
+        return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, found.digest, False, 0, (),
+                                  engine_up)
 
     paths = list(image.source_paths)
     pex, roots, source_contents = await MultiGet(
@@ -226,7 +178,7 @@ async def _publish_spec(
         if isinstance(e, FileEntry) and e.path.startswith("requirements.pex/.deps/") and e.path.endswith(".whl")
     ]
     all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint) for e in dist_entries]
-    needed = {d.name for d in uncached_distributions(all_dists, cache_dir)}
+    needed = {d.name for d in uncached_distributions(all_dists, registries.cache_dir)}
     missing = [e for e in dist_entries if e.path.rsplit("/", 1)[1] in needed]
     wheel_contents = (
         await Get(DigestContents, DigestSubset(pex.digest, PathGlobs([e.path for e in missing]))) if missing else ()
@@ -237,39 +189,12 @@ async def _publish_spec(
         rel = fc.path if root in ("", ".") else fc.path[len(root) + 1:]
         sources.append(SourceFile(rel, fc.content))
 
-    base_ref = Reference.parse(image.base or "")
-    built_ref = image.ref if not engine else f"{image.ref}-flytebuild-base"
-    try:
-        with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
-            dists = local_distributions(Path(tmp), dist_entries, wheel_contents)
-            base_client = RegistryClient(base_ref.registry, cache_dir=cache_dir, docker_config=docker_config)
-            base = base_client.pull(base_ref)
-            inputs = ImageInputs(
-                distributions=tuple(dists),
-                sources=tuple(sorted(sources, key=lambda s: s.path)),
-                python=image.python_exec or ImageInputs().python,
-                env=image.env,
-                labels=((LABEL_TARGET, workflow), (LABEL_IMAGESPEC, image.spec_json)),
-                fingerprint=image.fingerprint,
-            )
-            built = assemble(inputs, base, cache_dir=cache_dir,
-                             progress=lambda n, s, size: logger.info(f"ImageSpec {image.name}: layer {n} {s} ({size / 1e6:.1f} MB)"))
-        if engine:
-            # The engine applies what needs commands inside the image; our layers are its base.
-            docker_load(built.image, built_ref, base_client=base_client, env=_docker_env(env))
-            _docker_build(image, built_ref, env)
-            pushed = client.head_manifest(ref.repository, ref.tag or "latest")
-            if pushed is None:
-                raise BuildError(f"docker push reported success but the registry has no {image.ref}")
-            return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, pushed.digest, True, 0,
-                                      built.distributions, True)
-        result = publish(built.image, ref, client=client, base_client=base_client, jobs=flyte.image_push_jobs,
-                         cache_dir=cache_dir)
-    except (RegistryError, BuildError, OSError) as e:
-        raise _error(image, request.workflow, e) from None
+    def inputs(wheels: Path):
+        return local_distributions(wheels, dist_entries, wheel_contents), sources
+
+    published = build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=docker_env)
     logger.info(f"ImageSpec {image.name}: pushed {image.ref}")
-    return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, built.image.manifest_digest,
-                              not result.skipped, result.bytes_uploaded, built.distributions, False)
+    return published_spec(workflow, image, published)
 
 
 @rule(desc="Build the ImageSpecs of flyte_workflows")

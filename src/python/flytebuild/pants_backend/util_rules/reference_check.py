@@ -29,6 +29,7 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.settings import Settings
+from flytebuild.service import references
 from flytebuild.pants_backend.util_rules.planning import _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import runtime_script
 
@@ -79,20 +80,7 @@ async def check_references(request: ReferenceCheckRequest, python_setup: PythonS
 
 @rule(desc="Check reference entities of one resolve", level=LogLevel.DEBUG)
 async def check_references_of_resolve(group: _ReferenceCheckGroup, settings: Settings) -> ReferenceWarnings:
-    check_request = {
-        "admin": settings.admin.request_json(),
-        "workflows": [
-            {
-                "address": p.address,
-                "entrypoint": p.entrypoint,
-                "references": [
-                    {"kind": r.kind, "project": r.project, "domain": r.domain, "name": r.name, "version": r.version}
-                    for r in p.references
-                ],
-            }
-            for p in group.plans
-        ],
-    }
+    check_request = references.check_request(group.plans, settings.admin)
     files = [FileContent(f"{_DIR}/{name}", runtime_script(name)) for name in _SCRIPTS]
     files.append(FileContent(f"{_DIR}/request.json", json.dumps(check_request, indent=1, sort_keys=True).encode()))
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(group.addresses))
@@ -126,13 +114,11 @@ async def check_references_of_resolve(group: _ReferenceCheckGroup, settings: Set
             cache_scope=ProcessCacheScope.PER_SESSION,
         ),
     )
-    try:
-        found = json.loads(result.stdout)["warnings"]
-    except (ValueError, KeyError, TypeError):
-        # The check only adds warnings: a failure of its own must not fail the plan.
-        tail = result.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-        found = {p.address: [f"references not checked: the check failed ({tail[0]})"] for p in group.plans}
-    return ReferenceWarnings(FrozenDict({a: tuple(lines) for a, lines in found.items()}))
+    # The check only adds warnings: a failure of its own must not fail the plan.
+    found = references.reference_warnings(
+        group.plans, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace")
+    )
+    return ReferenceWarnings(FrozenDict(found))
 
 
 def rules():

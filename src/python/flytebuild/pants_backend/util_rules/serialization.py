@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.engine.addresses import Address
@@ -20,12 +20,11 @@ from pants.engine.fs import Digest, DigestContents, DigestSubset, FileContent, P
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
-from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.model import ImageTarget, WorkflowPlan
+from flytebuild.core.model import ImageTarget
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of

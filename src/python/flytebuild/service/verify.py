@@ -1,0 +1,73 @@
+"""Verifying baked tasks against their images, for every front end (core/verify.py decides and reports).
+
+- static: the image config's labels (files and distributions recorded at build time), fetched from the
+  registry without pulling a layer (oci.verify.image_labels);
+- docker: the image pulled and run once (`--network none`) with runtime/verify_image.py piped on stdin, so
+  nothing is added to the image (oci.engine.run_script).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import pkgutil
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+
+from flytebuild.core.lockfile import canonical_name
+from flytebuild.core.model import TaskPlan
+from flytebuild.oci import engine
+from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_SOURCE_FILES
+from flytebuild.oci.verify import image_labels
+
+engine_available = engine.engine_available
+
+
+def _module_files(module: str) -> Tuple[str, str]:
+    base = module.replace(".", "/")
+    return f"{base}.py", f"{base}/__init__.py"
+
+
+def static_problems(task: TaskPlan, labels: Mapping[str, str]) -> List[str]:
+    """What the image's labels say is missing for `task` (files at import paths, distributions)."""
+    try:
+        files = set(json.loads(labels.get(LABEL_SOURCE_FILES, "[]")))
+        dists = {canonical_name(d.split("==")[0]) for d in json.loads(labels.get(LABEL_DISTRIBUTIONS, "[]"))}
+    except ValueError:
+        return ["the image's flytebuild labels are unreadable: rebuild it with `pants package`"]
+    problems = []
+    if not files and LABEL_SOURCE_FILES not in labels:
+        return ["the image has no flytebuild source manifest label (not built by flytebuild)"]
+    if not any(f in files for f in _module_files(task.module)):
+        problems.append(f"module {task.module} not in the image")
+    for src in task.sources:
+        # task sources keep their source root (src/python/a/b.py); the image holds a/b.py
+        if not any(src == f or src.endswith("/" + f) for f in files):
+            problems.append(f"file {src} not in the image")
+    for req in task.requirements:
+        if canonical_name(req) not in dists:
+            problems.append(f"requirement {req} not in the image")
+    return problems
+
+
+def run_in_image(ref: str, modules: Sequence[str], env: Mapping[str, str]) -> Tuple[Optional[dict], str]:
+    """Pull `ref`, import `modules` inside it: (the script's JSON answer, "") or (None, why not)."""
+    script = pkgutil.get_data("flytebuild.runtime", "verify_image.py")
+    assert script is not None
+    out, why = engine.run_script(ref, script, list(modules), env)
+    if out is None:
+        return None, why
+    try:
+        return json.loads(out.strip().splitlines()[-1]), ""
+    except (ValueError, IndexError):
+        return None, f"running python3 in {ref} failed: {(why or out).strip()[-500:]}"
+
+
+def static_check(cache_dir: Optional[Path]) -> Callable[[str, TaskPlan], List[str]]:
+    """core.verify.check_images' `static_problems`: labels fetched once per image."""
+    labels = functools.lru_cache(maxsize=None)(lambda ref: image_labels(ref, cache_dir))
+    return lambda ref, task: static_problems(task, labels(ref))
+
+
+def docker_check(env: Mapping[str, str]) -> Callable[[str, Sequence[str]], Tuple[Optional[dict], str]]:
+    """core.verify.check_images' `run_in_image`, with the caller's Docker environment."""
+    return lambda ref, modules: run_in_image(ref, modules, env)
