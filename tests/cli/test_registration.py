@@ -58,6 +58,8 @@ def test_deploy_registers_once_then_nothing(cli, user_python, tmp_path):
         assert {e["status"] for e in again["entities"]} == {"unchanged"}
         since = admin.since(mark)
         assert since["uploads"] == 0 and since["counters"]["task"]["created"] == 0
+        # the deploy ledger in the CLI's cache dir vouches for every entity: FlyteAdmin is not asked at all
+        assert since["rpcs"] == 0 and again["ledger"]["hits"] == len(again["entities"])
 
         table = cli(*[a for a in args if a != "--format=json"])
         assert table.returncode == 0 and "unchanged" in table.stdout

@@ -130,6 +130,8 @@ def test_deploy_again_registers_and_uploads_nothing(deploy_repo, admin, first):
     delta = admin.since(mark)
     assert created(admin, mark) == {"task": 0, "workflow": 0, "launch_plan": 0}
     assert delta["uploads"] == 0 and delta["bytes"] == 0
+    # the deploy ledger (in the repo's .pants.d) vouches for every entity: FlyteAdmin is not asked at all
+    assert delta["rpcs"] == 0 and summary["ledger"]["hits"] == 19
 
 
 def test_editing_the_shared_helper_registers_exactly_its_dependents(deploy_repo, admin, first):

@@ -100,6 +100,31 @@ def test_unrelated_edits_change_nothing(pants_repo, baseline):
         pants_repo.write("examples/README.md", readme)
 
 
+def test_an_edit_imports_again_only_the_workflows_whose_closure_it_touches(pants_repo, baseline):
+    # Each workflow's introspection answer is kept under a key of its own inputs (core/result_cache.py, in the
+    # repo's .pants.d): a new entry is a workflow that was imported again.
+    results = pants_repo.root / ".bootstrap/pants.d/flytebuild/results"
+    models = "examples/typed/models.py"
+    original = pants_repo.read(models)
+    before = set(results.rglob("introspect-*.json"))
+    assert before  # the baseline plan filled it
+    pants_repo.write(models, original + "\n# edited\n")
+    try:
+        after = plan(pants_repo)
+        new = set(results.rglob("introspect-*.json")) - before
+        assert len(new) == 2  # examples/typed:wf and examples/typed:lp, in one process; the other four replayed
+        entrypoints = sorted(json.loads(p.read_text())["entrypoint"] for p in new if "entrypoint" in
+                             json.loads(p.read_text()))
+        assert all(ep.startswith("typed.") for ep in entrypoints)
+        changed = {a for a, wf in workflows_by_address(after).items()
+                   if wf["version"] != workflows_by_address(baseline)[a]["version"]}
+        assert changed == {"examples/typed:wf", "examples/typed:lp"}
+    finally:
+        pants_repo.write(models, original)
+    assert plan(pants_repo) == baseline
+    assert set(results.rglob("introspect-*.json")) - before == new  # back to known content: nothing new
+
+
 BAD_BUILD = """
 python_sources()
 flyte_workflow(name="missing_mod", entrypoint="bad.nope:wf")

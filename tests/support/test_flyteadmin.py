@@ -391,3 +391,37 @@ def test_binds_loopback_only_and_teardown_stops_everything(user_python):
     assert not state_dir.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", admin.grpc_port), timeout=1).close()
+
+
+def test_every_call_is_counted_latency_delays_each_and_wipe_forgets_everything(user_python):
+    """What benches and the deploy ledger tests rely on: the call count, the per-call latency, a reset server."""
+    body = """
+        import time
+        t = serialize(double)
+        req = task_pb2.TaskCreateRequest(id=t.template.id.to_flyte_idl(), spec=t.to_flyte_idl())
+        get = common_pb2.ObjectGetRequest(id=t.template.id.to_flyte_idl())
+        out["create"] = code(lambda: stub.CreateTask(req))
+        start = time.monotonic()
+        for _ in range(5):
+            out["get"] = code(lambda: stub.GetTask(get))
+        out["five_gets_s"] = time.monotonic() - start
+        if len(sys.argv) > 2:
+            import urllib.request
+            urllib.request.urlopen(urllib.request.Request(sys.argv[2] + "/_wipe", data=b"", method="POST")).read()
+            out["after_wipe"] = code(lambda: stub.GetTask(get))
+    """
+    with flyteadmin(user_python) as fast:
+        out = run_user(user_python, body, fast.endpoint)
+        assert out["create"] == out["get"] == "OK"
+        assert fast.store.rpcs() == {"CreateTask": 1, "GetTask": 5}
+        mark = fast.mark()
+        out = run_user(user_python, body, fast.endpoint, fast.http_endpoint)
+        assert out["create"].startswith("ALREADY_EXISTS")
+        assert out["after_wipe"].startswith("NOT_FOUND")
+        assert fast.since(mark)["rpcs"] == 7
+        assert fast.store.ids("task") == []
+    with flyteadmin(user_python, latency_ms=20) as slow:
+        out = run_user(user_python, body, slow.endpoint)
+        assert out["get"] == "OK"
+        # five sequential calls answer at least 5 x 20 ms later
+        assert out["five_gets_s"] >= 0.1

@@ -5,7 +5,8 @@ method, object key, expiry and the Content-MD5 it was issued for; a PUT must car
 Content-MD5 and a body that hashes to it (S3 answers BadDigest otherwise); an expired or tampered
 URL is refused with 403. Objects land under <state_dir>/blobs/<bucket>/<key>.
 
-The same server answers the test side's JSON queries: GET /_state, GET /_entity?kind=...&project=...
+The same server answers the test side's JSON queries: GET /_state, GET /_entity?kind=...&project=...,
+and POST /_wipe (forget every entity and object: a FlyteAdmin whose database and bucket were reset).
 """
 import base64
 import hashlib
@@ -133,6 +134,12 @@ def make_handler(blobs: BlobStore):
             self.send_header("ETag", '"%s"' % hashlib.md5(body).hexdigest())
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def do_POST(self):
+            if urlsplit(self.path).path == "/_wipe":
+                blobs.store.wipe()
+                return self._json({"wiped": True})
+            return self._send(404, b"not found")
 
         def do_GET(self):
             parts = urlsplit(self.path)

@@ -12,7 +12,11 @@
         admin.store.executions()   # [{"name", "entity", "inputs", "user_inputs", "phase", ...}]
         admin.uploads.items()      # [{"native_url", "size", "md5", "path"}]
         admin.uploads.count, admin.uploads.total_bytes, admin.uploads.read(native_url)
-        admin.mark()               # counters/uploads since a mark: admin.since(mark)
+        admin.store.rpcs()         # {"GetTask": n, "CreateTask": n, ...}: every gRPC call the server received
+        admin.mark()               # counters/uploads/rpcs since a mark: admin.since(mark)
+        admin.wipe()               # forget every entity and upload (a reset database and bucket)
+
+    flyteadmin(..., latency_ms=20) delays every gRPC answer by 20 ms (benches).
 
 The server runs as a subprocess in the user's environment (flyteidl + grpcio), bound to
 127.0.0.1 only; `stop()` (also on leaving the block) terminates it and closes its stdin, which
@@ -81,6 +85,9 @@ class StoreView:
     def counter(self, kind: str, what: str = "created") -> int:
         return self.counters().get(kind, {}).get(what, 0)
 
+    def rpcs(self) -> Dict[str, int]:
+        return self.state()["rpcs"]
+
     def ids(self, kind: str) -> List[dict]:
         return self.state()["entities"][kind]
 
@@ -137,16 +144,23 @@ class AdminHandle:
 
     def mark(self) -> dict:
         state = self.store.state()
-        return {"counters": state["counters"], "uploads": len(state["uploads"]), "bytes": state["uploaded_bytes"]}
+        return {"counters": state["counters"], "uploads": len(state["uploads"]), "bytes": state["uploaded_bytes"],
+                "rpcs": sum(state["rpcs"].values())}
 
     def since(self, mark: dict) -> dict:
-        """Counter deltas and uploads after `mark()`: {"counters": {...}, "uploads": n, "bytes": n}."""
+        """Counter deltas and uploads after `mark()`: {"counters": {...}, "uploads": n, "bytes": n, "rpcs": n}."""
         now = self.mark()
         delta = copy.deepcopy(now["counters"])
         for kind, values in delta.items():
             for key in values:
                 values[key] -= mark["counters"].get(kind, {}).get(key, 0)
-        return {"counters": delta, "uploads": now["uploads"] - mark["uploads"], "bytes": now["bytes"] - mark["bytes"]}
+        return {"counters": delta, "uploads": now["uploads"] - mark["uploads"], "bytes": now["bytes"] - mark["bytes"],
+                "rpcs": now["rpcs"] - mark["rpcs"]}
+
+    def wipe(self) -> None:
+        req = urllib.request.Request(self.http_endpoint + "/_wipe", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as rsp:
+            rsp.read()
 
     def log(self) -> str:
         try:
@@ -169,14 +183,14 @@ class AdminHandle:
 
 @contextlib.contextmanager
 def flyteadmin(python: Optional[str] = None, projects: Sequence[str] = ("flytesnacks",),
-               state_dir=None, execution_phase: str = "SUCCEEDED") -> Iterator[AdminHandle]:
+               state_dir=None, execution_phase: str = "SUCCEEDED", latency_ms: float = 0) -> Iterator[AdminHandle]:
     """Start the stand-in FlyteAdmin (gRPC + HTTP object store on 127.0.0.1, free ports)."""
     own_dir = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="flyteadmin-")) if own_dir else Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
     log_path = state / "server.log"
     cmd = [python or default_user_python(), "-m", "flyteadmin.server", "--port", "0", "--http-port", "0",
-           "--state-dir", str(state), "--execution-phase", execution_phase]
+           "--state-dir", str(state), "--execution-phase", execution_phase, "--latency-ms", str(latency_ms)]
     for p in projects:
         cmd += ["--project", p]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}

@@ -1,4 +1,7 @@
-"""Run the stand-in FlyteAdmin: `python -m flyteadmin.server --port 0 --state-dir DIR`.
+"""Run the stand-in FlyteAdmin: `python -m flyteadmin.server --port 0 --state-dir DIR [--latency-ms N]`.
+
+--latency-ms adds N ms to every gRPC call before it is answered (a real FlyteAdmin writes each entity to a
+database; benches compare tools at 0 and 20 ms). Every call is counted by method name (/_state "rpcs").
 
 Binds 127.0.0.1 only (gRPC and the HTTP object store / state endpoint), then prints one JSON line
 to stdout: {"grpc_port": ..., "http_port": ..., "pid": ...}. Exits on SIGTERM/SIGINT or when its
@@ -10,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -24,7 +28,21 @@ from .store import Store
 LOOPBACK = "127.0.0.1"
 
 
-def serve(port: int, http_port: int, state_dir: str, projects, execution_phase: str):
+class CallInterceptor(grpc.ServerInterceptor):
+    """Counts every call on arrival (whatever its answer) and, with a latency, delays its answer."""
+
+    def __init__(self, store: Store, latency_s: float):
+        self.store = store
+        self.latency_s = latency_s
+
+    def intercept_service(self, continuation, handler_call_details):
+        self.store.count_rpc(handler_call_details.method.rsplit("/", 1)[-1])
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        return continuation(handler_call_details)
+
+
+def serve(port: int, http_port: int, state_dir: str, projects, execution_phase: str, latency_ms: float = 0):
     os.makedirs(state_dir, exist_ok=True)
     store = Store(state_dir=state_dir,
                   execution_phase=core_execution_pb2.WorkflowExecution.Phase.Value(execution_phase))
@@ -33,7 +51,8 @@ def serve(port: int, http_port: int, state_dir: str, projects, execution_phase: 
     blobs = BlobStore(state_dir, store)
     httpd = start_http(blobs, http_port)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)])
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)],
+                         interceptors=[CallInterceptor(store, latency_ms / 1000.0)])
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(store), server)
     dataproxy_pb2_grpc.add_DataProxyServiceServicer_to_server(DataProxyService(store, blobs), server)
     bound = server.add_insecure_port(f"{LOOPBACK}:{port}")
@@ -50,11 +69,13 @@ def main(argv=None):
     ap.add_argument("--state-dir", required=True, help="uploads and registered entities (.pb) go here")
     ap.add_argument("--project", action="append", default=None,
                     help="project registered at start (repeatable; default: flytesnacks)")
+    ap.add_argument("--latency-ms", type=float, default=0, help="delay added to every gRPC call (default 0)")
     ap.add_argument("--execution-phase", default="SUCCEEDED", help="phase executions report (default SUCCEEDED)")
     args = ap.parse_args(argv)
 
     server, httpd, grpc_port, http_port = serve(
-        args.port, args.http_port, args.state_dir, args.project or ["flytesnacks"], args.execution_phase)
+        args.port, args.http_port, args.state_dir, args.project or ["flytesnacks"], args.execution_phase,
+        args.latency_ms)
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

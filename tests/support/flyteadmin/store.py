@@ -21,6 +21,7 @@ execution_manager.go, project_manager.go) and its validation package:
 import os
 import random
 import re
+import shutil
 import string
 import threading
 import time
@@ -87,11 +88,26 @@ class Store:
     executions: Dict[tuple, dict] = field(default_factory=dict)
     counters: Dict[str, Counter] = field(default_factory=dict)
     uploads: List[dict] = field(default_factory=list)
+    rpcs: Dict[str, int] = field(default_factory=dict)  # every gRPC call by method name, counted on arrival
     _seq: int = 0
 
     # --- bookkeeping -------------------------------------------------------------------------
     def count(self, name: str) -> Counter:
         return self.counters.setdefault(name, Counter())
+
+    def count_rpc(self, method: str) -> None:
+        with self.lock:
+            self.rpcs[method] = self.rpcs.get(method, 0) + 1
+
+    def wipe(self) -> None:
+        """Forget every entity, execution and upload (a FlyteAdmin whose database and bucket were reset); projects,
+        counters and the gRPC call count stay, so tests can count across the wipe."""
+        with self.lock:
+            self.entities = {k: {} for k in KINDS}
+            self.executions = {}
+            self.uploads = []
+            for sub in ("entities", "blobs"):
+                shutil.rmtree(os.path.join(self.state_dir, sub), ignore_errors=True)
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -479,6 +495,7 @@ class Store:
                 ],
                 "uploads": list(self.uploads),
                 "uploaded_bytes": sum(u["size"] for u in self.uploads),
+                "rpcs": dict(self.rpcs),
                 "projects": sorted(self.projects),
             }
 

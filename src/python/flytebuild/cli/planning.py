@@ -1,16 +1,20 @@
 """Plan configured workflows and images: the CLI twin of pants_backend/util_rules/planning.py."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
+from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
 from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core.result_cache import ResultCache, result_key
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,9 @@ class ProjectPlan:
     # per workflow: the introspection JSON (for deploy/run) and the task closures used
     introspections: Tuple[Tuple[str, dict], ...] = ()
     closures: Tuple[Tuple[str, Closure], ...] = ()
+    # per workflow: a key over everything importing its entrypoint can see (environment, import closure), for
+    # core/result_cache.py; absent when the environment cannot be identified without starting it
+    input_keys: Tuple[Tuple[str, str], ...] = ()
 
 
 def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
@@ -57,23 +64,57 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
         )
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
+    input_keys: Dict[str, str] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
     if workflows:
+        # Per workflow, the answer is kept under a key of everything its import can see (core/result_cache.py):
+        # with nothing changed no user-env process starts (flytekit is imported zero times); after an edit only
+        # the workflows whose import closure changed are introspected, together, in one process.
+        cache = ResultCache(cache_path("results"))
+        env = userenv.env_identity(project.python)
+        script = userenv.runtime_script_bytes("introspect.py")
+        inputs = {
+            ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
+            for _, ep in entrypoints
+        } if env else {}
+        input_keys = {name: inputs[ep] for name, ep in entrypoints if ep in inputs}
+        keys = {ep: result_key("introspect", ep, key, script) for ep, key in inputs.items()}
+        for ep, key in keys.items():
+            cached = cache.get(key)
+            if cached is not None:
+                results[ep] = json.loads(cached)
+        installed_key = result_key("installed", env) if env else None
+        installed_text = cache.get(installed_key) if installed_key else None
+        missing = [(name, ep) for name, ep in entrypoints if ep not in results]
         # Both queries run in the user's interpreter at once (the flytekit import dominates).
-        installed_proc = userenv.start_installed_query(project.python, project.config_file)
-        userenv.progress(f"flytebuild: introspecting {len(workflows)} workflow(s) with {project.python}")
-        proc = userenv.start_introspection(
-            project.python, project.config_file, project.root, project.source_roots,
-            sorted({ep for _, ep in entrypoints}),
-        )
-        try:
-            results = userenv.finish_introspection(proc, entrypoints)
-        except BaseException:
-            installed_proc.kill()
-            installed_proc.wait()
-            raise
-        graph.use_installed(userenv.finish_installed_query(installed_proc, project.python))
+        installed_proc = None
+        if installed_text is None:
+            installed_proc = userenv.start_installed_query(project.python, project.config_file)
+        if missing:
+            userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
+            proc = userenv.start_introspection(
+                project.python, project.config_file, project.root, project.source_roots,
+                sorted({ep for _, ep in missing}),
+            )
+            try:
+                fresh = userenv.finish_introspection(proc, missing)
+            except BaseException:
+                if installed_proc is not None:
+                    installed_proc.kill()
+                    installed_proc.wait()
+                raise
+            for ep, data in fresh.items():
+                results[ep] = data
+                if ep in keys:
+                    cache.put(keys[ep], json.dumps(data, sort_keys=True))
+        if installed_proc is not None:
+            installed = userenv.finish_installed_query(installed_proc, project.python)
+            if installed_key:
+                cache.put(installed_key, json.dumps({k: list(v) for k, v in installed.items()}, sort_keys=True))
+        else:
+            installed = {k: tuple(v) for k, v in json.loads(installed_text).items()}
+        graph.use_installed(installed)
 
     image_targets = {img.name: graph.image_target(img) for img in project.images}
     plans: List[WorkflowPlan] = []
@@ -105,4 +146,21 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
         image_targets=tuple(image_targets[n] for n in chosen),
         introspections=tuple(sorted(introspections.items())),
         closures=tuple(sorted(closures.items())),
+        input_keys=tuple(sorted(input_keys.items())),
     )
+
+
+def _import_closure(graph, entrypoint: str) -> list:
+    """(path, digest) of every first-party file importing `entrypoint` runs: its module's import closure and
+    the packages' `__init__.py` on the way."""
+    module = entrypoint.split(":", 1)[0]
+    found = graph.imports.closure(graph.index.provider(module)).files
+    files = set(found)
+    for path in found:
+        parent = os.path.dirname(path)
+        while parent:
+            init = f"{parent}/__init__.py"
+            if init in graph.index.module_of:
+                files.add(init)
+            parent = os.path.dirname(parent)
+    return [[d.path, d.digest] for d in graph.digests(sorted(files))]

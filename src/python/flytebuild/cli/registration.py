@@ -7,18 +7,21 @@ Same core calls (`core.registration.serialize_request`, `core.bundle`), same run
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
+from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import Project
 from flytebuild.cli.planning import ProjectPlan
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import WorkflowPlan
+from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
 from flytebuild.core.settings import AdminSettings
 from flytebuild.service.deploy import bundle_path, check_admin as _check_admin, deploy_request, entities_of
@@ -52,34 +55,68 @@ def code_bundle(project: Project, result: ProjectPlan) -> Tuple[Optional[Bundle]
 
 def serialize(project: Project, plan: WorkflowPlan) -> Serialized:
     """runtime/serialize.py in the user's environment: numbered .pb files, per-task settings."""
-    python = userenv.check_python(project.python, project.config_file)
-    request = serialize_request(plan)
-    with tempfile.TemporaryDirectory(prefix="flytebuild-serialize-") as tmp:
-        request_file = os.path.join(tmp, "request.json")
-        with open(request_file, "w", encoding="utf-8") as f:
-            json.dump(request, f, sort_keys=True, indent=1)
-        out_dir = os.path.join(tmp, "out")
-        proc = userenv.run_script(python, "serialize.py", [request_file, out_dir], project.root, project.source_roots,
-                                  cwd=project.root)
-        try:
-            data = json.loads(proc.stdout)
-        except ValueError:
-            data = {"error": {"kind": "serialization_failed", "message": proc.stderr.strip()[-2000:] or "no output"}}
-        if proc.returncode != 0 or "error" in data:
-            raise SerializationError.from_runtime(plan.address, plan.entrypoint, data.get("error") or {})
-        files = []
-        for name in sorted(os.listdir(out_dir)):
-            with open(os.path.join(out_dir, name), "rb") as f:
-                files.append((name, f.read()))
-    return Serialized(plan.address, tuple(files), data)
+    return serialize_all(project, (plan,))[0]
+
+
+def serialize_all(
+    project: Project, plans: Sequence[WorkflowPlan], inputs: Optional[Mapping[str, str]] = None
+) -> List[Serialized]:
+    """Every plan in one runtime/serialize.py --batch process: one interpreter start, one flytekit import; a plan
+    whose request and inputs (`inputs[address]`, planning's input key) were serialized before is read back from
+    core/result_cache.py instead, and when none is missing no process starts."""
+    inputs = inputs or {}
+    cache = ResultCache(cache_path("results"))
+    scripts = [userenv.runtime_script_bytes(n) for n in ("serialize.py", "introspect.py")]
+    requests = [serialize_request(plan) for plan in plans]
+    keys = [result_key("serialize", req, inputs[plan.address], *scripts) if plan.address in inputs else None
+            for plan, req in zip(plans, requests)]
+    out: Dict[int, Serialized] = {}
+    for i, (plan, key) in enumerate(zip(plans, keys)):
+        cached = cache.get(key) if key else None
+        if cached is not None:
+            data = json.loads(cached)
+            files = tuple((name, base64.b64decode(b)) for name, b in sorted(data["files"].items()))
+            out[i] = Serialized(plan.address, files, data["summary"])
+    missing = [i for i in range(len(plans)) if i not in out]
+    if missing:
+        userenv.progress(f"flytebuild: serializing {', '.join(plans[i].address for i in missing)}")
+        python = userenv.check_python(project.python, project.config_file)
+        with tempfile.TemporaryDirectory(prefix="flytebuild-serialize-") as tmp:
+            args = ["--batch"]
+            for i in missing:
+                request_file = os.path.join(tmp, f"request{i}.json")
+                with open(request_file, "w", encoding="utf-8") as f:
+                    json.dump(requests[i], f, sort_keys=True, indent=1)
+                args += [request_file, os.path.join(tmp, f"out{i}")]
+            proc = userenv.run_script(python, "serialize.py", args, project.root, project.source_roots,
+                                      cwd=project.root)
+            try:
+                results = json.loads(proc.stdout)["results"]
+            except (ValueError, KeyError, TypeError):
+                results = {}
+            for i in missing:
+                plan = plans[i]
+                out_dir = os.path.join(tmp, f"out{i}")
+                data = results.get(out_dir) or {"error": {"kind": "serialization_failed",
+                                                          "message": proc.stderr.strip()[-2000:] or "no output"}}
+                if "error" in data:
+                    raise SerializationError.from_runtime(plan.address, plan.entrypoint, data.get("error") or {})
+                files = []
+                for name in sorted(os.listdir(out_dir)):
+                    with open(os.path.join(out_dir, name), "rb") as f:
+                        files.append((name, f.read()))
+                out[i] = Serialized(plan.address, tuple(files), data)
+                if keys[i]:
+                    cache.put(keys[i], json.dumps(
+                        {"summary": data, "files": {n: base64.b64encode(b).decode("ascii") for n, b in files}},
+                        sort_keys=True))
+    return [out[i] for i in range(len(plans))]
 
 
 def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> List[Tuple[str, List[str]]]:
     """Per workflow `<dist>/<name>/flyte-package.tgz` (+ its code bundle): what `pants package` writes."""
     written = []
-    for plan in result.workflows:
-        userenv.progress(f"flytebuild: serializing {plan.address}")
-        serialized = serialize(project, plan)
+    for plan, serialized in zip(result.workflows, serialize_all(project, result.workflows, dict(result.input_keys))):
         bundle, _ = code_bundle(project, ProjectPlan((), (plan,), result.image_targets))
         built = registration_archive(serialized.files, bundle)
         out_dir = str(inside(dist_dir, dist_name(plan.address), target=plan.address, field="name", value=plan.address))
@@ -126,14 +163,13 @@ def deploy(
     found_warnings = set(warnings)
     with tempfile.TemporaryDirectory(prefix="flytebuild-deploy-") as tmp:
         entities = []
-        for i, plan in enumerate(result.workflows):
-            userenv.progress(f"flytebuild: serializing {plan.address}")
-            serialized = serialize(project, plan)
+        serialized_all = serialize_all(project, result.workflows, dict(result.input_keys))
+        for i, (plan, serialized) in enumerate(zip(result.workflows, serialized_all)):
             os.makedirs(os.path.join(tmp, f"wf{i}"))
             for name, data in serialized.files:
                 with open(os.path.join(tmp, f"wf{i}", name), "wb") as f:
                     f.write(data)
-            entities += entities_of(i, serialized.summary)
+            entities += entities_of(i, serialized.summary, plan)
             for w in serialized.summary.get("warnings", ()):
                 if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                     found_warnings.add(BundleWarning(w["task"], w["message"]))
@@ -141,7 +177,8 @@ def deploy(
             os.makedirs(os.path.join(tmp, "bundle"))
             with open(os.path.join(tmp, bundle_path(bundle)), "wb") as f:
                 f.write(bundle.data)
-        request = deploy_request(admin, dry_run, entities, bundle, pins)
+        # The deploy ledger in the CLI's cache dir (runtime/ledger.py): unchanged entities cost no call.
+        request = deploy_request(admin, dry_run, entities, bundle, pins, ledger_dir=cache_path("ledger"))
         with open(os.path.join(tmp, "request.json"), "w", encoding="utf-8") as f:
             json.dump(request, f, indent=1, sort_keys=True)
         userenv.progress(

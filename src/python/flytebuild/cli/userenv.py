@@ -6,6 +6,7 @@ layout the Pants adapter gives it in its sandbox, so both report identical paths
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -38,6 +39,36 @@ def runtime_script(name: str) -> str:
     if not os.path.isfile(path):
         raise FlytebuildError(f"flytebuild's runtime file {name} is missing from {_RUNTIME}", fix="reinstall flytebuild")
     return path
+
+
+def runtime_script_bytes(name: str) -> bytes:
+    with open(runtime_script(name), "rb") as f:
+        return f.read()
+
+
+def env_identity(python: Optional[str]) -> Optional[str]:
+    """What identifies the user's environment without starting it: the interpreter and the distributions its
+    site-packages directories hold (their `*.dist-info` names carry the versions; `.pth` files with their change
+    times). None when the layout is not a recognisable prefix: then nothing is cached."""
+    if not python:
+        return None
+    path = python if os.sep in python else shutil.which(python)
+    if not path or not os.path.exists(path):
+        return None
+    prefix = os.path.dirname(os.path.dirname(os.path.abspath(path)))
+    parts = [os.path.abspath(path), os.path.realpath(path)]
+    for site in sorted(glob.glob(os.path.join(prefix, "lib", "python*", "site-packages"))):
+        for name in sorted(os.listdir(site)):
+            if name.endswith((".dist-info", ".egg-info", ".egg-link")):
+                parts.append(name)
+            elif name.endswith(".pth"):
+                parts.append(f"{name}:{os.stat(os.path.join(site, name)).st_mtime_ns}")
+    if len(parts) == 2:
+        return None
+    cfg = os.path.join(prefix, "pyvenv.cfg")
+    if os.path.exists(cfg):
+        parts.append(f"{cfg}:{os.stat(cfg).st_mtime_ns}")
+    return "|".join(parts)
 
 
 def check_python(python: Optional[str], config_file: str) -> str:
@@ -144,20 +175,34 @@ def validate_pod_templates(project, plans) -> None:
     if not batch:
         return
     python = check_python(project.python, project.config_file)
-    with tempfile.TemporaryDirectory(prefix="flytebuild-pods-") as tmp:
-        request = os.path.join(tmp, "pods.json")
-        with open(request, "w", encoding="utf-8") as f:
-            json.dump(batch, f, sort_keys=True)
-        proc = subprocess.run(
-            [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
-        )
-    try:
-        out = json.loads(proc.stdout)
-    except ValueError:
-        raise FlytebuildError(
-            "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
-            fix="pod templates are checked with the `kubernetes` client: install it in the environment of `python`",
-        ) from None
+    # The same templates in the same environment get the same answer (core/result_cache.py).
+    from flytebuild.cli.cache import cache_path
+    from flytebuild.core.result_cache import ResultCache, result_key
+
+    cache = ResultCache(cache_path("results"))
+    env = env_identity(python)
+    key = result_key("validate_pod", batch, env, runtime_script_bytes("validate_pod.py")) if env else None
+    cached = cache.get(key) if key else None
+    if cached is not None:
+        out = json.loads(cached)
+    else:
+        with tempfile.TemporaryDirectory(prefix="flytebuild-pods-") as tmp:
+            request = os.path.join(tmp, "pods.json")
+            with open(request, "w", encoding="utf-8") as f:
+                json.dump(batch, f, sort_keys=True)
+            proc = subprocess.run(
+                [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
+            )
+        try:
+            out = json.loads(proc.stdout)
+        except ValueError:
+            raise FlytebuildError(
+                "Pod template validation failed: " + (proc.stderr.strip()[-2000:] or "no output"),
+                fix="pod templates are checked with the `kubernetes` client: install it in the environment of "
+                "`python`",
+            ) from None
+        if key and "error" not in out:
+            cache.put(key, json.dumps(out, sort_keys=True))
     if "error" in out:
         raise FlytebuildError(
             f"Pod template validation failed: {out['error'].get('message')}",

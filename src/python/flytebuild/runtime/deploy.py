@@ -14,7 +14,16 @@ request.json:
      "bundle": {"path": "<file>", "name": "fast<blake3>.tar.gz"} | null,
      "dest_dir": ".",
      "pin_images": {"<registry/repo:tag>": "<registry/repo:tag@sha256:...>"},   # optional
-     "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool}, ...]}
+     "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool,
+                   "project", "domain", "name", "version"}, ...],     # the id: optional, the ledger needs it
+     "ledger": {"dir": "<directory>"} | null,                        # optional: runtime/ledger.py
+     "concurrency": 8}                                                # optional: calls in flight at most
+
+ledger: what this checkout registered before, per (endpoint, project, domain), with content digests. An entity it
+vouches for (same id, same digest) costs no call: when it vouches for every entity, no connection is even opened.
+Otherwise one Get first checks that FlyteAdmin still holds one of those entities (else that partition is forgotten
+and every entity is checked: a wiped server is registered again), and the rest goes the way below. A bundle the
+ledger recorded (content-addressed name) is not probed again.
 
 pin_images: images pushed while the entities were serialized (concurrently, by tag): every string of a task or
 workflow equal to a tag (container and pod images, node overrides) is registered pinned to the pushed digest.
@@ -25,7 +34,8 @@ filled here with the uploaded bundle's location, the way flytectl does. So do th
 node-level pod templates (`with_overrides(pod_template=...)` on a fast task's node: flytekit copies the task's
 container into them), filled likewise and compared whatever bundle they point at.
 
-Per entity, in dependency order (the order of `entities`, deduplicated by id):
+Per entity, in dependency order (the order of `entities`, deduplicated by id; tasks concurrently, then workflows and
+launch plans in groups whose members need only earlier groups, each group concurrently):
 - Get<X> first. Missing -> Create<X> ("registered"). Present with the same content -> "unchanged" (nothing sent).
   Present with other content -> "failed": FlyteAdmin versions are immutable. A fast task compares equal whatever
   bundle its stored copy points at: its version covers every file it imports, so an older bundle holds the same
@@ -73,6 +83,7 @@ def _load_sibling(name: str) -> typing.Any:
 
 # introspect.py (shipped beside this file) keeps stdout for the JSON result: json_stdout.
 _introspect = _load_sibling("introspect")
+_ledger: typing.Any = None  # ledger.py, shipped beside this file, loaded when a request names a ledger
 
 REMOTE_PACKAGE = "{{ .remote_package_path }}"
 DEST_DIR = "{{ .dest_dir }}"
@@ -186,12 +197,17 @@ def _details(err) -> str:
 
 
 class Entity:
-    def __init__(self, kind: str, file: str, fast: bool):
+    def __init__(self, kind: str, file: str, fast: bool, raw: typing.Optional[bytes] = None):
         from flyteidl.admin import launch_plan_pb2, task_pb2, workflow_pb2
 
         self.kind, self.file, self.fast = kind, file, fast
-        with open(file, "rb") as f:
-            self.raw = f.read()
+        if raw is None:
+            with open(file, "rb") as f:
+                raw = f.read()
+        self.raw = raw
+        self.digest = ""  # the ledger's content digest (pins included)
+        self.hit = False  # the ledger vouches that FlyteAdmin holds exactly this
+        self.refused = False  # FlyteAdmin refused its Create
         if kind == "task":
             self.spec = task_pb2.TaskSpec.FromString(self.raw)
             self.id = self.spec.template.id
@@ -573,6 +589,7 @@ class Deployer:
                 entity.status = "unchanged"
                 return
             entity.status = "failed"
+            entity.refused = True
             entity.message = f"FlyteAdmin refused {entity.kind.replace('_', ' ')} {_id_text(entity.id)}: " \
                              f"{_code(e)}: {_details(e)}"
 
@@ -626,16 +643,93 @@ class Deployer:
         return info
 
 
+def _read_items(req: dict, ledger) -> typing.List[dict]:
+    """The request's entities with their bytes, content digests and whether the ledger vouches for them."""
+    pins = req.get("pin_images") or {}
+    out = []
+    for item in req.get("entities") or []:
+        try:
+            with open(item["file"], "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise DeployError("bad_request", f"cannot read {item['file']}: {e.strerror}")
+        entry = dict(item, raw=raw, digest="", hit=False)
+        if ledger is not None:
+            entry["digest"] = _ledger.entity_digest(item["kind"], bool(item.get("fast")), raw, pins)
+            ident = [item.get(k) for k in ("project", "domain", "name", "version")]
+            entry["hit"] = all(ident) and ledger.hit(ident[0], ident[1], item["kind"], ident[2], ident[3],
+                                                     entry["digest"])
+        out.append(entry)
+    return out
+
+
+def _all_from_ledger(req: dict, items: typing.List[dict], dry_run: bool) -> dict:
+    """Every entity is vouched for by the ledger: the summary, without a single call to FlyteAdmin."""
+    rank = {"task": 0, "workflow": 1, "launch_plan": 2}
+    unique = {}
+    for i in items:
+        unique.setdefault((i["kind"], i["project"], i["domain"], i["name"], i["version"]), i)
+    rows = [{"kind": k[0], "project": k[1], "domain": k[2], "name": k[3], "version": k[4], "status": "unchanged",
+             "message": "", "fast": bool(i.get("fast"))}
+            for k, i in sorted(unique.items(), key=lambda kv: (rank.get(kv[0][0], 3), kv[0][3], kv[0][4]))]
+    for r in rows:
+        log(f"{'unchanged':>14}  {r['kind']:<11} {r['name']}  {r['version']}  (ledger)")
+    bundle = req.get("bundle")
+    admin = req.get("admin") or {}
+    return {
+        "endpoint": admin.get("endpoint") or admin.get("config"),
+        "dry_run": dry_run,
+        "entities": rows,
+        "bundle": {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
+                   "present": None, "native_url": None} if bundle else None,
+        "bytes_uploaded": 0,
+        "counts": {"unchanged": len(rows)},
+        "ledger": {"hits": len(rows), "calls": 0},
+    }
+
+
+def _levels(entities: typing.List[Entity]) -> typing.List[typing.List[Entity]]:
+    """Workflows and launch plans grouped so that each group needs only earlier groups (or entities already
+    decided): the groups run one after another, their members concurrently."""
+    by_key = {e.key: e for e in entities}
+    level: typing.Dict[tuple, int] = {e.key: 0 for e in entities}
+    for _ in range(len(entities) + 1):
+        changed = False
+        for e in entities:
+            deps = [level[_key(k, i)] + 1 for k, i in e.refs() if _key(k, i) in by_key]
+            want = max(deps, default=0)
+            if want != level[e.key]:
+                level[e.key], changed = want, True
+        if not changed:
+            break
+    groups: typing.Dict[int, typing.List[Entity]] = {}
+    for e in entities:  # keeps the given order inside a group
+        groups.setdefault(level[e.key], []).append(e)
+    return [groups[k] for k in sorted(groups)]
+
+
 def deploy(req: dict) -> typing.Tuple[dict, int]:
-    admin = Admin(req.get("admin") or {})
     dry_run = bool(req.get("dry_run"))
+    ledger_req = req.get("ledger") or {}
+    ledger = None
+    if ledger_req.get("dir"):
+        global _ledger
+        _ledger = _load_sibling("ledger")
+        ledger = _ledger.Ledger(ledger_req["dir"], _ledger.server_key(req.get("admin") or {}))
+    items = _read_items(req, ledger)
+    if ledger is not None and items and all(i["hit"] for i in items):
+        return _all_from_ledger(req, items, dry_run), 0
+
+    admin = Admin(req.get("admin") or {})
     d = Deployer(admin, dry_run, req.get("dest_dir") or ".")
+    workers = max(1, int(req.get("concurrency") or 8))
 
     entities: typing.List[Entity] = []
     seen: typing.Dict[tuple, Entity] = {}
     pins = req.get("pin_images") or {}
-    for item in req.get("entities") or []:
-        e = Entity(item["kind"], item["file"], bool(item.get("fast")))
+    for item in items:
+        e = Entity(item["kind"], item["file"], bool(item.get("fast")), raw=item["raw"])
+        e.digest, e.hit = item["digest"], bool(item["hit"])
         if pins and e.kind in ("task", "workflow"):
             _replace_strings(e.spec, pins)
         prev = seen.get(e.key)
@@ -648,10 +742,40 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
         seen[e.key] = e
         entities.append(e)
 
+    # The ledger is a cache: before trusting it on a server we are talking to anyway, check that the server still
+    # holds one entity it vouches for (the last one registered: a launch plan, after its workflow and tasks).
+    if ledger is not None:
+        probes: typing.Dict[typing.Tuple[str, str], Entity] = {}
+        for e in entities:
+            if e.hit:
+                probes[(e.id.project, e.id.domain)] = e
+        for (project, domain), e in sorted(probes.items()):
+            if d.get(e.kind, e.id) is None:
+                log(f"FlyteAdmin no longer holds {e.kind} {_id_text(e.id)}: checking every entity of "
+                    f"{project}/{domain} again")
+                ledger.forget(project, domain)
+                for other in entities:
+                    if (other.id.project, other.id.domain) == (project, domain):
+                        other.hit = False
+    hits = 0
+    for e in entities:
+        if e.hit:
+            e.status = "unchanged"
+            d.known[e.key] = e.status
+            hits += 1
+            _progress(e, dry_run)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+
+    def each(fn, group: typing.List[Entity]) -> None:
+        list(pool.map(fn, group))  # re-raises the first failure (a gRPC error mid-deploy)
+
     rank = {"task": 0, "workflow": 1, "launch_plan": 2}
-    tasks = [e for e in entities if e.kind == "task"]
+    tasks = [e for e in entities if e.kind == "task" and not e.hit]
+    each(d.examine, tasks)
     for e in tasks:
-        d.examine(e)
         d.known[e.key] = e.status
 
     # The bundle goes up only if something registered runs from it: a fast task, or a workflow whose node overrides
@@ -661,7 +785,13 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
 
     def fill(e: Entity) -> None:
         if "info" not in placed:
-            placed["info"] = d.place_bundle(bundle, e.id.project, e.id.domain)
+            known = ledger.bundle(e.id.project, e.id.domain, bundle["name"]) if ledger is not None else None
+            if known:  # uploaded (or found) before: its content-addressed name says the content is the same
+                placed["info"] = {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
+                                  "present": True, "native_url": known}
+            else:
+                placed["info"] = d.place_bundle(bundle, e.id.project, e.id.domain)
+            placed["where"] = (e.id.project, e.id.domain)
         location = placed["info"]["native_url"] or REMOTE_PACKAGE
         rewrite = _rewrite_override_args if e.kind == "workflow" else _rewrite_args
         rewrite(e.spec if e.kind == "workflow" else e.spec.template,
@@ -672,23 +802,36 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
             if e.fast and e.status == "registered":
                 fill(e)
 
+    each(d.commit, tasks)
     for e in tasks:
-        d.commit(e)
         d.known[e.key] = e.status
         _progress(e, dry_run)
-    for e in (e for e in entities if e.kind != "task"):  # in the given (dependency) order
-        d.examine(e)
-        d.known[e.key] = e.status
-        if bundle and e.status == "registered" and e.carries_bundle_placeholder():
-            fill(e)
-        d.commit(e)
-        d.known[e.key] = e.status
-        _progress(e, dry_run)
+    for group in _levels([e for e in entities if e.kind != "task" and not e.hit]):
+        each(d.examine, group)
+        for e in group:
+            d.known[e.key] = e.status
+            if bundle and e.status == "registered" and e.carries_bundle_placeholder():
+                fill(e)
+        each(d.commit, group)
+        for e in group:
+            d.known[e.key] = e.status
+            _progress(e, dry_run)
+    pool.shutdown()
 
     bundle_info = placed.get("info")
     if bundle and bundle_info is None:
         bundle_info = {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
                        "present": None, "native_url": None}
+
+    if ledger is not None:
+        for e in entities:
+            if not e.hit and (e.status == "unchanged" or (e.status == "registered" and not dry_run)):
+                ledger.record(e.id.project, e.id.domain, e.kind, e.id.name, e.id.version, e.digest)
+            if e.refused:  # FlyteAdmin disagrees with what we believed it holds: trust nothing there next time
+                ledger.forget(e.id.project, e.id.domain)
+        if bundle_info and bundle_info.get("native_url") and not dry_run and "where" in placed:
+            ledger.record_bundle(*placed["where"], bundle["name"], bundle_info["native_url"])
+        ledger.save()
 
     counts: typing.Dict[str, int] = {}
     for e in entities:
@@ -705,6 +848,8 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
         "bytes_uploaded": d.bytes_uploaded,
         "counts": counts,
     }
+    if ledger is not None:
+        out["ledger"] = {"hits": hits}
     failed = counts.get("failed", 0) + counts.get("blocked", 0)
     return out, 1 if failed else 0
 

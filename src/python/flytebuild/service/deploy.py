@@ -28,11 +28,13 @@ def deploy_request(
     entities: Sequence[Mapping],
     bundle: Optional[Bundle],
     pins: Optional[Mapping[str, str]] = None,
+    ledger_dir: Optional[str] = None,
 ) -> dict:
     """runtime/deploy.py's request. `entities`: per serialized entity its file (relative to the request's
     directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `pins` maps a task's
-    image tag to `tag@digest` of what was pushed (deploy.py rewrites the tasks' images)."""
-    return {
+    image tag to `tag@digest` of what was pushed (deploy.py rewrites the tasks' images); `ledger_dir` holds the
+    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call)."""
+    request = {
         "admin": admin.request_json(),
         "dry_run": dry_run,
         "bundle": {"path": bundle_path(bundle), "name": bundle.name} if bundle is not None else None,
@@ -40,16 +42,23 @@ def deploy_request(
         "pin_images": dict(sorted((pins or {}).items())),
         "entities": list(entities),
     }
+    if ledger_dir:
+        request["ledger"] = {"dir": ledger_dir}
+    return request
 
 
 def bundle_path(bundle: Bundle) -> str:
     return f"bundle/{bundle.name}"
 
 
-def entities_of(index: int, summary: Mapping) -> Iterable[dict]:
-    """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`)."""
+def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
+    """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`); with its
+    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs."""
     for e in summary["entities"]:
-        yield {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
+        item = {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
+        if plan is not None:
+            item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
+        yield item
 
 
 def pins_of(published: Iterable) -> dict:

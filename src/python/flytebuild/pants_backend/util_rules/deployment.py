@@ -6,6 +6,7 @@ goal that needs the workflows registered first (`run --remote`) awaits the same 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 
 from pants.backend.python.subsystems.setup import PythonSetup
@@ -16,6 +17,7 @@ from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeD
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import BundleWarning
@@ -58,7 +60,9 @@ class DeployResult:
 
 
 @rule(desc="Deploy Flyte workflows")
-async def deploy_workflows(request: DeployRequest, settings: Settings, python_setup: PythonSetup) -> DeployResult:
+async def deploy_workflows(
+    request: DeployRequest, settings: Settings, python_setup: PythonSetup, global_options: GlobalOptions
+) -> DeployResult:
     admin = settings.admin
     # Configuration errors before any work.
     check_admin(
@@ -95,14 +99,18 @@ async def deploy_workflows(request: DeployRequest, settings: Settings, python_se
     )
     pushed: tuple[PublishedImage, ...] = published.images
     files = []
-    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary())]
+    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
     bundle = code_bundle.bundle
     if bundle is not None:
         files.append(FileContent(bundle_path(bundle), bundle.data))
-    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, pins_of(pushed))
+    # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
+    # Pants' workdir (a cache: deleting it only costs Gets).
+    ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
+    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, pins_of(pushed), ledger_dir=ledger_dir)
     files += [
         FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
         FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
+        FileContent(f"{_DIR}/ledger.py", runtime_script("ledger.py")),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),
     ]
 

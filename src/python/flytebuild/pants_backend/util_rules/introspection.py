@@ -2,7 +2,8 @@
 
 The import happens in a sandboxed process built from the workflow's closure and resolve
 (flytekit comes from the user's lockfile), never in Pants' own interpreter. The process is
-cached by Pants: an unchanged workflow is free to re-plan.
+cached by Pants, and each workflow's answer is kept in core/result_cache.py under a key of its own inputs: an
+unchanged workflow is free to re-plan, and an edit re-imports only the workflows whose closure it touched.
 """
 from __future__ import annotations
 
@@ -14,11 +15,20 @@ from pants.engine.addresses import Address
 from pants.engine.fs import FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
+from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
-from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.util_rules.user_env import (
+    batch_results,
+    input_keys,
+    result_cache_dir,
+    run_in_user_env,
+    runtime_error,
+    runtime_script,
+)
 
 _SCRIPT = "__flytebuild/introspect.py"
 
@@ -50,7 +60,7 @@ class IntrospectionResults:
 
 
 @rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
-async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionResults:
+async def introspect_workflows(request: IntrospectionRequest, global_options: GlobalOptions) -> IntrospectionResults:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
         for a in request.addresses
@@ -60,19 +70,42 @@ async def introspect_workflows(request: IntrospectionRequest) -> IntrospectionRe
         for w in wrapped
     )
     entrypoints = [ep.val.spec for ep in entry_points if ep.val is not None]
-    described = ", ".join(str(a) for a in request.addresses)
-    result = await run_in_user_env(
-        request.addresses,
-        [FileContent(_SCRIPT, runtime_script("introspect.py"))],
-        argv=[_SCRIPT, "--batch", *entrypoints],
-        description=f"Introspect {described}",
-    )
-    by_entrypoint = batch_results(result)
+    # Partitioned per workflow: each one's answer is keyed by its own inputs (its transitive sources, the
+    # environment, this script), so after an edit only the workflows whose closure changed are imported again,
+    # all of them in one process; the others are read back (Pants' process cache cannot say which would hit).
+    script = runtime_script("introspect.py")
+    cache = ResultCache(result_cache_dir(global_options))
+    inputs = await input_keys(request.addresses, request.addresses)
+    keys = [result_key("introspect", ep, k, script) for ep, k in zip(entrypoints, inputs)]
+    by_entrypoint: dict[str, dict] = {}
+    for entrypoint, key in zip(entrypoints, keys):
+        cached = cache.get(key)
+        if cached is not None:
+            by_entrypoint[entrypoint] = json.loads(cached)
+    missing = [(a, ep) for a, ep in zip(request.addresses, entrypoints) if ep not in by_entrypoint]
+    stderr = ""
+    if missing:
+        described = ", ".join(str(a) for a, _ in missing)
+        result = await run_in_user_env(
+            tuple(a for a, _ in missing),
+            [FileContent(_SCRIPT, script)],
+            argv=[_SCRIPT, "--batch", *sorted({ep for _, ep in missing})],
+            description=f"Introspect {described}",
+            env_addresses=request.addresses,
+        )
+        stderr = result.stderr.decode("utf-8", "replace")
+        fresh = batch_results(result)
+        for entrypoint, key in zip(entrypoints, keys):
+            data = fresh.get(entrypoint)
+            if entrypoint not in by_entrypoint and data is not None:
+                by_entrypoint[entrypoint] = data
+                if "error" not in data:
+                    cache.put(key, json.dumps(data, sort_keys=True))
     results = []
     for address, entrypoint in zip(request.addresses, entrypoints):
         data = by_entrypoint.get(entrypoint)
         if data is None or "error" in data:
-            raise _error(address, entrypoint, data, result.stderr.decode("utf-8", "replace"))
+            raise _error(address, entrypoint, data, stderr)
         results.append(IntrospectionResult(address, entrypoint, json.dumps(data, sort_keys=True)))
     return IntrospectionResults(tuple(results))
 

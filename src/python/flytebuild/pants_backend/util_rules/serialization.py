@@ -9,6 +9,7 @@ location, so the archive does not depend on the cluster it goes to.
 """
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -16,19 +17,28 @@ from typing import Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.engine.addresses import Address
-from pants.engine.fs import Digest, DigestContents, DigestSubset, FileContent, PathGlobs, RemovePrefix
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
+from pants.option.global_options import GlobalOptions
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
+from flytebuild.core.result_cache import ResultCache, result_key
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
-from flytebuild.pants_backend.util_rules.user_env import batch_results, run_in_user_env, runtime_error, runtime_script
+from flytebuild.pants_backend.util_rules.user_env import (
+    batch_results,
+    input_keys,
+    result_cache_dir,
+    run_in_user_env,
+    runtime_error,
+    runtime_script,
+)
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -131,36 +141,53 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
-async def serialize_batch(batch: _SerializeBatch) -> _SerializedBatch:
-    files = [
-        FileContent(f"{_DIR}/serialize.py", runtime_script("serialize.py")),
-        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),
-    ]
-    argv = [f"{_DIR}/serialize.py", "--batch"]
-    for i, req in enumerate(batch.request_jsons):
-        files.append(FileContent(f"{_DIR}/request{i}.json", req.encode("utf-8")))
-        argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
-    described = ", ".join(str(a) for a in batch.addresses)
-    result = await run_in_user_env(
-        batch.addresses, files, argv, description=f"Serialize {described}", output_directories=(_OUT,)
-    )
-    results = batch_results(result)
-    stderr = result.stderr.decode("utf-8", "replace")
-    for i, address in enumerate(batch.addresses):
-        data = results.get(f"{_OUT}/{i}")
-        if data is None or "error" in data:
-            raise _error(address, json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
+async def serialize_batch(batch: _SerializeBatch, global_options: GlobalOptions) -> _SerializedBatch:
+    # Partitioned per workflow like introspection (core/result_cache.py): only workflows whose request or closure
+    # changed are serialized again, in one process; the others are read back.
+    scripts = {"serialize.py": runtime_script("serialize.py"), "introspect.py": runtime_script("introspect.py")}
+    cache = ResultCache(result_cache_dir(global_options))
+    inputs = await input_keys(batch.addresses, batch.addresses)
+    keys = [result_key("serialize", req, k, scripts["serialize.py"], scripts["introspect.py"])
+            for req, k in zip(batch.request_jsons, inputs)]
+    answers: dict[int, dict] = {}
+    for i, key in enumerate(keys):
+        cached = cache.get(key)
+        if cached is not None:
+            answers[i] = json.loads(cached)
+    missing = [i for i in range(len(batch.addresses)) if i not in answers]
+    if missing:
+        files = [FileContent(f"{_DIR}/{name}", data) for name, data in scripts.items()]
+        argv = [f"{_DIR}/serialize.py", "--batch"]
+        for i in missing:
+            files.append(FileContent(f"{_DIR}/request{i}.json", batch.request_jsons[i].encode("utf-8")))
+            argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]
+        described = ", ".join(str(batch.addresses[i]) for i in missing)
+        result = await run_in_user_env(
+            tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
+            output_directories=(_OUT,), env_addresses=batch.addresses,
+        )
+        results = batch_results(result)
+        stderr = result.stderr.decode("utf-8", "replace")
+        for i in missing:
+            data = results.get(f"{_OUT}/{i}")
+            if data is None or "error" in data:
+                raise _error(batch.addresses[i], json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
+        contents = await Get(DigestContents, Digest, result.output_digest)
+        for i in missing:
+            prefix = f"{_OUT}/{i}/"
+            pbs = {fc.path[len(prefix):]: base64.b64encode(fc.content).decode("ascii")
+                   for fc in contents if fc.path.startswith(prefix)}
+            answers[i] = {"summary": results[f"{_OUT}/{i}"], "files": pbs}
+            cache.put(keys[i], json.dumps(answers[i], sort_keys=True))
     digests = await MultiGet(
-        Get(Digest, DigestSubset(result.output_digest, PathGlobs([f"{_OUT}/{i}/**"])))
+        Get(Digest, CreateDigest([FileContent(name, base64.b64decode(data))
+                                  for name, data in sorted(answers[i]["files"].items())]))
         for i in range(len(batch.addresses))
-    )
-    stripped = await MultiGet(
-        Get(Digest, RemovePrefix(d, f"{_OUT}/{i}")) for i, d in enumerate(digests)
     )
     return _SerializedBatch(
         tuple(
-            SerializedWorkflow(str(a), d, json.dumps(results[f"{_OUT}/{i}"], sort_keys=True))
-            for i, (a, d) in enumerate(zip(batch.addresses, stripped))
+            SerializedWorkflow(str(a), d, json.dumps(answers[i]["summary"], sort_keys=True))
+            for i, (a, d) in enumerate(zip(batch.addresses, digests))
         )
     )
 

@@ -44,13 +44,15 @@ async def run_in_user_env(
     argv: Sequence[str],
     description: str,
     output_directories: Sequence[str] = (),
+    env_addresses: tuple[Address, ...] | None = None,
 ) -> FallibleProcessResult:
-    """Run `argv` (a script among `files`) in the environment of `addresses`, with their transitive sources.
+    """Run `argv` (a script among `files`) in the environment of `env_addresses` (default: `addresses`), with the
+    transitive sources of `addresses`.
 
     Cached by Pants like any process: unchanged targets and inputs are free to run again."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
-        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(addresses)),
+        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
         Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
         Get(Digest, CreateDigest(files)),
     )
@@ -80,3 +82,22 @@ def batch_results(result: FallibleProcessResult) -> dict:
 def runtime_error(data, stderr: str, kind: str) -> dict:
     """The script's error for one entry, or, when it reported none, the end of its stderr."""
     return (data or {}).get("error") or {"kind": kind, "message": stderr.strip()[-2000:] or "no output"}
+
+
+async def input_keys(addresses: tuple[Address, ...], env_addresses: tuple[Address, ...]) -> tuple[str, ...]:
+    """Per target: a key over everything a user-env process can see for it (its transitive sources and source
+    roots, the environment of `env_addresses`), for core/result_cache.py. Pants digests: nothing is re-read."""
+    transitives = await MultiGet(Get(TransitiveTargets, TransitiveTargetsRequest([a])) for a in addresses)
+    sources = await MultiGet(
+        Get(PythonSourceFiles, PythonSourceFilesRequest(t.closure, include_files=True)) for t in transitives
+    )
+    venv_pex = await Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses))
+    env = venv_pex.digest.fingerprint
+    return tuple(
+        f"{s.source_files.snapshot.digest.fingerprint}|{','.join(s.source_roots)}|{env}" for s in sources
+    )
+
+
+def result_cache_dir(global_options) -> str:
+    """core/result_cache.py's directory for Pants: per repo, in Pants' workdir (`.pants.d`)."""
+    return os.path.join(global_options.pants_workdir, "flytebuild", "results")

@@ -1,0 +1,171 @@
+"""The CLI's content-addressed cache (core/result_cache.py): with nothing changed no user-env process imports
+flytekit; after an edit only the workflows whose import closure changed are introspected and serialized again.
+
+flytekit imports are counted for real: the user's interpreter is a venv over the exported user environment whose
+startup installs an import hook that appends one line (the process's argv) to a log when `flytekit` is imported."""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.support.flyteadmin.fixture import flyteadmin
+
+_HOOK = """
+import json, os, sys
+
+
+class _CountFlytekit:
+    def find_spec(self, name, path=None, target=None):
+        if name == "flytekit":
+            sys.meta_path.remove(self)
+            with open(os.environ["FB_FLYTEKIT_LOG"], "a") as f:
+                f.write(json.dumps(sys.argv) + "\\n")
+        return None
+
+
+if os.environ.get("FB_FLYTEKIT_LOG"):
+    sys.meta_path.insert(0, _CountFlytekit())
+"""
+
+_FILES = {
+    "src/proj/__init__.py": "",
+    "src/proj/util.py": "def double(x):\n    return 2 * x\n",
+    "src/proj/a.py": """
+        from flytekit import task, workflow
+        from proj.util import double
+
+        @task
+        def one(x: int) -> int:
+            return double(x)
+
+        @workflow
+        def wf(x: int = 1) -> int:
+            return one(x=x)
+        """,
+    "src/proj/b.py": """
+        from flytekit import task, workflow
+        from proj.util import double
+
+        @task
+        def two(x: int) -> int:
+            return double(x) + 1
+
+        @workflow
+        def wf(x: int = 1) -> int:
+            return two(x=x)
+        """,
+    "requirements.txt": "flytekit==1.16.31\n",
+    "flytebuild.toml": """
+        source_roots = ["src"]
+        requirements = "requirements.txt"
+
+        [images.img-a]
+        dependencies = ["src/proj/a.py"]
+        requirements = ["flytekit"]
+
+        [images.img-b]
+        dependencies = ["src/proj/b.py"]
+        requirements = ["flytekit"]
+
+        [workflows.a]
+        entrypoint = "src/proj/a.py:wf"
+        image = "img-a"
+
+        [workflows.b]
+        entrypoint = "src/proj/b.py:wf"
+        image = "img-b"
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def counting_python(user_python, tmp_path_factory) -> Path:
+    """A venv whose site-packages adds the exported user environment's and the counting hook."""
+    venv = tmp_path_factory.mktemp("counting") / "venv"
+    subprocess.run([user_python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site_dirs = json.loads(subprocess.run(
+        [user_python, "-c", "import json, site; print(json.dumps(site.getsitepackages()))"],
+        check=True, capture_output=True, text=True).stdout)
+    (site,) = venv.glob("lib/python3*/site-packages")
+    (site / "_fb_count_flytekit.py").write_text(_HOOK)
+    (site / "fb_user_env.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs) + "import _fb_count_flytekit\n")
+    return venv / "bin" / "python"
+
+
+@pytest.fixture
+def project(tmp_path, counting_python, cli):
+    root = tmp_path / "proj"
+    for rel, text in _FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    log = tmp_path / "flytekit-imports.log"
+    env = {"FLYTEBUILD_PYTHON": str(counting_python), "FB_FLYTEKIT_LOG": str(log),
+           "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache")}
+
+    def run(*args, check=True, extra_env=None):
+        before = log.read_text().splitlines() if log.exists() else []
+        proc = cli(*args, cwd=root, env={**env, **(extra_env or {})}, check=check)
+        after = log.read_text().splitlines() if log.exists() else []
+        return proc, [json.loads(line) for line in after[len(before):]]
+
+    run.root = root
+    return run
+
+
+def _introspected(imports) -> list:
+    """The entrypoints each introspection process was asked about."""
+    return [sorted(argv[argv.index("--batch") + 1:]) for argv in imports if argv[0].endswith("introspect.py")]
+
+
+def test_plan_imports_flytekit_once_then_never_until_an_edit(project):
+    first, imports = project("plan", "--format=json")
+    assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]] and len(imports) == 1
+    again, imports = project("plan", "--format=json")
+    assert imports == [] and again.stdout == first.stdout
+    # a comment in a.py: only workflow a is introspected again
+    (project.root / "src/proj/a.py").write_text((project.root / "src/proj/a.py").read_text() + "# edited\n")
+    edited, imports = project("plan", "--format=json")
+    assert _introspected(imports) == [["proj.a:wf"]] and len(imports) == 1
+    plans = {w["address"]: w for w in json.loads(edited.stdout)["workflows"]}
+    before = {w["address"]: w for w in json.loads(first.stdout)["workflows"]}
+    assert plans["b"]["version"] == before["b"]["version"] and plans["a"]["version"] != before["a"]["version"]
+    # the shared util: both, in one process
+    (project.root / "src/proj/util.py").write_text("def double(x):\n    return x + x\n")
+    _, imports = project("plan", "--format=json")
+    assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]] and len(imports) == 1
+    # back to the first content: answered from the cache; with the cache turned off, imported again, same answer
+    (project.root / "src/proj/util.py").write_text(textwrap.dedent(_FILES["src/proj/util.py"]))
+    (project.root / "src/proj/a.py").write_text(textwrap.dedent(_FILES["src/proj/a.py"]))
+    back, imports = project("plan", "--format=json")
+    assert imports == [] and back.stdout == first.stdout
+    off, imports = project("plan", "--format=json", extra_env={"FLYTEBUILD_CACHE_DIR": ""})
+    assert len(imports) == 1 and off.stdout == first.stdout
+
+
+def test_deploy_with_nothing_changed_imports_nothing_and_asks_nothing(project, user_python):
+    with flyteadmin(user_python) as admin:
+        args = ["deploy", "--endpoint", admin.endpoint, "--insecure", "--format=json", "--no-push-images"]
+        first, imports = project(*args)
+        assert {e["status"] for e in json.loads(first.stdout)["entities"]} == {"registered"}
+        # one introspection, one serialization: flytekit twice, never once per workflow
+        assert len(imports) == 2, imports
+        mark = admin.mark()
+        again, imports = project(*args)
+        summary = json.loads(again.stdout)
+        assert {e["status"] for e in summary["entities"]} == {"unchanged"}
+        assert imports == [] and admin.since(mark)["rpcs"] == 0
+        # an edit of b: b's entities only, one introspection of b, one serialization of b
+        (project.root / "src/proj/b.py").write_text((project.root / "src/proj/b.py").read_text() + "# edited\n")
+        mark = admin.mark()
+        edited, imports = project(*args)
+        summary = json.loads(edited.stdout)
+        assert {e["name"] for e in summary["entities"] if e["status"] == "registered"} == {
+            "proj.b.two", "proj.b.wf"}
+        assert _introspected(imports) == [["proj.b:wf"]] and len(imports) == 2
+        delta = admin.since(mark)["counters"]
+        assert sum(delta.get(k, {}).get("created", 0) for k in ("task", "workflow", "launch_plan")) == 3
