@@ -12,6 +12,8 @@ from tests.support.base_image import DEFAULT_REPOSITORY
 __all__ = ["DEFAULT_REPOSITORY", "registry"]
 
 
-@pytest.fixture(scope="module")
+# Session-scoped like the registry it returns: a session fixture (registry_repo) that a test of the importing
+# module requests sees this definition of `registry`, and a narrower scope would be a ScopeMismatch.
+@pytest.fixture(scope="session")
 def registry(registry, python_base):  # noqa: F811 - the session's fixture of the same name, with the base pushed
     return registry
