@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.run.conftest import D, P, user_env
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-CHECK = REPO / "src/python/flytebuild/runtime/check_references.py"
+CHECK = runtime("check_references")
 
 # The registered side (tests/run/fixtures/remote): scale(xs: List[float], factor: float) -> List[float] (v1),
 # pipeline(n: int, factor: float = 2.0) -> int (v2), remote.lp: n (default 7), factor fixed -> int (v3, production).
@@ -161,7 +162,7 @@ def check(user_python, tmp_path, endpoint, workflows, timeout=5):
     req = tmp_path / "check-request.json"
     req.write_text(json.dumps({"admin": {"endpoint": endpoint, "insecure": True, "timeout": timeout},
                                "workflows": workflows}))
-    proc = subprocess.run([user_python, str(CHECK), str(req)], env=user_env(), cwd=str(REPO),
+    proc = subprocess.run([user_python, *CHECK, str(req)], env=user_env(), cwd=str(REPO),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)["warnings"]
@@ -233,3 +234,13 @@ def test_insecure_unset_means_the_same_on_both_front_ends(refplan, cluster, cli,
     assert ours == pants
     expected = f"references not checked: cannot reach FlyteAdmin at {cluster.endpoint} (TLS) within 2s"
     assert pants["off"] == [expected] and pants["plain"] == []
+
+    # Unset with a flytekit config that says `insecure: true`: the config decides, on both front ends.
+    config = cluster.write_config(refplan.root / "examples/refplan/config.yaml")
+    try:
+        pants = warnings_of(plan(refplan, f"--flyte-config={config}", "--flyte-admin-timeout=5"))
+        ours = cli_plan(cli, refplan, user_python, f'config = "{config}"\nadmin_timeout = 5')
+    finally:
+        config.unlink()
+    assert ours == pants
+    assert pants["off"][0] == "input `factor`: reference task remote.tasks.scale declares int, registered float"
