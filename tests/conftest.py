@@ -18,8 +18,9 @@ def _exported_python():
 
 
 # A test that uses one of these (directly or through another fixture) drives ./pants in a repo copy, a Docker
-# engine or Bazel: it is marked `slow`, so `make test-fast` skips it. `make test` (CI) runs everything.
-SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "docker", "bazel_ws"})
+# engine, Bazel or a wheel build (tests/adoption): it is marked `slow`, so `make test-fast` skips it. `make test`
+# (CI) runs everything.
+SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "registry_repo", "docker", "bazel_ws", "built_dist"})
 
 
 def pytest_collection_modifyitems(config, items):

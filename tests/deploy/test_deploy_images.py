@@ -8,7 +8,7 @@ from tests.support.fixtures import forget_repository
 
 
 @pytest.fixture(scope="module")
-def image_repo(registry_repo, registry):
+def image_repo(registry_repo):
     """The session's copy whose images push to (and pull their base from) the test registry (`registry_repo`,
     tests/support/fixtures.py), with deploy helpers."""
     return Repo(registry_repo.root)
