@@ -119,7 +119,7 @@ def project(tmp_path, counting_python, cli):
 
 def _introspected(imports) -> list:
     """The entrypoints each introspection process was asked about."""
-    return [sorted(argv[argv.index("--batch") + 1:]) for argv in imports if argv[0].endswith("introspect.py")]
+    return [sorted(argv[argv.index("--batch") + 1:]) for argv in imports if argv[1:2] == ["introspect"]]
 
 
 def test_plan_imports_flytekit_once_then_never_until_an_edit(project):

@@ -61,14 +61,14 @@ def serialize(project: Project, plan: WorkflowPlan) -> Serialized:
 def serialize_all(
     project: Project, plans: Sequence[WorkflowPlan], inputs: Optional[Mapping[str, str]] = None
 ) -> List[Serialized]:
-    """Every plan in one runtime/serialize.py --batch process: one interpreter start, one flytekit import; a plan
+    """Every plan in one runtime `serialize --batch` process: one interpreter start, one flytekit import; a plan
     whose request and inputs (`inputs[address]`, planning's input key) were serialized before is read back from
     core/result_cache.py instead, and when none is missing no process starts."""
     inputs = inputs or {}
     cache = ResultCache(cache_path("results"))
-    scripts = [userenv.runtime_script_bytes(n) for n in ("serialize.py", "introspect.py")]
+    runtime = userenv.runtime_fingerprint()
     requests = [serialize_request(plan) for plan in plans]
-    keys = [result_key("serialize", req, inputs[plan.address], *scripts) if plan.address in inputs else None
+    keys = [result_key("serialize", req, inputs[plan.address], runtime) if plan.address in inputs else None
             for plan, req in zip(plans, requests)]
     out: Dict[int, Serialized] = {}
     for i, (plan, key) in enumerate(zip(plans, keys)):
@@ -88,8 +88,8 @@ def serialize_all(
                 with open(request_file, "w", encoding="utf-8") as f:
                     json.dump(requests[i], f, sort_keys=True, indent=1)
                 args += [request_file, os.path.join(tmp, f"out{i}")]
-            proc = userenv.run_script(python, "serialize.py", args, project.root, project.source_roots,
-                                      cwd=project.root)
+            proc = userenv.run_runtime(python, "serialize", args, project.root, project.source_roots,
+                                       cwd=project.root)
             try:
                 results = json.loads(proc.stdout)["results"]
             except (ValueError, KeyError, TypeError):
@@ -185,7 +185,7 @@ def deploy(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
             f"{admin.where}"
         )
-        proc = userenv.run_script(python, "deploy.py", ["request.json"], project.root, project.source_roots, cwd=tmp)
+        proc = userenv.run_runtime(python, "deploy", ["request.json"], project.root, project.source_roots, cwd=tmp)
     data = deploy_summary(proc.stdout, proc.stderr)
     return proc.returncode, data, tuple(sorted(found_warnings)), proc.stderr
 
