@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
@@ -28,6 +28,8 @@ class ProjectPlan:
     # per workflow: a key over everything importing its entrypoint can see (environment, import closure), for
     # core/result_cache.py; absent when the environment cannot be identified without starting it
     input_keys: Tuple[Tuple[str, str], ...] = ()
+    # the user-env process that introspected, waiting to serialize (plan_project(serialize_next=True)); not data
+    session: Optional[userenv.Session] = field(default=None, compare=False, repr=False)
 
 
 def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
@@ -54,7 +56,11 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
     return workflows, images
 
 
-def plan_project(project: Project, names: Sequence[str] = (), environment: Optional[str] = None) -> ProjectPlan:
+def plan_project(
+    project: Project, names: Sequence[str] = (), environment: Optional[str] = None, serialize_next: bool = False
+) -> ProjectPlan:
+    """`serialize_next`: the command serializes the plan next (deploy, package): introspect in a runtime `session`
+    process that stays, so serialization runs in the same interpreter (one flytekit import per command)."""
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
@@ -67,6 +73,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
     input_keys: Dict[str, str] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
+    session: Optional[userenv.Session] = None
     if workflows:
         # Per workflow, the answer is kept under a key of everything its import can see (core/result_cache.py):
         # with nothing changed no user-env process starts (flytekit is imported zero times); after an edit only
@@ -93,13 +100,20 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
             installed_proc = userenv.start_installed_query(project.python, project.config_file)
         if missing:
             userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
-            proc = userenv.start_introspection(
+            start = userenv.start_session if serialize_next else userenv.start_introspection
+            proc = start(
                 project.python, project.config_file, project.root, project.source_roots,
                 sorted({ep for _, ep in missing}),
             )
             try:
-                fresh = userenv.finish_introspection(proc, missing)
+                if serialize_next:
+                    session = proc
+                    fresh = userenv.finish_session_introspection(session, missing)
+                else:
+                    fresh = userenv.finish_introspection(proc, missing)
             except BaseException:
+                if session is not None:
+                    session.close()
                 if installed_proc is not None:
                     installed_proc.kill()
                     installed_proc.wait()
@@ -147,6 +161,7 @@ def plan_project(project: Project, names: Sequence[str] = (), environment: Optio
         introspections=tuple(sorted(introspections.items())),
         closures=tuple(sorted(closures.items())),
         input_keys=tuple(sorted(input_keys.items())),
+        session=session,
     )
 
 
