@@ -143,13 +143,14 @@ def test_baked_image_losing_a_file_makes_task_fast(mk):
     assert t.warnings == ()  # the image has flytekit, so fast-register works
 
 
-def test_fast_task_on_image_without_flytekit_warns(mk):
+def test_python_task_on_image_without_flytekit_is_a_plan_error(mk):
+    """No flytekit, no pyflyte-execute: the registered task could not start, so nothing may be pushed/registered."""
     closures, images = mk.scenario_facts()
     images[mk.FAST_IMAGE] = dataclasses.replace(images[mk.FAST_IMAGE], requirements=(), pins=())
-    p = plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
-    t = p.task(CRUNCH)
-    assert t.missing_requirements == ("flytekit", "pandas")
-    assert any("pyflyte-fast-execute will not be found" in w for w in t.warnings)
+    with pytest.raises(PlanError) as e:
+        plan_workflow(mk.workflow_target(), parse_introspection(mk.scenario_intro()), closures, images, Settings())
+    msg = str(e.value)
+    assert CRUNCH in msg and mk.FAST_IMAGE in msg and "no flytekit" in msg and "Fix: add flytekit" in msg
 
 
 def test_cache_without_outputs_warns(mk):

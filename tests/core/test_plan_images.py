@@ -90,9 +90,25 @@ def test_string_holding_a_template_is_a_template(mk):
 def test_image_spec_with_target_is_baked_when_it_holds_the_closure(mk):
     closures, _ = mk.scenario_facts()
     full = dataclasses.replace(ML, sources=closures["examples/fast/tasks.py"].sources)
-    spec = {"name": "ml", "base_image": "python:3.11", "packages": ["pandas"]}
+    spec = {"name": "ml", "base_image": "python:3.11-slim", "packages": ["pandas"]}
     t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,))
     assert (t.image, t.image_source, t.mode) == (ML.address, "code", "baked")
+
+
+def test_flyte_image_answers_a_spec_by_name_only_without_conflict(mk):
+    """A spec whose base_image (or packages) the target would drop is built from its own fields, with a warning."""
+    closures, _ = mk.scenario_facts()
+    full = dataclasses.replace(ML, sources=closures["examples/fast/tasks.py"].sources)
+    spec = {"name": "ml", "base_image": "python:3.12", "packages": ["pandas", "torch"]}
+    t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,))
+    assert t.image_source == "code:ImageSpec" and t.image_ref.startswith("localhost:5000/ml:")
+    (w,) = [w for w in t.warnings if ML.address in w]
+    assert "base_image `python:3.12`" in w and "torch" in w and 'images={"ml": "examples/ml:image"}' in w
+    # Mapped explicitly, the target answers, and the plan says what the spec loses.
+    target = mk.workflow_target(image=None, task_images=(), images=(("ml", ML.address),))
+    t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,), target=target)
+    assert (t.image, t.image_source) == (ML.address, "code")
+    assert any("replaces what the spec asks for" in w and "python:3.12" in w for w in t.warnings)
 
 
 def test_image_spec_without_target_is_built_by_flytebuild_under_a_content_tag(mk):
@@ -101,8 +117,7 @@ def test_image_spec_without_target_is_built_by_flytebuild_under_a_content_tag(mk
     t = choose(mk, {"kind": "image_spec", "value": None, "name": "nlp", "spec": spec})
     assert (t.image_source, t.mode, t.image_name) == ("code:ImageSpec", "fast", "nlp")
     assert t.image == t.image_ref and t.image.startswith("ghcr.io/org/nlp:") and len(t.image.split(":")[1]) == 32
-    (w,) = t.warnings
-    assert "ImageSpec nlp sets neither source_root nor copy" in w
+    assert any("ImageSpec nlp sets neither source_root nor copy" in w for w in t.warnings)
 
 
 def test_image_spec_spec_is_part_of_the_version(mk):

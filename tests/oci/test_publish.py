@@ -109,3 +109,32 @@ def test_oci_layout(registry, base_image, cache_dir, tmp_path):
     again = write_oci_layout(img, tmp_path / "layout2", ref_name="v1",
                              base_client=RegistryClient(registry.host, cache_dir=cache_dir))
     assert (again / "index.json").read_bytes() == (out / "index.json").read_bytes()
+
+
+def test_publish_layout_pushes_the_same_manifest_as_publish(registry, base_image, cache_dir, tmp_path):
+    """What `pants publish` runs: the layout `package` wrote, pushed blob by blob, gives the manifest digest
+    `publish()` of the built image gives; a second push uploads nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from flytebuild.oci.publish import publish_layout
+
+    img = _build(_project(tmp_path / "p"), base_image)
+    layout = write_oci_layout(img, tmp_path / "layout", ref_name="v1",
+                              base_client=RegistryClient(registry.host, cache_dir=cache_dir))
+    client = RegistryClient(registry.host)
+    first = publish_layout(layout, registry.ref("proj/fromlayout:v1"), client=client)
+    assert not first.skipped and first.digest == img.manifest_digest and first.bytes_uploaded > 0
+    assert client.head_manifest("proj/fromlayout", "v1").digest == img.manifest_digest
+    again = publish_layout(layout, registry.ref("proj/fromlayout:v1"), client=client)
+    assert again.skipped and again.bytes_uploaded == 0
+
+    # The entry point the publish goal runs, as a process: one line, exit 0; a bad layout: one line, exit 1.
+    src = str(Path(__file__).resolve().parents[2] / "src/python")
+    proc = subprocess.run([sys.executable, "-m", "flytebuild.service.push", str(layout), registry.ref("proj/cli:v2")],
+                          env={"PYTHONPATH": src, "HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"pushed {registry.ref('proj/cli:v2')} ({img.manifest_digest}")
+    bad = subprocess.run([sys.executable, "-m", "flytebuild.service.push", str(tmp_path / "nowhere"), "x/y:1"],
+                         env={"PYTHONPATH": src, "HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: cannot push x/y:1:") and "Traceback" not in bad.stderr

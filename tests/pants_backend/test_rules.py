@@ -60,6 +60,7 @@ from flytebuild.pants_backend.target_types import (
     FlyteWorkflowTaskImagesField,
 )
 from flytebuild.pants_backend.util_rules import closures, entrypoint, planning
+from flytebuild.pants_backend.util_rules import settings as settings_rules
 from flytebuild.pants_backend.util_rules.closures import ClosureRequest, SourceFileClosureRequest
 from flytebuild.pants_backend.util_rules.entrypoint import (
     FlyteEntrypointInferenceFieldSet,
@@ -249,6 +250,7 @@ def _backend_rules_without_processes() -> list:
         *collect_rules({"synthetic": python_lockfile.python_lockfile_synthetic_targets}),
         UnionRule(SyntheticTargetsRequest, python_lockfile.PythonSyntheticLockfileTargetsRequest),
         *FlyteSubsystem.rules(),
+        *settings_rules.rules(),  # gather_image_target reads the one Settings object
         *closures.rules(),
         *entrypoint.rules(),
         *gather_image,

@@ -233,3 +233,13 @@ def test_insecure_unset_means_the_same_on_both_front_ends(refplan, cluster, cli,
     assert ours == pants
     expected = f"references not checked: cannot reach FlyteAdmin at {cluster.endpoint} (TLS) within 2s"
     assert pants["off"] == [expected] and pants["plain"] == []
+
+    # Unset with a flytekit config that says `insecure: true`: the config decides, on both front ends.
+    config = cluster.write_config(refplan.root / "examples/refplan/config.yaml")
+    try:
+        pants = warnings_of(plan(refplan, f"--flyte-config={config}", "--flyte-admin-timeout=5"))
+        ours = cli_plan(cli, refplan, user_python, f'config = "{config}"\nadmin_timeout = 5')
+    finally:
+        config.unlink()
+    assert ours == pants
+    assert pants["off"][0] == "input `factor`: reference task remote.tasks.scale declares int, registered float"

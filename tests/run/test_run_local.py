@@ -285,3 +285,11 @@ def test_map_task_and_branches_run_with_images(user_python, home):
     assert r.json() == {"o0": "TOTAL 14!"}
     assert "[run]   map mixed.spec_tasks.map_square_" in r.stderr
     assert "[image] mixed.spec_tasks.label: localhost:5000/flytebuild/mixed-spec:1 (code)" in r.stderr
+
+
+def test_json_format_renders_any_output_as_json_values(user_python, home):
+    """`--format=json`: an np.ndarray is a list (it was its repr string)."""
+    r = run(user_python, home, "fx_arrays:wf", "--n", "4", "--format=json", pythonpath="tests/run/fixtures")
+    assert r.json() == {"o0": [0, 2, 4, 6], "o1": 3.0}
+    table = run(user_python, home, "fx_arrays:wf", "--n", "3", pythonpath="tests/run/fixtures")
+    assert table.rc == 0 and "[0, 2, 4]" in table.stdout

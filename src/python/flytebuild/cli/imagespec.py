@@ -7,70 +7,37 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from flytebuild.cli import images as cli_images
 from flytebuild.cli import userenv
 from flytebuild.cli.config import Project
 from flytebuild.cli.graph import ProjectGraph
 from flytebuild.cli.planning import ProjectPlan
-from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.imagespec import SpecImage, check_buildable, spec_images
-from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
+from flytebuild.core.imagespec import SpecImage, check_buildable
 from flytebuild.oci import engine
-from flytebuild.oci.build import sources_from_roots
+from flytebuild.oci.build import SourceFile, sources_from_roots
 from flytebuild.service import images as service
+from flytebuild.service import specs
 
 
 def planned_specs(project: Project, result: ProjectPlan) -> List[tuple]:
     """(workflow address, SpecImage) for every ImageSpec the plan gives a task without an image target."""
-    intros: Dict[str, dict] = dict(result.introspections)
-    closures = dict(result.closures)
     out = []
     for plan in result.workflows:
         spec_tasks = {t.name: t for t in plan.tasks if t.image_source == "code:ImageSpec"}
-        if not spec_tasks or plan.address not in intros:
-            continue
-        intro = parse_introspection(intros[plan.address], target=plan.address)
-        tasks = [t for t in intro.tasks if t.name in spec_tasks]
-        settings = project.settings
-        for image in spec_images(tasks, closures, settings.default_base, settings.registry).values():
-            planned = {spec_tasks[t].image_ref for t in image.tasks}
-            if planned != {image.ref}:  # the plan and the build must name the same tag
-                raise FlytebuildError(
-                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned)))} but would "
-                    f"be built as {image.ref}", target=plan.address, fix="report this as a flytebuild bug")
+        for image in plan.spec_images:  # what to build is the plan's decision (core/imagespec.py)
+            specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), plan.address)
             out.append((plan.address, image))
     return out
 
 
 def _requirements(project: Project, graph: ProjectGraph, image: SpecImage, workflow: str) -> tuple:
-    reqs = list(image.packages)
-    if image.requirements_file:
-        path = os.path.join(project.root, image.requirements_file)
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError:
-            raise FlytebuildError(
-                f"ImageSpec `{image.name}` names requirements file `{image.requirements_file}`, which does not exist",
-                target=workflow,
-                fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
-            ) from None
-        for line in text.splitlines():
-            line = line.split(" #", 1)[0].strip()
-            if line and not line.startswith(("#", "-")):
-                reqs.append(line)
-    names = {canonical_name(requirement_name(r)) for r in reqs}
-    lock = graph.requirements.lock_text
-    locked = set()
-    if lock is not None and names:
-        locked = {canonical_name(p.split("==", 1)[0]) for p in locked_pins(lock, names, strict=False)}
-    in_lock = bool(names) and names <= locked
-    index = ([f"--index-url={image.pip_index}"] if image.pip_index else [])
-    index += [f"--index-url={u}" for u in image.pip_extra_index_url]
-    return reqs, in_lock, index
+    # The plan decided the list: packages + requirements file + flytekit (pinned) when the spec lacks it.
+    reqs = list(image.requirements)
+    if image.requirements_file and not os.path.isfile(os.path.join(project.root, image.requirements_file)):
+        raise specs.missing_requirements_file(image, workflow)
+    return reqs, specs.all_locked(reqs, graph.requirements.lock_text), specs.index_args(image)
 
 
 def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: SpecImage, jobs: int):
@@ -90,7 +57,11 @@ def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: Sp
             project, graph, reqs, str(tmp), f"ImageSpec {image.name}", use_lock=in_lock,
             python_version=None if in_lock else image.python_version, index_args=index,
         ) if reqs else ()
-        return dists, sources_from_roots(image.source_paths, project.source_roots, project.root)
+        placed = {s.path: s for s in sources_from_roots(image.source_paths, project.source_roots, project.root)}
+        # Copied files also land where flytekit's builder puts them (/root/<entry>), where a container looks.
+        for c in image.copies:
+            placed[c.destination] = SourceFile(c.destination, (Path(project.root) / c.source).read_bytes())
+        return dists, [placed[p] for p in sorted(placed)]
 
     return service.build_and_publish(job, inputs, publisher, registries, userenv.progress, docker_env=env)
 

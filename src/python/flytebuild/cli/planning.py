@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
@@ -13,7 +14,8 @@ from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
-from flytebuild.core.plan import plan_image, plan_workflow
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
+from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
 
 
@@ -136,19 +138,31 @@ def plan_project(
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         data = results[entrypoint]
         intro = parse_introspection(data, target=workflow.name)
-        for path in sorted({t.source_file for t in intro.tasks if t.source_file}):
+        # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
+        # their digests and (for modules) closures, and the lines of their requirements files.
+        candidates, requirement_paths = spec_lookups(intro.tasks)
+        root = Path(project.root)
+        spec_files = {f.path: f for f in graph.digests(p for p in candidates if (root / p).is_file())}
+        requirement_files = {
+            p: requirement_lines((root / p).read_text()) for p in requirement_paths if (root / p).is_file()
+        }
+        needed = {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
+        for path in sorted(needed):
             if path not in closures:
                 closures[path] = graph.closure_of_source_file(path)
         plans.append(
             plan_workflow(
                 graph.workflow_target(workflow, entrypoint, environment),
                 intro,
-                {p: closures[p] for p in {t.source_file for t in intro.tasks if t.source_file}},
+                {p: closures[p] for p in needed},
                 image_targets,
                 project.settings.with_environment(environment),
+                spec_files=spec_files,
+                requirement_files=requirement_files,
             )
         )
         introspections[workflow.name] = data
+    plans = with_cross_workflow_warnings(plans)
     # Every rendered pod template is checked as a Kubernetes V1PodSpec in the user's environment
     # before anything uses the plan (one process for all workflows).
     userenv.validate_pod_templates(project, plans)

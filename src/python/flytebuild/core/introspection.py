@@ -54,6 +54,7 @@ class Task:
     interface: Interface
     input_defaults: Mapping[str, JSON]
     config: Mapping[str, JSON]
+    has_container: bool = True  # False: flytekit registers it without container or pod (Echo)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def _task(value: JSON) -> Task:
         interface=_interface(value.get("interface")),
         input_defaults=_mapping(value.get("input_defaults")),
         config=_mapping(value.get("config")),
+        has_container=bool(value.get("has_container", True)),
     )
 
 

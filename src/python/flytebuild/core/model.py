@@ -75,6 +75,60 @@ class ExternalImage:
     spec_json: Optional[str] = None
 
 
+@dataclass(frozen=True, order=True)
+class CopiedFile:
+    """A file an ImageSpec's `copy` lists, placed where flytekit's builder puts it (`/root/<entry>`)."""
+
+    source: str  # repo-relative path
+    destination: str  # path under the image's working directory (/root), as flytekit gives it
+    digest: str
+
+
+@dataclass(frozen=True)
+class SpecImage:
+    """An ImageSpec in code that no flyte_image answers: an image node of the plan, built by flytebuild.
+
+    Its identity is the spec's content (`spec_json`), so unnamed specs (flytekit names them all
+    `flytekit`) stay distinct. Everything a publisher needs is decided here: base, requirements
+    (flytekit added when the spec does not name it, pinned from the lockfile when locked), the
+    first-party files baked at their import paths (`sources`) and the copied files at flytekit's
+    destinations (`copies`).
+    """
+
+    name: str
+    registry: Optional[str]
+    ref: str  # registry/name:version (content tag)
+    fingerprint: str
+    version: str
+    base: Optional[str]  # None: [flyte].default_base unset and no base_image
+    nested_base: bool  # base_image is itself an ImageSpec
+    python_version: Optional[str]
+    python_exec: Optional[str]
+    env: Tuple[Tuple[str, str], ...]
+    packages: Tuple[str, ...]  # as the spec lists them
+    requirements_file: Optional[str]  # repo-relative
+    pip_extra_index_url: Tuple[str, ...]
+    pip_index: Optional[str]
+    engine_fields: Tuple[Tuple[str, str], ...]  # (field, canonical JSON value): need an engine
+    sources: Tuple[FileDigest, ...]  # first-party files baked at their import paths
+    pins: Tuple[str, ...]
+    tasks: Tuple[str, ...]
+    spec_json: str  # canonical JSON of the spec as found in code
+    requirements: Tuple[str, ...] = ()  # what to install: packages + requirements file + flytekit pin
+    copies: Tuple[CopiedFile, ...] = ()
+    warnings: Tuple[str, ...] = ()
+
+    @property
+    def source_paths(self) -> Tuple[str, ...]:
+        return tuple(sorted({s.path for s in self.sources}))
+
+    @property
+    def requirement_names(self) -> Tuple[str, ...]:
+        from flytebuild.core.lockfile import canonical_name, requirement_name
+
+        return tuple(sorted({canonical_name(requirement_name(r)) for r in self.requirements}))
+
+
 Image = Union[ImageTarget, ExternalImage]
 
 
@@ -124,7 +178,7 @@ class TaskPlan:
     image_address: Optional[str]  # set when the image is a flyte_image target
     image_ref: Optional[str]  # the reference tasks run from: a flyte_image's content tag (= ImagePlan.ref) or the external ref
     image_fingerprint: str
-    mode: str  # baked | fast | container
+    mode: str  # baked | fast | container | none (no container: Echo and other propeller-run tasks)
     fingerprint: str
     version: str
     sources: Tuple[str, ...]  # repo-relative paths of the first-party closure
@@ -139,6 +193,8 @@ class TaskPlan:
     pod_template_source: Optional[str] = None  # e.g. "examples/mixed:pod (workflow) + code"
     pod_template_files: Tuple[str, ...] = ()  # the template file and the overlay applied
     cache_key: str = "interface"  # the policy that made cache_version
+    # blake3 of the ImageSpec's content when the task's image was declared by an ImageSpec
+    image_spec: Optional[str] = None
 
     @property
     def pod_template_data(self) -> Optional[Dict[str, Any]]:
@@ -197,6 +253,8 @@ class WorkflowPlan:
     warnings: Tuple[str, ...] = ()
     node_pod_templates: Tuple[NodePodTemplate, ...] = ()
     environment: Optional[str] = None  # the pod templates' overlay that was applied
+    # ImageSpecs in code that no flyte_image answers: what publishers build (tags = tasks' image_ref)
+    spec_images: Tuple[SpecImage, ...] = ()
 
     @property
     def workflow_versions(self) -> Dict[str, str]:

@@ -11,12 +11,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from flytebuild.core import fingerprint as fp
 from flytebuild.core import pod_templates as pods
 from flytebuild.core.errors import PlanError
-from flytebuild.core.imagespec import SpecImage, spec_images, spec_key
+from flytebuild.core.imagespec import spec_conflicts, spec_digest, spec_images, spec_key, uses_spec
 from flytebuild.core.introspection import Introspection, Task, Workflow
 from flytebuild.core.lockfile import canonical_name
 from flytebuild.core.settings import CACHE_KEY_POLICIES, Settings
 from flytebuild.core.model import (
     Closure,
+    FileDigest,
     EntityPlan,
     ExternalImage,
     ImagePlan,
@@ -24,12 +25,13 @@ from flytebuild.core.model import (
     NodePodTemplate,
     PodTemplateTarget,
     ReferencePlan,
+    SpecImage,
     TaskPlan,
     WorkflowPlan,
     WorkflowTarget,
 )
 
-Image = Union[ImageTarget, ExternalImage]
+Image = Union[ImageTarget, ExternalImage, SpecImage]
 
 FLYTEKIT_DEFAULT_IMAGE = "cr.flyte.org/flyteorg/flytekit:py{python}-{version}"
 
@@ -118,6 +120,32 @@ class _ImageChooser:
             )
         return next(iter(unique.values()), None)
 
+    def answer_spec(self, task: Task) -> Tuple[Optional[ImageTarget], List[str]]:
+        """The flyte_image standing for a task's ImageSpec, if any: the one `images=` maps its name to, else the
+        one whose image_name is its name, unless the spec asks for something that target would silently drop
+        (then the spec is built from its own content)."""
+        name, spec = task.image.name, task.image.spec or {}
+        if not name:
+            return None, []
+        if name in self.named:
+            image = self._address(self.named[name], f"images[{name!r}]")
+            reasons = spec_conflicts(spec, image)
+            return image, ([
+                f"ImageSpec `{name}` of task {task.name} is mapped to {image.address} by images=, which replaces "
+                f"what the spec asks for: {'; '.join(reasons)}"
+            ] if reasons else [])
+        image = self._by_name(name)
+        if image is None:
+            return None, []
+        reasons = spec_conflicts(spec, image)
+        if reasons:
+            return None, [
+                f"flyte_image {image.address} has image_name `{name}`, but the ImageSpec of task {task.name} "
+                f"asks for something else ({'; '.join(reasons)}): flytebuild builds the spec from its own fields; "
+                f'map it with images={{"{name}": "{image.address}"}} to use the flyte_image anyway'
+            ]
+        return image, []
+
     def choose(self, task: Task) -> Tuple[Image, str, List[str]]:
         use = task.image
         kind, name = use.kind, use.name
@@ -137,17 +165,18 @@ class _ImageChooser:
                 )
             return image, "code", []
         if kind == "image_spec" and name:
-            image = self._by_name(name)
+            image, warnings = self.answer_spec(task)
             if image is not None:
-                return image, "code", []
+                return image, "code", warnings
             built = self.spec_images.get(spec_key(use.spec)) if use.spec else None
             if built is not None:
-                # flytebuild builds it (util_rules/imagespec.py): the content tag is known now.
-                warnings = [] if built.sources else [
-                    f"ImageSpec {name} sets neither source_root nor copy: its image holds no code, "
-                    "so the task's code ships in a bundle"
-                ]
-                return ExternalImage(built.ref, built.spec_json), "code:ImageSpec", warnings
+                # An image node of the plan, built by flytebuild: the content tag is known now.
+                if not built.sources and not built.copies and task.kind != "container":
+                    warnings.append(
+                        f"ImageSpec {name} sets neither source_root nor copy: its image holds no code, "
+                        "so the task's code ships in a bundle"
+                    )
+                return built, "code:ImageSpec", warnings
             ref = use.value or _image_spec_ref(name, use.spec)
             spec = fp.canonical_json(use.spec).decode("utf-8") if use.spec else None
             return (
@@ -191,12 +220,12 @@ class _ImageChooser:
 def unmatched_spec_tasks(
     target: WorkflowTarget, intro: Introspection, images: Mapping[str, ImageTarget]
 ) -> List[Task]:
-    """Tasks whose ImageSpec in code has no flyte_image (by name or `images=`): flytebuild builds those."""
+    """Tasks whose ImageSpec in code no flyte_image answers (by name or `images=`, without conflict): flytebuild
+    builds those, raw containers included."""
     chooser = _ImageChooser(target, images, None, None, None)
     return [
         t for t in intro.tasks
-        if t.image.kind == "image_spec" and t.image.name and t.kind != "container"
-        and chooser._by_name(t.image.name) is None
+        if uses_spec(t) and t.has_container and t.image.name and chooser.answer_spec(t)[0] is None
     ]
 
 
@@ -287,17 +316,94 @@ class _TaskSettings:
         return final, (" + ".join(sources) or None), files
 
 
+def _image_fp(image: Image) -> str:
+    return image.fingerprint if isinstance(image, SpecImage) else fp.any_image_fingerprint(image)
+
+
+def _image_contents(image: Image) -> Optional[Tuple[set, set]]:
+    """(first-party files, requirement names) an image holds; None when the build graph does not know (external).
+
+    One rule for every kind of image: a task is baked iff its closure and requirements are in here."""
+    if isinstance(image, ImageTarget):
+        return set(image.source_paths), {canonical_name(r) for r in image.requirements}
+    if isinstance(image, SpecImage):
+        return set(image.source_paths), set(image.requirement_names)
+    return None
+
+
+def _no_flytekit_error(task: Task, image: Image, target: str) -> PlanError:
+    if isinstance(image, ImageTarget):
+        fix = (f'add flytekit to the dependencies of {image.address} (e.g. "<requirements target>#flytekit"), '
+               "or give the task an image that has it")
+    else:
+        fix = "add flytekit to the ImageSpec's packages"
+    return PlanError(
+        f"Task `{task.name}` runs Python code (pyflyte-execute) from image {_display(image)}, which has no flytekit: "
+        "the registered task could not start",
+        target=target,
+        file=task.source_file,
+        fix=fix,
+    )
+
+
+# Packages flytekit imports lazily for a type in a task's interface: the build graph never sees an import of
+# them, so a closure-only environment (an image, a pex) lacks them unless they are declared.
+LAZY_REQUIREMENTS = (
+    ("pandas.", "pyarrow", "pandas DataFrames are converted to and from parquet through pyarrow"),
+)
+
+
+def _type_names(value: object) -> List[str]:
+    out: List[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in ("type", "name", "class", "python_type", "qualname") and isinstance(v, str):
+                out.append(v)
+            out.extend(_type_names(v))
+    elif isinstance(value, list):
+        for v in value:
+            out.extend(_type_names(v))
+    elif isinstance(value, str):
+        out.append(value)
+    return out
+
+
+def lazy_requirement_error(task: Task, closure: Closure, target: str) -> Optional[PlanError]:
+    names = _type_names(task.interface.to_json())
+    have = {canonical_name(r) for r in closure.requirements} | {
+        canonical_name(p.split("==", 1)[0]) for p in closure.pins
+    }
+    for marker, requirement, why in LAZY_REQUIREMENTS:
+        if requirement in have or not any(marker in n for n in names):
+            continue
+        owner = task.source_file or task.module
+        return PlanError(
+            f"Task `{task.name}` has a {marker.rstrip('.')} type in its interface, and {why}, which flytekit imports "
+            f"only when it converts the value: `{requirement}` is not in the task's closure, so its image and "
+            "environment would lack it",
+            target=target,
+            file=task.source_file,
+            fix=f'add `{requirement}` to your requirements (and lockfile) and dependencies=["<requirements target>#{requirement}"] '
+            f"to the python_source of {owner}",
+        )
+    return None
+
+
 def _plan_task(
     task: Task,
     chooser: _ImageChooser,
     closures: Mapping[str, Closure],
     settings: _TaskSettings,
 ) -> TaskPlan:
-    image, source, warnings = chooser.choose(task)
-    image_fp = fp.any_image_fingerprint(image)
+    closure = Closure()
+    warnings: List[str] = []
+    if not task.has_container:
+        return _plan_containerless(task, settings)
+    image, source, image_warnings = chooser.choose(task)
+    warnings.extend(image_warnings)
+    image_fp = _image_fp(image)
     is_target = isinstance(image, ImageTarget)
 
-    closure = Closure()
     if task.source_file is not None:
         if task.source_file in closures:
             closure = closures[task.source_file]
@@ -316,26 +422,23 @@ def _plan_task(
             warnings.append(f"container task has no image in code: falls back to {source} image {_display(image)}")
         code_fp = image_fp  # what runs is the image's command
     else:
+        lazy = lazy_requirement_error(task, closure, chooser.target.address)
+        if lazy is not None:
+            raise lazy
         sources = closure.source_paths
         requirements = tuple(sorted({canonical_name(r) for r in closure.requirements}))
-        if is_target:
-            baked_sources = set(image.source_paths)
-            baked_reqs = {canonical_name(r) for r in image.requirements}
-        else:
-            baked_sources, baked_reqs = set(), set()  # an external image's contents are unknown
+        contents = _image_contents(image)
+        baked_sources, baked_reqs = contents if contents is not None else (set(), set())
+        if contents is not None and "flytekit" not in baked_reqs:
+            raise _no_flytekit_error(task, image, chooser.target.address)
         missing_sources = tuple(p for p in sources if p not in baked_sources)
         missing_requirements = tuple(r for r in requirements if r not in baked_reqs)
-        mode = "baked" if is_target and not missing_sources and not missing_requirements else "fast"
-        if mode == "fast" and is_target:
-            if "flytekit" not in baked_reqs:
-                warnings.append(
-                    "fast-register needs flytekit in the image; pyflyte-fast-execute will not be found"
-                )
-            if missing_requirements:
-                warnings.append(
-                    f"requirements not in image {image.address}: {', '.join(missing_requirements)} "
-                    "(fast-register ships code only)"
-                )
+        mode = "baked" if contents is not None and not missing_sources and not missing_requirements else "fast"
+        if mode == "fast" and contents is not None and missing_requirements:
+            warnings.append(
+                f"requirements not in image {_display(image)}: {', '.join(missing_requirements)} "
+                "(fast-register ships code only)"
+            )
         code_fp = fp.closure_fingerprint(closure.sources, closure.pins, closure.requirements)
 
     pod_template, pod_source, pod_files = settings.pod_template(task, image, image_fp, code_fp)
@@ -370,6 +473,36 @@ def _plan_task(
         pod_template=None if pod_template is None else pods.canonical_json(pod_template),
         pod_template_source=pod_source,
         pod_template_files=pod_files,
+        cache_key=cache_key,
+        image_spec=spec_digest(task.image.spec) if uses_spec(task) else None,
+    )
+
+
+def _plan_containerless(task: Task, settings: _TaskSettings) -> TaskPlan:
+    """Echo and other tasks propeller runs itself: no image, no bundle, a version that no image changes."""
+    task_fp = fp.task_fingerprint(task, None, "", None)
+    cache_key = settings.cache_key(task)
+    return TaskPlan(
+        name=task.name,
+        module=task.module,
+        kind=task.kind,
+        task_type=task.task_type,
+        source_file=task.source_file,
+        image="-",
+        image_name=None,
+        image_source="none",
+        image_address=None,
+        image_ref=None,
+        image_fingerprint="",
+        mode="none",
+        fingerprint=task_fp,
+        version=fp.version_of(task_fp),
+        sources=(),
+        requirements=(),
+        missing_sources=(),
+        missing_requirements=(),
+        cache_version=fp.cache_version(task, None),
+        warnings=(),
         cache_key=cache_key,
     )
 
@@ -422,15 +555,27 @@ def plan_workflow(
     closures: Mapping[str, Closure],
     images: Mapping[str, ImageTarget],
     settings: Settings,
+    spec_files: Optional[Mapping[str, FileDigest]] = None,
+    requirement_files: Optional[Mapping[str, Sequence[str]]] = None,
 ) -> WorkflowPlan:
+    """`spec_files` / `requirement_files`: what `imagespec.spec_lookups(intro.tasks)` asks adapters to read (the
+    ImageSpecs' copy candidates that exist, with their digests, and the lines of their requirements files);
+    `closures` also holds the closures of copied Python files."""
     target = with_defaults(target, settings)
     chooser = _ImageChooser(target, images, settings.default_image, intro.python_version, intro.flytekit_version)
     chooser.spec_images = spec_images(
-        unmatched_spec_tasks(target, intro, images), closures, settings.default_base, settings.registry
+        unmatched_spec_tasks(target, intro, images),
+        closures,
+        settings.default_base,
+        settings.registry,
+        files=spec_files,
+        requirement_files=requirement_files,
+        flytekit_version=intro.flytekit_version,
+        target=target.address,
     )
     settings = _TaskSettings(target, images)
     tasks = tuple(_plan_task(t, chooser, closures, settings) for t in intro.tasks)
-    warnings: List[str] = []
+    warnings: List[str] = list(shared_name_warnings(tasks))
     task_names = {t.name for t in intro.tasks} | {_short(t.name) for t in intro.tasks}
     for name, _ in target.task_images:
         if name not in task_names:
@@ -520,7 +665,44 @@ def plan_workflow(
         warnings=tuple(warnings),
         node_pod_templates=node_templates,
         environment=target.environment,
+        spec_images=tuple(sorted(chooser.spec_images.values(), key=lambda i: (i.name, i.ref))),
     )
+
+
+def shared_name_warnings(tasks: Sequence[TaskPlan], others: Sequence[TaskPlan] = ()) -> List[str]:
+    """One warning per flyte_image that answers ImageSpecs of different content by name: mapping one name must
+    never change tasks of unrelated packages silently. `others` are tasks of other workflows (cross-workflow)."""
+    by_image: Dict[str, Dict[str, List[TaskPlan]]] = {}
+    for t in list(tasks) + list(others):
+        if t.image_spec and t.image_address and t.image_source == "code":
+            by_image.setdefault(t.image_address, {}).setdefault(t.image_spec, []).append(t)
+    out = []
+    mine = {t.name for t in tasks}
+    for address, specs in sorted(by_image.items()):
+        if len(specs) < 2 or not any(t.name in mine for users in specs.values() for t in users):
+            continue
+        groups = "; ".join(
+            f"{', '.join(sorted({t.name for t in users}))} "
+            f"(package {', '.join(sorted({t.module.rsplit('.', 1)[0] for t in users}))})"
+            for users in sorted(specs.values(), key=lambda users: min(t.name for t in users))
+        )
+        out.append(
+            f"flyte_image {address} answers {len(specs)} ImageSpecs with different content under one name: {groups}; "
+            "give the specs distinct names, or map each with images= on its workflow"
+        )
+    return out
+
+
+def with_cross_workflow_warnings(plans: Sequence[WorkflowPlan]) -> List[WorkflowPlan]:
+    """Plans with `shared_name_warnings` computed over all of them (one flyte-plan/package run)."""
+    import dataclasses
+
+    out = []
+    for p in plans:
+        others = [t for q in plans if q.address != p.address for t in q.tasks]
+        extra = [w for w in shared_name_warnings(p.tasks, others) if w not in p.warnings]
+        out.append(dataclasses.replace(p, warnings=tuple(p.warnings) + tuple(extra)) if extra else p)
+    return out
 
 
 # Flyte's backend does not cache a task whose interface has no outputs (flytekit maintainers:

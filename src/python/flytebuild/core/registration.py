@@ -55,7 +55,7 @@ def serialize_request(plan: WorkflowPlan) -> dict:
     tasks = {}
     for t in plan.tasks:
         image = t.image_ref
-        if not image:
+        if not image and t.mode != "none":  # container-less tasks (Echo) run in propeller: no image
             raise SerializationError(
                 f"Task `{t.name}` runs from image {t.image}, which has no reference to register",
                 target=plan.address,
@@ -79,7 +79,7 @@ def serialize_request(plan: WorkflowPlan) -> dict:
         # with_overrides(pod_template=...) merged on top of the node's task template
         "nodes": _node_pod_templates(plan),
         "bundle": {"uri": REMOTE_PACKAGE_PATH, "dest_dir": "."} if any_fast else None,
-        "default_image": next(iter(sorted(set(t["image"] for t in tasks.values()))), None),
+        "default_image": next(iter(sorted(set(t["image"] for t in tasks.values() if t["image"]))), None),
     }
 
 

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict
 from typing import Any, Dict, List, Sequence
 
-from flytebuild.core.model import ImagePlan, TaskPlan, WorkflowPlan
+from flytebuild.core.model import ImagePlan, SpecImage, TaskPlan, WorkflowPlan
 
 SHORT = 12  # version characters shown in the table; the JSON carries them in full
 
@@ -63,7 +63,9 @@ def render_table(images: Sequence[ImagePlan], workflows: Sequence[WorkflowPlan])
         for e in [*wf.workflows, *wf.launch_plans]:
             rows.append([e.name, "", e.kind.replace("_", " "), e.version[:SHORT], "", ""])
         for r in wf.references:
-            rows.append([r.name, f"{r.project}/{r.domain}", f"reference {r.kind.replace('_', ' ')}", r.version[:SHORT], "", ""])
+            # A reference runs as registered (no image of ours); its version is the user's, never shortened.
+            kind = r.kind.replace("_", " ")
+            rows.append([r.name, "-", f"reference {kind} ({r.project}/{r.domain})", r.version, "", ""])
         out += _table(["ENTITY", "IMAGE", "MODE", "VERSION", "CACHE", "WARNINGS"], rows)
         out += [f"  warning: {w}" for w in wf.warnings]
     return "\n".join(out) + "\n" if out else ""
@@ -104,10 +106,27 @@ def workflow_json(wf: WorkflowPlan) -> Dict[str, Any]:
         ],
         "warnings": list(wf.warnings),
         "environment": wf.environment,
+        "spec_images": [_spec_image_json(i) for i in wf.spec_images],
         "node_pod_templates": [
             {"workflow": n.workflow, "node": n.node, "task": n.task, "pod_template": json.loads(n.pod_template)}
             for n in wf.node_pod_templates
         ],
+    }
+
+
+def _spec_image_json(image: SpecImage) -> Dict[str, Any]:
+    """What flytebuild builds for an ImageSpec: the plan's decision, as publishers consume it."""
+    return {
+        "name": image.name,
+        "ref": image.ref,
+        "version": image.version,
+        "base": image.base,
+        "requirements": list(image.requirements),
+        "sources": list(image.source_paths),
+        "copies": [{"source": c.source, "destination": c.destination} for c in image.copies],
+        "env": {k: v for k, v in image.env},
+        "tasks": list(image.tasks),
+        "engine_fields": [f for f, _ in image.engine_fields],
     }
 
 

@@ -30,8 +30,9 @@ RunResult = Tuple[Optional[dict], str]
 
 
 def baked_tasks(plans: Sequence[WorkflowPlan]) -> List[TaskPlan]:
-    """Only baked tasks run from their image's own files; fast tasks bring a code bundle."""
-    return [t for p in plans for t in p.tasks if t.mode == "baked" and t.image_address]
+    """Only baked tasks run from their image's own files; fast tasks bring a code bundle. Whatever declared the
+    image (a flyte_image, or an ImageSpec in code that flytebuild builds: `image_ref`)."""
+    return [t for p in plans for t in p.tasks if t.mode == "baked" and (t.image_address or t.image_ref)]
 
 
 def image_addresses(tasks: Sequence[TaskPlan]) -> Tuple[str, ...]:
@@ -43,7 +44,7 @@ def tasks_by_image(tasks: Sequence[TaskPlan], ref_of: Mapping[str, str]) -> Dict
     by_image: Dict[str, List[TaskPlan]] = {}
     for t in tasks:
         address = t.image_address or ""
-        ref = ref_of.get(address, "") or ref_of.get(address.lstrip("/"), "")
+        ref = ref_of.get(address, "") or ref_of.get(address.lstrip("/"), "") if address else (t.image_ref or "")
         by_image.setdefault(ref, []).append(t)
     return by_image
 

@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import traceback
+import types
 import typing
 
 _THIS_FILE = os.path.abspath(__file__)
@@ -606,6 +607,24 @@ def pod_template_json(pt: typing.Any) -> typing.Any:
     }
 
 
+def pod_plugin_template(tc: typing.Any) -> typing.Any:
+    """flytekitplugins-pod's `Pod(pod_spec=..., primary_container_name=...)` task config as a pod template."""
+    if tc is None or type(tc).__name__ != "Pod" or not hasattr(tc, "pod_spec"):
+        return None
+    pt = types.SimpleNamespace(pod_spec=tc.pod_spec, primary_container_name=getattr(tc, "primary_container_name", None),
+                               labels=getattr(tc, "labels", None), annotations=getattr(tc, "annotations", None))
+    return pod_template_json(pt)
+
+
+def has_container(t: typing.Any) -> bool:
+    """False for tasks flytekit registers without a container or pod (Echo): they run in propeller, no image."""
+    settings = serialization_settings()
+    try:
+        return t.get_container(settings) is not None or t.get_k8s_pod(settings) is not None
+    except Exception:
+        return True  # a task that needs more than our fixed settings to build its container has one
+
+
 def secrets_json(task: typing.Any) -> typing.List[dict]:
     ctx = getattr(task, "security_context", None)
     secrets = getattr(ctx, "secrets", None) or []
@@ -830,6 +849,10 @@ class Walker:
             kind = "other"
             module, source = task_location(t)
             image = image_json(getattr(t, "container_image", None))
+        plugin_pod = pod_plugin_template(getattr(t, "task_config", None))
+        if plugin_pod is not None and not config.get("pod_template"):
+            # flytekitplugins-pod's Pod(pod_spec=...) is the task's own pod spec: planned like a PodTemplate in code.
+            config["pod_template"] = plugin_pod
         return {
             "name": t.name,
             "kind": kind,
@@ -846,6 +869,8 @@ class Walker:
             "interface": interface_json(t.python_interface),
             "input_defaults": input_defaults(t.python_interface),
             "config": config,
+            # Python, map and raw container tasks always run in a container; only other task types may not.
+            "has_container": True if kind != "other" else has_container(t),
         }
 
     # ------------------------------------------------------------------ workflows

@@ -631,8 +631,22 @@ def to_json(v: typing.Any) -> typing.Any:
     try:
         return _introspect.jsonable(v)
     except _introspect.NotJsonable:
-        uri = getattr(v, "uri", None)
-        return str(uri) if isinstance(uri, str) else repr(v)
+        pass
+    # Array-likes (numpy arrays and scalars, torch tensors' numpy) as lists/numbers, frames as rows of objects.
+    tolist = getattr(v, "tolist", None)
+    if callable(tolist) and not isinstance(v, type):
+        try:
+            return to_json(tolist())
+        except Exception:
+            pass
+    to_dict = getattr(v, "to_dict", None)
+    if callable(to_dict) and not isinstance(v, type):
+        try:
+            return to_json(to_dict(orient="records"))
+        except Exception:
+            pass
+    uri = getattr(v, "uri", None)
+    return str(uri) if isinstance(uri, str) else repr(v)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ laid out like it) and the source roots on PYTHONPATH.
 request.json:
     {"entrypoint": "baked.workflows:wf", "project": "flytesnacks", "domain": "development",
      "python_interpreter": "/usr/bin/python3",                       # optional
-     "tasks": {"<task name>": {"mode": "baked"|"fast"|"container", "image": "<ref>", "version": "<str>",
+     "tasks": {"<task name>": {"mode": "baked"|"fast"|"container"|"none", "image": "<ref>"|null (none), "version": "<str>",
                                "cache_version": "<str>"|null, "pod_template": <dict>|null}},
      "workflows": {"<name>": {"version": "..."}},
      "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
@@ -62,7 +62,7 @@ import sys
 import typing
 
 _THIS_FILE = os.path.abspath(__file__)
-_MODES = ("baked", "fast", "container")
+_MODES = ("baked", "fast", "container", "none")
 _KIND_RANK = {"task": 0, "workflow": 1, "launch_plan": 2}
 _FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
 
@@ -139,7 +139,9 @@ class Request:
             if mode == "fast" and self.bundle is None:
                 raise bad(f"task {name!r} is 'fast' but the request has no 'bundle'")
             image = entry.get("image") or self.default_image
-            if not isinstance(image, str) or not image:
+            if mode == "none":  # no container (Echo): flytekit registers no image for it
+                image = entry.get("image") or None
+            elif not isinstance(image, str) or not image:
                 raise bad(f"task {name!r} has no 'image' and the request has no 'default_image'")
             cache_version = entry.get("cache_version")
             if cache_version is not None and not isinstance(cache_version, str):

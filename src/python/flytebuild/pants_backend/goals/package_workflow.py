@@ -7,6 +7,7 @@ Same inputs, same bytes.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from pants.core.goals.package import BuiltPackage, BuiltPackageArtifact, PackageFieldSet
@@ -14,6 +15,7 @@ from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
+from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
 from flytebuild.pants_backend.util_rules.serialization import (
@@ -24,6 +26,8 @@ from flytebuild.pants_backend.util_rules.serialization import (
 )
 from flytebuild.service.registration import ARCHIVE, registration_archive
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class FlyteWorkflowPackageFieldSet(PackageFieldSet):
@@ -32,8 +36,37 @@ class FlyteWorkflowPackageFieldSet(PackageFieldSet):
     entrypoint: FlyteEntrypointField
 
 
+@dataclass(frozen=True)
+class _Build:
+    field_set: FlyteWorkflowPackageFieldSet
+
+
+class _FailGoal(str):
+    """A log line of Pants' `package` goal that fails the goal once every archive is written.
+
+    `package` writes all packages' files, then logs each artifact's lines (`str(line)`), and exits 0; a package
+    that raises instead makes it write nothing at all. So a workflow that cannot be packaged returns an empty
+    package whose log line raises its error paragraph: the other archives are on disk, the run exits 1 with the
+    paragraph, never a half-written archive for the broken workflow."""
+
+    def __str__(self) -> str:
+        raise FlytebuildError(str.__str__(self))
+
+
 @rule(desc="Package a Flyte workflow for registration")
 async def package_flyte_workflow(field_set: FlyteWorkflowPackageFieldSet) -> BuiltPackage:
+    try:
+        return await Get(BuiltPackage, _Build(field_set))
+    except FlytebuildError as e:
+        address = str(field_set.address)
+        logger.error(f"{address}: {e}")
+        digest = await Get(Digest, CreateDigest([]))
+        return BuiltPackage(digest, (BuiltPackageArtifact(None, (_FailGoal(f"{address}: {e}"),)),))
+
+
+@rule(desc="Build a Flyte workflow's registration archive")
+async def _build_flyte_workflow(request: _Build) -> BuiltPackage:
+    field_set = request.field_set
     address = field_set.address
     planned = await Get(PlannedWorkflows, WorkflowPlansRequest((address,)))
     ordered = tuple(planned)

@@ -20,7 +20,7 @@ from flytebuild.service import references
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
-    PlannedWorkflows,
+    WorkflowPlanOutcomes,
     WorkflowPlansRequest,
 )
 from flytebuild.pants_backend.util_rules.reference_check import (
@@ -62,11 +62,16 @@ async def flyte_plan(
         console.print_stderr("flyte-plan: no flyte_workflow or flyte_image targets matched.")
         return FlytePlan(exit_code=1)
     try:
-        planned = await Get(PlannedWorkflows, WorkflowPlansRequest(tuple(workflows)))
+        # Each workflow planned on its own: a broken one is reported, the others still print.
+        outcomes = await Get(WorkflowPlanOutcomes, WorkflowPlansRequest(tuple(workflows)))
         listed = await MultiGet(Get(ImageTarget, ImageTargetRequest(a)) for a in image_addresses)
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-plan: {e}")
         return FlytePlan(exit_code=1)
+    planned = outcomes.planned
+    for outcome in outcomes.outcomes:
+        if outcome.error is not None:
+            console.print_stderr(f"flyte-plan: {outcome.address}: {outcome.error}")
     images = {img.address: img for p in planned for img in p.images}
     images.update({img.address: img for img in listed})
     image_plans = [plan_image(images[a]) for a in sorted(images)]
@@ -78,7 +83,7 @@ async def flyte_plan(
         workflow_plans = list(references.with_warnings(workflow_plans, checked.by_address))
     render = render_json if subsystem.output_format == OutputFormat.json else render_table
     console.print_stdout(render(image_plans, workflow_plans))
-    return FlytePlan(exit_code=0)
+    return FlytePlan(exit_code=1 if outcomes.errors else 0)
 
 
 def rules():

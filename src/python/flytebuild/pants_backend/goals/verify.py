@@ -31,6 +31,7 @@ from flytebuild.service import verify as verify_io
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
+from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
 
 
@@ -77,6 +78,9 @@ async def flyte_verify(
         planned = await Get(PlannedWorkflows, WorkflowPlansRequest(tuple(workflows)))
         baked = baked_tasks([p.plan for p in planned])
         published = await Get(PublishedImages, PublishImagesRequest(image_addresses(baked)))
+        # Baked tasks on ImageSpecs in code: their images are built (or found) under the plan's tag first.
+        if any(t.image_ref and not t.image_address for t in baked):
+            await Get(PublishedImageSpecs, PublishImageSpecsRequest(tuple(workflows)))
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-verify: {e}")
         return FlyteVerify(exit_code=1)

@@ -72,8 +72,8 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     insecure = BoolOption(
-        # A tri-state: unset (neither --flyte-insecure nor --no-flyte-insecure) lets `config` decide.
-        default=None,
+        # Pants bools have no unset value: util_rules/settings.py reads "not given" as unset (config decides).
+        default=False,
         help=help_text(
             """
             Talk plaintext gRPC (`true`) or TLS (`false`) to FlyteAdmin, for `flyte-deploy`, `run --remote`,

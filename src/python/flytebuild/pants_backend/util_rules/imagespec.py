@@ -19,6 +19,7 @@ without an engine the build stops with an error naming the task, the field and t
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -38,21 +39,19 @@ from pants.option.global_options import NamedCachesDirOption
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.imagespec import SpecImage, check_buildable, spec_images
+from flytebuild.core.imagespec import SpecImage, check_buildable
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.lockfile import canonical_name, locked_pins, requirement_name
-from flytebuild.core.model import Closure
 from flytebuild.oci import engine
 from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
 from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.util_rules.closures import SourceFileClosureRequest
 from flytebuild.pants_backend.util_rules.images import (
     RegistryProbe,
     RegistryState,
     _registries,
     local_distributions,
 )
+from flytebuild.service import specs
 from flytebuild.service.images import (
     PublishedImageSpec,
     RegistryPublisher,
@@ -86,41 +85,19 @@ class _SpecBuildRequest:
     source_file: Optional[str]  # of the first task using it (for messages)
 
 
-def _requirement_lines(text: str) -> List[str]:
-    out = []
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if line and not line.startswith(("#", "-")):
-            out.append(line)
-    return out
-
-
 @rule(desc="Resolve an ImageSpec's packages")
 async def _spec_requirements_pex(request: _SpecBuildRequest, python_setup: PythonSetup) -> Pex:
     image = request.image
-    reqs = list(image.packages)
+    # The plan decided the list: packages + requirements file + flytekit (pinned) when the spec lacks it.
+    reqs = list(image.requirements)
     if image.requirements_file:
         contents = await Get(DigestContents, PathGlobs([image.requirements_file]))
         if not contents:
-            raise FlytebuildError(
-                f"ImageSpec `{image.name}` names requirements file `{image.requirements_file}`, which does not exist",
-                target=str(request.workflow), file=request.source_file,
-                fix="fix ImageSpec(requirements=...) (a path relative to the repository root or the module)",
-            )
-        reqs += _requirement_lines(contents[0].content.decode("utf-8"))
-    names = {canonical_name(requirement_name(r)) for r in reqs}
+            raise specs.missing_requirements_file(image, str(request.workflow), request.source_file)
     lockfile = python_setup.resolves.get(request.resolve)
-    locked: set = set()
-    if lockfile and names:
-        lock = await Get(DigestContents, PathGlobs([lockfile]))
-        if lock:
-            pins = locked_pins(lock[0].content.decode("utf-8"), names, strict=False)
-            locked = {canonical_name(p.split("==", 1)[0]) for p in pins}
-    in_lock = bool(names) and names <= locked
-    extra_args: List[str] = []
-    if image.pip_index:
-        extra_args.append(f"--index-url={image.pip_index}")
-    extra_args += [f"--index-url={u}" for u in image.pip_extra_index_url]
+    lock = await Get(DigestContents, PathGlobs([lockfile])) if lockfile and reqs else ()
+    in_lock = specs.all_locked(reqs, lock[0].content.decode("utf-8") if lock else None)
+    extra_args = specs.index_args(image)
     ics = (
         InterpreterConstraints([f"CPython=={image.python_version}.*"])
         if image.python_version else request.interpreter_constraints
@@ -167,10 +144,12 @@ async def _publish_spec(
                                   engine_up)
 
     paths = list(image.source_paths)
-    pex, roots, source_contents = await MultiGet(
+    copied = sorted({c.source for c in image.copies})
+    pex, roots, source_contents, copy_contents = await MultiGet(
         Get(Pex, _SpecBuildRequest, request),
         Get(SourceRootsResult, SourceRootsRequest([PurePath(p) for p in paths], ())),
         Get(DigestContents, PathGlobs(paths)),
+        Get(DigestContents, PathGlobs(copied)),
     )
     entries = await Get(DigestEntries, Digest, pex.digest)
     dist_entries = [
@@ -183,11 +162,16 @@ async def _publish_spec(
     wheel_contents = (
         await Get(DigestContents, DigestSubset(pex.digest, PathGlobs([e.path for e in missing]))) if missing else ()
     )
-    sources = []
+    placed: Dict[str, bytes] = {}
     for fc in source_contents:
         root = roots.path_to_root[PurePath(fc.path)].path
         rel = fc.path if root in ("", ".") else fc.path[len(root) + 1:]
-        sources.append(SourceFile(rel, fc.content))
+        placed[rel] = fc.content
+    # Copied files also land where flytekit's builder puts them (/root/<entry>), where a container's command looks.
+    by_path = {fc.path: fc.content for fc in copy_contents}
+    for c in image.copies:
+        placed[c.destination] = by_path[c.source]
+    sources = [SourceFile(rel, content) for rel, content in placed.items()]
 
     def inputs(wheels: Path):
         return local_distributions(wheels, dist_entries, wheel_contents), sources
@@ -221,24 +205,24 @@ async def publish_image_specs(
         spec_tasks = {t.name: t for t in p.plan.tasks if t.image_source == "code:ImageSpec"}
         if not spec_tasks:
             continue
-        intro = parse_introspection(intro_of[w.target.address].data())
+        intro = parse_introspection(intro_of[w.target.address].data(), target=str(w.target.address))
         tasks = [t for t in intro.tasks if t.name in spec_tasks]
         resolve = _resolve_of(w.target, python_setup)
-        files = sorted({t.source_file for t in tasks if t.source_file})
-        closures_list = await MultiGet(Get(Closure, SourceFileClosureRequest(f, resolve)) for f in files)
-        built = spec_images(tasks, dict(zip(files, closures_list)), settings.default_base, settings.registry)
         ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
-        for image in built.values():
-            planned_refs = {spec_tasks[t].image_ref for t in image.tasks}
-            if planned_refs != {image.ref}:  # the plan and the build must name the same tag
-                raise FlytebuildError(
-                    f"ImageSpec `{image.name}`: planned as {', '.join(sorted(filter(None, planned_refs)))} but "
-                    f"would be built as {image.ref}", target=str(w.target.address),
-                    fix="report this as a flytebuild bug")
+        for image in p.plan.spec_images:  # what to build is the plan's decision
+            specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), str(w.target.address))
             first = next(t for t in tasks if t.name == image.tasks[0])
             requests.append(_SpecBuildRequest(w.target.address, image, resolve, ics, first.source_file))
-    published = await MultiGet(Get(PublishedImageSpec, _SpecBuildRequest, r) for r in requests)
-    return PublishedImageSpecs(tuple(published))
+    # One build per tag: workflows sharing a spec share its image.
+    unique = list({r.image.ref: r for r in reversed(requests)}.values())[::-1]
+    published = await MultiGet(Get(PublishedImageSpec, _SpecBuildRequest, r) for r in unique)
+    by_ref = {p.ref: p for p in published}
+    return PublishedImageSpecs(tuple(
+        by_ref[r.image.ref] if str(r.workflow) == by_ref[r.image.ref].workflow
+        else dataclasses.replace(by_ref[r.image.ref], workflow=str(r.workflow), tasks=r.image.tasks, pushed=False,
+                                 bytes_uploaded=0)
+        for r in requests
+    ))
 
 
 def rules():

@@ -104,8 +104,11 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
     results = []
     for address, entrypoint in zip(request.addresses, entrypoints):
         data = by_entrypoint.get(entrypoint)
-        if data is None or "error" in data:
+        if data is None:
             raise _error(address, entrypoint, data, stderr)
+        if "error" in data:
+            # Kept per workflow: planning reports it for this workflow alone, the others of the batch still plan.
+            data = {"entrypoint": entrypoint, "error": runtime_error(data, "", "introspection_failed")}
         results.append(IntrospectionResult(address, entrypoint, json.dumps(data, sort_keys=True)))
     return IntrospectionResults(tuple(results))
 

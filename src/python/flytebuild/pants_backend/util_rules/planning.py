@@ -9,6 +9,7 @@ from pants.backend.python.target_types import InterpreterConstraintsField, Pytho
 from pants.backend.python.util_rules.interpreter_constraints import InterpreterConstraints
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.collection import Collection
+from pants.engine.fs import DigestContents, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import (
     AllTargets,
@@ -17,10 +18,12 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 
-from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.errors import FlytebuildError, PlanError
 from flytebuild.core.introspection import parse_introspection
-from flytebuild.core.model import ImageTarget, WorkflowPlan, WorkflowTarget
-from flytebuild.core.plan import plan_workflow
+from flytebuild.core.fingerprint import file_digest
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
+from flytebuild.core.model import FileDigest, ImageTarget, WorkflowPlan, WorkflowTarget
+from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
@@ -83,6 +86,35 @@ class PlannedWorkflow:
 
 class PlannedWorkflows(Collection[PlannedWorkflow]):
     pass
+
+
+@dataclass(frozen=True)
+class WorkflowPlanOutcome:
+    """One workflow's plan, or the paragraph saying why it could not be planned."""
+
+    address: str
+    planned: PlannedWorkflow | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class WorkflowPlanOutcomes:
+    """Every requested workflow planned on its own: one bad workflow does not hide the others."""
+
+    outcomes: tuple[WorkflowPlanOutcome, ...]
+
+    @property
+    def planned(self) -> tuple[PlannedWorkflow, ...]:
+        return tuple(o.planned for o in self.outcomes if o.planned is not None)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(o.error for o in self.outcomes if o.error is not None)
+
+
+@dataclass(frozen=True)
+class _OutcomeRequest:
+    request: WorkflowPlanRequest
 
 
 def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
@@ -170,7 +202,7 @@ async def plan_flyte_workflow(
     images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
     task_images_map = dict(tgt[FlyteWorkflowTaskImagesField].value or {})
 
-    intro = parse_introspection(introspection.data())
+    intro = parse_introspection(introspection.data(), target=str(address))
 
     image_addr = await _addresses([image_value] if image_value else [], address, "image")
     mapped = await _addresses(list(images_map.values()), address, "images")
@@ -192,7 +224,21 @@ async def plan_flyte_workflow(
         ]
     candidates = sorted({*image_addr, *mapped, *per_task, *default_addr, *by_name})
 
-    source_files = sorted({t.source_file for t in intro.tasks if t.source_file})
+    # What the ImageSpecs in code name: copy candidates (literal paths, never a folder walk) and requirements files.
+    copy_candidates, requirement_paths = spec_lookups(intro.tasks)
+    spec_contents = (
+        await Get(DigestContents, PathGlobs([*copy_candidates, *requirement_paths]))
+        if copy_candidates or requirement_paths else ()
+    )
+    spec_files = {
+        fc.path: FileDigest(fc.path, file_digest(fc.content)) for fc in spec_contents if fc.path in copy_candidates
+    }
+    requirement_files = {
+        fc.path: requirement_lines(fc.content.decode("utf-8")) for fc in spec_contents if fc.path in requirement_paths
+    }
+    source_files = sorted(
+        {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
+    )
     closures_list = await MultiGet(
         Get(Closure, SourceFileClosureRequest(path, resolve)) for path in source_files
     )
@@ -219,6 +265,8 @@ async def plan_flyte_workflow(
         closures,
         {img.address: img for img in images_list},
         settings,
+        spec_files=spec_files,
+        requirement_files=requirement_files,
     )
     # Every rendered template is checked as a Kubernetes V1PodSpec in the workflow's own
     # environment before anything uses the plan (a cached process: free when nothing changed).
@@ -235,10 +283,20 @@ async def plan_flyte_workflow(
     return PlannedWorkflow(plan, tuple(images_list))
 
 
+@rule(desc="Plan a flyte_workflow (isolated)")
+async def plan_outcome(request: _OutcomeRequest) -> WorkflowPlanOutcome:
+    address = str(request.request.introspection.address)
+    try:
+        planned = await Get(PlannedWorkflow, WorkflowPlanRequest, request.request)
+    except FlytebuildError as e:
+        return WorkflowPlanOutcome(address, None, str(e))
+    return WorkflowPlanOutcome(address, planned, None)
+
+
 @rule(desc="Plan flyte_workflows")
-async def plan_flyte_workflows(
+async def plan_flyte_workflow_outcomes(
     request: WorkflowPlansRequest, python_setup: PythonSetup
-) -> PlannedWorkflows:
+) -> WorkflowPlanOutcomes:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
         for a in request.addresses
@@ -250,12 +308,35 @@ async def plan_flyte_workflows(
         Get(IntrospectionResults, IntrospectionRequest(tuple(sorted(addresses))))
         for _, addresses in sorted(by_resolve.items())
     )
-    planned = await MultiGet(
-        Get(PlannedWorkflow, WorkflowPlanRequest(result, request.environment))
+    outcomes = await MultiGet(
+        Get(WorkflowPlanOutcome, _OutcomeRequest(WorkflowPlanRequest(result, request.environment)))
         for batch in batches
         for result in batch.results
     )
-    return PlannedWorkflows(sorted(planned, key=lambda p: p.plan.address))
+    outcomes = sorted(outcomes, key=lambda o: o.address)
+    # Warnings only a view over every planned workflow can give (one image name answering different specs).
+    plans = with_cross_workflow_warnings([o.planned.plan for o in outcomes if o.planned is not None])
+    by_address = {p.address: p for p in plans}
+    return WorkflowPlanOutcomes(
+        tuple(
+            o if o.planned is None else WorkflowPlanOutcome(
+                o.address, PlannedWorkflow(by_address[o.address], o.planned.images), None
+            )
+            for o in outcomes
+        )
+    )
+
+
+@rule(desc="Plan flyte_workflows")
+async def plan_flyte_workflows(request: WorkflowPlansRequest) -> PlannedWorkflows:
+    """Every workflow planned, or one error holding the paragraph of each workflow that failed."""
+    outcomes = await Get(WorkflowPlanOutcomes, WorkflowPlansRequest, request)
+    failed = [o for o in outcomes.outcomes if o.error is not None]
+    if len(failed) == 1:
+        raise FlytebuildError(failed[0].error or "")
+    if failed:
+        raise PlanError("\n\n".join(f"{o.address}: {o.error}" for o in failed))
+    return PlannedWorkflows(sorted(outcomes.planned, key=lambda p: p.plan.address))
 
 
 def rules():

@@ -34,7 +34,9 @@ async def flyte_settings(flyte: FlyteSubsystem, build_root: BuildRoot) -> Settin
         environment=flyte.environment,
         admin=AdminSettings(
             endpoint=flyte.endpoint,
-            insecure=flyte.insecure,  # unset: the flytekit config decides, TLS without one
+            # Not given (neither --flyte-insecure nor --no-flyte-insecure, nor in pants.toml or the environment):
+            # unset, so the flytekit config decides (TLS without one), as on every other path.
+            insecure=None if flyte.options.is_default("insecure") else flyte.insecure,
             config=config,
             timeout=flyte.admin_timeout,
         ),

@@ -1,0 +1,60 @@
+"""The service's pure parts: settings mean the same on every path, paths stay inside, requests are built once."""
+import dataclasses
+
+import pytest
+
+from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.settings import CACHE_KEY_POLICIES, AdminSettings, Settings
+from flytebuild.service.deploy import check_admin, deploy_request, pins_of
+from flytebuild.service.paths import inside
+
+
+@pytest.mark.parametrize("name", ["../x", "../../escaped", "/abs/x", "a/../../x", ".."])
+def test_names_escaping_the_output_directory_are_refused(tmp_path, name):
+    with pytest.raises(FlytebuildError) as e:
+        inside(tmp_path / "dist", f"{name}.oci" if name != ".." else name, target="t:img", field="image_name",
+               value=name)
+    text = str(e.value)
+    assert f"`image_name` = {name!r} of t:img" in text and "outside the output directory" in text and "Fix:" in text
+
+
+@pytest.mark.parametrize("name", ["app", "team/app", "a..b", "x/./y"])
+def test_names_inside_are_kept(tmp_path, name):
+    path = inside(tmp_path / "dist", f"{name}.oci", target="t", field="image_name", value=name)
+    assert str(path).startswith(str(tmp_path / "dist") + "/")
+
+
+def test_insecure_unset_reaches_every_runtime_request_as_unset():
+    """One AdminSettings builds the `admin` object of deploy, run --remote, reference runs and the reference
+    check: unset stays None (the flytekit config decides, TLS without one), never False or True."""
+    from flytebuild.core.run_request import reference_request_json
+    from flytebuild.service.references import check_request
+
+    admin = AdminSettings(endpoint="h:1", config="/c.yaml", timeout=3)
+    expected = {"endpoint": "h:1", "insecure": None, "config": "/c.yaml", "timeout": 3}
+    assert deploy_request(admin, False, [], None)["admin"] == expected
+    assert reference_request_json("t", "task", "n", None, "p", "d", {}, admin)["admin"] == expected
+    assert check_request([], admin)["admin"] == expected
+    assert dataclasses.replace(admin, insecure=True).request_json()["insecure"] is True
+
+
+def test_cli_and_pants_defaults_are_the_settings_defaults():
+    from flytebuild.cli.config import DEFAULTS
+
+    s = Settings()
+    assert DEFAULTS == {"default_base": s.default_base, "registry": s.registry, "project": s.project,
+                        "domain": s.domain}
+    assert CACHE_KEY_POLICIES == ("interface", "code") and s.cache_key == "interface"
+
+
+def test_deploy_request_and_admin_check(tmp_path):
+    class Pushed:
+        ref, digest = "r/a:1", "sha256:ab"
+
+    req = deploy_request(AdminSettings(endpoint="h:1"), True, [{"file": "wf0/1.pb", "kind": "task", "fast": False}],
+                         None, pins_of([Pushed()]))
+    assert req["dry_run"] is True and req["bundle"] is None and req["pin_images"] == {"r/a:1": "r/a:1@sha256:ab"}
+    with pytest.raises(FlytebuildError, match="No FlyteAdmin to deploy to"):
+        check_admin(AdminSettings(), fix="set it")
+    with pytest.raises(FlytebuildError, match="does not exist"):
+        check_admin(AdminSettings(config=str(tmp_path / "missing.yaml")), fix="set it")
