@@ -1,15 +1,24 @@
 # The two commands README leads with. Both bootstrap what they need on first use
 # (./pants installs Pants and the pex tool into .bootstrap/) and are fast the second time.
 PY39 := .bootstrap/venv/bin/python
+RUFF_VERSION := 0.17.6
+RUFF := .bootstrap/venv/bin/ruff
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test test-fast bootstrap user-env system-deps clean
+.PHONY: demo test test-fast lint bootstrap user-env system-deps clean
 
 demo: user-env
 	bin/demo
 
 test: user-env system-deps
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
+
+# pyflakes + pycodestyle + isort over the code (config: pyproject.toml [tool.ruff]); ruff comes from PyPI into
+# the bootstrapped venv, pinned.
+lint: bootstrap
+	@$(RUFF) --version 2>/dev/null | grep -qx "ruff $(RUFF_VERSION)" || \
+		.bootstrap/venv/bin/pip install -q "ruff==$(RUFF_VERSION)" 2>&1 | grep -v '^WARNING: Location' >&2 || true
+	$(RUFF) check src tests bench
 
 # Developers' quick loop: everything but the tests marked `slow` (./pants, Docker, Bazel end to end;
 # see tests/conftest.py). CI runs `make test`: all of them.

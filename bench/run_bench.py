@@ -5,7 +5,7 @@ Works in a throwaway copy of the repo (as bench/plan_bench.py does). Measures, m
 
   pyflyte run        `pyflyte run typed/workflows.py wf --cfg ...` from examples/ with the exported user env:
                      what a user runs without flytebuild (reference)
-  run.py             `python runtime/run.py request.json --cfg ...`: flytebuild's runtime alone, same env
+  run.py             `python runtime/__main__.py run request.json --cfg ...`: flytebuild's runtime alone, same env
   pants run, warm    `./pants run examples/typed:wf -- --cfg ...` after a warm-up (plan, pex and sources cached)
   pants list         `./pants list examples::`, warm: the floor of any Pants command here
 
@@ -61,7 +61,7 @@ def measure(repeats: int) -> dict:
         request.write_text(json.dumps({"entrypoint": "typed.workflows:wf", "target": "examples/typed:wf"}))
         runs = {
             "pyflyte run": ([pyflyte, "run", "typed/workflows.py", "wf", *INPUTS], root / "examples", {}),
-            "run.py": ([python, str(root / "src/python/flytebuild/runtime/run.py"), str(request), *INPUTS], root,
+            "run.py": ([python, str(root / "src/python/flytebuild/runtime/__main__.py"), "run", str(request), *INPUTS], root,
                        {"PYTHONPATH": "examples"}),
             "pants run, warm": ([str(root / "pants"), "run", "examples/typed:wf", "--", *INPUTS], root, {}),
             "pants list": ([str(root / "pants"), "list", "examples::"], root, {}),

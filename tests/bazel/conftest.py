@@ -67,7 +67,7 @@ def bazel_ws(tmp_path_factory, user_python, registry, python_base):
     base = tmp_path_factory.mktemp("bazel")
     root = base / "ws"
     shutil.copytree(WORKSPACE, root, symlinks=False)  # the lockfile/BUILD symlinks become files
-    (root / "WORKSPACE").write_text((root / "WORKSPACE").read_text().replace('path = "../../.."', f'path = "{REPO}"'))
+    (root / "WORKSPACE").write_text((root / "WORKSPACE").read_text().replace('path = "../../../src/python"', f'path = "{REPO}/src/python"'))
     for build in (root / "BUILD.bazel", root / "demo/BUILD.bazel"):
         build.write_text(build.read_text().replace("localhost:5000", registry.host))
     ws = BazelWorkspace(root, base / "out", {

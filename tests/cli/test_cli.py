@@ -199,3 +199,24 @@ def test_names_that_would_write_outside_dist_are_rejected(tmp_path, cli, config,
     outside = [p for p in tmp_path.rglob("*") if not str(p).startswith(str(root))]
     assert not [p for p in outside if p.name.endswith((".oci", ".tgz"))]
     assert not (root / "flyte-package.tgz").exists() and not list(root.glob("*.oci"))
+
+
+def test_one_broken_workflow_does_not_hide_the_others(tmp_path, cli):
+    """`plan` prints every workflow that plans and `package` writes its archive; each broken one is one paragraph
+    on stderr; exit 1 (as `pants flyte-plan` / `pants package`)."""
+    files = {**_CODE, "src/proj/broken.py": "import proj.does_not_exist\n"}
+    config = _CONFIG + """
+    [workflows.broken]
+    entrypoint = "src/proj/broken.py:wf"
+    image = "img"
+    """
+    root = _project(tmp_path, config, files)
+    plan = cli("plan", "--format=json", cwd=root)
+    assert plan.returncode == 1
+    assert [w["address"] for w in json.loads(plan.stdout)["workflows"]] == ["wf"]
+    assert "broken" in plan.stderr and "proj.does_not_exist" in plan.stderr and "Traceback (most recent" in plan.stderr
+    assert 'File "src/proj/broken.py"' in plan.stderr and "flytebuild/" not in plan.stderr
+    package = cli("package", "--dist", str(tmp_path / "dist"), "wf", "broken", cwd=root)
+    assert package.returncode == 1 and "broken" in package.stderr
+    assert (tmp_path / "dist" / "wf" / "flyte-package.tgz").is_file()
+    assert not (tmp_path / "dist" / "broken").exists()

@@ -121,11 +121,10 @@ def _introspected(imports) -> list:
     """The entrypoints each introspection process (`introspect --batch` or `session`) was asked about."""
     out = []
     for argv in imports:
-        words = [a.rsplit("/", 1)[-1] for a in argv]
-        if "session" in words or "session.py" in words:
-            out.append(sorted(argv[max(words.index(w) for w in ("session", "session.py") if w in words) + 1:]))
-        elif "--batch" in argv and any(w.startswith("introspect") for w in words):
-            out.append(sorted(argv[argv.index("--batch") + 1:]))
+        if argv[1:2] == ["session"]:
+            out.append(sorted(argv[2:]))
+        elif argv[1:3] == ["introspect", "--batch"]:
+            out.append(sorted(argv[3:]))
     return out
 
 

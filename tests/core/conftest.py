@@ -1,4 +1,4 @@
-"""Hand-built introspection payloads (contract §1) and build-graph facts for a small monorepo.
+"""Hand-built introspection payloads (docs/runtime-contract.md, introspect) and build-graph facts for a small monorepo.
 
 The monorepo mirrors examples/: a `baked` project whose image bakes its code and the shared
 helpers, a `fast` project whose image lacks its code, a raw container task, a sub-workflow used

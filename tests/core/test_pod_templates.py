@@ -8,7 +8,6 @@ from flytebuild.core.pod_templates import (
     PodTemplateError,
     PodTemplateSource,
     canonical_json,
-    error_from_validation,
     load_document,
     merge_override,
     render,
@@ -16,6 +15,8 @@ from flytebuild.core.pod_templates import (
     substitute,
     to_yaml,
     validate_structure,
+    validation_error,
+    validation_run_error,
 )
 
 BASE = """
@@ -329,17 +330,27 @@ def test_render_rejects_a_base_without_containers_and_leftover_directives():
     assert do_render(env=None, base="containers: []\n")["pod_spec"] == {"containers": []}
 
 
-def test_runtime_validation_output_becomes_one_error_paragraph():
-    assert error_from_validation({"ok": True}) is None
-    err = error_from_validation(
-        {"error": {"kind": "invalid_pod_spec", "message": "m",
-                   "errors": [{"path": "containers[0].resources.limits", "message": "expected a map (Dict[str, str]), got a list"}]}},
-        path="pods/base.yaml", target="examples/baked:pods",
-    )
+def test_runtime_validation_answer_becomes_one_error_paragraph():
+    """What both front ends do with validate_pod --batch's answer (core.pod_templates: validation_run_error, then
+    validation_error): the same mistake in two tasks using one template is reported once, naming the file."""
+    entries = {
+        f"task:{name}": {"file": "pods/base.yaml", "spec": {}, "where": f"the pod template of task {name}",
+                         "files": ["pods/base.yaml"]}
+        for name in ("wf.a", "wf.b")
+    }
+    bad = {"error": {"kind": "invalid_pod_spec", "message": "m", "errors": [
+        {"path": "containers[0].resources.limits", "message": "expected a map (Dict[str, str]), got a list"}]}}
+    answer = {"kubernetes": "29.0.0", "results": {"task:wf.a": bad, "task:wf.b": bad}}
+    assert validation_run_error(answer) is None
+    assert validation_error(entries, {"task:wf.a": {"ok": True}, "task:wf.b": {"ok": True}}) is None
+    err = validation_error(entries, answer["results"], target="examples/baked:wf")
     text = str(err)
-    assert "containers[0].resources.limits: expected a map" in text
-    assert "pods/base.yaml" in text and "examples/baked:pods" in text
-    missing = error_from_validation({"error": {"kind": "kubernetes_missing", "message": "no kubernetes"}})
+    assert "the pod template of task wf.a (and 1 more using it)" in text
+    assert "`containers[0].resources.limits`: expected a map" in text
+    assert "pods/base.yaml" in text and "examples/baked:wf" in text
+
+    missing = validation_run_error({"error": {"kind": "kubernetes_missing", "message": "no kubernetes"}}, target="t:x")
+    assert "Pod template validation failed: no kubernetes" in str(missing) and "t:x" in str(missing)
     assert "add `kubernetes` to the requirements" in str(missing)
 
 

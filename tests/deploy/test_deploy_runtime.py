@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import DOMAIN, PROJECT
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-SERIALIZE = REPO / "src/python/flytebuild/runtime/serialize.py"
-DEPLOY = REPO / "src/python/flytebuild/runtime/deploy.py"
+SERIALIZE = runtime("serialize")
+DEPLOY = runtime("deploy")
 BAKED_TASKS = ["baked.data.log_summary", "baked.data.make_values", "baked.stats.normalize_values",
                "baked.stats.summarize"]
 KINDS = {"1": "task", "2": "workflow", "3": "launch_plan"}
@@ -34,7 +35,7 @@ def baked_pbs(user_python, tmp_path_factory):
         "bundle": None,
     }
     (base / "request.json").write_text(json.dumps(request))
-    proc = subprocess.run([user_python, str(SERIALIZE), str(base / "request.json"), str(base / "out")], cwd=REPO,
+    proc = subprocess.run([user_python, *SERIALIZE, str(base / "request.json"), str(base / "out")], cwd=REPO,
                           env=dict(os.environ, PYTHONPATH="examples"), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -46,7 +47,7 @@ def deploy(user_python, admin, tmp_path, pbs, dry_run=False):
                "entities": [{"file": str(p), "kind": KINDS[p.stem[-1]], "fast": False} for p in pbs]}
     path = tmp_path / f"request{len(list(tmp_path.glob('request*')))}.json"
     path.write_text(json.dumps(request))
-    proc = subprocess.run([user_python, str(DEPLOY), str(path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([user_python, *DEPLOY, str(path)], capture_output=True, text=True, timeout=300)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
@@ -112,7 +113,7 @@ def ledger_deploy(user_python, admin, tmp_path, pbs, ledger_dir, dry_run=False):
                "entities": entities, "ledger": {"dir": str(ledger_dir)}}
     path = tmp_path / f"request{len(list(tmp_path.glob('request*')))}.json"
     path.write_text(json.dumps(request))
-    proc = subprocess.run([user_python, str(DEPLOY), str(path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([user_python, *DEPLOY, str(path)], capture_output=True, text=True, timeout=300)
     assert proc.stdout, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
@@ -217,7 +218,7 @@ def test_two_checkouts_deploying_to_one_server(fresh_admin, user_python, tmp_pat
         path = tmp_path / f"concurrent{i}.json"
         path.write_text(json.dumps({"admin": {"endpoint": admin.endpoint, "insecure": True}, "bundle": None,
                                     "entities": entities, "ledger": {"dir": str(shared)}}))
-        procs.append(subprocess.Popen([user_python, str(DEPLOY), str(path)], stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen([user_python, *DEPLOY, str(path)], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs

@@ -5,12 +5,12 @@ import re
 import shutil
 import subprocess
 import tarfile
-from pathlib import Path
 
 import pytest
 
 from tests.deploy.conftest import DOMAIN, PROJECT, bundle_members, by_status, stored_task, task_container
 from tests.support.flyteadmin.fixture import flyteadmin
+from tests.support.runtime import runtime
 
 HELPER = "examples/shared/helpers.py"
 BAKED_TASKS = {"baked.data.log_summary", "baked.data.make_values", "baked.stats.normalize_values",
@@ -239,8 +239,7 @@ def _register_files(user_python, admin, tmp_path, files, fast_names=(), bundle=N
                              "fast": any(n in f.name for n in fast_names)} for f in files]}
     req = tmp_path / "request.json"
     req.write_text(json.dumps(request))
-    script = Path(__file__).resolve().parents[2] / "src/python/flytebuild/runtime/deploy.py"
-    return subprocess.run([user_python, str(script), str(req)], capture_output=True, text=True, timeout=300)
+    return subprocess.run([user_python, *runtime("deploy"), str(req)], capture_output=True, text=True, timeout=300)
 
 
 def _packaged(deploy_repo, tmp_path):

@@ -39,7 +39,7 @@ TRAILING_COMMENT = re.compile(r"\s+#(\s.*)?$")
 PATHLIKE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+|[A-Za-z0-9_-]+\.(?:md|toml|yaml|yml|py|bzl|lock|txt)\b|Makefile")
 # Guides other engineers are writing this session; linked from the README already. Remove a name when its file
 # lands: from then on a broken link to it fails like any other.
-PENDING = {"docs/adopt-pants.md", "docs/adopt-cli.md", "docs/adopt-bazel.md", "docs/imagespec.md",
+PENDING = {"docs/adopt-pants.md", "docs/adopt-bazel.md", "docs/imagespec.md",
            "docs/runtime-contract.md", "docs/reliability.md", "docs/performance.md"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 

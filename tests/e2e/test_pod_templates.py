@@ -1,23 +1,23 @@
 """End to end: flyte_pod_template targets through the real ./pants (flyte-render, flyte-plan), and the
-plan's templates serialized by runtime/serialize.py in the user's environment, decoded from the protobufs.
+plan's templates in the registration archive of `pants package`, decoded from the protobufs.
 
 examples/mixed:wf attaches examples/mixed:pod (pod.yaml + pod-dev.yaml / pod-prod.yaml overlays), and its
 workflow code puts `with_overrides(pod_template=...)` on the `total` node.
 """
 import contextlib
 import json
+import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SERIALIZE = REPO / "src/python/flytebuild/runtime/serialize.py"
 DECODE = REPO / "tests/runtime/fixtures/serialize_decode.py"
 WF = "examples/mixed:wf"
 TOTAL = "mixed.plain_tasks.total"
-BUNDLE = "s3://bucket/flytebuild/fast0123.tar.gz"
 
 
 @contextlib.contextmanager
@@ -171,47 +171,21 @@ def test_bad_cache_key_value_is_a_field_error(pants_repo):
 # the plan's templates in the serialized protobufs
 
 
-def serialize_request(plan):
-    images = {i["address"]: i["ref"] for i in plan["images"]}
-    (wf,) = plan["workflows"]
-    return {
-        "entrypoint": wf["entrypoint"],
-        "project": wf["project"],
-        "domain": wf["domain"],
-        "tasks": {
-            t["name"]: {
-                "mode": t["mode"],
-                "image": t["image_ref"] or images[t["image_address"]],
-                "version": t["version"],
-                "cache_version": t["cache_version"],
-                "pod_template": t["pod_template"],
-            }
-            for t in wf["tasks"]
-        },
-        "workflows": {w["name"]: {"version": w["version"]} for w in wf["sub_workflows"]},
-        "launch_plans": {lp["name"]: {"version": lp["version"]} for lp in wf["launch_plans"]},
-        "nodes": {
-            n["workflow"]: {n["node"]: {"pod_template": n["pod_template"]}} for n in wf["node_pod_templates"]
-        },
-        "bundle": {"uri": BUNDLE, "dest_dir": "."},
-    }
-
-
 @pytest.fixture(scope="module")
 def serialized(pants_repo, user_python, tmp_path_factory):
+    """The plan, and the .pb files of `pants package` (the registration archive: the serialize request built by
+    core.registration from the plan, run by the Pants rule), decoded."""
     plan = json.loads(
         pants_repo.pants("--flyte-environment=dev", "flyte-plan", "--format=json", WF, check=True).stdout
     )
-    tmp = tmp_path_factory.mktemp("serialize")
-    (tmp / "request.json").write_text(json.dumps(serialize_request(plan)))
-    proc = subprocess.run(
-        [user_python, str(SERIALIZE), str(tmp / "request.json"), str(tmp / "out")],
-        cwd=pants_repo.root, env={"PYTHONPATH": "examples", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    shutil.rmtree(pants_repo.root / "dist", ignore_errors=True)
+    pants_repo.pants("--flyte-environment=dev", "package", WF, check=True)
+    path, name = WF.split(":")
+    tmp = tmp_path_factory.mktemp("serialized")
+    with tarfile.open(pants_repo.root / "dist" / path.replace("/", ".") / name / "flyte-package.tgz", "r:gz") as tar:
+        tar.extractall(tmp)
     decoded = subprocess.run(
-        [user_python, str(DECODE), str(tmp / "out")], capture_output=True, text=True, check=True, timeout=120
+        [user_python, str(DECODE), str(tmp)], capture_output=True, text=True, check=True, timeout=120
     )
     return plan, json.loads(decoded.stdout)
 

@@ -247,3 +247,14 @@ def test_package_writes_every_other_archive_and_reports_the_broken_workflow(proj
     assert plan.returncode == 1 and "examples/realistic/broken:wf" in plan.stderr
     for w in WORKFLOWS:
         assert f"examples/realistic/{w}:wf" in plan.stdout
+
+
+def test_flyte_verify_checks_baked_tasks_on_imagespec_images(project, docker):
+    """flyte-verify follows the one model: tasks baked into ImageSpec images are imported inside those images."""
+    proc = sh(project, "./pants flyte-verify --format=json examples/realistic/data:wf examples/realistic/ml:wf",
+              env={"DOCKER_HOST": docker.host})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = {c["task"]: c for c in json.loads(proc.stdout)["tasks"]}
+    assert set(checks) == {"realistic.data.tasks.scale", "realistic.ml.train.fit"}
+    for check in checks.values():
+        assert check["method"] == "docker" and check["problems"] == [], check

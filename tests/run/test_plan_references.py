@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.run.conftest import D, P, user_env
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-CHECK = REPO / "src/python/flytebuild/runtime/check_references.py"
+CHECK = runtime("check_references")
 
 # The registered side (tests/run/fixtures/remote): scale(xs: List[float], factor: float) -> List[float] (v1),
 # pipeline(n: int, factor: float = 2.0) -> int (v2), remote.lp: n (default 7), factor fixed -> int (v3, production).
@@ -161,7 +162,7 @@ def check(user_python, tmp_path, endpoint, workflows, timeout=5):
     req = tmp_path / "check-request.json"
     req.write_text(json.dumps({"admin": {"endpoint": endpoint, "insecure": True, "timeout": timeout},
                                "workflows": workflows}))
-    proc = subprocess.run([user_python, str(CHECK), str(req)], env=user_env(), cwd=str(REPO),
+    proc = subprocess.run([user_python, *CHECK, str(req)], env=user_env(), cwd=str(REPO),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)["warnings"]

@@ -16,12 +16,12 @@ from typing import Dict, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-RUNTIME = REPO / "src/python/flytebuild/runtime"
 FIXTURES = REPO / "tests/run/fixtures"
 
 sys.path.insert(0, str(REPO / "src/python"))
 from flytebuild.core import fingerprint as fp  # noqa: E402
 from flytebuild.core.introspection import parse_introspection  # noqa: E402
+from tests.support.runtime import runtime  # noqa: E402
 
 
 @dataclass
@@ -41,7 +41,7 @@ def run(user_python, home: Path, entrypoint: str, *args: str, tasks: Optional[Di
     req.write_text(json.dumps({"entrypoint": entrypoint, "target": target, "tasks": tasks or {}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env.update(PYTHONPATH=pythonpath, HOME=str(home))
-    proc = subprocess.run([user_python, str(RUNTIME / "run.py"), str(req), *args], cwd=str(cwd), env=env,
+    proc = subprocess.run([user_python, *runtime("run"), str(req), *args], cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=300)
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
@@ -50,7 +50,7 @@ def planned_cache_versions(user_python, entrypoint: str, pythonpath: str, cwd: P
     """What the plan gives each cached task: introspect in the user env, then core's cache_version."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run([user_python, str(RUNTIME / "introspect.py"), entrypoint], cwd=str(cwd), env=env,
+    proc = subprocess.run([user_python, *runtime("introspect"), entrypoint], cwd=str(cwd), env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     intro = parse_introspection(json.loads(proc.stdout))
@@ -226,15 +226,16 @@ def test_adding_a_dataclass_field_is_a_cache_miss(user_python, home, tmp_path):
     assert changed.json() == {"o0": {"x": 3, "y": 6, "z": 30}}
 
 
-def test_without_flytebuild_flytekit_returns_the_stale_result(user_python, home, tmp_path):
-    """The bug the interface-aware key fixes, reproduced with flytekit's own key (no plan in the request)."""
+def test_a_task_without_a_plan_keeps_its_code_cache_version_and_says_so(user_python, home, tmp_path):
+    """A request that plans no cache version for a task (a task the plan does not know) leaves the code's
+    `cache_version` as it is, says so, and flytekit's local cache still serves the second run."""
     proj = _cache_project(tmp_path)
     first = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
-    assert "COMPUTING" in first.stderr
-    _add_field(proj)
-    stale = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
-    assert "COMPUTING" not in stale.stderr  # served from the cache although the type changed
-    assert stale.rc != 0 or stale.json()["o0"].get("z") != 30
+    assert first.json() == {"o0": {"x": 3, "y": 6}} and "COMPUTING make(3)" in first.stderr
+    assert "[cache] fx_cache.make: cache version '1' from code (no plan for this task)" in first.stderr
+    again = run(user_python, home, "fx_cache:wf", "--n", "3", "--format=json", pythonpath=".", cwd=proj)
+    assert again.json() == first.json() and "COMPUTING" not in again.stderr
+    assert "task fx_cache.make done in" in again.stderr and "(cache hit)" in again.stderr
 
 
 def test_void_task_with_cache_runs_every_time_as_on_the_backend(user_python, home, tmp_path):

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.run.conftest import FIXTURES, P, D, user_env as _env  # noqa: F401 - `cluster` comes from conftest
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-REMOTE = REPO / "src/python/flytebuild/runtime/remote.py"
+REMOTE = runtime("remote")
 
 def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeout=5, entrypoint=None):
     req = tmp_path / "remote-request.json"
@@ -27,7 +28,7 @@ def launch(user_python, tmp_path, endpoint, entity, *args, defaults=None, timeou
         "default_inputs": defaults or {},
         "entrypoint": entrypoint,
     }))
-    return subprocess.run([user_python, str(REMOTE), str(req), *args], env=_env(), cwd=str(REPO),
+    return subprocess.run([user_python, *REMOTE, str(req), *args], env=_env(), cwd=str(REPO),
                           capture_output=True, text=True, timeout=300)
 
 

@@ -12,9 +12,10 @@ from flytebuild.core.model import ImageTarget, WorkflowTarget
 from flytebuild.core.plan import plan_image, plan_workflow
 from flytebuild.core.run_request import remote_request_json, run_request_json
 from flytebuild.core.settings import AdminSettings, Settings
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-INTROSPECT = REPO / "src/python/flytebuild/runtime/introspect.py"
+INTROSPECT = runtime("introspect")
 IMAGE = ImageTarget(address="examples/typed:image", image_name="typed", base="localhost:5000/flytebuild/python:3.11",
                     registry="localhost:5000", repository="flytebuild/typed", requirements=("flytekit",))
 FLYTE = AdminSettings(endpoint="127.0.0.1:1", insecure=True, config=None, timeout=7)
@@ -23,7 +24,7 @@ FLYTE = AdminSettings(endpoint="127.0.0.1:1", insecure=True, config=None, timeou
 def introspect(user_python, entrypoint, pythonpath):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run([user_python, str(INTROSPECT), entrypoint], cwd=str(REPO), env=env, capture_output=True,
+    proc = subprocess.run([user_python, *INTROSPECT, entrypoint], cwd=str(REPO), env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return parse_introspection(json.loads(proc.stdout))

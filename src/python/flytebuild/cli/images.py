@@ -37,7 +37,7 @@ def cache_dir(project: Project) -> Path:
 
 
 def registries(project: Project) -> service.Registries:
-    return service.Registries(cache_dir(project), service.docker_config_path(dict(os.environ)))
+    return service.Registries(cache_dir(project), service.docker_config_path(dict(os.environ)), Path(project.root))
 
 
 def _error(name: str, err: object) -> FlytebuildError:
@@ -60,7 +60,7 @@ def resolve_distributions(
     """A PACKED pex of `requirements` (from the lockfile when `use_lock` and there is one, else from the index)
     for the user's interpreter (or any CPython `python_version`): its `.deps/<wheel>` zips."""
     argv = [sys.executable, "-m", "pex", "--layout", "packed", "-o", os.path.join(tmp, "requirements.pex"),
-            "--no-emit-warnings"]
+            "--no-emit-warnings", "--resolver-version", "pip-2020-resolver"]
     if python_version:
         argv += ["--interpreter-constraint", f"CPython=={python_version}.*"]
     else:
@@ -105,7 +105,10 @@ def publish_image(
                 sources_from_roots(image.source_paths, project.source_roots, project.root))
 
     try:
-        return service.build_and_publish(job, inputs, publisher, regs, userenv.progress)
+        user_python = userenv.python_version(userenv.check_python(project.python, project.config_file)) \
+            if image.requirements and project.python else None
+        return service.build_and_publish(job, inputs, publisher, regs, userenv.progress, user_python=user_python,
+                                         warn=userenv.warn)
     except subprocess.SubprocessError as e:
         raise _error(image.address, e) from None
 

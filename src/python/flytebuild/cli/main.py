@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
-from flytebuild.cli.config import find_config, load_project
+from flytebuild import __version__
+from flytebuild.cli.config import DEFAULTS, find_config, load_project
 from flytebuild.core.errors import FlytebuildError
 
 
@@ -14,6 +16,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="flytebuild",
         description="Flyte images, workflows and versions from flytebuild.toml (the Pants goals without Pants).",
     )
+    parser.add_argument("--version", action="version", version=f"flytebuild {__version__}")
     parser.add_argument(
         "--config", "-c", help="flytebuild.toml or pyproject.toml (default: the nearest one at or above the cwd)"
     )
@@ -86,6 +89,46 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
 
+    init = commands.add_parser(
+        "init",
+        help="write a starting flytebuild.toml for the flytekit project here",
+        description="Scan DIR (default: the cwd) for @workflow functions, find the Python that has flytekit "
+        "(.venv/, venv/, or the one running flytebuild), and write DIR/flytebuild.toml: one image baking "
+        "the workflows' code and requirements, one [workflows.NAME] per workflow. Writes requirements.txt "
+        "(flytekit pinned to the version found) when the project has none.",
+    )
+    init.add_argument("directory", nargs="?", default=".", metavar="DIR")
+    init.add_argument("--python", help="the interpreter of the environment with flytekit (written as given)")
+    init.add_argument("--registry", help=f"registry images are pushed to (default: {DEFAULTS['registry']})")
+    init.add_argument("--base", help="base image of the images: a reference, oci:<dir>[:tag] or docker-archive:<tar> "
+                      f"(default: {DEFAULTS['default_base']})")
+    init.add_argument("--project", help=f"Flyte project (default: {DEFAULTS['project']})")
+    init.add_argument("--domain", help=f"Flyte domain (default: {DEFAULTS['domain']})")
+    init.add_argument("--force", action="store_true", help="overwrite an existing flytebuild.toml")
+
+    lock = commands.add_parser(
+        "lock",
+        help="pin the requirements for the configured python (pex3 lock create)",
+        description="Resolve `requirements` for `python` with pex and write the lockfile (`lockfile`, default "
+        "flytebuild.lock next to the configuration, which is then switched on): plans pin transitive versions "
+        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict --resolver-version pip-2020-resolver --python <python> "
+        "-r <requirements> -o <lockfile> --indent 2`.",
+    )
+
+    base = commands.add_parser(
+        "base-image",
+        help="make a Python base image offline, from this machine's Debian packages",
+        description="Build a Python base image from the installed Debian packages python3, dash, coreutils, "
+        "bash, libc-bin, libstdc++6 and their dependencies (one reproducible layer; no network, no Docker), "
+        "and write it as an OCI image layout (use it as default_base = \"oci:<dir>\") or push it.",
+    )
+    base.add_argument("--from-debian", action="store_true", required=True,
+                      help="take the files of the installed Debian packages (the only source so far)")
+    base.add_argument("--output", "-o", metavar="DIR", help="write an OCI image layout here")
+    base.add_argument("--push", metavar="REF", help="push to this registry reference instead")
+    base.add_argument("--tag", default="latest", help="name of the image inside the layout (oci:<dir>:<tag>)")
+    base.add_argument("--package", dest="packages", action="append", metavar="PKG",
+                      help="Debian package to include (repeat; default: python3 dash coreutils bash libc-bin libstdc++6)")
     imagespec = commands.add_parser(
         "imagespec",
         help="build and push the ImageSpecs in code that no [images.*] answers",
@@ -125,7 +168,11 @@ def _plan(args: argparse.Namespace) -> int:
     from flytebuild.service import references
 
     project = load_project(args.config or find_config("."))
-    result = plan_project(project, args.targets)
+    result = plan_project(project, args.targets, isolate=True)
+    _report_failed(result)
+    if result.errors and not result.workflows:
+        return 1  # nothing planned: the paragraphs above are the whole answer
+    _warn_unlocked(project, result.image_targets)
     workflows = result.workflows
     # With a cluster configured, the references the code declares are checked against the registered
     # entities (warnings only), as `pants flyte-plan` does.
@@ -134,7 +181,27 @@ def _plan(args: argparse.Namespace) -> int:
         workflows = references.with_warnings(workflows, _check_references(project, checked))
     render = render_json if args.format == "json" else render_table
     _write(render(result.images, workflows), args.output)
-    return 0
+    return 1 if result.errors else 0
+
+
+def _report_failed(result) -> None:
+    """One paragraph per workflow that could not be planned; the others are still printed/written (exit 1)."""
+    for name, error in result.errors:
+        print(f"flytebuild: {name}: {error}", file=sys.stderr)
+
+
+def _warn_unlocked(project, image_targets) -> None:
+    """Images whose requirements no lockfile pins (core/weakening.py), once per command."""
+    from flytebuild.cli import userenv
+    from flytebuild.core.weakening import unpinned
+
+    if project.lockfile:
+        return
+    for image in image_targets:
+        message = unpinned(image.address, image.requirements,
+                           "run `flytebuild lock` and set `lockfile` in flytebuild.toml")
+        if message:
+            userenv.warn(message)
 
 
 def _check_references(project, plans) -> dict:
@@ -151,8 +218,8 @@ def _check_references(project, plans) -> dict:
         with open(request, "w", encoding="utf-8") as f:
             json.dump(references.check_request(plans, project.settings.admin), f, indent=1, sort_keys=True)
         userenv.progress(f"flytebuild: checking references against FlyteAdmin at {project.settings.admin.where}")
-        proc = userenv.run_script(python, references.SCRIPT, [request], project.root, project.source_roots,
-                                  cwd=project.root)
+        proc = userenv.run_runtime(python, references.COMMAND, [request], project.root, project.source_roots,
+                                   cwd=project.root)
     return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
@@ -184,6 +251,7 @@ def _package(args: argparse.Namespace) -> int:
 
     if images:
         graph = project_graph(project)
+        _warn_unlocked(project, [graph.image_target(config) for config in images])
         for config in images:
             published = cli_images.publish_image(
                 project, graph, graph.image_target(config), args.image_output, dist, project.image_push_jobs
@@ -192,11 +260,13 @@ def _package(args: argparse.Namespace) -> int:
             print(f"Wrote {shown(summary)}")
             print(f"    {cli_images.describe(published)}")
     if workflows:
-        result = plan_project(project, [w.name for w in workflows], serialize_next=True)
+        result = plan_project(project, [w.name for w in workflows], isolate=True, serialize_next=True)
         for path, lines in package_workflows(project, result, dist):
             print(f"Wrote {shown(path)}")
             for line in lines:
                 print(f"    {line}")
+        _report_failed(result)
+        return 1 if result.errors else 0
     return 0
 
 
@@ -210,6 +280,7 @@ def _deploy(args: argparse.Namespace) -> int:
     _workflows_only(project, args.targets, "deploy")
     # serialize_next: the process that introspects serializes too (one flytekit import)
     result = plan_project(project, args.targets or [w.name for w in project.workflows], serialize_next=True)
+    _warn_unlocked(project, result.image_targets)
     admin = _admin(project, args)
     check_admin(admin)  # before anything is pushed
     pushed = []
@@ -313,7 +384,7 @@ def _run(args: argparse.Namespace) -> int:
     reference = project.reference(args.target)
     if reference is not None:
         # Registered on the cluster: launched as it is, nothing compiled or deployed here.
-        script = "remote.py"
+        command = "remote"
         request = reference_request_json(
             reference.name, reference.kind, reference.entity_name, reference.version, reference.project,
             reference.domain, reference.default_inputs, admin,
@@ -323,9 +394,9 @@ def _run(args: argparse.Namespace) -> int:
         result = plan_project(project, [args.target])
         (plan,) = result.workflows
         if not remote:
-            script, request = "run.py", run_request_json(plan)
+            command, request = "run", run_request_json(plan)
         else:
-            script = "remote.py"
+            command = "remote"
             request = remote_request_json(plan, admin)
             if plan.root_kind != "reference":  # a reference in code is registered already
                 code, summary, warnings, _ = deploy(project, result, admin, dry_run=False)
@@ -344,7 +415,7 @@ def _run(args: argparse.Namespace) -> int:
             f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
         # The user's program: its own stdin/stdout/stderr and exit code.
         return subprocess.call(
-            [python, userenv.runtime_script(script), request_file, *forwarded],
+            [python, *userenv.runtime_command(command), request_file, *forwarded],
             cwd=project.root,
             env=userenv.user_env(project.root, project.source_roots),
         )
@@ -397,6 +468,30 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failure else 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    from flytebuild.cli.init import init
+
+    written = init(args.directory, args.python, args.registry, args.base, args.project, args.domain, args.force)
+    print(f"Wrote {os.path.relpath(written)}")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from flytebuild.cli.lock import lock
+
+    written = lock(load_project(args.config or find_config(".")))
+    print(f"Wrote {os.path.relpath(written)}")
+    return 0
+
+
+def _base_image(args: argparse.Namespace) -> int:
+    from flytebuild.cli.base_image import base_image
+    from flytebuild.oci.debian_base import PACKAGES
+
+    print(base_image(args.output, args.push, args.tag, args.packages or PACKAGES))
+    return 0
+
+
 def _imagespec(args: argparse.Namespace) -> int:
     from flytebuild.cli.graph import project_graph
     from flytebuild.cli.imagespec import publish_specs
@@ -412,7 +507,7 @@ def _imagespec(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
-             "verify": _verify, "imagespec": _imagespec}
+             "verify": _verify, "imagespec": _imagespec, "init": _init, "lock": _lock, "base-image": _base_image}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -420,7 +515,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except FlytebuildError as e:
-        print(f"flytebuild {args.command}: {e}", file=sys.stderr)
+        from flytebuild.core.wording import in_words
+
+        print(in_words(f"flytebuild {args.command}: {e}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"flytebuild {args.command}: interrupted", file=sys.stderr)

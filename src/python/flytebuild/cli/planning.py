@@ -30,6 +30,8 @@ class ProjectPlan:
     # per workflow: a key over everything importing its entrypoint can see (environment, import closure), for
     # core/result_cache.py; absent when the environment cannot be identified without starting it
     input_keys: Tuple[Tuple[str, str], ...] = ()
+    # (workflow, error paragraph) of the workflows that could not be planned (plan_project(isolate=True))
+    errors: Tuple[Tuple[str, str], ...] = ()
     # the user-env process that introspected, waiting to serialize (plan_project(serialize_next=True)); not data
     session: Optional[userenv.Session] = field(default=None, compare=False, repr=False)
 
@@ -59,16 +61,22 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
 
 
 def plan_project(
-    project: Project, names: Sequence[str] = (), environment: Optional[str] = None, serialize_next: bool = False
+    project: Project,
+    names: Sequence[str] = (),
+    environment: Optional[str] = None,
+    isolate: bool = False,
+    serialize_next: bool = False,
 ) -> ProjectPlan:
-    """`serialize_next`: the command serializes the plan next (deploy, package): introspect in a runtime `session`
-    process that stays, so serialization runs in the same interpreter (one flytekit import per command)."""
+    """`isolate`: a workflow that cannot be planned is reported in `errors` and the others are planned (plan and
+    package); otherwise its error is raised. `serialize_next`: the command serializes the plan next (deploy,
+    package): introspect in a runtime `session` process that stays, so serialization runs in the same interpreter
+    (one flytekit import per command)."""
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
             "No [workflows.*] or [images.*] are configured",
             file=project.config_file,
-            fix="declare images and workflows (see examples/flytebuild.toml)",
+            fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
         )
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
@@ -82,13 +90,13 @@ def plan_project(
         # the workflows whose import closure changed are introspected, together, in one process.
         cache = ResultCache(cache_path("results"))
         env = userenv.env_identity(project.python)
-        script = userenv.runtime_script_bytes("introspect.py")
+        runtime = userenv.runtime_fingerprint()
         inputs = {
             ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
             for _, ep in entrypoints
         } if env else {}
         input_keys = {name: inputs[ep] for name, ep in entrypoints if ep in inputs}
-        keys = {ep: result_key("introspect", ep, key, script) for ep, key in inputs.items()}
+        keys = {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()}
         for ep, key in keys.items():
             cached = cache.get(key)
             if cached is not None:
@@ -122,7 +130,7 @@ def plan_project(
                 raise
             for ep, data in fresh.items():
                 results[ep] = data
-                if ep in keys:
+                if ep in keys and "error" not in data:
                     cache.put(keys[ep], json.dumps(data, sort_keys=True))
         if installed_proc is not None:
             installed = userenv.finish_installed_query(installed_proc, project.python)
@@ -135,33 +143,17 @@ def plan_project(
     image_targets = {img.name: graph.image_target(img) for img in project.images}
     plans: List[WorkflowPlan] = []
     closures: Dict[str, Closure] = {}
+    errors: List[Tuple[str, str]] = []
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
-        data = results[entrypoint]
-        intro = parse_introspection(data, target=workflow.name)
-        # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
-        # their digests and (for modules) closures, and the lines of their requirements files.
-        candidates, requirement_paths = spec_lookups(intro.tasks)
-        root = Path(project.root)
-        spec_files = {f.path: f for f in graph.digests(p for p in candidates if (root / p).is_file())}
-        requirement_files = {
-            p: requirement_lines((root / p).read_text()) for p in requirement_paths if (root / p).is_file()
-        }
-        needed = {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
-        for path in sorted(needed):
-            if path not in closures:
-                closures[path] = graph.closure_of_source_file(path)
-        plans.append(
-            plan_workflow(
-                graph.workflow_target(workflow, entrypoint, environment),
-                intro,
-                {p: closures[p] for p in needed},
-                image_targets,
-                project.settings.with_environment(environment),
-                spec_files=spec_files,
-                requirement_files=requirement_files,
-            )
-        )
-        introspections[workflow.name] = data
+        try:
+            plans.append(_plan_one(project, graph, workflow, entrypoint, results[entrypoint], image_targets,
+                                   closures, environment))
+        except FlytebuildError as e:
+            if not isolate:
+                raise
+            errors.append((workflow.name, str(e)))  # one bad workflow does not hide the others
+            continue
+        introspections[workflow.name] = results[entrypoint]
     plans = with_cross_workflow_warnings(plans)
     # Every rendered pod template is checked as a Kubernetes V1PodSpec in the user's environment
     # before anything uses the plan (one process for all workflows).
@@ -175,7 +167,33 @@ def plan_project(
         introspections=tuple(sorted(introspections.items())),
         closures=tuple(sorted(closures.items())),
         input_keys=tuple(sorted(input_keys.items())),
+        errors=tuple(errors),
         session=session,
+    )
+
+
+def _plan_one(project, graph, workflow, entrypoint, data, image_targets, closures, environment) -> WorkflowPlan:
+    intro = parse_introspection(data, target=workflow.name)
+    # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
+    # their digests and (for modules) closures, and the lines of their requirements files.
+    candidates, requirement_paths = spec_lookups(intro.tasks)
+    root = Path(project.root)
+    spec_files = {f.path: f for f in graph.digests(p for p in candidates if (root / p).is_file())}
+    requirement_files = {
+        p: requirement_lines((root / p).read_text()) for p in requirement_paths if (root / p).is_file()
+    }
+    needed = {t.source_file for t in intro.tasks if t.source_file} | {p for p in spec_files if p.endswith(".py")}
+    for path in sorted(needed):
+        if path not in closures:
+            closures[path] = graph.closure_of_source_file(path)
+    return plan_workflow(
+        graph.workflow_target(workflow, entrypoint, environment),
+        intro,
+        {p: closures[p] for p in needed},
+        image_targets,
+        project.settings.with_environment(environment),
+        spec_files=spec_files,
+        requirement_files=requirement_files,
     )
 
 

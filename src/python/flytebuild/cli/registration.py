@@ -64,15 +64,15 @@ def serialize_all(
     inputs: Optional[Mapping[str, str]] = None,
     session: Optional[userenv.Session] = None,
 ) -> List[Serialized]:
-    """Every plan in one runtime/serialize.py --batch process: one interpreter start, one flytekit import; a plan
+    """Every plan in one runtime `serialize --batch` process: one interpreter start, one flytekit import; a plan
     whose request and inputs (`inputs[address]`, planning's input key) were serialized before is read back from
     core/result_cache.py instead, and when none is missing no process starts. With planning's `session` alive,
     serialization runs in that process, which already imported flytekit and the workflows."""
     inputs = inputs or {}
     cache = ResultCache(cache_path("results"))
-    scripts = [userenv.runtime_script_bytes(n) for n in ("serialize.py", "introspect.py")]
+    runtime = userenv.runtime_fingerprint()
     requests = [serialize_request(plan) for plan in plans]
-    keys = [result_key("serialize", req, inputs[plan.address], *scripts) if plan.address in inputs else None
+    keys = [result_key("serialize", req, inputs[plan.address], runtime) if plan.address in inputs else None
             for plan, req in zip(plans, requests)]
     out: Dict[int, Serialized] = {}
     for i, (plan, key) in enumerate(zip(plans, keys)):
@@ -95,8 +95,8 @@ def serialize_all(
             if session is not None and session.alive:
                 answer, stderr = session.serialize(list(zip(args[1::2], args[2::2])))
             else:
-                proc = userenv.run_script(python, "serialize.py", args, project.root, project.source_roots,
-                                          cwd=project.root)
+                proc = userenv.run_runtime(python, "serialize", args, project.root, project.source_roots,
+                                           cwd=project.root)
                 stderr = proc.stderr
                 try:
                     answer = json.loads(proc.stdout)
@@ -197,7 +197,7 @@ def deploy(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
             f"{admin.where}"
         )
-        proc = userenv.run_script(python, "deploy.py", ["request.json"], project.root, project.source_roots, cwd=tmp)
+        proc = userenv.run_runtime(python, "deploy", ["request.json"], project.root, project.source_roots, cwd=tmp)
     data = deploy_summary(proc.stdout, proc.stderr)
     return proc.returncode, data, tuple(sorted(found_warnings)), proc.stderr
 

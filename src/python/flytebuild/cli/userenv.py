@@ -1,6 +1,6 @@
 """Everything the CLI learns from the user's own Python runs there as a subprocess.
 
-flytekit (and the user's code) is imported only by `runtime/introspect.py`, run with the
+flytekit (and the user's code) is imported only by the runtime package (`runtime/`), run with the
 configured interpreter, cwd = the repository root and the source roots on PYTHONPATH — the same
 layout the Pants adapter gives it in its sandbox, so both report identical paths.
 """
@@ -35,16 +35,19 @@ json.dump({k: sorted(set(v)) for k, v in found.items()}, sys.stdout)
 """
 
 
-def runtime_script(name: str) -> str:
-    path = os.path.join(_RUNTIME, name)
-    if not os.path.isfile(path):
-        raise FlytebuildError(f"flytebuild's runtime file {name} is missing from {_RUNTIME}", fix="reinstall flytebuild")
-    return path
+def runtime_command(command: str) -> list:
+    """argv (after the interpreter) of a runtime command: the package runs from where flytebuild is installed."""
+    main = os.path.join(_RUNTIME, "__main__.py")
+    if not os.path.isfile(main):
+        raise FlytebuildError(f"flytebuild's runtime package is missing from {_RUNTIME}", fix="reinstall flytebuild")
+    return [main, command]
 
 
-def runtime_script_bytes(name: str) -> bytes:
-    with open(runtime_script(name), "rb") as f:
-        return f.read()
+def runtime_fingerprint() -> str:
+    """Over every module of the runtime package: part of each result-cache key (a newer runtime recomputes)."""
+    from flytebuild.service.runtime_package import fingerprint
+
+    return fingerprint()
 
 
 def env_identity(python: Optional[str]) -> Optional[str]:
@@ -72,10 +75,6 @@ def env_identity(python: Optional[str]) -> Optional[str]:
     return "|".join(parts)
 
 
-def runtime_command(command: str) -> list:
-    return [runtime_script(f"{command}.py")]
-
-
 def check_python(python: Optional[str], config_file: str) -> str:
     if not python:
         raise FlytebuildError(
@@ -96,12 +95,12 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     return env
 
 
-def run_script(
-    python: str, script: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
+def run_runtime(
+    python: str, command: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
 ) -> subprocess.CompletedProcess:
-    """runtime/`script` in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
+    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
     return subprocess.run(
-        [python, runtime_script(script), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
+        [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
     )
 
 
@@ -128,7 +127,7 @@ def start_introspection(
 ) -> subprocess.Popen:
     python = check_python(python, config_file)
     return subprocess.Popen(
-        [python, runtime_script("introspect.py"), "--batch", *entrypoints],
+        [python, *runtime_command("introspect"), "--batch", *entrypoints],
         cwd=root,
         env=user_env(root, source_roots),
         stdout=subprocess.PIPE,
@@ -236,14 +235,38 @@ def _introspection_answers(
     found: Dict[str, dict] = {}
     for target, entrypoint in targets:
         data = results.get(entrypoint)
-        if data is None or "error" in data:
-            error = (data or {}).get("error") or {
+        if data is None:
+            error = {
                 "kind": "introspection_failed",
                 "message": err.strip()[-2000:] or f"no output (exit code {returncode})",
             }
             raise IntrospectionError.from_runtime(target, entrypoint, error)
+        # A workflow's own error stays with it (parse_introspection raises it): the others still plan.
         found[entrypoint] = data
     return found
+
+
+_VERSIONS: Dict[str, Optional[str]] = {}
+
+
+def python_version(python: str) -> Optional[str]:
+    """major.minor of an interpreter (None if it does not answer); asked once per process."""
+    if python not in _VERSIONS:
+        try:
+            out = subprocess.run([python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60)
+            _VERSIONS[python] = out.stdout.strip() if out.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            _VERSIONS[python] = None
+    return _VERSIONS[python]
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, worded for the CLI (or the Bazel rules running it)."""
+    from flytebuild.core.wording import in_words
+
+    print(in_words(f"flytebuild: warning: {message}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")),
+          file=sys.stderr, flush=True)
 
 
 def progress(message: str) -> None:
@@ -256,7 +279,7 @@ def progress(message: str) -> None:
 def validate_pod_templates(project, plans) -> None:
     """runtime/validate_pod.py over every pod template of `plans` (the `kubernetes` client of the
     user's environment); the first invalid one raises, as the Pants adapter reports it."""
-    from flytebuild.core.pod_templates import validation_batch, validation_error
+    from flytebuild.core.pod_templates import validation_batch, validation_error, validation_run_error
 
     per_plan = {plan.address: validation_batch(plan) for plan in plans}
     batch = {
@@ -273,7 +296,7 @@ def validate_pod_templates(project, plans) -> None:
 
     cache = ResultCache(cache_path("results"))
     env = env_identity(python)
-    key = result_key("validate_pod", batch, env, runtime_script_bytes("validate_pod.py")) if env else None
+    key = result_key("validate_pod", batch, env, runtime_fingerprint()) if env else None
     cached = cache.get(key) if key else None
     if cached is not None:
         out = json.loads(cached)
@@ -283,7 +306,7 @@ def validate_pod_templates(project, plans) -> None:
             with open(request, "w", encoding="utf-8") as f:
                 json.dump(batch, f, sort_keys=True)
             proc = subprocess.run(
-                [python, runtime_script("validate_pod.py"), "--batch", request], capture_output=True, text=True
+                [python, *runtime_command("validate_pod"), "--batch", request], capture_output=True, text=True
             )
         try:
             out = json.loads(proc.stdout)
@@ -295,13 +318,9 @@ def validate_pod_templates(project, plans) -> None:
             ) from None
         if key and "error" not in out:
             cache.put(key, json.dumps(out, sort_keys=True))
-    if "error" in out:
-        raise FlytebuildError(
-            f"Pod template validation failed: {out['error'].get('message')}",
-            fix="add `kubernetes` to your environment's requirements"
-            if out["error"].get("kind") == "kubernetes_missing"
-            else "pod templates are checked with the `kubernetes` client of the environment of `python`",
-        )
+    run_error = validation_run_error(out)
+    if run_error is not None:
+        raise run_error
     results = out.get("results") or {}
     for address, entries in sorted(per_plan.items()):
         mine = {k.split("|", 1)[1]: v for k, v in results.items() if k.split("|", 1)[0] == address}

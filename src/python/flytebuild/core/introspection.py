@@ -1,4 +1,4 @@
-"""Parse the runtime introspector's JSON (contract §1) into frozen dataclasses.
+"""Parse the answer of the runtime's `introspect` command (docs/runtime-contract.md) into frozen dataclasses.
 
 Unknown keys are ignored so the runtime can add facts without breaking older cores. JSON-valued
 fields (interfaces, configs, workflow structure) stay as plain JSON values: they are only ever

@@ -677,23 +677,6 @@ def check_structure(doc: Mapping[str, Any], *, path: Optional[str] = None, targe
         )
 
 
-def error_from_validation(
-    result: Mapping[str, Any], *, path: Optional[str] = None, target: Optional[str] = None
-) -> Optional[PodTemplateError]:
-    """Turn runtime/validate_pod.py's JSON output into a `PodTemplateError` (None when valid)."""
-    error = result.get("error")
-    if not error:
-        return None
-    errors = error.get("errors") or []
-    if errors:
-        detail = "; ".join(f"{e.get('path') or '(pod spec)'}: {e.get('message')}" for e in errors)
-        what = f"not a valid Kubernetes V1PodSpec: {detail}"
-    else:
-        what = str(error.get("message") or "not a valid Kubernetes V1PodSpec")
-    fix = "add `kubernetes` to the requirements of your Flyte environment" if error.get("kind") == "kubernetes_missing" else "correct the fields named above"
-    return PodTemplateError(what, file=path, target=target, fix=fix)
-
-
 # ---------------------------------------------------------------------------------------------
 # Canonical output
 
@@ -857,6 +840,21 @@ def validation_batch(plan: Any) -> Dict[str, Dict[str, Any]]:
             "files": files,
         }
     return entries
+
+
+def validation_run_error(answer: Mapping[str, Any], *, target: Optional[str] = None) -> Optional[PodTemplateError]:
+    """The error of a validate_pod --batch answer that checked nothing (`{"error": ...}`: the `kubernetes` client
+    is missing from the environment, or the request was bad), or None when it has per-template results."""
+    error = answer.get("error")
+    if not error:
+        return None
+    if error.get("kind") == "kubernetes_missing":
+        fix = "add `kubernetes` to the requirements of your Flyte environment"
+    else:
+        fix = "pod templates are checked with the `kubernetes` client of the workflows' environment"
+    return PodTemplateError(
+        f"Pod template validation failed: {error.get('message') or 'no message'}", target=target, fix=fix
+    )
 
 
 def validation_error(

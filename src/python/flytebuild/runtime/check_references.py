@@ -1,42 +1,26 @@
 """Check the reference entities workflows use (`@reference_task`, `@reference_workflow`, `reference_launch_plan`)
 against the cluster, for `flyte-plan`: each must be registered, with the interface the code declares.
 
-Usage:  python check_references.py <request.json>
+Usage:  python <runtime>/__main__.py check_references <request.json>
 
-Runs in the USER's environment (flytekit, flyteidl, grpcio), with remote.py, run.py, deploy.py and introspect.py
-beside it: the fetching (remote.fetch) and the comparison (remote.declared_differences) are the ones `run --remote`
-uses, so both report the same differences in the same words.
+Runs in the USER's environment (flytekit, flyteidl, grpcio), as part of the runtime package: the fetching
+(remote.fetch) and the comparison (remote.declared_differences) are the ones `run --remote` uses, so both report
+the same differences in the same words.
 
-request.json:
-    {"admin": {"endpoint": ..., "insecure": ..., "config": ..., "timeout": 15},      # as remote.py's
-     "workflows": [{"address": "examples/x:wf", "entrypoint": "mod:wf",
-                    "references": [{"kind": "task", "project": ..., "domain": ..., "name": ..., "version": ...}]}]}
-
-stdout: {"warnings": {"<address>": ["...", ...]}}. Exit 0 whatever was found: the plan is still valid, the
-differences are warnings. Exit 2 only for an unreadable request (a flytebuild bug).
+Request and answer: docs/runtime-contract.md (check_references). Exit 0 whatever was found: the plan is still
+valid, the differences are warnings. Exit 2 only for an unreadable request (a flytebuild bug).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import sys
 import typing
 
-_THIS_FILE = os.path.abspath(__file__)
-
-
-def _load_remote() -> typing.Any:
-    spec = importlib.util.spec_from_file_location(
-        "_flytebuild_remote", os.path.join(os.path.dirname(_THIS_FILE), "remote.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_flytebuild_remote"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_remote = _load_remote()
-_run = _remote._run
+from . import remote
+from .entrypoint import load_entrypoint
+from .answers import stdout_answer
+from .introspect import reference_json
+from .run import walk
 
 
 def _key(kind: str, name: str) -> typing.Tuple[str, str]:
@@ -45,11 +29,11 @@ def _key(kind: str, name: str) -> typing.Tuple[str, str]:
 
 def declared_interfaces(entrypoint: str) -> typing.Dict[typing.Tuple[str, str], typing.Any]:
     """(kind, name) -> the flytekit interface each reference reachable from `entrypoint` declares."""
-    _, _, obj = _run._introspect.load_entrypoint(entrypoint)
-    _, refs = _run.walk(obj)
+    _, _, obj = load_entrypoint(entrypoint)
+    _, refs = walk(obj)
     out = {}
     for ref in refs:
-        info = _run._introspect.reference_json(ref)
+        info = reference_json(ref)
         out.setdefault(_key(info["kind"], info["name"]), ref.interface)
     return out
 
@@ -62,8 +46,8 @@ def check(request: dict) -> typing.Dict[str, typing.List[str]]:
     workflows = [w for w in request.get("workflows") or [] if w.get("references")]
     warnings: typing.Dict[str, typing.List[str]] = {w["address"]: [] for w in workflows}
     try:
-        cluster = _remote.Cluster(request.get("admin") or {})
-    except _remote.RunError as e:
+        cluster = remote.Cluster(request.get("admin") or {})
+    except remote.RunError as e:
         # One line per workflow, not one per reference: nothing could be asked.
         for w in workflows:
             warnings[w["address"]].append(f"references not checked: {e.what.rstrip('.')}")
@@ -82,31 +66,31 @@ def check(request: dict) -> typing.Dict[str, typing.List[str]]:
             warnings[address].append(f"could not load {w['entrypoint']} to check the interfaces its references "
                                      f"declare ({type(e).__name__}: {e})")
         for ref in w["references"]:
-            req = _remote.Request({"entity": ref}, "check")
+            req = remote.Request({"entity": ref}, "check")
             key = (ref["kind"], ref["project"], ref["domain"], ref["name"], ref.get("version"))
             try:
                 if key not in fetched:
-                    fetched[key] = _remote.fetch(cluster, req)
+                    fetched[key] = remote.fetch(cluster, req)
                 target = fetched[key]
-            except _remote.Unreachable as e:
+            except remote.Unreachable as e:
                 unreachable = f"references not checked: {e.what.rstrip('.')}"
                 warnings[address].append(unreachable)
                 break
-            except _remote.RunError as e:
+            except remote.RunError as e:
                 fetched[key] = e
                 target = e
-            if isinstance(target, _remote.RunError):
+            if isinstance(target, remote.RunError):
                 warnings[address].append(f"reference {target.what.rstrip('.')}")
                 continue
             interface = declared.get(_key(ref["kind"], ref["name"]))
             if interface is not None:
-                warnings[address] += _remote.declared_differences(label(ref), interface, target)
+                warnings[address] += remote.declared_differences(label(ref), interface, target)
     return warnings
 
 
 def main(argv: typing.List[str]) -> int:
     if len(argv) != 2:
-        print("usage: check_references.py <request.json>", file=sys.stderr)
+        print("usage: check_references <request.json>", file=sys.stderr)
         return 2
     try:
         with open(argv[1], encoding="utf-8") as f:
@@ -115,18 +99,4 @@ def main(argv: typing.List[str]) -> int:
         print(f"error: cannot read reference check request {argv[1]}: {e}", file=sys.stderr)
         return 2
     # User code may print while it is imported: keep stdout for the answer.
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    try:
-        text = json.dumps({"warnings": check(request)}, indent=1, sort_keys=True) + "\n"
-    finally:
-        sys.stdout.flush()
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    return stdout_answer(lambda: (json.dumps({"warnings": check(request)}, indent=1, sort_keys=True) + "\n", 0))

@@ -1,23 +1,13 @@
 """Register serialized Flyte entities incrementally: upload the code bundle if needed, then tasks ->
 workflows -> launch plans, each only if FlyteAdmin does not already hold it.
 
-Usage:  python deploy.py <request.json>
+Usage:  python <runtime>/__main__.py deploy <request.json>
 
 Runs in the USER's environment: flyteidl + grpcio; flytekit only with a flytekit config file (its channel carries
-the config's authentication). Self-contained:
-stdlib + flytekit/flyteidl/grpc only, no import of `flytebuild`; copied into sandboxes with introspect.py beside it.
+the config's authentication). Part of the runtime package: stdlib + flytekit/flyteidl/grpc only, no import of
+`flytebuild`.
 
-request.json:
-    {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null,
-               "timeout": 15},
-     "dry_run": false,
-     "bundle": {"path": "<file>", "name": "fast<blake3>.tar.gz"} | null,
-     "dest_dir": ".",
-     "pin_images": {"<registry/repo:tag>": "<registry/repo:tag@sha256:...>"},   # optional
-     "entities": [{"file": "<path of a .pb>", "kind": "task"|"workflow"|"launch_plan", "fast": bool,
-                   "project", "domain", "name", "version"}, ...],     # the id: optional, the ledger needs it
-     "ledger": {"dir": "<directory>"} | null,                        # optional: runtime/ledger.py
-     "concurrency": 8}                                                # optional: calls in flight at most
+Request and answer: docs/runtime-contract.md (deploy).
 
 ledger: what this checkout registered before, per (endpoint, project, domain), with content digests. An entity it
 vouches for (same id, same digest) costs no call: when it vouches for every entity, no connection is even opened.
@@ -49,147 +39,25 @@ Re-running after an interruption registers what is left: what was created is fou
 
 With dry_run nothing is created or uploaded; the same statuses are reported ("registered" meaning "would be").
 
-Exit 0 (all registered/unchanged) or 1 (some failed/blocked) with the JSON summary on stdout:
-    {"endpoint", "dry_run", "entities": [{"kind", "project", "domain", "name", "version", "status", "message"}],
-     "bundle": {"name", "native_url", "size", "uploaded", "present"} | null, "bytes_uploaded", "counts"}
-Exit 2 with {"error": {"kind", "message", "fix"}} when the deploy could not start (unreachable endpoint, bad request).
+Exit 0 (all registered/unchanged), 1 (some failed/blocked) or 2 (the deploy could not start).
 """
 from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
-import sys
 import typing
 import urllib.error
 import urllib.request
 
-_THIS_FILE = os.path.abspath(__file__)
-
-
-def _load_sibling(name: str) -> typing.Any:
-    """A runtime script shipped beside this one, under a private module name (user modules may share the name)."""
-    key = f"_flytebuild_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# introspect.py (shipped beside this file) keeps stdout for the JSON result: json_stdout.
-_introspect = _load_sibling("introspect")
-_ledger: typing.Any = None  # ledger.py, shipped beside this file, loaded when a request names a ledger
+from . import ledger as _ledger
+from .admin import Admin, DeployError, grpc_code, grpc_details
+from .answers import json_stdout, log
 
 REMOTE_PACKAGE = "{{ .remote_package_path }}"
 DEST_DIR = "{{ .dest_dir }}"
 BUNDLE_ROOT = "flytebuild-bundles"
-
-
-class DeployError(Exception):
-    def __init__(self, kind: str, message: str, fix: str = ""):
-        super().__init__(message)
-        self.kind, self.message, self.fix = kind, message, fix
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "fix": self.fix}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# connection
-
-
-class Admin:
-    """FlyteAdmin's AdminService and DataProxyService stubs, without flytekit's retry wrapper: one call, one
-    answer (FlyteAdmin's ALREADY_EXISTS is an answer, not a failure to retry)."""
-
-    def __init__(self, admin: dict):
-        import grpc
-        from flyteidl.service import admin_pb2_grpc, dataproxy_pb2_grpc
-
-        self.timeout = float(admin.get("timeout") or 15)
-        if admin.get("config"):
-            # A flytekit config may carry authentication: let flytekit build (and authenticate) the channel.
-            base, channel, self.endpoint, insecure = self._flytekit_channel(admin)
-        else:
-            # A plain endpoint needs no flytekit (whose import costs seconds): a gRPC channel is all there is.
-            self.endpoint = admin.get("endpoint")
-            insecure = bool(admin.get("insecure"))
-            if not self.endpoint:
-                raise DeployError("no_endpoint", "no FlyteAdmin endpoint configured",
-                                  "set [flyte].endpoint (or --flyte-endpoint, PANTS_FLYTE_ENDPOINT) or [flyte].config")
-            target = self.endpoint
-            base = grpc.insecure_channel(target) if insecure else grpc.secure_channel(
-                target, grpc.ssl_channel_credentials())
-            channel = base
-        try:
-            grpc.channel_ready_future(base).result(timeout=self.timeout)
-        except grpc.FutureTimeoutError:
-            base.close()
-            raise DeployError(
-                "unreachable",
-                f"cannot reach FlyteAdmin at {self.endpoint} ({'insecure' if insecure else 'TLS'}) "
-                f"within {self.timeout:g}s",
-                f"check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
-                f"[flyte].endpoint / --flyte-endpoint{'' if insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
-            ) from None
-        self.admin = admin_pb2_grpc.AdminServiceStub(channel)
-        self.data = dataproxy_pb2_grpc.DataProxyServiceStub(channel)
-        self.grpc = grpc
-
-    @staticmethod
-    def _flytekit_channel(admin: dict):
-        import dataclasses
-
-        from flytekit.clients.auth_helper import (
-            get_channel,
-            upgrade_channel_to_authenticated,
-            upgrade_channel_to_proxy_authenticated,
-        )
-        from flytekit.configuration import Config
-
-        path = admin["config"]
-        if not os.path.isfile(path):
-            raise DeployError("bad_config", f"flytekit config file {path} does not exist",
-                              "point [flyte].config at an existing flytekit config.yaml")
-        cfg = Config.auto(path).platform
-        overrides = {}
-        if admin.get("endpoint"):
-            overrides["endpoint"] = admin["endpoint"]
-        if admin.get("insecure") is not None:
-            overrides["insecure"] = bool(admin["insecure"])
-        cfg = dataclasses.replace(cfg, **overrides)
-        if not cfg.endpoint:
-            raise DeployError("no_endpoint", f"the flytekit config {path} names no admin endpoint",
-                              "set admin.endpoint in it, or [flyte].endpoint")
-        base = get_channel(cfg)
-        channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
-        return base, channel, cfg.endpoint, cfg.insecure
-
-    def call(self, method, request):
-        return method(request, timeout=self.timeout)
-
-
-def _code(err) -> str:
-    try:
-        return err.code().name
-    except Exception:  # noqa: BLE001 - not an RpcError
-        return "UNKNOWN"
-
-
-def _details(err) -> str:
-    try:
-        return err.details() or str(err)
-    except Exception:  # noqa: BLE001
-        return str(err)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -525,7 +393,7 @@ class Deployer:
         try:
             return self.admin.call(method, req)
         except self.admin.grpc.RpcError as e:
-            if _code(e) == "NOT_FOUND":
+            if grpc_code(e) == "NOT_FOUND":
                 return None
             raise
 
@@ -585,13 +453,13 @@ class Deployer:
         try:
             self.create(entity)
         except self.admin.grpc.RpcError as e:
-            if _code(e) == "ALREADY_EXISTS":  # created meanwhile with the same content: FlyteAdmin's "success"
+            if grpc_code(e) == "ALREADY_EXISTS":  # created meanwhile with the same content: FlyteAdmin's "success"
                 entity.status = "unchanged"
                 return
             entity.status = "failed"
             entity.refused = True
             entity.message = f"FlyteAdmin refused {entity.kind.replace('_', ' ')} {_id_text(entity.id)}: " \
-                             f"{_code(e)}: {_details(e)}"
+                             f"{grpc_code(e)}: {grpc_details(e)}"
 
     # --- the bundle ---
     def upload_location(self, project: str, domain: str, name: str, md5: typing.Optional[bytes]):
@@ -613,9 +481,9 @@ class Deployer:
             # Without a hash, FlyteAdmin refuses a name that exists: the cheapest existence check it offers.
             probe = self.upload_location(project, domain, bundle["name"], None)
         except self.admin.grpc.RpcError as e:
-            if _code(e) != "ALREADY_EXISTS":
+            if grpc_code(e) != "ALREADY_EXISTS":
                 raise DeployError("upload_failed", f"CreateUploadLocation for {bundle['name']} failed: "
-                                                   f"{_code(e)}: {_details(e)}",
+                                                   f"{grpc_code(e)}: {grpc_details(e)}",
                                   "check that FlyteAdmin's data proxy is configured (storage and signed URLs)")
             info["present"] = True
             # The same name with its hash: answers with the location (and refuses if the content differed).
@@ -713,8 +581,6 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
     ledger_req = req.get("ledger") or {}
     ledger = None
     if ledger_req.get("dir"):
-        global _ledger
-        _ledger = _load_sibling("ledger")
         ledger = _ledger.Ledger(ledger_req["dir"], _ledger.server_key(req.get("admin") or {}))
     items = _read_items(req, ledger)
     if ledger is not None and items and all(i["hit"] for i in items):
@@ -862,7 +728,7 @@ def _progress(e: Entity, dry_run: bool) -> None:
 def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     try:
         if len(argv) != 2:
-            raise DeployError("bad_request", "usage: deploy.py <request.json>")
+            raise DeployError("bad_request", "usage: deploy <request.json>")
         try:
             with open(argv[1], encoding="utf-8") as f:
                 req = json.load(f)
@@ -872,9 +738,9 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     except DeployError as e:
         return {"error": e.to_json()}, 2
     except Exception as e:  # noqa: BLE001 - gRPC failures mid-deploy are reported, not dumped
-        grpc_code = _code(e)
-        if grpc_code != "UNKNOWN":
-            return {"error": {"kind": "admin_error", "message": f"FlyteAdmin call failed: {grpc_code}: {_details(e)}",
+        code = grpc_code(e)
+        if code != "UNKNOWN":
+            return {"error": {"kind": "admin_error", "message": f"FlyteAdmin call failed: {code}: {grpc_details(e)}",
                               "fix": "re-run the deploy once FlyteAdmin is healthy: what was registered is kept"}}, 2
         import traceback
 
@@ -885,8 +751,5 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 
 def main(argv: typing.List[str]) -> int:
     # stdout carries our JSON only.
-    return _introspect.json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
+    return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

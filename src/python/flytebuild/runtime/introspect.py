@@ -1,10 +1,11 @@
-"""Introspect a flytekit entrypoint and print its entities as one JSON object (CONTRACT.md section 1).
+"""Introspect a flytekit entrypoint and print its entities as one JSON object (docs/runtime-contract.md, introspect).
 
-Usage:  python introspect.py <module.path:attr | path/to/file.py:attr>
+Usage:  python <runtime>/__main__.py introspect <module.path:attr | path/to/file.py:attr>
+        python <runtime>/__main__.py introspect --batch <entrypoint> [<entrypoint> ...]
 
-Runs in the USER's environment (CPython + flytekit). Self-contained on purpose: stdlib + flytekit only,
-no import of `flytebuild`; it is copied alone into sandboxes. Run it with cwd = repo root (or a
-sandbox laid out like it) and the source roots on PYTHONPATH.
+Runs in the USER's environment (CPython + flytekit), as part of the runtime package (stdlib + flytekit only, no
+import of `flytebuild`). Run it with cwd = repo root (or a sandbox laid out like it) and the source roots on
+PYTHONPATH.
 
 Output is deterministic: keys sorted, lists sorted by name, no ids/addresses, paths relative to cwd.
 Exit 0 with the result on stdout; exit 2 with {"error": {...}} on stdout for user errors.
@@ -16,18 +17,24 @@ import dataclasses
 import datetime
 import enum
 import functools
-import importlib
 import json
 import math
-import os
 import re
 import sys
-import traceback
 import types
 import typing
 
-_THIS_FILE = os.path.abspath(__file__)
-_CWD = os.getcwd()
+from .answers import IntrospectError, json_stdout
+from .entrypoint import (
+    exc_message,
+    is_user_file,
+    load_entrypoint,
+    module_file,
+    relpath,
+    result_or_error,
+    user_traceback,
+)
+
 _IMAGE_TEMPLATE = re.compile(r"\{\{\s*\.images?\.([A-Za-z0-9_-]+)", re.IGNORECASE)
 _IMAGE_SPEC_FIELDS = (
     # The contract's fields, plus the other ImageSpec fields that change what gets built. `platform` and
@@ -58,18 +65,6 @@ _IMAGE_SPEC_FIELDS = (
 )
 
 
-class IntrospectError(Exception):
-    def __init__(self, kind: str, message: str, file: typing.Optional[str] = None, tb: str = ""):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.file = file
-        self.tb = tb
-
-    def to_json(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "file": self.file, "traceback": self.tb}
-
-
 class NotJsonable(Exception):
     pass
 
@@ -93,192 +88,6 @@ def dumps(v: typing.Any, indent: int = 2, level: int = 0) -> str:
         items = [f"{inner}{dumps(x, indent, level + 1)}" for x in v]
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
     return json.dumps(v, ensure_ascii=False)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# paths and tracebacks
-
-
-def relpath(path: typing.Optional[str]) -> typing.Optional[str]:
-    """Path relative to cwd with forward slashes; None when unknown or outside cwd (varies by machine)."""
-    if not path or path.startswith("<"):
-        return None
-    ap = os.path.abspath(path)
-    rel = os.path.relpath(ap, _CWD)
-    if rel == ".." or rel.startswith(".." + os.sep):
-        return None
-    return rel.replace(os.sep, "/")
-
-
-def _scrub(text: str) -> str:
-    """Make absolute paths under cwd relative, so messages do not vary by checkout location."""
-    return text.replace(_CWD + os.sep, "")
-
-
-def _system_dirs() -> typing.List[str]:
-    dirs = set()
-    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
-        if p:
-            dirs.add(os.path.abspath(p) + os.sep)
-    return sorted(dirs)
-
-
-def is_user_file(filename: str) -> bool:
-    if not filename or filename.startswith("<"):
-        return False
-    ap = os.path.abspath(filename)
-    if os.path.dirname(ap) == os.path.dirname(_THIS_FILE):
-        return False  # our own runtime scripts (this one and the ones shipped beside it)
-    parts = ap.replace(os.sep, "/").split("/")
-    if "site-packages" in parts or "dist-packages" in parts:
-        return False
-    return not any(ap.startswith(d) for d in _system_dirs())
-
-
-def user_traceback(exc: BaseException) -> typing.Tuple[str, typing.Optional[str]]:
-    """The exception's traceback trimmed to frames in user files, and the innermost user file (relative)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if is_user_file(f.filename)]
-    last_file = relpath(frames[-1].filename) if frames else None
-    if isinstance(exc, SyntaxError) and exc.filename and is_user_file(exc.filename):
-        last_file = relpath(exc.filename)
-    lines = []
-    if frames:
-        lines.append("Traceback (most recent call last):\n")
-        lines.extend(traceback.format_list(frames))
-    lines.extend(traceback.format_exception_only(type(exc), exc))
-    return _scrub("".join(lines)), last_file
-
-
-def _exc_message(exc: BaseException) -> str:
-    return _scrub("".join(traceback.format_exception_only(type(exc), exc)).strip())
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# loading the entrypoint
-
-
-def _module_for_file(path: str) -> str:
-    """Module name of a .py file: matched against sys.path (the most specific entry wins), else found by walking
-    up the package directories (what `pyflyte run file.py` does) and putting that root on sys.path."""
-    ap = os.path.abspath(path)
-    best = None
-    for entry in sys.path:
-        root = os.path.abspath(entry or _CWD)
-        if not os.path.isdir(root):
-            continue
-        rel = os.path.relpath(ap, root)
-        if rel.startswith(".." + os.sep) or rel == "..":
-            continue
-        parts = rel[: -len(".py")].split(os.sep)
-        if not all(p.isidentifier() for p in parts):
-            continue
-        if best is None or len(root) > len(best[0]):
-            best = (root, parts)
-    if best is None:
-        root = os.path.dirname(ap)
-        parts = [os.path.splitext(os.path.basename(ap))[0]]
-        while os.path.exists(os.path.join(root, "__init__.py")):
-            parts.insert(0, os.path.basename(root))
-            root = os.path.dirname(root)
-        sys.path.insert(0, root)
-        best = (root, parts)
-    parts = best[1]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
-def _find_file(target: str) -> str:
-    """A file path is relative to cwd; failing that, relative to a source root on sys.path (so that
-    `baked/workflows.py` works with PYTHONPATH=examples, as in `cd examples && pyflyte run baked/workflows.py`)."""
-    if os.path.isfile(target) or os.path.isabs(target):
-        return target
-    for entry in sys.path:
-        root = os.path.abspath(entry or _CWD)
-        if relpath(root) is None or not is_user_file(os.path.join(root, "x")):
-            continue  # only source roots inside the repo, never the interpreter's own dirs
-        candidate = os.path.join(root, target)
-        if os.path.isfile(candidate):
-            return relpath(candidate) or candidate
-    return target
-
-
-def _allow_ellipsis_reference_workflows() -> None:
-    """flytekit 1.16's `reference_workflow` checks its function like a real workflow's, so the natural body of a
-    reference, `...`, fails at import ("must return a value"); `reference_task` and `reference_launch_plan` pass
-    `is_reference_entity=True` and do not. Give reference workflows the same treatment. Only the call made from
-    inside `reference_workflow` is changed; real workflows keep flytekit's check."""
-    try:
-        from flytekit.core import workflow as wf_module
-    except Exception:  # flytekit missing: the import of user code reports it
-        return
-    original = getattr(wf_module, "transform_function_to_interface", None)
-    if original is None or getattr(original, "_flytebuild_reference_aware", False):
-        return
-
-    def transform_function_to_interface(fn, *args, **kwargs):
-        caller = sys._getframe(1).f_code
-        if caller.co_name == "wrapper" and "reference_workflow" in getattr(caller, "co_qualname", caller.co_name):
-            kwargs["is_reference_entity"] = True
-        return original(fn, *args, **kwargs)
-
-    transform_function_to_interface._flytebuild_reference_aware = True  # type: ignore[attr-defined]
-    wf_module.transform_function_to_interface = transform_function_to_interface
-
-
-def load_entrypoint(entrypoint: str) -> typing.Tuple[str, str, typing.Any]:
-    """Return (module name, attr, object)."""
-    _allow_ellipsis_reference_workflows()
-    target, sep, attr = entrypoint.rpartition(":")
-    if not sep or not target or not attr:
-        raise IntrospectError(
-            "attr_not_found",
-            f"entrypoint {entrypoint!r} must be 'module.path:attr' or 'path/to/file.py:attr'",
-        )
-    given_file = None
-    if target.endswith(".py") or "/" in target or os.sep in target:
-        given_file = target = _find_file(target)
-        if not os.path.isfile(target):
-            raise IntrospectError(
-                "module_not_found",
-                f"file {target!r} of entrypoint {entrypoint!r} does not exist (paths are relative to the "
-                f"working directory, the repository root)",
-                file=relpath(target) if relpath(target) else target,
-            )
-        modname = _module_for_file(target)
-    else:
-        modname = target
-    try:
-        module = importlib.import_module(modname)
-    except ModuleNotFoundError as e:
-        missing = e.name or ""
-        if missing and (modname == missing or modname.startswith(missing + ".")) and not _has_user_frames(e):
-            raise IntrospectError(
-                "module_not_found",
-                f"module {modname!r} of entrypoint {entrypoint!r} cannot be found on the source roots "
-                f"(source roots on sys.path: {', '.join(sorted(set(filter(None, map(relpath, sys.path))))) or 'none'})",
-                file=relpath(given_file) if given_file else None,
-            )
-        tb, f = user_traceback(e)
-        raise IntrospectError("import_error", _exc_message(e), file=f, tb=tb)
-    except BaseException as e:  # noqa: B902 - SystemExit in user code too
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        raise IntrospectError("import_error", _exc_message(e), file=f or relpath(given_file), tb=tb)
-    module_file = relpath(getattr(module, "__file__", None))
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise IntrospectError(
-                "attr_not_found", f"module {modname!r} has no attribute {attr!r}", file=module_file
-            )
-        obj = getattr(obj, part)
-    return modname, attr, obj
-
-
-def _has_user_frames(exc: BaseException) -> bool:
-    return any(is_user_file(f.filename) for f in traceback.extract_tb(exc.__traceback__))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -731,7 +540,7 @@ class Walker:
 
         if isinstance(e, ReferenceEntity):
             return "reference", e.name
-        if _is_remote_entity(e):
+        if is_remote_entity(e):
             return "reference", e.id.name
         if isinstance(e, Task):
             return "task", e.name
@@ -743,7 +552,7 @@ class Walker:
             return "branch", e.name
         if isinstance(e, Gate):
             return "gate", e.name
-        array_target = _array_node_target(e)
+        array_target = array_node_target(e)
         if array_target is not None:
             return self.classify(array_target)
         return "other", getattr(e, "name", None) if isinstance(getattr(e, "name", None), str) else None
@@ -771,9 +580,9 @@ class Walker:
                 self.launch_plans[name] = launch_plan_json(e)
                 self.visit(e.workflow)
         elif kind == "branch":
-            for n in _branch_nodes(e):
+            for n in branch_nodes(e):
                 self.visit_node(n)
-        array_target = _array_node_target(e)
+        array_target = array_node_target(e)
         if array_target is not None:
             self.visit(array_target)
 
@@ -938,7 +747,7 @@ class Walker:
         }
         if isinstance(e, ArrayNodeMapTask):
             out["array"] = {"sub_node_metadata": _node_metadata_json(e.sub_node_metadata)}
-        elif _array_node_target(e) is not None:
+        elif array_node_target(e) is not None:
             out["array"] = {
                 "concurrency": getattr(e, "concurrency", None),
                 "min_successes": getattr(e, "min_successes", None),
@@ -969,7 +778,7 @@ class Walker:
         return out
 
 
-def _branch_nodes(b: typing.Any) -> typing.List[typing.Any]:
+def branch_nodes(b: typing.Any) -> typing.List[typing.Any]:
     block = b._ifelse_block
     nodes = [block.case.then_node] + [c.then_node for c in (block.other or [])]
     if block.else_node is not None:
@@ -977,7 +786,7 @@ def _branch_nodes(b: typing.Any) -> typing.List[typing.Any]:
     return [n for n in nodes if n is not None]
 
 
-def _array_node_target(e: typing.Any) -> typing.Any:
+def array_node_target(e: typing.Any) -> typing.Any:
     try:
         from flytekit.core.array_node import ArrayNode
     except Exception:  # pragma: no cover
@@ -987,7 +796,7 @@ def _array_node_target(e: typing.Any) -> typing.Any:
     return None
 
 
-def _is_remote_entity(e: typing.Any) -> bool:
+def is_remote_entity(e: typing.Any) -> bool:
     mod = type(e).__module__ or ""
     return mod.startswith("flytekit.remote") and hasattr(e, "id") and hasattr(e.id, "project")
 
@@ -1066,7 +875,7 @@ def task_location(t: typing.Any) -> typing.Tuple[typing.Optional[str], typing.Op
         return module, _source_of(fn, module)
     module = getattr(t, "instantiated_in", None) or getattr(t, "_instantiated_in", None)
     module = module or _find_defining_module(t)
-    return module or None, _module_file(module)
+    return module or None, module_file(module)
 
 
 def workflow_location(wf: typing.Any) -> typing.Tuple[typing.Optional[str], typing.Optional[str]]:
@@ -1077,7 +886,7 @@ def workflow_location(wf: typing.Any) -> typing.Tuple[typing.Optional[str], typi
         return module, _source_of(fn, module)
     module = getattr(wf, "instantiated_in", None) or getattr(wf, "_instantiated_in", None)
     module = module or _find_defining_module(wf)
-    return module or None, _module_file(module)
+    return module or None, module_file(module)
 
 
 def inspect_unwrap(fn: typing.Any) -> typing.Any:
@@ -1098,7 +907,7 @@ def _source_of(fn: typing.Any, module: typing.Optional[str]) -> typing.Optional[
         path = inspect.getsourcefile(fn)
     except (TypeError, OSError):
         path = None
-    return relpath(path) if path else _module_file(module)
+    return relpath(path) if path else module_file(module)
 
 
 def _find_defining_module(obj: typing.Any) -> typing.Optional[str]:
@@ -1114,13 +923,6 @@ def _find_defining_module(obj: typing.Any) -> typing.Optional[str]:
         except Exception:
             continue
     return None
-
-
-def _module_file(module: typing.Optional[str]) -> typing.Optional[str]:
-    if not module:
-        return None
-    m = sys.modules.get(module)
-    return relpath(getattr(m, "__file__", None)) if m is not None else None
 
 
 def options_json(o: typing.Any) -> dict:
@@ -1175,7 +977,7 @@ def launch_plan_json(lp: typing.Any) -> dict:
 def reference_json(e: typing.Any) -> dict:
     from flytekit.core.reference_entity import LaunchPlanReference, TaskReference, WorkflowReference
 
-    if _is_remote_entity(e):
+    if is_remote_entity(e):
         ident = e.id
         rt = getattr(ident, "resource_type", None)
         kind = {1: "task", 2: "workflow", 3: "launch_plan"}.get(rt, "task")
@@ -1220,7 +1022,7 @@ def introspect(entrypoint: str) -> dict:
             "not_a_flyte_entity",
             f"{entrypoint!r} is a {qualname(type(obj))}, not a flytekit task, workflow, launch plan or reference "
             f"entity",
-            file=_module_file(modname),
+            file=module_file(modname),
         )
     try:
         walker.visit(obj)
@@ -1228,7 +1030,7 @@ def introspect(entrypoint: str) -> dict:
         raise
     except Exception as e:
         tb, f = user_traceback(e)
-        raise IntrospectError("introspection_failed", _exc_message(e), file=f or _module_file(modname), tb=tb)
+        raise IntrospectError("introspection_failed", exc_message(e), file=f or module_file(modname), tb=tb)
     import flytekit
 
     return {
@@ -1243,58 +1045,11 @@ def introspect(entrypoint: str) -> dict:
     }
 
 
-def _drop_script_dir_from_path() -> None:
-    """`python introspect.py` puts this script's directory first on sys.path; user code must not see it
-    (it is not a source root) unless it is also on PYTHONPATH."""
-    here = os.path.dirname(_THIS_FILE)
-    pythonpath = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if sys.path and os.path.abspath(sys.path[0] or _CWD) == here and here not in pythonpath:
-        del sys.path[0]
-
-
-def result_or_error(fn: typing.Callable[[], dict], kind: str) -> typing.Tuple[dict, int]:
-    """(fn(), 0), or ({"error": ...}, 2): our own errors as they are, anything else user code raised (a SystemExit
-    too) as a `kind` error with the user's traceback. Shared with serialize.py."""
-    try:
-        return fn(), 0
-    except IntrospectError as e:
-        return {"error": e.to_json()}, 2
-    except BaseException as e:  # noqa: B902 - a user SystemExit while walking is still an error report
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        tb, f = user_traceback(e)
-        return {"error": {"kind": kind, "message": _exc_message(e), "file": f, "traceback": tb}}, 2
-
-
-def json_stdout(body: typing.Callable[[], typing.Tuple[typing.Any, int]],
-                encode: typing.Callable[[typing.Any], str]) -> int:
-    """Run `body` -> (result, exit code) and print `encode(result)` as the only thing on stdout.
-
-    While `body` runs, fd 1 points at stderr: user prints, flytekit and C extensions cannot corrupt our JSON.
-    Shared with serialize.py and deploy.py."""
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    real_stdout = sys.stdout
-    sys.stdout = sys.stderr
-    try:
-        result, code = body()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        sys.stdout = real_stdout
-    text = encode(result) + "\n"
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return code
-
-
 def _introspect_or_error(entrypoint: str) -> typing.Tuple[dict, int]:
     return result_or_error(lambda: introspect(entrypoint), "introspection_failed")
 
 
 def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
-    _drop_script_dir_from_path()
     if len(argv) >= 2 and argv[1] == "--batch":
         # One interpreter (one flytekit import) for many entrypoints; each reports on its own.
         return {"results": {ep: _introspect_or_error(ep)[0] for ep in argv[2:]}}, 0
@@ -1302,13 +1057,10 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
         return _introspect_or_error(argv[1])
     return {"error": IntrospectError(
         "introspection_failed",
-        "usage: introspect.py <module.path:attr | path/to/file.py:attr> | --batch <entrypoint>...",
+        "usage: introspect <module.path:attr | path/to/file.py:attr> | --batch <entrypoint>...",
     ).to_json()}, 2
 
 
 def main(argv: typing.List[str]) -> int:
     return json_stdout(lambda: _main(argv), dumps)
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -1,22 +1,13 @@
 """Launch a registered Flyte task, workflow or launch plan on the cluster: fetch its interface from FlyteAdmin,
 parse the inputs by it, create an execution, print its id and URL, and with `--wait` follow it to the end.
 
-Usage:  python remote.py <request.json> [--format=table|json] [--wait] [--<input> <value> ...]
+Usage:  python <runtime>/__main__.py remote <request.json> [--format=table|json] [--wait] [--<input> <value> ...]
 
-Runs in the USER's environment (flytekit, flyteidl, grpcio). Self-contained: stdlib + flytekit, plus run.py and
-deploy.py shipped beside it (input parsing; the connection to FlyteAdmin). Nothing is compiled or serialized
-locally: the interface, defaults and fixed inputs are the registered ones.
+Runs in the USER's environment (flytekit, flyteidl, grpcio), as part of the runtime package (input parsing shared
+with run, the connection to FlyteAdmin with deploy). Nothing is compiled or serialized locally: the interface,
+defaults and fixed inputs are the registered ones.
 
-request.json:
-    {"admin": {"endpoint": "host:port"|null, "insecure": bool|null, "config": "/abs/config.yaml"|null, "timeout": 15},
-     "target": "examples/refs:scale",
-     "entity": {"kind": "task"|"workflow"|"launch_plan", "project": "...", "domain": "...", "name": "...",
-                "version": "..."|null},                    # null: the latest registered version
-     "default_inputs": {"<input>": "<value as on the command line>"},   # the reference's own defaults
-     "console": "https://flyte.example.com"|null,         # base of the printed URL (default: from the endpoint)
-     "preamble": "..."|null,                              # printed first (the deploy report of `--remote`)
-     "entrypoint": "mod:ref"|null}                        # a reference declared in code: its declared interface
-                                                          # is checked against the registered one (warnings)
+Request and answer: docs/runtime-contract.md (remote).
 
 One code path for the three kinds: a task is executed as itself; a workflow through its default launch plan (same
 name and version, which registration creates with it: FlyteAdmin executes launch plans and tasks only); a launch
@@ -28,33 +19,17 @@ entity, unreachable cluster: one paragraph on stderr). stdout: the execution (ta
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 import time
 import typing
 
-_THIS_FILE = os.path.abspath(__file__)
+from . import inputs
+from .admin import Admin, DeployError, grpc_code, grpc_details
+from .answers import RunError, log, paragraph, stdout_answer
+from .entrypoint import load_entrypoint
+
 _KINDS = ("task", "workflow", "launch_plan")
 _TERMINAL = {"SUCCEEDED", "FAILED", "ABORTED", "TIMED_OUT"}
-
-
-def _load_sibling(name: str) -> typing.Any:
-    key = f"_flytebuild_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_run = _load_sibling("run")
-_deploy = _load_sibling("deploy")
-RunError = _run.RunError
-log = _run.log
 
 
 class NotRegistered(RunError):
@@ -112,7 +87,7 @@ def split_args(argv: typing.List[str]) -> typing.Tuple[str, bool, typing.List[ty
             continue  # `pants run <workflow> -- --remote` passes it through
         else:
             rest.append(a)
-    fmt, pairs = _run.split_args(rest)
+    fmt, pairs = inputs.split_args(rest)
     return fmt, wait, pairs
 
 
@@ -123,8 +98,8 @@ def split_args(argv: typing.List[str]) -> typing.Tuple[str, bool, typing.List[ty
 class Cluster:
     def __init__(self, admin_cfg: dict):
         try:
-            self.admin = _deploy.Admin(admin_cfg)
-        except _deploy.DeployError as e:
+            self.admin = Admin(admin_cfg)
+        except DeployError as e:
             raise (Unreachable if e.kind == "unreachable" else RunError)(e.message, fix=e.fix)
         from flyteidl.admin import common_pb2, execution_pb2, launch_plan_pb2, task_pb2  # noqa: F401
         from flyteidl.core import identifier_pb2
@@ -137,7 +112,7 @@ class Cluster:
         try:
             return self.admin.call(getattr(self.admin.admin, method), request)
         except self.admin.grpc.RpcError as e:
-            code, details = _deploy._code(e), _deploy._details(e)
+            code, details = grpc_code(e), grpc_details(e)
             if code == "NOT_FOUND":
                 raise NotRegistered(f"{what} is not registered on {self.admin.endpoint} ({details})",
                                fix="check the project, domain, name and version, or register it first "
@@ -252,7 +227,7 @@ def show_literal(lit: typing.Any, literal_type: typing.Any) -> str:
             raise ValueError("no type")
         value = TypeEngine.to_python_value(FlyteContextManager.current_context(), Literal.from_flyte_idl(lit),
                                            python_type(literal_type))
-        return _run._show(value)
+        return inputs.show(value)
     except Exception:
         from google.protobuf.json_format import MessageToDict
 
@@ -265,7 +240,7 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     known = {k: t for k, t in target.types.items()}
 
     def expected() -> str:
-        return ", ".join(f"--{k} ({_run.type_name(python_type(t))})" for k, t in known.items()
+        return ", ".join(f"--{k} ({inputs.type_name(python_type(t))})" for k, t in known.items()
                          if k not in target.fixed and t is not None) or "none"
 
     def parse(name: str, raw: typing.Optional[str], origin: str) -> typing.Any:
@@ -275,8 +250,8 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
             schema = dataclass_schema(py_type, literal_type)
             if schema is not None:
                 return partial_dataclass(raw, py_type, literal_type, schema)
-            value = _run.parse_value(raw, py_type)
-        except _run.BadValue as e:
+            value = inputs.parse_value(raw, py_type)
+        except inputs.BadValue as e:
             where = f"--{name}{e.where}"
             if e.got == "missing":
                 what = f"input {where} ({e.expected}) is missing"
@@ -285,7 +260,7 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
             else:
                 what = f"input {where}: expected {e.expected}, got " + ("no value" if e.got == "no value" else repr(e.got))
             raise RunError(what + ("" if origin == "command line" else f" (from {origin})"),
-                           fix=f"pass --{name} as {_run.type_name(py_type)}")
+                           fix=f"pass --{name} as {inputs.type_name(py_type)}")
         return value, to_literal(value, py_type, literal_type)
 
     sent: typing.Dict[str, typing.Any] = {}
@@ -306,7 +281,7 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
                 fix="drop it from the command line",
             )
         value, sent[key] = parse(key, raw, "command line")
-        shown[key] = (_run._show(value), "command line")
+        shown[key] = (inputs.show(value), "command line")
     for name in known:
         if name in shown:
             continue
@@ -316,7 +291,7 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
             shown[name] = (show_literal(target.defaults[name], known[name]), f"default of launch plan {target.id.name}")
         elif name in req.default_inputs:
             value, sent[name] = parse(name, req.default_inputs[name], f"default_inputs of {req.target or 'the reference'}")
-            shown[name] = (_run._show(value), "reference default")
+            shown[name] = (inputs.show(value), "reference default")
     unknown_defaults = sorted(set(req.default_inputs) - set(known))
     if unknown_defaults:
         raise RunError(f"default_inputs name {', '.join(unknown_defaults)}, which {req.describe(target.id.version)} "
@@ -325,7 +300,7 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     if missing:
         raise RunError(
             "missing input" + ("s " if len(missing) > 1 else " ")
-            + ", ".join(f"--{k} ({_run.type_name(python_type(known[k]))})" for k in missing)
+            + ", ".join(f"--{k} ({inputs.type_name(python_type(known[k]))})" for k in missing)
             + f" for {req.describe(target.id.version)}",
             fix="pass " + " ".join(f"--{k} <value>" for k in missing),
         )
@@ -357,19 +332,19 @@ def partial_dataclass(raw: typing.Optional[str], py_type: typing.Any, literal_ty
     try:
         data = json.loads(raw) if raw is not None else None
     except ValueError:
-        raise _run.BadValue("", _run.type_name(py_type) + " as JSON", raw)
+        raise inputs.BadValue("", inputs.type_name(py_type) + " as JSON", raw)
     if not isinstance(data, dict):
-        raise _run.BadValue("", _run.type_name(py_type), data if raw is not None else "no value")
+        raise inputs.BadValue("", inputs.type_name(py_type), data if raw is not None else "no value")
     props = schema["properties"]
     title = schema.get("title") or py_type.__name__
     unknown = sorted(set(data) - set(props))
     if unknown:
-        raise _run.BadValue(f".{unknown[0]}", f"a field of {title} ({', '.join(props)})", "unknown field")
+        raise inputs.BadValue(f".{unknown[0]}", f"a field of {title} ({', '.join(props)})", "unknown field")
     hints = typing.get_type_hints(py_type)
     for field in schema.get("required") or []:
         if field not in data:
-            raise _run.BadValue(f".{field}", _run.type_name(hints.get(field, typing.Any)), "missing")
-    plain = {k: _run.to_json(_run.from_json(v, hints.get(k, typing.Any), f".{k}")) for k, v in data.items()}
+            raise inputs.BadValue(f".{field}", inputs.type_name(hints.get(field, typing.Any)), "missing")
+    plain = {k: inputs.to_json(inputs.from_json(v, hints.get(k, typing.Any), f".{k}")) for k, v in data.items()}
     ctx = FlyteContextManager.current_context()
     literal = TypeEngine.to_literal(ctx, plain, dict, LiteralType.from_flyte_idl(literal_type)).to_flyte_idl()
     shown = {k: (plain[k] if k in plain else props[k].get("default", "<its default>")) for k in props}
@@ -402,7 +377,7 @@ def _comparable(literal_type: typing.Any) -> typing.Any:
 def interface_differences(entrypoint: str, target: Launchable) -> typing.List[str]:
     """How the interface a reference declares in code differs from the registered one (empty when they agree)."""
     try:
-        _, _, obj = _run._introspect.load_entrypoint(entrypoint)
+        _, _, obj = load_entrypoint(entrypoint)
         declared = obj.interface
     except Exception as e:  # the local declaration is only checked, never needed to launch
         return [f"could not load {entrypoint} to check its declared interface ({type(e).__name__}: {e})"]
@@ -424,8 +399,8 @@ def declared_differences(label: str, declared: typing.Any, target: Launchable) -
             elif name not in mine:
                 out.append(f"the registered entity has {side} `{name}`, which {label} does not declare")
             elif theirs[name] is not None and _comparable(mine[name]) != _comparable(theirs[name]):
-                out.append(f"{side} `{name}`: {label} declares {_run.type_name(python_type(mine[name]), False)}, "
-                           f"registered {_run.type_name(python_type(theirs[name]), False)}")
+                out.append(f"{side} `{name}`: {label} declares {inputs.type_name(python_type(mine[name]), False)}, "
+                           f"registered {inputs.type_name(python_type(theirs[name]), False)}")
     return out
 
 
@@ -446,9 +421,9 @@ def console_url(req: Request, cluster: Cluster, execution: typing.Any) -> str:
 def launch(cluster: Cluster, req: Request, target: Launchable, sent: dict) -> typing.Any:
     from flyteidl.core import literals_pb2
 
-    inputs = literals_pb2.LiteralMap()
+    literals = literals_pb2.LiteralMap()
     for name, lit in sent.items():
-        inputs.literals[name].CopyFrom(lit)
+        literals.literals[name].CopyFrom(lit)
     spec = cluster.execution.ExecutionSpec(
         launch_plan=target.id,
         metadata=cluster.execution.ExecutionMetadata(mode=cluster.execution.ExecutionMetadata.MANUAL,
@@ -456,7 +431,7 @@ def launch(cluster: Cluster, req: Request, target: Launchable, sent: dict) -> ty
     )
     created = cluster.call(
         "CreateExecution",
-        cluster.execution.ExecutionCreateRequest(project=req.project, domain=req.domain, spec=spec, inputs=inputs),
+        cluster.execution.ExecutionCreateRequest(project=req.project, domain=req.domain, spec=spec, inputs=literals),
         f"an execution of {req.describe(target.id.version)}",
     )
     return created.id
@@ -550,13 +525,13 @@ def render(result: dict, fmt: str) -> str:
 
 def main(argv: typing.List[str]) -> int:
     if len(argv) < 2:
-        log("usage: remote.py <request.json> [--format=table|json] [--wait] [--<input> <value> ...]")
+        log("usage: remote <request.json> [--format=table|json] [--wait] [--<input> <value> ...]")
         return 2
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    code, text, target = 2, "", None
+    return stdout_answer(lambda: _answer(argv))
+
+
+def _answer(argv: typing.List[str]) -> typing.Tuple[str, int]:
+    target = None
     try:
         path = argv[1]
         try:
@@ -566,21 +541,7 @@ def main(argv: typing.List[str]) -> int:
             raise RunError(f"cannot read remote run request {path}: {e}")
         req = Request(raw, path)
         target = req.target
-        text, code = run(req, argv[2:])
+        return run(req, argv[2:])
     except RunError as e:
-        where = f" (target {target})" if target else ""
-        msg = e.what.rstrip(".") + where + "."
-        if e.fix:
-            msg += f" Fix: {e.fix.rstrip('.')}."
-        log(f"error: {msg}")
-        code = 2
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+        log(paragraph(e, target))
+        return "", 2

@@ -1,15 +1,11 @@
 """Run a flytekit workflow, launch plan or task locally, with flytebuild's cache versions and images.
 
-Usage:  python run.py <request.json> [--format=table|json] [--<input> <value> ...]
+Usage:  python <runtime>/__main__.py run <request.json> [--format=table|json] [--<input> <value> ...]
 
-Runs in the USER's environment (CPython + flytekit). Self-contained: stdlib + flytekit, plus introspect.py and
-serialize.py shipped beside it (same entrypoint, traceback and image rules). Run it with cwd = repo root and the
-source roots on PYTHONPATH.
+Runs in the USER's environment (CPython + flytekit), as part of the runtime package (the same entrypoint, traceback
+and image rules as introspect and serialize). Run it with cwd = repo root and the source roots on PYTHONPATH.
 
-request.json (written by the Pants rule from the plan):
-    {"entrypoint": "baked.workflows:wf", "target": "examples/baked:wf",
-     "tasks": {"<task name>": {"cache_version": "<str>"|null, "image": "<ref>"|null, "image_source": "<str>"|null}},
-     "default_image": "<ref>"|null}
+Request and answer: docs/runtime-contract.md (run).
 
 What it does, in order:
 - imports the entrypoint; a reference entity anywhere in it is refused with a clear message (they run on the
@@ -32,49 +28,16 @@ ours); 1 when the user's code failed (its traceback, trimmed to user frames).
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import enum
-import importlib.util
 import json
-import os
-import sys
 import threading
 import time
 import typing
 
-_THIS_FILE = os.path.abspath(__file__)
-
-
-def _load_sibling(name: str) -> typing.Any:
-    """A runtime script shipped beside this one, under a private module name (user modules may share the name)."""
-    key = f"_flytebuild_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_introspect = _load_sibling("introspect")
-
-
-class RunError(Exception):
-    """Bad input or an entity that cannot run locally: reported as one paragraph, exit 2."""
-
-    def __init__(self, what: str, fix: typing.Optional[str] = None, file: typing.Optional[str] = None):
-        super().__init__(what)
-        self.what = what
-        self.fix = fix
-        self.file = file
-
-
-def log(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
-
+from . import introspect
+from .answers import IntrospectError, RunError, log, paragraph, stdout_answer
+from .entrypoint import has_user_frames, load_entrypoint, module_file, user_traceback
+from .inputs import BadValue, parse_value, show, split_args, to_json, type_name
+from .serialize import image_holder
 
 # ----------------------------------------------------------------------------------------------------------------
 # the request and the command line
@@ -91,36 +54,6 @@ class Request:
             raise RunError(f"run request {path}: 'tasks' must be an object of objects keyed by task name")
         self.tasks: typing.Dict[str, dict] = tasks
         self.default_image: typing.Optional[str] = raw.get("default_image") or None
-
-
-def split_args(argv: typing.List[str]) -> typing.Tuple[str, typing.List[typing.Tuple[str, typing.Optional[str]]]]:
-    """(output format, [(input name, raw value or None for a bare flag)]) from `--name value` / `--name=value`.
-    `--mock` pairs are returned like inputs; `take_mocks` separates them."""
-    fmt = "table"
-    pairs: typing.List[typing.Tuple[str, typing.Optional[str]]] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or arg == "--":
-            raise RunError(
-                f"unexpected argument {arg!r}: inputs are given as `--name value`",
-                fix="pass each input as `--<input name> <value>` (e.g. `--x 3 --cfg '{\"a\": 2}'`)",
-            )
-        name, eq, value = arg[2:].partition("=")
-        if not eq:
-            if i + 1 < len(argv) and not (argv[i + 1].startswith("--") and len(argv[i + 1]) > 2):
-                value = argv[i + 1]
-                i += 1
-            else:
-                value = None
-        i += 1
-        if name == "format":
-            if value not in ("table", "json"):
-                raise RunError(f"--format must be `table` or `json` (got {value!r})")
-            fmt = value
-            continue
-        pairs.append((name, value))
-    return fmt, pairs
 
 
 def take_mocks(
@@ -141,241 +74,11 @@ def take_mocks(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# parsing inputs by type
-
-
-def type_name(tp: typing.Any, how: bool = True) -> str:
-    """How a type reads in messages: `int`, `List[float]`, `Summary (a dataclass, as JSON)` (without the
-    parenthesis when `how` is False)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return type_name(args[0], how)
-    if tp is type(None):
-        return "None"
-    if origin is not None and args:
-        base = {list: "List", dict: "Dict", tuple: "Tuple", set: "Set"}.get(origin)
-        if origin is typing.Union or type(tp).__name__ == "UnionType":
-            rest = [a for a in args if a is not type(None)]
-            inner = type_name(rest[0]) if len(rest) == 1 else "Union[" + ", ".join(type_name(a) for a in rest) + "]"
-            return f"Optional[{inner}]" if len(rest) < len(args) else inner
-        if base:
-            return f"{base}[{', '.join(type_name(a) for a in args)}]"
-    if isinstance(tp, type):
-        special = _flyte_kind(tp)
-        if special:
-            return f"{special} (a path)" if how else special
-        if dataclasses.is_dataclass(tp):
-            return f"{tp.__name__} (a dataclass, as JSON)" if how else tp.__name__
-        if _is_pydantic(tp):
-            return f"{tp.__name__} (a pydantic model, as JSON)" if how else tp.__name__
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
-def _is_pydantic(tp: typing.Any) -> bool:
-    for modname in ("pydantic", "pydantic.v1"):
-        mod = sys.modules.get(modname)
-        base = getattr(mod, "BaseModel", None) if mod is not None else None
-        if isinstance(base, type) and isinstance(tp, type) and issubclass(tp, base):
-            return True
-    return False
-
-
-def _flyte_kind(tp: typing.Any) -> typing.Optional[str]:
-    from flytekit.types.directory import FlyteDirectory
-    from flytekit.types.file import FlyteFile
-
-    if isinstance(tp, type):
-        if issubclass(tp, FlyteFile):
-            return "file"
-        if issubclass(tp, FlyteDirectory):
-            return "directory"
-    return None
-
-
-class BadValue(Exception):
-    """A value that does not fit its type; `where` is the path inside the value (`.spread.low`, `[2]`)."""
-
-    def __init__(self, where: str, expected: str, got: typing.Any):
-        super().__init__(where)
-        self.where = where
-        self.expected = expected
-        self.got = got
-
-
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
-
-def parse_value(raw: typing.Optional[str], tp: typing.Any) -> typing.Any:
-    """A command-line string -> a Python value of `tp` (raises BadValue)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return parse_value(raw, args[0])
-    if raw is None:  # a bare `--flag`
-        if tp is bool:
-            return True
-        raise BadValue("", type_name(tp), "no value")
-    if tp is str:
-        return raw
-    if tp is bool:
-        low = raw.strip().lower()
-        if low in _TRUE:
-            return True
-        if low in _FALSE:
-            return False
-        raise BadValue("", "bool (true/false)", raw)
-    if tp is int:
-        try:
-            return int(raw.strip())
-        except ValueError:
-            raise BadValue("", "int", raw)
-    if tp is float:
-        try:
-            return float(raw.strip())
-        except ValueError:
-            raise BadValue("", "float", raw)
-    if _flyte_kind(tp) or tp in (datetime.datetime, datetime.date, datetime.timedelta) or (
-        isinstance(tp, type) and issubclass(tp, enum.Enum)
-    ):
-        return from_json(raw, tp, "")
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        rest = [a for a in args if a is not type(None)]
-        if raw.strip() in ("null", "None", ""):
-            if len(rest) < len(args):
-                return None
-        if len(rest) == 1:
-            return parse_value(raw, rest[0])
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        if tp is typing.Any:
-            return raw
-        raise BadValue("", type_name(tp) + " as JSON", raw)
-    return from_json(data, tp, "")
-
-
-def from_json(data: typing.Any, tp: typing.Any, where: str) -> typing.Any:
-    """A JSON value -> a Python value of `tp`, checked all the way down (raises BadValue naming the path)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return from_json(data, args[0], where)
-    if tp is typing.Any or tp is object:
-        return data
-    if tp is type(None) or tp is None:
-        if data is None:
-            return None
-        raise BadValue(where, "null", data)
-    if origin is typing.Union or type(tp).__name__ == "UnionType":
-        if data is None and type(None) in args:
-            return None
-        for variant in args:
-            if variant is type(None):
-                continue
-            try:
-                return from_json(data, variant, where)
-            except BadValue:
-                continue
-        raise BadValue(where, type_name(tp), data)
-    if tp is bool:
-        if isinstance(data, bool):
-            return data
-        raise BadValue(where, "bool", data)
-    if tp is int:
-        if isinstance(data, int) and not isinstance(data, bool):
-            return data
-        raise BadValue(where, "int", data)
-    if tp is float:
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return float(data)
-        raise BadValue(where, "float", data)
-    if tp is str:
-        if isinstance(data, str):
-            return data
-        raise BadValue(where, "str", data)
-    if origin in (list, typing.List) or tp is list:
-        if not isinstance(data, list):
-            raise BadValue(where, type_name(tp), data)
-        inner = args[0] if args else typing.Any
-        return [from_json(x, inner, f"{where}[{i}]") for i, x in enumerate(data)]
-    if origin in (dict, typing.Dict) or tp is dict:
-        if not isinstance(data, dict):
-            raise BadValue(where, type_name(tp), data)
-        key_tp, val_tp = (args + (typing.Any, typing.Any))[:2] if args else (typing.Any, typing.Any)
-        out = {}
-        for k, v in data.items():
-            key = k
-            if key_tp is int:
-                try:
-                    key = int(k)
-                except ValueError:
-                    raise BadValue(f"{where}[{k!r}]", "an int key", k)
-            out[key] = from_json(v, val_tp, f"{where}[{k!r}]")
-        return out
-    if tp in (datetime.datetime, datetime.date):
-        if isinstance(data, str):
-            try:
-                return tp.fromisoformat(data)
-            except ValueError:
-                pass
-        raise BadValue(where, f"{tp.__name__} (ISO 8601)", data)
-    if tp is datetime.timedelta:
-        if isinstance(data, (int, float)) and not isinstance(data, bool):
-            return datetime.timedelta(seconds=data)
-        if isinstance(data, str):
-            try:
-                return datetime.timedelta(seconds=float(data))
-            except ValueError:
-                pass
-        raise BadValue(where, "timedelta (seconds)", data)
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        for member in tp:
-            if data == member.value or data == member.name:
-                return member
-        raise BadValue(where, "one of " + ", ".join(repr(m.value) for m in tp), data)
-    kind = _flyte_kind(tp)
-    if kind:
-        if not isinstance(data, str) or not data:
-            raise BadValue(where, f"a {kind} path", data)
-        remote = "://" in data
-        if not remote:
-            exists = os.path.isfile(data) if kind == "file" else os.path.isdir(data)
-            if not exists:
-                raise BadValue(where, f"an existing {kind} (path relative to {os.getcwd()})", data)
-            data = os.path.abspath(data)
-        return tp(path=data)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(data, dict):
-            raise BadValue(where, type_name(tp), data)
-        hints = typing.get_type_hints(tp, include_extras=True)
-        fields = {f.name: f for f in dataclasses.fields(tp) if f.init}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise BadValue(f"{where}.{unknown[0]}", f"a field of {tp.__name__} ({', '.join(fields)})", "unknown field")
-        kwargs = {}
-        for name, f in fields.items():
-            if name in data:
-                kwargs[name] = from_json(data[name], hints.get(name, typing.Any), f"{where}.{name}")
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise BadValue(f"{where}.{name}", type_name(hints.get(name, typing.Any)), "missing")
-        return tp(**kwargs)
-    if isinstance(tp, type) and _is_pydantic(tp):
-        validate = getattr(tp, "model_validate", None) or getattr(tp, "parse_obj")
-        try:
-            return validate(data)
-        except Exception as e:  # pydantic's ValidationError names the field
-            raise BadValue(where, f"{tp.__name__}: {str(e).splitlines()[0] if str(e) else type(e).__name__}", data)
-    if isinstance(tp, type) and isinstance(data, tp):
-        return data
-    raise BadValue(where, type_name(tp) + " (not supported on the command line)", data)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # the entity
 
 
 def entity_kind(obj: typing.Any) -> str:
-    kind, _ = _introspect.Walker().classify(obj)
+    kind, _ = introspect.Walker().classify(obj)
     return kind
 
 
@@ -396,7 +99,7 @@ def walk(obj: typing.Any) -> typing.Tuple[typing.List[typing.Any], typing.List[t
         if e is None or id(e) in seen:
             return
         seen.add(id(e))
-        if isinstance(e, ReferenceEntity) or _introspect._is_remote_entity(e):
+        if isinstance(e, ReferenceEntity) or introspect.is_remote_entity(e):
             refs[id(e)] = e
             return
         if isinstance(e, Task):
@@ -421,10 +124,10 @@ def walk(obj: typing.Any) -> typing.Tuple[typing.List[typing.Any], typing.List[t
                 visit_node(failure_node)
             return
         if isinstance(e, BranchNode):
-            for n in _introspect._branch_nodes(e):
+            for n in introspect.branch_nodes(e):
                 visit_node(n)
             return
-        target = _introspect._array_node_target(e)
+        target = introspect.array_node_target(e)
         if target is not None:
             visit(target)
 
@@ -439,20 +142,20 @@ def walk(obj: typing.Any) -> typing.Tuple[typing.List[typing.Any], typing.List[t
 def mock_references(refs: typing.List[typing.Any], mocks: typing.Dict[str, str]) -> typing.List[typing.Any]:
     """Give the references the user mocked (`--mock NAME=module:function`) that function as their local body
     (what `flytekit.testing.patch` does in tests); return the references left without one."""
-    names = {_introspect.reference_json(r)["name"] for r in refs}
+    names = {introspect.reference_json(r)["name"] for r in refs}
     unknown = sorted(set(mocks) - names)
     if unknown:
         raise RunError(f"--mock names {', '.join(unknown)}, which is not a reference entity of this workflow",
                        fix=f"its reference entities are: {', '.join(sorted(names)) or 'none'}")
     left = []
     for r in refs:
-        name = _introspect.reference_json(r)["name"]
+        name = introspect.reference_json(r)["name"]
         if name not in mocks:
             left.append(r)
             continue
         try:
-            _, _, fn = _introspect.load_entrypoint(mocks[name])
-        except _introspect.IntrospectError as e:
+            _, _, fn = load_entrypoint(mocks[name])
+        except IntrospectError as e:
             raise RunError(f"cannot load the mock {mocks[name]} of {name}: {e.message}", file=e.file)
         body = getattr(fn, "execute", None) if hasattr(fn, "python_interface") else fn  # a @task works too
         if not callable(body):
@@ -467,7 +170,7 @@ def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typi
         return
     described = []
     for r in refs:
-        ref = _introspect.reference_json(r)
+        ref = introspect.reference_json(r)
         described.append(
             f"{ref['kind'].replace('_', ' ')} {ref['name']} ({ref['project']}/{ref['domain']}, version {ref['version']})"
         )
@@ -482,7 +185,6 @@ def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typi
 
 def apply_plan(tasks: typing.List[typing.Any], req: Request) -> None:
     """Give every task the planned cache version and image, and say so."""
-    serialize = _load_sibling("serialize")
     for t in sorted(tasks, key=lambda t: t.name):
         entry = req.tasks.get(t.name) or {}
         md = t.metadata
@@ -502,7 +204,7 @@ def apply_plan(tasks: typing.List[typing.Any], req: Request) -> None:
                 log(f"[cache] {t.name}: cache version {md.cache_version!r} from code (no plan for this task)")
         image = entry.get("image") or req.default_image
         if image:
-            holder = serialize._image_holder(t)
+            holder = image_holder(t)
             if holder is not None:
                 setattr(holder[0], holder[1], image)
             source = entry.get("image_source") or ("default_image" if not entry.get("image") else "plan")
@@ -565,7 +267,7 @@ def resolve_inputs(
             raise RunError(f"unknown input --{name} for `{entrypoint}`", fix=f"its inputs are: {expected()}")
         if key in fixed:
             raise RunError(
-                f"input --{key} is fixed by launch plan `{obj.name}` to {_show(fixed[key])}; it cannot be overridden",
+                f"input --{key} is fixed by launch plan `{obj.name}` to {show(fixed[key])}; it cannot be overridden",
                 fix="drop it from the command line, or run the workflow itself",
             )
         if key in given:
@@ -602,51 +304,12 @@ def resolve_inputs(
         )
     for k in types:
         if k in values:
-            log(f"[input] {k} = {_show(values[k])}  ({origin[k]})")
+            log(f"[input] {k} = {show(values[k])}  ({origin[k]})")
     return call, values
 
 
 def _optional(tp: typing.Any) -> bool:
     return type(None) in typing.get_args(tp)
-
-
-def _show(v: typing.Any) -> str:
-    text = json.dumps(to_json(v), ensure_ascii=False, sort_keys=False)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
-def to_json(v: typing.Any) -> typing.Any:
-    """An output value for people and machines: dataclasses/pydantic as objects, files/directories as paths."""
-    from flytekit.types.directory import FlyteDirectory
-    from flytekit.types.file import FlyteFile
-
-    if isinstance(v, (FlyteFile, FlyteDirectory)):
-        return str(v.path)
-    if isinstance(v, (list, tuple)):
-        return [to_json(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): to_json(x) for k, x in v.items()}
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: to_json(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    try:
-        return _introspect.jsonable(v)
-    except _introspect.NotJsonable:
-        pass
-    # Array-likes (numpy arrays and scalars, torch tensors' numpy) as lists/numbers, frames as rows of objects.
-    tolist = getattr(v, "tolist", None)
-    if callable(tolist) and not isinstance(v, type):
-        try:
-            return to_json(tolist())
-        except Exception:
-            pass
-    to_dict = getattr(v, "to_dict", None)
-    if callable(to_dict) and not isinstance(v, type):
-        try:
-            return to_json(to_dict(orient="records"))
-        except Exception:
-            pass
-    uri = getattr(v, "uri", None)
-    return str(uri) if isinstance(uri, str) else repr(v)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -739,23 +402,23 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     fmt, pairs = split_args(argv)
     mocks, pairs = take_mocks(pairs)
     try:
-        modname, _, obj = _introspect.load_entrypoint(req.entrypoint)
-    except _introspect.IntrospectError as e:
+        modname, _, obj = load_entrypoint(req.entrypoint)
+    except IntrospectError as e:
         text = f"cannot load `{req.entrypoint}`: {e.kind.replace('_', ' ')}: {e.message}"
         if e.tb:
             text += "\n\n" + e.tb.rstrip()
         raise RunError(text, fix="fix the entrypoint or the error in your code", file=e.file)
     kind = entity_kind(obj)
-    module_file = _introspect._module_file(modname)
+    modfile = module_file(modname)
     if kind == "reference":
-        refuse_references([obj], req.entrypoint, module_file)
+        refuse_references([obj], req.entrypoint, modfile)
     if kind not in ("task", "workflow", "launch_plan"):
         raise RunError(
-            f"`{req.entrypoint}` is a {_introspect.qualname(type(obj))}, not a flytekit task, workflow or launch plan",
-            file=module_file,
+            f"`{req.entrypoint}` is a {introspect.qualname(type(obj))}, not a flytekit task, workflow or launch plan",
+            file=modfile,
         )
     tasks, refs = walk(obj)
-    refuse_references(mock_references(refs, mocks), req.entrypoint, module_file)
+    refuse_references(mock_references(refs, mocks), req.entrypoint, modfile)
     call, inputs = resolve_inputs(obj, kind, pairs, req.entrypoint)
     apply_plan(tasks, req)
     check_docker(tasks, req)
@@ -766,7 +429,7 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
         result = call(**inputs)
     except Exception as e:  # the user's code (or flytekit on its behalf) failed: their traceback, not ours
         cause = _user_cause(e)
-        tb, file = _introspect.user_traceback(cause)
+        tb, file = user_traceback(cause)
         log(f"\nerror: {kind.replace('_', ' ')} {obj.name} failed" + (f" (file {file})" if file else "") + ":\n" + tb.rstrip())
         return "", 1
     log(f"[run] {kind.replace('_', ' ')} {obj.name} succeeded in {time.monotonic() - start:.2f}s "
@@ -784,7 +447,7 @@ def _user_cause(e: BaseException) -> BaseException:
         if isinstance(inner, BaseException):
             e = inner
             continue
-        if e.__cause__ is not None and not _introspect._has_user_frames(e):
+        if e.__cause__ is not None and not has_user_frames(e):
             e = e.__cause__
             continue
         break
@@ -793,15 +456,13 @@ def _user_cause(e: BaseException) -> BaseException:
 
 def main(argv: typing.List[str]) -> int:
     if len(argv) < 2:
-        log("usage: run.py <request.json> [--format=table|json] [--<input> <value> ...]")
+        log("usage: run <request.json> [--format=table|json] [--<input> <value> ...]")
         return 2
     # stdout carries the outputs only: user prints and flytekit logs go to stderr.
-    sys.stdout.flush()
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    _introspect._drop_script_dir_from_path()
-    code, text = 2, ""
+    return stdout_answer(lambda: _answer(argv))
+
+
+def _answer(argv: typing.List[str]) -> typing.Tuple[str, int]:
     target = None
     try:
         path = argv[1]
@@ -812,24 +473,7 @@ def main(argv: typing.List[str]) -> int:
             raise RunError(f"cannot read run request {path}: {e}")
         req = Request(raw, path)
         target = req.target
-        text, code = run(req, argv[2:])
+        return run(req, argv[2:])
     except RunError as e:
-        where = ", ".join(x for x in (f"target {target}" if target else "", f"file {e.file}" if e.file else "") if x)
-        what, _, detail = e.what.partition("\n\n")
-        msg = what.rstrip(".") + (f" ({where})" if where else "") + "."
-        if e.fix:
-            msg += f" Fix: {e.fix.rstrip('.')}."
-        if detail:
-            msg += "\n\n" + detail
-        log(f"error: {msg}")
-        code = 2
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    with os.fdopen(out_fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+        log(paragraph(e, target))
+        return "", 2

@@ -1,33 +1,20 @@
 """Serialize a flytekit entrypoint into registrable protobufs with PER-TASK settings.
 
-Usage:  python serialize.py <request.json> <out_dir>
-        python serialize.py --batch <request.json> <out_dir> [<request.json> <out_dir> ...]
+Usage:  python <runtime>/__main__.py serialize <request.json> <out_dir>
+        python <runtime>/__main__.py serialize --batch <request.json> <out_dir> [<request.json> <out_dir> ...]
 
 --batch serializes several requests in one process (one interpreter start, one flytekit import) and prints
 {"results": {"<out_dir>": <summary or {"error": ...}>}}; it exits 0 when every request succeeded, else 2.
 
-Runs in the USER's environment (CPython + flytekit). Self-contained on purpose: stdlib + flytekit only, no import
-of `flytebuild`; it is copied into sandboxes with introspect.py beside it. Run it with cwd = repo root (or a sandbox
-laid out like it) and the source roots on PYTHONPATH.
+Runs in the USER's environment (CPython + flytekit), as part of the runtime package (stdlib + flytekit only, no
+import of `flytebuild`). Run it with cwd = repo root (or a sandbox laid out like it) and the source roots on
+PYTHONPATH.
 
-request.json:
-    {"entrypoint": "baked.workflows:wf", "project": "flytesnacks", "domain": "development",
-     "python_interpreter": "/usr/bin/python3",                       # optional
-     "tasks": {"<task name>": {"mode": "baked"|"fast"|"container"|"none", "image": "<ref>"|null (none), "version": "<str>",
-                               "cache_version": "<str>"|null, "pod_template": <dict>|null}},
-     "workflows": {"<name>": {"version": "..."}},
-     "launch_plans": {"<name>": {"version": "..."}},                 # a default launch plan not listed here
-                                                                     # takes its workflow's version
-     "nodes": {"<workflow name>": {"<node id>": {"pod_template": <dict>}}},   # optional
-     "bundle": {"uri": "s3://.../fast<digest>.tar.gz", "dest_dir": "."} | null,
-     "default_image": "<ref for a task entry without an image>"}
-
-    A pod_template is {"pod_spec": <k8s PodSpec as JSON>, "primary_container_name": "primary",
-    "labels": {...}|null, "annotations": {...}|null}; it is attached to the task's template (the task's command,
-    args, resources and env are merged into the primary container, as flytekit does for `PodTemplate`).
-    A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's template)
-    replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources and
-    env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
+Request and answer: docs/runtime-contract.md (serialize). A task's pod_template is attached to its template (the
+task's command, args, resources and env are merged into the primary container, as flytekit does for
+`PodTemplate`). A node's pod_template (flytebuild merges `with_overrides(pod_template=...)` on top of the task's
+template) replaces what flytekit serialized into that task node's overrides, keeping the command, args, resources
+and env flytekit put into its primary container; only nodes that have a with_overrides pod template are touched.
 
 What it does:
 - imports the entrypoint, then walks it with flytekit's own `get_serializable` twice: a first pass (thrown away)
@@ -44,58 +31,26 @@ What it does:
   2 workflow spec, 3 launch plan) in dependency order, tasks first, then workflows, then launch plans (a workflow
   that calls a launch plan comes after it). Deterministic protobuf serialization: same inputs, same bytes.
 
-Exit 0 with {"root", "entities": [{"kind", "name", "version", "file", "fast"}], "warnings": [...], "bundle"} on
-stdout; exit 2 with {"error": {"kind", "message", "file", "traceback"}} on stdout for bad input. Everything user code
-(or flytekit) prints goes to stderr.
+Exit 0 with the summary on stdout, exit 2 with {"error": {...}} for bad input. Everything user code (or flytekit)
+prints goes to stderr.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
 import copy
-import importlib
-import importlib.util
 import json
 import math
 import os
-import sys
 import typing
 
-_THIS_FILE = os.path.abspath(__file__)
+from .answers import IntrospectError as SerializeError
+from .answers import json_stdout
+from .entrypoint import exc_message, load_entrypoint, module_file, result_or_error, user_traceback
+
 _MODES = ("baked", "fast", "container", "none")
 _KIND_RANK = {"task": 0, "workflow": 1, "launch_plan": 2}
 _FILE_SUFFIX = {"task": 1, "workflow": 2, "launch_plan": 3}
-
-
-def _load_sibling(name: str) -> typing.Any:
-    """Load a runtime script shipped beside this one, under a private module name (a user module may
-    be called `introspect` too)."""
-    key = f"_flytebuild_{name}"
-    if key in sys.modules:  # run.py loads serialize.py: one introspect module, so its exceptions are one class
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The same entrypoint, path and traceback rules as introspect.py, which is shipped beside this file.
-_introspect = _load_sibling("introspect")
-SerializeError = _introspect.IntrospectError
-relpath = _introspect.relpath
-user_traceback = _introspect.user_traceback
-_exc_message = _introspect._exc_message
-_module_file = _introspect._module_file
-_drop_script_dir_from_path = _introspect._drop_script_dir_from_path
-result_or_error = _introspect.result_or_error
-json_stdout = _introspect.json_stdout
-
-
-def load_entrypoint(entrypoint: str) -> typing.Tuple[str, typing.Any]:
-    """Return (module name, object)."""
-    modname, _, obj = _introspect.load_entrypoint(entrypoint)
-    return modname, obj
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -214,7 +169,7 @@ def _kind_of(entity: typing.Any) -> typing.Optional[str]:
     return None
 
 
-def _image_holder(task: typing.Any) -> typing.Optional[typing.Tuple[typing.Any, str]]:
+def image_holder(task: typing.Any) -> typing.Optional[typing.Tuple[typing.Any, str]]:
     """(object, attribute) holding the image flytekit resolves when serializing `task`, if we know it."""
     from flytekit.core.array_node_map_task import ArrayNodeMapTask
     from flytekit.core.container_task import ContainerTask
@@ -222,13 +177,13 @@ def _image_holder(task: typing.Any) -> typing.Optional[typing.Tuple[typing.Any, 
 
     if isinstance(task, ArrayNodeMapTask):
         inner = getattr(task, "_run_task", None)
-        return _image_holder(inner) if inner is not None else None
+        return image_holder(inner) if inner is not None else None
     try:
         from flytekit.core.legacy_map_task import MapPythonTask
 
         if isinstance(task, MapPythonTask):
             inner = getattr(task, "_run_task", None)
-            return _image_holder(inner) if inner is not None else None
+            return image_holder(inner) if inner is not None else None
     except ImportError:  # pragma: no cover
         pass
     if isinstance(task, ContainerTask) and hasattr(task, "_image"):
@@ -498,17 +453,17 @@ def _determine_text_chars(length: int) -> int:
 def serialize(req: Request, out_dir: str) -> dict:
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise SerializeError("bad_request", f"output directory {out_dir} is not empty")
-    modname, root = load_entrypoint(req.entrypoint)
+    modname, _, root = load_entrypoint(req.entrypoint)
     root_kind = _kind_of(root)
     if root_kind is None:
         raise SerializeError(
             "not_a_flyte_entity",
             f"{req.entrypoint!r} is a {type(root).__module__}.{type(root).__qualname__}, not a flytekit task, "
             f"workflow or launch plan defined in this repository (reference entities are registered elsewhere)",
-            file=_module_file(modname),
+            file=module_file(modname),
         )
 
-    from flytekit.core.context_manager import FlyteContextManager, FlyteEntities
+    from flytekit.core.context_manager import FlyteEntities
     from flytekit.core.launch_plan import LaunchPlan
     from flytekit.remote.remote_callable import RemoteEntity
     from flytekit.tools.translator import get_serializable
@@ -519,7 +474,7 @@ def serialize(req: Request, out_dir: str) -> dict:
         pins = []
         for e in list(FlyteEntities.entities) + ([root] if root_kind == "task" else []):
             if _kind_of(e) == "task":
-                holder, ref = _image_holder(e), req.image_for(e.name)
+                holder, ref = image_holder(e), req.image_for(e.name)
                 if holder is not None and ref:
                     pins.append((holder[0], holder[1], ref))
         discovery = _settings(req, "discovery", req.default_image, fast=False)
@@ -572,7 +527,7 @@ def serialize(req: Request, out_dir: str) -> dict:
                 entry = req.tasks[e.name]
                 fast = entry["mode"] == "fast"
                 settings = _settings(req, version, entry["image"], fast=fast)
-                holder = _image_holder(e)
+                holder = image_holder(e)
                 if holder is not None:
                     pins.append((holder[0], holder[1], entry["image"]))
                 fast_mode[e.name] = fast
@@ -581,7 +536,7 @@ def serialize(req: Request, out_dir: str) -> dict:
                 # Nodes with with_overrides(pod_template=...) make flytekit build their task's container
                 # with the workflow's settings: every task's image stays pinned (no ImageSpec resolution).
                 for tkind, t in entities:
-                    holder = _image_holder(t) if tkind == "task" else None
+                    holder = image_holder(t) if tkind == "task" else None
                     if holder is not None:
                         pins.append((holder[0], holder[1], req.tasks[t.name]["image"]))
             with pinned_images(pins), _flyte_context(settings):
@@ -590,7 +545,7 @@ def serialize(req: Request, out_dir: str) -> dict:
         raise
     except Exception as e:
         tb, f = user_traceback(e)
-        raise SerializeError("serialization_failed", _exc_message(e), file=f or _module_file(modname), tb=tb)
+        raise SerializeError("serialization_failed", exc_message(e), file=f or module_file(modname), tb=tb)
 
     # Post-process tasks: image, cache version, pod template; warnings where a bundle cannot help.
     warnings = []
@@ -709,11 +664,10 @@ def _serialize_one(req_path: str, out_dir: str) -> typing.Tuple[dict, int]:
 
 def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     try:
-        _drop_script_dir_from_path()
         if len(argv) >= 2 and argv[1] == "--batch":
             pairs = argv[2:]
             if not pairs or len(pairs) % 2:
-                raise SerializeError("bad_request", "usage: serialize.py --batch <request.json> <out_dir> ...")
+                raise SerializeError("bad_request", "usage: serialize --batch <request.json> <out_dir> ...")
             results, code = {}, 0
             for req_path, out_dir in zip(pairs[::2], pairs[1::2]):
                 one, one_code = _serialize_one(req_path, out_dir)
@@ -721,7 +675,7 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
                 code = code or one_code
             return {"results": results}, code
         if len(argv) != 3:
-            raise SerializeError("bad_request", "usage: serialize.py <request.json> <out_dir>")
+            raise SerializeError("bad_request", "usage: serialize <request.json> <out_dir>")
         return _serialize_one(argv[1], argv[2])
     except SerializeError as e:
         return {"error": e.to_json()}, 2
@@ -730,6 +684,3 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 def main(argv: typing.List[str]) -> int:
     return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

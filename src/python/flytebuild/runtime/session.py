@@ -13,24 +13,7 @@ import os
 import sys
 import typing
 
-import importlib.util
-
-_THIS_FILE = os.path.abspath(__file__)
-
-
-def _load_sibling(name: str) -> typing.Any:
-    key = f"_flytebuild_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-introspect = _load_sibling("introspect")
-serialize = _load_sibling("serialize")
+from . import introspect, serialize
 
 
 def _line(out: typing.TextIO, text: str) -> None:
@@ -58,8 +41,3 @@ def main(argv: typing.List[str]) -> int:
     answer, _ = serialize._main(argv2)
     _line(out, json.dumps(answer, sort_keys=True))
     return 0
-
-
-if __name__ == "__main__":
-    introspect._drop_script_dir_from_path()
-    sys.exit(main(sys.argv))

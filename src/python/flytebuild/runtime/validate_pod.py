@@ -1,10 +1,10 @@
 """Validate a pod spec against the Kubernetes client's V1PodSpec model.
 
-Usage:  python validate_pod.py [--file NAME] < pod_spec.json
-        python validate_pod.py --batch REQUEST.json
+Usage:  python <runtime>/__main__.py validate_pod [--file NAME] < pod_spec.json
+        python <runtime>/__main__.py validate_pod --batch REQUEST.json
 
-Runs in the USER's environment (needs the `kubernetes` client package; stdlib otherwise). Self-contained:
-no import of `flytebuild`, copied alone into sandboxes. Stdin: a pod spec as JSON (camelCase Kubernetes
+Runs in the USER's environment (needs the `kubernetes` client package; stdlib otherwise), as part of the runtime
+package (no import of `flytebuild`). Stdin: a pod spec as JSON (camelCase Kubernetes
 names), or a rendered template `{"pod_spec": {...}, ...}` of which `pod_spec` is checked.
 
 The spec is walked along the models' `openapi_types`/`attribute_map` (the same in the classic and the
@@ -13,13 +13,8 @@ pydantic generations of the client), so every unknown field and wrong type is re
 catches what the walk cannot (required fields). Quantities written as numbers (`cpu: 2`) are accepted, as
 the API server accepts them.
 
-Exit 0 with {"ok": true, "kubernetes": VERSION} on stdout; exit 2 with
-{"error": {"kind": "invalid_pod_spec" | "kubernetes_missing" | "bad_input", "message", "errors": [{"path", "message"}]}}.
-
---batch (one process for many templates, as flytebuild's Pants rules use it): REQUEST.json is
-{KEY: {"file": NAME, "spec": <pod spec or rendered template>}}; stdout is
-{"kubernetes": VERSION, "results": {KEY: {"ok": true} | {"error": {...}}}}, exit 0 (per-key errors are results);
-exit 2 with the single-spec error form when the request itself is bad or kubernetes is missing.
+Request and answer (one spec on stdin, or --batch: many in one process, as flytebuild's rules use it):
+docs/runtime-contract.md (validate_pod).
 """
 from __future__ import annotations
 
@@ -238,6 +233,7 @@ def _batch(path):
 
 
 def main(argv):
+    argv = argv[1:]  # argv[0]: the command name, as for every runtime command
     if len(argv) == 2 and argv[0] == "--batch":
         return _batch(argv[1])
     name = "pod spec"
@@ -266,6 +262,3 @@ def main(argv):
     print(json.dumps({"kubernetes": getattr(kubernetes, "__version__", "unknown"), "ok": True}, sort_keys=True))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

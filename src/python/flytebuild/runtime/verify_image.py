@@ -2,8 +2,8 @@
 
 Usage:  python3 - MODULE [MODULE ...]   (the script is piped on stdin; nothing is added to the image)
 
-Self-contained (stdlib only) and Python 3 compatible with any base. Prints one JSON object:
-{"python": "...", "pyflyte_execute": "/path" | null, "modules": {"<module>": null | "<error>"}}
+Self-contained (stdlib only) and Python 3 compatible with any base: not a command of the runtime's entry point.
+Prints one JSON object (docs/runtime-contract.md, verify_image.py).
 """
 import importlib
 import json

@@ -18,8 +18,10 @@ from typing import Callable, Dict, Optional, Protocol, Sequence, Tuple
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage
 from flytebuild.core.model import ImagePlan
+from flytebuild.core.weakening import python_mismatch, python_of_base
 from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
 from flytebuild.oci import engine
+from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInputs, SourceFile, assemble
 from flytebuild.oci.registry import Reference
 from flytebuild.service.paths import inside
@@ -155,9 +157,14 @@ class Registries:
 
     cache_dir: Path
     docker_config: Optional[Path] = None
+    root: Path = Path(".")  # where a local base's path (oci:<dir>, docker-archive:<tar>) is relative to
 
     def client(self, registry: str) -> RegistryClient:
         return RegistryClient(registry, cache_dir=self.cache_dir, docker_config=self.docker_config)
+
+    def base(self, base: str):
+        """(client, ref) of a base image: a registry reference, an OCI layout or a `docker save` tarball."""
+        return base_source(base, cache_dir=self.cache_dir, docker_config=self.docker_config, relative_to=self.root)
 
 
 def docker_config_path(env: Dict[str, str]) -> Path:
@@ -335,16 +342,24 @@ def build_and_publish(
     registries: Registries,
     say: Say,
     docker_env: Optional[Dict[str, str]] = None,
+    user_python: Optional[str] = None,
+    warn: Optional[Say] = None,
 ) -> PublishedImage:
-    """Pull the base, assemble the image (layers cached by content), hand it to `publisher`."""
+    """Pull the base, assemble the image (layers cached by content), hand it to `publisher`.
+
+    `user_python` (major.minor the requirements are resolved for): `warn` is told when the base says its
+    Python is another one."""
     log = LayerLog(job.address, say)
     if isinstance(publisher, OCILayoutPublisher):
         publisher.layout_path(job)  # a name that escapes the output directory fails before any work
     try:
-        base_ref = Reference.parse(job.base)
-        base_client = registries.client(base_ref.registry)
+        base_client, base_ref = registries.base(job.base)
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
             dists, sources = inputs(Path(tmp))
+            base = base_client.pull(base_ref)
+            mismatch = python_mismatch(job.address, job.base, python_of_base(base.config), user_python) if dists else None
+            if mismatch and warn is not None:
+                warn(mismatch)
             image_inputs = ImageInputs(
                 distributions=tuple(dists),
                 sources=tuple(sorted(sources, key=lambda s: s.path)),
@@ -353,7 +368,7 @@ def build_and_publish(
                 labels=job.labels,
                 fingerprint=job.fingerprint,
             )
-            built = assemble(image_inputs, base_client.pull(base_ref), cache_dir=registries.cache_dir,
+            built = assemble(image_inputs, base, cache_dir=registries.cache_dir,
                              progress=log.build)
         layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
         if job.dockerfile is not None:

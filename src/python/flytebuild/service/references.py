@@ -1,7 +1,7 @@
 """The plan's reference check (runtime/check_references.py), for every front end: with a FlyteAdmin configured,
 the references a workflow declares are compared with the registered entities; differences are warnings.
 
-Front ends run the script in the user's environment (Pants: a per-session process; the CLI: a subprocess) and
+Front ends run that command in the user's environment (Pants: a per-session process; the CLI: a subprocess) and
 hand its stdout to `reference_warnings`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Dict, Sequence, Tuple
 from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.settings import AdminSettings
 
-SCRIPT = "check_references.py"
+COMMAND = "check_references"  # the runtime command (docs/runtime-contract.md)
 
 
 def wanted(plans: Sequence[WorkflowPlan], admin: AdminSettings) -> Tuple[WorkflowPlan, ...]:

@@ -3,8 +3,8 @@ versions and images (runtime/run.py), or on the cluster with `-- --remote [--wai
 runtime/remote.py). `pants run <flyte_reference>`: launch a registered entity (runtime/remote.py).
 
 Like `pants run` of a `python_source`: a VenvPex of the workflow's closure and resolve runs in the
-workspace (cwd = build root, sources from the repo), with the runtime scripts and a request written
-from the plan in the chroot. Arguments after `--` go to the script (inputs, `--format=json`).
+workspace (cwd = build root, sources from the repo), with the runtime package and a request written
+from the plan in the chroot. Arguments after `--` go to the runtime command (inputs, `--format=json`).
 """
 from __future__ import annotations
 
@@ -50,11 +50,9 @@ from flytebuild.pants_backend.target_types import (
 )
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
-from flytebuild.pants_backend.util_rules.user_env import runtime_script
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
 
 _DIR = "__flytebuild"
-_RUNTIME_SCRIPTS = ("run.py", "introspect.py", "serialize.py")
-_REMOTE_SCRIPTS = ("remote.py", "deploy.py", *_RUNTIME_SCRIPTS)
 
 
 @dataclass(frozen=True)
@@ -77,12 +75,12 @@ def error_run_request(message: str) -> RunRequest:
 
 @dataclass(frozen=True)
 class UserEnvScriptRequest:
-    """A script of runtime/ run in the user's environment, in the workspace, with `files` (name -> bytes)
-    next to it in the chroot. The environment is `address`'s closure and resolve, or, with
+    """A runtime command run in the user's environment, in the workspace, with `files` (name -> bytes)
+    beside the runtime package in the chroot. The environment is `address`'s closure and resolve, or, with
     `requirements_resolve`, only flytekit from that resolve's lockfile (for targets that hold no code)."""
 
     address: Address
-    script: str
+    command: str
     files: FrozenDict[str, bytes]
     args: tuple[str, ...] = ()
     requirements_resolve: str | None = None
@@ -125,7 +123,10 @@ async def user_env_script_run_request(
         Get(
             Digest,
             CreateDigest(
-                [FileContent(f"{_DIR}/{name}", content) for name, content in sorted(request.files.items())]
+                [
+                    *runtime_files(_DIR),
+                    *(FileContent(f"{_DIR}/{name}", content) for name, content in sorted(request.files.items())),
+                ]
             ),
         ),
     )
@@ -139,8 +140,7 @@ async def user_env_script_run_request(
         digest=digest,
         args=(
             os.path.join(chroot, venv_pex.pex.argv0),
-            os.path.join(chroot, _DIR, request.script),
-            *request.args,
+            *runtime_argv(request.command, *request.args, prefix=os.path.join(chroot, _DIR)),
         ),
         extra_env={
             **complete_pex_env.environment_dict(python=python),
@@ -169,10 +169,10 @@ async def run_flyte_workflow(
         return error_run_request(f"error: {e}")
     if not remote:
         request = run_request_json(plan)
-        script, scripts = "run.py", _RUNTIME_SCRIPTS
+        command = "run"
     elif deployed is None:
         request = remote_request_json(plan, settings.admin)
-        script, scripts = "remote.py", _REMOTE_SCRIPTS
+        command = "remote"
     else:
         report = render_deploy_table(deployed.summary(), deployed.warnings)
         if deployed.exit_code != 0:
@@ -182,13 +182,12 @@ async def run_flyte_workflow(
             )
         request = remote_request_json(plan, settings.admin)
         request["preamble"] = report
-        script, scripts = "remote.py", _REMOTE_SCRIPTS
-    files = {name: runtime_script(name) for name in scripts}
-    files["request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
+        command = "remote"
+    files = {"request.json": (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()}
     return await Get(
         RunRequest,
         UserEnvScriptRequest(
-            field_set.address, script, FrozenDict(files), (os.path.join("{chroot}", _DIR, "request.json"),)
+            field_set.address, command, FrozenDict(files), (os.path.join("{chroot}", _DIR, "request.json"),)
         ),
     )
 
@@ -221,13 +220,12 @@ async def run_flyte_reference(
         field_set.default_inputs.value,
         settings.admin,
     )
-    files = {name: runtime_script(name) for name in _REMOTE_SCRIPTS}
-    files["request.json"] = (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()
+    files = {"request.json": (json.dumps(request, indent=2, sort_keys=True) + "\n").encode()}
     return await Get(
         RunRequest,
         UserEnvScriptRequest(
             field_set.address,
-            "remote.py",
+            "remote",
             FrozenDict(files),
             (os.path.join("{chroot}", _DIR, "request.json"),),
             requirements_resolve=field_set.resolve.normalized_value(python_setup),

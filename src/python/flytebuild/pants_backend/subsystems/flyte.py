@@ -5,6 +5,7 @@ from pants.option.option_types import BoolOption, IntOption, StrOption
 from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
+from flytebuild import __version__
 from flytebuild.core.settings import (
     DEFAULT_ADMIN_TIMEOUT,
     DEFAULT_BASE,
@@ -16,7 +17,7 @@ from flytebuild.core.settings import (
 
 class FlyteSubsystem(Subsystem):
     options_scope = "flyte"
-    help = "Settings for Flyte targets (flytebuild)."
+    help = f"Settings for Flyte targets (flytebuild {__version__})."
 
     default_image = StrOption(
         default=None,

@@ -32,7 +32,7 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializedWorkflows,
     SerializeRequest,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_script, user_env_pex_request
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files, user_env_pex_request
 from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, images_summary, pins_of
 
 _DIR = "__flytebuild"
@@ -108,9 +108,7 @@ async def deploy_workflows(
     ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
     deploy_json = deploy_request(admin, request.dry_run, entities, bundle, pins_of(pushed), ledger_dir=ledger_dir)
     files += [
-        FileContent(f"{_DIR}/deploy.py", runtime_script("deploy.py")),
-        FileContent(f"{_DIR}/introspect.py", runtime_script("introspect.py")),  # deploy.py loads it
-        FileContent(f"{_DIR}/ledger.py", runtime_script("ledger.py")),
+        *runtime_files(),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),
     ]
 
@@ -123,7 +121,7 @@ async def deploy_workflows(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[f"{_DIR}/deploy.py", f"{_DIR}/request.json"],
+            argv=runtime_argv("deploy", f"{_DIR}/request.json"),
             input_digest=input_digest,
             description=("Check" if request.dry_run else "Register")
             + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}",

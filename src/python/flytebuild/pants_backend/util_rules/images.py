@@ -26,6 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional, Tuple
 
+from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.target_types import PexLayout
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -48,13 +49,14 @@ from pants.engine.fs import (
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
+from pants.base.build_environment import get_buildroot
 from pants.option.global_options import NamedCachesDirOption
 from pants.util.logging import LogLevel
 
 import flytebuild
-
 from flytebuild.core.model import ImagePlan, ImageTarget
 from flytebuild.core.plan import plan_image
+from flytebuild.core.weakening import major_minor_of_constraints
 from flytebuild.oci import engine
 from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
 from flytebuild.service.images import (
@@ -178,7 +180,7 @@ def local_distributions(tmp: Path, dist_entries, wheel_contents) -> list:
     return dists
 
 def _registries(flyte: FlyteSubsystem, named_caches: NamedCachesDirOption, env: EnvironmentVars) -> Registries:
-    return Registries(_cache_dir(flyte, named_caches), docker_config_path(dict(env)))
+    return Registries(_cache_dir(flyte, named_caches), docker_config_path(dict(env)), Path(get_buildroot()))
 
 
 def _publish_logging(push, progress):
@@ -247,7 +249,8 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
 
 @rule(desc="Build and publish a flyte_image")
 async def publish_image(
-    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption
+    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption,
+    python_setup: PythonSetup,
 ) -> PublishedImageResult:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
     # Plan first (cheap, cached): with the tag already in the registry nothing else is needed.
@@ -283,7 +286,10 @@ async def publish_image(
             return (local_distributions(wheels, ctx.dist_entries, wheel_contents),
                     [SourceFile(fc.path, fc.content) for fc in source_contents])
 
-        published = build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=dict(env))
+        published = build_and_publish(
+            job, inputs, publisher, registries, logger.info, docker_env=dict(env),
+            user_python=major_minor_of_constraints(python_setup.interpreter_constraints), warn=logger.warning,
+        )
         if published.layout is None:
             return PublishedImageResult(published, None)
         # OCI layout: handed back as a digest rooted at `<name>.oci/`, which `package` writes under dist/.

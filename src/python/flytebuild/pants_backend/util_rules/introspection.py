@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from pants.backend.python.target_types import ResolvedPexEntryPoint, ResolvePexEntryPointRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.global_options import GlobalOptions
@@ -26,11 +25,11 @@ from flytebuild.pants_backend.util_rules.user_env import (
     input_keys,
     result_cache_dir,
     run_in_user_env,
+    runtime_argv,
     runtime_error,
-    runtime_script,
 )
+from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
-_SCRIPT = "__flytebuild/introspect.py"
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,12 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
     )
     entrypoints = [ep.val.spec for ep in entry_points if ep.val is not None]
     # Partitioned per workflow: each one's answer is keyed by its own inputs (its transitive sources, the
-    # environment, this script), so after an edit only the workflows whose closure changed are imported again,
+    # environment, the runtime package), so after an edit only the workflows whose closure changed are imported again,
     # all of them in one process; the others are read back (Pants' process cache cannot say which would hit).
-    script = runtime_script("introspect.py")
+    runtime = runtime_fingerprint()
     cache = ResultCache(result_cache_dir(global_options))
     inputs = await input_keys(request.addresses, request.addresses)
-    keys = [result_key("introspect", ep, k, script) for ep, k in zip(entrypoints, inputs)]
+    keys = [result_key("introspect", ep, k, runtime) for ep, k in zip(entrypoints, inputs)]
     by_entrypoint: dict[str, dict] = {}
     for entrypoint, key in zip(entrypoints, keys):
         cached = cache.get(key)
@@ -88,8 +87,8 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
         described = ", ".join(str(a) for a, _ in missing)
         result = await run_in_user_env(
             tuple(a for a, _ in missing),
-            [FileContent(_SCRIPT, script)],
-            argv=[_SCRIPT, "--batch", *sorted({ep for _, ep in missing})],
+            [],
+            argv=runtime_argv("introspect", "--batch", *sorted({ep for _, ep in missing})),
             description=f"Introspect {described}",
             env_addresses=request.addresses,
         )

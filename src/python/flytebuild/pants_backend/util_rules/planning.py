@@ -1,6 +1,7 @@
 """Gather build-graph facts for one flyte_workflow and hand them to the pure core planner."""
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.model import FileDigest, ImageTarget, WorkflowPlan, WorkflowTarget
 from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.settings import Settings
+from flytebuild.core.weakening import unpinned
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -59,6 +61,8 @@ from flytebuild.pants_backend.util_rules.introspection import (
     IntrospectionResults,
 )
 from flytebuild.core.model import Closure
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,12 @@ async def gather_image_target(
         Closure, ClosureRequest(Addresses([request.address]), _resolve_of(tgt, python_setup))
     )
     name = tgt[FlyteImageNameField].value or request.address.target_name
+    if not python_setup.enable_resolves:
+        warning = unpinned(str(request.address), closure.requirements,
+                           "set [python].enable_resolves = true with a lockfile for the resolve "
+                           "(`pants generate-lockfiles`)")
+        if warning:
+            logger.warning(warning)
     return ImageTarget(
         address=str(request.address),
         image_name=name,

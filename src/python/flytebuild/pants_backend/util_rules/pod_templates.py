@@ -41,6 +41,7 @@ from flytebuild.core.pod_templates import (
     PodTemplateSource,
     validation_batch,
     validation_error,
+    validation_run_error,
 )
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
@@ -49,9 +50,7 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_script
-
-_SCRIPT = "__flytebuild/validate_pod.py"
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,7 @@ async def validate_pod_templates(
             Digest,
             CreateDigest(
                 [
-                    FileContent(_SCRIPT, runtime_script("validate_pod.py")),
+                    *runtime_files(),
                     FileContent("__flytebuild/pods.json", json.dumps(batch, sort_keys=True).encode("utf-8")),
                 ]
             ),
@@ -183,7 +182,7 @@ async def validate_pod_templates(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[_SCRIPT, "--batch", "__flytebuild/pods.json"],
+            argv=runtime_argv("validate_pod", "--batch", "__flytebuild/pods.json"),
             input_digest=input_digest,
             description=f"Validate the pod templates of {address}",
             level=LogLevel.DEBUG,
@@ -197,9 +196,9 @@ async def validate_pod_templates(
             + (result.stderr.decode("utf-8", "replace").strip()[-2000:] or "no output"),
             target=address,
         ) from None
-    if "error" in out:
-        raise FlytebuildError(f"Pod template validation failed: {out['error'].get('message')}", target=address)
-    error = validation_error(entries, out.get("results") or {}, target=address)
+    error = validation_run_error(out, target=address) or validation_error(
+        entries, out.get("results") or {}, target=address
+    )
     if error is not None:
         raise error
     return PodTemplatesValid(str(out.get("kubernetes") or ""))

@@ -31,10 +31,9 @@ from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.settings import Settings
 from flytebuild.service import references
 from flytebuild.pants_backend.util_rules.planning import _resolve_of
-from flytebuild.pants_backend.util_rules.serialization import runtime_script
+from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
 
 _DIR = "__flytebuild"
-_SCRIPTS = ("check_references.py", "remote.py", "run.py", "deploy.py", "introspect.py")
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ async def check_references(request: ReferenceCheckRequest, python_setup: PythonS
 @rule(desc="Check reference entities of one resolve", level=LogLevel.DEBUG)
 async def check_references_of_resolve(group: _ReferenceCheckGroup, settings: Settings) -> ReferenceWarnings:
     check_request = references.check_request(group.plans, settings.admin)
-    files = [FileContent(f"{_DIR}/{name}", runtime_script(name)) for name in _SCRIPTS]
+    files = runtime_files()
     files.append(FileContent(f"{_DIR}/request.json", json.dumps(check_request, indent=1, sort_keys=True).encode()))
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(group.addresses))
     venv_pex, sources, scripts = await MultiGet(
@@ -104,7 +103,7 @@ async def check_references_of_resolve(group: _ReferenceCheckGroup, settings: Set
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
-            argv=[f"{_DIR}/check_references.py", f"{_DIR}/request.json"],
+            argv=runtime_argv("check_references", f"{_DIR}/request.json"),
             input_digest=input_digest,
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
             description=f"Check {count} reference entit{'y' if count == 1 else 'ies'} against FlyteAdmin at "

@@ -36,9 +36,10 @@ from flytebuild.pants_backend.util_rules.user_env import (
     input_keys,
     result_cache_dir,
     run_in_user_env,
+    runtime_argv,
     runtime_error,
-    runtime_script,
 )
+from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -144,11 +145,10 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 async def serialize_batch(batch: _SerializeBatch, global_options: GlobalOptions) -> _SerializedBatch:
     # Partitioned per workflow like introspection (core/result_cache.py): only workflows whose request or closure
     # changed are serialized again, in one process; the others are read back.
-    scripts = {"serialize.py": runtime_script("serialize.py"), "introspect.py": runtime_script("introspect.py")}
+    runtime = runtime_fingerprint()
     cache = ResultCache(result_cache_dir(global_options))
     inputs = await input_keys(batch.addresses, batch.addresses)
-    keys = [result_key("serialize", req, k, scripts["serialize.py"], scripts["introspect.py"])
-            for req, k in zip(batch.request_jsons, inputs)]
+    keys = [result_key("serialize", req, k, runtime) for req, k in zip(batch.request_jsons, inputs)]
     answers: dict[int, dict] = {}
     for i, key in enumerate(keys):
         cached = cache.get(key)
@@ -156,8 +156,8 @@ async def serialize_batch(batch: _SerializeBatch, global_options: GlobalOptions)
             answers[i] = json.loads(cached)
     missing = [i for i in range(len(batch.addresses)) if i not in answers]
     if missing:
-        files = [FileContent(f"{_DIR}/{name}", data) for name, data in scripts.items()]
-        argv = [f"{_DIR}/serialize.py", "--batch"]
+        files = []
+        argv = runtime_argv("serialize", "--batch")
         for i in missing:
             files.append(FileContent(f"{_DIR}/request{i}.json", batch.request_jsons[i].encode("utf-8")))
             argv += [f"{_DIR}/request{i}.json", f"{_OUT}/{i}"]

@@ -1,4 +1,4 @@
-"""Run a runtime/ script in the user's own environment, never in Pants' interpreter.
+"""Run a runtime command in the user's own environment, never in Pants' interpreter.
 
 The environment is a VenvPex of the flyte_workflow targets' resolve (flytekit comes from the user's lockfile) without
 their sources, which are put on the path instead: one environment per resolve, shared by introspection,
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pkgutil
 from typing import Iterable, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
@@ -21,11 +20,18 @@ from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
+from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
 
-def runtime_script(name: str) -> bytes:
-    data = pkgutil.get_data("flytebuild.runtime", name)
-    assert data is not None, name
-    return data
+
+def runtime_files(prefix: str = "") -> list[FileContent]:
+    """The whole runtime package, under `<prefix>/_flytebuild_runtime/` in a sandbox."""
+    where = os.path.join(prefix, RUNTIME_DIR)
+    return [FileContent(os.path.join(where, name), data) for name, data in package_files()]
+
+
+def runtime_argv(command: str, *args: str, prefix: str = "") -> list[str]:
+    """argv (after the interpreter) of a runtime command shipped by `runtime_files(prefix)`."""
+    return [os.path.join(prefix, RUNTIME_DIR, "__main__.py"), command, *args]
 
 
 def user_env_pex_request(addresses: Iterable[Address]) -> PexFromTargetsRequest:
@@ -46,15 +52,15 @@ async def run_in_user_env(
     output_directories: Sequence[str] = (),
     env_addresses: tuple[Address, ...] | None = None,
 ) -> FallibleProcessResult:
-    """Run `argv` (a script among `files`) in the environment of `env_addresses` (default: `addresses`), with the
-    transitive sources of `addresses`.
+    """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `env_addresses` (default:
+    `addresses`), with the transitive sources of `addresses`, the runtime package and `files`.
 
     Cached by Pants like any process: unchanged targets and inputs are free to run again."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
         Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True)),
-        Get(Digest, CreateDigest(files)),
+        Get(Digest, CreateDigest([*runtime_files(), *files])),
     )
     input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
     return await Get(
@@ -72,7 +78,7 @@ async def run_in_user_env(
 
 
 def batch_results(result: FallibleProcessResult) -> dict:
-    """A `--batch` script's `results` (key -> data or {"error": ...}); {} when it printed none (it crashed)."""
+    """A `--batch` command's `results` (key -> data or {"error": ...}); {} when it printed none (it crashed)."""
     try:
         return json.loads(result.stdout.decode("utf-8", "replace"))["results"]
     except (ValueError, KeyError, TypeError):
@@ -80,7 +86,7 @@ def batch_results(result: FallibleProcessResult) -> dict:
 
 
 def runtime_error(data, stderr: str, kind: str) -> dict:
-    """The script's error for one entry, or, when it reported none, the end of its stderr."""
+    """The command's error for one entry, or, when it reported none, the end of its stderr."""
     return (data or {}).get("error") or {"kind": kind, "message": stderr.strip()[-2000:] or "no output"}
 
 

@@ -13,11 +13,11 @@ declares its outputs:
   `bazel run :<name>.deploy -- [--dry-run] [--endpoint host:port --insecure]` registers what changed.
 
 Version-neutral Starlark (providers, an aspect, `ctx.actions.run`); tested with Bazel 4.2.3.
-Load from the repository holding flytebuild, e.g. `load("@flytebuild//:rules/defs.bzl", ...)`.
+Load from the repository holding flytebuild, e.g. `load("@flytebuild//flytebuild:bazel/defs.bzl", ...)`.
 """
 
-load(":rules/aspect.bzl", "flyte_py_aspect")
-load(":rules/providers.bzl", "FlyteImageInfo", "FlytePodTemplateInfo", "FlytePySourcesInfo", "FlyteSettingsInfo")
+load(":bazel/aspect.bzl", "flyte_py_aspect")
+load(":bazel/providers.bzl", "FlyteImageInfo", "FlytePodTemplateInfo", "FlytePySourcesInfo", "FlyteSettingsInfo")
 
 _SETTINGS = "//:flyte_settings"
 
@@ -160,7 +160,7 @@ def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, pr
 
 _COMMON_ATTRS = {
     "settings": attr.label(providers = [FlyteSettingsInfo], mandatory = True),
-    "_cli": attr.label(default = Label("//:flytebuild_cli"), allow_files = True),
+    "_cli": attr.label(default = Label("//flytebuild:flytebuild_cli"), allow_files = True),
 }
 
 # --- flyte_image -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ rules do not depend on a particular Python ruleset. Requirements are targets tag
 `pypi_name=<distribution>`: rules_python's pip targets and `flyte_requirement`.
 """
 
-load(":rules/providers.bzl", "FlytePySourcesInfo")
+load(":bazel/providers.bzl", "FlytePySourcesInfo")
 
 _PY = ("py", "pyi")
 
