@@ -21,10 +21,11 @@ from flytebuild.cli.planning import ProjectPlan
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import WorkflowPlan
-from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
+from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core.settings import AdminSettings
-from flytebuild.service.deploy import bundle_path, check_admin as _check_admin, deploy_request, entities_of
+from flytebuild.service.deploy import bundle_path, deploy_request, entities_of
+from flytebuild.service.deploy import check_admin as _check_admin
 from flytebuild.service.paths import inside
 from flytebuild.service.registration import ARCHIVE, registration_archive
 

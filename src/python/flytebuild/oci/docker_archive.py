@@ -29,7 +29,9 @@ def _add(tar: tarfile.TarFile, name: str, data: Optional[bytes] = None, path: Op
             tar.addfile(ti, fh)
 
 
-def write_docker_archive(image: Image, tag: str, out: BinaryIO, *, base_client: Optional[RegistryClient] = None) -> None:
+def write_docker_archive(
+    image: Image, tag: str, out: BinaryIO, *, base_client: Optional[RegistryClient] = None
+) -> None:
     """Stream a `docker save`-style tar of `image`, tagged `tag`, to `out`."""
     layer_names = []
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.GNU_FORMAT) as tar:

@@ -55,8 +55,8 @@ def docker_load(image: Image, tag: str, *, base_client: Optional[RegistryClient]
         proc = subprocess.run([exe, "load", "-i", tmp.name], capture_output=True, env=docker_env(env))
     out, err = proc.stdout, proc.stderr
     if proc.returncode != 0:
-        raise EngineError(f"`docker load` failed: {err.decode(errors='replace').strip() or out.decode(errors='replace').strip()}. "
-                          f"Fix: check that the Docker engine is running (DOCKER_HOST)")
+        said = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+        raise EngineError(f"`docker load` failed: {said}. Fix: check that the Docker engine is running (DOCKER_HOST)")
     return out.decode(errors="replace").strip()
 
 

@@ -26,7 +26,6 @@ from pants.util.strutil import help_text
 
 from flytebuild.core.settings import CACHE_KEY_POLICIES, DEFAULT_CACHE_KEY
 
-
 # --- flyte_image -------------------------------------------------------------------------------
 
 

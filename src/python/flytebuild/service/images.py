@@ -19,8 +19,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage
 from flytebuild.core.model import ImagePlan
 from flytebuild.core.weakening import python_mismatch, python_of_base
-from flytebuild.oci import RegistryClient, RegistryError, publish, write_oci_layout
-from flytebuild.oci import engine
+from flytebuild.oci import RegistryClient, RegistryError, engine, publish, write_oci_layout
 from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInputs, SourceFile, assemble
 from flytebuild.oci.registry import Reference
@@ -357,7 +356,8 @@ def build_and_publish(
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
             dists, sources = inputs(Path(tmp))
             base = base_client.pull(base_ref)
-            mismatch = python_mismatch(job.address, job.base, python_of_base(base.config), user_python) if dists else None
+            mismatch = (python_mismatch(job.address, job.base, python_of_base(base.config), user_python)
+                        if dists else None)
             if mismatch and warn is not None:
                 warn(mismatch)
             image_inputs = ImageInputs(

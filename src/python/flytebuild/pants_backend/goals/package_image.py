@@ -31,7 +31,8 @@ def image_output(flyte: FlyteSubsystem) -> ImageOutput:
     except ValueError:
         raise FlytebuildError(
             f"Unknown image output {flyte.image_output!r}",
-            fix=f"set --flyte-image-output (or [flyte].image_output) to one of {', '.join(o.value for o in ImageOutput)}",
+            fix="set --flyte-image-output (or [flyte].image_output) to one of "
+            + ", ".join(o.value for o in ImageOutput),
         ) from None
 
 

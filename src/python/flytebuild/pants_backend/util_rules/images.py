@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 from pants.backend.python.subsystems.setup import PythonSetup
-from pants.backend.python.target_types import PexLayout
+from pants.backend.python.target_types import PexLayout, PythonSourceField
 from pants.backend.python.util_rules.pex import Pex
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
+from pants.base.build_environment import get_buildroot
 from pants.core.target_types import FileSourceField, ResourceSourceField
-from pants.backend.python.target_types import PythonSourceField
 from pants.core.util_rules.source_files import SourceFilesRequest
 from pants.core.util_rules.stripped_source_files import StrippedSourceFiles
 from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
@@ -49,7 +49,6 @@ from pants.engine.fs import (
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
-from pants.base.build_environment import get_buildroot
 from pants.option.global_options import NamedCachesDirOption
 from pants.util.logging import LogLevel
 
@@ -59,6 +58,8 @@ from flytebuild.core.plan import plan_image
 from flytebuild.core.weakening import major_minor_of_constraints
 from flytebuild.oci import engine
 from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 from flytebuild.service.images import (
     OCILayoutPublisher,
     PublishedImage,
@@ -69,8 +70,6 @@ from flytebuild.service.images import (
     image_job,
     publisher_for,
 )
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +237,8 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
         FallibleProcessResult,
         Process(
             argv=argv,
-            env={"PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]), **{k: v for k, v in env.items() if v}},
+            env={"PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]),
+                 **{k: v for k, v in env.items() if v}},
             description=f"Ask the registry for {probe.ref}",
             level=LogLevel.DEBUG,
             cache_scope=ProcessCacheScope.PER_SESSION,

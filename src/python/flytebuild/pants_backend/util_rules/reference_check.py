@@ -29,9 +29,9 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.settings import Settings
-from flytebuild.service import references
 from flytebuild.pants_backend.util_rules.planning import _resolve_of
 from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
+from flytebuild.service import references
 
 _DIR = "__flytebuild"
 
