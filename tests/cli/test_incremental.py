@@ -5,7 +5,6 @@ flytekit imports are counted for real: the user's interpreter is a venv over the
 startup installs an import hook that appends one line (the process's argv) to a log when `flytekit` is imported."""
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 

@@ -12,9 +12,9 @@ from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.graph import project_graph
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
-from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
 

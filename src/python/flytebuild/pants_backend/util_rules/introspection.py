@@ -31,7 +31,6 @@ from flytebuild.pants_backend.util_rules.user_env import (
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 
-
 @dataclass(frozen=True)
 class IntrospectionRequest:
     """Introspect these flyte_workflow targets (of one resolve) in one process: one interpreter
