@@ -201,6 +201,10 @@ def _import_closure(graph, entrypoint: str) -> list:
     """(path, digest) of every first-party file importing `entrypoint` runs: its module's import closure and
     the packages' `__init__.py` on the way."""
     module = entrypoint.split(":", 1)[0]
+    if graph.project.targets is not None:
+        # A build system's graph (the Bazel rules): no import analysis here; every file it declared is what the
+        # import can see (a conservative key: any edit re-introspects).
+        return [[d.path, d.digest] for d in graph.digests(sorted({s for t in graph.project.targets for s in t.srcs}))]
     found = graph.imports.closure(graph.index.provider(module)).files
     files = set(found)
     for path in found:
