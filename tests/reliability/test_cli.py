@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.test_fields import cli_project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,12 +24,13 @@ def flytebuild(config: Path, *args: str, env=None, timeout: float = 600) -> subp
     )
 
 
-def test_user_module_blocking_at_import_is_stopped(tmp_path, user_python):
+@pytest.mark.parametrize("command", ["plan", "deploy"])  # deploy introspects in a session that serializes next
+def test_user_module_blocking_at_import_is_stopped(tmp_path, user_python, command):
     root = cli_project(tmp_path, None, user_python)
     tasks = root / "src/proj/tasks.py"
     tasks.write_text("import time\ntime.sleep(3600)\n" + tasks.read_text())
     start = time.monotonic()
-    proc = flytebuild(root / "flytebuild.toml", "plan", env={"FLYTEBUILD_USER_CODE_TIMEOUT": "8"})
+    proc = flytebuild(root / "flytebuild.toml", command, env={"FLYTEBUILD_USER_CODE_TIMEOUT": "8"})
     took = time.monotonic() - start
     assert proc.returncode == 1, proc.stderr
     assert "did not finish within 8 s" in proc.stderr and "target wf" in proc.stderr, proc.stderr

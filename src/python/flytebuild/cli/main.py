@@ -266,7 +266,7 @@ def _package(args: argparse.Namespace) -> int:
             print(f"Wrote {shown(summary)}")
             print(f"    {cli_images.describe(published)}")
     if workflows:
-        result = plan_project(project, [w.name for w in workflows], isolate=True)
+        result = plan_project(project, [w.name for w in workflows], isolate=True, serialize_next=True)
         for path, lines in package_workflows(project, result, dist):
             print(f"Wrote {shown(path)}")
             for line in lines:
@@ -284,7 +284,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
-    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    # serialize_next: the process that introspects serializes too (one flytekit import)
+    result = plan_project(project, args.targets or [w.name for w in project.workflows], serialize_next=True)
     _warn_unlocked(project, result.image_targets)
     admin = _admin(project, args)
     check_admin(admin)  # before anything is pushed

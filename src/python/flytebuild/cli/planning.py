@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -12,9 +12,9 @@ from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.graph import check_image_config, dist_name_problem, image_config_problems, project_graph
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
-from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core import validate
@@ -48,6 +48,8 @@ class ProjectPlan:
     input_keys: Tuple[Tuple[str, str], ...] = ()
     # (workflow, error paragraph) of the workflows that could not be planned (plan_project(isolate=True))
     errors: Tuple[Tuple[str, str], ...] = ()
+    # the user-env process that introspected, waiting to serialize (plan_project(serialize_next=True)); not data
+    session: Optional[userenv.Session] = field(default=None, compare=False, repr=False)
 
 
 def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
@@ -75,10 +77,16 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
 
 
 def plan_project(
-    project: Project, names: Sequence[str] = (), environment: Optional[str] = None, isolate: bool = False
+    project: Project,
+    names: Sequence[str] = (),
+    environment: Optional[str] = None,
+    isolate: bool = False,
+    serialize_next: bool = False,
 ) -> ProjectPlan:
     """`isolate`: a workflow that cannot be planned is reported in `errors` and the others are planned (plan and
-    package); otherwise its error is raised."""
+    package); otherwise its error is raised. `serialize_next`: the command serializes the plan next (deploy,
+    package): introspect in a runtime `session` process that stays, so serialization runs in the same interpreter
+    (one flytekit import per command)."""
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
@@ -114,6 +122,7 @@ def plan_project(
     input_keys: Dict[str, str] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
+    session: Optional[userenv.Session] = None
     if workflows:
         # Per workflow, the answer is kept under a key of everything its import can see (core/result_cache.py):
         # with nothing changed no user-env process starts (flytekit is imported zero times); after an edit only
@@ -140,13 +149,20 @@ def plan_project(
             installed_proc = userenv.start_installed_query(project.python, project.config_file)
         if missing:
             userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
-            proc = userenv.start_introspection(
+            start = userenv.start_session if serialize_next else userenv.start_introspection
+            proc = start(
                 project.python, project.config_file, project.root, project.source_roots,
                 sorted({ep for _, ep in missing}),
             )
             try:
-                fresh = userenv.finish_introspection(proc, missing, project.user_code_timeout)
+                if serialize_next:
+                    session = proc
+                    fresh = userenv.finish_session_introspection(session, missing, project.user_code_timeout)
+                else:
+                    fresh = userenv.finish_introspection(proc, missing, project.user_code_timeout)
             except BaseException:
+                if session is not None:
+                    session.close()
                 if installed_proc is not None:
                     installed_proc.kill()
                     installed_proc.wait()
@@ -197,6 +213,7 @@ def plan_project(
         closures=tuple(sorted(closures.items())),
         input_keys=tuple(sorted(input_keys.items())),
         errors=tuple(errors),
+        session=session,
     )
 
 

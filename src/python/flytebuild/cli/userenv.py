@@ -6,6 +6,7 @@ layout the Pants adapter gives it in its sandbox, so both report identical paths
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from flytebuild.core.errors import FlytebuildError, IntrospectionError, UserCodeTimeout
@@ -146,6 +148,102 @@ def start_introspection(
     )
 
 
+class Session:
+    """A runtime `session` process: it introspected, and waits to serialize in the same interpreter, so a command
+    that needs both imports flytekit and the user's modules once. Closed at the latest when the CLI exits."""
+
+    def __init__(self, proc: subprocess.Popen, stderr_file) -> None:
+        self.proc = proc
+        self._stderr = stderr_file
+        self.timeout: Optional[float] = None  # per answer (user_code_timeout), set by the first reader
+        atexit.register(self.close)
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    def read_answer(self, what: str = "The runtime session", target: Optional[str] = None) -> Tuple[dict, str]:
+        """The next answer line ({} when the process died first) and its stderr so far. Past `self.timeout` (the
+        user's code blocks) the process is killed and a UserCodeTimeout names `what` and `target`."""
+        box: Dict[str, str] = {}
+        reader = threading.Thread(target=lambda: box.setdefault("line", self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        try:
+            reader.join(self.timeout)
+        except BaseException:  # Ctrl-C: the user's code must not run on without us
+            self.proc.kill()
+            raise
+        if reader.is_alive():
+            self.proc.kill()
+            reader.join(10)
+            self.close()
+            raise UserCodeTimeout(what, self.timeout or 0, target=target, setting=TIMEOUT_SETTING)
+        line = box.get("line", "")
+        try:
+            return json.loads(line), self.stderr()
+        except ValueError:
+            self.close()
+            return {}, self.stderr()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self.proc.stdin.closed
+
+    def serialize(self, pairs: Sequence[Tuple[str, str]]) -> Tuple[dict, str]:
+        """`serialize --batch` for (request.json, out_dir) pairs, in this process: (its answer, stderr)."""
+        try:
+            self.proc.stdin.write(json.dumps({"serialize": [list(p) for p in pairs]}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            self.close()
+            return {}, self.stderr()
+        answer = self.read_answer("Serialization", None)
+        self.close()
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # EOF: nothing (more) to serialize, the process exits
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+
+
+def start_session(
+    python: str, config_file: str, root: str, source_roots: Sequence[str], entrypoints: Sequence[str]
+) -> Session:
+    python = check_python(python, config_file)
+    stderr_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    proc = subprocess.Popen(
+        [python, *runtime_command("session"), *entrypoints],
+        cwd=root,
+        env=user_env(root, source_roots),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr_file,  # a file: a chatty user module cannot block the process on a full pipe
+        text=True,
+    )
+    return Session(proc, stderr_file)
+
+
+def finish_session_introspection(
+    session: Session, targets: Sequence[Tuple[str, str]], timeout: Optional[float] = None
+) -> Dict[str, dict]:
+    """The session's introspection answer, as `finish_introspection` reads it."""
+    session.timeout = timeout
+    answer, err = session.read_answer(f"Introspection of {', '.join(e for _, e in targets)}",
+                                      ", ".join(t for t, _ in targets))
+    return _introspection_answers(answer, err, session.proc.returncode, targets)
+
+
 def finish_introspection(
     proc: subprocess.Popen, targets: Sequence[Tuple[str, str]], timeout: Optional[float] = None
 ) -> Dict[str, dict]:
@@ -161,8 +259,18 @@ def finish_introspection(
         raise UserCodeTimeout(f"Introspection of {', '.join(e for _, e in targets)}", timeout or 0, target=names,
                               setting=TIMEOUT_SETTING) from None
     try:
-        results = json.loads(out)["results"]
-    except (ValueError, KeyError, TypeError):
+        answer = json.loads(out)
+    except ValueError:
+        answer = {}
+    return _introspection_answers(answer, err, proc.returncode, targets)
+
+
+def _introspection_answers(
+    answer: dict, err: str, returncode: Optional[int], targets: Sequence[Tuple[str, str]]
+) -> Dict[str, dict]:
+    try:
+        results = answer["results"]
+    except (KeyError, TypeError):
         results = {}
     found: Dict[str, dict] = {}
     for target, entrypoint in targets:
@@ -170,7 +278,7 @@ def finish_introspection(
         if data is None:
             error = {
                 "kind": "introspection_failed",
-                "message": err.strip()[-2000:] or f"no output (exit code {proc.returncode})",
+                "message": err.strip()[-2000:] or f"no output (exit code {returncode})",
             }
             raise IntrospectionError.from_runtime(target, entrypoint, error)
         # A workflow's own error stays with it (parse_introspection raises it): the others still plan.

@@ -4,8 +4,8 @@ The key covers everything the answer can depend on (the request, the digests of 
 import, the environment's identity, the runtime script itself): a changed input is a new key, never a stale answer,
 so nothing is ever invalidated. Front ends use it to partition work per workflow: a batch carries only the
 workflows whose key missed, the rest are read back here (Pants' own process cache cannot answer "which of these
-would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a directory that
-cannot be written only costs the cache.
+would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a
+directory that cannot be written only costs the cache.
 """
 from __future__ import annotations
 

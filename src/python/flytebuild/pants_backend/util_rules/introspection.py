@@ -32,7 +32,6 @@ from flytebuild.service.runtime_package import fingerprint as runtime_fingerprin
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 
-
 @dataclass(frozen=True)
 class IntrospectionRequest:
     """Introspect these flyte_workflow targets (of one resolve) in one process: one interpreter

@@ -27,9 +27,10 @@ from pants.util.logging import LogLevel
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
-from flytebuild.core.result_cache import ResultCache, result_key
+
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
+from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
