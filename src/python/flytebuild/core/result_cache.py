@@ -40,8 +40,10 @@ class ResultCache:
             return None
         try:
             with open(self._path(key), encoding="utf-8") as f:
-                return f.read()
-        except (OSError, UnicodeDecodeError):
+                text = f.read()
+            json.loads(text)  # a damaged entry (a full disk, a hand edit) is a miss, never a crash
+            return text
+        except (OSError, UnicodeDecodeError, ValueError):
             return None
 
     def put(self, key: str, text: str) -> None:

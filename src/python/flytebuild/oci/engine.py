@@ -55,10 +55,8 @@ def docker_load(image: Image, tag: str, *, base_client: Optional[RegistryClient]
         proc = subprocess.run([exe, "load", "-i", tmp.name], capture_output=True, env=docker_env(env))
     out, err = proc.stdout, proc.stderr
     if proc.returncode != 0:
-        raise EngineError(
-            f"`docker load` failed: {err.decode(errors='replace').strip() or out.decode(errors='replace').strip()}. "
-            f"Fix: check that the Docker engine is running (DOCKER_HOST)"
-        )
+        said = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+        raise EngineError(f"`docker load` failed: {said}. Fix: check that the Docker engine is running (DOCKER_HOST)")
     return out.decode(errors="replace").strip()
 
 
@@ -72,14 +70,8 @@ def run_argv(docker: str, ref: str, args: Sequence[str], entrypoint: str = "pyth
     return [docker, "run", "--rm", "-i", "--network", "none", "--entrypoint", entrypoint, ref, *args]
 
 
-def run_script(
-    ref: str,
-    script: bytes,
-    args: Sequence[str],
-    env: Optional[Mapping[str, str]] = None,
-    entrypoint: str = "python3",
-    timeout: float = 600,
-) -> Tuple[Optional[str], str]:
+def run_script(ref: str, script: bytes, args: Sequence[str], env: Optional[Mapping[str, str]] = None,
+               entrypoint: str = "python3", timeout: float = 600) -> Tuple[Optional[str], str]:
     """Pull `ref` and run `script` (piped on stdin) inside it: (stdout, "") or (None, why it could not run).
 
     A non-zero exit is not an error here: the script's stdout is its answer."""
@@ -89,19 +81,26 @@ def run_script(
         pull = subprocess.run([docker, "pull", "-q", ref], env=denv, capture_output=True, text=True)
         if pull.returncode != 0:
             return None, f"docker pull {ref} failed: {pull.stderr.strip()}"
-        proc = subprocess.run(
-            run_argv(docker, ref, ["-", *args], entrypoint),
-            input=script.decode(),
-            env=denv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = subprocess.run(run_argv(docker, ref, ["-", *args], entrypoint), input=script.decode(), env=denv,
+                              capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"running {ref} in Docker failed: {e}"
     if not proc.stdout.strip():
         return None, f"running {entrypoint} in {ref} failed: {(proc.stderr or proc.stdout).strip()[-500:]}"
     return proc.stdout, (proc.stderr or "")
+
+
+def run_command(ref: str, args: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                timeout: float = 600) -> Tuple[int, str]:
+    """`args` run through the image's own entrypoint (none overridden), as the cluster runs a task's
+    container: (exit code, the end of its output). The image must be pulled already (run_script pulls)."""
+    docker = docker_exe(env) or "docker"
+    try:
+        proc = subprocess.run([docker, "run", "--rm", "--network", "none", ref, *args], env=docker_env(env),
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as e:
+        return -1, str(e)
+    return proc.returncode, (proc.stderr or proc.stdout).strip()[-300:]
 
 
 def build_and_push(dockerfile: str, tag: str, env: Optional[Mapping[str, str]] = None) -> None:

@@ -22,6 +22,7 @@ from flytebuild.core.weakening import python_mismatch, python_of_base
 from flytebuild.oci import RegistryClient, RegistryError, engine, publish, write_oci_layout
 from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInputs, SourceFile, assemble
+from flytebuild.oci.publish import reusable_tag
 from flytebuild.oci.registry import Reference
 from flytebuild.service.paths import inside
 
@@ -244,9 +245,10 @@ class RegistryPublisher:
         self.registries, self.jobs, self.run = registries, jobs, run
 
     def existing(self, job: ImageJob) -> Optional[str]:
+        # A tag is trusted only when its config carries this job's fingerprint label; other content under our
+        # version tag is a TagConflict naming the image and the registry (never reused, never overwritten).
         ref = Reference.parse(job.ref)
-        found = self.registries.client(ref.registry).head_manifest(ref.repository, ref.tag or "latest")
-        return found.digest if found is not None else None
+        return reusable_tag(self.registries.client(ref.registry), ref, job.fingerprint)
 
     def publish(self, job: ImageJob, built: BuiltImage, base_client: RegistryClient, log: LayerLog) -> Outcome:
         ref = Reference.parse(job.ref)
@@ -356,9 +358,8 @@ def build_and_publish(
         with tempfile.TemporaryDirectory(prefix="flytebuild-wheels-") as tmp:
             dists, sources = inputs(Path(tmp))
             base = base_client.pull(base_ref)
-            mismatch = None
-            if dists:
-                mismatch = python_mismatch(job.address, job.base, python_of_base(base.config), user_python)
+            mismatch = (python_mismatch(job.address, job.base, python_of_base(base.config), user_python)
+                        if dists else None)
             if mismatch and warn is not None:
                 warn(mismatch)
             image_inputs = ImageInputs(
@@ -369,7 +370,8 @@ def build_and_publish(
                 labels=job.labels,
                 fingerprint=job.fingerprint,
             )
-            built = assemble(image_inputs, base, cache_dir=registries.cache_dir, progress=log.build)
+            built = assemble(image_inputs, base, cache_dir=registries.cache_dir,
+                             progress=log.build)
         layers = tuple((l.name, l.digest, l.size, "built") for l in built.image.layers)
         if job.dockerfile is not None:
             return _with_engine(job, built, base_client, registries, docker_env, layers)
@@ -380,27 +382,12 @@ def build_and_publish(
     if outcome.statuses:
         statuses = dict(outcome.statuses)
         layers = tuple((n, d, s, statuses.get(d, "exists")) for n, d, s, _ in layers)
-    return PublishedImage(
-        job.address,
-        job.ref,
-        outcome.digest,
-        outcome.pushed,
-        outcome.bytes_uploaded,
-        publisher.output,
-        outcome.layout,
-        layers,
-        built.distributions,
-    )
+    return PublishedImage(job.address, job.ref, outcome.digest, outcome.pushed, outcome.bytes_uploaded,
+                          publisher.output, outcome.layout, layers, built.distributions)
 
 
-def _with_engine(
-    job: ImageJob,
-    built: BuiltImage,
-    base_client: RegistryClient,
-    registries: Registries,
-    env: Optional[Dict[str, str]],
-    layers,
-) -> PublishedImage:
+def _with_engine(job: ImageJob, built: BuiltImage, base_client: RegistryClient, registries: Registries,
+                 env: Optional[Dict[str, str]], layers) -> PublishedImage:
     """The engine applies what needs commands inside the image (our layers are its base) and pushes it."""
     assert job.dockerfile is not None
     built_ref = job.dockerfile.splitlines()[0].split(" ", 1)[1]
@@ -410,17 +397,12 @@ def _with_engine(
     pushed = registries.client(ref.registry).head_manifest(ref.repository, ref.tag or "latest")
     if pushed is None:
         raise BuildError(f"docker push reported success but the registry has no {job.ref}")
-    return PublishedImage(job.address, job.ref, pushed.digest, True, 0, "push", None, layers, built.distributions, True)
+    return PublishedImage(job.address, job.ref, pushed.digest, True, 0, "push", None, layers,
+                          built.distributions, True)
 
 
-def publisher_for(
-    output: str,
-    registries: Registries,
-    jobs: int,
-    directory: Optional[Path],
-    docker_env: Optional[Dict[str, str]] = None,
-    run: Runner = _direct,
-) -> Publisher:
+def publisher_for(output: str, registries: Registries, jobs: int, directory: Optional[Path],
+                  docker_env: Optional[Dict[str, str]] = None, run: Runner = _direct) -> Publisher:
     if output == "push":
         return RegistryPublisher(registries, jobs, run)
     if output == "oci":
@@ -451,49 +433,20 @@ class PublishedImageSpec:
 
 
 def published_spec(workflow: str, spec: SpecImage, published: PublishedImage) -> PublishedImageSpec:
-    return PublishedImageSpec(
-        workflow,
-        spec.name,
-        spec.tasks,
-        spec.ref,
-        published.digest,
-        published.pushed,
-        published.bytes_uploaded,
-        published.distributions,
-        published.engine,
-    )
+    return PublishedImageSpec(workflow, spec.name, spec.tasks, spec.ref, published.digest, published.pushed,
+                              published.bytes_uploaded, published.distributions, published.engine)
 
 
 def render_specs(specs: Sequence[PublishedImageSpec], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(
-            {
-                "images": [
-                    {
-                        "workflow": i.workflow,
-                        "name": i.name,
-                        "tasks": list(i.tasks),
-                        "ref": i.ref,
-                        "digest": i.digest,
-                        "pushed": i.pushed,
-                        "bytes_uploaded": i.bytes_uploaded,
-                        "distributions": list(i.resolved),
-                        "engine": i.engine,
-                    }
-                    for i in specs
-                ]
-            },
-            indent=2,
-            sort_keys=True,
-        )
+        return json.dumps({"images": [
+            {"workflow": i.workflow, "name": i.name, "tasks": list(i.tasks), "ref": i.ref, "digest": i.digest,
+             "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded, "distributions": list(i.resolved),
+             "engine": i.engine}
+            for i in specs]}, indent=2, sort_keys=True)
     from flytebuild.core.report import _table
 
-    rows = [
-        [i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
-        for i in specs
-    ]
-    return (
-        "\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
-        if rows
-        else "no ImageSpec without a flyte_image target"
-    )
+    rows = [[i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
+            for i in specs]
+    return ("\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
+            if rows else "no ImageSpec without a flyte_image target")

@@ -32,7 +32,7 @@ def image_output(flyte: FlyteSubsystem) -> ImageOutput:
         raise FlytebuildError(
             f"Unknown image output {flyte.image_output!r}",
             fix="set --flyte-image-output (or [flyte].image_output) to one of "
-            f"{', '.join(o.value for o in ImageOutput)}",
+            + ", ".join(o.value for o in ImageOutput),
         ) from None
 
 

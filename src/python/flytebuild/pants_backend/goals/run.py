@@ -24,16 +24,17 @@ from pants.backend.python.util_rules.python_sources import (
     PythonSourceFiles,
     PythonSourceFilesRequest,
 )
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest, RunSubsystem
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
-from pants.engine.internals.native_engine import IntrinsicError
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException, TransitiveTargets, TransitiveTargetsRequest
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from flytebuild.core import validate
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 
@@ -211,6 +212,13 @@ class FlyteReferenceRunFieldSet(RunFieldSet):
 async def run_flyte_reference(
     field_set: FlyteReferenceRunFieldSet, settings: Settings, python_setup: PythonSetup
 ) -> RunRequest:
+    validate.check_reference(
+        str(field_set.address),
+        kind=field_set.kind.value,
+        entity_name=field_set.entity_name.value,
+        project=field_set.project.value or settings.project,
+        domain=field_set.domain.value or settings.domain,
+    )
     request = reference_request_json(
         str(field_set.address),
         field_set.kind.value,

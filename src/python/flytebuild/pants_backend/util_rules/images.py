@@ -237,10 +237,8 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
         FallibleProcessResult,
         Process(
             argv=argv,
-            env={
-                "PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]),
-                **{k: v for k, v in env.items() if v},
-            },
+            env={"PYTHONPATH": str(Path(flytebuild.__file__).resolve().parents[1]),
+                 **{k: v for k, v in env.items() if v}},
             description=f"Ask the registry for {probe.ref}",
             level=LogLevel.DEBUG,
             cache_scope=ProcessCacheScope.PER_SESSION,
@@ -251,9 +249,7 @@ async def probe_registry(probe: RegistryProbe) -> RegistryState:
 
 @rule(desc="Build and publish a flyte_image")
 async def publish_image(
-    request: PublishImageRequest,
-    flyte: FlyteSubsystem,
-    named_caches: NamedCachesDirOption,
+    request: PublishImageRequest, flyte: FlyteSubsystem, named_caches: NamedCachesDirOption,
     python_setup: PythonSetup,
 ) -> PublishedImageResult:
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
@@ -261,14 +257,8 @@ async def publish_image(
     job = image_job(plan_image(await Get(ImageTarget, ImageTargetRequest(request.address))))
     registries = _registries(flyte, named_caches, env)
     with tempfile.TemporaryDirectory(prefix="flytebuild-oci-") as tmp:
-        publisher = publisher_for(
-            request.output.value,
-            registries,
-            flyte.image_push_jobs,
-            Path(tmp),
-            docker_env=dict(env),
-            run=_publish_logging,
-        )
+        publisher = publisher_for(request.output.value, registries, flyte.image_push_jobs, Path(tmp),
+                                  docker_env=dict(env), run=_publish_logging)
         if isinstance(publisher, OCILayoutPublisher):
             publisher.layout_path(job)  # a name escaping the output directory fails before any work
         if request.output == ImageOutput.docker:
@@ -282,43 +272,30 @@ async def publish_image(
                 return PublishedImageResult(found, None)
         ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
         # Only the installed wheels whose layers are not cached yet are read out of the store.
-        all_dists = [
-            Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint) for e in ctx.dist_entries
-        ]
+        all_dists = [Distribution(e.path.rsplit("/", 1)[1], Path(e.path), e.file_digest.fingerprint)
+                     for e in ctx.dist_entries]
         needed = {d.name for d in uncached_distributions(all_dists, registries.cache_dir)}
         missing = [e for e in ctx.dist_entries if e.path.rsplit("/", 1)[1] in needed]
         wheel_contents = (
             await Get(DigestContents, DigestSubset(ctx.pex_digest, PathGlobs([e.path for e in missing])))
-            if missing
-            else ()
+            if missing else ()
         )
         source_contents = await Get(DigestContents, Digest, ctx.sources_digest)
 
         def inputs(wheels: Path):
-            return (
-                local_distributions(wheels, ctx.dist_entries, wheel_contents),
-                [SourceFile(fc.path, fc.content) for fc in source_contents],
-            )
+            return (local_distributions(wheels, ctx.dist_entries, wheel_contents),
+                    [SourceFile(fc.path, fc.content) for fc in source_contents])
 
         published = build_and_publish(
-            job,
-            inputs,
-            publisher,
-            registries,
-            logger.info,
-            docker_env=dict(env),
-            user_python=major_minor_of_constraints(python_setup.interpreter_constraints),
-            warn=logger.warning,
+            job, inputs, publisher, registries, logger.info, docker_env=dict(env),
+            user_python=major_minor_of_constraints(python_setup.interpreter_constraints), warn=logger.warning,
         )
         if published.layout is None:
             return PublishedImageResult(published, None)
         # OCI layout: handed back as a digest rooted at `<name>.oci/`, which `package` writes under dist/.
         root = Path(tmp)
-        files = [
-            FileContent(p.relative_to(root).as_posix(), p.read_bytes())
-            for p in sorted(Path(published.layout).rglob("*"))
-            if p.is_file()
-        ]
+        files = [FileContent(p.relative_to(root).as_posix(), p.read_bytes())
+                 for p in sorted(Path(published.layout).rglob("*")) if p.is_file()]
         relative = Path(published.layout).relative_to(root).as_posix()
     layout = await Get(Digest, CreateDigest(files))
     # `layout` becomes the directory inside the digest (`<name>.oci`), where `package` writes it under dist/.

@@ -19,6 +19,7 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
 from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
@@ -58,7 +59,9 @@ class IntrospectionResults:
 
 
 @rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
-async def introspect_workflows(request: IntrospectionRequest, global_options: GlobalOptions) -> IntrospectionResults:
+async def introspect_workflows(
+    request: IntrospectionRequest, global_options: GlobalOptions, flyte: FlyteSubsystem
+) -> IntrospectionResults:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
         for a in request.addresses
@@ -90,6 +93,7 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
             argv=runtime_argv("introspect", "--batch", *sorted({ep for _, ep in missing})),
             description=f"Introspect {described}",
             env_addresses=request.addresses,
+            timeout=flyte.user_code_timeout,
         )
         stderr = result.stderr.decode("utf-8", "replace")
         fresh = batch_results(result)

@@ -43,6 +43,7 @@ from flytebuild.core.pod_templates import (
     validation_error,
     validation_run_error,
 )
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
     FlytePodTemplatePrimaryContainerField,
@@ -50,7 +51,7 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
+from flytebuild.pants_backend.util_rules.user_env import check_timeout, runtime_argv, runtime_files
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,9 @@ class PodTemplatesValid:
 
 
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
-async def validate_pod_templates(request: PodTemplateValidationRequest, python_setup: PythonSetup) -> PodTemplatesValid:
+async def validate_pod_templates(
+    request: PodTemplateValidationRequest, python_setup: PythonSetup, flyte: FlyteSubsystem
+) -> PodTemplatesValid:
     entries = validation_batch(request.plan)
     if not entries:
         return PodTemplatesValid("")
@@ -187,8 +190,10 @@ async def validate_pod_templates(request: PodTemplateValidationRequest, python_s
             input_digest=input_digest,
             description=f"Validate the pod templates of {address}",
             level=LogLevel.DEBUG,
+            timeout_seconds=flyte.user_code_timeout,
         ),
     )
+    check_timeout(result, flyte.user_code_timeout, f"Validating the pod templates of {address}", str(address))
     try:
         out = json.loads(result.stdout.decode("utf-8", "replace"))
     except ValueError:
