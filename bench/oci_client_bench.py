@@ -81,7 +81,8 @@ def build_test_image(n_layers: int, workdir: Path):
     if not site:
         sys.exit("no user environment: run `make user-env` first")
     site_dir = Path(site[-1])
-    packages = sorted(p for p in site_dir.iterdir() if p.is_dir() and not p.name.endswith((".dist-info", "__pycache__")))
+    skip = (".dist-info", "__pycache__")
+    packages = sorted(p for p in site_dir.iterdir() if p.is_dir() and not p.name.endswith(skip))
     layers = [base_layer()]
     for pkg in packages[:n_layers]:
         entries = [(f"opt/site-packages/{f.relative_to(site_dir)}", str(f)) for f in sorted(pkg.rglob("*"))
@@ -109,7 +110,7 @@ def ours_push(host, repo, image, files, jobs):
     from flytebuild.oci import publish
     from flytebuild.oci.layers import Layer
 
-    layers = [Layer(l.digest, l.diff_id, l.size, path=files[l.digest], name=l.name) for l in image.layers]
+    layers = [Layer(ln.digest, ln.diff_id, ln.size, path=files[ln.digest], name=ln.name) for ln in image.layers]
     img = type(image)(image.config_bytes, image.manifest_bytes, layers, None)
     return publish(img, f"{host}/{repo}:v1", jobs=jobs).digest
 
@@ -166,7 +167,7 @@ def main() -> None:
     proc, host = start_registry(work / "registry")
     try:
         image, files = build_test_image(args.layers, work)
-        total = sum(l.size for l in image.layers) + len(image.config_bytes)
+        total = sum(ln.size for ln in image.layers) + len(image.config_bytes)
         rows = {k: [] for k in ("ours4_push", "ours1_push", "oras_push", "ours_repush", "oras_repush",
                                 "ours_pull", "oras_pull")}
         checks = {"ours_manifest_digest": set(), "oras_manifest_digest": set(), "ours_pull_ok": True,
@@ -211,7 +212,8 @@ def main() -> None:
         print(json.dumps(result, indent=2))
     else:
         m = result["medians_s"]
-        print(f"image: {result['image']['layers']} layers, {result['image']['bytes']:,} bytes; medians of {args.repeats}")
+        img = result["image"]
+        print(f"image: {img['layers']} layers, {img['bytes']:,} bytes; medians of {args.repeats}")
         for k, v in m.items():
             print(f"  {k:12s} {v:8.3f} s")
         print(json.dumps(result["checks"], indent=2))

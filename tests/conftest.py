@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# One of each expensive real part per session, shared by every directory (see the module's docstring).
+from tests.support.fixtures import cache_dir, docker, pants_repo, python_base, registry, registry_repo  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -15,8 +18,9 @@ def _exported_python():
 
 
 # A test that uses one of these (directly or through another fixture) drives ./pants in a repo copy, a Docker
-# engine or Bazel: it is marked `slow`, so `make test-fast` skips it. `make test` (CI) runs everything.
-SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "docker", "bazel_ws"})
+# engine, Bazel or a wheel build (tests/adoption): it is marked `slow`, so `make test-fast` skips it. `make test`
+# (CI) runs everything.
+SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "registry_repo", "docker", "bazel_ws", "built_dist"})
 
 
 def pytest_collection_modifyitems(config, items):

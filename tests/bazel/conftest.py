@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
-from tests.images.conftest import cache_dir, python_base, registry  # noqa: F401 - re-exported fixtures
+# registry, python_base: the session's real registry with the Debian Python base (tests/support/fixtures.py).
 
 REPO = Path(__file__).resolve().parents[2]
 WORKSPACE = REPO / "tests" / "bazel" / "workspace"

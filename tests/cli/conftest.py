@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-# The e2e suite's throwaway repo copy driven by the real ./pants (tests/e2e/conftest.py).
-from tests.e2e.conftest import pants_repo  # noqa: F401 - re-exported fixture
-# The image suite's real registry with the Debian Python base pushed to it (tests/images/conftest.py).
-from tests.images.conftest import cache_dir, docker, python_base, registry  # noqa: F401 - re-exported fixtures
+# pants_repo, registry, python_base, cache_dir, docker: the session's (tests/support/fixtures.py).
 
 REPO = Path(__file__).resolve().parents[2]
 

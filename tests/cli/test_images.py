@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.fixtures import forget_repository
+
 REPO = Path(__file__).resolve().parents[2]
 # pex downloads the lockfile's wheels once; share the cache Pants already filled.
 PEX_ROOT = {"PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root")}
 
 
 @pytest.fixture(scope="module")
-def repo(pants_repo, registry, python_base):
-    """The e2e copy, its BUILD files and flytebuild.toml pointed at the test registry."""
-    for path in [*(pants_repo.root / "examples").rglob("BUILD"), pants_repo.root / "examples/flytebuild.toml"]:
-        path.write_text(path.read_text().replace("localhost:5000", registry.host))
-    return pants_repo
+def repo(registry_repo):
+    """The session's copy whose BUILD files and flytebuild.toml name the test registry (tests/support/fixtures.py)."""
+    return registry_repo
 
 
 def _package(cli, repo, cache, *args):
@@ -33,6 +33,7 @@ def _labels(layout: Path) -> dict:
 
 
 def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_path):
+    forget_repository(registry, "flytebuild/baked")  # the session's registry: another test may have pushed it
     first = _package(cli, repo, tmp_path / "c1", "baked-image")
     summary = json.loads((repo.root / "dist/baked-image.image.json").read_text())
     assert summary["pushed"] is True and summary["ref"].startswith(f"{registry.host}/flytebuild/baked:")

@@ -44,10 +44,9 @@ image = "dyn-image"
 
 
 @pytest.fixture(scope="module")
-def repo(pants_repo, registry, python_base):
-    for path in [*(pants_repo.root / "examples").rglob("BUILD"), pants_repo.root / "examples/flytebuild.toml"]:
-        path.write_text(path.read_text().replace("localhost:5000", registry.host))
-    return pants_repo
+def repo(registry_repo):
+    """The session's copy whose BUILD files and flytebuild.toml name the test registry (tests/support/fixtures.py)."""
+    return registry_repo
 
 
 def _verify(cli, repo, tmp_path, *args, env=None):

@@ -6,7 +6,7 @@ import tarfile
 import pytest
 
 from tests.support.flyteadmin.fixture import flyteadmin
-from tests.support.repo_copy import PantsRepo, pants_repo_copy
+from tests.support.repo_copy import PantsRepo
 
 PROJECT, DOMAIN = "flytesnacks", "development"
 # The scenario's two projects: one all baked, one mixed (fast, baked, raw container tasks).
@@ -38,10 +38,9 @@ class Repo(PantsRepo):
 
 
 @pytest.fixture(scope="session")
-def deploy_repo(tmp_path_factory) -> Repo:
-    repo = pants_repo_copy(tmp_path_factory.mktemp("deploy-repo"), repo_class=Repo)
-    yield repo
-    repo.kill_pantsd()
+def deploy_repo(pants_repo) -> Repo:
+    """The session's repo copy and pantsd (`pants_repo`, tests/support/fixtures.py), with deploy helpers."""
+    return Repo(pants_repo.root)
 
 
 @pytest.fixture

@@ -36,11 +36,11 @@ TESTED = re.compile(r"^<!--\s*tested:\s*(tests/[\w./-]+\.py)::([\w:\[\]-]+)\s*--
 OUTPUT = re.compile(r"^<!--\s*output\s*-->$")
 FENCE = re.compile(r"^( {0,3})(```+|~~~+)\s*([\w+-]*)")
 TRAILING_COMMENT = re.compile(r"\s+#(\s.*)?$")
-PATHLIKE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+|[A-Za-z0-9_-]+\.(?:md|toml|yaml|yml|py|bzl|lock|txt)\b|Makefile")
+PATHLIKE = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)+"
+                      r"|[A-Za-z0-9_-]+\.(?:md|toml|yaml|yml|py|bzl|lock|txt)\b|Makefile")
 # Guides other engineers are writing this session; linked from the README already. Remove a name when its file
 # lands: from then on a broken link to it fails like any other.
-PENDING = {"docs/adopt-pants.md", "docs/adopt-bazel.md", "docs/imagespec.md",
-           "docs/runtime-contract.md", "docs/reliability.md", "docs/performance.md"}
+PENDING = {"docs/reliability.md"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -97,10 +97,10 @@ def _strip_comment(line: str) -> str:
 
 def command_lines(block: Block) -> List[str]:
     """The commands a block shows ('$ ' lines, else every non-comment line), continuations joined."""
-    if any(l.startswith("$ ") for l in block.lines):
-        raw = [l[2:] for l in block.lines if l.startswith("$ ")]
+    if any(ln.startswith("$ ") for ln in block.lines):
+        raw = [ln[2:] for ln in block.lines if ln.startswith("$ ")]
     else:
-        raw = [l for l in block.lines if l.strip() and not l.lstrip().startswith("#")]
+        raw = [ln for ln in block.lines if ln.strip() and not ln.lstrip().startswith("#")]
     out, pending = [], ""
     for line in raw:
         line = _strip_comment(line.strip())
@@ -111,7 +111,7 @@ def command_lines(block: Block) -> List[str]:
         pending = ""
     if pending:
         out.append(pending.strip())
-    return [l for l in out if l]
+    return [ln for ln in out if ln]
 
 
 def snippet_lines(block: Block) -> List[str]:
@@ -127,7 +127,7 @@ def snippet_lines(block: Block) -> List[str]:
 
 
 def is_command_block(block: Block) -> bool:
-    return block.lang in COMMAND_LANGS or any(l.startswith("$ ") for l in block.lines) or (
+    return block.lang in COMMAND_LANGS or any(ln.startswith("$ ") for ln in block.lines) or (
         block.lang not in SNIPPET_LANGS)
 
 
@@ -229,7 +229,10 @@ def test_source(path: Path) -> TestSource:
     trees = [src.tree] + [ast.parse(c.read_text()) for c in conftests]
     src.defs = _definitions(trees)
     src.names = {k: v for tree in reversed(trees) for k, v in _module_strings(tree).items()}
-    for f in _files_named_in(text, path.parent) | {f for c in conftests for f in _files_named_in(c.read_text(), c.parent)}:
+    named = _files_named_in(text, path.parent)
+    for c in conftests:
+        named |= _files_named_in(c.read_text(), c.parent)
+    for f in named:
         try:
             src.read_texts[f] = f.read_text()
         except (UnicodeDecodeError, OSError):
@@ -269,7 +272,7 @@ def _texts(src: TestSource) -> List[str]:
 
 
 def _has(lits: List[object], token: str) -> bool:
-    return any(l == token or (isinstance(l, tuple) and token.startswith(l[1])) for l in lits)
+    return any(ln == token or (isinstance(ln, tuple) and token.startswith(ln[1])) for ln in lits)
 
 
 def command_found(src: TestSource, test: str, line: str) -> bool:
@@ -297,7 +300,8 @@ def problems_of(block: Block) -> List[str]:
         return [f"{block.where}: fenced block without `<!-- tested: tests/<path>.py::<test> -->` or `<!-- output -->` "
                 f"right before it (marker seen: {block.marker!r})"]
     if block.is_output:
-        if any(l.startswith("$ ") for l in block.lines) or block.lang in COMMAND_LANGS | SNIPPET_LANGS - {"yaml", "yml"}:
+        snippet_langs = COMMAND_LANGS | SNIPPET_LANGS - {"yaml", "yml"}
+        if any(ln.startswith("$ ") for ln in block.lines) or block.lang in snippet_langs:
             return [f"{block.where}: marked `<!-- output -->` but shows commands or a {block.lang or 'command'} "
                     f"snippet; name the test that runs it"]
         return []
@@ -311,16 +315,16 @@ def problems_of(block: Block) -> List[str]:
     out = []
     if is_command_block(block):
         lines = command_lines(block)
-        missing = [l for l in lines if not command_found(src, name, l)]
+        missing = [ln for ln in lines if not command_found(src, name, ln)]
         what = "command"
     else:
         lines = snippet_lines(block)
-        missing = [l for l in lines if not snippet_line_found(src, l)]
+        missing = [ln for ln in lines if not snippet_line_found(src, ln)]
         what = "snippet line"
     if not lines:
         out.append(f"{block.where}: marked tested but shows no command or snippet line")
-    for l in missing:
-        out.append(f"{block.where}: {what} `{l}` appears neither in {rel} nor in a file it names")
+    for ln in missing:
+        out.append(f"{block.where}: {what} `{ln}` appears neither in {rel} nor in a file it names")
     return out
 
 
@@ -361,7 +365,8 @@ def link_problems(doc: Path) -> List[str]:
             path_part, _, anchor = target.partition("#")
             dest = (doc.parent / path_part).resolve() if path_part else doc
             where = f"{doc.relative_to(REPO)}:{no}"
-            if not dest.exists() and str(dest.relative_to(REPO) if str(dest).startswith(str(REPO)) else dest) in PENDING:
+            rel = str(dest.relative_to(REPO)) if str(dest).startswith(str(REPO)) else str(dest)
+            if not dest.exists() and rel in PENDING:
                 continue
             if not dest.exists():
                 out.append(f"{where}: link to {target}: {path_part} does not exist")

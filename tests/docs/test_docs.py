@@ -43,7 +43,7 @@ def test_readme_leads_with_make_demo_and_make_test():
     test_recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
     assert "-m pytest" in test_recipe and " tests" in test_recipe
     assert not re.search(r"-m\s+(['\"]|not\b)|--deselect|-k\s", test_recipe)
-    ci = [l.strip() for l in (REPO / ".ci/run").read_text().splitlines() if l.strip() and not l.startswith("#")]
+    ci = [ln.strip() for ln in (REPO / ".ci/run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert ci[-1] == "make test"
     dry = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert "-m pytest -q tests" in dry and "not slow" not in dry
@@ -54,15 +54,17 @@ def _collected(*args):
                            "-p", "no:cacheprovider", *args], cwd=REPO, env={**os.environ, "PYTHONPATH": "src/python"},
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return {l.strip() for l in proc.stdout.splitlines() if "::" in l}
+    return {ln.strip() for ln in proc.stdout.splitlines() if "::" in ln}
 
 
 def test_make_test_fast_runs_all_but_the_slow_tests():
     dry = subprocess.run(["make", "-n", "test-fast"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    command = next(l for l in dry.splitlines() if "-m pytest" in l)
+    command = next(ln for ln in dry.splitlines() if "-m pytest" in ln)
     assert '-m "not slow" tests' in command
-    fast = _collected("-m", "not slow", "tests")
-    everything = _collected("tests")
+    # collecting a few directories is enough to check the marking (the whole suite would cost ~20 s here)
+    dirs = ("tests/e2e", "tests/core/test_errors.py", "tests/docs/test_docs.py")
+    fast = _collected("-m", "not slow", *dirs)
+    everything = _collected(*dirs)
     slow = everything - fast
     assert fast and slow and fast < everything
     # the end-to-end tests are the slow ones; pure logic and the docs stay in the quick loop
@@ -92,10 +94,11 @@ def test_checker_rejects_unmarked_blocks_and_unknown_tests(tmp_path, monkeypatch
     (tmp_path / "tests/test_x.py").write_text('def test_a(repo):\n    repo.pants("flyte-plan", "examples/mixed:wf")\n')
     assert _problems(tmp_path, "```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
     assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_b -->\n```\n$ ./pants flyte-plan x\n```\n")
-    assert not _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n\n```\n$ ./pants flyte-plan examples/mixed:wf\nout\n```\n")
+    marker = "<!-- tested: tests/test_x.py::test_a -->\n"
+    assert not _problems(tmp_path, marker + "\n```\n$ ./pants flyte-plan examples/mixed:wf\nout\n```\n")
     # another target, or an argument the call does not pass, is not "run by the test"
-    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants flyte-plan examples/baked:wf\n```\n")
-    assert _problems(tmp_path, "<!-- tested: tests/test_x.py::test_a -->\n```\n$ ./pants --x flyte-plan examples/mixed:wf\n```\n")
+    assert _problems(tmp_path, marker + "```\n$ ./pants flyte-plan examples/baked:wf\n```\n")
+    assert _problems(tmp_path, marker + "```\n$ ./pants --x flyte-plan examples/mixed:wf\n```\n")
     # commands cannot hide as output
     assert _problems(tmp_path, "<!-- output -->\n```\n$ ./pants flyte-plan examples/mixed:wf\n```\n")
     assert _problems(tmp_path, "<!-- output -->\n```toml\nroot = '..'\n```\n")
@@ -108,14 +111,16 @@ def test_checker_reads_snippets_from_files_the_test_names(tmp_path, monkeypatch)
     (tmp_path / "ex/proj").mkdir(parents=True)
     (tmp_path / "ex/proj/BUILD").write_text('flyte_workflow(\n    name="wf",\n)\n')
     (tmp_path / "tests/test_y.py").write_text('def test_b(repo):\n    repo.pants("flyte-plan", "ex/proj:wf")\n')
-    good = '<!-- tested: tests/test_y.py::test_b -->\n```python\n# a comment\nflyte_workflow(\n    name="wf",  # note\n)\n```\n'
+    good = ('<!-- tested: tests/test_y.py::test_b -->\n'
+            '```python\n# a comment\nflyte_workflow(\n    name="wf",  # note\n)\n```\n')
     assert not _problems(tmp_path, good)
     assert _problems(tmp_path, good.replace('"wf"', '"other"'))
 
 
 def test_checker_finds_broken_links(tmp_path, monkeypatch):
     monkeypatch.setattr(doccheck, "REPO", tmp_path)
-    (tmp_path / "a.md").write_text("# Title here\n\n[ok](b.md) [bad](missing.md) [anchor](b.md#nope) [self](#title-here)\n")
+    links = "[ok](b.md) [bad](missing.md) [anchor](b.md#nope) [self](#title-here)"
+    (tmp_path / "a.md").write_text("# Title here\n\n" + links + "\n")
     (tmp_path / "b.md").write_text("# B\n")
     problems = doccheck.link_problems(tmp_path / "a.md")
     assert len(problems) == 2 and "missing.md" in problems[0] and "#nope" in problems[1]

@@ -10,34 +10,20 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.oci import conftest as oci_support
 from tests.support import base_image as base_support
-from tests.support.repo_copy import pants_repo_copy
 
 SUPPORT = Path(__file__).resolve().parents[1] / "support"
 BASE_REPOSITORY = base_support.DEFAULT_REPOSITORY
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    reg = oci_support.start_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    oci_support.stop_registry(reg)
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("oci-cache")
-
-
-@pytest.fixture(scope="session")
-def python_base(registry, cache_dir) -> str:
-    """`<registry>/flytebuild/python:3.11`: Debian's python3 (3.11) and its dependencies, one layer."""
-    return base_support.push_base_image(registry.host, BASE_REPOSITORY, cache_dir=cache_dir)
+# registry, cache_dir, python_base and docker are one per session (tests/support/fixtures.py, registered by
+# tests/conftest.py), shared with tests/cli, tests/bazel, tests/deploy and tests/run. The names stay importable
+# for conftests that re-exported them; they are not fixtures here, so importing them shadows nothing.
+registry = cache_dir = python_base = docker = None
 
 
 @pytest.fixture
@@ -127,13 +113,6 @@ def stop_docker(proc: subprocess.Popen, docker: Docker) -> None:
     subprocess.run(["rm", "-rf", str(docker.root)], check=False)
 
 
-@pytest.fixture(scope="session")
-def docker() -> Iterator[Docker]:
-    proc, d = start_docker()
-    try:
-        yield d
-    finally:
-        stop_docker(proc, d)
 
 
 @pytest.fixture(scope="session")
@@ -150,9 +129,8 @@ def base_image(registry, cache_dir):
 
 
 @pytest.fixture(scope="session")
-def repo(tmp_path_factory, registry, python_base):
-    """A temp copy whose images push to (and pull their base from) the test registry; its `pants(env=...)` adds
+def repo(registry_repo):
+    """The session's copy whose images push to (and pull their base from) the test registry (`registry_repo`,
+    tests/support/fixtures.py; shared with tests/deploy/test_deploy_images.py); its `pants(env=...)` adds
     variables (DOCKER_HOST) for one command."""
-    r = pants_repo_copy(tmp_path_factory.mktemp("repo"), registry.host)
-    yield r
-    r.kill_pantsd()
+    return registry_repo

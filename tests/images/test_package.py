@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from tests.support.fixtures import forget_repository
+
 IMAGE = "examples/baked:image"
 SUMMARY = "dist/examples.baked/image.image.json"
 
@@ -37,6 +39,7 @@ def drop_tag(registry, ref: str) -> None:
 
 
 def test_package_twice_from_clean_caches_is_identical_then_skips(repo, registry, tmp_path):
+    forget_repository(registry, "flytebuild/baked")  # the session's registry: tests/cli or tests/deploy pushed it too
     first = package(repo, tmp_path / "c1")
     s1 = summary(repo)
     assert s1["pushed"] is True and s1["ref"].startswith(f"{registry.host}/flytebuild/baked:")

@@ -1,4 +1,4 @@
-"""Fixtures of tests/run: the throwaway Pants repo of the end-to-end tests (tests/e2e/conftest.py), and a
+"""Fixtures of tests/run: the session's throwaway Pants repo (`pants_repo`, tests/support/fixtures.py), and a
 stand-in FlyteAdmin holding the registered side of the reference entities (registered by flytekit itself)."""
 import os
 import subprocess
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import pants_repo  # noqa: F401 - re-exported fixture
 from tests.support.flyteadmin.fixture import flyteadmin
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,19 +1,19 @@
-"""A module-scoped real registry (tests/oci's Debian docker-registry) already holding the examples' Python base
-image (tests/support/base_image.py), for Pants tests that push the examples' images.
+"""A real registry (tests/oci's Debian docker-registry) already holding the examples' Python base image
+(tests/support/base_image.py), for Pants tests that push the examples' images.
 
     from tests.support.base_registry import registry  # noqa: F401 - fixture
+
+It is the session's `registry` with `python_base` pushed (tests/support/fixtures.py): one registry per session.
 """
 import pytest
 
-from tests.oci.conftest import start_registry, stop_registry
-from tests.support.base_image import DEFAULT_REPOSITORY, push_base_image
+from tests.support.base_image import DEFAULT_REPOSITORY
 
 __all__ = ["DEFAULT_REPOSITORY", "registry"]
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    reg = start_registry(tmp_path_factory.mktemp("registry"))
-    push_base_image(reg.host, DEFAULT_REPOSITORY, cache_dir=tmp_path_factory.mktemp("c"))
-    yield reg
-    stop_registry(reg)
+# Session-scoped like the registry it returns: a session fixture (registry_repo) that a test of the importing
+# module requests sees this definition of `registry`, and a narrower scope would be a ScopeMismatch.
+@pytest.fixture(scope="session")
+def registry(registry, python_base):  # noqa: F811 - the session's fixture of the same name, with the base pushed
+    return registry

@@ -20,8 +20,10 @@ PANTS_ENV = {"PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
 def copy_repo(root: Path, registry_host: Optional[str] = None) -> Path:
     """Fill `root` (an existing, empty directory) with pants, pants.toml, BUILD, examples/ and src/.
 
-    With `registry_host`, the examples' BUILD files name it instead of `localhost:5000`, so their images push to
-    (and pull their base from) that registry."""
+    With `registry_host`, the examples' BUILD files and examples/flytebuild.toml (the CLI's mirror of them) name
+    it instead of `localhost:5000`, and the copy's .pants.rc sets `[flyte] registry` / `default_base` to it (for
+    targets that name neither, e.g. examples/typed:image), so their images push to (and pull their base from)
+    that registry."""
     for name in ("pants", "pants.toml", "BUILD"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, root / name)
@@ -31,8 +33,12 @@ def copy_repo(root: Path, registry_host: Optional[str] = None) -> Path:
     for name in SHARED_BOOTSTRAP:
         os.symlink(REPO / ".bootstrap" / name, root / ".bootstrap" / name)
     if registry_host is not None:
-        for build in (root / "examples").rglob("BUILD"):
-            build.write_text(build.read_text().replace("localhost:5000", registry_host))
+        for build in [*(root / "examples").rglob("BUILD"), root / "examples/flytebuild.toml"]:
+            if build.exists():
+                build.write_text(build.read_text().replace("localhost:5000", registry_host))
+        # Pants reads <buildroot>/.pants.rc after pants.toml: these win over any [flyte] defaults there.
+        (root / ".pants.rc").write_text(f'[flyte]\nregistry = "{registry_host}"\n'
+                                        f'default_base = "{registry_host}/flytebuild/python:3.11"\n')
     return root
 
 

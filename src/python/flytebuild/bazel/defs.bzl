@@ -145,6 +145,7 @@ def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, pr
         "PYTHONDONTWRITEBYTECODE": "1",
         "FLYTEBUILD_CACHE_DIR": "",  # inputs are content-addressed by Bazel already
         "PIP_CONFIG_FILE": "/dev/null",
+        "FLYTEBUILD_FRONT_END": "bazel",  # messages name flyte_settings attributes, not TOML keys
     }
     env.update(settings.env)
     ctx.actions.run(
@@ -344,7 +345,7 @@ _DEPLOY = """#!/bin/sh
 # Runs from the runfiles tree of the workspace, where the facts' paths are valid.
 set -e
 if [ -d "$0.runfiles/{workspace}" ]; then cd "$0.runfiles/{workspace}"; fi
-export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR="" PIP_CONFIG_FILE=/dev/null
+export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR="" PIP_CONFIG_FILE=/dev/null FLYTEBUILD_FRONT_END=bazel
 {env}
 exec "{python}" -m flytebuild.cli -c "{facts}" deploy "{label}" "$@"
 """
@@ -408,7 +409,7 @@ _LAUNCH = """#!/bin/sh
 # bazel run <reference> -- [--endpoint host:port --insecure] [--wait] [--format=json] [--<input> <value> ...]
 set -e
 if [ -d "$0.runfiles/{workspace}" ]; then cd "$0.runfiles/{workspace}"; fi
-export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR=""
+export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR="" FLYTEBUILD_FRONT_END=bazel
 exec "{python}" -m flytebuild.cli -c "{facts}" run "{label}" "$@"
 """
 

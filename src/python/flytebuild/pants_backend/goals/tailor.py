@@ -65,7 +65,7 @@ async def find_putative_flyte_targets(request: PutativeFlyteTargetsRequest) -> P
         if directory not in images:
             result.append(PutativeTarget.for_target_type(
                 FlyteImageTarget, path=directory, name="image", triggering_sources=(),
-                kwargs={"dependencies": tuple(files)},
+                kwargs={"dependencies": tuple(f"./{f}" for f in files)},
                 comments=["# Bakes the workflows' code and requirements: their tasks run from it (flytebuild)."],
             ))
         for name, w in zip(target_names(new), new):
