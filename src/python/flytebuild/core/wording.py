@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from typing import Callable, List, Tuple, Union
 
-FRONT_ENDS = ("pants", "cli", "bazel")
-
 Rule = Tuple["re.Pattern[str]", Union[str, Callable[["re.Match[str]"], str]]]
 
 _SETTINGS_KEYS = (

@@ -1049,7 +1049,7 @@ def _introspect_or_error(entrypoint: str) -> typing.Tuple[dict, int]:
     return result_or_error(lambda: introspect(entrypoint), "introspection_failed")
 
 
-def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
+def answer(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     if len(argv) >= 2 and argv[1] == "--batch":
         # One interpreter (one flytekit import) for many entrypoints; each reports on its own.
         return {"results": {ep: _introspect_or_error(ep)[0] for ep in argv[2:]}}, 0
@@ -1062,5 +1062,5 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 
 
 def main(argv: typing.List[str]) -> int:
-    return json_stdout(lambda: _main(argv), dumps)
+    return json_stdout(lambda: answer(argv), dumps)
 

@@ -685,7 +685,7 @@ def _serialize_one(req_path: str, out_dir: str) -> typing.Tuple[dict, int]:
     return result_or_error(lambda: serialize(_read_request(req_path), out_dir), "serialization_failed")
 
 
-def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
+def answer(argv: typing.List[str]) -> typing.Tuple[dict, int]:
     try:
         if len(argv) >= 2 and argv[1] == "--batch":
             pairs = argv[2:]
@@ -705,4 +705,4 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 
 
 def main(argv: typing.List[str]) -> int:
-    return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
+    return json_stdout(lambda: answer(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))

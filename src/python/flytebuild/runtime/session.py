@@ -27,7 +27,7 @@ def main(argv: typing.List[str]) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # user prints (and C extensions writing to fd 1) land on stderr, never in our answers
     sys.stdout = sys.stderr
-    answer, _ = introspect._main(["introspect", "--batch", *argv[1:]])
+    answer, _ = introspect.answer(["introspect", "--batch", *argv[1:]])
     _line(out, introspect.dumps(answer))
     request = sys.stdin.readline()
     if not request.strip():
@@ -38,6 +38,6 @@ def main(argv: typing.List[str]) -> int:
     except (ValueError, KeyError, TypeError) as e:
         _line(out, json.dumps({"error": {"kind": "bad_request", "message": f"session: bad serialize line: {e}"}}))
         return 2
-    answer, _ = serialize._main(argv2)
+    answer, _ = serialize.answer(argv2)
     _line(out, json.dumps(answer, sort_keys=True))
     return 0
