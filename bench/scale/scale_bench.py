@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
+
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
 from tests.support.repo_copy import copy_repo, kill_pantsd  # noqa: E402
 

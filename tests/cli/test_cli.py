@@ -185,6 +185,7 @@ def test_pod_templates_render_per_environment_and_invalid_ones_fail_clearly(tmp_
         (_CONFIG.replace("[workflows.wf]", '[workflows.".."]').replace('image = "img"', 'image = "img"\n'),
          "name", ".."),
     ],
+    ids=["image_name", "workflow_name"],
 )
 def test_names_that_would_write_outside_dist_are_rejected(tmp_path, cli, config, field, value):
     """An image name or a workflow name that would put the OCI layout / the archive outside `--dist` fails with

@@ -5,7 +5,6 @@ flytekit imports are counted for real: the user's interpreter is a venv over the
 startup installs an import hook that appends one line (the process's argv) to a log when `flytekit` is imported."""
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -118,8 +117,14 @@ def project(tmp_path, counting_python, cli):
 
 
 def _introspected(imports) -> list:
-    """The entrypoints each introspection process was asked about."""
-    return [sorted(argv[argv.index("--batch") + 1:]) for argv in imports if argv[1:2] == ["introspect"]]
+    """The entrypoints each introspection process (`introspect --batch` or `session`) was asked about."""
+    out = []
+    for argv in imports:
+        if argv[1:2] == ["session"]:
+            out.append(sorted(argv[2:]))
+        elif argv[1:3] == ["introspect", "--batch"]:
+            out.append(sorted(argv[3:]))
+    return out
 
 
 def test_plan_imports_flytekit_once_then_never_until_an_edit(project):
@@ -152,8 +157,8 @@ def test_deploy_with_nothing_changed_imports_nothing_and_asks_nothing(project, u
         args = ["deploy", "--endpoint", admin.endpoint, "--insecure", "--format=json", "--no-push-images"]
         first, imports = project(*args)
         assert {e["status"] for e in json.loads(first.stdout)["entities"]} == {"registered"}
-        # one introspection, one serialization: flytekit twice, never once per workflow
-        assert len(imports) == 2, imports
+        # introspection and serialization in one process (a runtime `session`): flytekit once for the command
+        assert len(imports) == 1 and "session" in " ".join(imports[0]), imports
         mark = admin.mark()
         again, imports = project(*args)
         summary = json.loads(again.stdout)
@@ -166,6 +171,6 @@ def test_deploy_with_nothing_changed_imports_nothing_and_asks_nothing(project, u
         summary = json.loads(edited.stdout)
         assert {e["name"] for e in summary["entities"] if e["status"] == "registered"} == {
             "proj.b.two", "proj.b.wf"}
-        assert _introspected(imports) == [["proj.b:wf"]] and len(imports) == 2
+        assert _introspected(imports) == [["proj.b:wf"]] and len(imports) == 1
         delta = admin.since(mark)["counters"]
         assert sum(delta.get(k, {}).get("created", 0) for k in ("task", "workflow", "launch_plan")) == 3

@@ -1,4 +1,5 @@
-"""flyte-deploy pushes the tasks' flyte_image targets before registering, and pins each task to the pushed digest:
+"""flyte-deploy pushes the tasks' flyte_image targets before registering; tasks name the content tag (never a digest,
+so `--no-push-images` registers the same entities), and the registry holds that tag at the pushed digest:
 a real Debian registry with the Python base image (tests/images' support), the stand-in FlyteAdmin, real ./pants."""
 import pytest
 
@@ -14,7 +15,7 @@ def image_repo(registry_repo):
     return Repo(registry_repo.root)
 
 
-def test_deploy_pushes_images_then_registers_tasks_pinned_by_digest(image_repo, registry, fresh_admin, tmp_path):
+def test_deploy_pushes_images_then_registers_tasks_by_content_tag(image_repo, registry, fresh_admin, tmp_path):
     forget_repository(registry, "flytebuild/baked")  # the session's registry: tests/cli pushed this image too
     cache = tmp_path / "image-cache"
     _, summary = image_repo.deploy(fresh_admin, "examples/baked:wf", push=True,
@@ -27,8 +28,7 @@ def test_deploy_pushes_images_then_registers_tasks_pinned_by_digest(image_repo, 
     assert summary["counts"]["registered"] == len(summary["entities"])
     for e in summary["entities"]:
         if e["kind"] == "task":
-            assert stored_task(fresh_admin, e["name"], e["version"])["container"]["image"] == \
-                f"{baked['ref']}@{baked['digest']}"
+            assert stored_task(fresh_admin, e["name"], e["version"])["container"]["image"] == baked["ref"]
     # again: the registry has the tag (nothing pushed), FlyteAdmin has every entity (nothing registered)
     _, again = image_repo.deploy(fresh_admin, "examples/baked:wf", push=True,
                                  options=(f"--flyte-image-cache-dir={cache}",))

@@ -5,7 +5,7 @@ import pytest
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.settings import CACHE_KEY_POLICIES, AdminSettings, Settings
-from flytebuild.service.deploy import check_admin, deploy_request, pins_of
+from flytebuild.service.deploy import check_admin, deploy_request
 from flytebuild.service.paths import inside
 
 
@@ -48,12 +48,10 @@ def test_cli_and_pants_defaults_are_the_settings_defaults():
 
 
 def test_deploy_request_and_admin_check(tmp_path):
-    class Pushed:
-        ref, digest = "r/a:1", "sha256:ab"
-
     req = deploy_request(AdminSettings(endpoint="h:1"), True, [{"file": "wf0/1.pb", "kind": "task", "fast": False}],
-                         None, pins_of([Pushed()]))
-    assert req["dry_run"] is True and req["bundle"] is None and req["pin_images"] == {"r/a:1": "r/a:1@sha256:ab"}
+                         None)
+    # tasks keep their images' content tags on every path: no digest pins (docs/reliability.md)
+    assert req["dry_run"] is True and req["bundle"] is None and "pin_images" not in req
     with pytest.raises(FlytebuildError, match="No FlyteAdmin to deploy to"):
         check_admin(AdminSettings(), fix="set it")
     with pytest.raises(FlytebuildError, match="does not exist"):

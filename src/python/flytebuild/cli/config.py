@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.errors import DEFAULT_USER_CODE_TIMEOUT, FlytebuildError
 from flytebuild.core.settings import (
     CACHE_KEY_POLICIES,
     DEFAULT_ADMIN_TIMEOUT,
@@ -131,6 +131,8 @@ class Project:
     targets: Optional[Tuple[TargetFacts, ...]] = None
     pod_templates: Tuple[PodTemplateConfig, ...] = ()
     references: Tuple[ReferenceConfig, ...] = ()
+    # seconds a process running the user's code may take (FLYTEBUILD_USER_CODE_TIMEOUT wins)
+    user_code_timeout: int = DEFAULT_USER_CODE_TIMEOUT
 
     def reference(self, name: str) -> Optional[ReferenceConfig]:
         return next((r for r in self.references if r.name == name), None)
@@ -194,7 +196,7 @@ _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
     "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
-    "relative_to_root", "targets", "pod_templates", "environment", "references",
+    "relative_to_root", "targets", "pod_templates", "environment", "references", "user_code_timeout",
 }
 _REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
 _REFERENCE_KINDS = ("task", "workflow", "launch_plan")
@@ -451,7 +453,18 @@ def load_project(path: str) -> Project:
         targets=targets,
         pod_templates=tuple(pod_templates),
         references=tuple(references),
+        user_code_timeout=_timeout(top.int("user_code_timeout", DEFAULT_USER_CODE_TIMEOUT), path),
     )
+
+
+def _timeout(configured: int, config_file: str) -> int:
+    value = os.environ.get("FLYTEBUILD_USER_CODE_TIMEOUT")
+    if value is None:
+        return configured
+    if not value.isdigit() or int(value) <= 0:
+        raise FlytebuildError(f"FLYTEBUILD_USER_CODE_TIMEOUT is {value!r}", file=config_file,
+                              fix="set it to a positive number of seconds, or unset it")
+    return int(value)
 
 
 def _repo_glob(repo, pattern: str) -> str:

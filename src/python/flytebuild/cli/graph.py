@@ -13,6 +13,7 @@ from blake3 import blake3
 
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.requirements import Requirements, load_requirements
+from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import StatCache, digest_files
 from flytebuild.core.imports import ImportGraph, ModuleIndex, index_modules, requirement_modules
@@ -105,6 +106,7 @@ class ProjectGraph:
 
     def image_target(self, image: ImageConfig) -> ImageTarget:
         owner = f"[images.{image.name}]"
+        check_image_config(self.project, image)  # before the closure is resolved
         self.requirements.check(image.requirements, owner, self.project.config_file)
         closure = self._image_closure(image, owner)
         return ImageTarget(
@@ -298,3 +300,27 @@ def _module_name(path: str, source_roots: Sequence[str]) -> Optional[str]:
 
 def project_graph(project: Project) -> ProjectGraph:
     return TargetGraph(project) if project.targets is not None else ProjectGraph(project)
+
+
+def image_config_problems(image: ImageConfig) -> List[validate.Problem]:
+    problems = validate.image_problems(
+        image_name=image.image_name, base=image.base, registry=image.registry, repository=image.repository,
+        python=image.python, env=image.env, repository_defaulted=image.repository == image.image_name,
+    )
+    reason = dist_name_problem(image.name)
+    if reason:
+        problems.insert(0, validate.Problem("name", image.name, reason, "use a plain table name such as [images.app]"))
+    return problems
+
+
+def dist_name_problem(name: str):
+    """Target names become `<dist>/<dist_name>/` (a Bazel label `//demo:wf` becomes `demo.wf`)."""
+    from flytebuild.cli.registration import dist_name
+
+    return validate.name_problem(dist_name(name))
+
+
+def check_image_config(project: Project, image: ImageConfig) -> None:
+    """A flytebuild.toml [images.NAME] table, worded for that file."""
+    validate.raise_problems(image_config_problems(image), image.name, lambda f: f"`{f}` in [images.{image.name}]",
+                            project.config_file, "image")

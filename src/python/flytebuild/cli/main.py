@@ -238,12 +238,18 @@ def _package(args: argparse.Namespace) -> int:
 
     from flytebuild.cli import images as cli_images
     from flytebuild.cli.graph import project_graph
-    from flytebuild.cli.planning import plan_project, select
+    from flytebuild.cli.graph import check_image_config
+    from flytebuild.cli.planning import check_workflow_config, plan_project, select
     from flytebuild.cli.registration import package_workflows
 
     project = load_project(args.config or find_config("."))
     workflows, images = select(project, args.targets)
     dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
+    # Every selected target's fields are checked before the first image is built.
+    for config in images:
+        check_image_config(project, config)
+    for workflow in workflows:
+        check_workflow_config(project, workflow)
 
     def shown(path: str) -> str:
         rel = os.path.relpath(path)
@@ -260,7 +266,7 @@ def _package(args: argparse.Namespace) -> int:
             print(f"Wrote {shown(summary)}")
             print(f"    {cli_images.describe(published)}")
     if workflows:
-        result = plan_project(project, [w.name for w in workflows], isolate=True)
+        result = plan_project(project, [w.name for w in workflows], isolate=True, serialize_next=True)
         for path, lines in package_workflows(project, result, dist):
             print(f"Wrote {shown(path)}")
             for line in lines:
@@ -274,17 +280,19 @@ def _deploy(args: argparse.Namespace) -> int:
     from flytebuild.cli.planning import plan_project
     from flytebuild.cli.registration import check_admin, deploy
     from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
-    from flytebuild.service.deploy import images_summary, pins_of
+    from flytebuild.service.deploy import images_summary
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "deploy")
-    result = plan_project(project, args.targets or [w.name for w in project.workflows])
+    # serialize_next: the process that introspects serializes too (one flytekit import)
+    result = plan_project(project, args.targets or [w.name for w in project.workflows], serialize_next=True)
     _warn_unlocked(project, result.image_targets)
     admin = _admin(project, args)
     check_admin(admin)  # before anything is pushed
     pushed = []
     if args.push_images and not args.dry_run:
-        # Images first: a task is registered only once the image it names exists (pinned by digest).
+        # Images first: a task is registered only once the image it names exists. Tasks name the content tag on
+        # every path (never a digest), so `--no-push-images` and a normal deploy register identical entities.
         from flytebuild.cli import images as cli_images
         from flytebuild.cli.graph import project_graph
 
@@ -299,9 +307,9 @@ def _deploy(args: argparse.Namespace) -> int:
             from flytebuild.cli.imagespec import publish_specs
 
             publish_specs(project, graph, result)
-    code, summary, warnings, _ = deploy(
-        project, result, admin, args.dry_run, pins=pins_of(pushed)
-    )
+    # Tasks name their images' content tags on every path (never digests): `--no-push-images` then a normal
+    # deploy register identical entities.
+    code, summary, warnings, _ = deploy(project, result, admin, args.dry_run)
     summary["images"] = images_summary(pushed)
     render = render_deploy_json if args.format == "json" else render_deploy_table
     sys.stdout.write(render(summary, warnings))

@@ -3,20 +3,36 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from flytebuild.cli import userenv
 from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
-from flytebuild.cli.graph import project_graph
+from flytebuild.cli.graph import check_image_config, dist_name_problem, image_config_problems, project_graph
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
-from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.core import validate
+
+
+def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
+    describe = lambda f: f"`{f}` in [workflows.{workflow.name}]"  # noqa: E731
+    reason = dist_name_problem(workflow.name)
+    if reason:
+        validate.raise_problems([validate.Problem("name", workflow.name, reason,
+                                                  "use a plain table name such as [workflows.my-wf]")],
+                                workflow.name, lambda f: f'the table name [workflows."{workflow.name}"]',
+                                project.config_file, "workflow")
+    validate.check_workflow(workflow.name, project=workflow.project or project.settings.project,
+                            domain=workflow.domain or project.settings.domain, describe=describe,
+                            file=project.config_file,
+                            project_from="" if workflow.project else "the top-level `project`",
+                            domain_from="" if workflow.domain else "the top-level `domain`")
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,8 @@ class ProjectPlan:
     input_keys: Tuple[Tuple[str, str], ...] = ()
     # (workflow, error paragraph) of the workflows that could not be planned (plan_project(isolate=True))
     errors: Tuple[Tuple[str, str], ...] = ()
+    # the user-env process that introspected, waiting to serialize (plan_project(serialize_next=True)); not data
+    session: Optional[userenv.Session] = field(default=None, compare=False, repr=False)
 
 
 def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig], List[ImageConfig]]:
@@ -59,10 +77,16 @@ def select(project: Project, names: Sequence[str]) -> Tuple[List[WorkflowConfig]
 
 
 def plan_project(
-    project: Project, names: Sequence[str] = (), environment: Optional[str] = None, isolate: bool = False
+    project: Project,
+    names: Sequence[str] = (),
+    environment: Optional[str] = None,
+    isolate: bool = False,
+    serialize_next: bool = False,
 ) -> ProjectPlan:
     """`isolate`: a workflow that cannot be planned is reported in `errors` and the others are planned (plan and
-    package); otherwise its error is raised."""
+    package); otherwise its error is raised. `serialize_next`: the command serializes the plan next (deploy,
+    package): introspect in a runtime `session` process that stays, so serialization runs in the same interpreter
+    (one flytekit import per command)."""
     workflows, listed = select(project, names)
     if not workflows and not listed:
         raise FlytebuildError(
@@ -70,11 +94,35 @@ def plan_project(
             file=project.config_file,
             fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
         )
+    validate.check_options(project.settings.default_base, project.settings.registry, "`default_base`", "`registry`",
+                           file=project.config_file)
+    # Field values (the workflow's, and those of the images it names) are checked before any user code runs; a
+    # workflow with a bad one fails alone when isolating, as any other planning error does.
+    early_errors: List[Tuple[str, str]] = []
+    checked = []
+    for workflow in workflows:
+        try:
+            check_workflow_config(project, workflow)
+            for name in sorted({workflow.image or "", *(v for _, v in workflow.images + workflow.task_images)}):
+                image = project.image(name) if name else None
+                if image is not None:
+                    check_image_config(project, image)
+        except FlytebuildError as e:
+            if not isolate:
+                raise
+            early_errors.append((workflow.name, str(e)))
+            continue
+        checked.append(workflow)
+    workflows = checked
+    default = project.image(project.settings.default_image) if project.settings.default_image else None
+    for image in [*listed, *([default] if default is not None else [])]:
+        check_image_config(project, image)
     graph = project_graph(project)
     introspections: Dict[str, dict] = {}
     input_keys: Dict[str, str] = {}
     entrypoints = [(w.name, graph.module_entrypoint(w)) for w in workflows]
     results: Dict[str, dict] = {}
+    session: Optional[userenv.Session] = None
     if workflows:
         # Per workflow, the answer is kept under a key of everything its import can see (core/result_cache.py):
         # with nothing changed no user-env process starts (flytekit is imported zero times); after an edit only
@@ -101,13 +149,20 @@ def plan_project(
             installed_proc = userenv.start_installed_query(project.python, project.config_file)
         if missing:
             userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
-            proc = userenv.start_introspection(
+            start = userenv.start_session if serialize_next else userenv.start_introspection
+            proc = start(
                 project.python, project.config_file, project.root, project.source_roots,
                 sorted({ep for _, ep in missing}),
             )
             try:
-                fresh = userenv.finish_introspection(proc, missing)
+                if serialize_next:
+                    session = proc
+                    fresh = userenv.finish_session_introspection(session, missing, project.user_code_timeout)
+                else:
+                    fresh = userenv.finish_introspection(proc, missing, project.user_code_timeout)
             except BaseException:
+                if session is not None:
+                    session.close()
                 if installed_proc is not None:
                     installed_proc.kill()
                     installed_proc.wait()
@@ -124,12 +179,18 @@ def plan_project(
             installed = {k: tuple(v) for k, v in json.loads(installed_text).items()}
         graph.use_installed(installed)
 
-    image_targets = {img.name: graph.image_target(img) for img in project.images}
+    image_targets = {img.name: graph.image_target(img) for img in project.images if not image_config_problems(img)}
     plans: List[WorkflowPlan] = []
     closures: Dict[str, Closure] = {}
-    errors: List[Tuple[str, str]] = []
+    errors: List[Tuple[str, str]] = list(early_errors)
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         try:
+            # An image with a bad field fails only the workflows whose code names it.
+            named = {t.image.name for t in parse_introspection(results[entrypoint], target=workflow.name).tasks
+                     if t.image.name}
+            for image in project.images:
+                if image.image_name in named:
+                    check_image_config(project, image)
             plans.append(_plan_one(project, graph, workflow, entrypoint, results[entrypoint], image_targets,
                                    closures, environment))
         except FlytebuildError as e:
@@ -152,6 +213,7 @@ def plan_project(
         closures=tuple(sorted(closures.items())),
         input_keys=tuple(sorted(input_keys.items())),
         errors=tuple(errors),
+        session=session,
     )
 
 

@@ -60,11 +60,15 @@ def serialize(project: Project, plan: WorkflowPlan) -> Serialized:
 
 
 def serialize_all(
-    project: Project, plans: Sequence[WorkflowPlan], inputs: Optional[Mapping[str, str]] = None
+    project: Project,
+    plans: Sequence[WorkflowPlan],
+    inputs: Optional[Mapping[str, str]] = None,
+    session: Optional[userenv.Session] = None,
 ) -> List[Serialized]:
     """Every plan in one runtime `serialize --batch` process: one interpreter start, one flytekit import; a plan
     whose request and inputs (`inputs[address]`, planning's input key) were serialized before is read back from
-    core/result_cache.py instead, and when none is missing no process starts."""
+    core/result_cache.py instead, and when none is missing no process starts. With planning's `session` alive,
+    serialization runs in that process, which already imported flytekit and the workflows."""
     inputs = inputs or {}
     cache = ResultCache(cache_path("results"))
     runtime = userenv.runtime_fingerprint()
@@ -89,17 +93,24 @@ def serialize_all(
                 with open(request_file, "w", encoding="utf-8") as f:
                     json.dump(requests[i], f, sort_keys=True, indent=1)
                 args += [request_file, os.path.join(tmp, f"out{i}")]
-            proc = userenv.run_runtime(python, "serialize", args, project.root, project.source_roots,
-                                       cwd=project.root)
-            try:
-                results = json.loads(proc.stdout)["results"]
-            except (ValueError, KeyError, TypeError):
-                results = {}
+            if session is not None and session.alive:
+                answer, stderr = session.serialize(list(zip(args[1::2], args[2::2])))
+            else:
+                proc = userenv.run_runtime(python, "serialize", args, project.root, project.source_roots,
+                                           cwd=project.root, timeout=project.user_code_timeout,
+                                           what=f"Serialization of {', '.join(plans[i].entrypoint for i in missing)}",
+                                           target=", ".join(plans[i].address for i in missing))
+                stderr = proc.stderr
+                try:
+                    answer = json.loads(proc.stdout)
+                except ValueError:
+                    answer = {}
+            results = answer.get("results") or {}
             for i in missing:
                 plan = plans[i]
                 out_dir = os.path.join(tmp, f"out{i}")
                 data = results.get(out_dir) or {"error": {"kind": "serialization_failed",
-                                                          "message": proc.stderr.strip()[-2000:] or "no output"}}
+                                                          "message": stderr.strip()[-2000:] or "no output"}}
                 if "error" in data:
                     raise SerializationError.from_runtime(plan.address, plan.entrypoint, data.get("error") or {})
                 files = []
@@ -111,13 +122,16 @@ def serialize_all(
                     cache.put(keys[i], json.dumps(
                         {"summary": data, "files": {n: base64.b64encode(b).decode("ascii") for n, b in files}},
                         sort_keys=True))
+    if session is not None:
+        session.close()
     return [out[i] for i in range(len(plans))]
 
 
 def package_workflows(project: Project, result: ProjectPlan, dist_dir: str) -> List[Tuple[str, List[str]]]:
     """Per workflow `<dist>/<name>/flyte-package.tgz` (+ its code bundle): what `pants package` writes."""
     written = []
-    for plan, serialized in zip(result.workflows, serialize_all(project, result.workflows, dict(result.input_keys))):
+    serialized_all = serialize_all(project, result.workflows, dict(result.input_keys), result.session)
+    for plan, serialized in zip(result.workflows, serialized_all):
         bundle, _ = code_bundle(project, ProjectPlan((), (plan,), result.image_targets))
         built = registration_archive(serialized.files, bundle)
         out_dir = str(inside(dist_dir, dist_name(plan.address), target=plan.address, field="name", value=plan.address))
@@ -154,17 +168,16 @@ def deploy(
     result: ProjectPlan,
     admin: AdminSettings,
     dry_run: bool,
-    pins: Optional[Mapping[str, str]] = None,
 ) -> Tuple[int, dict, Tuple[BundleWarning, ...], str]:
-    """runtime/deploy.py over every planned workflow: (exit code, summary, warnings, log). `pins`: tag ->
-    tag@digest of the images pushed for it (service.deploy.pins_of)."""
+    """runtime/deploy.py over every planned workflow: (exit code, summary, warnings, log). Tasks name their
+    images' content tags (never digests), whatever was pushed."""
     check_admin(admin)
     python = userenv.check_python(project.python, project.config_file)
     bundle, warnings = code_bundle(project, result)
     found_warnings = set(warnings)
     with tempfile.TemporaryDirectory(prefix="flytebuild-deploy-") as tmp:
         entities = []
-        serialized_all = serialize_all(project, result.workflows, dict(result.input_keys))
+        serialized_all = serialize_all(project, result.workflows, dict(result.input_keys), result.session)
         for i, (plan, serialized) in enumerate(zip(result.workflows, serialized_all)):
             os.makedirs(os.path.join(tmp, f"wf{i}"))
             for name, data in serialized.files:
@@ -179,7 +192,7 @@ def deploy(
             with open(os.path.join(tmp, bundle_path(bundle)), "wb") as f:
                 f.write(bundle.data)
         # The deploy ledger in the CLI's cache dir (runtime/ledger.py): unchanged entities cost no call.
-        request = deploy_request(admin, dry_run, entities, bundle, pins, ledger_dir=cache_path("ledger"))
+        request = deploy_request(admin, dry_run, entities, bundle, ledger_dir=cache_path("ledger"))
         with open(os.path.join(tmp, "request.json"), "w", encoding="utf-8") as f:
             json.dump(request, f, indent=1, sort_keys=True)
         userenv.progress(

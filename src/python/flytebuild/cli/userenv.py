@@ -6,6 +6,7 @@ layout the Pants adapter gives it in its sandbox, so both report identical paths
 """
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -13,9 +14,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
-from flytebuild.core.errors import FlytebuildError, IntrospectionError
+from flytebuild.core.errors import FlytebuildError, IntrospectionError, UserCodeTimeout
 
 _RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime")
 
@@ -94,13 +96,24 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     return env
 
 
+TIMEOUT_SETTING = "`user_code_timeout` in flytebuild.toml (or FLYTEBUILD_USER_CODE_TIMEOUT)"
+
+
 def run_runtime(
-    python: str, command: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str
+    python: str, command: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str,
+    *, timeout: Optional[float] = None, what: str = "", target: Optional[str] = None,
 ) -> subprocess.CompletedProcess:
-    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text."""
-    return subprocess.run(
-        [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots), capture_output=True, text=True
-    )
+    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text.
+
+    Past `timeout` seconds the process is killed and a UserCodeTimeout names `what` and `target`."""
+    try:
+        return subprocess.run(
+            [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots),
+            capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise UserCodeTimeout(what or f"runtime {command}", timeout or 0, target=target,
+                              setting=TIMEOUT_SETTING) from None
 
 
 def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
@@ -135,14 +148,129 @@ def start_introspection(
     )
 
 
+class Session:
+    """A runtime `session` process: it introspected, and waits to serialize in the same interpreter, so a command
+    that needs both imports flytekit and the user's modules once. Closed at the latest when the CLI exits."""
+
+    def __init__(self, proc: subprocess.Popen, stderr_file) -> None:
+        self.proc = proc
+        self._stderr = stderr_file
+        self.timeout: Optional[float] = None  # per answer (user_code_timeout), set by the first reader
+        atexit.register(self.close)
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    def read_answer(self, what: str = "The runtime session", target: Optional[str] = None) -> Tuple[dict, str]:
+        """The next answer line ({} when the process died first) and its stderr so far. Past `self.timeout` (the
+        user's code blocks) the process is killed and a UserCodeTimeout names `what` and `target`."""
+        box: Dict[str, str] = {}
+        reader = threading.Thread(target=lambda: box.setdefault("line", self.proc.stdout.readline()), daemon=True)
+        reader.start()
+        try:
+            reader.join(self.timeout)
+        except BaseException:  # Ctrl-C: the user's code must not run on without us
+            self.proc.kill()
+            raise
+        if reader.is_alive():
+            self.proc.kill()
+            reader.join(10)
+            self.close()
+            raise UserCodeTimeout(what, self.timeout or 0, target=target, setting=TIMEOUT_SETTING)
+        line = box.get("line", "")
+        try:
+            return json.loads(line), self.stderr()
+        except ValueError:
+            self.close()
+            return {}, self.stderr()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and not self.proc.stdin.closed
+
+    def serialize(self, pairs: Sequence[Tuple[str, str]]) -> Tuple[dict, str]:
+        """`serialize --batch` for (request.json, out_dir) pairs, in this process: (its answer, stderr)."""
+        try:
+            self.proc.stdin.write(json.dumps({"serialize": [list(p) for p in pairs]}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            self.close()
+            return {}, self.stderr()
+        answer = self.read_answer("Serialization", None)
+        self.close()
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # EOF: nothing (more) to serialize, the process exits
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout and not self.proc.stdout.closed:
+            self.proc.stdout.close()
+
+
+def start_session(
+    python: str, config_file: str, root: str, source_roots: Sequence[str], entrypoints: Sequence[str]
+) -> Session:
+    python = check_python(python, config_file)
+    stderr_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+    proc = subprocess.Popen(
+        [python, *runtime_command("session"), *entrypoints],
+        cwd=root,
+        env=user_env(root, source_roots),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr_file,  # a file: a chatty user module cannot block the process on a full pipe
+        text=True,
+    )
+    return Session(proc, stderr_file)
+
+
+def finish_session_introspection(
+    session: Session, targets: Sequence[Tuple[str, str]], timeout: Optional[float] = None
+) -> Dict[str, dict]:
+    """The session's introspection answer, as `finish_introspection` reads it."""
+    session.timeout = timeout
+    answer, err = session.read_answer(f"Introspection of {', '.join(e for _, e in targets)}",
+                                      ", ".join(t for t, _ in targets))
+    return _introspection_answers(answer, err, session.proc.returncode, targets)
+
+
 def finish_introspection(
-    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]]
+    proc: subprocess.Popen, targets: Sequence[Tuple[str, str]], timeout: Optional[float] = None
 ) -> Dict[str, dict]:
     """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
-    out, err = proc.communicate()
     try:
-        results = json.loads(out)["results"]
-    except (ValueError, KeyError, TypeError):
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as e:  # a timeout or Ctrl-C: the user's code must not run on without us
+        proc.kill()
+        proc.communicate()
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
+        names = ", ".join(t for t, _ in targets)
+        raise UserCodeTimeout(f"Introspection of {', '.join(e for _, e in targets)}", timeout or 0, target=names,
+                              setting=TIMEOUT_SETTING) from None
+    try:
+        answer = json.loads(out)
+    except ValueError:
+        answer = {}
+    return _introspection_answers(answer, err, proc.returncode, targets)
+
+
+def _introspection_answers(
+    answer: dict, err: str, returncode: Optional[int], targets: Sequence[Tuple[str, str]]
+) -> Dict[str, dict]:
+    try:
+        results = answer["results"]
+    except (KeyError, TypeError):
         results = {}
     found: Dict[str, dict] = {}
     for target, entrypoint in targets:
@@ -150,7 +278,7 @@ def finish_introspection(
         if data is None:
             error = {
                 "kind": "introspection_failed",
-                "message": err.strip()[-2000:] or f"no output (exit code {proc.returncode})",
+                "message": err.strip()[-2000:] or f"no output (exit code {returncode})",
             }
             raise IntrospectionError.from_runtime(target, entrypoint, error)
         # A workflow's own error stays with it (parse_introspection raises it): the others still plan.
@@ -217,9 +345,9 @@ def validate_pod_templates(project, plans) -> None:
             request = os.path.join(tmp, "pods.json")
             with open(request, "w", encoding="utf-8") as f:
                 json.dump(batch, f, sort_keys=True)
-            proc = subprocess.run(
-                [python, *runtime_command("validate_pod"), "--batch", request], capture_output=True, text=True
-            )
+            proc = run_runtime(python, "validate_pod", ["--batch", request], project.root, (), tmp,
+                               timeout=project.user_code_timeout, what="Pod template validation",
+                               target=", ".join(sorted(per_plan)))
         try:
             out = json.loads(proc.stdout)
         except ValueError:

@@ -118,3 +118,21 @@ class IntrospectionError(FlytebuildError):
             target=target,
             entrypoint=entrypoint,
         )
+
+
+# User code (imports at introspection, serialization, pod validation) may block forever on a
+# network call, input() or a lock; every such process gets this budget unless configured.
+DEFAULT_USER_CODE_TIMEOUT = 600
+
+
+class UserCodeTimeout(FlytebuildError):
+    """A process running the user's code did not finish within the configured time."""
+
+    def __init__(self, what: str, seconds: float, *, target: Optional[str] = None, setting: str) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"{what} did not finish within {seconds:g} s and was stopped (the user code blocks or is very slow, "
+            f"e.g. a network call, input() or a lock at import time)",
+            target=target,
+            fix=f"make importing the module return promptly (move work into the task body), or raise {setting}",
+        )

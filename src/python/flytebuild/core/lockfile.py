@@ -72,6 +72,22 @@ def _index(data: Mapping[str, Any]) -> Dict[str, _Locked]:
         ) from None
 
 
+_INDEXES: Dict[Union[str, bytes], Dict[str, _Locked]] = {}
+
+
+def _index_of(lock: Union[str, bytes, Mapping[str, Any]]) -> Dict[str, _Locked]:
+    """The lock's index, parsed once per lockfile text: a plan asks once per closure (a 2 MB lock, tens of
+    closures), and the parse cost dominated a plan that had nothing else to do."""
+    if isinstance(lock, Mapping):
+        return _index(lock)
+    found = _INDEXES.get(lock)
+    if found is None:
+        if len(_INDEXES) >= 4:
+            _INDEXES.clear()
+        found = _INDEXES[lock] = _index(_load(lock))
+    return found
+
+
 def locked_pins(
     lock: Union[str, bytes, Mapping[str, Any]],
     project_names: Iterable[str],
@@ -88,7 +104,7 @@ def locked_pins(
     `with_hashes` appends the first artifact's hash (`name==version#sha256:...`). With `strict`,
     a requested name missing from the lock raises LockfileError (the lock is stale).
     """
-    index = _index(_load(lock))
+    index = _index_of(lock)
     wanted = sorted({canonical_name(n) for n in project_names})
     missing = [n for n in wanted if n not in index]
     if missing and strict:

@@ -4,8 +4,8 @@ The key covers everything the answer can depend on (the request, the digests of 
 import, the environment's identity, the runtime script itself): a changed input is a new key, never a stale answer,
 so nothing is ever invalidated. Front ends use it to partition work per workflow: a batch carries only the
 workflows whose key missed, the rest are read back here (Pants' own process cache cannot answer "which of these
-would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a directory that
-cannot be written only costs the cache.
+would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a
+directory that cannot be written only costs the cache.
 """
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ class ResultCache:
             return None
         try:
             with open(self._path(key), encoding="utf-8") as f:
-                return f.read()
-        except (OSError, UnicodeDecodeError):
+                text = f.read()
+            json.loads(text)  # a damaged entry (a full disk, a hand edit) is a miss, never a crash
+            return text
+        except (OSError, UnicodeDecodeError, ValueError):
             return None
 
     def put(self, key: str, text: str) -> None:

@@ -56,6 +56,8 @@ def docker_problems(task: TaskPlan, result: RunResult) -> Tuple[str, ...]:
     problems = []
     if not answer.get("pyflyte_execute"):
         problems.append("pyflyte-execute not on PATH")
+    if answer.get("command_error"):
+        problems.append(str(answer["command_error"]))
     failure = (answer.get("modules") or {}).get(task.module)
     if failure:
         problems.append(f"import {task.module}: {failure}")

@@ -18,6 +18,7 @@ image with its fingerprint, the digest of its source manifest and the list of ba
 from __future__ import annotations
 
 import configparser
+import errno
 import hashlib
 import io
 import json
@@ -393,6 +394,33 @@ def assemble(
     progress: Optional[BuildProgress] = None,
 ) -> BuiltImage:
     """Layers, config and manifest for `inputs` on top of `base`. Same inputs -> same digests."""
+    try:
+        return _assemble(inputs, base, cache_dir=cache_dir, progress=progress)
+    except OSError as e:
+        raise disk_error(e, cache_dir) from None
+
+
+def disk_error(e: OSError, cache_dir: Optional[Union[str, Path]]) -> BuildError:
+    """A full, read-only or forbidden layer cache as one paragraph (never `[Errno 28]` with our traceback)."""
+    where = e.filename or cache_dir or "the temporary directory"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return BuildError(f"No space left on the device holding {where} while writing image layers (layer cache "
+                          f"{cache_dir or 'none'}). Fix: free disk space there, or point the image cache "
+                          f"([flyte].image_cache_dir / `image_cache_dir`) at a disk with room.")
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return BuildError(f"Cannot write {where} while building image layers ({e.strerror}). Fix: make the layer "
+                          f"cache {cache_dir or ''} writable, or point the image cache at a writable directory.")
+    return BuildError(f"Building image layers failed on {where}: {e.strerror or e}. Fix: check that path and the "
+                      f"layer cache {cache_dir or ''}.")
+
+
+def _assemble(
+    inputs: ImageInputs,
+    base: BaseImage,
+    *,
+    cache_dir: Optional[Union[str, Path]] = None,
+    progress: Optional[BuildProgress] = None,
+) -> BuiltImage:
     progress = progress or (lambda name, status, size: None)
     cache = LayerCache(cache_dir) if cache_dir is not None else None
     _check_sources(inputs.sources)

@@ -90,6 +90,19 @@ def run_script(ref: str, script: bytes, args: Sequence[str], env: Optional[Mappi
     return proc.stdout, (proc.stderr or "")
 
 
+def run_command(ref: str, args: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                timeout: float = 600) -> Tuple[int, str]:
+    """`args` run through the image's own entrypoint (none overridden), as the cluster runs a task's
+    container: (exit code, the end of its output). The image must be pulled already (run_script pulls)."""
+    docker = docker_exe(env) or "docker"
+    try:
+        proc = subprocess.run([docker, "run", "--rm", "--network", "none", ref, *args], env=docker_env(env),
+                              capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as e:
+        return -1, str(e)
+    return proc.returncode, (proc.stderr or proc.stdout).strip()[-300:]
+
+
 def build_and_push(dockerfile: str, tag: str, env: Optional[Mapping[str, str]] = None) -> None:
     """`docker build` a context holding only `dockerfile` as `tag`, then `docker push` it."""
     docker = docker_exe(env) or "docker"

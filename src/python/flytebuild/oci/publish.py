@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
-from flytebuild.oci.image import OCI_INDEX, Image, canonical_json
+from flytebuild.oci.image import INDEX_TYPES, LABEL_FINGERPRINT, OCI_INDEX, Image, canonical_json
 from flytebuild.oci.layers import Layer, temp_path
 from flytebuild.oci.registry import Reference, RegistryClient, RegistryError
 
@@ -27,6 +27,49 @@ class PublishResult:
     blobs_uploaded: List[str] = field(default_factory=list)
     blobs_mounted: List[str] = field(default_factory=list)
     blobs_skipped: List[str] = field(default_factory=list)
+
+
+class TagConflict(RegistryError):
+    """A tag we would push already names other content: never trusted, never overwritten."""
+
+
+def _fingerprint_at(client: RegistryClient, repo: str, tag: str) -> Tuple[Optional[str], Optional[str]]:
+    """(manifest digest, fingerprint label) of what `tag` names; (None, None) when the tag is absent.
+
+    One HEAD, then (only when the tag exists) one GET of the manifest and one of its small config blob.
+    """
+    if client.head_manifest(repo, tag) is None:
+        return None, None
+    data, media_type, digest = client.get_manifest(repo, tag)
+    doc = json.loads(data)
+    if media_type in INDEX_TYPES or "config" not in doc:
+        return digest, None  # an index is never one of our images
+    config = json.loads(client.fetch_blob(repo, doc["config"]["digest"]))
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return digest, labels.get(LABEL_FINGERPRINT)
+
+
+def _conflict(client: RegistryClient, ref: Reference, tag: str, found: Optional[str], fingerprint: str) -> TagConflict:
+    what = f"carries fingerprint {found}" if found else "carries no flytebuild fingerprint label"
+    return TagConflict(
+        f"Image {ref.repository}:{tag} already exists in registry {client.registry} with other content: it {what}, "
+        f"but this build's fingerprint is {fingerprint}. flytebuild never trusts or overwrites such a tag. Fix: "
+        f"delete the tag from {client.registry} (someone pushed other content under flytebuild's version tag), "
+        f"or set the image's `repository` to one flytebuild alone pushes to.",
+        registry=client.registry, repository=ref.repository)
+
+
+def reusable_tag(client: RegistryClient, ref: Union[str, Reference], fingerprint: Optional[str]) -> Optional[str]:
+    """The digest at `ref`'s tag if it is this very image (its config's fingerprint label equals
+    `fingerprint`), None when the tag is absent; a TagConflict when it names anything else."""
+    r = Reference.parse(ref) if isinstance(ref, str) else ref
+    tag = r.tag or "latest"
+    digest, found = _fingerprint_at(client, r.repository, tag)
+    if digest is None:
+        return None
+    if fingerprint is None or found != fingerprint:
+        raise _conflict(client, r, tag, found, fingerprint or "(none)")
+    return digest
 
 
 def _noop(digest: str, name: str, status: str, size: int) -> None:
@@ -62,6 +105,15 @@ def publish(
     if existing is not None and existing.digest == image.manifest_digest:
         result.skipped = True
         return result
+    ours = ((image.config.get("config") or {}).get("Labels") or {}).get(LABEL_FINGERPRINT)
+    if existing is not None and ours is not None:
+        # A versioned (fingerprinted) tag is reused when it holds the same inputs, refused otherwise.
+        digest, found = _fingerprint_at(client, r.repository, tag)
+        if digest is not None and found == ours:
+            result.digest, result.skipped = digest, True
+            return result
+        if digest is not None:
+            raise _conflict(client, r, tag, found, ours)
 
     base_ref = Reference.parse(image.base.reference) if image.base is not None else None
     same_registry = base_ref is not None and base_ref.registry == client.registry
@@ -131,8 +183,22 @@ def publish(
         client.upload_blob(r.repository, image.config_digest, len(image.config_bytes), image.config_bytes)
         result.blobs_uploaded.append(image.config_digest)
         result.bytes_uploaded += len(image.config_bytes)
-    client.put_manifest(r.repository, tag, image.manifest_bytes, image.media_type)
+    try:
+        client.put_manifest(r.repository, tag, image.manifest_bytes, image.media_type)
+    except RegistryError as e:
+        # The answer may be lost after the registry stored the manifest: the tag then names this very image.
+        if e.status not in (401, 403, 400) and _tag_is(client, r.repository, tag, image.manifest_digest):
+            return result
+        raise
     return result
+
+
+def _tag_is(client: RegistryClient, repo: str, tag: str, digest: str) -> bool:
+    try:
+        found = client.head_manifest(repo, tag)
+    except RegistryError:
+        return False
+    return found is not None and found.digest == digest
 
 
 def _mount(client: RegistryClient, repo: str, digest: str, from_repo: str) -> Optional[str]:

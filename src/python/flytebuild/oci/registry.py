@@ -7,6 +7,7 @@ Errors are `RegistryError`s naming the registry, the repository and the fix. Tra
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import http.client
 import json
@@ -125,49 +126,97 @@ def _docker_config_path() -> Path:
     return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
 
 
+class DockerConfigError(RegistryError):
+    """The Docker config (or its credential helper) cannot be used: one message per problem, with the path."""
+
+
+def _config_error(path: Path, problem: str, fix: str, registry: str) -> DockerConfigError:
+    origin = " (from $DOCKER_CONFIG)" if os.environ.get("DOCKER_CONFIG") and path == _docker_config_path() else ""
+    return DockerConfigError(f"The Docker config {path}{origin} {problem}. Fix: {fix}.", registry=registry)
+
+
 def load_credentials(registry: str, config_path: Optional[Path] = None) -> Optional[Tuple[str, str]]:
-    """(username, password) for `registry` from the Docker config, via a credential helper if set."""
+    """(username, password) for `registry` from the Docker config, via a credential helper if set.
+
+    A missing config means no credentials; a config that exists but cannot be used is an error
+    naming the file (never "no credentials configured").
+    """
     path = config_path or _docker_config_path()
     try:
-        cfg = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise _config_error(path, f"cannot be read ({getattr(e, 'strerror', None) or e})",
+                            "make it readable by this user, or point DOCKER_CONFIG at a directory with a readable "
+                            "config.json", registry) from None
+    try:
+        cfg = json.loads(text) if text.strip() else {}
+    except ValueError as e:
+        raise _config_error(path, f"is not valid JSON ({e})",
+                            "fix the JSON (or run `docker login` again to rewrite it)", registry) from None
+    if not isinstance(cfg, dict):
+        raise _config_error(path, "is not a JSON object", 'it must look like {"auths": {...}}', registry)
     keys = [registry]
     if registry == DOCKER_HUB:
         keys = ["https://index.docker.io/v1/", "index.docker.io", "docker.io", DOCKER_HUB_API]
-    helper = next((cfg.get("credHelpers", {}).get(k) for k in keys if cfg.get("credHelpers", {}).get(k)), None)
+    helpers = cfg.get("credHelpers", {}) if cfg.get("credHelpers") is not None else {}
+    auths = cfg.get("auths", {}) if cfg.get("auths") is not None else {}
+    for name, value in (("credHelpers", helpers), ("auths", auths)):
+        if not isinstance(value, dict):
+            raise _config_error(path, f"has `{name}` that is not an object", f"make `{name}` a JSON object", registry)
+    helper = next((helpers.get(k) for k in keys if helpers.get(k)), None)
     helper = helper or cfg.get("credsStore")
     if helper:
-        creds = _from_helper(helper, keys)
+        creds = _from_helper(str(helper), keys, path, registry)
         if creds:
             return creds
-    auths: Mapping[str, Any] = cfg.get("auths") or {}
     for key, entry in auths.items():
         host = urllib.parse.urlparse(key).netloc if "://" in key else key.split("/", 1)[0]
-        if key in keys or host in keys:
-            if entry.get("auth"):
-                user, _, pw = base64.b64decode(entry["auth"]).decode("utf-8").partition(":")
-                return user, pw
-            if entry.get("username"):
-                return entry["username"], entry.get("password", "")
+        if key not in keys and host not in keys:
+            continue
+        if not isinstance(entry, dict):
+            raise _config_error(path, f"has an `auths` entry for {key} that is not an object",
+                                f"run `docker login {registry}` again", registry)
+        if entry.get("auth"):
+            try:
+                decoded = base64.b64decode(str(entry["auth"]), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                raise _config_error(path, f"has an `auth` for {key} that is not base64 of `user:password`",
+                                    f"run `docker login {registry}` again, or set auth to "
+                                    f"`echo -n user:password | base64`", registry) from None
+            user, sep, pw = decoded.partition(":")
+            if not sep:
+                raise _config_error(path, f"has an `auth` for {key} without a `:` between user and password",
+                                    f"run `docker login {registry}` again", registry)
+            return user, pw
+        if entry.get("username"):
+            return str(entry["username"]), str(entry.get("password", ""))
     return None
 
 
-def _from_helper(helper: str, keys) -> Optional[Tuple[str, str]]:
+def _from_helper(helper: str, keys, path: Path, registry: str) -> Optional[Tuple[str, str]]:
     exe = shutil.which(f"docker-credential-{helper}")
     if not exe:
-        return None
+        raise _config_error(path, f"names the credential helper `{helper}`, but docker-credential-{helper} is not "
+                            f"on PATH", f"install docker-credential-{helper}, or remove `{helper}` from "
+                            f"credsStore/credHelpers", registry)
     for key in keys:
         try:
             out = subprocess.run([exe, "get"], input=key.encode(), capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
+        except subprocess.TimeoutExpired:
+            raise _config_error(path, f"names the credential helper {exe}, which did not answer within 30 s",
+                                "check the helper (it may be waiting for an unlock prompt)", registry) from None
+        except OSError as e:
+            raise _config_error(path, f"names the credential helper {exe}, which cannot run ({e.strerror})",
+                                "reinstall the helper", registry) from None
         if out.returncode == 0:
             try:
                 data = json.loads(out.stdout)
-            except ValueError:
-                return None
-            return data.get("Username", ""), data.get("Secret", "")
+                return str(data.get("Username", "")), str(data.get("Secret", ""))
+            except (ValueError, AttributeError):
+                raise _config_error(path, f"names the credential helper {exe}, whose answer is not JSON",
+                                    "check the helper's version", registry) from None
     return None
 
 
@@ -212,13 +261,22 @@ class RegistryClient:
         scheme = "http" if (is_insecure(self.registry) if insecure is None else insecure) else "https"
         self.base_url = f"{scheme}://{api_host(self.registry)}"
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._creds = credentials if credentials is not None else load_credentials(self.registry, docker_config)
+        self.docker_config = docker_config or _docker_config_path()
+        # Read at the first auth challenge (inside request()), so a broken config fails a request
+        # with its own message, and registries that need no credentials never read it.
+        self._given_creds = credentials
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self._auth_header: Dict[str, str] = {}  # scope -> Authorization value
         self._lock = threading.Lock()
         self._opener = urllib.request.build_opener(_NoRedirect())
+
+    @property
+    def _creds(self) -> Optional[Tuple[str, str]]:
+        if self._given_creds is None:
+            self._given_creds = load_credentials(self.registry, self.docker_config) or ()
+        return self._given_creds or None  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- plumbing
 
@@ -249,8 +307,14 @@ class RegistryClient:
         body: Body = None,
         ok: Tuple[int, ...] = (200,),
         what: str = "",
+        retry: bool = True,
     ) -> http.client.HTTPResponse:
-        """Send with auth, retries and clear errors. Returns the open response (status in `ok`)."""
+        """Send with auth, retries and clear errors. Returns the open response (status in `ok`).
+
+        `retry=False` is for requests that cannot simply be sent again (a PUT into an upload
+        session the registry may already have consumed): the caller decides what a retry is.
+        """
+        retries = self.retries if retry else 0
         scope = f"repository:{repo}:{actions}" if repo else "registry:catalog:*"
         url = self._url(path)
         headers = dict(headers or {})
@@ -276,7 +340,7 @@ class RegistryClient:
                     attempt -= 1
                     continue
                 detail = _error_detail(e)
-                if (status >= 500 or status == 429) and attempt <= self.retries:
+                if (status >= 500 or status == 429) and attempt <= retries:
                     self._sleep(attempt, e.headers.get("Retry-After"))
                     continue
                 raise self._http_error(status, method, repo, what or path, detail) from None
@@ -286,9 +350,12 @@ class RegistryClient:
                 reason = getattr(e, "reason", e)
                 refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
                 unresolvable = isinstance(reason, socket.gaierror)
-                if not refused and not unresolvable and attempt <= self.retries:
+                if not refused and not unresolvable and attempt <= retries:
                     self._sleep(attempt, None)
                     continue
+                if not retry and not refused and not unresolvable:
+                    raise RegistryError(f"Lost the connection to registry {self.registry} during {what or path}: "
+                                        f"{reason}", registry=self.registry, repository=repo, status=-1) from None
                 raise RegistryError(
                     f"Cannot reach registry {self.registry} ({self.base_url}) for repository {repo or '-'}: "
                     f"{reason}. Fix: check that the registry address is right and the registry is running and "
@@ -307,11 +374,14 @@ class RegistryClient:
         where = f"registry {self.registry}, repository {repo}"
         if status == 401:
             msg = (f"Authentication failed at {where} ({what}){detail}. Fix: log in with "
-                   f"`docker login {self.registry}` (credentials are read from ~/.docker/config.json "
+                   f"`docker login {self.registry}` (credentials are read from {self.docker_config} "
                    f"`auths` or its credential helper) and check the account may access {repo}.")
         elif status == 403:
             msg = (f"Access denied at {where} ({what}){detail}. Fix: the credentials for {self.registry} "
                    f"lack {'push' if method in ('PUT', 'POST', 'PATCH') else 'pull'} permission on {repo}.")
+        elif status == 404 and "BLOB_UPLOAD_UNKNOWN" in detail:
+            msg = (f"The upload session at {where} is gone ({what}){detail}. Fix: retry; if it keeps happening, "
+                   f"a proxy in front of {self.registry} may be dropping answers or the registry restarted.")
         elif status == 404:
             msg = (f"Not found at {where}: {what}{detail}. Fix: check the image name and tag "
                    f"(and that it was pushed to {self.registry}).")
@@ -329,7 +399,7 @@ class RegistryClient:
             basic = "Basic " + base64.b64encode(f"{self._creds[0]}:{self._creds[1]}".encode()).decode()
         if scheme.lower() == "basic":
             if not basic:
-                raise self._http_error(401, "GET", repo, "no credentials configured", "")
+                raise self._http_error(401, "GET", repo, f"no credentials for {self.registry} in {self.docker_config}", "")
             with self._lock:
                 self._auth_header[scope] = basic
             return
@@ -463,8 +533,13 @@ class RegistryClient:
                             break
                         sha.update(chunk)
                         out.write(chunk)
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as e:
                 tmp.unlink(missing_ok=True)
+                if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+                    raise RegistryError(f"Cannot write blob {digest} of {self.registry}/{repo} into the layer cache "
+                                        f"{self.cache_dir}: {e.strerror}. Fix: free disk space there (or make it "
+                                        f"writable), or point the image cache at another directory.",
+                                        registry=self.registry, repository=repo) from None
                 if attempt > self.retries:
                     raise RegistryError(f"Download of blob {digest} from registry {self.registry}, repository "
                                         f"{repo} kept failing. Fix: retry later.", registry=self.registry,
@@ -492,23 +567,45 @@ class RegistryClient:
 
     def upload_blob(self, repo: str, digest: str, size: int, body: Union[bytes, Callable[[], BinaryIO]],
                     *, mount_from: Optional[str] = None) -> str:
-        """Monolithic upload (POST, then PUT ?digest=). Returns "mounted" or "uploaded"."""
-        query = f"?mount={digest}&from={urllib.parse.quote(mount_from)}" if mount_from else ""
-        resp = self.request("POST", f"/v2/{repo}/blobs/uploads/{query}", repo=repo, actions="pull,push",
-                            headers={"Content-Length": "0"}, body=b"", ok=(201, 202), what=f"upload of {digest}")
-        with resp:
-            status, location = resp.status, resp.headers.get("Location")
-        if status == 201:
-            return "mounted"
-        if not location:
-            raise RegistryError(f"Registry {self.registry} started an upload to {repo} without a Location. Fix: use "
-                                f"an OCI distribution compliant registry.", registry=self.registry, repository=repo)
-        location = urllib.parse.urljoin(self.base_url + "/", location)
-        location += ("&" if "?" in location else "?") + "digest=" + urllib.parse.quote(digest)
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
-        self.request("PUT", location, repo=repo, actions="pull,push", headers=headers, body=body,
-                     ok=(201, 204), what=f"upload of blob {digest}").close()
-        return "uploaded"
+        """Monolithic upload (POST, then PUT ?digest=). Returns "mounted" or "uploaded".
+
+        An upload session is consumed by its PUT. When the PUT's answer is lost (connection reset,
+        timeout, 5xx) the registry may or may not have stored the blob, so a retry first asks
+        whether the blob exists and otherwise opens a new session; it never PUTs into the old one.
+        """
+        for attempt in range(1, self.retries + 2):
+            query = f"?mount={digest}&from={urllib.parse.quote(mount_from)}" if mount_from else ""
+            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/{query}", repo=repo, actions="pull,push",
+                                headers={"Content-Length": "0"}, body=b"", ok=(201, 202), what=f"upload of {digest}")
+            with resp:
+                status, location = resp.status, resp.headers.get("Location")
+            if status == 201:
+                return "mounted"
+            if not location:
+                raise RegistryError(f"Registry {self.registry} started an upload to {repo} without a Location. Fix: "
+                                    f"use an OCI distribution compliant registry.", registry=self.registry,
+                                    repository=repo)
+            location = urllib.parse.urljoin(self.base_url + "/", location)
+            location += ("&" if "?" in location else "?") + "digest=" + urllib.parse.quote(digest)
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+            try:
+                self.request("PUT", location, repo=repo, actions="pull,push", headers=headers, body=body,
+                             ok=(201, 204), what=f"upload of blob {digest}", retry=False).close()
+                return "uploaded"
+            except RegistryError as e:
+                transient = e.status == -1 or (e.status is not None and (e.status >= 500 or e.status == 429)) \
+                    or (e.status == 404 and "BLOB_UPLOAD_UNKNOWN" in str(e))
+                if not transient:
+                    raise
+                if self.blob_exists(repo, digest):
+                    return "uploaded"  # the lost answer was a success
+                if attempt > self.retries:
+                    raise RegistryError(
+                        f"Upload of blob {digest} to registry {self.registry}, repository {repo} kept failing "
+                        f"({attempt} sessions; last: {e}). Fix: retry later or check the registry's health and "
+                        f"free space.", registry=self.registry, repository=repo, status=e.status) from None
+                self._sleep(attempt, None)
+        raise AssertionError("unreachable")
 
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
         resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", repo=repo, actions="pull,push",

@@ -12,7 +12,7 @@ import os
 import sys
 
 PACKAGE = "_flytebuild_runtime"
-COMMANDS = ("introspect", "serialize", "deploy", "run", "remote", "check_references", "validate_pod")
+COMMANDS = ("introspect", "serialize", "session", "deploy", "run", "remote", "check_references", "validate_pod")
 
 
 def _load_package(here: str) -> None:

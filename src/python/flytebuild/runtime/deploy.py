@@ -576,6 +576,34 @@ def _levels(entities: typing.List[Entity]) -> typing.List[typing.List[Entity]]:
     return [groups[k] for k in sorted(groups)]
 
 
+def check_projects(admin: Admin, wanted: typing.Sequence[typing.Tuple[str, str]]) -> None:
+    """Every project (and its domain) exists before anything is uploaded or created; an admin without
+    GetProject (older than the API) is not asked."""
+    from flyteidl.admin import project_pb2
+
+    for project in sorted({p for p, _ in wanted}):
+        try:
+            found = admin.call(admin.admin.GetProject, project_pb2.ProjectGetRequest(id=project))
+        except Exception as e:  # noqa: BLE001 - gRPC errors carry their code
+            code = grpc_code(e)
+            if code == "UNIMPLEMENTED":
+                return
+            if code == "NOT_FOUND":
+                raise DeployError(
+                    "project_not_found", f"project `{project}` does not exist on FlyteAdmin {admin.endpoint}; "
+                    f"nothing was uploaded or registered",
+                    f"create it (`flytectl create project --id {project} --name {project}`) or set the workflow's "
+                    f"`project` (or [flyte].project) to an existing one") from None
+            raise
+        domains = {d.id for d in found.domains}
+        for p, domain in wanted:
+            if p == project and domains and domain not in domains:
+                raise DeployError(
+                    "domain_not_found", f"project `{project}` on FlyteAdmin {admin.endpoint} has no domain "
+                    f"`{domain}` (it has: {', '.join(sorted(domains))}); nothing was uploaded or registered",
+                    "set the workflow's `domain` (or [flyte].domain) to one of those")
+
+
 def deploy(req: dict) -> typing.Tuple[dict, int]:
     dry_run = bool(req.get("dry_run"))
     ledger_req = req.get("ledger") or {}
@@ -607,6 +635,9 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
             continue
         seen[e.key] = e
         entities.append(e)
+
+    # Before anything is uploaded or created: every project (and domain) the entities go to exists.
+    check_projects(admin, sorted({(e.id.project, e.id.domain) for e in entities}))
 
     # The ledger is a cache: before trusting it on a server we are talking to anyway, check that the server still
     # holds one entity it vouches for (the last one registered: a launch plan, after its workflow and tasks).

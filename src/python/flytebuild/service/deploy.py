@@ -27,19 +27,18 @@ def deploy_request(
     dry_run: bool,
     entities: Sequence[Mapping],
     bundle: Optional[Bundle],
-    pins: Optional[Mapping[str, str]] = None,
     ledger_dir: Optional[str] = None,
 ) -> dict:
     """runtime/deploy.py's request. `entities`: per serialized entity its file (relative to the request's
-    directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `pins` maps a task's
-    image tag to `tag@digest` of what was pushed (deploy.py rewrites the tasks' images); `ledger_dir` holds the
-    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call)."""
+    directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `ledger_dir` holds the
+    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call).
+    Tasks keep their images' content tags on every path (no digest pinning), so `--no-push-images` and a normal
+    deploy register identical entities (docs/reliability.md)."""
     request = {
         "admin": admin.request_json(),
         "dry_run": dry_run,
         "bundle": {"path": bundle_path(bundle), "name": bundle.name} if bundle is not None else None,
         "dest_dir": ".",
-        "pin_images": dict(sorted((pins or {}).items())),
         "entities": list(entities),
     }
     if ledger_dir:
@@ -59,11 +58,6 @@ def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
         if plan is not None:
             item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
         yield item
-
-
-def pins_of(published: Iterable) -> dict:
-    """Tag -> tag@digest of published images (anything with `ref` and `digest`)."""
-    return {i.ref: f"{i.ref}@{i.digest}" for i in published}
 
 
 def images_summary(published: Iterable) -> list:

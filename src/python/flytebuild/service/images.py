@@ -22,6 +22,7 @@ from flytebuild.core.weakening import python_mismatch, python_of_base
 from flytebuild.oci import RegistryClient, RegistryError, engine, publish, write_oci_layout
 from flytebuild.oci.base_source import base_source
 from flytebuild.oci.build import BuildError, BuiltImage, Distribution, ImageInputs, SourceFile, assemble
+from flytebuild.oci.publish import reusable_tag
 from flytebuild.oci.registry import Reference
 from flytebuild.service.paths import inside
 
@@ -244,9 +245,10 @@ class RegistryPublisher:
         self.registries, self.jobs, self.run = registries, jobs, run
 
     def existing(self, job: ImageJob) -> Optional[str]:
+        # A tag is trusted only when its config carries this job's fingerprint label; other content under our
+        # version tag is a TagConflict naming the image and the registry (never reused, never overwritten).
         ref = Reference.parse(job.ref)
-        found = self.registries.client(ref.registry).head_manifest(ref.repository, ref.tag or "latest")
-        return found.digest if found is not None else None
+        return reusable_tag(self.registries.client(ref.registry), ref, job.fingerprint)
 
     def publish(self, job: ImageJob, built: BuiltImage, base_client: RegistryClient, log: LayerLog) -> Outcome:
         ref = Reference.parse(job.ref)

@@ -16,8 +16,9 @@ from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 from flytebuild.core.lockfile import canonical_name
 from flytebuild.core.model import TaskPlan
 from flytebuild.oci import engine
-from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_SOURCE_FILES
-from flytebuild.oci.verify import image_labels
+from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_PYTHON, LABEL_SOURCE_FILES
+from flytebuild.oci.registry import RegistryError
+from flytebuild.oci.verify import image_labels, python_problem
 
 engine_available = engine.engine_available
 
@@ -50,22 +51,40 @@ def static_problems(task: TaskPlan, labels: Mapping[str, str]) -> List[str]:
 
 
 def run_in_image(ref: str, modules: Sequence[str], env: Mapping[str, str]) -> Tuple[Optional[dict], str]:
-    """Pull `ref`, import `modules` inside it: (the script's JSON answer, "") or (None, why not)."""
+    """Pull `ref`, import `modules` inside it with the image's own interpreter (the one pyflyte-execute's
+    shebang names), then start `pyflyte-execute --help` through the image's entrypoint, as the registered
+    task's container will: (the script's JSON answer, "") or (None, why not)."""
     script = pkgutil.get_data("flytebuild.runtime", "verify_image.py")
     assert script is not None
-    out, why = engine.run_script(ref, script, list(modules), env)
-    if out is None:
-        return None, why
     try:
-        return json.loads(out.strip().splitlines()[-1]), ""
+        python = image_labels(ref, None).get(LABEL_PYTHON) or "python3"
+    except RegistryError:
+        python = "python3"  # the registry is the engine's business here; docker pull reports it
+    out, why = engine.run_script(ref, script, list(modules), env, entrypoint=python)
+    if out is None:
+        return None, (f"the image's python {python} cannot start (is the flyte_image's `python` right?): {why}"
+                      if python != "python3" else why)
+    try:
+        answer = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return None, f"running python3 in {ref} failed: {(why or out).strip()[-500:]}"
+        return None, f"running {python} in {ref} failed: {(why or out).strip()[-500:]}"
+    code, output = engine.run_command(ref, ["pyflyte-execute", "--help"], env)
+    if code != 0:
+        answer["command_error"] = (f"`pyflyte-execute --help` does not start from the image's entrypoint "
+                                   f"(exit {code}): {output}")
+    return answer, ""
 
 
 def static_check(cache_dir: Optional[Path]) -> Callable[[str, TaskPlan], List[str]]:
     """core.verify.check_images' `static_problems`: labels fetched once per image."""
     labels = functools.lru_cache(maxsize=None)(lambda ref: image_labels(ref, cache_dir))
-    return lambda ref, task: static_problems(task, labels(ref))
+    python = functools.lru_cache(maxsize=None)(lambda ref: python_problem(ref, cache_dir))
+
+    def check(ref: str, task: TaskPlan) -> List[str]:
+        problem = python(ref)
+        return ([problem] if problem else []) + static_problems(task, labels(ref))
+
+    return check
 
 
 def docker_check(env: Mapping[str, str]) -> Callable[[str, Sequence[str]], Tuple[Optional[dict], str]]:

@@ -34,6 +34,7 @@ from pants.engine.target import InvalidFieldException, TransitiveTargets, Transi
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
+from flytebuild.core import validate
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
@@ -210,6 +211,13 @@ class FlyteReferenceRunFieldSet(RunFieldSet):
 async def run_flyte_reference(
     field_set: FlyteReferenceRunFieldSet, settings: Settings, python_setup: PythonSetup
 ) -> RunRequest:
+    validate.check_reference(
+        str(field_set.address),
+        kind=field_set.kind.value,
+        entity_name=field_set.entity_name.value,
+        project=field_set.project.value or settings.project,
+        domain=field_set.domain.value or settings.domain,
+    )
     request = reference_request_json(
         str(field_set.address),
         field_set.kind.value,

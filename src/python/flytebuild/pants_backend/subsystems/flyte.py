@@ -6,6 +6,7 @@ from pants.option.subsystem import Subsystem
 from pants.util.strutil import help_text
 
 from flytebuild import __version__
+from flytebuild.core.errors import DEFAULT_USER_CODE_TIMEOUT
 from flytebuild.core.settings import (
     DEFAULT_ADMIN_TIMEOUT,
     DEFAULT_BASE,
@@ -52,6 +53,15 @@ class FlyteSubsystem(Subsystem):
         ),
     )
     image_push_jobs = IntOption(default=4, help="Blobs uploaded at once when pushing an image.")
+    user_code_timeout = IntOption(
+        default=DEFAULT_USER_CODE_TIMEOUT,
+        help=help_text(
+            """
+            Seconds a process running your code (introspection, serialization, pod-template
+            validation) may take before it is stopped with an error naming the target.
+            """
+        ),
+    )
     image_cache_dir = StrOption(
         default=None,
         help=help_text(

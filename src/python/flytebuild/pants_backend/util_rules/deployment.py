@@ -33,7 +33,7 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializeRequest,
 )
 from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files, user_env_pex_request
-from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, images_summary, pins_of
+from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, images_summary
 
 _DIR = "__flytebuild"
 
@@ -42,9 +42,10 @@ _DIR = "__flytebuild"
 class DeployRequest:
     addresses: tuple[Address, ...]  # flyte_workflow targets
     dry_run: bool = False
-    # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag), and
-    # register tasks pinned to the pushed digest. Off (`flyte-deploy --no-push-images`): tasks name the content tag,
-    # which a push creates. On by default: a deploy leaves nothing missing on the cluster's side.
+    # Build and push the tasks' flyte_image targets first (skipped per image when the registry has its tag with this
+    # image's fingerprint label). Off (`flyte-deploy --no-push-images`): a later push creates the tag. Either way tasks
+    # name the content tag, never a digest, so both paths register identical entities (see docs/reliability.md).
+    # On by default: a deploy leaves nothing missing on the cluster's side.
     push_images: bool = True
 
 
@@ -76,8 +77,8 @@ async def deploy_workflows(
     by_address = {p.plan.address: p for p in planned}
     ordered = tuple(by_address[str(a)] for a in addresses)
 
-    # Images are built and pushed while the workflows are serialized (by tag): deploy.py pins the tasks to the
-    # pushed digests, and registers nothing before both are done.
+    # Images are built and pushed while the workflows are serialized (by tag): deploy.py registers nothing before
+    # both are done.
     wanted: tuple[str, ...] = ()
     if request.push_images and not request.dry_run:
         wanted = tuple(sorted({t.image_address for p in ordered for t in p.plan.tasks if t.image_address}))
@@ -106,7 +107,7 @@ async def deploy_workflows(
     # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
     # Pants' workdir (a cache: deleting it only costs Gets).
     ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
-    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, pins_of(pushed), ledger_dir=ledger_dir)
+    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, ledger_dir=ledger_dir)
     files += [
         *runtime_files(),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),

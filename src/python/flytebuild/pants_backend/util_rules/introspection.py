@@ -29,7 +29,7 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_error,
 )
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
-
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ class IntrospectionResults:
 
 
 @rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
-async def introspect_workflows(request: IntrospectionRequest, global_options: GlobalOptions) -> IntrospectionResults:
+async def introspect_workflows(
+    request: IntrospectionRequest, global_options: GlobalOptions, flyte: FlyteSubsystem
+) -> IntrospectionResults:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
         for a in request.addresses
@@ -91,6 +93,7 @@ async def introspect_workflows(request: IntrospectionRequest, global_options: Gl
             argv=runtime_argv("introspect", "--batch", *sorted({ep for _, ep in missing})),
             description=f"Introspect {described}",
             env_addresses=request.addresses,
+            timeout=flyte.user_code_timeout,
         )
         stderr = result.stderr.decode("utf-8", "replace")
         fresh = batch_results(result)

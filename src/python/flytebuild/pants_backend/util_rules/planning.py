@@ -12,6 +12,7 @@ from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.collection import Collection
 from pants.engine.fs import DigestContents, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
+from pants.util.logging import LogLevel
 from pants.engine.target import (
     AllTargets,
     Target,
@@ -19,6 +20,7 @@ from pants.engine.target import (
     WrappedTargetRequest,
 )
 
+from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError, PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.fingerprint import file_digest
@@ -125,6 +127,29 @@ def _resolve_of(tgt: Target, python_setup: PythonSetup) -> str:
     return tgt[PythonResolveField].normalized_value(python_setup)
 
 
+def _checked_image_fields(tgt: Target, settings: Settings) -> tuple:
+    """(image_name, base, registry, repository, env) of a flyte_image, each checked (core/validate.py): a bad
+    value fails with the target, the field and the fix before anything resolves."""
+    name = tgt[FlyteImageNameField].value or tgt.address.target_name
+    base = tgt[FlyteImageBaseField].value or settings.default_base
+    registry = tgt[FlyteImageRegistryField].value or settings.registry
+    repository = tgt[FlyteImageRepositoryField].value or name
+    env = tuple(sorted((tgt[FlyteImageEnvField].value or {}).items()))
+    validate.check_image(
+        str(tgt.address),
+        image_name=name,
+        base=base,
+        registry=registry,
+        repository=repository,
+        python=tgt[FlyteImagePythonField].value,
+        env=env,
+        repository_defaulted=not tgt[FlyteImageRepositoryField].value,
+        base_from="" if tgt[FlyteImageBaseField].value else "[flyte].default_base",
+        registry_from="" if tgt[FlyteImageRegistryField].value else "[flyte].registry",
+    )
+    return name, base, registry, repository, env
+
+
 @rule(desc="Gather a flyte_image's closure")
 async def gather_image_target(
     request: ImageTargetRequest, settings: Settings, python_setup: PythonSetup
@@ -138,6 +163,7 @@ async def gather_image_target(
             f"{request.address} is a `{tgt.alias}` target, not a `flyte_image`. Fix: point "
             "`image`/`images`/`task_images` (or [flyte].default_image) at a flyte_image target."
         )
+    name, base, registry, repository, env = _checked_image_fields(tgt, settings)
     closure = await Get(
         Closure, ClosureRequest(Addresses([request.address]), _resolve_of(tgt, python_setup))
     )
@@ -151,10 +177,10 @@ async def gather_image_target(
     return ImageTarget(
         address=str(request.address),
         image_name=name,
-        base=tgt[FlyteImageBaseField].value or settings.default_base,
-        registry=tgt[FlyteImageRegistryField].value or settings.registry,
-        repository=tgt[FlyteImageRepositoryField].value or name,
-        env=tuple(sorted((tgt[FlyteImageEnvField].value or {}).items())),
+        base=base,
+        registry=registry,
+        repository=repository,
+        env=env,
         python=tgt[FlyteImagePythonField].value,
         sources=closure.sources,
         requirements=closure.requirements,
@@ -207,6 +233,13 @@ async def plan_flyte_workflow(
         WrappedTarget, WrappedTargetRequest(address, description_of_origin="flyte-plan")
     )
     tgt = wrapped.target
+    validate.check_workflow(
+        str(address),
+        project=tgt[FlyteProjectField].value or settings.project,
+        domain=tgt[FlyteDomainField].value or settings.domain,
+        project_from="" if tgt[FlyteProjectField].value else "[flyte].project",
+        domain_from="" if tgt[FlyteDomainField].value else "[flyte].domain",
+    )
     resolve = _resolve_of(tgt, python_setup)
     image_value = tgt[FlyteWorkflowImageField].value
     images_map = dict(tgt[FlyteWorkflowImagesField].value or {})
@@ -303,17 +336,34 @@ async def plan_outcome(request: _OutcomeRequest) -> WorkflowPlanOutcome:
     return WorkflowPlanOutcome(address, planned, None)
 
 
+@dataclass(frozen=True)
+class _EarlyCheckRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class _EarlyCheck:
+    address: str
+    error: str | None
+
+
 @rule(desc="Plan flyte_workflows")
 async def plan_flyte_workflow_outcomes(
-    request: WorkflowPlansRequest, python_setup: PythonSetup
+    request: WorkflowPlansRequest, settings: Settings, python_setup: PythonSetup
 ) -> WorkflowPlanOutcomes:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
         for a in request.addresses
     )
+    validate.check_options(settings.default_base, settings.registry, "[flyte].default_base", "[flyte].registry")
+    # Field values (and those of the images a workflow names explicitly) are checked before any user code runs;
+    # a workflow with a bad one fails alone, as any other planning error does.
+    early = await MultiGet(Get(_EarlyCheck, _EarlyCheckRequest(w.target.address)) for w in wrapped)
+    failed_early = {c.address: c.error for c in early if c.error is not None}
     by_resolve: dict[str, list[Address]] = defaultdict(list)
     for w in wrapped:
-        by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
+        if str(w.target.address) not in failed_early:
+            by_resolve[_resolve_of(w.target, python_setup)].append(w.target.address)
     batches = await MultiGet(
         Get(IntrospectionResults, IntrospectionRequest(tuple(sorted(addresses))))
         for _, addresses in sorted(by_resolve.items())
@@ -323,7 +373,8 @@ async def plan_flyte_workflow_outcomes(
         for batch in batches
         for result in batch.results
     )
-    outcomes = sorted(outcomes, key=lambda o: o.address)
+    outcomes = sorted([*outcomes, *(WorkflowPlanOutcome(a, None, e) for a, e in failed_early.items())],
+                      key=lambda o: o.address)
     # Warnings only a view over every planned workflow can give (one image name answering different specs).
     plans = with_cross_workflow_warnings([o.planned.plan for o in outcomes if o.planned is not None])
     by_address = {p.address: p for p in plans}
@@ -335,6 +386,38 @@ async def plan_flyte_workflow_outcomes(
             for o in outcomes
         )
     )
+
+
+@rule(desc="Check a flyte_workflow's fields", level=LogLevel.DEBUG)
+async def early_check(request: _EarlyCheckRequest, settings: Settings) -> _EarlyCheck:
+    """The workflow's project/domain and the fields of the images it names explicitly (core/validate.py)."""
+    wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte-plan"))
+    tgt = wrapped.target
+    try:
+        if tgt.has_field(FlyteProjectField):
+            validate.check_workflow(
+                str(tgt.address),
+                project=tgt[FlyteProjectField].value or settings.project,
+                domain=tgt[FlyteDomainField].value or settings.domain,
+                project_from="" if tgt[FlyteProjectField].value else "[flyte].project",
+                domain_from="" if tgt[FlyteDomainField].value else "[flyte].domain",
+            )
+        named: list[Address] = []
+        if tgt.has_field(FlyteWorkflowImageField):
+            value = tgt[FlyteWorkflowImageField].value
+            named += await _addresses([value] if value else [], tgt.address, "image")
+            named += await _addresses(list((tgt[FlyteWorkflowImagesField].value or {}).values()), tgt.address, "images")
+            named += await _addresses(list((tgt[FlyteWorkflowTaskImagesField].value or {}).values()), tgt.address,
+                                      "task_images")
+        images = await MultiGet(
+            Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan")) for a in sorted(set(named))
+        )
+        for image in images:
+            if isinstance(image.target, FlyteImageTarget):
+                _checked_image_fields(image.target, settings)
+    except FlytebuildError as e:
+        return _EarlyCheck(str(request.address), str(e))
+    return _EarlyCheck(str(request.address), None)
 
 
 @rule(desc="Plan flyte_workflows")

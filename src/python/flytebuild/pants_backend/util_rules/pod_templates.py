@@ -50,7 +50,8 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.user_env import check_timeout, runtime_argv, runtime_files
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class PodTemplatesValid:
 
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
 async def validate_pod_templates(
-    request: PodTemplateValidationRequest, python_setup: PythonSetup
+    request: PodTemplateValidationRequest, python_setup: PythonSetup, flyte: FlyteSubsystem
 ) -> PodTemplatesValid:
     entries = validation_batch(request.plan)
     if not entries:
@@ -186,8 +187,10 @@ async def validate_pod_templates(
             input_digest=input_digest,
             description=f"Validate the pod templates of {address}",
             level=LogLevel.DEBUG,
+            timeout_seconds=flyte.user_code_timeout,
         ),
     )
+    check_timeout(result, flyte.user_code_timeout, f"Validating the pod templates of {address}", str(address))
     try:
         out = json.loads(result.stdout.decode("utf-8", "replace"))
     except ValueError:

@@ -27,9 +27,10 @@ from pants.util.logging import LogLevel
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.model import ImageTarget
-from flytebuild.core.result_cache import ResultCache, result_key
+
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
+from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
@@ -40,6 +41,7 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_error,
 )
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -142,7 +144,9 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
-async def serialize_batch(batch: _SerializeBatch, global_options: GlobalOptions) -> _SerializedBatch:
+async def serialize_batch(
+    batch: _SerializeBatch, global_options: GlobalOptions, flyte: FlyteSubsystem
+) -> _SerializedBatch:
     # Partitioned per workflow like introspection (core/result_cache.py): only workflows whose request or closure
     # changed are serialized again, in one process; the others are read back.
     runtime = runtime_fingerprint()
@@ -164,7 +168,7 @@ async def serialize_batch(batch: _SerializeBatch, global_options: GlobalOptions)
         described = ", ".join(str(batch.addresses[i]) for i in missing)
         result = await run_in_user_env(
             tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
-            output_directories=(_OUT,), env_addresses=batch.addresses,
+            output_directories=(_OUT,), env_addresses=batch.addresses, timeout=flyte.user_code_timeout,
         )
         results = batch_results(result)
         stderr = result.stderr.decode("utf-8", "replace")

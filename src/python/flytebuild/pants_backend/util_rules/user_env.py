@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -20,6 +20,7 @@ from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
+from flytebuild.core.errors import UserCodeTimeout
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
 
 
@@ -50,12 +51,14 @@ async def run_in_user_env(
     argv: Sequence[str],
     description: str,
     output_directories: Sequence[str] = (),
+    timeout: Optional[int] = None,
     env_addresses: tuple[Address, ...] | None = None,
 ) -> FallibleProcessResult:
     """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `env_addresses` (default:
     `addresses`), with the transitive sources of `addresses`, the runtime package and `files`.
 
-    Cached by Pants like any process: unchanged targets and inputs are free to run again."""
+    Cached by Pants like any process: unchanged targets and inputs are free to run again. Past
+    `timeout` seconds the process is stopped and a UserCodeTimeout names the targets."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
@@ -63,7 +66,7 @@ async def run_in_user_env(
         Get(Digest, CreateDigest([*runtime_files(), *files])),
     )
     input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
-    return await Get(
+    result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
             venv_pex,
@@ -73,8 +76,18 @@ async def run_in_user_env(
             extra_env={"PEX_EXTRA_SYS_PATH": os.pathsep.join(sources.source_roots)},
             description=description,
             level=LogLevel.DEBUG,
+            timeout_seconds=timeout,
         ),
     )
+    check_timeout(result, timeout, description, ", ".join(str(a) for a in addresses))
+    return result
+
+
+def check_timeout(result: FallibleProcessResult, timeout: Optional[int], description: str, target: str) -> None:
+    """Pants stops a process at its timeout with exit code -15 and says so in its output."""
+    said = b"Exceeded timeout" in result.stdout or b"Exceeded timeout" in result.stderr
+    if timeout and (said or result.exit_code == -15):
+        raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
 
 
 def batch_results(result: FallibleProcessResult) -> dict:
