@@ -10,7 +10,7 @@ USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 demo: user-env
 	bin/demo
 
-test: user-env system-deps
+test: lint user-env system-deps
 	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
 
 # pyflakes + pycodestyle + isort over the code (config: pyproject.toml [tool.ruff]); ruff comes from PyPI into

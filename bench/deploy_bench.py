@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""`./pants flyte-deploy examples/baked:: examples/mixed::` side by side with `pyflyte register --copy all` (one run, one stand-in
-FlyteAdmin over real gRPC: tests/support/flyteadmin).
+"""`./pants flyte-deploy examples/baked:: examples/mixed::` side by side with `pyflyte register --copy all` (one
+run, one stand-in FlyteAdmin over real gRPC: tests/support/flyteadmin).
 
 Images are not pushed by either (pyflyte register builds none; flyte-deploy runs with --no-push-images): this
-measures registration. Both register the same two projects (examples/baked, examples/mixed) to the same server, one after the other,
-each in its own project so their entities never meet. Per tool and step: entities created on the server, bytes
-uploaded to its object store, wall time.
+measures registration. Both register the same two projects (examples/baked, examples/mixed) to the same server, one
+after the other, each in its own project so their entities never meet. Per tool and step: entities created on the
+server, bytes uploaded to its object store, wall time.
 
   first        the first registration
   again        nothing changed
@@ -16,6 +16,7 @@ throwaway copy of the repo, as bench/plan_bench.py does.
 
   .bootstrap/venv/bin/python bench/deploy_bench.py [--repeats 3] [--format=json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
 import plan_bench  # noqa: E402  (make_copy, kill_pantsd, find_pyflyte)
+
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
 
 EDITED = "examples/shared/helpers.py"
@@ -50,8 +52,10 @@ def run(cmd, cwd, env=None):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"deploy_bench: {' '.join(map(str, cmd))} failed (rc {proc.returncode}):\n"
-                         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"deploy_bench: {' '.join(map(str, cmd))} failed (rc {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return dt, proc.stdout
 
 
@@ -80,12 +84,39 @@ def bench(args) -> dict:
             config = admin.write_config(tmp / "config.yaml")
 
             def flytebuild():
-                return run([str(root / "pants"), f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure",
-                            "flyte-deploy", "--no-push-images", "examples/baked::", "examples/mixed::"], root, pants_env)[0]
+                return run(
+                    [
+                        str(root / "pants"),
+                        f"--flyte-endpoint={admin.endpoint}",
+                        "--flyte-insecure",
+                        "flyte-deploy",
+                        "--no-push-images",
+                        "examples/baked::",
+                        "examples/mixed::",
+                    ],
+                    root,
+                    pants_env,
+                )[0]
 
             def pyflyte_register():
-                return run([pyflyte, "--config", str(config), "register", "--project", PYFLYTE_PROJECT, "--domain",
-                            "development", "--copy", "all", "baked", "mixed"], root / "examples", user_env)[0]
+                return run(
+                    [
+                        pyflyte,
+                        "--config",
+                        str(config),
+                        "register",
+                        "--project",
+                        PYFLYTE_PROJECT,
+                        "--domain",
+                        "development",
+                        "--copy",
+                        "all",
+                        "baked",
+                        "mixed",
+                    ],
+                    root / "examples",
+                    user_env,
+                )[0]
 
             log("warming pantsd (flyte-plan)...")
             run([str(root / "pants"), "flyte-plan", "examples/baked::", "examples/mixed::"], root, pants_env)
@@ -108,8 +139,8 @@ def bench(args) -> dict:
             "repeats": args.repeats,
             "machine": {"cpus": os.cpu_count()},
             "pyflyte_command": "pyflyte register --copy all baked mixed (from examples/)",
-            "flytebuild_command": "./pants flyte-deploy --no-push-images examples/baked:: examples/mixed:: (warm pantsd; pyflyte "
-                                  "builds no image either)",
+            "flytebuild_command": "./pants flyte-deploy --no-push-images examples/baked:: examples/mixed:: "
+            "(warm pantsd; pyflyte builds no image either)",
             "results": results,
         }
     finally:
@@ -127,13 +158,18 @@ def render_table(res: dict) -> str:
         "| step | tool | entities registered | bytes uploaded | wall s | pyflyte ÷ this (time) |",
         "|---|---|---:|---:|---:|---:|",
     ]
-    for step, label in (("first", "first deploy"), ("again", "nothing changed"),
-                        ("edit", f"after a 1-line edit of `{EDITED}`")):
+    for step, label in (
+        ("first", "first deploy"),
+        ("again", "nothing changed"),
+        ("edit", f"after a 1-line edit of `{EDITED}`"),
+    ):
         base = r["pyflyte"][step]["wall_s"]
         for tool in ("pyflyte", "flytebuild"):
             m = r[tool][step]
-            lines.append(f"| {label} | {tool} | {m['entities_registered']:g} | {m['bytes_uploaded']:,.0f} | "
-                         f"{m['wall_s']:.2f} | {base / m['wall_s']:.2f}x |")
+            lines.append(
+                f"| {label} | {tool} | {m['entities_registered']:g} | {m['bytes_uploaded']:,.0f} | "
+                f"{m['wall_s']:.2f} | {base / m['wall_s']:.2f}x |"
+            )
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ registry), no-change rebuild+push, one-source-change rebuild+push, with bytes up
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import shutil
 import statistics

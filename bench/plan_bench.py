@@ -148,9 +148,16 @@ def run(args) -> dict:
             row("pyflyte_package", "pyflyte -k baked -k mixed package (exported user env), from examples/", pyf),
             row("plan_warm", "./pants flyte-plan examples::, warm pantsd, nothing changed", warm, pyf_med),
             row("plan_edit", f"./pants flyte-plan examples::, after a new 1-line edit of {EDITED}", edits, pyf_med),
-            row("plan_revert", "./pants flyte-plan examples::, after undoing that edit (cached results)", reverts, pyf_med),
+            row(
+                "plan_revert",
+                "./pants flyte-plan examples::, after undoing that edit (cached results)",
+                reverts,
+                pyf_med,
+            ),
             row("pants_list_floor", "./pants list examples:: (warm; floor of any Pants command)", lst, pyf_med),
-            row("plan_cold", "./pants flyte-plan examples::, first run in a fresh copy (pantsd start)", [cold], pyf_med),
+            row(
+                "plan_cold", "./pants flyte-plan examples::, first run in a fresh copy (pantsd start)", [cold], pyf_med
+            ),
         ]
         return {
             "benchmark": "plan",
@@ -160,7 +167,7 @@ def run(args) -> dict:
             "edit_changes_consistent": len(changed) == 1,
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "notes": "page cache warm; Pants local store/named caches shared with the checkout "
-                     "(so 'cold' is a new pantsd on a warm store, not a first-ever build)",
+            "(so 'cold' is a new pantsd on a warm store, not a first-ever build)",
             "rows": rows,
         }
     finally:
@@ -171,8 +178,7 @@ def run(args) -> dict:
 
 def render_table(res: dict) -> str:
     lines = [
-        f"flyte-plan vs pyflyte: examples/ (baked + mixed); median of {res['repeats']}; "
-        f"{res['machine']['cpus']} CPUs",
+        f"flyte-plan vs pyflyte: examples/ (baked + mixed); median of {res['repeats']}; {res['machine']['cpus']} CPUs",
         "",
         "| command | median s | min–max s | pyflyte ÷ this |",
         "|---|---:|---:|---:|",

@@ -61,8 +61,11 @@ def measure(repeats: int) -> dict:
         request.write_text(json.dumps({"entrypoint": "typed.workflows:wf", "target": "examples/typed:wf"}))
         runs = {
             "pyflyte run": ([pyflyte, "run", "typed/workflows.py", "wf", *INPUTS], root / "examples", {}),
-            "run.py": ([python, str(root / "src/python/flytebuild/runtime/__main__.py"), "run", str(request), *INPUTS], root,
-                       {"PYTHONPATH": "examples"}),
+            "run.py": (
+                [python, str(root / "src/python/flytebuild/runtime/__main__.py"), "run", str(request), *INPUTS],
+                root,
+                {"PYTHONPATH": "examples"},
+            ),
             "pants run, warm": ([str(root / "pants"), "run", "examples/typed:wf", "--", *INPUTS], root, {}),
             "pants list": ([str(root / "pants"), "list", "examples::"], root, {}),
         }
@@ -79,8 +82,14 @@ def measure(repeats: int) -> dict:
     base = statistics.median(samples["pyflyte run"])
     return {
         "repeats": repeats,
-        "rows": [{"command": name, "median_s": round(statistics.median(v), 3),
-                  "pyflyte_over_this": round(base / statistics.median(v), 2)} for name, v in samples.items()],
+        "rows": [
+            {
+                "command": name,
+                "median_s": round(statistics.median(v), 3),
+                "pyflyte_over_this": round(base / statistics.median(v), 2),
+            }
+            for name, v in samples.items()
+        ],
     }
 
 

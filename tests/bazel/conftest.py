@@ -66,16 +66,22 @@ def bazel_ws(tmp_path_factory, user_python, registry, python_base):
     base = tmp_path_factory.mktemp("bazel")
     root = base / "ws"
     shutil.copytree(WORKSPACE, root, symlinks=False)  # the lockfile/BUILD symlinks become files
-    (root / "WORKSPACE").write_text((root / "WORKSPACE").read_text().replace('path = "../../../src/python"', f'path = "{REPO}/src/python"'))
+    (root / "WORKSPACE").write_text(
+        (root / "WORKSPACE").read_text().replace('path = "../../../src/python"', f'path = "{REPO}/src/python"')
+    )
     for build in (root / "BUILD.bazel", root / "demo/BUILD.bazel"):
         build.write_text(build.read_text().replace("localhost:5000", registry.host))
-    ws = BazelWorkspace(root, base / "out", {
-        "FLYTE_PYTHON": user_python,
-        "FLYTEBUILD_PYTHON": str(REPO / ".bootstrap/venv/bin/python"),
-        # pex downloads the lockfile's wheels once; share the cache Pants already filled.
-        "FLYTEBUILD_PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root"),
-        "FLYTEBUILD_IMAGE_CACHE": str(base / "cache"),
-    })
+    ws = BazelWorkspace(
+        root,
+        base / "out",
+        {
+            "FLYTE_PYTHON": user_python,
+            "FLYTEBUILD_PYTHON": str(REPO / ".bootstrap/venv/bin/python"),
+            # pex downloads the lockfile's wheels once; share the cache Pants already filled.
+            "FLYTEBUILD_PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root"),
+            "FLYTEBUILD_IMAGE_CACHE": str(base / "cache"),
+        },
+    )
     yield ws
     subprocess.run(["bazel", f"--output_user_root={ws.output_root}", "shutdown"], cwd=root, capture_output=True)
     # Bazel makes its output tree read-only; let pytest clean it up.

@@ -35,15 +35,22 @@ def _cli_plan(ws, user_python):
         f'default_base = "{ws.registry}/flytebuild/python:3.11"\nregistry = "{ws.registry}"\n'
         '[images."//demo:image"]\nimage_name = "demo"\nrepository = "flytebuild/bazel-demo"\n'
         'dependencies = ["demo/prep.py"]\nrequirements = ["flytekit"]\nenv = { PYTHONUNBUFFERED = "1" }\n'
-        '[workflows."//demo:wf"]\nentrypoint = "demo.workflows:wf"\nimage = "//demo:image"\npod_template = "//demo:pod"\n'
+        '[workflows."//demo:wf"]\nentrypoint = "demo.workflows:wf"\nimage = "//demo:image"\n'
+        'pod_template = "//demo:pod"\n'
         '[pod_templates."//demo:pod"]\nsource = "demo/pod.yaml"\noverlays = { prod = "demo/pod-prod.yaml" }\n'
         'values = { memory = "1Gi" }\n'
     )
     proc = subprocess.run(
         [sys.executable, "-m", "flytebuild.cli", "plan", "--format=json"],
-        cwd=ws.root, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src/python"), "FLYTEBUILD_PYTHON": user_python,
-             "FLYTEBUILD_CACHE_DIR": ""},
+        cwd=ws.root,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO / "src/python"),
+            "FLYTEBUILD_PYTHON": user_python,
+            "FLYTEBUILD_CACHE_DIR": "",
+        },
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -79,7 +86,11 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     package = ws.bin("demo/wf.package/demo.wf")
     (bundle,) = [p for p in package.iterdir() if p.name.startswith("fast")]
     with tarfile.open(bundle) as tar:
-        assert sorted(m.name for m in tar.getmembers() if m.isfile()) == ["demo/__init__.py", "demo/train.py", "demo/util.py"]
+        assert sorted(m.name for m in tar.getmembers() if m.isfile()) == [
+            "demo/__init__.py",
+            "demo/train.py",
+            "demo/util.py",
+        ]
     with tarfile.open(package / "flyte-package.tgz") as tar:
         assert len([n for n in tar.getnames() if n.endswith(".pb")]) >= 3
 
@@ -116,8 +127,10 @@ def test_build_plan_image_package_then_rebuild_only_what_an_edit_touches(bazel_w
     assert _mnemonics(spawns) == ["FlytePackage", "FlytePlan"]
 
     with capsys.disabled():
-        print(f"\nbazel: cold {cold:.1f}s, no-op {noop:.1f}s, fast-task edit {incremental:.1f}s, "
-              f"baked-task edit {baked_edit:.1f}s")
+        print(
+            f"\nbazel: cold {cold:.1f}s, no-op {noop:.1f}s, fast-task edit {incremental:.1f}s, "
+            f"baked-task edit {baked_edit:.1f}s"
+        )
 
 
 def test_bazel_run_deploys_what_changed(bazel_ws, user_python):
@@ -137,8 +150,9 @@ def test_bazel_run_deploys_what_changed(bazel_ws, user_python):
 
         # flyte_reference: launched as registered (its latest version), nothing built or deployed.
         mark = admin.mark()
-        proc, _, _ = bazel_ws.bazel("run", "//demo:registered_wf", "--", "--endpoint", admin.endpoint,
-                                    "--insecure", "--format=json")
+        proc, _, _ = bazel_ws.bazel(
+            "run", "//demo:registered_wf", "--", "--endpoint", admin.endpoint, "--insecure", "--format=json"
+        )
         launched = json.loads(proc.stdout)
         assert launched["entity"]["name"] == "demo.workflows.wf"
         assert [e["entity"]["name"] for e in admin.store.executions()] == ["demo.workflows.wf"]

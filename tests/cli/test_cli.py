@@ -1,6 +1,5 @@
 """`flytebuild` on small projects: configuration, errors users see, table/json output."""
 import json
-import shutil
 import textwrap
 from pathlib import Path
 
@@ -90,7 +89,11 @@ def test_same_inputs_same_versions_and_an_edit_changes_only_what_imports_it(tmp_
 def test_pyproject_tool_table(tmp_path, cli):
     root = _project(tmp_path, "", _CODE)
     (root / "flytebuild.toml").unlink()
-    body = textwrap.dedent(_CONFIG).replace("[images.", "[tool.flytebuild.images.").replace("[workflows.", "[tool.flytebuild.workflows.")
+    body = (
+        textwrap.dedent(_CONFIG)
+        .replace("[images.", "[tool.flytebuild.images.")
+        .replace("[workflows.", "[tool.flytebuild.workflows.")
+    )
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n\n[tool.flytebuild]\n" + body)
     assert _json(cli("plan", "--format=json", cwd=root))["workflows"][0]["address"] == "wf"
 
@@ -99,16 +102,30 @@ def test_pyproject_tool_table(tmp_path, cli):
     "config, files, expected",
     [
         (_CONFIG + "\n[images.img2]\nbasee = 'x'\n", {}, ["Unknown key 'basee' in [images.img2]", "Fix: use only"]),
-        (_CONFIG.replace('"src/proj"', '"src/nope"'), {}, ["[images.img]: dependency `src/nope` matches no files", "Fix:"]),
+        (
+            _CONFIG.replace('"src/proj"', '"src/nope"'),
+            {},
+            ["[images.img]: dependency `src/nope` matches no files", "Fix:"],
+        ),
         (_CONFIG.replace('image = "img"', 'image = "imgg"'), {}, ["`imgg`", "target wf", "Fix:"]),
         (_CONFIG.replace("tasks.py:wf", "tasks.py:nope"), {}, ["attr not found", "target wf", "Fix:"]),
         (_CONFIG.replace("src/proj/tasks.py:wf", "proj.missing:wf"), {}, ["module not found", "target wf"]),
-        (_CONFIG.replace('requirements = ["flytekit"]', 'requirements = ["pandas"]'), {}, ["requires pandas", "does not declare"]),
-        (_CONFIG, {"src/proj/tasks.py": "from proj.util import double\nraise RuntimeError('boom in user code')\n"},
-         ["import error", "boom in user code", "Fix:"]),
+        (
+            _CONFIG.replace('requirements = ["flytekit"]', 'requirements = ["pandas"]'),
+            {},
+            ["requires pandas", "does not declare"],
+        ),
+        (
+            _CONFIG,
+            {"src/proj/tasks.py": "from proj.util import double\nraise RuntimeError('boom in user code')\n"},
+            ["import error", "boom in user code", "Fix:"],
+        ),
         ("images = 3\n", {}, ["`images` in flytebuild.toml must be a table of tables"]),
-        (_CONFIG.replace("[images.img]\n", "[images.img]\nenv = { A = 1 }\n"), {},
-         ["`env` in [images.img] must be a table of strings, not dict", "Fix: write `env` as a table of strings"]),
+        (
+            _CONFIG.replace("[images.img]\n", "[images.img]\nenv = { A = 1 }\n"),
+            {},
+            ["`env` in [images.img] must be a table of strings, not dict", "Fix: write `env` as a table of strings"],
+        ),
         ("[workflows.w]\nimage = 'x'\n", {}, ["[workflows.w] has no `entrypoint`"]),
         ("x = [\n", {}, ["is not valid TOML"]),
     ],
@@ -172,7 +189,9 @@ def test_pod_templates_render_per_environment_and_invalid_ones_fail_clearly(tmp_
     bad = cli("plan", cwd=root)
     assert bad.returncode == 1 and "not a valid Kubernetes V1PodSpec" in bad.stderr, bad.stderr
     assert "`containers[0].imagePullPolicyy`: unknown field" in bad.stderr and "pod.yaml" in bad.stderr
-    (root / "flytebuild.toml").write_text(textwrap.dedent(config).replace('pod_template = "pod"', 'pod_template = "pdo"'))
+    (root / "flytebuild.toml").write_text(
+        textwrap.dedent(config).replace('pod_template = "pod"', 'pod_template = "pdo"')
+    )
     unknown = cli("plan", cwd=root)
     assert unknown.returncode == 1 and "pod template `pdo`" in unknown.stderr and "use one of: pod" in unknown.stderr
 
@@ -180,10 +199,16 @@ def test_pod_templates_render_per_environment_and_invalid_ones_fail_clearly(tmp_
 @pytest.mark.parametrize(
     "config, field, value",
     [
-        (_CONFIG.replace("[images.img]\n", '[images.img]\n    image_name = "../../escaped"\n'), "image_name",
-         "../../escaped"),
-        (_CONFIG.replace("[workflows.wf]", '[workflows.".."]').replace('image = "img"', 'image = "img"\n'),
-         "name", ".."),
+        (
+            _CONFIG.replace("[images.img]\n", '[images.img]\n    image_name = "../../escaped"\n'),
+            "image_name",
+            "../../escaped",
+        ),
+        (
+            _CONFIG.replace("[workflows.wf]", '[workflows.".."]').replace('image = "img"', 'image = "img"\n'),
+            "name",
+            "..",
+        ),
     ],
     ids=["image_name", "workflow_name"],
 )
@@ -206,11 +231,14 @@ def test_one_broken_workflow_does_not_hide_the_others(tmp_path, cli):
     """`plan` prints every workflow that plans and `package` writes its archive; each broken one is one paragraph
     on stderr; exit 1 (as `pants flyte-plan` / `pants package`)."""
     files = {**_CODE, "src/proj/broken.py": "import proj.does_not_exist\n"}
-    config = _CONFIG + """
+    config = (
+        _CONFIG
+        + """
     [workflows.broken]
     entrypoint = "src/proj/broken.py:wf"
     image = "img"
     """
+    )
     root = _project(tmp_path, config, files)
     plan = cli("plan", "--format=json", cwd=root)
     assert plan.returncode == 1

@@ -1,8 +1,6 @@
 """`flytebuild package <image>`: exactly the closure, reproducible, skipped when the tag exists, and the
 same layers as `pants package` of the same flyte_image (real registry, real Pants)."""
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -95,9 +93,14 @@ def test_every_example_image_has_the_same_digest_from_pants_and_the_cli(cli, rep
     dist = tmp_path / "cli-dist"
     _package(cli, repo, tmp_path / "cli-cache", *EXAMPLE_IMAGES, "--image-output=cache", "--dist", str(dist))
     # The same [flyte] defaults as the repo's flytebuild.toml (pointed at the test registry by the fixture).
-    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'pants-cache'}", "--flyte-image-output=cache",
-                      f"--flyte-registry={registry.host}", f"--flyte-default-base={registry.host}/flytebuild/python:3.11",
-                      "package", *EXAMPLE_IMAGES.values())
+    proc = repo.pants(
+        f"--flyte-image-cache-dir={tmp_path / 'pants-cache'}",
+        "--flyte-image-output=cache",
+        f"--flyte-registry={registry.host}",
+        f"--flyte-default-base={registry.host}/flytebuild/python:3.11",
+        "package",
+        *EXAMPLE_IMAGES.values(),
+    )
     assert proc.returncode == 0, proc.stderr
     for name, address in EXAMPLE_IMAGES.items():
         ours = json.loads((dist / f"{name}.image.json").read_text())

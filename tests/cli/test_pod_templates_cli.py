@@ -20,7 +20,10 @@ def test_cli_renders_the_environment_overlay_and_node_overrides(cli):
     assert primary["resources"] == {"limits": {"memory": "2Gi"}}
     assert total["pod_template"]["pod_spec"]["nodeSelector"] == {"pool": "highmem"}
     (node,) = wf["node_pod_templates"]
-    assert node["node"] == "n2" and node["pod_template"]["pod_spec"]["nodeSelector"] == {"pool": "highmem", "disk": "ssd"}
+    assert node["node"] == "n2" and node["pod_template"]["pod_spec"]["nodeSelector"] == {
+        "pool": "highmem",
+        "disk": "ssd",
+    }
 
 
 def test_cli_config_errors_for_templates_and_cache_key(cli, tmp_path):

@@ -28,7 +28,11 @@ def test_package_is_reproducible_and_bundles_only_fast_code(cli, tmp_path):
     with tarfile.open(first / bundle) as tar:
         # weights (shared.helpers) and make_range/total: their modules and imports, nothing baked.
         assert sorted(m.name for m in tar.getmembers() if m.isfile()) == [
-            "mixed/__init__.py", "mixed/fast_tasks.py", "mixed/plain_tasks.py", "shared/__init__.py", "shared/helpers.py",
+            "mixed/__init__.py",
+            "mixed/fast_tasks.py",
+            "mixed/plain_tasks.py",
+            "shared/__init__.py",
+            "shared/helpers.py",
         ]
     with tarfile.open(first / "mixed-wf/flyte-package.tgz") as tar:
         names = tar.getnames()
@@ -38,8 +42,17 @@ def test_package_is_reproducible_and_bundles_only_fast_code(cli, tmp_path):
 def test_deploy_registers_once_then_nothing(cli, user_python, tmp_path):
     with flyteadmin(user_python) as admin:
         # Images are pushed first by default (tested with a registry in test_images.py); not here.
-        args = ["-c", CONFIG, "deploy", "mixed-wf", "--endpoint", admin.endpoint, "--insecure", "--format=json",
-                "--no-push-images"]
+        args = [
+            "-c",
+            CONFIG,
+            "deploy",
+            "mixed-wf",
+            "--endpoint",
+            admin.endpoint,
+            "--insecure",
+            "--format=json",
+            "--no-push-images",
+        ]
         dry = json.loads(cli(*args, "--dry-run", check=True).stdout)
         assert dry["dry_run"] and admin.store.ids("task") == [] and admin.uploads.count == 0
 

@@ -52,7 +52,10 @@ def task(
         "source_file": source_file if source_file is not None else "examples/" + module.replace(".", "/") + ".py",
         "image": image or image_use(),
         "cache": {"enabled": cache, "version": cache_version, "serialize": False, "ignored_inputs": []},
-        "interface": {"inputs": inputs if inputs is not None else {"x": INT}, "outputs": outputs if outputs is not None else {"o0": INT}},
+        "interface": {
+            "inputs": inputs if inputs is not None else {"x": INT},
+            "outputs": outputs if outputs is not None else {"o0": INT},
+        },
         "input_defaults": {},
         "config": config if config is not None else {"retries": 0, "timeout": None},
     }
@@ -75,7 +78,10 @@ def workflow(name: str, nodes, *, inputs=None, outputs=None, structure=None) -> 
         "structure": structure
         if structure is not None
         else {
-            "nodes": [{"id": n["id"], "entity": n["entity"], "upstream": n["upstream"], "bindings": {"x": "wf.x"}} for n in nodes],
+            "nodes": [
+                {"id": n["id"], "entity": n["entity"], "upstream": n["upstream"], "bindings": {"x": "wf.x"}}
+                for n in nodes
+            ],
             "outputs": {"o0": nodes[-1]["id"] + ".o0"} if nodes else {},
             "failure_policy": "FAIL_IMMEDIATELY",
         },
@@ -103,7 +109,16 @@ def reference(name: str, kind: str = "task", version: str = "v1") -> Dict[str, A
     }
 
 
-def introspection(root_kind: str, root_name: str, *, tasks=(), workflows=(), launch_plans=(), references=(), entrypoint="baked.workflows:wf"):
+def introspection(
+    root_kind: str,
+    root_name: str,
+    *,
+    tasks=(),
+    workflows=(),
+    launch_plans=(),
+    references=(),
+    entrypoint="baked.workflows:wf",
+):
     return {
         "entrypoint": entrypoint,
         "root": {"kind": root_kind, "name": root_name},

@@ -14,7 +14,9 @@ def test_paragraph_shape():
 
 
 def test_introspection_error_appends_user_traceback_only():
-    err = IntrospectionError("import_error", "boom", file="a.py", traceback="Traceback:\n  a.py line 1\nValueError: boom")
+    err = IntrospectionError(
+        "import_error", "boom", file="a.py", traceback="Traceback:\n  a.py line 1\nValueError: boom"
+    )
     first, _, rest = str(err).partition("\n\n")
     assert "import error: boom" in first and "a.py" in first and "Fix:" in first
     assert rest.endswith("ValueError: boom")

@@ -124,7 +124,11 @@ IMG_FP = fp.image_fingerprint(IMAGE)
         {"inputs": {"x": {"type": "float"}}},
         {"inputs": {"x": {"type": "int"}, "y": {"type": "int"}}},
         {"outputs": {"o0": {"type": "str"}}},
-        {"outputs": {"o0": {"type": "dataclass", "name": "m.R", "fields": {"a": {"type": "int"}, "b": {"type": "int"}}}}},
+        {
+            "outputs": {
+                "o0": {"type": "dataclass", "name": "m.R", "fields": {"a": {"type": "int"}, "b": {"type": "int"}}}
+            }
+        },
         {"config": {"retries": 3, "timeout": None}},
         {"config": {"retries": 0, "timeout": None, "resources": {"requests": {"cpu": "1"}}}},
         {"cache": {"enabled": False, "version": "1", "serialize": False, "ignored_inputs": []}},

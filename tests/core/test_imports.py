@@ -1,5 +1,4 @@
 """Import analysis (core/imports.py): the closures the CLI uses instead of a build graph."""
-import sys
 import textwrap
 
 import pytest
@@ -87,7 +86,9 @@ def test_closure_follows_pants_rules(tmp_path):
             "src/app/models.py": "import dataclasses\n",
             "src/app/unused.py": "",
             "src/lib/__init__.py": "\n   \n",  # blank: not a dependency (content_only)
-            "src/lib/util.py": "from lib.deep.inner import f  # from-import of a name in a module\nimport notinstalled\n",
+            "src/lib/util.py": (
+                "from lib.deep.inner import f  # from-import of a name in a module\nimport notinstalled\n"
+            ),
             "src/lib/deep/__init__.py": "X = 1\n",
             "src/lib/deep/inner.py": "def f(): pass\n",
         },

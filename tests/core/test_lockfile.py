@@ -13,7 +13,12 @@ def flyte_lock(repo_root):
 
 @pytest.mark.parametrize(
     "raw, canonical",
-    [("Flask", "flask"), ("typing_extensions", "typing-extensions"), ("zope.interface", "zope-interface"), ("A__b-.C", "a-b-c")],
+    [
+        ("Flask", "flask"),
+        ("typing_extensions", "typing-extensions"),
+        ("zope.interface", "zope-interface"),
+        ("A__b-.C", "a-b-c"),
+    ],
 )
 def test_canonical_name(raw, canonical):
     assert canonical_name(raw) == canonical
@@ -59,7 +64,12 @@ def _lock(entries):
 
 
 def _entry(name, version, deps=()):
-    return {"project_name": name, "version": version, "requires_dists": list(deps), "artifacts": [{"algorithm": "sha256", "hash": "ab"}]}
+    return {
+        "project_name": name,
+        "version": version,
+        "requires_dists": list(deps),
+        "artifacts": [{"algorithm": "sha256", "hash": "ab"}],
+    }
 
 
 def test_transitive_conservative_and_cycles():

@@ -24,7 +24,13 @@ def plan(mk, intro=None, target=None, files=None, default_image=None, flytekit_v
     data = {**data, "environment": {"python": "3.11", "flytekit": flytekit_version}}
     if edit:
         edit(data)
-    return plan_workflow(target or mk.workflow_target(), parse_introspection(data), closures, images, Settings(default_image=default_image))
+    return plan_workflow(
+        target or mk.workflow_target(),
+        parse_introspection(data),
+        closures,
+        images,
+        Settings(default_image=default_image),
+    )
 
 
 def versions(p):
@@ -43,16 +49,29 @@ def changed(a, b):
 
 def test_scenario_plan(mk):
     p = plan(mk)
-    assert (p.address, p.entrypoint, p.project, p.domain) == (mk.WF_ADDRESS, "baked.workflows:wf", "flytesnacks", "development")
+    assert (p.address, p.entrypoint, p.project, p.domain) == (
+        mk.WF_ADDRESS,
+        "baked.workflows:wf",
+        "flytesnacks",
+        "development",
+    )
     assert (p.root_kind, p.root_name) == ("workflow", WF)
     assert p.version == p.workflow_versions[WF] and len(p.version) == 32
 
     report = p.task(REPORT)
-    assert (report.image, report.image_source, report.image_name, report.mode) == (mk.BAKED_IMAGE, "workflow", "baked", "baked")
+    assert (report.image, report.image_source, report.image_name, report.mode) == (
+        mk.BAKED_IMAGE,
+        "workflow",
+        "baked",
+        "baked",
+    )
     assert report.sources == ("examples/baked/workflows.py", "examples/shared/helpers.py")
     assert report.missing_sources == () and report.missing_requirements == () and report.warnings == ()
     # the plan carries the finished ref of every task: a flyte_image's content tag
-    assert report.image_address == mk.BAKED_IMAGE and report.image_ref == plan_image(mk.scenario_facts()[1][mk.BAKED_IMAGE]).ref
+    assert (
+        report.image_address == mk.BAKED_IMAGE
+        and report.image_ref == plan_image(mk.scenario_facts()[1][mk.BAKED_IMAGE]).ref
+    )
     assert report.cache_version is None
 
     assert p.task(CLEAN).cache_version.startswith("1-")
@@ -71,8 +90,12 @@ def test_scenario_plan(mk):
     assert [lp.name for lp in p.launch_plans] == [SUB_LP]
     wf_children = dict((w.name, w.children) for w in p.workflows)[WF]
     assert set(wf_children) == {
-        f"task:{REPORT}", f"task:{CLEAN}", f"task:{SHELL}", f"workflow:{SUB}",
-        f"launch_plan:{SUB_LP}", "reference:remote.tasks.score",
+        f"task:{REPORT}",
+        f"task:{CLEAN}",
+        f"task:{SHELL}",
+        f"workflow:{SUB}",
+        f"launch_plan:{SUB_LP}",
+        "reference:remote.tasks.score",
     }
     assert [(r.name, r.version) for r in p.references] == [("remote.tasks.score", "2024.1")]
     assert p.warnings == ()
@@ -93,7 +116,11 @@ def test_editing_fast_module_changes_its_task_sub_workflow_and_launch_plan(mk):
     before = plan(mk)
     after = plan(mk, files={"examples/fast/tasks.py": "d-fast-edited"})
     assert changed(before, after) == {
-        f"task:{CRUNCH}", f"workflow:{SUB}", f"launch_plan:{SUB_LP}", f"workflow:{WF}", "root",
+        f"task:{CRUNCH}",
+        f"workflow:{SUB}",
+        f"launch_plan:{SUB_LP}",
+        f"workflow:{WF}",
+        "root",
     }
 
 

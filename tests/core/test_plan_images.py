@@ -20,7 +20,16 @@ ML = ImageTarget(
 )
 
 
-def choose(mk, image=None, kind="python", target=None, default_image=None, flytekit_version="1.16.31", python="3.11", extra_images=(ML,)):
+def choose(
+    mk,
+    image=None,
+    kind="python",
+    target=None,
+    default_image=None,
+    flytekit_version="1.16.31",
+    python="3.11",
+    extra_images=(ML,),
+):
     closures, images = mk.scenario_facts()
     images.update({i.address: i for i in extra_images})
     t = mk.task(T, kind=kind, image=image)
@@ -49,7 +58,15 @@ def test_code_template_undefined_name_names_target_and_fix(mk):
     with pytest.raises(PlanError) as info:
         choose(mk, template("gpu"))
     text = str(info.value)
-    for needle in (T, "`gpu`", mk.WF_ADDRESS, 'flyte_image(image_name="gpu")', "images={", "examples/fast/tasks.py", "Fix:"):
+    for needle in (
+        T,
+        "`gpu`",
+        mk.WF_ADDRESS,
+        'flyte_image(image_name="gpu")',
+        "images={",
+        "examples/fast/tasks.py",
+        "Fix:",
+    ):
         assert needle in text
     assert "\n" not in text
 
@@ -74,7 +91,12 @@ def test_default_template_resolves_like_no_image(mk):
 
 def test_plain_string_is_external_and_fast(mk):
     t = choose(mk, {"kind": "string", "value": "ghcr.io/org/img:1.0", "name": None})
-    assert (t.image, t.image_source, t.image_ref, t.image_address) == ("ghcr.io/org/img:1.0", "code", "ghcr.io/org/img:1.0", None)
+    assert (t.image, t.image_source, t.image_ref, t.image_address) == (
+        "ghcr.io/org/img:1.0",
+        "code",
+        "ghcr.io/org/img:1.0",
+        None,
+    )
     assert t.mode == "fast"
     assert t.missing_sources == ("examples/fast/tasks.py",)
     assert t.missing_requirements == ("flytekit", "pandas")
@@ -106,7 +128,9 @@ def test_flyte_image_answers_a_spec_by_name_only_without_conflict(mk):
     assert "base_image `python:3.12`" in w and "torch" in w and 'images={"ml": "examples/ml:image"}' in w
     # Mapped explicitly, the target answers, and the plan says what the spec loses.
     target = mk.workflow_target(image=None, task_images=(), images=(("ml", ML.address),))
-    t = choose(mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,), target=target)
+    t = choose(
+        mk, {"kind": "image_spec", "value": None, "name": "ml", "spec": spec}, extra_images=(full,), target=target
+    )
     assert (t.image, t.image_source) == (ML.address, "code")
     assert any("replaces what the spec asks for" in w and "python:3.12" in w for w in t.warnings)
 

@@ -8,8 +8,8 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import PodTemplateTarget
 from flytebuild.core.plan import plan_image, plan_workflow
-from flytebuild.core.settings import Settings
 from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
+from flytebuild.core.settings import Settings
 
 REPORT = "baked.workflows.make_report"
 CLEAN = "baked.workflows.clean"
@@ -126,7 +126,10 @@ def test_task_mapping_wins_over_the_workflow_template(mk):
     )
     p = plan(mk, mk.workflow_target(pod_template=template(), task_pod_templates=(("crunch", other),)))
     assert pod(p, CRUNCH) == {
-        "labels": {}, "annotations": {}, "primary_container_name": "main", "pod_spec": {"containers": [{"name": "main"}]},
+        "labels": {},
+        "annotations": {},
+        "primary_container_name": "main",
+        "pod_spec": {"containers": [{"name": "main"}]},
     }
     assert p.task(CRUNCH).pod_template_source == "examples/fast:gpu (task_pod_templates)"
     assert pod(p, REPORT)["labels"]["team"] == "ml"
@@ -142,7 +145,9 @@ def test_no_template_anywhere_keeps_versions_unchanged(mk):
 def test_code_template_is_merged_on_top_of_the_target_template(mk):
     code = {
         "pod_spec": {
-            "containers": [{"name": "primary", "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "X", "value": "1"}]}],
+            "containers": [
+                {"name": "primary", "env": [{"name": "LOG_LEVEL", "value": "debug"}, {"name": "X", "value": "1"}]}
+            ],
             "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
         "primary_container_name": "primary",  # flytekit's default: never renames the target's
@@ -150,9 +155,18 @@ def test_code_template_is_merged_on_top_of_the_target_template(mk):
         "annotations": None,
     }
     tmpl = template(primary_container_name="main", base=BASE.replace("name: primary", "name: main"))
-    p = plan(mk, mk.workflow_target(pod_template=tmpl), edit=lambda d: set_task(
-        d, REPORT, pod_template={**code, "pod_spec": {**code["pod_spec"], "containers": [{**code["pod_spec"]["containers"][0], "name": "main"}]}}
-    ))
+    p = plan(
+        mk,
+        mk.workflow_target(pod_template=tmpl),
+        edit=lambda d: set_task(
+            d,
+            REPORT,
+            pod_template={
+                **code,
+                "pod_spec": {**code["pod_spec"], "containers": [{**code["pod_spec"]["containers"][0], "name": "main"}]},
+            },
+        ),
+    )
     doc = pod(p, REPORT)
     assert doc["primary_container_name"] == "main"
     assert doc["labels"] == {"team": "ml", "env": "", "owner": "me"}
@@ -163,7 +177,10 @@ def test_code_template_is_merged_on_top_of_the_target_template(mk):
 
 
 def test_code_template_alone_is_carried(mk):
-    code = {"pod_spec": {"containers": [{"name": "primary"}], "nodeSelector": {"a": "b"}}, "primary_container_name": "primary"}
+    code = {
+        "pod_spec": {"containers": [{"name": "primary"}], "nodeSelector": {"a": "b"}},
+        "primary_container_name": "primary",
+    }
     p = plan(mk, mk.workflow_target(), edit=lambda d: set_task(d, CRUNCH, pod_template=code))
     assert pod(p, CRUNCH)["pod_spec"] == {"containers": [{"name": "primary"}], "nodeSelector": {"a": "b"}}
     assert p.task(CRUNCH).pod_template_source == "code"
@@ -172,7 +189,10 @@ def test_code_template_alone_is_carried(mk):
 
 def test_with_overrides_on_a_node_merges_on_top_of_the_task_template(mk):
     override = {
-        "pod_spec": {"containers": [{"name": "primary", "env": [{"name": "MODE", "value": "strict"}]}], "nodeSelector": {"disk": "ssd"}},
+        "pod_spec": {
+            "containers": [{"name": "primary", "env": [{"name": "MODE", "value": "strict"}]}],
+            "nodeSelector": {"disk": "ssd"},
+        },
         "primary_container_name": "primary",
         "labels": None,
         "annotations": {"why": "override"},
@@ -284,7 +304,9 @@ def test_mappings_naming_unknown_tasks_warn(mk):
 def test_base_field_the_overlay_overrides_changes_nothing(mk):
     # prod's nodeSelector replaces the base's `pool`: what runs is identical, so is the version
     before = plan(mk, mk.workflow_target(pod_template=template(), environment="prod"))
-    after = plan(mk, mk.workflow_target(pod_template=template(base=BASE.replace("pool: cpu", "pool: cpu2")), environment="prod"))
+    after = plan(
+        mk, mk.workflow_target(pod_template=template(base=BASE.replace("pool: cpu", "pool: cpu2")), environment="prod")
+    )
     assert [t.version for t in after.tasks] == [t.version for t in before.tasks]
 
 

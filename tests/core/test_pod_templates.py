@@ -98,7 +98,9 @@ def src(path, text):
 
 
 def do_render(env="prod", values=VALUES, builtins=BUILTINS, base=BASE, overlays=None):
-    overlays = overlays if overlays is not None else {"dev": src("pods/dev.yaml", DEV), "prod": src("pods/prod.yaml", PROD)}
+    overlays = (
+        overlays if overlays is not None else {"dev": src("pods/dev.yaml", DEV), "prod": src("pods/prod.yaml", PROD)}
+    )
     return render(src("pods/base.yaml", base), overlays, env, values, builtins=builtins, target="examples/baked:pods")
 
 
@@ -239,12 +241,28 @@ def test_patch_replace_on_map_and_list():
 
 
 def test_unkeyed_lists_are_replaced_and_ports_merge_by_container_port():
-    base = {"containers": [{"name": "a", "args": ["x", "y"], "envFrom": [{"secretRef": {"name": "s1"}}],
-                            "ports": [{"containerPort": 80, "name": "http"}]}],
-            "imagePullSecrets": [{"name": "r1"}]}
-    patch = {"containers": [{"name": "a", "args": ["z"], "envFrom": [{"secretRef": {"name": "s2"}}],
-                             "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 9090}]}],
-             "imagePullSecrets": [{"name": "r2"}]}
+    base = {
+        "containers": [
+            {
+                "name": "a",
+                "args": ["x", "y"],
+                "envFrom": [{"secretRef": {"name": "s1"}}],
+                "ports": [{"containerPort": 80, "name": "http"}],
+            }
+        ],
+        "imagePullSecrets": [{"name": "r1"}],
+    }
+    patch = {
+        "containers": [
+            {
+                "name": "a",
+                "args": ["z"],
+                "envFrom": [{"secretRef": {"name": "s2"}}],
+                "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 9090}],
+            }
+        ],
+        "imagePullSecrets": [{"name": "r2"}],
+    }
     merged = strategic_merge(base, patch)
     c = merged["containers"][0]
     assert c["args"] == ["z"]
@@ -274,8 +292,13 @@ def test_with_overrides_merges_on_top_and_keeps_base_fields():
     rendered = do_render(env="prod")
     override = {  # flytekit PodTemplate, serialized: unset fields are None
         "pod_spec": {
-            "containers": [{"name": "primary", "resources": {"limits": {"nvidia.com/gpu": "1"}},
-                            "env": [{"name": "LOG_LEVEL", "value": "warning"}]}],
+            "containers": [
+                {
+                    "name": "primary",
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                    "env": [{"name": "LOG_LEVEL", "value": "warning"}],
+                }
+            ],
             "nodeSelector": {"accelerator": "a100"},
         },
         "labels": None,
@@ -303,8 +326,12 @@ def test_structural_errors_carry_field_paths():
         "annotations": {},
         "primary_container_name": "primary",
         "pod_spec": {
-            "containers": [{"image": "x"}, "oops", {"name": "a", "resources": {"limits": ["cpu"]}},
-                           {"name": "a", "env": [{"name": "N", "value": 3}]}],
+            "containers": [
+                {"image": "x"},
+                "oops",
+                {"name": "a", "resources": {"limits": ["cpu"]}},
+                {"name": "a", "env": [{"name": "N", "value": 3}]},
+            ],
             "nodeSelector": {"zone": 1},
             "volumes": [{"emptyDir": {}}],
         },
@@ -334,12 +361,23 @@ def test_runtime_validation_answer_becomes_one_error_paragraph():
     """What both front ends do with validate_pod --batch's answer (core.pod_templates: validation_run_error, then
     validation_error): the same mistake in two tasks using one template is reported once, naming the file."""
     entries = {
-        f"task:{name}": {"file": "pods/base.yaml", "spec": {}, "where": f"the pod template of task {name}",
-                         "files": ["pods/base.yaml"]}
+        f"task:{name}": {
+            "file": "pods/base.yaml",
+            "spec": {},
+            "where": f"the pod template of task {name}",
+            "files": ["pods/base.yaml"],
+        }
         for name in ("wf.a", "wf.b")
     }
-    bad = {"error": {"kind": "invalid_pod_spec", "message": "m", "errors": [
-        {"path": "containers[0].resources.limits", "message": "expected a map (Dict[str, str]), got a list"}]}}
+    bad = {
+        "error": {
+            "kind": "invalid_pod_spec",
+            "message": "m",
+            "errors": [
+                {"path": "containers[0].resources.limits", "message": "expected a map (Dict[str, str]), got a list"}
+            ],
+        }
+    }
     answer = {"kubernetes": "29.0.0", "results": {"task:wf.a": bad, "task:wf.b": bad}}
     assert validation_run_error(answer) is None
     assert validation_error(entries, {"task:wf.a": {"ok": True}, "task:wf.b": {"ok": True}}) is None
@@ -366,4 +404,9 @@ def test_output_is_canonical_and_deterministic():
     text = to_yaml(a)
     assert text == to_yaml(json.loads(canonical_json(a)))
     assert yaml.safe_load(text) == a
-    assert text.index("annotations:") < text.index("labels:") < text.index("pod_spec:") < text.index("primary_container_name:")
+    assert (
+        text.index("annotations:")
+        < text.index("labels:")
+        < text.index("pod_spec:")
+        < text.index("primary_container_name:")
+    )

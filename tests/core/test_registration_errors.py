@@ -8,12 +8,16 @@ def test_serialization_error_names_entrypoint_kind_file_and_traceback():
     e = SerializationError.from_runtime("src/proj:wf", "proj.tasks:wf", {
         "kind": "serialization_failed", "message": "boom", "file": "src/proj/tasks.py",
         "traceback": "Traceback ...\nRuntimeError: boom\n"})
-    assert str(e).startswith("Cannot serialize proj.tasks:wf: serialization failed: boom\n\nTraceback ...\nRuntimeError: boom")
+    assert str(e).startswith(
+        "Cannot serialize proj.tasks:wf: serialization failed: boom\n\nTraceback ...\nRuntimeError: boom"
+    )
     assert "target src/proj:wf" in str(e) and "file src/proj/tasks.py" in str(e) and "Fix:" in str(e)
 
 
 def test_serialization_error_without_a_payload_still_says_what_failed():
-    assert str(SerializationError.from_runtime("t", "m:wf", {})).startswith("Cannot serialize m:wf: serialization failed: ")
+    assert str(SerializationError.from_runtime("t", "m:wf", {})).startswith(
+        "Cannot serialize m:wf: serialization failed: "
+    )
 
 
 def test_deploy_summary_is_the_scripts_json():

@@ -2,8 +2,8 @@ import json
 
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.plan import plan_image, plan_workflow
-from flytebuild.core.settings import Settings
 from flytebuild.core.report import render_json, render_table
+from flytebuild.core.settings import Settings
 
 
 def _plans(mk):

@@ -70,7 +70,9 @@ def test_docker_answer_is_read_per_task(mk):
     assert runs == [("reg/baked:v1", sorted({t.module for t in baked}))]  # one run per image
     assert [c.task for c in checks] == sorted(c.task for c in checks)
     for c in checks:
-        expected = (f"import {c.module}: ModuleNotFoundError: No module named 'x'",) if c.module == victim.module else ()
+        expected = (
+            (f"import {c.module}: ModuleNotFoundError: No module named 'x'",) if c.module == victim.module else ()
+        )
         assert c.problems == expected and c.method == "docker"
 
     failed = check_images(by_image, True, lambda ref, mods: (None, "docker pull reg/baked:v1 failed: denied"), None)

@@ -3,7 +3,7 @@ so `--no-push-images` registers the same entities), and the registry holds that 
 a real Debian registry with the Python base image (tests/images' support), the stand-in FlyteAdmin, real ./pants."""
 import pytest
 
-from tests.deploy.conftest import DOMAIN, PROJECT, Repo, by_status, stored_task
+from tests.deploy.conftest import Repo, by_status, stored_task
 from tests.support.base_registry import registry  # noqa: F401 - fixture
 from tests.support.fixtures import forget_repository
 

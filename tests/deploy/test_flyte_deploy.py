@@ -163,7 +163,8 @@ def test_editing_the_shared_helper_registers_exactly_its_dependents(deploy_repo,
         assert bundle_members(new_bundle["path"])["shared/helpers.py"] == deploy_repo.read(HELPER).encode()
         # the unchanged fast tasks keep their registration (and the bundle it names, which holds their code)
         total = next(e for e in summary["entities"] if e["name"] == "mixed.plain_tasks.total")
-        assert new_bundle["native_url"] not in task_container(stored_task(admin, total["name"], total["version"]))["args"]
+        stored = stored_task(admin, total["name"], total["version"])
+        assert new_bundle["native_url"] not in task_container(stored)["args"]
     finally:
         deploy_repo.write(HELPER, original)
     # back to the original: every version exists already
@@ -233,10 +234,20 @@ def test_package_is_the_pyflyte_layout_and_reproducible(deploy_repo, tmp_path):
 
 def _register_files(user_python, admin, tmp_path, files, fast_names=(), bundle=None):
     """runtime/deploy.py run directly over some of `package`'s .pb files (what a deploy cut short leaves)."""
-    request = {"admin": {"endpoint": admin.endpoint, "insecure": True}, "dry_run": False,
-               "bundle": bundle, "dest_dir": ".",
-               "entities": [{"file": str(f), "kind": {"1": "task", "2": "workflow", "3": "launch_plan"}[f.stem[-1]],
-                             "fast": any(n in f.name for n in fast_names)} for f in files]}
+    request = {
+        "admin": {"endpoint": admin.endpoint, "insecure": True},
+        "dry_run": False,
+        "bundle": bundle,
+        "dest_dir": ".",
+        "entities": [
+            {
+                "file": str(f),
+                "kind": {"1": "task", "2": "workflow", "3": "launch_plan"}[f.stem[-1]],
+                "fast": any(n in f.name for n in fast_names),
+            }
+            for f in files
+        ],
+    }
     req = tmp_path / "request.json"
     req.write_text(json.dumps(request))
     return subprocess.run([user_python, *runtime("deploy"), str(req)], capture_output=True, text=True, timeout=300)
@@ -252,8 +263,7 @@ def _packaged(deploy_repo, tmp_path):
     return pbs, {"path": str(bundle), "name": bundle.name}
 
 
-def test_interrupted_deploy_is_completed_by_a_rerun_without_duplicates(deploy_repo, fresh_admin, user_python,
-                                                                       tmp_path):
+def test_interrupted_deploy_is_completed_by_a_rerun_without_duplicates(deploy_repo, fresh_admin, user_python, tmp_path):
     pbs, bundle = _packaged(deploy_repo, tmp_path)
     # A deploy registers in this order; cut it after three tasks.
     proc = _register_files(user_python, fresh_admin, tmp_path, pbs[:3], FAST_TASKS, bundle)
@@ -263,14 +273,19 @@ def test_interrupted_deploy_is_completed_by_a_rerun_without_duplicates(deploy_re
     assert summary["counts"] == {"registered": 4, "unchanged": 3, "failed": 0, "blocked": 0}
     counters = fresh_admin.store.counters()
     assert {k: counters[k]["created"] for k in ("task", "workflow", "launch_plan")} == {
-        "task": 5, "workflow": 1, "launch_plan": 1}
-    assert all(counters[k]["already_exists"] == counters[k]["conflicts"] == 0
-               for k in ("task", "workflow", "launch_plan"))
+        "task": 5,
+        "workflow": 1,
+        "launch_plan": 1,
+    }
+    assert all(
+        counters[k]["already_exists"] == counters[k]["conflicts"] == 0 for k in ("task", "workflow", "launch_plan")
+    )
     assert [len(fresh_admin.store.ids(k)) for k in ("task", "workflow", "launch_plan")] == [5, 1, 1]
 
 
-def test_a_workflow_registered_after_its_fast_tasks_still_finds_the_bundle(deploy_repo, fresh_admin, user_python,
-                                                                          tmp_path):
+def test_a_workflow_registered_after_its_fast_tasks_still_finds_the_bundle(
+    deploy_repo, fresh_admin, user_python, tmp_path
+):
     pbs, bundle = _packaged(deploy_repo, tmp_path)
     tasks = [p for p in pbs if p.stem.endswith("_1")]
     proc = _register_files(user_python, fresh_admin, tmp_path, tasks, FAST_TASKS, bundle)
@@ -291,8 +306,7 @@ def test_a_workflow_registered_after_its_fast_tasks_still_finds_the_bundle(deplo
     assert json.loads(proc.stdout)["counts"] == {"unchanged": 7}, proc.stdout + proc.stderr
 
 
-def test_a_conflicting_task_fails_and_its_workflow_is_never_registered(deploy_repo, fresh_admin, user_python,
-                                                                       tmp_path):
+def test_a_conflicting_task_fails_and_its_workflow_is_never_registered(deploy_repo, fresh_admin, user_python, tmp_path):
     pbs, _ = _packaged(deploy_repo, tmp_path)
     label_pb = next(p for p in pbs if "mixed.spec_tasks.label" in p.name)
     # Someone registered this task's id with other content (another image).
@@ -309,15 +323,22 @@ def test_a_conflicting_task_fails_and_its_workflow_is_never_registered(deploy_re
     workflow = statuses[("workflow", "mixed.workflows.wf")]
     assert workflow["status"] == "blocked" and "mixed.spec_tasks.label" in workflow["message"]
     assert statuses[("launch_plan", "mixed.workflows.wf")]["status"] == "blocked"
-    assert {n for (k, n), e in statuses.items() if k == "task" and e["status"] == "registered"} == \
-        FAST_TASKS | {e["name"] for e in summary["entities"] if "map_square" in e["name"]}
+    assert {n for (k, n), e in statuses.items() if k == "task" and e["status"] == "registered"} == FAST_TASKS | {
+        e["name"] for e in summary["entities"] if "map_square" in e["name"]
+    }
     assert fresh_admin.store.ids("workflow") == [] and fresh_admin.store.ids("launch_plan") == []
     assert "not registered" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unreachable_endpoint_is_a_clear_error(deploy_repo):
-    proc = deploy_repo.pants("--flyte-endpoint=127.0.0.1:1", "--flyte-insecure", "--flyte-admin-timeout=2",
-                             "flyte-deploy", "--no-push-images", "examples/baked:wf")
+    proc = deploy_repo.pants(
+        "--flyte-endpoint=127.0.0.1:1",
+        "--flyte-insecure",
+        "--flyte-admin-timeout=2",
+        "flyte-deploy",
+        "--no-push-images",
+        "examples/baked:wf",
+    )
     assert proc.returncode != 0
     assert "cannot reach FlyteAdmin at 127.0.0.1:1" in proc.stderr
     assert "Fix:" in proc.stderr and "[flyte].endpoint" in proc.stderr
@@ -326,8 +347,9 @@ def test_unreachable_endpoint_is_a_clear_error(deploy_repo):
 
 def test_a_flytekit_config_file_is_enough(deploy_repo, fresh_admin, tmp_path):
     config = fresh_admin.write_config(tmp_path / "config.yaml")
-    proc = deploy_repo.pants(f"--flyte-config={config}", "flyte-deploy", "--dry-run", "--format=json",
-                             "examples/baked:wf", check=True)
+    proc = deploy_repo.pants(
+        f"--flyte-config={config}", "flyte-deploy", "--dry-run", "--format=json", "examples/baked:wf", check=True
+    )
     summary = json.loads(proc.stdout)
     assert summary["endpoint"].endswith(fresh_admin.endpoint) and summary["dry_run"] is True
     assert summary["counts"]["registered"] == len(summary["entities"]) == 8

@@ -81,7 +81,9 @@ def test_editing_the_shared_helper_changes_exactly_its_dependents(pants_repo, ba
         before_wfs, after_wfs = workflows_by_address(baseline), workflows_by_address(after)
         for address in ("examples/baked:wf", "examples/baked:lp", "examples/mixed:wf"):
             assert before_wfs[address]["version"] != after_wfs[address]["version"], address
-        assert before_wfs["examples/mixed:container_wf"]["version"] == after_wfs["examples/mixed:container_wf"]["version"]
+        assert (
+            before_wfs["examples/mixed:container_wf"]["version"] == after_wfs["examples/mixed:container_wf"]["version"]
+        )
     finally:
         pants_repo.write(HELPER, original)
     assert plan(pants_repo) == baseline
@@ -113,11 +115,15 @@ def test_an_edit_imports_again_only_the_workflows_whose_closure_it_touches(pants
         after = plan(pants_repo)
         new = set(results.rglob("introspect-*.json")) - before
         assert len(new) == 2  # examples/typed:wf and examples/typed:lp, in one process; the other four replayed
-        entrypoints = sorted(json.loads(p.read_text())["entrypoint"] for p in new if "entrypoint" in
-                             json.loads(p.read_text()))
+        entrypoints = sorted(
+            json.loads(p.read_text())["entrypoint"] for p in new if "entrypoint" in json.loads(p.read_text())
+        )
         assert all(ep.startswith("typed.") for ep in entrypoints)
-        changed = {a for a, wf in workflows_by_address(after).items()
-                   if wf["version"] != workflows_by_address(baseline)[a]["version"]}
+        changed = {
+            a
+            for a, wf in workflows_by_address(after).items()
+            if wf["version"] != workflows_by_address(baseline)[a]["version"]
+        }
         assert changed == {"examples/typed:wf", "examples/typed:lp"}
     finally:
         pants_repo.write(models, original)

@@ -60,7 +60,9 @@ def env(container):
 def test_render_prod_shows_the_final_pod_per_task(pants_repo):
     docs = docs_by_heading(render(pants_repo, "--env=prod"))
     headings, doc = docs[f"task {TOTAL}"]
-    assert headings[1] == "# from examples/mixed:pod (workflow)  [examples/mixed/pod.yaml, examples/mixed/pod-prod.yaml]"
+    assert (
+        headings[1] == "# from examples/mixed:pod (workflow)  [examples/mixed/pod.yaml, examples/mixed/pod-prod.yaml]"
+    )
     assert headings[2] == "# environment: prod"
     assert doc["labels"] == {"team": "ml", "flyte-env": "prod"}
     assert doc["annotations"]["flytebuild/task"] == TOTAL
@@ -73,8 +75,11 @@ def test_render_prod_shows_the_final_pod_per_task(pants_repo):
     assert doc["pod_spec"]["volumes"] == [] and c["volumeMounts"] == []  # $patch: delete
     # every task of the workflow has one, and the with_overrides node its own merged pod
     assert {k for k in docs if k.startswith("task ")} == {
-        "task mixed.fast_tasks.weights", "task mixed.plain_tasks.make_range", f"task {TOTAL}",
-        "task mixed.spec_tasks.label", *(k for k in docs if "map_square" in k),
+        "task mixed.fast_tasks.weights",
+        "task mixed.plain_tasks.make_range",
+        f"task {TOTAL}",
+        "task mixed.spec_tasks.label",
+        *(k for k in docs if "map_square" in k),
     }
     (node_key,) = [k for k in docs if k.startswith("node ")]
     node_headings, node = docs[node_key]
@@ -101,18 +106,32 @@ def test_render_dev_and_json_format(pants_repo):
 
 
 def test_invalid_field_is_reported_with_file_and_path(pants_repo):
-    with edited(pants_repo, "examples/mixed/pod-dev.yaml", "          value: debug\n", "          value: debug\n      imagePullPolicyy: Always\n"):
+    with edited(
+        pants_repo,
+        "examples/mixed/pod-dev.yaml",
+        "          value: debug\n",
+        "          value: debug\n      imagePullPolicyy: Always\n",
+    ):
         proc = pants_repo.pants("flyte-render", "--env=dev", WF)
     assert proc.returncode == 1
     err = proc.stderr
     assert "not a valid Kubernetes V1PodSpec" in err
-    assert "`containers[0].imagePullPolicyy`: unknown field `imagePullPolicyy` in V1Container; did you mean `imagePullPolicy`?" in err
+    assert (
+        "`containers[0].imagePullPolicyy`: unknown field `imagePullPolicyy` in V1Container; "
+        "did you mean `imagePullPolicy`?"
+        in err
+    )
     assert "examples/mixed/pod.yaml, examples/mixed/pod-dev.yaml" in err
     assert "Traceback" not in err
 
 
 def test_wrong_type_and_unknown_variable_are_errors_through_the_goal(pants_repo):
-    with edited(pants_repo, "examples/mixed/pod.yaml", "        sizeLimit: 1Gi", "        sizeLimit: 1Gi\n        medium: [Memory]"):
+    with edited(
+        pants_repo,
+        "examples/mixed/pod.yaml",
+        "        sizeLimit: 1Gi",
+        "        sizeLimit: 1Gi\n        medium: [Memory]",
+    ):
         proc = pants_repo.pants("flyte-plan", WF)
     assert proc.returncode == 1
     assert "`volumes[0].emptyDir.medium`: expected a string, got a list" in proc.stderr
@@ -175,9 +194,7 @@ def test_bad_cache_key_value_is_a_field_error(pants_repo):
 def serialized(pants_repo, user_python, tmp_path_factory):
     """The plan, and the .pb files of `pants package` (the registration archive: the serialize request built by
     core.registration from the plan, run by the Pants rule), decoded."""
-    plan = json.loads(
-        pants_repo.pants("--flyte-environment=dev", "flyte-plan", "--format=json", WF, check=True).stdout
-    )
+    plan = json.loads(pants_repo.pants("--flyte-environment=dev", "flyte-plan", "--format=json", WF, check=True).stdout)
     shutil.rmtree(pants_repo.root / "dist", ignore_errors=True)
     pants_repo.pants("--flyte-environment=dev", "package", WF, check=True)
     path, name = WF.split(":")

@@ -118,7 +118,7 @@ def stop_docker(proc: subprocess.Popen, docker: Docker) -> None:
 @pytest.fixture(scope="session")
 def base_image(registry, cache_dir):
     """A tiny one-layer base (tests/oci's), for tests that never run the image."""
-    from flytebuild.oci import build_image, build_layer, publish, RegistryClient
+    from flytebuild.oci import RegistryClient, build_image, build_layer, publish
 
     layer = build_layer(oci_support.BASE_FILES, name="base-files")
     img = build_image([layer], None, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},

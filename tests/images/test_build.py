@@ -25,10 +25,14 @@ def make_dist(root: Path, name: str = "greet", version: str = "1.0") -> Path:
     """An installed-wheel chroot as pex lays it out (package, .dist-info, pex's .prefix/ and .layout.json)."""
     d = root / f"{name}-{version}-py3-none-any.whl"
     (d / name).mkdir(parents=True)
-    (d / name / "__init__.py").write_text("def main():\n    import sys\n    print('greet', *sys.argv[1:])\n    return 0\n")
+    (d / name / "__init__.py").write_text(
+        "def main():\n    import sys\n    print('greet', *sys.argv[1:])\n    return 0\n"
+    )
     info = d / f"{name}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nlong text\nName: nope\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nlong text\nName: nope\n"
+    )
     (info / "entry_points.txt").write_text(f"[console_scripts]\n{name}-cli = {name}:main\n")
     (d / ".layout.json").write_text("{}")
     (d / ".prefix" / "bin").mkdir(parents=True)
@@ -49,8 +53,9 @@ def sources(tmp_path: Path, helper: str = "VALUE = 1\n"):
     (src / "__init__.py").write_text("")
     (src / "main.py").write_text("from app.helper import VALUE\nprint('value', VALUE)\n")
     (src / "helper.py").write_text(helper)
-    return sources_from_roots(["examples/app/__init__.py", "examples/app/main.py", "examples/app/helper.py"],
-                              ["examples"], tmp_path / "repo")
+    return sources_from_roots(
+        ["examples/app/__init__.py", "examples/app/main.py", "examples/app/helper.py"], ["examples"], tmp_path / "repo"
+    )
 
 
 def test_sources_land_at_import_paths(tmp_path):
@@ -62,8 +67,12 @@ def test_sources_land_at_import_paths(tmp_path):
 
 def test_same_inputs_same_digests_from_clean_caches(base_image, tmp_path):
     dist = make_dist(tmp_path / "dists")
-    inputs = ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path),
-                         env=(("A", "1"),), fingerprint="f" * 64)
+    inputs = ImageInputs(
+        distributions=(Distribution(dist.name, dist),),
+        sources=sources(tmp_path),
+        env=(("A", "1"),),
+        fingerprint="f" * 64,
+    )
     a = assemble(inputs, base_image, cache_dir=tmp_path / "c1")
     b = assemble(inputs, base_image, cache_dir=tmp_path / "c2")
     c = assemble(inputs, base_image)  # no cache at all
@@ -95,11 +104,17 @@ def test_zip_and_directory_distributions_give_the_same_layer(base_image, tmp_pat
 def test_one_source_change_changes_and_uploads_only_the_sources_layer(registry, base_image, cache_dir, tmp_path):
     dist = make_dist(tmp_path / "dists")
     ref = registry.ref("images/app:v1")
-    first = assemble(ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path)),
-                     base_image, cache_dir=tmp_path / "c")
+    first = assemble(
+        ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path)),
+        base_image,
+        cache_dir=tmp_path / "c",
+    )
     publish(first.image, ref, cache_dir=cache_dir)
-    second = assemble(ImageInputs(distributions=(Distribution(dist.name, dist),),
-                                  sources=sources(tmp_path, helper="VALUE = 2\n")), base_image, cache_dir=tmp_path / "c")
+    second = assemble(
+        ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path, helper="VALUE = 2\n")),
+        base_image,
+        cache_dir=tmp_path / "c",
+    )
     changed = [(x.name, x.digest != y.digest) for x, y in zip(first.image.layers, second.image.layers)]
     assert changed == [("greet==1.0", False), ("scripts", False), ("sources", True)]
     result = publish(second.image, registry.ref("images/app:v2"), cache_dir=cache_dir)
@@ -111,16 +126,21 @@ def test_clashing_source_paths_are_rejected(base_image, tmp_path):
     (tmp_path / "a.py").write_text("a")
     (tmp_path / "b.py").write_text("b")
     with pytest.raises(BuildError, match="two different files land at 'pkg/x.py'"):
-        assemble(ImageInputs(sources=(SourceFile("pkg/x.py", tmp_path / "a.py"), SourceFile("pkg/x.py", tmp_path / "b.py"))),
-                 base_image)
+        assemble(
+            ImageInputs(sources=(SourceFile("pkg/x.py", tmp_path / "a.py"), SourceFile("pkg/x.py", tmp_path / "b.py"))),
+            base_image,
+        )
 
 
 def test_built_image_runs_in_docker(docker, registry, python_base, cache_dir, tmp_path):
     """The console script runs with the image's own python; sources import from their import paths."""
     base = RegistryClient(registry.host, cache_dir=cache_dir).pull(python_base)
     dist = make_dist(tmp_path / "dists")
-    built = assemble(ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path)),
-                     base, cache_dir=tmp_path / "c")
+    built = assemble(
+        ImageInputs(distributions=(Distribution(dist.name, dist),), sources=sources(tmp_path)),
+        base,
+        cache_dir=tmp_path / "c",
+    )
     ref = registry.ref("images/runs:1")
     publish(built.image, ref, cache_dir=cache_dir)
     docker.run("pull", ref)
@@ -132,9 +152,15 @@ def test_built_image_runs_in_docker(docker, registry, python_base, cache_dir, tm
 
 def test_many_distributions_are_grouped_and_a_bump_rebuilds_one_layer(base_image, tmp_path):
     def dists(root, bumped=False):
-        return tuple(Distribution(d.name, d) for d in (
-            make_dist(root, "alpha"), make_dist(root, "beta", "2.0" if bumped else "1.0"),
-            make_dist(root, "gamma"), make_dist(root, "delta")))
+        return tuple(
+            Distribution(d.name, d)
+            for d in (
+                make_dist(root, "alpha"),
+                make_dist(root, "beta", "2.0" if bumped else "1.0"),
+                make_dist(root, "gamma"),
+                make_dist(root, "delta"),
+            )
+        )
 
     a = assemble(ImageInputs(distributions=dists(tmp_path / "a"), max_distribution_layers=2), base_image)
     b = assemble(ImageInputs(distributions=dists(tmp_path / "b", bumped=True), max_distribution_layers=2), base_image)

@@ -137,7 +137,8 @@ def test_engine_field_without_engine_fails_clearly_and_tags_nothing(specs_repo, 
 
     specs_repo.write("examples/specs/tools.py", APT_MODULE.format(registry=registry.host))
     specs_repo.write("examples/specs/BUILD", specs_repo.read("examples/specs/BUILD") + (
-        '\nflyte_workflow(name="tools_wf", entrypoint="specs.tools:fetch", project="flytesnacks", domain="development")\n'))
+        '\nflyte_workflow(name="tools_wf", entrypoint="specs.tools:fetch", project="flytesnacks", '
+        'domain="development")\n'))
     ref = planned_tasks(specs_repo, "examples/specs:tools_wf")["specs.tools.fetch"]["image_ref"]
     assert ref.startswith(f"{registry.host}/specs-tools:")
 
@@ -152,11 +153,16 @@ def test_engine_field_without_engine_fails_clearly_and_tags_nothing(specs_repo, 
 
 def add_workflow(repo, module: str, text: str, name: str, entrypoint: str) -> None:
     repo.write(f"examples/specs/{module}.py", text)
-    repo.write("examples/specs/BUILD", repo.read("examples/specs/BUILD") + (
-        f'\nflyte_workflow(name="{name}", entrypoint="{entrypoint}", project="flytesnacks", domain="development")\n'))
+    repo.write(
+        "examples/specs/BUILD",
+        repo.read("examples/specs/BUILD")
+        + (
+            f'\nflyte_workflow(name="{name}", entrypoint="{entrypoint}", project="flytesnacks", domain="development")\n'
+        ),
+    )
 
 
-INDEX_MODULE = '''
+INDEX_MODULE = """
 from flytekit import ImageSpec, task
 
 small = ImageSpec(name="specs-small", registry="{registry}", base_image="{registry}/flytebuild/python:3.11",
@@ -166,7 +172,7 @@ small = ImageSpec(name="specs-small", registry="{registry}", base_image="{regist
 @task(container_image=small)
 def first(xs: list[int]) -> int:
     return xs[0]
-'''
+"""
 
 
 def test_packages_outside_the_lockfile_are_resolved_by_pex(specs_repo, registry, tmp_path):
@@ -183,7 +189,7 @@ def test_packages_outside_the_lockfile_are_resolved_by_pex(specs_repo, registry,
     assert task["image_ref"] == image["ref"] and task["mode"] == "fast"
 
 
-ENGINE_MODULE = '''
+ENGINE_MODULE = """
 from flytekit import ImageSpec, task
 
 shell = ImageSpec(name="specs-shell", registry="{registry}", base_image="{registry}/flytebuild/python:3.11",
@@ -194,7 +200,7 @@ shell = ImageSpec(name="specs-shell", registry="{registry}", base_image="{regist
 @task(container_image=shell)
 def hello(n: int) -> int:
     return n
-'''
+"""
 
 
 def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_path):
@@ -202,11 +208,22 @@ def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_pat
     proc = build(specs_repo, tmp_path / "c", "examples/specs:shell_wf", env={"DOCKER_HOST": docker.host})
     image = built(proc)[0]
     assert image["engine"] is True and image["pushed"] is True
-    assert specs_repo and planned_tasks(specs_repo, "examples/specs:shell_wf")["specs.shell.hello"]["image_ref"] == image["ref"]
+    assert (
+        specs_repo
+        and planned_tasks(specs_repo, "examples/specs:shell_wf")["specs.shell.hello"]["image_ref"] == image["ref"]
+    )
     docker.run("rmi", "-f", image["ref"], check=False)
     docker.run("pull", image["ref"])
-    out = docker.run("run", "--rm", "--network", "none", image["ref"], "sh", "-c",
-                     "cat /etc/flytebuild-marker && ls /root/specs && command -v pyflyte-execute").stdout
+    out = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image["ref"],
+        "sh",
+        "-c",
+        "cat /etc/flytebuild-marker && ls /root/specs && command -v pyflyte-execute",
+    ).stdout
     assert "built-by-engine" in out and "shell.py" in out and "pyflyte-execute" in out
 
 
@@ -216,8 +233,18 @@ def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_pat
 def _task(name: str, source_file: str, spec: dict):
     from flytebuild.core.introspection import CacheSettings, ImageUse, Interface, Task
 
-    return Task(name, "python", "python-task", name.rsplit(".", 1)[0], source_file,
-                ImageUse("image_spec", None, spec.get("name"), spec), CacheSettings(), Interface({}, {}), {}, {})
+    return Task(
+        name,
+        "python",
+        "python-task",
+        name.rsplit(".", 1)[0],
+        source_file,
+        ImageUse("image_spec", None, spec.get("name"), spec),
+        CacheSettings(),
+        Interface({}, {}),
+        {},
+        {},
+    )
 
 
 def _closure(*paths: str):
@@ -226,8 +253,13 @@ def _closure(*paths: str):
     return Closure(tuple(FileDigest(p, p * 2) for p in paths), ("flytekit",), ("flytekit==1.16.31",))
 
 
-SPEC = {"name": "s", "registry": "r:5000", "base_image": "r:5000/py:3.11", "packages": ["flytekit==1.16.31"],
-        "source_root": "."}
+SPEC = {
+    "name": "s",
+    "registry": "r:5000",
+    "base_image": "r:5000/py:3.11",
+    "packages": ["flytekit==1.16.31"],
+    "source_root": ".",
+}
 
 
 def test_one_image_per_spec_holds_the_union_of_its_tasks_closures():
@@ -276,11 +308,10 @@ def test_unbuildable_specs_get_one_clear_paragraph():
 
 def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_repo, registry, user_python, tmp_path):
     """Over real gRPC to the stand-in FlyteAdmin: flyte-deploy builds the ImageSpec (same tag as the plan) first."""
-    from tests.deploy.conftest import stored_task, task_container
-    from tests.support.flyteadmin.fixture import flyteadmin
-
     from flytebuild.oci import RegistryClient
     from flytebuild.oci.registry import Reference
+    from tests.deploy.conftest import stored_task, task_container
+    from tests.support.flyteadmin.fixture import flyteadmin
 
     ref = planned_tasks(specs_repo, "examples/specs:wf")["specs.etl.clean"]["image_ref"]
     r = Reference.parse(ref)
@@ -288,9 +319,15 @@ def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_r
     if client.head_manifest(r.repository, r.tag) is not None:
         drop_tag(registry, ref)
     with flyteadmin(user_python) as admin:
-        proc = specs_repo.pants(f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure",
-                                f"--flyte-image-cache-dir={tmp_path / 'c'}", "flyte-deploy", "--format=json",
-                                "examples/specs:wf", env=NO_ENGINE)
+        proc = specs_repo.pants(
+            f"--flyte-endpoint={admin.endpoint}",
+            "--flyte-insecure",
+            f"--flyte-image-cache-dir={tmp_path / 'c'}",
+            "flyte-deploy",
+            "--format=json",
+            "examples/specs:wf",
+            env=NO_ENGINE,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         summary = json.loads(proc.stdout)
         assert client.head_manifest(r.repository, r.tag) is not None  # pushed before registering
@@ -323,9 +360,21 @@ def test_cli_plans_and_builds_the_imagespec_exactly_like_pants(specs_repo, regis
     ours = json.loads(cli("-c", config, "plan", "--format=json", cwd=specs_repo.root, check=True).stdout)
     pants = json.loads(specs_repo.pants("flyte-plan", "--format=json", "examples/specs:wf", check=True).stdout)
     (cli_wf,), (pants_wf,) = ours["workflows"], pants["workflows"]
-    fields = ("name", "image", "image_ref", "image_source", "mode", "version", "fingerprint", "sources",
-              "requirements", "cache_version")
-    assert [{k: t[k] for k in fields} for t in cli_wf["tasks"]] == [{k: t[k] for k in fields} for t in pants_wf["tasks"]]
+    fields = (
+        "name",
+        "image",
+        "image_ref",
+        "image_source",
+        "mode",
+        "version",
+        "fingerprint",
+        "sources",
+        "requirements",
+        "cache_version",
+    )
+    assert [{k: t[k] for k in fields} for t in cli_wf["tasks"]] == [
+        {k: t[k] for k in fields} for t in pants_wf["tasks"]
+    ]
     assert cli_wf["version"] == pants_wf["version"]
 
     # Built by the CLI first (from its own cache), then the tag dropped and built by Pants: the same manifest.
@@ -336,8 +385,14 @@ def test_cli_plans_and_builds_the_imagespec_exactly_like_pants(specs_repo, regis
     r = Reference.parse(ref)
     if RegistryClient(registry.host).head_manifest(r.repository, r.tag) is not None:  # an earlier test pushed it
         drop_tag(registry, ref)
-    proc = cli("-c", config, "imagespec", "--format=json", cwd=specs_repo.root,
-               env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "cli-cache"), **NO_ENGINE})
+    proc = cli(
+        "-c",
+        config,
+        "imagespec",
+        "--format=json",
+        cwd=specs_repo.root,
+        env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "cli-cache"), **NO_ENGINE},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (mine,) = json.loads(proc.stdout)["images"]
     assert mine["pushed"] is True and mine["ref"] == ref and mine["tasks"] == ["specs.etl.clean", "specs.etl.count"]

@@ -175,8 +175,9 @@ def test_bad_input_fails_clearly_and_tags_nothing(repo, registry, make_registry,
         assert f"Cannot build flyte_image {address}" in proc.stderr
         assert "Fix:" in proc.stderr and "Traceback" not in proc.stderr
     # Nothing was tagged in the reachable registry.
-    tags = RegistryClient(registry.host).request("GET", "/v2/flytebuild/bad-nobase/tags/list", repo="flytebuild/bad-nobase",
-                                                  ok=(200, 404))
+    tags = RegistryClient(registry.host).request(
+        "GET", "/v2/flytebuild/bad-nobase/tags/list", repo="flytebuild/bad-nobase", ok=(200, 404)
+    )
     with tags:
         assert tags.status == 404 or not (json.loads(tags.read()).get("tags") or [])
 
@@ -193,15 +194,28 @@ def test_oci_layout_and_docker_load_outputs(repo, docker, tmp_path):
     for d in [manifest["config"], *manifest["layers"]]:  # every blob is there, with its size
         assert (layout / "blobs" / "sha256" / d["digest"].split(":")[1]).stat().st_size == d["size"]
 
-    proc = repo.pants(f"--flyte-image-cache-dir={cache}", "--flyte-image-output=docker", "package", IMAGE,
-                      env={"DOCKER_HOST": docker.host})
+    proc = repo.pants(
+        f"--flyte-image-cache-dir={cache}",
+        "--flyte-image-output=docker",
+        "package",
+        IMAGE,
+        env={"DOCKER_HOST": docker.host},
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"loaded {s['ref']} into Docker" in proc.stderr
     # Docker's image ID is our config digest: the same image, loaded without a registry.
     image_id = docker.run("image", "inspect", "--format", "{{.Id}}", s["ref"]).stdout.strip()
     assert image_id == manifest["config"]["digest"]
-    out = docker.run("run", "--rm", "--network", "none", s["ref"], "sh", "-c",
-                     "command -v pyflyte-execute && command -v pyflyte-fast-execute && python3 -c 'import baked.data'").stdout
+    out = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        s["ref"],
+        "sh",
+        "-c",
+        "command -v pyflyte-execute && command -v pyflyte-fast-execute && python3 -c 'import baked.data'",
+    ).stdout
     assert out.split() == ["/opt/flytebuild/bin/pyflyte-execute", "/opt/flytebuild/bin/pyflyte-fast-execute"]
 
 
@@ -237,11 +251,15 @@ def test_package_builds_and_publish_pushes_the_same_image(repo, registry, tmp_pa
 
 def test_image_name_that_escapes_dist_is_rejected(repo, tmp_path):
     """An image_name with `../` never writes outside dist/: one message naming the target and the field."""
-    repo.write("examples/escape/BUILD", (
-        "flyte_image(\n"
-        "    name='image', image_name='../../escaped',\n"
-        "    dependencies=['examples/shared:shared', 'examples/3rdparty:reqs#flytekit'],\n"
-        ")\n"))
+    repo.write(
+        "examples/escape/BUILD",
+        (
+            "flyte_image(\n"
+            "    name='image', image_name='../../escaped',\n"
+            "    dependencies=['examples/shared:shared', 'examples/3rdparty:reqs#flytekit'],\n"
+            ")\n"
+        ),
+    )
     proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "package", "examples/escape:image")
     assert proc.returncode != 0
     assert "`image_name` = '../../escaped' of examples/escape:image would write" in proc.stderr, proc.stderr

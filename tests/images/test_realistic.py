@@ -99,7 +99,9 @@ def test_deploy_registers_baked_tasks_without_fast_execute_and_no_bundle(deploye
         assert "pyflyte-execute" in container["args"] and "pyflyte-fast-execute" not in container["args"], name
     # Every task is baked (or needs no code): nothing was bundled or uploaded.
     assert not summary.get("bundle") and summary.get("bytes_uploaded", 0) == 0
-    triple = task_container(stored_task(admin, "realistic.containers.triple", registered["realistic.containers.triple"]["version"]))
+    triple = task_container(
+        stored_task(admin, "realistic.containers.triple", registered["realistic.containers.triple"]["version"])
+    )
     assert triple["image"] == tasks["realistic.containers.triple"]["image_ref"]
     echo = stored_task(admin, "realistic.basics.echo", registered["realistic.basics.echo"]["version"])
     assert "container" not in echo and "k8s_pod" not in echo
@@ -136,8 +138,16 @@ def test_images_hold_flytekit_and_the_container_finds_its_script(deployed, plan,
     tasks, _ = plan
     for ref in sorted({tasks[n]["image_ref"] for n in PYTHON_TASKS}):
         docker.run("pull", ref)
-        out = docker.run("run", "--rm", "--network", "none", ref, "sh", "-c",
-                         "command -v pyflyte-execute && python3 -c 'import flytekit; print(flytekit.__version__)'").stdout
+        out = docker.run(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            ref,
+            "sh",
+            "-c",
+            "command -v pyflyte-execute && python3 -c 'import flytekit; print(flytekit.__version__)'",
+        ).stdout
         assert "pyflyte-execute" in out and "1.16.31" in out, ref
     # The container task's registered command, run in its image: the copied script is where it looks.
     from tests.deploy.conftest import stored_task, task_container
@@ -148,8 +158,16 @@ def test_images_hold_flytekit_and_the_container_finds_its_script(deployed, plan,
     command = [a.replace("{{.inputs.n}}", "4") for a in container["command"] + container.get("args", [])]
     ref = tasks["realistic.containers.triple"]["image_ref"]
     docker.run("pull", ref)
-    out = docker.run("run", "--rm", "--network", "none", ref, "sh", "-c",
-                     "mkdir -p /var/outputs && " + " ".join(command) + " && cat /var/outputs/out").stdout
+    out = docker.run(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        ref,
+        "sh",
+        "-c",
+        "mkdir -p /var/outputs && " + " ".join(command) + " && cat /var/outputs/out",
+    ).stdout
     assert out.strip().endswith("12")
 
 
@@ -175,12 +193,14 @@ def test_one_image_name_never_silently_remaps_unrelated_packages(project, regist
     (root / "extra" / "tasks.py").write_text(EXTRA.format(registry=registry.host))
     (root / "extra" / "BUILD").write_text(
         'python_sources()\n\nflyte_workflow(name="wf", entrypoint="tasks.py:ping", project="flytesnacks", '
-        'domain="development")\n')
+        'domain="development")\n'
+    )
     (root / "images").mkdir(exist_ok=True)
     (root / "images" / "BUILD").write_text(
         f'flyte_image(name="fk", image_name="flytekit", base="{registry.host}/flytebuild/python:3.11", '
         'dependencies=["examples/realistic/ml", "examples/realistic/extra", "examples/3rdparty:reqs#flytekit", '
-        '"examples/3rdparty:reqs#numpy"])\n')
+        '"examples/3rdparty:reqs#numpy"])\n'
+    )
     try:
         proc = project.pants("flyte-plan", "--format=json", "examples/realistic::")
     finally:
@@ -191,7 +211,10 @@ def test_one_image_name_never_silently_remaps_unrelated_packages(project, regist
     tasks = {t["name"]: t for wf in workflows.values() for t in wf["tasks"]}
     fk = "examples/realistic/images:fk"
     # Two specs of different content answered by one name: both plans warn, naming both tasks and packages.
-    assert tasks["realistic.ml.train.fit"]["image_address"] == fk and tasks["realistic.extra.tasks.ping"]["image_address"] == fk
+    assert (
+        tasks["realistic.ml.train.fit"]["image_address"] == fk
+        and tasks["realistic.extra.tasks.ping"]["image_address"] == fk
+    )
     for address in ("examples/realistic/ml:wf", "examples/realistic/extra:wf"):
         (w,) = [w for w in workflows[address]["warnings"] if fk in w]
         assert "realistic.ml.train.fit (package realistic.ml)" in w
@@ -202,7 +225,7 @@ def test_one_image_name_never_silently_remaps_unrelated_packages(project, regist
     assert any(fk in w and "copies files" in w for w in data["warnings"])
 
 
-BROKEN = '''
+BROKEN = """
 from flytekit import task, workflow
 
 import realistic.does_not_exist  # noqa: F401
@@ -216,7 +239,7 @@ def t(n: int) -> int:
 @workflow
 def wf(n: int = 1) -> int:
     return t(n=n)
-'''
+"""
 
 
 def test_package_writes_every_other_archive_and_reports_the_broken_workflow(project):
@@ -224,8 +247,10 @@ def test_package_writes_every_other_archive_and_reports_the_broken_workflow(proj
     broken.mkdir(exist_ok=True)
     (broken / "__init__.py").write_text("")
     (broken / "flows.py").write_text(BROKEN)
-    (broken / "BUILD").write_text('python_sources()\n\nflyte_workflow(name="wf", entrypoint="flows.py:wf", '
-                                  'project="flytesnacks", domain="development")\n')
+    (broken / "BUILD").write_text(
+        'python_sources()\n\nflyte_workflow(name="wf", entrypoint="flows.py:wf", '
+        'project="flytesnacks", domain="development")\n'
+    )
     dist = project.root / "dist"
     shutil.rmtree(dist, ignore_errors=True)
     try:
@@ -251,8 +276,11 @@ def test_package_writes_every_other_archive_and_reports_the_broken_workflow(proj
 
 def test_flyte_verify_checks_baked_tasks_on_imagespec_images(project, docker):
     """flyte-verify follows the one model: tasks baked into ImageSpec images are imported inside those images."""
-    proc = sh(project, "./pants flyte-verify --format=json examples/realistic/data:wf examples/realistic/ml:wf",
-              env={"DOCKER_HOST": docker.host})
+    proc = sh(
+        project,
+        "./pants flyte-verify --format=json examples/realistic/data:wf examples/realistic/ml:wf",
+        env={"DOCKER_HOST": docker.host},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = {c["task"]: c for c in json.loads(proc.stdout)["tasks"]}
     assert set(checks) == {"realistic.data.tasks.scale", "realistic.ml.train.fit"}

@@ -189,7 +189,8 @@ class _Proxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
-                hdrs = {k: v for k, v in resp.getheaders() if k.lower() not in ("connection", "transfer-encoding", "content-length")}
+                hop = ("connection", "transfer-encoding", "content-length")
+                hdrs = {k: v for k, v in resp.getheaders() if k.lower() not in hop}
                 if self.command == "HEAD":
                     hdrs["Content-Length"] = resp.getheader("Content-Length") or "0"
                 conn.close()

@@ -1,25 +1,60 @@
 import json
 
-from flytebuild.oci.image import EPOCH, LABEL_FINGERPRINT, LABEL_SOURCE_MANIFEST, OCI_MANIFEST, BaseImage, build_image, canonical_json
+from flytebuild.oci.image import (
+    EPOCH,
+    LABEL_FINGERPRINT,
+    LABEL_SOURCE_MANIFEST,
+    OCI_MANIFEST,
+    BaseImage,
+    build_image,
+    canonical_json,
+)
 from flytebuild.oci.layers import build_layer
 
 BASE = BaseImage(
     "127.0.0.1:1/base:1",
-    manifest={"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-              "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:" + "c" * 64, "size": 1},
-              "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": "sha256:" + "a" * 64, "size": 10}]},
-    config={"architecture": "arm64", "variant": "v8", "os": "linux", "created": "2024-01-01T00:00:00Z",
-            "config": {"Env": ["PATH=/usr/bin", "PYTHONPATH=/opt/base"], "Cmd": ["python3"], "WorkingDir": "/",
-                       "Labels": {"base": "1"}},
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "b" * 64]},
-            "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "base"}]},
+    manifest={
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "digest": "sha256:" + "c" * 64,
+            "size": 1,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "digest": "sha256:" + "a" * 64,
+                "size": 10,
+            }
+        ],
+    },
+    config={
+        "architecture": "arm64",
+        "variant": "v8",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {
+            "Env": ["PATH=/usr/bin", "PYTHONPATH=/opt/base"],
+            "Cmd": ["python3"],
+            "WorkingDir": "/",
+            "Labels": {"base": "1"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "b" * 64]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "base"}],
+    },
 )
 
 
 def _build(**kw):
     layer = build_layer([("root/app/x.py", b"x = 1\n")], name="sources")
-    args = dict(env={"FOO": "bar"}, pythonpath=["/root/app"], workdir="/root", fingerprint="fp123",
-                source_manifest_digest="sha256:" + "d" * 64)
+    args = dict(
+        env={"FOO": "bar"},
+        pythonpath=["/root/app"],
+        workdir="/root",
+        fingerprint="fp123",
+        source_manifest_digest="sha256:" + "d" * 64,
+    )
     args.update(kw)
     return build_image([layer], BASE, **args), layer
 
@@ -31,12 +66,19 @@ def test_config_and_manifest_on_top_of_base():
     assert cfg["config"]["Env"] == ["PATH=/usr/bin", "PYTHONPATH=/root/app:/opt/base", "FOO=bar"]
     assert cfg["config"]["WorkingDir"] == "/root"
     assert cfg["config"]["Cmd"] == ["python3"] and "Entrypoint" not in cfg["config"]
-    assert cfg["config"]["Labels"] == {"base": "1", LABEL_FINGERPRINT: "fp123", LABEL_SOURCE_MANIFEST: "sha256:" + "d" * 64}
+    assert cfg["config"]["Labels"] == {
+        "base": "1",
+        LABEL_FINGERPRINT: "fp123",
+        LABEL_SOURCE_MANIFEST: "sha256:" + "d" * 64,
+    }
     assert cfg["rootfs"]["diff_ids"] == ["sha256:" + "b" * 64, layer.diff_id]
     assert cfg["history"][-1] == {"created": EPOCH, "created_by": "flytebuild: sources"}
     assert man["mediaType"] == OCI_MANIFEST
-    assert man["config"] == {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": img.config_digest,
-                             "size": len(img.config_bytes)}
+    assert man["config"] == {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": img.config_digest,
+        "size": len(img.config_bytes),
+    }
     assert [l["digest"] for l in man["layers"]] == ["sha256:" + "a" * 64, layer.digest]
     assert all(l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip" for l in man["layers"])
     assert img.manifest_bytes == canonical_json(man) and b" " not in img.manifest_bytes

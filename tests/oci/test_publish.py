@@ -134,7 +134,12 @@ def test_publish_layout_pushes_the_same_manifest_as_publish(registry, base_image
     src = str(Path(__file__).resolve().parents[2] / "src/python")
     proc = subprocess.run([sys.executable, "-m", "flytebuild.service.push", str(layout), registry.ref("proj/cli:v2")],
                           env={"PYTHONPATH": src, "HOME": str(tmp_path)}, capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout.startswith(f"pushed {registry.ref('proj/cli:v2')} ({img.manifest_digest}")
-    bad = subprocess.run([sys.executable, "-m", "flytebuild.service.push", str(tmp_path / "nowhere"), "x/y:1"],
-                         env={"PYTHONPATH": src, "HOME": str(tmp_path)}, capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith(f"pushed {registry.ref('proj/cli:v2')} ({img.manifest_digest}")
+    bad = subprocess.run(
+        [sys.executable, "-m", "flytebuild.service.push", str(tmp_path / "nowhere"), "x/y:1"],
+        env={"PYTHONPATH": src, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and bad.stderr.startswith("error: cannot push x/y:1:") and "Traceback" not in bad.stderr

@@ -50,7 +50,10 @@ def test_credentials_from_auths_and_helper(tmp_path, monkeypatch):
     assert load_credentials("other.example", cfg) is None
     helper = tmp_path / "bin" / "docker-credential-fbtest"
     helper.parent.mkdir()
-    helper.write_text('#!/bin/sh\nread host\necho "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"hu\\",\\"Secret\\":\\"hs-$host\\"}"\n')
+    helper.write_text(
+        '#!/bin/sh\nread host\n'
+        'echo "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"hu\\",\\"Secret\\":\\"hs-$host\\"}"\n'
+    )
     helper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{helper.parent}{os.pathsep}{os.environ['PATH']}")
     assert load_credentials("helped.example", cfg) == ("hu", "hs-helped.example")
@@ -100,12 +103,24 @@ def test_index_resolves_to_linux_amd64(registry, base_image, cache_dir):
     raw, _, digest = client.get_manifest("base/tiny", "1")
     arm = build_image([build_layer([("arm", b"not really arm")])])
     publish(arm, registry.ref("base/tiny:arm"), client=client)
-    index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm.manifest_digest,
-         "size": len(arm.manifest_bytes),
-         "platform": {"os": "linux", "architecture": "arm64"}},
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": len(raw),
-         "platform": {"os": "linux", "architecture": "amd64"}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": arm.manifest_digest,
+                "size": len(arm.manifest_bytes),
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": len(raw),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+        ],
+    }
     data = json.dumps(index).encode()
     client.put_manifest("base/tiny", "multi", data, "application/vnd.oci.image.index.v1+json")
     assert client.pull(registry.ref("base/tiny:multi")).manifest_digest == digest
@@ -117,7 +132,9 @@ def test_blob_digest_mismatch_is_detected(registry, tmp_path):
     client = RegistryClient(registry.host, cache_dir=tmp_path / "a")
     layer = build_layer([("f", b"content that the test corrupts on the registry's disk")])
     publish(build_image([layer]), registry.ref("corrupt/check:1"), client=client)
-    assert RegistryClient(registry.host, cache_dir=tmp_path / "b").fetch_blob("corrupt/check", layer.digest) == layer.data
+    assert (
+        RegistryClient(registry.host, cache_dir=tmp_path / "b").fetch_blob("corrupt/check", layer.digest) == layer.data
+    )
     hexd = layer.digest.split(":")[1]
     data = registry.root / "storage" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2] / hexd / "data"
     data.write_bytes(data.read_bytes()[:-1] + b"X")
@@ -148,8 +165,9 @@ def test_auth_with_docker_config(tmp_path, monkeypatch, make_registry):
     # credentials from ~/.docker/config.json `auths`
     docker_dir = tmp_path / "docker"
     docker_dir.mkdir()
-    (docker_dir / "config.json").write_text(json.dumps(
-        {"auths": {reg.host: {"auth": base64.b64encode(b"flyte:s3cret").decode()}}}))
+    (docker_dir / "config.json").write_text(
+        json.dumps({"auths": {reg.host: {"auth": base64.b64encode(b"flyte:s3cret").decode()}}})
+    )
     monkeypatch.setenv("DOCKER_CONFIG", str(docker_dir))
     res = publish(image, ref, client=RegistryClient(reg.host))
     assert res.digest == image.manifest_digest and not res.skipped
@@ -157,7 +175,10 @@ def test_auth_with_docker_config(tmp_path, monkeypatch, make_registry):
 
 
 def test_accept_header_lists_oci_and_docker_types():
-    for t in ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
-              "application/vnd.docker.distribution.manifest.v2+json",
-              "application/vnd.docker.distribution.manifest.list.v2+json"):
+    for t in (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ):
         assert t in MANIFEST_ACCEPT

@@ -6,7 +6,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from pants.backend.python import register as python_backend
 from pants.core import register as core_backend
 from pants.core.target_types import rules as core_target_types_rules
@@ -125,7 +124,8 @@ def test_missing_source_is_a_field_error(rule_runner):
 def test_pointing_at_another_target_kind_is_an_error(rule_runner):
     with pytest.raises(ExecutionError) as e:
         rule_runner.request(
-            PodTemplateTarget, [PodTemplateTargetRequest(Address("proj", target_name="wf_default"), "the `pod_template` field of proj:x")]
+            PodTemplateTarget,
+            [PodTemplateTargetRequest(Address("proj", target_name="wf_default"), "the `pod_template` field of proj:x")],
         )
     assert "proj:wf_default is a `flyte_workflow` target, not a `flyte_pod_template`" in str(e.value)
 
@@ -135,7 +135,10 @@ def test_workflow_fields(rule_runner):
     assert wf[FlyteWorkflowPodTemplateField].value == ":pod"
     assert dict(wf[FlyteWorkflowTaskPodTemplatesField].value) == {"train": ":bare"}
     assert dict(wf[FlyteWorkflowCacheKeyField].value) == {"train": "code"}
-    assert rule_runner.get_target(Address("proj", target_name="wf_default"))[FlyteWorkflowCacheKeyField].value == "interface"
+    assert (
+        rule_runner.get_target(Address("proj", target_name="wf_default"))[FlyteWorkflowCacheKeyField].value
+        == "interface"
+    )
 
 
 @pytest.mark.parametrize(
@@ -143,7 +146,10 @@ def test_workflow_fields(rule_runner):
     [
         ("wf_bad", "The `cache_key` field of proj:wf_bad is `always`; use one of interface, code"),
         ("wf_bad_map", "maps t to an unknown policy; use one of interface, code"),
-        ("wf_bad_type", "field in target proj:wf_bad_type must be \"interface\", \"code\" or a dict of task name to one of them"),
+        (
+            "wf_bad_type",
+            'field in target proj:wf_bad_type must be "interface", "code" or a dict of task name to one of them',
+        ),
     ],
 )
 def test_bad_cache_key_values(rule_runner, name, message):

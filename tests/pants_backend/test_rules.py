@@ -14,7 +14,6 @@ from typing import Dict, Iterable
 
 import pytest
 from blake3 import blake3
-
 from pants.backend.python import register as python_backend
 from pants.backend.python import target_types_rules as python_target_types_rules
 from pants.backend.python.dependency_inference import rules as python_dependency_inference

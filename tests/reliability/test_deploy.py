@@ -39,8 +39,8 @@ def request_dir(tmp_path_factory, user_python):
     from flytebuild.cli.config import load_project
     from flytebuild.cli.planning import plan_project
     from flytebuild.cli.registration import code_bundle, serialize
-    from flytebuild.service.deploy import bundle_path, deploy_request, entities_of
     from flytebuild.core.settings import AdminSettings
+    from flytebuild.service.deploy import bundle_path, deploy_request, entities_of
 
     project = load_project(str(EXAMPLES))
     result = plan_project(project, WORKFLOWS)

@@ -32,7 +32,9 @@ def test_pants_run_bad_input_is_a_clear_error(pants_repo):
 
 def test_pants_run_bad_entrypoint_is_a_clear_error(pants_repo):
     build = pants_repo.read("examples/typed/BUILD")
-    pants_repo.write("examples/typed/BUILD", build + '\nflyte_workflow(name="broken", entrypoint="typed.workflows:nope")\n')
+    pants_repo.write(
+        "examples/typed/BUILD", build + '\nflyte_workflow(name="broken", entrypoint="typed.workflows:nope")\n'
+    )
     try:
         proc = pants_repo.pants("run", "examples/typed:broken")
     finally:
@@ -51,13 +53,17 @@ def test_pants_run_images_for_map_and_container_tasks(pants_repo):
     refs = {i["address"]: i["ref"] for i in plan["images"]}
     map_task = next(t["name"] for t in plan["workflows"][0]["tasks"] if "map_square" in t["name"])
     assert f"[image] {map_task}: {refs['examples/mixed:spec_image']} (code: examples/mixed:spec_image)" in proc.stderr
-    assert (f"[image] mixed.plain_tasks.total: {refs['examples/mixed:runtime']} (workflow: examples/mixed:runtime)"
-            in proc.stderr)
+    assert (
+        f"[image] mixed.plain_tasks.total: {refs['examples/mixed:runtime']} (workflow: examples/mixed:runtime)"
+        in proc.stderr
+    )
 
     container = pants_repo.pants("run", "examples/mixed:container_wf")
     # the raw container task has no image in code: the workflow's image, said at run time
-    assert (f"[image] mixed.containers.echo: {refs['examples/mixed:runtime']} (workflow: examples/mixed:runtime)"
-            in container.stderr)
+    assert (
+        f"[image] mixed.containers.echo: {refs['examples/mixed:runtime']} (workflow: examples/mixed:runtime)"
+        in container.stderr
+    )
     if container.returncode != 0:  # no Docker engine here: said plainly, nothing ran
         assert container.returncode == 2 and "run in Docker when local" in container.stderr
         assert "Traceback" not in container.stderr

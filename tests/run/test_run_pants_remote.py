@@ -7,6 +7,7 @@ import urllib.request
 import pytest
 
 from tests.run.conftest import D, P
+
 # `registry`: a real registry holding the examples' base image; `run --remote` pushes the workflow's images there.
 from tests.support.base_registry import DEFAULT_REPOSITORY, registry  # noqa: F401 - fixture
 

@@ -5,15 +5,14 @@ The entities are registered first by flytekit itself (FlyteRemote.register_*), f
 registered side of the references declared in tests/runtime/fixtures/fx_refs.py.
 """
 import json
-import os
 import socket
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.run.conftest import FIXTURES, P, D, user_env as _env  # noqa: F401 - `cluster` comes from conftest
+from tests.run.conftest import FIXTURES, D, P  # noqa: F401 - `cluster` comes from conftest
+from tests.run.conftest import user_env as _env
 from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,7 +128,8 @@ def test_missing_entity_is_a_clear_error(cluster, user_python, tmp_path, kind, n
     proc = launch(user_python, tmp_path, cluster.endpoint, entity)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{kind.replace('_', ' ')} {name} (flytesnacks/development, version v1) is not registered on" in proc.stderr
-    assert "(target examples/refs:ref)" in proc.stderr and "Fix: check the project, domain, name and version" in proc.stderr
+    assert "(target examples/refs:ref)" in proc.stderr
+    assert "Fix: check the project, domain, name and version" in proc.stderr
     latest = launch(user_python, tmp_path, cluster.endpoint, dict(entity, version=None))
     assert latest.returncode == 2
     assert f"no version of {kind.replace('_', ' ')} {name} is registered in flytesnacks/development" in latest.stderr
@@ -142,20 +142,26 @@ def test_unreachable_cluster_is_a_clear_error(user_python, tmp_path):
     entity = {"kind": "task", "project": P, "domain": D, "name": "remote.tasks.scale", "version": "v1"}
     proc = launch(user_python, tmp_path, f"127.0.0.1:{port}", entity, timeout=2)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"error: cannot reach FlyteAdmin at 127.0.0.1:{port} (insecure) within 2s (target examples/refs:ref)" in proc.stderr
+    assert (
+        f"error: cannot reach FlyteAdmin at 127.0.0.1:{port} (insecure) within 2s (target examples/refs:ref)"
+        in proc.stderr
+    )
 
 
 def test_declared_reference_interface_is_checked_against_the_registered_one(cluster, user_python, tmp_path):
     # fx_refs.py declares remote.tasks.scale(xs, factor) -> List[float]: as registered, no warning
     entity = {"kind": "task", "project": P, "domain": D, "name": "remote.tasks.scale", "version": "v1"}
-    ok = launch(user_python, tmp_path, cluster.endpoint, entity, "--xs", "[1]", "--factor", "1",
-                entrypoint="fx_refs:scale")
+    ok = launch(
+        user_python, tmp_path, cluster.endpoint, entity, "--xs", "[1]", "--factor", "1", entrypoint="fx_refs:scale"
+    )
     assert ok.returncode == 0, ok.stderr
     assert "warning" not in ok.stderr
     # it declares remote.lp(n: int) -> str; registered: n, factor (fixed) -> int
     entity = {"kind": "launch_plan", "project": P, "domain": "production", "name": "remote.lp", "version": "v3"}
     off = launch(user_python, tmp_path, cluster.endpoint, entity, entrypoint="fx_refs:remote_lp")
     assert off.returncode == 0, off.stderr
-    assert "[remote] warning: the registered entity has input `factor`, which fx_refs:remote_lp does not declare" \
+    assert (
+        "[remote] warning: the registered entity has input `factor`, which fx_refs:remote_lp does not declare"
         in off.stderr
+    )
     assert "[remote] warning: output `o0`: fx_refs:remote_lp declares str, registered int" in off.stderr

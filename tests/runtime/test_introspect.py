@@ -6,14 +6,13 @@ import, so running them one after another would make the suite slow.
 """
 import json
 import os
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import pytest
+
 from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,15 +260,25 @@ def test_mixed_container_task(results):
 def test_zoo_images_cache_and_config(results):
     d = results["zoo_lp"].ok()
     tasks = by_name(d["tasks"])
-    assert tasks["fx_zoo.podded"]["image"]["kind"] == "template" and tasks["fx_zoo.podded"]["image"]["name"] == "default"
-    assert tasks["fx_zoo.scored"]["image"] == {"kind": "string", "value": "ghcr.io/org/img:1.0", "name": None, "spec": None}
+    podded = tasks["fx_zoo.podded"]["image"]
+    assert podded["kind"] == "template" and podded["name"] == "default"
+    assert tasks["fx_zoo.scored"]["image"] == {
+        "kind": "string",
+        "value": "ghcr.io/org/img:1.0",
+        "name": None,
+        "spec": None,
+    }
     assert tasks["fx_zoo.raw"]["kind"] == "container" and tasks["fx_zoo.raw"]["image"]["value"] == "alpine:3.19"
     assert tasks["fx_zoo.scored"]["cache"] == {
-        "enabled": True, "version": "7", "serialize": True, "ignored_inputs": ["noise"],
+        "enabled": True,
+        "version": "7",
+        "serialize": True,
+        "ignored_inputs": ["noise"],
     }
     assert tasks["fx_zoo.scored"]["input_defaults"] == {"x": None, "noise": 3, "color": "green", "ts": 1.0}
     assert tasks["fx_zoo.scored"]["interface"]["inputs"]["x"] == {
-        "type": "union", "variants": [{"type": "int"}, {"type": "str"}],
+        "type": "union",
+        "variants": [{"type": "int"}, {"type": "str"}],
     }
     pt = tasks["fx_zoo.podded"]["config"]["pod_template"]
     assert pt["primary_container_name"] == "main" and pt["pod_spec"] == {"nodeSelector": {"pool": "gpu"}}
@@ -301,7 +310,9 @@ def test_zoo_task_types_and_config(results):
     assert d["root"] == {"kind": "task", "name": "fx_zoo.train"}
     (t,) = d["tasks"]
     assert t["image"] == {
-        "kind": "template", "name": "trainer", "spec": None,
+        "kind": "template",
+        "name": "trainer",
+        "spec": None,
         "value": "{{.image.trainer.fqn}}:{{.image.trainer.version}}",
     }
     inputs = t["interface"]["inputs"]
@@ -373,7 +384,9 @@ def test_reference_workflow_with_ellipsis_body_loads(results):
     assert data["root"] == {"kind": "reference", "name": "remote.wf"}
     (ref,) = data["references"]
     assert (ref["kind"], ref["project"], ref["domain"], ref["version"]) == ("workflow", "p", "d", "v1")
-    assert ref["interface"]["inputs"] == {"n": {"type": "int"}} and ref["interface"]["outputs"] == {"o0": {"type": "int"}}
+    assert ref["interface"]["inputs"] == {"n": {"type": "int"}} and ref["interface"]["outputs"] == {
+        "o0": {"type": "int"}
+    }
 
 
 def test_syntax_error_is_import_error(results):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+
 from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +38,9 @@ def test_code_pod_templates_are_reported_as_pod_specs(user_python):
         "labels": None,
         "annotations": {"why": "node"},
         "pod_spec": {
-            "containers": [{"name": "primary", "imagePullPolicy": "Always", "resources": {"limits": {"memory": "2Gi"}}}],
+            "containers": [
+                {"name": "primary", "imagePullPolicy": "Always", "resources": {"limits": {"memory": "2Gi"}}}
+            ],
             "serviceAccountName": "runner",
         },
     }

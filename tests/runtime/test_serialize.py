@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
+
 from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,15 +168,32 @@ def runs(user_python, tmp_path_factory) -> Dict[str, Result]:
         (base / f"{key}.json").write_text(json.dumps(req))
         procs[key] = subprocess.Popen(
             [user_python, *SERIALIZE, str(base / f"{key}.json"), str(base / key)],
-            cwd=REPO, env=_env("1" if key.endswith("_again") else "2", PYTHONPATHS.get(key, "examples")), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            cwd=REPO,
+            env=_env("1" if key.endswith("_again") else "2", PYTHONPATHS.get(key, "examples")),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
     # `pyflyte package` of the same project, for its file naming and its (baked) task templates.
     pyflyte = str(Path(user_python).parent / "pyflyte")
     procs["pyflyte"] = subprocess.Popen(
-        [pyflyte, "--pkgs", "baked", "package", "--image", BAKED_IMAGE, "--source", "examples",
-         "-o", str(base / "pyflyte.tgz")],
-        cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            pyflyte,
+            "--pkgs",
+            "baked",
+            "package",
+            "--image",
+            BAKED_IMAGE,
+            "--source",
+            "examples",
+            "-o",
+            str(base / "pyflyte.tgz"),
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     results = {}
     for key, p in procs.items():
@@ -185,9 +203,16 @@ def runs(user_python, tmp_path_factory) -> Dict[str, Result]:
     with tarfile.open(base / "pyflyte.tgz") as tar:
         tar.extractall(base / "pyflyte")
     decodes = {
-        key: subprocess.Popen([user_python, str(DECODE), str(r.out_dir)], cwd=REPO, env=_env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for key, r in results.items() if r.rc == 0
+        key: subprocess.Popen(
+            [user_python, str(DECODE), str(r.out_dir)],
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for key, r in results.items()
+        if r.rc == 0
     }
     for key, p in decodes.items():
         out, err = p.communicate(timeout=120)
@@ -221,8 +246,11 @@ def _node_refs(node: dict, out: list) -> None:
             out.append(wn[key])
     if "branch_node" in node:
         ie = node["branch_node"]["if_else"]
-        for n in [ie["case"]["then_node"]] + [c["then_node"] for c in ie.get("other", [])] + (
-                [ie["else_node"]] if "else_node" in ie else []):
+        for n in (
+            [ie["case"]["then_node"]]
+            + [c["then_node"] for c in ie.get("other", [])]
+            + ([ie["else_node"]] if "else_node" in ie else [])
+        ):
             _node_refs(n, out)
     if "array_node" in node:
         _node_refs(node["array_node"]["node"], out)
@@ -250,8 +278,13 @@ def test_baked_tasks_run_from_their_image(runs):
             assert args[0] == "pyflyte-execute", args
             assert "pyflyte-fast-execute" not in args and "--additional-distribution" not in args
             assert _image(t) == BAKED_IMAGE
-            assert t["id"] == {"resource_type": "TASK", "project": PROJECT, "domain": DOMAIN, "name": e["name"],
-                               "version": v(e["name"])}
+            assert t["id"] == {
+                "resource_type": "TASK",
+                "project": PROJECT,
+                "domain": DOMAIN,
+                "name": e["name"],
+                "version": v(e["name"]),
+            }
             assert e["version"] == v(e["name"]) and e["fast"] is False
         assert r.json["warnings"] == []
 
@@ -260,7 +293,9 @@ def test_mixed_fast_and_baked_tasks(runs):
     r = runs["mixed_wf"]
     summary = r.json
     assert {e["name"]: e["fast"] for e in summary["entities"] if e["kind"] == "task"} == {
-        **{n: True for n in MIXED_FAST}, **{n: False for n in MIXED_BAKED}}
+        **{n: True for n in MIXED_FAST},
+        **{n: False for n in MIXED_BAKED},
+    }
     assert summary["bundle"] == {"uri": BUNDLE, "used": True}
     assert summary["warnings"] == []
     for name in MIXED_FAST:
@@ -335,10 +370,16 @@ def test_launch_plans_reference_their_workflow_version(runs):
         lp = r.decoded[e["file"]]
         assert lp["id"]["version"] == e["version"]
         wf_name = "baked.workflows.wf" if name == "baked.workflows.lp" else name
-        assert lp["spec"]["workflow_id"] == {"resource_type": "WORKFLOW", "project": PROJECT, "domain": DOMAIN,
-                                             "name": wf_name, "version": v(wf_name)}
+        assert lp["spec"]["workflow_id"] == {
+            "resource_type": "WORKFLOW",
+            "project": PROJECT,
+            "domain": DOMAIN,
+            "name": wf_name,
+            "version": v(wf_name),
+        }
     assert r.decoded[lps["baked.workflows.lp"]["file"]]["spec"]["default_inputs"]["parameters"]["x"]["default"] == {
-        "scalar": {"primitive": {"integer": "3"}}}
+        "scalar": {"primitive": {"integer": "3"}}
+    }
 
 
 def test_file_layout_matches_pyflyte_package(runs):
@@ -363,8 +404,9 @@ def test_file_layout_matches_pyflyte_package(runs):
 def test_baked_tasks_equal_pyflyte_package_output(runs, user_python):
     """Baked task templates are exactly what `pyflyte package` (no fast) produces, apart from the version."""
     pyflyte_dir = runs["baked_lp"].out_dir.parent / "pyflyte"
-    out = subprocess.run([user_python, str(DECODE), str(pyflyte_dir)], cwd=REPO, env=_env(),
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [user_python, str(DECODE), str(pyflyte_dir)], cwd=REPO, env=_env(), capture_output=True, text=True, check=True
+    ).stdout
     theirs = {re.sub(r"^\d+_", "", f): m for f, m in json.loads(out).items()}
     r = runs["baked_lp"]
     for name in BAKED_TASKS:
@@ -389,11 +431,13 @@ def test_byte_identical_across_runs(runs):
 def test_fast_raw_container_task_warns(runs):
     r = runs["container_fast"]
     summary = r.json
-    assert summary["warnings"] == [{
-        "task": "mixed.containers.echo",
-        "kind": "raw_container",
-        "message": summary["warnings"][0]["message"],
-    }]
+    assert summary["warnings"] == [
+        {
+            "task": "mixed.containers.echo",
+            "kind": "raw_container",
+            "message": summary["warnings"][0]["message"],
+        }
+    ]
     assert "bundle cannot help" in summary["warnings"][0]["message"]
     echo = next(e for e in summary["entities"] if e["name"] == "mixed.containers.echo")
     assert echo["fast"] is False and summary["bundle"] == {"uri": BUNDLE, "used": False}
@@ -403,7 +447,8 @@ def test_fast_raw_container_task_warns(runs):
     assert "pyflyte-fast-execute" not in t["container"].get("args", [])
     assert runs["container_mode"].json["warnings"] == []
     assert runs["container_mode"].task_template("mixed.containers.echo")["container"]["image"] == (
-        "docker.io/library/alpine:3.19")
+        "docker.io/library/alpine:3.19"
+    )
 
 
 def test_bad_requests_are_clear_errors(runs):
@@ -424,15 +469,22 @@ def test_user_output_kept_off_stdout(runs):
     summary = r.json  # stdout is exactly our JSON
     assert "hello from fx_noisy import" in r.stderr and "workflow body runs at compile time" in r.stderr
     assert [(e["kind"], e["name"], e["fast"]) for e in summary["entities"]] == [
-        ("task", "fx_noisy.t", True), ("workflow", "fx_noisy.wf", False), ("launch_plan", "fx_noisy.wf", False)]
-    assert [e["file"] for e in summary["entities"]] == ["0_fx_noisy.t_1.pb", "1_fx_noisy.wf_2.pb",
-                                                       "2_fx_noisy.wf_3.pb"]
+        ("task", "fx_noisy.t", True),
+        ("workflow", "fx_noisy.wf", False),
+        ("launch_plan", "fx_noisy.wf", False),
+    ]
+    assert [e["file"] for e in summary["entities"]] == ["0_fx_noisy.t_1.pb", "1_fx_noisy.wf_2.pb", "2_fx_noisy.wf_3.pb"]
 
 
 def test_output_dir_must_be_empty(runs, user_python):
     r = runs["baked_wf"]
-    p = subprocess.run([user_python, *SERIALIZE, str(r.out_dir.parent / "baked_wf.json"), str(r.out_dir)],
-                       cwd=REPO, env=_env(), capture_output=True, text=True)
+    p = subprocess.run(
+        [user_python, *SERIALIZE, str(r.out_dir.parent / "baked_wf.json"), str(r.out_dir)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2, p.stderr
     assert json.loads(p.stdout)["error"]["kind"] == "bad_request" and "not empty" in p.stdout
 

@@ -6,13 +6,16 @@ kubernetes==37.0.1, locked in flyte.lock), exactly what a user's resolve needs f
 import json
 import subprocess
 from pathlib import Path
-from tests.support.runtime import runtime
 
+from tests.support.runtime import runtime
 
 REPO = Path(__file__).resolve().parents[2]
 VALIDATE = runtime("validate_pod")
 # Runs the script as __main__ with `kubernetes` made unimportable (a user env without the client).
-WITHOUT_K8S = "import runpy, sys; sys.modules['kubernetes'] = None; sys.argv = {0!r}; runpy.run_path({0!r}[0], run_name='__main__')"
+WITHOUT_K8S = (
+    "import runpy, sys; sys.modules['kubernetes'] = None; sys.argv = {0!r}; "
+    "runpy.run_path({0!r}[0], run_name='__main__')"
+)
 
 
 def validate(user_python, spec, *args):
@@ -47,7 +50,9 @@ def test_good_spec_is_accepted(user_python):
 
 
 def test_rendered_template_shape_checks_its_pod_spec(user_python):
-    code, out = validate(user_python, {"labels": {}, "annotations": {}, "primary_container_name": "primary", "pod_spec": GOOD})
+    code, out = validate(
+        user_python, {"labels": {}, "annotations": {}, "primary_container_name": "primary", "pod_spec": GOOD}
+    )
     assert code == 0, out
 
 
@@ -95,14 +100,25 @@ def test_missing_required_field_is_caught_by_the_client_model(user_python):
 def test_not_json_is_bad_input(user_python):
     proc = subprocess.run(
         [user_python, *VALIDATE],
-        input="containers: []", capture_output=True, text=True, cwd=REPO, timeout=120,
+        input="containers: []",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["error"]["kind"] == "bad_input"
 
 
 def test_without_kubernetes_the_error_says_so(user_python):
-    proc = subprocess.run([user_python, "-c", WITHOUT_K8S.format(VALIDATE)], input=json.dumps(GOOD), capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = subprocess.run(
+        [user_python, "-c", WITHOUT_K8S.format(VALIDATE)],
+        input=json.dumps(GOOD),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert proc.returncode == 2
     error = json.loads(proc.stdout)["error"]
     assert error["kind"] == "kubernetes_missing"
@@ -111,23 +127,36 @@ def test_without_kubernetes_the_error_says_so(user_python):
 
 def test_batch_mode_reports_each_template(user_python, tmp_path):
     request = tmp_path / "pods.json"
-    request.write_text(json.dumps({
-        "task:a": {"file": "pods/a.yaml", "spec": {"pod_spec": GOOD}},
-        "task:b": {"file": "pods/b.yaml + pods/dev.yaml", "spec": {"containers": [{"name": "p", "imagee": "x"}]}},
-    }))
-    proc = subprocess.run([user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    request.write_text(
+        json.dumps(
+            {
+                "task:a": {"file": "pods/a.yaml", "spec": {"pod_spec": GOOD}},
+                "task:b": {
+                    "file": "pods/b.yaml + pods/dev.yaml",
+                    "spec": {"containers": [{"name": "p", "imagee": "x"}]},
+                },
+            }
+        )
+    )
+    proc = subprocess.run(
+        [user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["kubernetes"] == "37.0.1"  # the lockfile's pin
     assert out["results"]["task:a"] == {"ok": True}
     error = out["results"]["task:b"]["error"]
-    assert error["errors"] == [{"path": "containers[0].imagee", "message": "unknown field `imagee` in V1Container; did you mean `image`?"}]
+    assert error["errors"] == [
+        {"path": "containers[0].imagee", "message": "unknown field `imagee` in V1Container; did you mean `image`?"}
+    ]
     assert error["message"].startswith("pods/b.yaml + pods/dev.yaml is not a valid V1PodSpec")
 
 
 def test_batch_mode_bad_request(user_python, tmp_path):
     request = tmp_path / "pods.json"
     request.write_text("[1, 2]")
-    proc = subprocess.run([user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [user_python, *VALIDATE, "--batch", str(request)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     assert json.loads(proc.stdout)["error"]["kind"] == "bad_input"

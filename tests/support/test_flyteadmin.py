@@ -117,7 +117,9 @@ def test_register_task_identical_is_already_exists_different_is_rejected(admin, 
     assert out["friendly"] == "FlyteEntityAlreadyExistsException"
     assert out["remote"] == "ok"
     assert out["different"].startswith("INVALID_ARGUMENT: ")
-    assert "task with different structure already exists. (Please register a new version of the task)" in out["different"]
+    assert (
+        "task with different structure already exists. (Please register a new version of the task)" in out["different"]
+    )
     assert "example.com/img:2" in out["different"]  # the changed path is listed
     assert out["remote_different"] != "no error"
     assert out["got_image"] == "example.com/img:1"  # versions are immutable
@@ -125,14 +127,20 @@ def test_register_task_identical_is_already_exists_different_is_rejected(admin, 
     # client and FlyteRemote each reach the server 4 times per refused create; the raw stub once.
     c = admin.store.counter
     assert (c("task", "calls"), c("task", "created"), c("task", "already_exists"), c("task", "conflicts")) == (
-        1 + 1 + 4 + 4 + 1 + 4, 1, 1 + 4 + 4, 1 + 4)
+        1 + 1 + 4 + 4 + 1 + 4,
+        1,
+        1 + 4 + 4,
+        1 + 4,
+    )
     stored = admin.store.get("task", PROJECT, DOMAIN, admin.store.ids("task")[0]["name"], "v1")
     assert stored["closure"]["compiled_task"]["template"]["container"]["image"] == "example.com/img:1"
     assert admin.store.pb_path("task", PROJECT, DOMAIN, stored["id"]["name"], "v1").is_file()
 
 
 def test_workflow_needs_registered_tasks_and_launch_plan_needs_workflow(admin, user_python):
-    out = run_user(user_python, """
+    out = run_user(
+        user_python,
+        """
         wf_ser = serialize(wf)
         wreq = workflow_pb2.WorkflowCreateRequest(id=wf_ser.template.id.to_flyte_idl(), spec=wf_ser.to_flyte_idl())
         lp = serialize(LaunchPlan.get_or_create(wf))
@@ -166,7 +174,9 @@ def test_workflow_needs_registered_tasks_and_launch_plan_needs_workflow(admin, u
             id=t1.template.id.to_flyte_idl().__class__(resource_type=1, project="nope", domain="development",
                                                        name="t", version="v1"),
             spec=t1.to_flyte_idl())))
-    """, admin.endpoint)
+    """,
+        admin.endpoint,
+    )
     assert out["lp_without_wf"].startswith("NOT_FOUND: missing entity of type workflow with identifier")
     assert out["wf_without_tasks"].startswith("INVALID_ARGUMENT: failed to compile workflow for [")
     assert "missing entity of type task" in out["wf_without_tasks"]
@@ -176,15 +186,18 @@ def test_workflow_needs_registered_tasks_and_launch_plan_needs_workflow(admin, u
     assert out["lp_again"] == "ALREADY_EXISTS: launch plan with identical structure already exists"
     assert out["wf_different"].startswith(
         f"INVALID_ARGUMENT: {out['wf_name']} workflow with different structure already exists. "
-        "(Please register a new version of the workflow):")
+        "(Please register a new version of the workflow):"
+    )
     assert "interruptible" in out["wf_different"]
     assert out["lp_different"].startswith(
-        f"INVALID_ARGUMENT: {out['wf_name']} launch plan with different structure already exists.")
+        f"INVALID_ARGUMENT: {out['wf_name']} launch plan with different structure already exists."
+    )
     assert out["lp_unknown_input"] == "INVALID_ARGUMENT: unexpected default_input y"
     assert out["fetched_nodes"] == ["n0", "n1"]
     assert out["lp_default_x"] == 3
     assert out["unknown_project"].startswith(
-        "INVALID_ARGUMENT: failed to validate that project [nope] and domain [development] are registered")
+        "INVALID_ARGUMENT: failed to validate that project [nope] and domain [development] are registered"
+    )
     counters = admin.store.counters()
     assert counters["workflow"] == {"calls": 5, "created": 1, "already_exists": 1, "conflicts": 1, "errors": 2}
     assert counters["launch_plan"] == {"calls": 5, "created": 1, "already_exists": 1, "conflicts": 1, "errors": 2}
@@ -195,7 +208,11 @@ def _register_examples(user_python: str, config: Path, *extra: str) -> subproces
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     return subprocess.run(
         [pyflyte, "--config", str(config), "register", "--project", PROJECT, "--domain", DOMAIN, *extra, "baked"],
-        cwd=REPO / "examples", capture_output=True, text=True, env=env, timeout=600,
+        cwd=REPO / "examples",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
@@ -237,7 +254,9 @@ def test_pyflyte_register_fast_end_to_end_and_again(admin, user_python, tmp_path
 
 
 def test_executions_of_launch_plans_and_tasks(admin, user_python):
-    out = run_user(user_python, """
+    out = run_user(
+        user_python,
+        """
         remote.register_workflow(wf, settings(), version="v1")  # registers the tasks too
         lp = LaunchPlan.get_or_create(wf, name="wf_lp", fixed_inputs={}, default_inputs={"x": 4})
         remote.register_launch_plan(lp, version="v1", project=PROJECT, domain=DOMAIN)
@@ -277,7 +296,9 @@ def test_executions_of_launch_plans_and_tasks(admin, user_python):
         # latest version by created_at
         remote.register_task(double, settings(), version="v2")
         out["latest"] = remote.fetch_task(name=serialize(double).template.id.name).id.version
-    """, admin.endpoint)
+    """,
+        admin.endpoint,
+    )
     assert out["id"] == [PROJECT, DOMAIN, "exec-one"]
     assert out["phase"] == out["synced_phase"] == 4  # SUCCEEDED
     assert out["workflow_id"].endswith(".wf")
@@ -299,7 +320,9 @@ def test_executions_of_launch_plans_and_tasks(admin, user_python):
 def test_upload_location_signed_url_semantics(admin, user_python, tmp_path):
     payload = tmp_path / "bundle.tar.gz"
     payload.write_bytes(b"x" * 1000)
-    out = run_user(user_python, """
+    out = run_user(
+        user_python,
+        """
         import pathlib, datetime
         md5, native = remote.upload_file(pathlib.Path(sys.argv[2]))
         out["native"] = native
@@ -324,15 +347,20 @@ def test_upload_location_signed_url_semantics(admin, user_python, tmp_path):
         out["overwrite_other"] = code(lambda: proxy.CreateUploadLocation(req(hashlib.md5(b"other").digest())))
         out["overwrite_none"] = code(lambda: proxy.CreateUploadLocation(req(b"")))
         out["overwrite_same"] = code(lambda: proxy.CreateUploadLocation(req(hashlib.md5(data).digest())))
-    """, admin.endpoint, str(payload))
+    """,
+        admin.endpoint,
+        str(payload),
+    )
     assert out["native"].startswith(f"s3://my-s3-bucket/{PROJECT}/{DOMAIN}/")
     assert out["native"].endswith("/bundle.tar.gz")
     assert admin.uploads.read(out["native"]) == payload.read_bytes()
     assert admin.uploads.count == 2 and admin.uploads.total_bytes == 2000
     assert out["too_long"].startswith("INVALID_ARGUMENT: expiresIn [2h0m0s] cannot exceed max allowed expiration")
     assert out["no_md5"] == "INVALID_ARGUMENT: content_md5 or filename_root is a required parameter"
-    exists = (f"ALREADY_EXISTS: file already exists at location [s3://my-s3-bucket/{PROJECT}/{DOMAIN}/fixed/"
-              "bundle.tar.gz], specify a matching hash if you wish to rewrite")
+    exists = (
+        f"ALREADY_EXISTS: file already exists at location [s3://my-s3-bucket/{PROJECT}/{DOMAIN}/fixed/"
+        "bundle.tar.gz], specify a matching hash if you wish to rewrite"
+    )
     assert out["overwrite_other"] == out["overwrite_none"] == exists
     assert out["overwrite_same"] == "OK"
     signed = out["signed"]
@@ -362,7 +390,7 @@ def _listening_sockets(pid: int):
         except OSError:
             continue
         if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
+            inodes.add(target[len("socket:[") : -1])
     found = []
     for table in ("tcp", "tcp6", "udp", "udp6"):
         with open(f"/proc/{pid}/net/{table}") as f:

@@ -1,5 +1,4 @@
 from flytekit import task
-
 from shared.textutil import shout
 from specs.images import etl
 

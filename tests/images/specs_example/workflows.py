@@ -1,5 +1,4 @@
 from flytekit import workflow
-
 from specs.etl import clean, count
 
 

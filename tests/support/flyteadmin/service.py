@@ -5,13 +5,19 @@ RPCs not overridden here keep flyteidl's generated behaviour: UNIMPLEMENTED.
 import base64
 import datetime
 import functools
-import os
 import random
 import string
 
 import grpc
 from flyteidl.admin import (
-    common_pb2, execution_pb2, launch_plan_pb2, node_execution_pb2, project_pb2, task_pb2, version_pb2, workflow_pb2,
+    common_pb2,
+    execution_pb2,
+    launch_plan_pb2,
+    node_execution_pb2,
+    project_pb2,
+    task_pb2,
+    version_pb2,
+    workflow_pb2,
 )
 from flyteidl.core import literals_pb2
 from flyteidl.service import admin_pb2_grpc, dataproxy_pb2, dataproxy_pb2_grpc
@@ -116,7 +122,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         nid = request.id
         found = self.store.active_launch_plans(nid.project, nid.domain, nid.name)
         if not found:
-            raise AdminError("NOT_FOUND", f"No active launch plan could be found: {nid.project}:{nid.domain}:{nid.name}")
+            where = f"{nid.project}:{nid.domain}:{nid.name}"
+            raise AdminError("NOT_FOUND", f"No active launch plan could be found: {where}")
         return found[0]
 
     @_admin_errors
@@ -137,7 +144,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def GetExecutionData(self, request, context):
         found = self.store.get_execution(request.id)
         return execution_pb2.WorkflowExecutionGetDataResponse(
-            full_inputs=found["inputs"], full_outputs=literals_pb2.LiteralMap())
+            full_inputs=found["inputs"], full_outputs=literals_pb2.LiteralMap()
+        )
 
     @_admin_errors
     def ListExecutions(self, request, context):
@@ -147,7 +155,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             found = [v for k, v in self.store.executions.items() if k[:2] == (request.id.project, request.id.domain)]
         found.sort(key=lambda v: v["seq"], reverse=True)
         offset = int(request.token or 0)
-        page = found[offset: offset + (request.limit or len(found))]
+        page = found[offset : offset + (request.limit or len(found))]
         token = str(offset + len(page)) if request.limit and len(page) == request.limit else ""
         return execution_pb2.ExecutionList(executions=[v["execution"] for v in page], token=token)
 
@@ -180,7 +188,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
 
     def GetVersion(self, request, context):
         return version_pb2.GetVersionResponse(
-            control_plane_version=version_pb2.Version(Build="flytebuild-test", Version="stand-in", BuildTime=""))
+            control_plane_version=version_pb2.Version(Build="flytebuild-test", Version="stand-in", BuildTime="")
+        )
 
 
 class DataProxyService(dataproxy_pb2_grpc.DataProxyServiceServicer):
@@ -203,14 +212,16 @@ class DataProxyService(dataproxy_pb2_grpc.DataProxyServiceServicer):
             if etag is not None and (not req.content_md5 or etag != req.content_md5.hex()):
                 raise AdminError(
                     "ALREADY_EXISTS",
-                    f"file already exists at location [{known}], specify a matching hash if you wish to rewrite")
+                    f"file already exists at location [{known}], specify a matching hash if you wish to rewrite",
+                )
         if req.HasField("expires_in"):
             expires_in = req.expires_in.ToTimedelta()
             if expires_in > MAX_UPLOAD_EXPIRES_IN:
                 raise AdminError(
                     "INVALID_ARGUMENT",
                     f"expiresIn [{go_duration(expires_in)}] cannot exceed max allowed expiration "
-                    f"[{go_duration(MAX_UPLOAD_EXPIRES_IN)}]")
+                    f"[{go_duration(MAX_UPLOAD_EXPIRES_IN)}]",
+                )
         else:
             expires_in = MAX_UPLOAD_EXPIRES_IN
         filename = req.filename or "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(20))

@@ -24,12 +24,12 @@ import re
 import shutil
 import string
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from flyteidl.admin import common_pb2, execution_pb2, launch_plan_pb2, project_pb2, task_pb2, workflow_pb2
-from flyteidl.core import compiler_pb2, execution_pb2 as core_execution_pb2, identifier_pb2, interface_pb2, literals_pb2
+from flyteidl.core import execution_pb2 as core_execution_pb2
+from flyteidl.core import identifier_pb2, interface_pb2, literals_pb2
 from google.protobuf import json_format, timestamp_pb2
 
 from . import compiler
@@ -255,7 +255,8 @@ class Store:
         except (AdminError, compiler.CompileError) as e:
             message = e.message if isinstance(e, AdminError) else str(e)
             raise AdminError(
-                "INVALID_ARGUMENT", f"failed to compile workflow for [{compiler.id_text(request.id)}] with err: {message}"
+                "INVALID_ARGUMENT",
+                f"failed to compile workflow for [{compiler.id_text(request.id)}] with err: {message}",
             )
         closure = compiler.compile_workflow(template, subs, tasks)
         wf = workflow_pb2.Workflow()
@@ -265,7 +266,10 @@ class Store:
         if request.spec.HasField("description"):
             wf.short_description = request.spec.description.short_description
         self._register(
-            "workflow", request.id, wf, compiler.digest(closure),
+            "workflow",
+            request.id,
+            wf,
+            compiler.digest(closure),
             lambda old: (old.closure.compiled_workflow, closure),
         )
 
@@ -302,11 +306,15 @@ class Store:
         variables = iface.inputs.variables
         if not variables:
             if defaults.parameters:
-                raise AdminError("INVALID_ARGUMENT",
-                                 f"invalid launch plan default inputs, expected none but found {len(defaults.parameters)}")
+                raise AdminError(
+                    "INVALID_ARGUMENT",
+                    f"invalid launch plan default inputs, expected none but found {len(defaults.parameters)}",
+                )
             if fixed.literals:
-                raise AdminError("INVALID_ARGUMENT",
-                                 f"invalid launch plan fixed inputs, expected none but found {len(fixed.literals)}")
+                raise AdminError(
+                    "INVALID_ARGUMENT",
+                    f"invalid launch plan fixed inputs, expected none but found {len(fixed.literals)}",
+                )
             return interface_pb2.ParameterMap()
         for name, param in defaults.parameters.items():
             if name not in variables:
@@ -339,15 +347,20 @@ class Store:
                     if (i.project, i.domain, i.name) == (ident.project, ident.domain, ident.name):
                         other.obj.closure.state = launch_plan_pb2.INACTIVE
             elif state != launch_plan_pb2.INACTIVE:
-                raise AdminError("INVALID_ARGUMENT", f"Unrecognized launch plan state {state} for update for launch plan "
-                                                     f"[{compiler.id_text(ident)}]")
+                raise AdminError(
+                    "INVALID_ARGUMENT",
+                    f"Unrecognized launch plan state {state} for update for launch plan [{compiler.id_text(ident)}]",
+                )
             rec.obj.closure.state = state
             rec.obj.closure.updated_at.CopyFrom(_now())
 
-    def active_launch_plans(self, project: str, domain: str, name: Optional[str] = None) -> List[launch_plan_pb2.LaunchPlan]:
+    def active_launch_plans(
+        self, project: str, domain: str, name: Optional[str] = None
+    ) -> List[launch_plan_pb2.LaunchPlan]:
         with self.lock:
             return [
-                r.obj for r in sorted(self.entities["launch_plan"].values(), key=lambda r: r.seq)
+                r.obj
+                for r in sorted(self.entities["launch_plan"].values(), key=lambda r: r.seq)
                 if r.obj.closure.state == launch_plan_pb2.ACTIVE
                 and (r.obj.id.project, r.obj.id.domain) == (project, domain)
                 and (name is None or r.obj.id.name == name)
@@ -370,7 +383,8 @@ class Store:
             if request.limit <= 0:
                 raise AdminError("INVALID_ARGUMENT", "invalid value for limit")
             records = [
-                r for r in self.entities[kind].values()
+                r
+                for r in self.entities[kind].values()
                 if (r.obj.id.project, r.obj.id.domain) == (nid.project, nid.domain)
                 and (not nid.name or r.obj.id.name == nid.name)
             ]
@@ -391,9 +405,14 @@ class Store:
                     if r.obj.id.name not in latest or r.seq > latest[r.obj.id.name].seq:
                         latest[r.obj.id.name] = r
             return _paginate(
-                kind, list(latest.values()), request.sort_by, request.limit, request.token,
-                lambda r: common_pb2.NamedEntityIdentifier(project=r.obj.id.project, domain=r.obj.id.domain,
-                                                           name=r.obj.id.name),
+                kind,
+                list(latest.values()),
+                request.sort_by,
+                request.limit,
+                request.token,
+                lambda r: common_pb2.NamedEntityIdentifier(
+                    project=r.obj.id.project, domain=r.obj.id.domain, name=r.obj.id.name
+                ),
             )
 
     # --- executions -------------------------------------------------------------------------
@@ -430,8 +449,12 @@ class Store:
                 expected.parameters[name].required = True
             fixed = literals_pb2.LiteralMap()
             workflow_id = identifier_pb2.Identifier(
-                resource_type=identifier_pb2.WORKFLOW, project=ref.project, domain=ref.domain, name=ref.name,
-                version=ref.version)
+                resource_type=identifier_pb2.WORKFLOW,
+                project=ref.project,
+                domain=ref.domain,
+                name=ref.name,
+                version=ref.version,
+            )
         else:
             raise AdminError(
                 "INVALID_ARGUMENT",
@@ -470,23 +493,38 @@ class Store:
     # --- state for the test side (JSON) ---------------------------------------------------------
     def snapshot(self) -> dict:
         with self.lock:
+
             def ident(i):
                 return {"project": i.project, "domain": i.domain, "name": i.name, "version": i.version}
 
             return {
                 "counters": {k: vars(c).copy() for k, c in self.counters.items()},
                 "entities": {
-                    kind: [dict(ident(r.obj.id), seq=r.seq, **({"state": launch_plan_pb2.LaunchPlanState.Name(
-                        r.obj.closure.state)} if kind == "launch_plan" else {}))
-                           for r in sorted(recs.values(), key=lambda r: r.seq)]
+                    kind: [
+                        dict(
+                            ident(r.obj.id),
+                            seq=r.seq,
+                            **(
+                                {"state": launch_plan_pb2.LaunchPlanState.Name(r.obj.closure.state)}
+                                if kind == "launch_plan"
+                                else {}
+                            ),
+                        )
+                        for r in sorted(recs.values(), key=lambda r: r.seq)
+                    ]
                     for kind, recs in self.entities.items()
                 },
                 "executions": [
                     {
-                        "project": k[0], "domain": k[1], "name": k[2],
-                        "entity": dict(ident(v["execution"].spec.launch_plan),
-                                       resource_type=identifier_pb2.ResourceType.Name(
-                                           v["execution"].spec.launch_plan.resource_type)),
+                        "project": k[0],
+                        "domain": k[1],
+                        "name": k[2],
+                        "entity": dict(
+                            ident(v["execution"].spec.launch_plan),
+                            resource_type=identifier_pb2.ResourceType.Name(
+                                v["execution"].spec.launch_plan.resource_type
+                            ),
+                        ),
                         "inputs": json_format.MessageToDict(v["inputs"], preserving_proto_field_name=True),
                         "user_inputs": json_format.MessageToDict(v["user_inputs"], preserving_proto_field_name=True),
                         "phase": core_execution_pb2.WorkflowExecution.Phase.Name(v["execution"].closure.phase),
@@ -567,6 +605,6 @@ def _paginate(kind, records, sort_by, limit, token, render):
         offset = int(token) if token else 0
     except ValueError:
         raise AdminError("INVALID_ARGUMENT", f"invalid pagination token {token} for List")
-    page = records[offset:offset + limit]
+    page = records[offset : offset + limit]
     next_token = str(offset + len(page)) if len(page) == limit else ""
     return [render(r) for r in page], next_token

@@ -29,7 +29,6 @@ from flytebuild.core.settings import (
 from flytebuild.oci.base_source import is_local, split_local
 
 
-
 def _tomllib():
     # Imported on use: generated JSON configurations (the Bazel rules') need no TOML reader.
     if sys.version_info >= (3, 11):
@@ -38,7 +37,6 @@ def _tomllib():
         import tomli as tomllib
     return tomllib
 
-CONFIG_NAMES = ("flytebuild.toml", "pyproject.toml")
 
 # core.settings' defaults, which the `[flyte]` subsystem uses too, so both agree.
 DEFAULTS = {
@@ -345,11 +343,12 @@ def load_project(path: str) -> Project:
             )
         cache_key = wf.data.get("cache_key", "interface")
         per_task = cache_key if isinstance(cache_key, dict) else {}
-        if not (cache_key in CACHE_KEY_POLICIES or (per_task and all(v in CACHE_KEY_POLICIES for v in per_task.values()))):
+        per_task_ok = bool(per_task) and all(v in CACHE_KEY_POLICIES for v in per_task.values())
+        if not (cache_key in CACHE_KEY_POLICIES or per_task_ok):
             raise FlytebuildError(
                 f"`cache_key` in [workflows.{name}] is {cache_key!r}",
                 file=path,
-                fix=f'use "interface" or "code", or a table of task name to one of them',
+                fix='use "interface" or "code", or a table of task name to one of them',
             )
         workflows.append(
             WorkflowConfig(
@@ -414,10 +413,14 @@ def load_project(path: str) -> Project:
                     fix=f"add [pod_templates.{ref}] or use one of: {', '.join(sorted(known_templates)) or 'none'}",
                 )
     names = {i.name for i in images}
-    clash = sorted((names & {w.name for w in workflows}) | ({r.name for r in references} & (names | {w.name for w in workflows})))
+    clash = sorted(
+        (names & {w.name for w in workflows}) | ({r.name for r in references} & (names | {w.name for w in workflows}))
+    )
     if clash:
         raise FlytebuildError(
-            f"{', '.join(clash)} names more than one target (image, workflow, reference)", file=path, fix="give targets distinct names"
+            f"{', '.join(clash)} names more than one target (image, workflow, reference)",
+            file=path,
+            fix="give targets distinct names",
         )
     requirements_file = top.str("requirements")
     lockfile = top.str("lockfile")
@@ -448,7 +451,8 @@ def load_project(path: str) -> Project:
         images=tuple(images),
         workflows=tuple(workflows),
         image_cache_dir=os.path.join(directory, os.path.expanduser(top.str("image_cache_dir")))
-        if top.str("image_cache_dir") else None,
+        if top.str("image_cache_dir")
+        else None,
         image_push_jobs=top.int("image_push_jobs", 4),
         targets=targets,
         pod_templates=tuple(pod_templates),

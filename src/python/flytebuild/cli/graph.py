@@ -130,7 +130,8 @@ class ProjectGraph:
         spec, sep, attr = workflow.entrypoint.rpartition(":")
         if not sep or not spec or not attr:
             raise FlytebuildError(
-                f"[workflows.{workflow.name}] entrypoint `{workflow.entrypoint}` is not `module:attr` or `file.py:attr`",
+                f"[workflows.{workflow.name}] entrypoint `{workflow.entrypoint}` is not `module:attr` or "
+                "`file.py:attr`",
                 file=self.project.config_file,
                 fix='write it as "package.module:workflow" or "path/to/file.py:workflow"',
             )
@@ -176,7 +177,10 @@ class ProjectGraph:
             address=config.name,
             source=PodTemplateSource(config.source, self._text(config.source, config.name, "`source`")),
             overlays=tuple(
-                sorted((env, PodTemplateSource(f, self._text(f, config.name, f"overlay `{env}`"))) for env, f in config.overlays)
+                sorted(
+                    (env, PodTemplateSource(f, self._text(f, config.name, f"overlay `{env}`")))
+                    for env, f in config.overlays
+                )
             ),
             values=config.values,
             primary_container_name=config.primary_container_name,
@@ -205,7 +209,6 @@ class ProjectGraph:
             cache_key=workflow.cache_key,
             task_cache_keys=workflow.task_cache_keys,
         )
-
 
 
 class TargetGraph(ProjectGraph):

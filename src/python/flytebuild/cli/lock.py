@@ -35,7 +35,9 @@ def lock(project: Project) -> str:
             file=project.config_file, fix='set `requirements = "requirements.txt"`',
         )
     python = userenv.check_python(project.python, project.config_file)
-    output = os.path.join(project.root, project.lockfile) if project.lockfile else os.path.join(project.directory, LOCKFILE)
+    output = (
+        os.path.join(project.root, project.lockfile) if project.lockfile else os.path.join(project.directory, LOCKFILE)
+    )
     argv = lock_argv(python, os.path.join(project.root, project.requirements_file), output)
     # A global pip constraints file (pip.conf `constraint`) breaks pex's own pip: pex gets none.
     env = {**os.environ, "PIP_CONFIG_FILE": "/dev/null"}

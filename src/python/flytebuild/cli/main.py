@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         "Same output as `pants flyte-plan`.",
     )
     plan.add_argument("targets", nargs="*", metavar="NAME", help="workflows/images to plan (default: all)")
-    plan.add_argument("--format", choices=("table", "json"), default="table", help="`table` for people, `json` for machines")
+    plan.add_argument(
+        "--format", choices=("table", "json"), default="table", help="`table` for people, `json` for machines"
+    )
     plan.add_argument("--output", "-o", help="write the plan to this file instead of stdout")
 
     package = commands.add_parser(
@@ -45,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     package.add_argument("targets", nargs="*", metavar="NAME", help="images and workflows (default: all)")
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
-    package.add_argument("--image-output", choices=("push", "oci", "docker", "cache"), default="push",
-                         help="what to do with images: push to their registry, an OCI layout under --dist, docker load")
+    package.add_argument(
+        "--image-output",
+        choices=("push", "oci", "docker", "cache"),
+        default="push",
+        help="what to do with images: push to their registry, an OCI layout under --dist, docker load",
+    )
 
     render = commands.add_parser(
         "render",
@@ -82,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
     deploy.add_argument("--dry-run", action="store_true", help="show what would be registered; change nothing")
     deploy.add_argument(
-        "--no-push-images", dest="push_images", action="store_false",
+        "--no-push-images",
+        dest="push_images",
+        action="store_false",
         help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
     )
     deploy.add_argument("--format", choices=("table", "json"), default="table")
@@ -100,18 +108,22 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("directory", nargs="?", default=".", metavar="DIR")
     init.add_argument("--python", help="the interpreter of the environment with flytekit (written as given)")
     init.add_argument("--registry", help=f"registry images are pushed to (default: {DEFAULTS['registry']})")
-    init.add_argument("--base", help="base image of the images: a reference, oci:<dir>[:tag] or docker-archive:<tar> "
-                      f"(default: {DEFAULTS['default_base']})")
+    init.add_argument(
+        "--base",
+        help="base image of the images: a reference, oci:<dir>[:tag] or docker-archive:<tar> "
+        f"(default: {DEFAULTS['default_base']})",
+    )
     init.add_argument("--project", help=f"Flyte project (default: {DEFAULTS['project']})")
     init.add_argument("--domain", help=f"Flyte domain (default: {DEFAULTS['domain']})")
     init.add_argument("--force", action="store_true", help="overwrite an existing flytebuild.toml")
 
-    lock = commands.add_parser(
+    commands.add_parser(
         "lock",
         help="pin the requirements for the configured python (pex3 lock create)",
         description="Resolve `requirements` for `python` with pex and write the lockfile (`lockfile`, default "
         "flytebuild.lock next to the configuration, which is then switched on): plans pin transitive versions "
-        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict --resolver-version pip-2020-resolver --python <python> "
+        "and images resolve exactly these. Equivalent to `pex3 lock create --style strict "
+        "--resolver-version pip-2020-resolver --python <python> "
         "-r <requirements> -o <lockfile> --indent 2`.",
     )
 
@@ -120,15 +132,24 @@ def _parser() -> argparse.ArgumentParser:
         help="make a Python base image offline, from this machine's Debian packages",
         description="Build a Python base image from the installed Debian packages python3, dash, coreutils, "
         "bash, libc-bin, libstdc++6 and their dependencies (one reproducible layer; no network, no Docker), "
-        "and write it as an OCI image layout (use it as default_base = \"oci:<dir>\") or push it.",
+        'and write it as an OCI image layout (use it as default_base = "oci:<dir>") or push it.',
     )
-    base.add_argument("--from-debian", action="store_true", required=True,
-                      help="take the files of the installed Debian packages (the only source so far)")
+    base.add_argument(
+        "--from-debian",
+        action="store_true",
+        required=True,
+        help="take the files of the installed Debian packages (the only source so far)",
+    )
     base.add_argument("--output", "-o", metavar="DIR", help="write an OCI image layout here")
     base.add_argument("--push", metavar="REF", help="push to this registry reference instead")
     base.add_argument("--tag", default="latest", help="name of the image inside the layout (oci:<dir>:<tag>)")
-    base.add_argument("--package", dest="packages", action="append", metavar="PKG",
-                      help="Debian package to include (repeat; default: python3 dash coreutils bash libc-bin libstdc++6)")
+    base.add_argument(
+        "--package",
+        dest="packages",
+        action="append",
+        metavar="PKG",
+        help="Debian package to include (repeat; default: python3 dash coreutils bash libc-bin libstdc++6)",
+    )
     imagespec = commands.add_parser(
         "imagespec",
         help="build and push the ImageSpecs in code that no [images.*] answers",
@@ -149,8 +170,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("targets", nargs="*", metavar="NAME", help="workflows to verify (default: all)")
     verify.add_argument("--format", choices=("table", "json"), default="table")
-    verify.add_argument("--engine", choices=("auto", "docker", "static"), default="auto",
-                        help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers")
+    verify.add_argument(
+        "--engine",
+        choices=("auto", "docker", "static"),
+        default="auto",
+        help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers",
+    )
     return parser
 
 
@@ -198,8 +223,9 @@ def _warn_unlocked(project, image_targets) -> None:
     if project.lockfile:
         return
     for image in image_targets:
-        message = unpinned(image.address, image.requirements,
-                           "run `flytebuild lock` and set `lockfile` in flytebuild.toml")
+        message = unpinned(
+            image.address, image.requirements, "run `flytebuild lock` and set `lockfile` in flytebuild.toml"
+        )
         if message:
             userenv.warn(message)
 
@@ -218,8 +244,9 @@ def _check_references(project, plans) -> dict:
         with open(request, "w", encoding="utf-8") as f:
             json.dump(references.check_request(plans, project.settings.admin), f, indent=1, sort_keys=True)
         userenv.progress(f"flytebuild: checking references against FlyteAdmin at {project.settings.admin.where}")
-        proc = userenv.run_runtime(python, references.COMMAND, [request], project.root, project.source_roots,
-                                   cwd=project.root)
+        proc = userenv.run_runtime(
+            python, references.COMMAND, [request], project.root, project.source_roots, cwd=project.root
+        )
     return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
@@ -237,8 +264,7 @@ def _package(args: argparse.Namespace) -> int:
     import os
 
     from flytebuild.cli import images as cli_images
-    from flytebuild.cli.graph import project_graph
-    from flytebuild.cli.graph import check_image_config
+    from flytebuild.cli.graph import check_image_config, project_graph
     from flytebuild.cli.planning import check_workflow_config, plan_project, select
     from flytebuild.cli.registration import package_workflows
 
@@ -393,8 +419,14 @@ def _run(args: argparse.Namespace) -> int:
         # Registered on the cluster: launched as it is, nothing compiled or deployed here.
         command = "remote"
         request = reference_request_json(
-            reference.name, reference.kind, reference.entity_name, reference.version, reference.project,
-            reference.domain, reference.default_inputs, admin,
+            reference.name,
+            reference.kind,
+            reference.entity_name,
+            reference.version,
+            reference.project,
+            reference.domain,
+            reference.default_inputs,
+            admin,
         )
     else:
         _workflows_only(project, [args.target], "run")
@@ -436,7 +468,13 @@ def _verify(args: argparse.Namespace) -> int:
     from flytebuild.cli.graph import project_graph
     from flytebuild.cli.planning import plan_project
     from flytebuild.core.verify import (
-        NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
+        NO_ENGINE,
+        baked_tasks,
+        check_images,
+        failure_message,
+        image_addresses,
+        render_verify,
+        tasks_by_image,
     )
     from flytebuild.oci import RegistryError
     from flytebuild.service import verify as verify_io
@@ -513,8 +551,18 @@ def _imagespec(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"plan": _plan, "package": _package, "render": _render, "run": _run, "deploy": _deploy,
-             "verify": _verify, "imagespec": _imagespec, "init": _init, "lock": _lock, "base-image": _base_image}
+_COMMANDS = {
+    "plan": _plan,
+    "package": _package,
+    "render": _render,
+    "run": _run,
+    "deploy": _deploy,
+    "verify": _verify,
+    "imagespec": _imagespec,
+    "init": _init,
+    "lock": _lock,
+    "base-image": _base_image,
+}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -524,7 +572,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except FlytebuildError as e:
         from flytebuild.core.wording import in_words
 
-        print(in_words(f"flytebuild {args.command}: {e}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")), file=sys.stderr)
+        print(
+            in_words(f"flytebuild {args.command}: {e}", os.environ.get("FLYTEBUILD_FRONT_END", "cli")), file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print(f"flytebuild {args.command}: interrupted", file=sys.stderr)

@@ -11,13 +11,13 @@ from flytebuild.cli import userenv
 from flytebuild.cli.cache import cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.graph import check_image_config, dist_name_problem, image_config_problems, project_graph
+from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import requirement_lines, spec_lookups
 from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.model import Closure, ImagePlan, ImageTarget, WorkflowPlan
 from flytebuild.core.plan import plan_image, plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.result_cache import ResultCache, result_key
-from flytebuild.core import validate
 
 
 def check_workflow_config(project: Project, workflow: WorkflowConfig) -> None:
@@ -92,10 +92,16 @@ def plan_project(
         raise FlytebuildError(
             "No [workflows.*] or [images.*] are configured",
             file=project.config_file,
-            fix="declare [workflows.NAME] (entrypoint = \"path/to/file.py:wf\") and [images.NAME], or run `flytebuild init --force`",
+            fix='declare [workflows.NAME] (entrypoint = "path/to/file.py:wf") and [images.NAME], '
+            "or run `flytebuild init --force`",
         )
-    validate.check_options(project.settings.default_base, project.settings.registry, "`default_base`", "`registry`",
-                           file=project.config_file)
+    validate.check_options(
+        project.settings.default_base,
+        project.settings.registry,
+        "`default_base`",
+        "`registry`",
+        file=project.config_file,
+    )
     # Field values (the workflow's, and those of the images it names) are checked before any user code runs; a
     # workflow with a bad one fails alone when isolating, as any other planning error does.
     early_errors: List[Tuple[str, str]] = []
@@ -130,10 +136,14 @@ def plan_project(
         cache = ResultCache(cache_path("results"))
         env = userenv.env_identity(project.python)
         runtime = userenv.runtime_fingerprint()
-        inputs = {
-            ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
-            for _, ep in entrypoints
-        } if env else {}
+        inputs = (
+            {
+                ep: result_key("inputs", env, list(project.source_roots), _import_closure(graph, ep))
+                for _, ep in entrypoints
+            }
+            if env
+            else {}
+        )
         input_keys = {name: inputs[ep] for name, ep in entrypoints if ep in inputs}
         keys = {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()}
         for ep, key in keys.items():
@@ -151,7 +161,10 @@ def plan_project(
             userenv.progress(f"flytebuild: introspecting {len(missing)} workflow(s) with {project.python}")
             start = userenv.start_session if serialize_next else userenv.start_introspection
             proc = start(
-                project.python, project.config_file, project.root, project.source_roots,
+                project.python,
+                project.config_file,
+                project.root,
+                project.source_roots,
                 sorted({ep for _, ep in missing}),
             )
             try:
@@ -186,13 +199,19 @@ def plan_project(
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         try:
             # An image with a bad field fails only the workflows whose code names it.
-            named = {t.image.name for t in parse_introspection(results[entrypoint], target=workflow.name).tasks
-                     if t.image.name}
+            named = {
+                t.image.name
+                for t in parse_introspection(results[entrypoint], target=workflow.name).tasks
+                if t.image.name
+            }
             for image in project.images:
                 if image.image_name in named:
                     check_image_config(project, image)
-            plans.append(_plan_one(project, graph, workflow, entrypoint, results[entrypoint], image_targets,
-                                   closures, environment))
+            plans.append(
+                _plan_one(
+                    project, graph, workflow, entrypoint, results[entrypoint], image_targets, closures, environment
+                )
+            )
         except FlytebuildError as e:
             if not isolate:
                 raise

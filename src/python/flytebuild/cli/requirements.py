@@ -94,7 +94,9 @@ def load_requirements(root: str, requirements_file: Optional[str], lockfile: Opt
 
     lock_text = read(lockfile) if lockfile else None
     if requirements_file:
-        return Requirements(parse_requirements_txt(read(requirements_file), requirements_file), lock_text, requirements_file)
+        return Requirements(
+            parse_requirements_txt(read(requirements_file), requirements_file), lock_text, requirements_file
+        )
     if lock_text is not None and lockfile:
         return Requirements(lockfile_requirements(lock_text, lockfile), lock_text, lockfile)
     return Requirements((), None, "the configuration (no `requirements` or `lockfile`)")

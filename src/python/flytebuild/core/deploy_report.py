@@ -65,7 +65,9 @@ def render_deploy_table(summary: Mapping[str, Any], warnings: Sequence[BundleWar
         lines.append(f"images: {len(pushed)} pushed ({image_bytes} bytes), {len(images) - len(pushed)} already in "
                      f"the registry; tasks pinned by digest")
         for i in images:
-            lines.append(f"  {i['address']}  {i['ref']}@{i['digest'][:19]}  {'pushed' if i.get('pushed') else 'present'}")
+            lines.append(
+                f"  {i['address']}  {i['ref']}@{i['digest'][:19]}  {'pushed' if i.get('pushed') else 'present'}"
+            )
     lines.append(f"bytes uploaded: {summary.get('bytes_uploaded', 0)}")
     for w in warnings:
         lines.append(f"warning: {w.task}: {w.message}")

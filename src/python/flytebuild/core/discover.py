@@ -100,4 +100,8 @@ def target_names(workflows: Sequence[FoundWorkflow]) -> List[str]:
 
 def source_root_of(directory: str, files: Sequence[str]) -> str:
     """`src` when the project keeps its packages under src/ (the src layout), else `.`."""
-    return "src" if any(f.startswith("src/") for f in files) and not any("/" not in f for f in files if f != "setup.py") else "."
+    return (
+        "src"
+        if any(f.startswith("src/") for f in files) and not any("/" not in f for f in files if f != "setup.py")
+        else "."
+    )

@@ -139,7 +139,9 @@ def spec_conflicts(spec: Mapping[str, Any], image: ImageTarget) -> List[str]:
     if missing:
         reasons.append(f"packages {', '.join(missing)} are not requirements of the flyte_image")
     if spec.get("copy"):
-        reasons.append("it copies files (`copy`), which the flyte_image's sources do not place at flytekit's destinations")
+        reasons.append(
+            "it copies files (`copy`), which the flyte_image's sources do not place at flytekit's destinations"
+        )
     env = dict(spec.get("env") or {})
     ours = dict(image.env)
     differ = sorted(k for k, v in env.items() if ours.get(k) != str(v))
@@ -180,8 +182,16 @@ def spec_images(
     out = {}
     for key, users in by_spec.items():
         out[key] = _spec_image(
-            specs[key], key, users, closures, default_base, default_registry, files or {},
-            requirement_files or {}, flytekit_version, target,
+            specs[key],
+            key,
+            users,
+            closures,
+            default_base,
+            default_registry,
+            files or {},
+            requirement_files or {},
+            flytekit_version,
+            target,
         )
     return out
 
@@ -330,7 +340,8 @@ def check_buildable(image: SpecImage, *, target: str, file: Optional[str], engin
             "flytebuild does not build from code",
             target=target,
             file=file,
-            fix=f"define a flyte_image for the base and set base_image to its reference, or a flyte_image(image_name={image.name!r}) for this one",
+            fix="define a flyte_image for the base and set base_image to its reference, or a "
+            f"flyte_image(image_name={image.name!r}) for this one",
         )
     if not image.registry:
         raise FlytebuildError(
@@ -353,5 +364,6 @@ def check_buildable(image: SpecImage, *, target: str, file: Optional[str], engin
             "the image, and no Docker engine is available",
             target=target,
             file=file,
-            fix=f"define flyte_image(image_name={image.name!r}) with what the task needs, or run with a Docker engine (DOCKER_HOST or /var/run/docker.sock)",
+            fix=f"define flyte_image(image_name={image.name!r}) with what the task needs, or run with a Docker engine "
+            "(DOCKER_HOST or /var/run/docker.sock)",
         )

@@ -176,7 +176,8 @@ class TaskPlan:
     image_name: Optional[str]  # the flyte_image's image_name, or the name used in code
     image_source: str  # code | code:ImageSpec | task_images | workflow | default_image | flytekit_default
     image_address: Optional[str]  # set when the image is a flyte_image target
-    image_ref: Optional[str]  # the reference tasks run from: a flyte_image's content tag (= ImagePlan.ref) or the external ref
+    # the reference tasks run from: a flyte_image's content tag (= ImagePlan.ref) or the external ref
+    image_ref: Optional[str]
     image_fingerprint: str
     mode: str  # baked | fast | container | none (no container: Echo and other propeller-run tasks)
     fingerprint: str

@@ -14,12 +14,11 @@ from flytebuild.core.errors import PlanError
 from flytebuild.core.imagespec import spec_conflicts, spec_digest, spec_images, spec_key, uses_spec
 from flytebuild.core.introspection import Introspection, Task, Workflow
 from flytebuild.core.lockfile import canonical_name
-from flytebuild.core.settings import CACHE_KEY_POLICIES, Settings
 from flytebuild.core.model import (
     Closure,
-    FileDigest,
     EntityPlan,
     ExternalImage,
+    FileDigest,
     ImagePlan,
     ImageTarget,
     NodePodTemplate,
@@ -30,6 +29,7 @@ from flytebuild.core.model import (
     WorkflowPlan,
     WorkflowTarget,
 )
+from flytebuild.core.settings import CACHE_KEY_POLICIES, Settings
 
 Image = Union[ImageTarget, ExternalImage, SpecImage]
 
@@ -157,11 +157,11 @@ class _ImageChooser:
             image = self._by_name(name)
             if image is None:
                 raise PlanError(
-                    f"Task `{task.name}` uses image `{name}` in code, and no flyte_image has "
-                    f"image_name `{name}`",
+                    f"Task `{task.name}` uses image `{name}` in code, and no flyte_image has image_name `{name}`",
                     target=self.target.address,
                     file=task.source_file,
-                    fix=f'add flyte_image(image_name="{name}") or map it in images={{"{name}": "<address>"}} on {self.target.address}',
+                    fix=f'add flyte_image(image_name="{name}") or map it in images={{"{name}": "<address>"}} '
+                    f"on {self.target.address}",
                 )
             return image, "code", []
         if kind == "image_spec" and name:
@@ -217,14 +217,13 @@ class _ImageChooser:
         )
 
 
-def unmatched_spec_tasks(
-    target: WorkflowTarget, intro: Introspection, images: Mapping[str, ImageTarget]
-) -> List[Task]:
+def unmatched_spec_tasks(target: WorkflowTarget, intro: Introspection, images: Mapping[str, ImageTarget]) -> List[Task]:
     """Tasks whose ImageSpec in code no flyte_image answers (by name or `images=`, without conflict): flytebuild
     builds those, raw containers included."""
     chooser = _ImageChooser(target, images, None, None, None)
     return [
-        t for t in intro.tasks
+        t
+        for t in intro.tasks
         if uses_spec(t) and t.has_container and t.image.name and chooser.answer_spec(t)[0] is None
     ]
 
@@ -333,8 +332,10 @@ def _image_contents(image: Image) -> Optional[Tuple[set, set]]:
 
 def _no_flytekit_error(task: Task, image: Image, target: str) -> PlanError:
     if isinstance(image, ImageTarget):
-        fix = (f'add flytekit to the dependencies of {image.address} (e.g. "<requirements target>#flytekit"), '
-               "or give the task an image that has it")
+        fix = (
+            f'add flytekit to the dependencies of {image.address} (e.g. "<requirements target>#flytekit"), '
+            "or give the task an image that has it"
+        )
     else:
         fix = "add flytekit to the ImageSpec's packages"
     return PlanError(
@@ -348,9 +349,7 @@ def _no_flytekit_error(task: Task, image: Image, target: str) -> PlanError:
 
 # Packages flytekit imports lazily for a type in a task's interface: the build graph never sees an import of
 # them, so a closure-only environment (an image, a pex) lacks them unless they are declared.
-LAZY_REQUIREMENTS = (
-    ("pandas.", "pyarrow", "pandas DataFrames are converted to and from parquet through pyarrow"),
-)
+LAZY_REQUIREMENTS = (("pandas.", "pyarrow", "pandas DataFrames are converted to and from parquet through pyarrow"),)
 
 
 def _type_names(value: object) -> List[str]:
@@ -383,8 +382,8 @@ def lazy_requirement_error(task: Task, closure: Closure, target: str) -> Optiona
             "environment would lack it",
             target=target,
             file=task.source_file,
-            fix=f'add `{requirement}` to your requirements (and lockfile) and dependencies=["<requirements target>#{requirement}"] '
-            f"to the python_source of {owner}",
+            fix=f"add `{requirement}` to your requirements (and lockfile) and "
+            f'dependencies=["<requirements target>#{requirement}"] to the python_source of {owner}',
         )
     return None
 
@@ -580,7 +579,10 @@ def plan_workflow(
     for name, _ in target.task_images:
         if name not in task_names:
             warnings.append(f"task_images names `{name}`, which is not a task of this workflow")
-    for field_name, mapping in (("task_pod_templates", target.task_pod_templates), ("cache_key", target.task_cache_keys)):
+    for field_name, mapping in (
+        ("task_pod_templates", target.task_pod_templates),
+        ("cache_key", target.task_cache_keys),
+    ):
         for name, _ in mapping:
             if name not in task_names:
                 warnings.append(f"{field_name} names `{name}`, which is not a task of this workflow")
@@ -659,9 +661,7 @@ def plan_workflow(
         tasks=tasks,
         workflows=tuple(p for k, p in sorted(entity_plans.items()) if p.kind == "workflow"),
         launch_plans=tuple(p for k, p in sorted(entity_plans.items()) if p.kind == "launch_plan"),
-        references=tuple(
-            ReferencePlan(r.kind, r.name, r.project, r.domain, r.version) for r in intro.references
-        ),
+        references=tuple(ReferencePlan(r.kind, r.name, r.project, r.domain, r.version) for r in intro.references),
         warnings=tuple(warnings),
         node_pod_templates=node_templates,
         environment=target.environment,
@@ -753,7 +753,7 @@ def _topological(deps: Mapping[str, Sequence[str]], address: str) -> List[str]:
             if child not in deps or state.get(child) == 2:
                 continue  # a leaf (task, reference) or already ordered
             if state.get(child) == 1:
-                cycle = path[path.index(child):] + [child]
+                cycle = path[path.index(child) :] + [child]
                 raise PlanError(
                     f"Workflow entities form a cycle: {' -> '.join(cycle)}",
                     target=address,

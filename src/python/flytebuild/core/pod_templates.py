@@ -262,7 +262,10 @@ def _normalize_manifest(data: Dict[str, Any], path: str) -> Dict[str, Any]:
         inner_meta = _map_or_error(template.get("metadata"), "template.metadata", path)
         spec = template.get("spec")
         meta = {
-            key: {**_map_or_error(metadata.get(key), f"metadata.{key}", path), **_map_or_error(inner_meta.get(key), f"template.metadata.{key}", path)}
+            key: {
+                **_map_or_error(metadata.get(key), f"metadata.{key}", path),
+                **_map_or_error(inner_meta.get(key), f"template.metadata.{key}", path),
+            }
             for key in ("labels", "annotations")
             if key in metadata or key in inner_meta
         }
@@ -317,19 +320,28 @@ def _substitute_string(text: str, values: Mapping[str, Any], path: str, field: s
         name = match.group(1)
         if name is None:
             raise PodTemplateError(
-                f"unterminated `${{` in {text!r}", file=path, field=field, target=target,
+                f"unterminated `${{` in {text!r}",
+                file=path,
+                field=field,
+                target=target,
                 fix="close it with `}`, or write `$${` for a literal `${`",
             )
         name = name.strip()
         if not _VAR_NAME.match(name):
             raise PodTemplateError(
-                f"invalid variable name `${{{name}}}`", file=path, field=field, target=target,
+                f"invalid variable name `${{{name}}}`",
+                file=path,
+                field=field,
+                target=target,
                 fix="use letters, digits, `_`, `.` or `-` (starting with a letter), or `$${` for a literal `${`",
             )
         if name not in values:
             known = ", ".join(sorted(values)) or "none"
             raise PodTemplateError(
-                f"unknown variable `${{{name}}}`", file=path, field=field, target=target,
+                f"unknown variable `${{{name}}}`",
+                file=path,
+                field=field,
+                target=target,
                 fix=f"define `{name}` in the target's `values` (known: {known}), or write `$${{{name}}}` for a literal",
             )
         value = values[name]
@@ -366,7 +378,9 @@ def _merge_value(base: Any, patch: Any, name: str, field: str, path: Optional[st
             return _merge_map({}, rest, field, path)
         if directive is not None:
             raise PodTemplateError(
-                f"unknown directive `$patch: {directive}`", file=path, field=field or "(top level)",
+                f"unknown directive `$patch: {directive}`",
+                file=path,
+                field=field or "(top level)",
                 fix="use `$patch: delete` or `$patch: replace`",
             )
         return _merge_map(base if isinstance(base, dict) else {}, rest, field, path)
@@ -390,7 +404,9 @@ def _merge_map(base: Dict[str, Any], patch: Mapping[str, Any], field: str, path:
         sub = _join(field, key)
         if key.startswith("$"):
             raise PodTemplateError(
-                f"unsupported patch directive `{key}`", file=path, field=sub,
+                f"unsupported patch directive `{key}`",
+                file=path,
+                field=sub,
                 fix="flytebuild supports `$patch: delete`, `$patch: replace` and `null` to delete a key",
             )
         if value is None:
@@ -421,7 +437,9 @@ def _element_key(item: Any, keys: Tuple[str, ...], field: str, path: Optional[st
         )
     if len(keys) == 1 and keys[0] not in item:
         raise PodTemplateError(
-            f"element has no `{keys[0]}`, which identifies it when merging", file=path, field=field,
+            f"element has no `{keys[0]}`, which identifies it when merging",
+            file=path,
+            field=field,
             fix=f"add `{keys[0]}:` to the element",
         )
     return tuple(json.dumps(item.get(k), sort_keys=True) for k in keys)
@@ -486,7 +504,9 @@ def render(
     clash = sorted(set(values) & set(builtins))
     if clash:
         raise PodTemplateError(
-            f"`values` redefines built-in variable(s) {', '.join(clash)}", file=base.path, target=target,
+            f"`values` redefines built-in variable(s) {', '.join(clash)}",
+            file=base.path,
+            target=target,
             fix="rename them in the target's `values`",
         )
     all_values = {**builtins, **values}
@@ -495,7 +515,8 @@ def render(
         if env not in overlays:
             raise PodTemplateError(
                 f"no overlay for environment `{env}` (overlays: {', '.join(sorted(overlays))})",
-                file=base.path, target=target,
+                file=base.path,
+                target=target,
                 fix=f"add `{env}` to the target's `overlays`, or pick one of those environments",
             )
         overlay = overlays[env]
@@ -506,7 +527,9 @@ def render(
             err.target = target
             raise
     result = _complete(doc)
-    check_structure(result, path=base.path if env is None or not overlays else f"{base.path} + {overlays[env].path}", target=target)
+    check_structure(
+        result, path=base.path if env is None or not overlays else f"{base.path} + {overlays[env].path}", target=target
+    )
     return result
 
 
@@ -516,7 +539,10 @@ def _render_one(source: PodTemplateSource, values: Mapping[str, Any], target: Op
 
 
 def merge_override(
-    rendered: Mapping[str, Any], override: Mapping[str, Any], *, path: str = "with_overrides(pod_template=...)",
+    rendered: Mapping[str, Any],
+    override: Mapping[str, Any],
+    *,
+    path: str = "with_overrides(pod_template=...)",
     target: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Merge a code-level `with_overrides(pod_template=...)` on top of a rendered template.
@@ -554,8 +580,12 @@ def validate_structure(doc: Mapping[str, Any]) -> Tuple[PodTemplateIssue, ...]:
                 add(_join(key, k), f"must be a string, got a {_kind(v)} (quote it)")
             elif key == "labels" and v and not _LABEL_VALUE.match(v):
                 # The API server rejects the pod, at run time, far from the template: say it here.
-                add(_join(key, k), f"label value {v!r} is not a valid Kubernetes label value "
-                    "(at most 63 characters: letters, digits, `-`, `_`, `.`, starting and ending with a letter or digit)")
+                add(
+                    _join(key, k),
+                    f"label value {v!r} is not a valid Kubernetes label value "
+                    "(at most 63 characters: letters, digits, `-`, `_`, `.`, starting and ending with a letter or "
+                    "digit)",
+                )
     pcn = doc.get("primary_container_name", DEFAULT_PRIMARY_CONTAINER_NAME)
     if not isinstance(pcn, str) or not pcn:
         add("primary_container_name", "must be a non-empty string")
@@ -617,7 +647,10 @@ def _check_container(container: Mapping[str, Any], field: str, add) -> None:
     _check_named_list(container, "env", field, ("name",), add)
     for i, item in enumerate(container.get("env") or []):
         if isinstance(item, dict) and "value" in item and not isinstance(item["value"], str):
-            add(_join(_join(_join(field, "env"), i), "value"), f"must be a string, got a {_kind(item['value'])} (quote it)")
+            add(
+                _join(_join(_join(field, "env"), i), "value"),
+                f"must be a string, got a {_kind(item['value'])} (quote it)",
+            )
     _check_named_list(container, "volumeMounts", field, ("name", "mountPath"), add)
     _check_named_list(container, "ports", field, ("containerPort",), add)
     if "resources" in container:
@@ -630,11 +663,13 @@ def _check_container(container: Mapping[str, Any], field: str, add) -> None:
                 if key in resources:
                     value = resources[key]
                     if not isinstance(value, dict):
-                        add(_join(rfield, key), f"expected a map of quantities (cpu: \"2\"), got a {_kind(value)}")
+                        add(_join(rfield, key), f'expected a map of quantities (cpu: "2"), got a {_kind(value)}')
                         continue
                     for k, v in value.items():
                         if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                            add(_join(_join(rfield, key), k), f"must be a quantity (string or number), got a {_kind(v)}")
+                            add(
+                                _join(_join(rfield, key), k), f"must be a quantity (string or number), got a {_kind(v)}"
+                            )
 
 
 def _check_string_map(parent: Mapping[str, Any], key: str, field: str, add) -> None:
@@ -673,7 +708,9 @@ def check_structure(doc: Mapping[str, Any], *, path: Optional[str] = None, targe
     if issues:
         raise PodTemplateError(
             "invalid pod spec: " + "; ".join(str(i) for i in issues),
-            file=path, target=target, fix="correct the fields named above",
+            file=path,
+            target=target,
+            fix="correct the fields named above",
         )
 
 
@@ -836,7 +873,8 @@ def validation_batch(plan: Any) -> Dict[str, Dict[str, Any]]:
         entries[f"node:{n.workflow}:{n.node}"] = {
             "file": " + ".join(files + ["with_overrides"]),
             "spec": json.loads(n.pod_template),
-            "where": f"the pod template of node {n.node} ({n.task}) in {n.workflow}, with_overrides(pod_template=...) included",
+            "where": f"the pod template of node {n.node} ({n.task}) in {n.workflow}, "
+            "with_overrides(pod_template=...) included",
             "files": files,
         }
     return entries

@@ -47,7 +47,7 @@ def deploy_summary(stdout: str, stderr: str) -> dict:
 
 
 def serialize_request(plan: WorkflowPlan) -> dict:
-    """The JSON request runtime/serialize.py takes, from a plan (see its docstring).
+    """The JSON request of the runtime's `serialize` command, from a plan (docs/runtime-contract.md).
 
     Tasks name their image by the plan's content tag; a deploy pins pushed digests afterwards
     (runtime/deploy.py `pin_images`), so the serialized bytes do not depend on what was pushed.

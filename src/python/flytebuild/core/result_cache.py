@@ -7,6 +7,7 @@ workflows whose key missed, the rest are read back here (Pants' own process cach
 would hit"). Entries are small JSON texts under `<dir>/<2 hex>/<kind>-<sha256>.json`, written atomically; a
 directory that cannot be written only costs the cache.
 """
+
 from __future__ import annotations
 
 import hashlib

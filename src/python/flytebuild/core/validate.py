@@ -147,7 +147,8 @@ def raise_problems(problems: List[Problem], target: str, describe: Describe, fil
     if not problems:
         return
     first = problems[0]
-    what = f"{describe(first.field)[0].upper()}{describe(first.field)[1:]} of {kind} {target} is {first.value!r}: {first.reason}"
+    field = describe(first.field)
+    what = f"{field[0].upper()}{field[1:]} of {kind} {target} is {first.value!r}: {first.reason}"
     others = [f"{describe(p.field)} ({p.value!r}: {p.reason})" for p in problems[1:]]
     if others:
         what += "; also " + "; ".join(others)
@@ -169,20 +170,38 @@ def image_problems(
     problems: List[Problem] = []
     reason = name_problem(image_name)
     if reason:
-        problems.append(Problem("image_name", image_name, reason,
-                                "use a plain name such as `app` or `team-app` (it names the image's output files)"))
+        problems.append(
+            Problem(
+                "image_name",
+                image_name,
+                reason,
+                "use a plain name such as `app` or `team-app` (it names the image's output files)",
+            )
+        )
     if base is not None:
         reason = reference_problem(base)
         if reason:
-            problems.append(Problem("base", base, f"not a valid image reference: {reason}",
-                                    "write it as registry/repository:tag, e.g. `localhost:5000/flytebuild/python:3.11`"
-                                    + (f" (the value comes from {base_from})" if base_from else "")))
+            problems.append(
+                Problem(
+                    "base",
+                    base,
+                    f"not a valid image reference: {reason}",
+                    "write it as registry/repository:tag, e.g. `localhost:5000/flytebuild/python:3.11`"
+                    + (f" (the value comes from {base_from})" if base_from else ""),
+                )
+            )
     if registry:
         reason = registry_problem(registry)
         if reason:
-            problems.append(Problem("registry", registry, f"not a registry host: {reason}",
-                                    "write host[:port], e.g. `localhost:5000` or `ghcr.io/my-org`"
-                                    + (f" (the value comes from {registry_from})" if registry_from else "")))
+            problems.append(
+                Problem(
+                    "registry",
+                    registry,
+                    f"not a registry host: {reason}",
+                    "write host[:port], e.g. `localhost:5000` or `ghcr.io/my-org`"
+                    + (f" (the value comes from {registry_from})" if registry_from else ""),
+                )
+            )
     if repository is not None and not (repository_defaulted and problems and problems[0].field == "image_name"):
         reason = repository_problem(repository)
         if reason:
@@ -191,17 +210,35 @@ def image_problems(
                 fix = f"set `repository` explicitly (it defaults to the image name `{image_name}`) and " + fix
             problems.append(Problem("repository", repository, f"not an OCI repository name: {reason}", fix))
         elif registry and not registry_problem(registry) and len(f"{registry.rstrip('/')}/{repository}") > MAX_NAME:
-            problems.append(Problem("repository", repository, f"registry/repository is longer than {MAX_NAME} characters",
-                                    "use a shorter repository name"))
+            problems.append(
+                Problem(
+                    "repository",
+                    repository,
+                    f"registry/repository is longer than {MAX_NAME} characters",
+                    "use a shorter repository name",
+                )
+            )
     if python is not None:
         reason = python_problem(python)
         if reason:
-            problems.append(Problem("python", python, reason,
-                                    "set the interpreter's absolute path in the image, e.g. `/usr/bin/python3`"))
+            problems.append(
+                Problem(
+                    "python",
+                    python,
+                    reason,
+                    "set the interpreter's absolute path in the image, e.g. `/usr/bin/python3`",
+                )
+            )
     for key, value in env:
         if not ENV_NAME_RE.match(key):
-            problems.append(Problem("env", key, "not an environment variable name",
-                                    "use names of letters, digits and `_`, not starting with a digit"))
+            problems.append(
+                Problem(
+                    "env",
+                    key,
+                    "not an environment variable name",
+                    "use names of letters, digits and `_`, not starting with a digit",
+                )
+            )
         elif "\0" in value:
             problems.append(Problem("env", f"{key}={value}", "the value contains NUL", "remove the NUL character"))
     return problems
@@ -223,10 +260,23 @@ def check_image(
     registry_from: str = "",
 ) -> None:
     """Raise a PlanError naming the first bad field (and listing the others) of one image target."""
-    raise_problems(image_problems(image_name=image_name, base=base, registry=registry, repository=repository,
-                          python=python, env=env, repository_defaulted=repository_defaulted,
-                          base_from=base_from, registry_from=registry_from),
-           target, describe, file, "flyte_image")
+    raise_problems(
+        image_problems(
+            image_name=image_name,
+            base=base,
+            registry=registry,
+            repository=repository,
+            python=python,
+            env=env,
+            repository_defaulted=repository_defaulted,
+            base_from=base_from,
+            registry_from=registry_from,
+        ),
+        target,
+        describe,
+        file,
+        "flyte_image",
+    )
 
 
 def check_workflow(
@@ -245,9 +295,16 @@ def check_workflow(
             continue
         reason = project_problem(value)
         if reason:
-            problems.append(Problem(field, value, reason, f"use a Flyte {field} id such as "
-                                    + ("`flytesnacks`" if field == "project" else "`development`")
-                                    + (f" (the value comes from {origin})" if origin else "")))
+            problems.append(
+                Problem(
+                    field,
+                    value,
+                    reason,
+                    f"use a Flyte {field} id such as "
+                    + ("`flytesnacks`" if field == "project" else "`development`")
+                    + (f" (the value comes from {origin})" if origin else ""),
+                )
+            )
     raise_problems(problems, target, describe, file, "flyte_workflow")
 
 
@@ -263,34 +320,63 @@ def inside(root: Union[str, "os.PathLike[str]"], *parts: str) -> str:
     return path
 
 
-def check_options(default_base: Optional[str], registry: Optional[str], base_option: str, registry_option: str,
-                  *, file: Optional[str] = None) -> None:
+def check_options(
+    default_base: Optional[str],
+    registry: Optional[str],
+    base_option: str,
+    registry_option: str,
+    *,
+    file: Optional[str] = None,
+) -> None:
     """The defaults every image (and every ImageSpec without a target) falls back to."""
-    for option, value, problem in ((base_option, default_base, reference_problem),
-                                   (registry_option, registry, registry_problem)):
+    for option, value, problem in (
+        (base_option, default_base, reference_problem),
+        (registry_option, registry, registry_problem),
+    ):
         reason = problem(value) if value else None
         if reason:
             raise FlytebuildError(
-                f"{option} is {value!r}: not a valid {'image reference' if option == base_option else 'registry'}: {reason}",
+                f"{option} is {value!r}: not a valid "
+                f"{'image reference' if option == base_option else 'registry'}: {reason}",
                 file=file,
                 fix="write it as registry/repository:tag (default_base) or host[:port] (registry), "
-                    "e.g. `localhost:5000/flytebuild/python:3.11` and `localhost:5000`",
+                "e.g. `localhost:5000/flytebuild/python:3.11` and `localhost:5000`",
             )
 
 
 REFERENCE_KINDS = ("task", "workflow", "launch_plan")
 
 
-def check_reference(target: str, *, kind: Optional[str], entity_name: Optional[str], project: Optional[str],
-                    domain: Optional[str], describe: Describe = _pants_field, file: Optional[str] = None) -> None:
+def check_reference(
+    target: str,
+    *,
+    kind: Optional[str],
+    entity_name: Optional[str],
+    project: Optional[str],
+    domain: Optional[str],
+    describe: Describe = _pants_field,
+    file: Optional[str] = None,
+) -> None:
     """A `flyte_reference` (a registered entity), checked when something runs or plans with it."""
     problems: List[Problem] = []
     if kind not in REFERENCE_KINDS:
-        problems.append(Problem("kind", kind, f"not one of {', '.join(REFERENCE_KINDS)}",
-                                "set `kind` to what is registered under `entity_name`"))
+        problems.append(
+            Problem(
+                "kind",
+                kind,
+                f"not one of {', '.join(REFERENCE_KINDS)}",
+                "set `kind` to what is registered under `entity_name`",
+            )
+        )
     if not entity_name or any(c.isspace() for c in entity_name):
-        problems.append(Problem("entity_name", entity_name, "empty or contains whitespace",
-                                "use the registered name, e.g. `my_project.workflows.train`"))
+        problems.append(
+            Problem(
+                "entity_name",
+                entity_name,
+                "empty or contains whitespace",
+                "use the registered name, e.g. `my_project.workflows.train`",
+            )
+        )
     for field, value in (("project", project), ("domain", domain)):
         reason = project_problem(value) if value else None
         if reason:

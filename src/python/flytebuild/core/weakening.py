@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping, Optional
 
-
 LABEL_PYTHON_VERSION = "org.flytebuild.python-version"  # set by `flytebuild base-image`
 
 

@@ -31,11 +31,20 @@ def _rules(front_end: str) -> List[Rule]:
         (re.compile(r"\s*\(or --flyte-endpoint, PANTS_FLYTE_ENDPOINT\)"), " (or --endpoint)" if cli else ""),
         (re.compile(r"`?--flyte-(endpoint|insecure)`?"), lambda m: f"--{m.group(1)}"),
         (re.compile(r"`?(?:\./)?pants generate-lockfiles`?"), lock),
-        (re.compile(r"`?(?:\./)?pants flyte-deploy [^`)]*`?"), "`flytebuild deploy NAME`" if cli else "`bazel run //pkg:wf.deploy`"),
-        (re.compile(r"`?(?:\./)?pants run <target> -- --remote`?"), "`flytebuild run --remote NAME`" if cli else "`flytebuild run --remote`"),
+        (
+            re.compile(r"`?(?:\./)?pants flyte-deploy [^`)]*`?"),
+            "`flytebuild deploy NAME`" if cli else "`bazel run //pkg:wf.deploy`",
+        ),
+        (
+            re.compile(r"`?(?:\./)?pants run <target> -- --remote`?"),
+            "`flytebuild run --remote NAME`" if cli else "`flytebuild run --remote`",
+        ),
         (re.compile(r"`?(?:\./)?pants package`?"), "`flytebuild package`" if cli else "`bazel build`"),
         (re.compile(r"flyte_image\(image_name=([^)]*)\)"), lambda m: image.format(m.group(1))),
-        (re.compile(r"\ba flyte_image (?:address|target)"), "the name of an [images.*] entry" if cli else "a flyte_image label"),
+        (
+            re.compile(r"\ba flyte_image (?:address|target)"),
+            "the name of an [images.*] entry" if cli else "a flyte_image label",
+        ),
         (re.compile(r"\bflyte_image targets?\b"), "[images.*] entry" if cli else "flyte_image target"),
         (re.compile(r"\bflyte_image\b"), "[images.*] entry" if cli else "flyte_image"),
     ]

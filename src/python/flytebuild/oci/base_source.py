@@ -107,13 +107,20 @@ class LocalBase:
         if len(entries) != 1:
             names = sorted((e.get("annotations") or {}).get(_REF_NAME, "?") for e in
                            json.loads(index_file.read_text()).get("manifests") or [])
-            raise _error(self.base, f"{self.path} holds {len(entries)} matching images (names: {', '.join(names) or 'none'})",
-                         "name one with oci:<dir>:<tag>")
+            raise _error(
+                self.base,
+                f"{self.path} holds {len(entries)} matching images (names: {', '.join(names) or 'none'})",
+                "name one with oci:<dir>:<tag>",
+            )
         desc = entries[0]
         while desc.get("mediaType") in INDEX_TYPES:  # a multi-platform index: linux/amd64
             inner = json.loads(self._blob(desc["digest"])).get("manifests") or []
-            found = [m for m in inner if (m.get("platform") or {}).get("os") == "linux"
-                     and (m.get("platform") or {}).get("architecture") == "amd64"]
+            found = [
+                m
+                for m in inner
+                if (m.get("platform") or {}).get("os") == "linux"
+                and (m.get("platform") or {}).get("architecture") == "amd64"
+            ]
             if not found:
                 raise _error(self.base, "it has no linux/amd64 image", "use a base built for linux/amd64")
             desc = found[0]
@@ -155,9 +162,14 @@ class LocalBase:
         try:
             (entry,) = json.loads(small["manifest.json"])
         except (KeyError, ValueError):
-            raise _error(self.base, f"{self.path} is not `docker save` output holding one image (manifest.json)",
-                         "save one image: docker save -o base.tar IMAGE:TAG") from None
-        config_bytes = small.get(entry["Config"]) or (files.get(entry["Config"]) and files[entry["Config"]][0].read_bytes())
+            raise _error(
+                self.base,
+                f"{self.path} is not `docker save` output holding one image (manifest.json)",
+                "save one image: docker save -o base.tar IMAGE:TAG",
+            ) from None
+        config_bytes = small.get(entry["Config"]) or (
+            files.get(entry["Config"]) and files[entry["Config"]][0].read_bytes()
+        )
         if not config_bytes:
             raise _error(self.base, f"{self.path} lacks the image config {entry['Config']}", "save the image again")
         config = json.loads(config_bytes)
@@ -171,8 +183,11 @@ class LocalBase:
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
-                       "size": len(config_bytes)},
+            "config": {
+                "mediaType": OCI_CONFIG,
+                "digest": "sha256:" + hashlib.sha256(config_bytes).hexdigest(),
+                "size": len(config_bytes),
+            },
             "layers": layers,
         }
         return manifest, config, "sha256:" + hashlib.sha256(canonical_json(manifest)).hexdigest()
@@ -192,7 +207,9 @@ def base_source(
     transport, path, tag = split_local(base)
     full = Path(relative_to, os.path.expanduser(path))
     if not full.exists():
-        raise _error(base, f"{full} does not exist", "write it first (`flytebuild base-image`, `docker save`) "
-                     "or fix the path (relative to the repository root)")
+        raise _error(
+            base,
+            f"{full} does not exist",
+            "write it first (`flytebuild base-image`, `docker save`) or fix the path (relative to the repository root)",
+        )
     return LocalBase(base, full, tag, transport == ARCHIVE, Path(cache_dir) if cache_dir else None), base
-

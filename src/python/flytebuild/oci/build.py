@@ -20,7 +20,6 @@ from __future__ import annotations
 import configparser
 import errno
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -360,7 +359,8 @@ def console_script(entry_point: str, python: str, site_packages: str) -> bytes:
             f"    sys.exit({attr}())",
         ]
     else:
-        lines += ["import runpy", "if __name__ == '__main__':", f"    runpy.run_module({module!r}, run_name='__main__')"]
+        run = f"    runpy.run_module({module!r}, run_name='__main__')"
+        lines += ["import runpy", "if __name__ == '__main__':", run]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -487,7 +487,9 @@ def distributions_in(deps_dir: Union[str, Path]) -> Tuple[Distribution, ...]:
     return tuple(Distribution(p.name, p) for p in sorted(d.iterdir()) if p.name.endswith(".whl"))
 
 
-def sources_from_roots(files: Iterable[Union[str, Path]], roots: Sequence[Union[str, Path]], repo: Union[str, Path] = ".") -> Tuple[SourceFile, ...]:
+def sources_from_roots(
+    files: Iterable[Union[str, Path]], roots: Sequence[Union[str, Path]], repo: Union[str, Path] = "."
+) -> Tuple[SourceFile, ...]:
     """Repo-relative files -> SourceFiles at their import paths (the longest matching source root stripped)."""
     out = []
     ordered = sorted((Path(r).as_posix().strip("/") for r in roots), key=len, reverse=True)
@@ -496,6 +498,6 @@ def sources_from_roots(files: Iterable[Union[str, Path]], roots: Sequence[Union[
         root = next((r for r in ordered if r in ("", ".") or rel.startswith(r + "/")), None)
         if root is None:
             raise BuildError(f"{rel} is under none of the source roots {', '.join(map(str, roots))}")
-        import_path = rel if root in ("", ".") else rel[len(root) + 1:]
+        import_path = rel if root in ("", ".") else rel[len(root) + 1 :]
         out.append(SourceFile(import_path, Path(repo) / rel))
     return tuple(sorted(out, key=lambda s: s.path))

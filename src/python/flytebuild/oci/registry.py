@@ -83,7 +83,11 @@ class Reference:
             registry = DOCKER_HUB
         if registry == DOCKER_HUB and "/" not in repo:
             repo = "library/" + repo
-        if not repo or repo != repo.lower() or not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+|__[a-z0-9]+)*$", repo.replace("--", "-")):
+        if (
+            not repo
+            or repo != repo.lower()
+            or not re.match(r"^[a-z0-9]+([._/-][a-z0-9]+|__[a-z0-9]+)*$", repo.replace("--", "-"))
+        ):
             raise ValueError(f"invalid image reference {original!r}: bad repository name {repo!r}")
         if tag is None and digest is None:
             tag = "latest"
@@ -147,14 +151,18 @@ def load_credentials(registry: str, config_path: Optional[Path] = None) -> Optio
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as e:
-        raise _config_error(path, f"cannot be read ({getattr(e, 'strerror', None) or e})",
-                            "make it readable by this user, or point DOCKER_CONFIG at a directory with a readable "
-                            "config.json", registry) from None
+        raise _config_error(
+            path,
+            f"cannot be read ({getattr(e, 'strerror', None) or e})",
+            "make it readable by this user, or point DOCKER_CONFIG at a directory with a readable config.json",
+            registry,
+        ) from None
     try:
         cfg = json.loads(text) if text.strip() else {}
     except ValueError as e:
-        raise _config_error(path, f"is not valid JSON ({e})",
-                            "fix the JSON (or run `docker login` again to rewrite it)", registry) from None
+        raise _config_error(
+            path, f"is not valid JSON ({e})", "fix the JSON (or run `docker login` again to rewrite it)", registry
+        ) from None
     if not isinstance(cfg, dict):
         raise _config_error(path, "is not a JSON object", 'it must look like {"auths": {...}}', registry)
     keys = [registry]
@@ -176,19 +184,30 @@ def load_credentials(registry: str, config_path: Optional[Path] = None) -> Optio
         if key not in keys and host not in keys:
             continue
         if not isinstance(entry, dict):
-            raise _config_error(path, f"has an `auths` entry for {key} that is not an object",
-                                f"run `docker login {registry}` again", registry)
+            raise _config_error(
+                path,
+                f"has an `auths` entry for {key} that is not an object",
+                f"run `docker login {registry}` again",
+                registry,
+            )
         if entry.get("auth"):
             try:
                 decoded = base64.b64decode(str(entry["auth"]), validate=True).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
-                raise _config_error(path, f"has an `auth` for {key} that is not base64 of `user:password`",
-                                    f"run `docker login {registry}` again, or set auth to "
-                                    f"`echo -n user:password | base64`", registry) from None
+                raise _config_error(
+                    path,
+                    f"has an `auth` for {key} that is not base64 of `user:password`",
+                    f"run `docker login {registry}` again, or set auth to `echo -n user:password | base64`",
+                    registry,
+                ) from None
             user, sep, pw = decoded.partition(":")
             if not sep:
-                raise _config_error(path, f"has an `auth` for {key} without a `:` between user and password",
-                                    f"run `docker login {registry}` again", registry)
+                raise _config_error(
+                    path,
+                    f"has an `auth` for {key} without a `:` between user and password",
+                    f"run `docker login {registry}` again",
+                    registry,
+                )
             return user, pw
         if entry.get("username"):
             return str(entry["username"]), str(entry.get("password", ""))
@@ -198,25 +217,40 @@ def load_credentials(registry: str, config_path: Optional[Path] = None) -> Optio
 def _from_helper(helper: str, keys, path: Path, registry: str) -> Optional[Tuple[str, str]]:
     exe = shutil.which(f"docker-credential-{helper}")
     if not exe:
-        raise _config_error(path, f"names the credential helper `{helper}`, but docker-credential-{helper} is not "
-                            f"on PATH", f"install docker-credential-{helper}, or remove `{helper}` from "
-                            f"credsStore/credHelpers", registry)
+        raise _config_error(
+            path,
+            f"names the credential helper `{helper}`, but docker-credential-{helper} is not on PATH",
+            f"install docker-credential-{helper}, or remove `{helper}` from credsStore/credHelpers",
+            registry,
+        )
     for key in keys:
         try:
             out = subprocess.run([exe, "get"], input=key.encode(), capture_output=True, timeout=30)
         except subprocess.TimeoutExpired:
-            raise _config_error(path, f"names the credential helper {exe}, which did not answer within 30 s",
-                                "check the helper (it may be waiting for an unlock prompt)", registry) from None
+            raise _config_error(
+                path,
+                f"names the credential helper {exe}, which did not answer within 30 s",
+                "check the helper (it may be waiting for an unlock prompt)",
+                registry,
+            ) from None
         except OSError as e:
-            raise _config_error(path, f"names the credential helper {exe}, which cannot run ({e.strerror})",
-                                "reinstall the helper", registry) from None
+            raise _config_error(
+                path,
+                f"names the credential helper {exe}, which cannot run ({e.strerror})",
+                "reinstall the helper",
+                registry,
+            ) from None
         if out.returncode == 0:
             try:
                 data = json.loads(out.stdout)
                 return str(data.get("Username", "")), str(data.get("Secret", ""))
             except (ValueError, AttributeError):
-                raise _config_error(path, f"names the credential helper {exe}, whose answer is not JSON",
-                                    "check the helper's version", registry) from None
+                raise _config_error(
+                    path,
+                    f"names the credential helper {exe}, whose answer is not JSON",
+                    "check the helper's version",
+                    registry,
+                ) from None
     return None
 
 
@@ -354,14 +388,19 @@ class RegistryClient:
                     self._sleep(attempt, None)
                     continue
                 if not retry and not refused and not unresolvable:
-                    raise RegistryError(f"Lost the connection to registry {self.registry} during {what or path}: "
-                                        f"{reason}", registry=self.registry, repository=repo, status=-1) from None
+                    raise RegistryError(
+                        f"Lost the connection to registry {self.registry} during {what or path}: {reason}",
+                        registry=self.registry,
+                        repository=repo,
+                        status=-1,
+                    ) from None
                 raise RegistryError(
                     f"Cannot reach registry {self.registry} ({self.base_url}) for repository {repo or '-'}: "
                     f"{reason}. Fix: check that the registry address is right and the registry is running and "
                     f"reachable from this machine (plain HTTP is used only for localhost/127.0.0.1; other "
                     f"registries must serve HTTPS).",
-                    registry=self.registry, repository=repo,
+                    registry=self.registry,
+                    repository=repo,
                 ) from None
 
     def _sleep(self, attempt: int, retry_after: Optional[str]) -> None:
@@ -373,21 +412,32 @@ class RegistryClient:
     def _http_error(self, status: int, method: str, repo: str, what: str, detail: str) -> RegistryError:
         where = f"registry {self.registry}, repository {repo}"
         if status == 401:
-            msg = (f"Authentication failed at {where} ({what}){detail}. Fix: log in with "
-                   f"`docker login {self.registry}` (credentials are read from {self.docker_config} "
-                   f"`auths` or its credential helper) and check the account may access {repo}.")
+            msg = (
+                f"Authentication failed at {where} ({what}){detail}. Fix: log in with "
+                f"`docker login {self.registry}` (credentials are read from {self.docker_config} "
+                f"`auths` or its credential helper) and check the account may access {repo}."
+            )
         elif status == 403:
-            msg = (f"Access denied at {where} ({what}){detail}. Fix: the credentials for {self.registry} "
-                   f"lack {'push' if method in ('PUT', 'POST', 'PATCH') else 'pull'} permission on {repo}.")
+            msg = (
+                f"Access denied at {where} ({what}){detail}. Fix: the credentials for {self.registry} "
+                f"lack {'push' if method in ('PUT', 'POST', 'PATCH') else 'pull'} permission on {repo}."
+            )
         elif status == 404 and "BLOB_UPLOAD_UNKNOWN" in detail:
-            msg = (f"The upload session at {where} is gone ({what}){detail}. Fix: retry; if it keeps happening, "
-                   f"a proxy in front of {self.registry} may be dropping answers or the registry restarted.")
+            msg = (
+                f"The upload session at {where} is gone ({what}){detail}. Fix: retry; if it keeps happening, "
+                f"a proxy in front of {self.registry} may be dropping answers or the registry restarted."
+            )
         elif status == 404:
-            msg = (f"Not found at {where}: {what}{detail}. Fix: check the image name and tag "
-                   f"(and that it was pushed to {self.registry}).")
+            msg = (
+                f"Not found at {where}: {what}{detail}. Fix: check the image name and tag "
+                f"(and that it was pushed to {self.registry})."
+            )
         else:
-            fix = "retry later or check the registry's health" if status >= 500 or status == 429 else \
-                "check the image/request against the registry's logs"
+            fix = (
+                "retry later or check the registry's health"
+                if status >= 500 or status == 429
+                else "check the image/request against the registry's logs"
+            )
             msg = f"HTTP {status} from {where} on {method} {what}{detail}. Fix: {fix}."
         return RegistryError(msg, registry=self.registry, repository=repo, status=status)
 
@@ -399,7 +449,9 @@ class RegistryClient:
             basic = "Basic " + base64.b64encode(f"{self._creds[0]}:{self._creds[1]}".encode()).decode()
         if scheme.lower() == "basic":
             if not basic:
-                raise self._http_error(401, "GET", repo, f"no credentials for {self.registry} in {self.docker_config}", "")
+                raise self._http_error(
+                    401, "GET", repo, f"no credentials for {self.registry} in {self.docker_config}", ""
+                )
             with self._lock:
                 self._auth_header[scope] = basic
             return
@@ -415,12 +467,15 @@ class RegistryClient:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 data = json.loads(resp.read())
         except urllib.error.HTTPError as e:
-            raise self._http_error(401, "GET", repo, f"token request to {params['realm']} (HTTP {e.code})", "") from None
+            raise self._http_error(
+                401, "GET", repo, f"token request to {params['realm']} (HTTP {e.code})", ""
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise RegistryError(
                 f"Cannot get a token for registry {self.registry}, repository {repo} from {params['realm']}: {e}. "
                 f"Fix: check network access to the registry's token service.",
-                registry=self.registry, repository=repo,
+                registry=self.registry,
+                repository=repo,
             ) from None
         token = data.get("token") or data.get("access_token")
         if not token:
@@ -435,8 +490,14 @@ class RegistryClient:
 
     def head_manifest(self, repo: str, ref: str) -> Optional[Descriptor]:
         try:
-            resp = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", repo=repo,
-                                headers={"Accept": MANIFEST_ACCEPT}, ok=(200, 404), what=f"manifest {ref}")
+            resp = self.request(
+                "HEAD",
+                f"/v2/{repo}/manifests/{ref}",
+                repo=repo,
+                headers={"Accept": MANIFEST_ACCEPT},
+                ok=(200, 404),
+                what=f"manifest {ref}",
+            )
         except RegistryError as e:
             if e.status == 404:
                 return None
@@ -444,25 +505,38 @@ class RegistryClient:
         with resp:
             if resp.status == 404:
                 return None
-            return Descriptor(resp.headers.get("Content-Type", ""), resp.headers.get("Docker-Content-Digest", ""),
-                              int(resp.headers.get("Content-Length") or 0))
+            return Descriptor(
+                resp.headers.get("Content-Type", ""),
+                resp.headers.get("Docker-Content-Digest", ""),
+                int(resp.headers.get("Content-Length") or 0),
+            )
 
     def get_manifest(self, repo: str, ref: str) -> Tuple[bytes, str, str]:
         """(raw bytes, media type, digest) of the manifest or index at `ref`, digest-verified."""
-        with self.request("GET", f"/v2/{repo}/manifests/{ref}", repo=repo, headers={"Accept": MANIFEST_ACCEPT},
-                          what=f"manifest {ref} of {self.registry}/{repo}") as resp:
+        with self.request(
+            "GET",
+            f"/v2/{repo}/manifests/{ref}",
+            repo=repo,
+            headers={"Accept": MANIFEST_ACCEPT},
+            what=f"manifest {ref} of {self.registry}/{repo}",
+        ) as resp:
             data = resp.read()
             media_type = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if ref.startswith("sha256:") and ref != digest:
-            raise RegistryError(f"Manifest {ref} from registry {self.registry}, repository {repo} has digest "
-                                f"{digest}. Fix: the registry served corrupt data; retry or check the registry.",
-                                registry=self.registry, repository=repo)
+            raise RegistryError(
+                f"Manifest {ref} from registry {self.registry}, repository {repo} has digest "
+                f"{digest}. Fix: the registry served corrupt data; retry or check the registry.",
+                registry=self.registry,
+                repository=repo,
+            )
         if not media_type or media_type in ("application/json", "text/plain"):
             media_type = json.loads(data).get("mediaType", "")
         return data, media_type, digest
 
-    def resolve(self, ref: Union[str, Reference], platform: Tuple[str, str] = ("linux", "amd64")) -> Tuple[Dict[str, Any], str]:
+    def resolve(
+        self, ref: Union[str, Reference], platform: Tuple[str, str] = ("linux", "amd64")
+    ) -> Tuple[Dict[str, Any], str]:
         """The platform manifest (dict) and its digest, following an index/manifest list."""
         r = Reference.parse(ref) if isinstance(ref, str) else ref
         try:
@@ -472,7 +546,11 @@ class RegistryClient:
                 raise RegistryError(
                     f"Image {r} not found: registry {self.registry} has no manifest {r.ref} in repository "
                     f"{r.repository}. Fix: check the base image name and tag, or push the base image to "
-                    f"{self.registry} first.", registry=self.registry, repository=r.repository, status=404) from None
+                    f"{self.registry} first.",
+                    registry=self.registry,
+                    repository=r.repository,
+                    status=404,
+                ) from None
             raise
         doc = json.loads(data)
         if media_type in INDEX_TYPES or "manifests" in doc:
@@ -481,18 +559,28 @@ class RegistryClient:
                 p = m.get("platform") or {}
                 if p.get("os") == os_ and p.get("architecture") == arch:
                     return self.resolve(r.with_digest(m["digest"]), platform)
-            found = sorted(f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
-                           for m in doc.get("manifests", []))
-            raise RegistryError(f"Image {r} has no {os_}/{arch} manifest (it has: {', '.join(found) or 'none'}). "
-                                f"Fix: use a base image built for {os_}/{arch}.",
-                                registry=self.registry, repository=r.repository)
+            found = sorted(
+                f"{(m.get('platform') or {}).get('os')}/{(m.get('platform') or {}).get('architecture')}"
+                for m in doc.get("manifests", [])
+            )
+            raise RegistryError(
+                f"Image {r} has no {os_}/{arch} manifest (it has: {', '.join(found) or 'none'}). "
+                f"Fix: use a base image built for {os_}/{arch}.",
+                registry=self.registry,
+                repository=r.repository,
+            )
         if doc.get("schemaVersion") != 2:
-            raise RegistryError(f"Image {r} is a schema {doc.get('schemaVersion')} manifest. Fix: re-push it "
-                                f"with a current Docker/OCI client.", registry=self.registry, repository=r.repository)
+            raise RegistryError(
+                f"Image {r} is a schema {doc.get('schemaVersion')} manifest. Fix: re-push it "
+                f"with a current Docker/OCI client.",
+                registry=self.registry,
+                repository=r.repository,
+            )
         return doc, digest
 
-    def pull(self, ref: Union[str, Reference], *, layers: bool = False,
-             platform: Tuple[str, str] = ("linux", "amd64")) -> BaseImage:
+    def pull(
+        self, ref: Union[str, Reference], *, layers: bool = False, platform: Tuple[str, str] = ("linux", "amd64")
+    ) -> BaseImage:
         """Resolve `ref` to a platform image; fetch and verify its config (and layers if asked)."""
         r = Reference.parse(ref) if isinstance(ref, str) else ref
         manifest, digest = self.resolve(r, platform)
@@ -525,8 +613,10 @@ class RegistryClient:
         for attempt in range(1, self.retries + 2):
             sha = hashlib.sha256()
             try:
-                with self.request("GET", f"/v2/{repo}/blobs/{digest}", repo=repo, what=f"blob {digest}") as resp, \
-                        open(tmp, "wb") as out:
+                with (
+                    self.request("GET", f"/v2/{repo}/blobs/{digest}", repo=repo, what=f"blob {digest}") as resp,
+                    open(tmp, "wb") as out,
+                ):
                     while True:
                         chunk = resp.read(_CHUNK)
                         if not chunk:
@@ -536,21 +626,31 @@ class RegistryClient:
             except (OSError, http.client.HTTPException) as e:
                 tmp.unlink(missing_ok=True)
                 if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
-                    raise RegistryError(f"Cannot write blob {digest} of {self.registry}/{repo} into the layer cache "
-                                        f"{self.cache_dir}: {e.strerror}. Fix: free disk space there (or make it "
-                                        f"writable), or point the image cache at another directory.",
-                                        registry=self.registry, repository=repo) from None
+                    raise RegistryError(
+                        f"Cannot write blob {digest} of {self.registry}/{repo} into the layer cache "
+                        f"{self.cache_dir}: {e.strerror}. Fix: free disk space there (or make it "
+                        f"writable), or point the image cache at another directory.",
+                        registry=self.registry,
+                        repository=repo,
+                    ) from None
                 if attempt > self.retries:
-                    raise RegistryError(f"Download of blob {digest} from registry {self.registry}, repository "
-                                        f"{repo} kept failing. Fix: retry later.", registry=self.registry,
-                                        repository=repo) from None
+                    raise RegistryError(
+                        f"Download of blob {digest} from registry {self.registry}, repository "
+                        f"{repo} kept failing. Fix: retry later.",
+                        registry=self.registry,
+                        repository=repo,
+                    ) from None
                 self._sleep(attempt, None)
                 continue
             if "sha256:" + sha.hexdigest() != digest:
                 tmp.unlink(missing_ok=True)
-                raise RegistryError(f"Blob {digest} from registry {self.registry}, repository {repo} does not match "
-                                    f"its digest (got sha256:{sha.hexdigest()}). Fix: the registry served corrupt "
-                                    f"data; retry or check the registry.", registry=self.registry, repository=repo)
+                raise RegistryError(
+                    f"Blob {digest} from registry {self.registry}, repository {repo} does not match "
+                    f"its digest (got sha256:{sha.hexdigest()}). Fix: the registry served corrupt "
+                    f"data; retry or check the registry.",
+                    registry=self.registry,
+                    repository=repo,
+                )
             os.replace(tmp, dest)
             return dest
         raise AssertionError("unreachable")
@@ -561,12 +661,23 @@ class RegistryClient:
         with self.request("GET", f"/v2/{repo}/blobs/{digest}", repo=repo, what=f"blob {digest}") as resp:
             data = resp.read()
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
-            raise RegistryError(f"Blob {digest} from registry {self.registry}, repository {repo} does not match its "
-                                f"digest. Fix: retry or check the registry.", registry=self.registry, repository=repo)
+            raise RegistryError(
+                f"Blob {digest} from registry {self.registry}, repository {repo} does not match its "
+                f"digest. Fix: retry or check the registry.",
+                registry=self.registry,
+                repository=repo,
+            )
         return data
 
-    def upload_blob(self, repo: str, digest: str, size: int, body: Union[bytes, Callable[[], BinaryIO]],
-                    *, mount_from: Optional[str] = None) -> str:
+    def upload_blob(
+        self,
+        repo: str,
+        digest: str,
+        size: int,
+        body: Union[bytes, Callable[[], BinaryIO]],
+        *,
+        mount_from: Optional[str] = None,
+    ) -> str:
         """Monolithic upload (POST, then PUT ?digest=). Returns "mounted" or "uploaded".
 
         An upload session is consumed by its PUT. When the PUT's answer is lost (connection reset,
@@ -575,26 +686,49 @@ class RegistryClient:
         """
         for attempt in range(1, self.retries + 2):
             query = f"?mount={digest}&from={urllib.parse.quote(mount_from)}" if mount_from else ""
-            resp = self.request("POST", f"/v2/{repo}/blobs/uploads/{query}", repo=repo, actions="pull,push",
-                                headers={"Content-Length": "0"}, body=b"", ok=(201, 202), what=f"upload of {digest}")
+            resp = self.request(
+                "POST",
+                f"/v2/{repo}/blobs/uploads/{query}",
+                repo=repo,
+                actions="pull,push",
+                headers={"Content-Length": "0"},
+                body=b"",
+                ok=(201, 202),
+                what=f"upload of {digest}",
+            )
             with resp:
                 status, location = resp.status, resp.headers.get("Location")
             if status == 201:
                 return "mounted"
             if not location:
-                raise RegistryError(f"Registry {self.registry} started an upload to {repo} without a Location. Fix: "
-                                    f"use an OCI distribution compliant registry.", registry=self.registry,
-                                    repository=repo)
+                raise RegistryError(
+                    f"Registry {self.registry} started an upload to {repo} without a Location. Fix: "
+                    f"use an OCI distribution compliant registry.",
+                    registry=self.registry,
+                    repository=repo,
+                )
             location = urllib.parse.urljoin(self.base_url + "/", location)
             location += ("&" if "?" in location else "?") + "digest=" + urllib.parse.quote(digest)
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
             try:
-                self.request("PUT", location, repo=repo, actions="pull,push", headers=headers, body=body,
-                             ok=(201, 204), what=f"upload of blob {digest}", retry=False).close()
+                self.request(
+                    "PUT",
+                    location,
+                    repo=repo,
+                    actions="pull,push",
+                    headers=headers,
+                    body=body,
+                    ok=(201, 204),
+                    what=f"upload of blob {digest}",
+                    retry=False,
+                ).close()
                 return "uploaded"
             except RegistryError as e:
-                transient = e.status == -1 or (e.status is not None and (e.status >= 500 or e.status == 429)) \
+                transient = (
+                    e.status == -1
+                    or (e.status is not None and (e.status >= 500 or e.status == 429))
                     or (e.status == 404 and "BLOB_UPLOAD_UNKNOWN" in str(e))
+                )
                 if not transient:
                     raise
                 if self.blob_exists(repo, digest):
@@ -603,14 +737,25 @@ class RegistryClient:
                     raise RegistryError(
                         f"Upload of blob {digest} to registry {self.registry}, repository {repo} kept failing "
                         f"({attempt} sessions; last: {e}). Fix: retry later or check the registry's health and "
-                        f"free space.", registry=self.registry, repository=repo, status=e.status) from None
+                        f"free space.",
+                        registry=self.registry,
+                        repository=repo,
+                        status=e.status,
+                    ) from None
                 self._sleep(attempt, None)
         raise AssertionError("unreachable")
 
     def put_manifest(self, repo: str, ref: str, data: bytes, media_type: str) -> str:
-        resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", repo=repo, actions="pull,push",
-                            headers={"Content-Type": media_type}, body=data, ok=(201, 200),
-                            what=f"manifest {ref}")
+        resp = self.request(
+            "PUT",
+            f"/v2/{repo}/manifests/{ref}",
+            repo=repo,
+            actions="pull,push",
+            headers={"Content-Type": media_type},
+            body=data,
+            ok=(201, 200),
+            what=f"manifest {ref}",
+        )
         with resp:
             return resp.headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -1,8 +1,8 @@
 """flytebuild's Pants backend: Flyte tasks, images, pod templates, references and workflows as build targets."""
 from flytebuild.pants_backend.goals import deploy, package_image, package_workflow, plan, publish_image, render, verify
 from flytebuild.pants_backend.goals import imagespec as imagespec_goal
-from flytebuild.pants_backend.goals import tailor as tailor_goal
 from flytebuild.pants_backend.goals import run as run_goal
+from flytebuild.pants_backend.goals import tailor as tailor_goal
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteImageTarget,

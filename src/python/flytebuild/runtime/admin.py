@@ -47,8 +47,9 @@ class Admin:
                 "unreachable",
                 f"cannot reach FlyteAdmin at {self.endpoint} ({'insecure' if insecure else 'TLS'}) "
                 f"within {self.timeout:g}s",
-                f"check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
-                f"[flyte].endpoint / --flyte-endpoint{'' if insecure else ' (and [flyte].insecure for a plaintext endpoint)'}",
+                "check that FlyteAdmin is running and reachable there (e.g. `kubectl port-forward` it), or set "
+                "[flyte].endpoint / --flyte-endpoint"
+                + ("" if insecure else " (and [flyte].insecure for a plaintext endpoint)"),
             ) from None
         self.admin = admin_pb2_grpc.AdminServiceStub(channel)
         self.data = dataproxy_pb2_grpc.DataProxyServiceStub(channel)
@@ -67,8 +68,11 @@ class Admin:
 
         path = admin["config"]
         if not os.path.isfile(path):
-            raise DeployError("bad_config", f"flytekit config file {path} does not exist",
-                              "point [flyte].config at an existing flytekit config.yaml")
+            raise DeployError(
+                "bad_config",
+                f"flytekit config file {path} does not exist",
+                "point [flyte].config at an existing flytekit config.yaml",
+            )
         cfg = Config.auto(path).platform
         overrides = {}
         if admin.get("endpoint"):
@@ -77,8 +81,11 @@ class Admin:
             overrides["insecure"] = bool(admin["insecure"])
         cfg = dataclasses.replace(cfg, **overrides)
         if not cfg.endpoint:
-            raise DeployError("no_endpoint", f"the flytekit config {path} names no admin endpoint",
-                              "set admin.endpoint in it, or [flyte].endpoint")
+            raise DeployError(
+                "no_endpoint",
+                f"the flytekit config {path} names no admin endpoint",
+                "set admin.endpoint in it, or [flyte].endpoint",
+            )
         base = get_channel(cfg)
         channel = upgrade_channel_to_authenticated(cfg, upgrade_channel_to_proxy_authenticated(cfg, base))
         return base, channel, cfg.endpoint, cfg.insecure

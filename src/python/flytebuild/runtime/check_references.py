@@ -17,8 +17,8 @@ import sys
 import typing
 
 from . import remote
-from .entrypoint import load_entrypoint
 from .answers import stdout_answer
+from .entrypoint import load_entrypoint
 from .introspect import reference_json
 from .run import walk
 

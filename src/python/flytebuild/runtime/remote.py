@@ -114,12 +114,16 @@ class Cluster:
         except self.admin.grpc.RpcError as e:
             code, details = grpc_code(e), grpc_details(e)
             if code == "NOT_FOUND":
-                raise NotRegistered(f"{what} is not registered on {self.admin.endpoint} ({details})",
-                               fix="check the project, domain, name and version, or register it first "
-                               "(`./pants flyte-deploy <target>`)")
+                raise NotRegistered(
+                    f"{what} is not registered on {self.admin.endpoint} ({details})",
+                    fix="check the project, domain, name and version, or register it first "
+                    "(`./pants flyte-deploy <target>`)",
+                )
             if code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
-                raise Unreachable(f"cannot reach FlyteAdmin at {self.admin.endpoint} while asking for {what} ({code}: "
-                               f"{details})", fix="check that FlyteAdmin is running and reachable, and [flyte].endpoint")
+                raise Unreachable(
+                    f"cannot reach FlyteAdmin at {self.admin.endpoint} while asking for {what} ({code}: {details})",
+                    fix="check that FlyteAdmin is running and reachable, and [flyte].endpoint",
+                )
             raise RunError(f"FlyteAdmin refused {method} for {what}: {code}: {details}")
 
     def identifier(self, kind: str, project: str, domain: str, name: str, version: str) -> typing.Any:
@@ -130,23 +134,39 @@ class Cluster:
         from flyteidl.admin import common_pb2
 
         method = {"task": "ListTasks", "workflow": "ListWorkflows", "launch_plan": "ListLaunchPlans"}[req.kind]
-        listing = self.call(method, common_pb2.ResourceListRequest(
-            id=common_pb2.NamedEntityIdentifier(project=req.project, domain=req.domain, name=req.name), limit=1,
-            sort_by=common_pb2.Sort(key="created_at", direction=common_pb2.Sort.DESCENDING),
-        ), req.describe())
-        items = list(getattr(listing, {"task": "tasks", "workflow": "workflows", "launch_plan": "launch_plans"}[req.kind]))
+        listing = self.call(
+            method,
+            common_pb2.ResourceListRequest(
+                id=common_pb2.NamedEntityIdentifier(project=req.project, domain=req.domain, name=req.name),
+                limit=1,
+                sort_by=common_pb2.Sort(key="created_at", direction=common_pb2.Sort.DESCENDING),
+            ),
+            req.describe(),
+        )
+        items = list(
+            getattr(listing, {"task": "tasks", "workflow": "workflows", "launch_plan": "launch_plans"}[req.kind])
+        )
         if not items:
-            raise NotRegistered(f"no version of {req.kind.replace('_', ' ')} {req.name} is registered in "
-                           f"{req.project}/{req.domain} on {self.admin.endpoint}",
-                           fix="check the name, project and domain, or register it first")
+            raise NotRegistered(
+                f"no version of {req.kind.replace('_', ' ')} {req.name} is registered in "
+                f"{req.project}/{req.domain} on {self.admin.endpoint}",
+                fix="check the name, project and domain, or register it first",
+            )
         return items[0].id.version
 
 
 class Launchable:
     """What FlyteAdmin executes for the entity (a task or a launch plan) and its inputs, from the cluster."""
 
-    def __init__(self, ident: typing.Any, types: typing.Dict[str, typing.Any], fixed: typing.Dict[str, typing.Any],
-                 defaults: typing.Dict[str, typing.Any], outputs: typing.Dict[str, typing.Any], via: str):
+    def __init__(
+        self,
+        ident: typing.Any,
+        types: typing.Dict[str, typing.Any],
+        fixed: typing.Dict[str, typing.Any],
+        defaults: typing.Dict[str, typing.Any],
+        outputs: typing.Dict[str, typing.Any],
+        via: str,
+    ):
         self.id = ident
         self.types = types  # input name -> LiteralType (proto)
         self.fixed = fixed  # name -> Literal
@@ -166,12 +186,23 @@ def fetch(cluster: Cluster, req: Request) -> Launchable:
         ident = cluster.identifier("task", req.project, req.domain, req.name, version)
         task = cluster.call("GetTask", cluster.common.ObjectGetRequest(id=ident), what)
         iface = task.closure.compiled_task.template.interface
-        return Launchable(ident, {k: v.type for k, v in iface.inputs.variables.items()}, {}, {},
-                          {k: v.type for k, v in iface.outputs.variables.items()}, "task")
+        return Launchable(
+            ident,
+            {k: v.type for k, v in iface.inputs.variables.items()},
+            {},
+            {},
+            {k: v.type for k, v in iface.outputs.variables.items()},
+            "task",
+        )
     if req.kind == "workflow":
         # The workflow must exist (a clear error names it), and it runs through its default launch plan.
-        cluster.call("GetWorkflow", cluster.common.ObjectGetRequest(
-            id=cluster.identifier("workflow", req.project, req.domain, req.name, version)), what)
+        cluster.call(
+            "GetWorkflow",
+            cluster.common.ObjectGetRequest(
+                id=cluster.identifier("workflow", req.project, req.domain, req.name, version)
+            ),
+            what,
+        )
         lp_what = f"the default launch plan of {what} (launch plan {req.name}, version {version})"
     else:
         lp_what = what
@@ -186,8 +217,11 @@ def fetch(cluster: Cluster, req: Request) -> Launchable:
     fixed = dict(lp.spec.fixed_inputs.literals)
     if fixed:
         # Fixed inputs are left out of the launch plan's parameters: their types are the workflow's.
-        wf = cluster.call("GetWorkflow", cluster.common.ObjectGetRequest(id=lp.spec.workflow_id),
-                          f"workflow {lp.spec.workflow_id.name} of {lp_what}")
+        wf = cluster.call(
+            "GetWorkflow",
+            cluster.common.ObjectGetRequest(id=lp.spec.workflow_id),
+            f"workflow {lp.spec.workflow_id.name} of {lp_what}",
+        )
         wf_inputs = wf.closure.compiled_workflow.primary.template.interface.inputs.variables
         for name in fixed:
             types[name] = wf_inputs[name].type if name in wf_inputs else None
@@ -225,8 +259,9 @@ def show_literal(lit: typing.Any, literal_type: typing.Any) -> str:
 
         if literal_type is None:
             raise ValueError("no type")
-        value = TypeEngine.to_python_value(FlyteContextManager.current_context(), Literal.from_flyte_idl(lit),
-                                           python_type(literal_type))
+        value = TypeEngine.to_python_value(
+            FlyteContextManager.current_context(), Literal.from_flyte_idl(lit), python_type(literal_type)
+        )
         return inputs.show(value)
     except Exception:
         from google.protobuf.json_format import MessageToDict
@@ -240,8 +275,14 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     known = {k: t for k, t in target.types.items()}
 
     def expected() -> str:
-        return ", ".join(f"--{k} ({inputs.type_name(python_type(t))})" for k, t in known.items()
-                         if k not in target.fixed and t is not None) or "none"
+        return (
+            ", ".join(
+                f"--{k} ({inputs.type_name(python_type(t))})"
+                for k, t in known.items()
+                if k not in target.fixed and t is not None
+            )
+            or "none"
+        )
 
     def parse(name: str, raw: typing.Optional[str], origin: str) -> typing.Any:
         literal_type = known[name]
@@ -258,9 +299,13 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
             elif e.got == "unknown field":
                 what = f"input {where} is not {e.expected}"
             else:
-                what = f"input {where}: expected {e.expected}, got " + ("no value" if e.got == "no value" else repr(e.got))
-            raise RunError(what + ("" if origin == "command line" else f" (from {origin})"),
-                           fix=f"pass --{name} as {inputs.type_name(py_type)}")
+                what = f"input {where}: expected {e.expected}, got " + (
+                    "no value" if e.got == "no value" else repr(e.got)
+                )
+            raise RunError(
+                what + ("" if origin == "command line" else f" (from {origin})"),
+                fix=f"pass --{name} as {inputs.type_name(py_type)}",
+            )
         return value, to_literal(value, py_type, literal_type)
 
     sent: typing.Dict[str, typing.Any] = {}
@@ -269,8 +314,9 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
     for name, raw in pairs:
         key = name if name in known else name.replace("-", "_")
         if key not in known:
-            raise RunError(f"unknown input --{name} for {req.describe(target.id.version)}",
-                           fix=f"its inputs are: {expected()}")
+            raise RunError(
+                f"unknown input --{name} for {req.describe(target.id.version)}", fix=f"its inputs are: {expected()}"
+            )
         if key in seen:
             raise RunError(f"input --{key} is given twice")
         seen.add(key)
@@ -290,16 +336,21 @@ def parse_inputs(req: Request, target: Launchable, pairs: typing.List[typing.Tup
         elif name in target.defaults:
             shown[name] = (show_literal(target.defaults[name], known[name]), f"default of launch plan {target.id.name}")
         elif name in req.default_inputs:
-            value, sent[name] = parse(name, req.default_inputs[name], f"default_inputs of {req.target or 'the reference'}")
+            value, sent[name] = parse(
+                name, req.default_inputs[name], f"default_inputs of {req.target or 'the reference'}"
+            )
             shown[name] = (inputs.show(value), "reference default")
     unknown_defaults = sorted(set(req.default_inputs) - set(known))
     if unknown_defaults:
-        raise RunError(f"default_inputs name {', '.join(unknown_defaults)}, which {req.describe(target.id.version)} "
-                       "does not take", fix=f"its inputs are: {expected()}")
+        raise RunError(
+            f"default_inputs name {', '.join(unknown_defaults)}, which {req.describe(target.id.version)} does not take",
+            fix=f"its inputs are: {expected()}",
+        )
     missing = [k for k in known if k not in shown and not _optional(known[k])]
     if missing:
         raise RunError(
-            "missing input" + ("s " if len(missing) > 1 else " ")
+            "missing input"
+            + ("s " if len(missing) > 1 else " ")
             + ", ".join(f"--{k} ({inputs.type_name(python_type(known[k]))})" for k in missing)
             + f" for {req.describe(target.id.version)}",
             fix="pass " + " ".join(f"--{k} <value>" for k in missing),
@@ -399,8 +450,10 @@ def declared_differences(label: str, declared: typing.Any, target: Launchable) -
             elif name not in mine:
                 out.append(f"the registered entity has {side} `{name}`, which {label} does not declare")
             elif theirs[name] is not None and _comparable(mine[name]) != _comparable(theirs[name]):
-                out.append(f"{side} `{name}`: {label} declares {inputs.type_name(python_type(mine[name]), False)}, "
-                           f"registered {inputs.type_name(python_type(theirs[name]), False)}")
+                out.append(
+                    f"{side} `{name}`: {label} declares {inputs.type_name(python_type(mine[name]), False)}, "
+                    f"registered {inputs.type_name(python_type(theirs[name]), False)}"
+                )
     return out
 
 
@@ -414,8 +467,10 @@ def console_url(req: Request, cluster: Cluster, execution: typing.Any) -> str:
         endpoint = cluster.admin.endpoint.split("://", 1)[-1]
         insecure = req.admin.get("insecure")
         base = f"{'http' if insecure else 'https'}://{endpoint}"
-    return (f"{base.rstrip('/')}/console/projects/{execution.project}/domains/{execution.domain}"
-            f"/executions/{execution.name}")
+    return (
+        f"{base.rstrip('/')}/console/projects/{execution.project}/domains/{execution.domain}"
+        f"/executions/{execution.name}"
+    )
 
 
 def launch(cluster: Cluster, req: Request, target: Launchable, sent: dict) -> typing.Any:
@@ -426,8 +481,9 @@ def launch(cluster: Cluster, req: Request, target: Launchable, sent: dict) -> ty
         literals.literals[name].CopyFrom(lit)
     spec = cluster.execution.ExecutionSpec(
         launch_plan=target.id,
-        metadata=cluster.execution.ExecutionMetadata(mode=cluster.execution.ExecutionMetadata.MANUAL,
-                                                     principal="flytebuild"),
+        metadata=cluster.execution.ExecutionMetadata(
+            mode=cluster.execution.ExecutionMetadata.MANUAL, principal="flytebuild"
+        ),
     )
     created = cluster.call(
         "CreateExecution",
@@ -467,8 +523,10 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     cluster = Cluster(req.admin)
     target = fetch(cluster, req)
     version = target.id.version
-    log(f"[remote] {req.describe(version)} on {cluster.admin.endpoint}"
-        + ("" if req.kind != "workflow" else f", through {target.via}"))
+    log(
+        f"[remote] {req.describe(version)} on {cluster.admin.endpoint}"
+        + ("" if req.kind != "workflow" else f", through {target.via}")
+    )
     if req.entrypoint:
         for line in interface_differences(req.entrypoint, target):
             log(f"[remote] warning: {line}")
@@ -482,9 +540,18 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     result = {
         "execution": {"project": execution_id.project, "domain": execution_id.domain, "name": execution_id.name},
         "url": url,
-        "entity": {"kind": req.kind, "project": req.project, "domain": req.domain, "name": req.name, "version": version},
-        "launched": {"resource_type": cluster.ids.ResourceType.Name(target.id.resource_type),
-                     "name": target.id.name, "version": target.id.version},
+        "entity": {
+            "kind": req.kind,
+            "project": req.project,
+            "domain": req.domain,
+            "name": req.name,
+            "version": version,
+        },
+        "launched": {
+            "resource_type": cluster.ids.ResourceType.Name(target.id.resource_type),
+            "name": target.id.name,
+            "version": target.id.version,
+        },
         "inputs": {k: {"value": json.loads(v[0]) if _is_json(v[0]) else v[0], "from": v[1]} for k, v in shown.items()},
     }
     code = 0

@@ -172,7 +172,8 @@ def refuse_references(refs: typing.List[typing.Any], entrypoint: str, file: typi
     for r in refs:
         ref = introspect.reference_json(r)
         described.append(
-            f"{ref['kind'].replace('_', ' ')} {ref['name']} ({ref['project']}/{ref['domain']}, version {ref['version']})"
+            f"{ref['kind'].replace('_', ' ')} {ref['name']} "
+            f"({ref['project']}/{ref['domain']}, version {ref['version']})"
         )
     raise RunError(
         f"`{entrypoint}` uses reference entities, which exist only on the cluster and cannot run locally: "
@@ -194,8 +195,10 @@ def apply_plan(tasks: typing.List[typing.Any], req: Request) -> None:
                 # As on a cluster: datacatalog refuses a cache entry without outputs, so nothing is ever a hit.
                 md.cache = False
                 md.cache_serialize = False
-                log(f"[cache] {t.name}: cache=True but no outputs: runs every time, as on a Flyte cluster "
-                    "(the backend stores no cache entry without outputs)")
+                log(
+                    f"[cache] {t.name}: cache=True but no outputs: runs every time, as on a Flyte cluster "
+                    "(the backend stores no cache entry without outputs)"
+                )
             elif entry.get("cache_version"):
                 if md.cache_version != entry["cache_version"]:
                     md.cache_version = entry["cache_version"]
@@ -281,7 +284,9 @@ def resolve_inputs(
             elif e.got == "unknown field":
                 what = f"input {where} is not {e.expected}"
             else:
-                what = f"input {where}: expected {e.expected}, got " + ("no value" if e.got == "no value" else repr(e.got))
+                what = f"input {where}: expected {e.expected}, got " + (
+                    "no value" if e.got == "no value" else repr(e.got)
+                )
             raise RunError(what, fix=f"pass --{key} as {type_name(types[key])}")
 
     values: typing.Dict[str, typing.Any] = {}
@@ -298,8 +303,10 @@ def resolve_inputs(
     missing = [k for k in types if k not in values and not _optional(types[k])]
     if missing:
         raise RunError(
-            "missing input" + ("s " if len(missing) > 1 else " ")
-            + ", ".join(f"--{k} ({type_name(types[k])})" for k in missing) + f" for `{entrypoint}`",
+            "missing input"
+            + ("s " if len(missing) > 1 else " ")
+            + ", ".join(f"--{k} ({type_name(types[k])})" for k in missing)
+            + f" for `{entrypoint}`",
             fix="pass " + " ".join(f"--{k} <value>" for k in missing),
         )
     for k in types:
@@ -336,8 +343,11 @@ class Progress:
             return found
 
         local_cache.LocalTaskCache.get = staticmethod(get)
-        for cls, kind in ((base_task.Task, "task"), (workflow.WorkflowBase, "workflow"),
-                          (reference_entity.ReferenceEntity, "mocked reference")):
+        for cls, kind in (
+            (base_task.Task, "task"),
+            (workflow.WorkflowBase, "workflow"),
+            (reference_entity.ReferenceEntity, "mocked reference"),
+        ):
             self._wrap(cls, kind)
 
     def _wrap(self, cls: typing.Any, kind: str) -> None:
@@ -388,7 +398,8 @@ def render(outputs: typing.Dict[str, typing.Any], types: typing.Dict[str, typing
     if not outputs:
         return "(no outputs)\n"
     rows = [("OUTPUT", "TYPE", "VALUE")] + [
-        (k, type_name(types.get(k, type(v)), how=False), json.dumps(to_json(v), ensure_ascii=False)) for k, v in outputs.items()
+        (k, type_name(types.get(k, type(v)), how=False), json.dumps(to_json(v), ensure_ascii=False))
+        for k, v in outputs.items()
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     return "".join(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}".rstrip() + "\n" for r in rows)
@@ -430,10 +441,17 @@ def run(req: Request, argv: typing.List[str]) -> typing.Tuple[str, int]:
     except Exception as e:  # the user's code (or flytekit on its behalf) failed: their traceback, not ours
         cause = _user_cause(e)
         tb, file = user_traceback(cause)
-        log(f"\nerror: {kind.replace('_', ' ')} {obj.name} failed" + (f" (file {file})" if file else "") + ":\n" + tb.rstrip())
+        log(
+            f"\nerror: {kind.replace('_', ' ')} {obj.name} failed"
+            + (f" (file {file})" if file else "")
+            + ":\n"
+            + tb.rstrip()
+        )
         return "", 1
-    log(f"[run] {kind.replace('_', ' ')} {obj.name} succeeded in {time.monotonic() - start:.2f}s "
-        f"({progress.count} task run{'s' if progress.count != 1 else ''})")
+    log(
+        f"[run] {kind.replace('_', ' ')} {obj.name} succeeded in {time.monotonic() - start:.2f}s "
+        f"({progress.count} task run{'s' if progress.count != 1 else ''})"
+    )
     outputs = name_outputs(result, obj)
     return render(outputs, dict(obj.python_interface.outputs), fmt), 0
 

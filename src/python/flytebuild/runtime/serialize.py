@@ -303,7 +303,9 @@ def _task_primary(template: typing.Any) -> dict:
             out["env"] = env
         return out
     existing = _primary_container(template)
-    return {k: copy.deepcopy(existing[k]) for k in ("command", "args", "resources", "env") if k in existing} if existing else {}
+    if not existing:
+        return {}
+    return {k: copy.deepcopy(existing[k]) for k in ("command", "args", "resources", "env") if k in existing}
 
 
 def _pod_spec_with_task(pod_template: dict, task_primary: dict, image: typing.Optional[str]) -> dict:
@@ -338,8 +340,9 @@ def _apply_pod_template(template: typing.Any, pod_template: dict, task_primary: 
     template._container = None
     template._k8s_pod = K8sPod(
         pod_spec=_pod_spec_with_task(pod_template, task_primary, image),
-        metadata=K8sObjectMetadata(labels=pod_template.get("labels") or None,
-                                   annotations=pod_template.get("annotations") or None),
+        metadata=K8sObjectMetadata(
+            labels=pod_template.get("labels") or None, annotations=pod_template.get("annotations") or None
+        ),
     )
     config = dict(template.config or {})
     config["primary_container_name"] = pod_template.get("primary_container_name") or "primary"
@@ -561,9 +564,14 @@ def serialize(req: Request, out_dir: str) -> dict:
         task_primaries[e.name] = _task_primary(template)
         if entry["pod_template"] is not None:
             if template.container is None and template.k8s_pod is None:
-                warnings.append({"task": e.name, "kind": "pod_template_ignored",
-                                 "message": f"task {e.name} ({template.type}) has no container; its pod_template "
-                                            f"was not applied"})
+                warnings.append(
+                    {
+                        "task": e.name,
+                        "kind": "pod_template_ignored",
+                        "message": f"task {e.name} ({template.type}) has no container; its pod_template "
+                        f"was not applied",
+                    }
+                )
             else:
                 _apply_pod_template(template, entry["pod_template"], task_primaries[e.name], entry["image"])
         if template.container is not None or template.k8s_pod is not None:
@@ -576,13 +584,15 @@ def serialize(req: Request, out_dir: str) -> dict:
                 from flytekit.core.container_task import ContainerTask
 
                 raw = isinstance(e, ContainerTask)
-                warnings.append({
-                    "task": e.name,
-                    "kind": "raw_container" if raw else "non_python",
-                    "message": f"task {e.name} is {'a raw container task' if raw else f'a {template.type} task'} "
-                               f"and does not run Python code through pyflyte-execute: a code bundle cannot help "
-                               f"it, it was registered without one (mode 'container' avoids this warning)",
-                })
+                warnings.append(
+                    {
+                        "task": e.name,
+                        "kind": "raw_container" if raw else "non_python",
+                        "message": f"task {e.name} is {'a raw container task' if raw else f'a {template.type} task'} "
+                        f"and does not run Python code through pyflyte-execute: a code bundle cannot help "
+                        f"it, it was registered without one (mode 'container' avoids this warning)",
+                    }
+                )
 
     # Node overrides: flytebuild's merged with_overrides pod templates.
     for kind, e in entities:
@@ -592,22 +602,34 @@ def serialize(req: Request, out_dir: str) -> dict:
 
             for node_id in sorted(req.nodes[e.name]):
                 if _dnsify(node_id) not in done:
-                    warnings.append({"task": f"{e.name}/{node_id}", "kind": "node_pod_template_ignored",
-                                     "message": f"workflow {e.name} has no task node {node_id} with a "
-                                                f"with_overrides pod template; its pod_template was not applied"})
+                    warnings.append(
+                        {
+                            "task": f"{e.name}/{node_id}",
+                            "kind": "node_pod_template_ignored",
+                            "message": f"workflow {e.name} has no task node {node_id} with a "
+                            f"with_overrides pod template; its pod_template was not applied",
+                        }
+                    )
 
     # Self-check: every id and every reference carries the requested version.
     for (kind, name), model in models.items():
         ident = model.template.id if kind in ("task", "workflow") else model.id
         if ident.version != versions[(kind, name)]:
-            raise SerializeError("internal", f"{kind} {name} was serialized with version {ident.version!r}, "
-                                             f"expected {versions[(kind, name)]!r}")
+            raise SerializeError(
+                "internal",
+                f"{kind} {name} was serialized with version {ident.version!r}, expected {versions[(kind, name)]!r}",
+            )
         for rkind, rid in _refs(kind, model):
             expected = versions.get((rkind, rid.name))
-            if expected is not None and rid.version != expected and (rid.project, rid.domain) == (
-                    req.project, req.domain):
-                raise SerializeError("internal", f"{kind} {name} refers to {rkind} {rid.name} at version "
-                                                 f"{rid.version!r}, expected {expected!r}")
+            if (
+                expected is not None
+                and rid.version != expected
+                and (rid.project, rid.domain) == (req.project, req.domain)
+            ):
+                raise SerializeError(
+                    "internal",
+                    f"{kind} {name} refers to {rkind} {rid.name} at version {rid.version!r}, expected {expected!r}",
+                )
 
     # Order: dependencies first; among the ready ones tasks, then workflows, then launch plans (pass-1 order).
     index = {(k, e.name): i for i, (k, e) in enumerate(entities)}
@@ -636,8 +658,9 @@ def serialize(req: Request, out_dir: str) -> dict:
         with open(os.path.join(out_dir, fname), "wb") as f:
             f.write(data)
         is_fast = kind == "task" and "pyflyte-fast-execute" in _task_args(models[(kind, name)].template)
-        out_entities.append({"kind": kind, "name": name, "version": versions[(kind, name)], "file": fname,
-                             "fast": is_fast})
+        out_entities.append(
+            {"kind": kind, "name": name, "version": versions[(kind, name)], "file": fname, "fast": is_fast}
+        )
     any_fast = any(x["fast"] for x in out_entities)
     return {
         "root": {"kind": root_kind, "name": root.name},
@@ -683,4 +706,3 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 
 def main(argv: typing.List[str]) -> int:
     return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
-

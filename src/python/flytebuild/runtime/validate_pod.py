@@ -107,7 +107,9 @@ class _Walker:
             attr = by_json.get(key)
             if attr is None:
                 if key in cls.openapi_types and cls.attribute_map.get(key) != key:
-                    self.error(sub, f"unknown field `{key}` in {typ}; use the Kubernetes name `{cls.attribute_map[key]}`")
+                    self.error(
+                        sub, f"unknown field `{key}` in {typ}; use the Kubernetes name `{cls.attribute_map[key]}`"
+                    )
                     continue
                 close = difflib.get_close_matches(key, sorted(by_json), n=1)
                 hint = f"; did you mean `{close[0]}`?" if close else ""
@@ -139,7 +141,9 @@ def _quantities_as_strings(value, field_name=""):
     """The client's models type quantities as strings; the API server also takes numbers."""
     if isinstance(value, dict):
         if field_name in ("limits", "requests", "overhead"):
-            return {k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in value.items()}
+            return {
+                k: (str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in value.items()
+            }
         out = {}
         for k, v in value.items():
             if k in _QUANTITY_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -200,11 +204,23 @@ def _check_one(spec, name, client):
     if isinstance(spec, dict) and "pod_spec" in spec:
         spec = spec["pod_spec"]
     if not isinstance(spec, dict):
-        return {"error": {"kind": "bad_input", "message": f"expected a pod spec (a JSON object), got {_kind(spec)}", "errors": []}}
+        return {
+            "error": {
+                "kind": "bad_input",
+                "message": f"expected a pod spec (a JSON object), got {_kind(spec)}",
+                "errors": [],
+            }
+        }
     errors = validate(spec, client)
     if errors:
         detail = "; ".join(f"{e['path'] or '(pod spec)'}: {e['message']}" for e in errors)
-        return {"error": {"kind": "invalid_pod_spec", "message": f"{name} is not a valid V1PodSpec: {detail}", "errors": errors}}
+        return {
+            "error": {
+                "kind": "invalid_pod_spec",
+                "message": f"{name} is not a valid V1PodSpec: {detail}",
+                "errors": errors,
+            }
+        }
     return {"ok": True}
 
 
@@ -222,7 +238,8 @@ def _batch(path):
     except ImportError as err:
         return _fail(
             "kubernetes_missing",
-            f"cannot validate pod templates: the `kubernetes` client package is not installed in this environment ({err})",
+            "cannot validate pod templates: the `kubernetes` client package is not installed in this environment "
+            f"({err})",
         )
     results = {}
     for key, entry in sorted(request.items()):
@@ -261,4 +278,3 @@ def main(argv):
         return _fail("invalid_pod_spec", f"{name} is not a valid V1PodSpec: {detail}", errors)
     print(json.dumps({"kubernetes": getattr(kubernetes, "__version__", "unknown"), "ok": True}, sort_keys=True))
     return 0
-

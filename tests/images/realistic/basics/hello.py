@@ -1,7 +1,6 @@
 """Hello world, a map task and a conditional, as the flytekit basics examples write them."""
 from flytekit import ImageSpec, conditional, map_task, task, workflow
 from flytekit.core.task import Echo
-
 from realistic.shared.text import shout
 
 image_spec = ImageSpec(

@@ -1,6 +1,5 @@
 """A data task on an ImageSpec without a name (flytekit calls it `flytekit`) that copies its module."""
 from flytekit import ImageSpec, task, workflow
-
 from realistic.data.transform import normalize
 
 image = ImageSpec(

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.base.exceptions import IntrinsicError
 from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import BoolOption, EnumOption
@@ -53,7 +53,9 @@ async def flyte_deploy(console: Console, subsystem: FlyteDeploySubsystem, target
         console.print_stderr("flyte-deploy: no flyte_workflow targets matched.")
         return FlyteDeploy(exit_code=1)
     try:
-        result = await Get(DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run, push_images=subsystem.push_images))
+        result = await Get(
+            DeployResult, DeployRequest(workflows, dry_run=subsystem.dry_run, push_images=subsystem.push_images)
+        )
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-deploy: {e}")
         return FlyteDeploy(exit_code=1)

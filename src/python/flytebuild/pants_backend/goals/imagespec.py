@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.base.exceptions import IntrinsicError
 from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pants.build_graph.address import ResolveError
 from pants.base.exceptions import IntrinsicError
+from pants.build_graph.address import ResolveError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
 from pants.engine.rules import Get, MultiGet, collect_rules, goal_rule
@@ -16,7 +16,6 @@ from flytebuild.core.model import ImageTarget
 from flytebuild.core.plan import plan_image
 from flytebuild.core.report import render_json, render_table
 from flytebuild.core.settings import Settings
-from flytebuild.service import references
 from flytebuild.pants_backend.target_types import FlyteImageTarget, FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import (
     ImageTargetRequest,
@@ -27,6 +26,7 @@ from flytebuild.pants_backend.util_rules.reference_check import (
     ReferenceCheckRequest,
     ReferenceWarnings,
 )
+from flytebuild.service import references
 
 
 class OutputFormat(Enum):

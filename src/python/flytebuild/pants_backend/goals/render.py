@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 from enum import Enum
 
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.engine.console import Console
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.base.exceptions import IntrinsicError
 from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import InvalidFieldException, Targets
 from pants.option.option_types import EnumOption, StrOption
 
 from flytebuild.core.errors import FlytebuildError
+
 # Shared with the CLI (flytebuild.cli): what is rendered and how are pure.
 from flytebuild.core.pod_render import final_pod, render_entries, render_yaml  # noqa: F401
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget

@@ -24,11 +24,11 @@ from pants.backend.python.util_rules.python_sources import (
     PythonSourceFiles,
     PythonSourceFilesRequest,
 )
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.core.goals.run import RunFieldSet, RunInSandboxBehavior, RunRequest, RunSubsystem
 from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
-from pants.base.exceptions import IntrinsicError
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException, TransitiveTargets, TransitiveTargetsRequest
 from pants.util.frozendict import FrozenDict
@@ -37,6 +37,7 @@ from pants.util.logging import LogLevel
 from flytebuild.core import validate
 from flytebuild.core.deploy_report import render_deploy_table
 from flytebuild.core.errors import FlytebuildError
+
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
 from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
 from flytebuild.core.settings import Settings

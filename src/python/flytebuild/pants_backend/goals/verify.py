@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from enum import Enum
 
+from pants.base.exceptions import IntrinsicError
 from pants.build_graph.address import ResolveError
 from pants.engine.console import Console
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.goal import Goal, GoalSubsystem
-from pants.base.exceptions import IntrinsicError
 from pants.engine.rules import Get, collect_rules, goal_rule
 from pants.engine.target import InvalidFieldException, Targets
 from pants.option.global_options import NamedCachesDirOption
@@ -24,15 +24,21 @@ from pants.option.option_types import EnumOption
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.verify import (
-    NO_ENGINE, baked_tasks, check_images, failure_message, image_addresses, render_verify, tasks_by_image,
+    NO_ENGINE,
+    baked_tasks,
+    check_images,
+    failure_message,
+    image_addresses,
+    render_verify,
+    tasks_by_image,
 )
 from flytebuild.oci import RegistryError
-from flytebuild.service import verify as verify_io
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.service import verify as verify_io
 
 
 class VerifyFormat(Enum):

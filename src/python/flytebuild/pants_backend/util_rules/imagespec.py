@@ -41,9 +41,9 @@ from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.imagespec import SpecImage, check_buildable
 from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.settings import Settings
 from flytebuild.oci import engine
 from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
-from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import (
     RegistryProbe,
@@ -51,6 +51,8 @@ from flytebuild.pants_backend.util_rules.images import (
     _registries,
     local_distributions,
 )
+from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
+from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.service import specs
 from flytebuild.service.images import (
     PublishedImageSpec,
@@ -60,8 +62,6 @@ from flytebuild.service.images import (
     published_spec,
     spec_job,
 )
-from flytebuild.pants_backend.util_rules.introspection import IntrospectionRequest, IntrospectionResults
-from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,9 @@ async def publish_image_specs(
         intro = parse_introspection(intro_of[w.target.address].data(), target=str(w.target.address))
         tasks = [t for t in intro.tasks if t.name in spec_tasks]
         resolve = _resolve_of(w.target, python_setup)
-        ics = InterpreterConstraints.create_from_compatibility_fields([w.target[InterpreterConstraintsField]], python_setup)
+        ics = InterpreterConstraints.create_from_compatibility_fields(
+            [w.target[InterpreterConstraintsField]], python_setup
+        )
         for image in p.plan.spec_images:  # what to build is the plan's decision
             specs.check_planned(image, (spec_tasks[t].image_ref for t in image.tasks), str(w.target.address))
             first = next(t for t in tasks if t.name == image.tasks[0])
@@ -217,12 +219,16 @@ async def publish_image_specs(
     unique = list({r.image.ref: r for r in reversed(requests)}.values())[::-1]
     published = await MultiGet(Get(PublishedImageSpec, _SpecBuildRequest, r) for r in unique)
     by_ref = {p.ref: p for p in published}
-    return PublishedImageSpecs(tuple(
-        by_ref[r.image.ref] if str(r.workflow) == by_ref[r.image.ref].workflow
-        else dataclasses.replace(by_ref[r.image.ref], workflow=str(r.workflow), tasks=r.image.tasks, pushed=False,
-                                 bytes_uploaded=0)
-        for r in requests
-    ))
+    return PublishedImageSpecs(
+        tuple(
+            by_ref[r.image.ref]
+            if str(r.workflow) == by_ref[r.image.ref].workflow
+            else dataclasses.replace(
+                by_ref[r.image.ref], workflow=str(r.workflow), tasks=r.image.tasks, pushed=False, bytes_uploaded=0
+            )
+            for r in requests
+        )
+    )
 
 
 def rules():

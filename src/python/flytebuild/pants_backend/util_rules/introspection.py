@@ -19,6 +19,7 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
 from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
@@ -29,7 +30,6 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_error,
 )
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,9 @@ async def introspect_workflows(
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> IntrospectionError:
-    return IntrospectionError.from_runtime(str(address), entrypoint, runtime_error(data, stderr, "introspection_failed"))
+    return IntrospectionError.from_runtime(
+        str(address), entrypoint, runtime_error(data, stderr, "introspection_failed")
+    )
 
 
 def rules():

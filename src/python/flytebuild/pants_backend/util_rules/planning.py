@@ -12,26 +12,25 @@ from pants.engine.addresses import Address, Addresses, UnparsedAddressInputs
 from pants.engine.collection import Collection
 from pants.engine.fs import DigestContents, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
-from pants.util.logging import LogLevel
 from pants.engine.target import (
     AllTargets,
     Target,
     WrappedTarget,
     WrappedTargetRequest,
 )
+from pants.util.logging import LogLevel
 
 from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError, PlanError
-from flytebuild.core.introspection import parse_introspection
 from flytebuild.core.fingerprint import file_digest
 from flytebuild.core.imagespec import requirement_lines, spec_lookups
-from flytebuild.core.model import FileDigest, ImageTarget, WorkflowPlan, WorkflowTarget
+from flytebuild.core.introspection import parse_introspection
+from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowPlan, WorkflowTarget
 from flytebuild.core.plan import plan_workflow, with_cross_workflow_warnings
 from flytebuild.core.settings import Settings
 from flytebuild.core.weakening import unpinned
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
-    FlyteEntrypointField,
     FlyteImageBaseField,
     FlyteImageEnvField,
     FlyteImageNameField,
@@ -40,19 +39,13 @@ from flytebuild.pants_backend.target_types import (
     FlyteImageRepositoryField,
     FlyteImageTarget,
     FlyteProjectField,
+    FlyteWorkflowCacheKeyField,
     FlyteWorkflowImageField,
     FlyteWorkflowImagesField,
-    FlyteWorkflowTaskImagesField,
-    FlyteWorkflowCacheKeyField,
     FlyteWorkflowPodTemplateField,
+    FlyteWorkflowTaskImagesField,
     FlyteWorkflowTaskPodTemplatesField,
 )
-from flytebuild.pants_backend.util_rules.pod_templates import (
-    PodTemplateTargetRequest,
-    PodTemplatesValid,
-    PodTemplateValidationRequest,
-)
-from flytebuild.core.model import PodTemplateTarget
 from flytebuild.pants_backend.util_rules.closures import (
     ClosureRequest,
     SourceFileClosureRequest,
@@ -62,7 +55,11 @@ from flytebuild.pants_backend.util_rules.introspection import (
     IntrospectionResult,
     IntrospectionResults,
 )
-from flytebuild.core.model import Closure
+from flytebuild.pants_backend.util_rules.pod_templates import (
+    PodTemplatesValid,
+    PodTemplateTargetRequest,
+    PodTemplateValidationRequest,
+)
 
 logger = logging.getLogger(__name__)
 

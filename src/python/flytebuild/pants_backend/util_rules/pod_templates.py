@@ -43,6 +43,7 @@ from flytebuild.core.pod_templates import (
     validation_error,
     validation_run_error,
 )
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
     FlytePodTemplatePrimaryContainerField,
@@ -50,7 +51,6 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.user_env import check_timeout, runtime_argv, runtime_files
 
 
@@ -101,7 +101,10 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
         address=address,
         source=PodTemplateSource(source.path, _text(source.content, source.path, address)),
         overlays=tuple(
-            sorted((env, PodTemplateSource(path, _text(by_path[path], path, address))) for env, path in overlay_paths.items())
+            sorted(
+                (env, PodTemplateSource(path, _text(by_path[path], path, address)))
+                for env, path in overlay_paths.items()
+            )
         ),
         values=tuple(sorted((tgt[FlytePodTemplateValuesField].value or {}).items())),
         primary_container_name=tgt[FlytePodTemplatePrimaryContainerField].value,

@@ -31,6 +31,7 @@ from flytebuild.core.model import ImageTarget
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
@@ -41,7 +42,6 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_error,
 )
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 
 _DIR = "__flytebuild"
 _OUT = "serialized"
@@ -197,7 +197,8 @@ async def serialize_batch(
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> SerializationError:
-    return SerializationError.from_runtime(str(address), entrypoint, runtime_error(data, stderr, "serialization_failed"))
+    error = runtime_error(data, stderr, "serialization_failed")
+    return SerializationError.from_runtime(str(address), entrypoint, error)
 
 
 def rules():
