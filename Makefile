@@ -5,7 +5,7 @@ RUFF_VERSION := 0.17.6
 RUFF := .bootstrap/venv/bin/ruff
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test test-fast lint bootstrap user-env system-deps clean
+.PHONY: demo test test-fast lint bootstrap user-env system-deps clean dist
 
 demo: user-env
 	bin/demo
@@ -45,3 +45,7 @@ $(USER_ENV_STAMP): examples/3rdparty/flyte.lock | bootstrap
 clean:
 	-for p in .pids/*/pantsd/pid; do [ -f "$$p" ] && kill "$$(cat $$p)"; done; true
 	rm -rf .bootstrap .pids dist
+
+# The install artifacts: dist/wheels/flytebuild-<version>-py3-none-any.whl and the sdist (docs/adopt-*.md).
+dist:
+	bin/build-dist

@@ -78,4 +78,4 @@ def test_the_pants_guide_from_an_empty_directory(tmp_path, wheel):
     # run: locally, the answer
     assert '"result: 10"' in flows
     # the plugin Pants loaded is this wheel's version
-    assert f"(flytebuild {__version__})" in tailor and "Settings for" in tailor
+    assert f"Settings for Flyte targets (flytebuild {__version__})." in tailor
