@@ -1,7 +1,8 @@
 """The Bazel rules (rules/*.bzl) built for real by Bazel 4.2.3, offline, on tests/bazel/workspace: a
 two-task workflow whose image bakes one task. Plan, image (OCI layout) and registration archive are
 declared outputs; an edit re-runs exactly the actions whose inputs it touches; the versions equal
-those of the CLI's import analysis on the same tree."""
+those of the CLI's import analysis on the same tree; `bazel run :wf` deploys, `bazel run :wf.run` runs
+locally."""
 import json
 import os
 import subprocess
@@ -157,3 +158,19 @@ def test_bazel_run_deploys_what_changed(bazel_ws, user_python):
         assert launched["entity"]["name"] == "demo.workflows.wf"
         assert [e["entity"]["name"] for e in admin.store.executions()] == ["demo.workflows.wf"]
         assert admin.since(mark)["counters"].get("task", {}).get("created", 0) == 0
+
+
+def test_bazel_run_dot_run_runs_the_workflow_locally_with_typed_inputs(bazel_ws):
+    # `:wf.run`: `flytebuild run` on Bazel's graph, in the user's interpreter; nothing deployed.
+    proc, _, _ = bazel_ws.bazel("run", "//demo:wf.run", "--", "--xs", "[4.0, -2.0, 2.0]", "--format=json")
+    assert json.loads(proc.stdout) == {"outputs": {"o0": 3.0}}  # clean drops -2.0, fit averages 4.0 and 2.0
+
+    # The workflow's default input, in the text format.
+    proc, _, _ = bazel_ws.bazel("run", "//demo:wf.run")
+    assert [ln.split() for ln in proc.stdout.splitlines()] == [["OUTPUT", "TYPE", "VALUE"], ["o0", "float", "2.0"]]
+    assert "xs = [1.0, -2.0, 3.0]  (signature default)" in proc.stderr
+
+    # A bad input: the CLI's one clear message and exit code, no traceback.
+    proc, _, _ = bazel_ws.bazel("run", "//demo:wf.run", "--", "--xs", "three", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "error: input --xs: expected List[float] as JSON, got 'three' (target //demo:wf)" in proc.stderr

@@ -10,14 +10,16 @@ declares its outputs:
   `<name>.image/` holding the OCI image layout and `<name>.image.json` (ref, manifest digest, layers);
 - `flyte_workflow`: `<name>.plan.json` (per task image, baked/fast mode, version, as `flyte-plan`);
   output group `package`: `<name>.package/` with `flyte-package.tgz` (+ the fast tasks' bundle);
-  `bazel run :<name>.deploy -- [--dry-run] [--endpoint host:port --insecure]` registers what changed.
+  `bazel run :<name> -- [--dry-run] [--endpoint host:port --insecure]` registers what changed;
+  `bazel run :<name>.run -- --<input> <value> ...` runs it locally (`flytebuild run`) in the user's
+  interpreter, on the sources of Bazel's graph.
 
 Version-neutral Starlark (providers, an aspect, `ctx.actions.run`); tested with Bazel 4.2.3.
 Load from the repository holding flytebuild, e.g. `load("@flytebuild//flytebuild:bazel/defs.bzl", ...)`.
 """
 
 load(":bazel/aspect.bzl", "flyte_py_aspect")
-load(":bazel/providers.bzl", "FlyteImageInfo", "FlytePodTemplateInfo", "FlytePySourcesInfo", "FlyteSettingsInfo")
+load(":bazel/providers.bzl", "FlyteImageInfo", "FlytePodTemplateInfo", "FlytePySourcesInfo", "FlyteSettingsInfo", "FlyteWorkflowInfo")
 
 _SETTINGS = "//:flyte_settings"
 
@@ -320,19 +322,24 @@ def _flyte_workflow_impl(ctx):
     run_facts = ctx.actions.declare_file(ctx.label.name + ".run-facts.json")
     ctx.actions.write(run_facts, _workflow_facts(ctx, settings, run_facts.short_path, True))
     script = ctx.actions.declare_file(ctx.label.name + ".deploy.sh")
-    ctx.actions.write(script, _DEPLOY.format(
-        python = settings.tool_python,
-        cli = _cli_root_short(ctx),
-        facts = run_facts.short_path,
-        label = label,
-        workspace = ctx.workspace_name,
-        env = "\n".join(["export %s='%s'" % (k, v) for k, v in sorted(settings.env.items())]),
-    ), is_executable = True)
+    _write_cli_script(ctx, script, settings, run_facts, "deploy", label)
     runfiles = ctx.runfiles(files = [run_facts] + _settings_files(settings) + ctx.files._cli, transitive_files = files)
     return [
         DefaultInfo(files = depset([plan]), executable = script, runfiles = runfiles),
         OutputGroupInfo(package = depset([package])),
+        FlyteWorkflowInfo(label = label, run_facts = run_facts, runfiles = runfiles, settings = settings),
     ]
+
+def _write_cli_script(ctx, script, settings, facts, command, label):
+    ctx.actions.write(script, _CLI_SCRIPT.format(
+        python = settings.tool_python,
+        cli = _cli_root_short(ctx),
+        facts = facts.short_path,
+        command = command,
+        label = label,
+        workspace = ctx.workspace_name,
+        env = "\n".join(["export %s='%s'" % (k, v) for k, v in sorted(settings.env.items())]),
+    ), is_executable = True)
 
 def _cli_root_short(ctx):
     for f in ctx.files._cli:
@@ -340,15 +347,32 @@ def _cli_root_short(ctx):
             return f.short_path[:-len("/flytebuild/cli/main.py")]
     fail("flytebuild sources not found")
 
-_DEPLOY = """#!/bin/sh
-# bazel run <workflow> -- [--dry-run] [--format=json] [--endpoint host:port] [--insecure]
+_CLI_SCRIPT = """#!/bin/sh
+# bazel run <workflow> -- [--dry-run] [--format=json] [--endpoint host:port] [--insecure]   (deploy)
+# bazel run <workflow>.run -- [--<input> <value> ...] [--format=json]                      (local run)
 # Runs from the runfiles tree of the workspace, where the facts' paths are valid.
 set -e
 if [ -d "$0.runfiles/{workspace}" ]; then cd "$0.runfiles/{workspace}"; fi
 export PYTHONPATH="$PWD/{cli}" PYTHONDONTWRITEBYTECODE=1 FLYTEBUILD_CACHE_DIR="" PIP_CONFIG_FILE=/dev/null FLYTEBUILD_FRONT_END=bazel
 {env}
-exec "{python}" -m flytebuild.cli -c "{facts}" deploy "{label}" "$@"
+exec "{python}" -m flytebuild.cli -c "{facts}" {command} "{label}" "$@"
 """
+
+def _flyte_workflow_run_impl(ctx):
+    info = ctx.attr.workflow[FlyteWorkflowInfo]
+    script = ctx.actions.declare_file(ctx.label.name + ".sh")
+    _write_cli_script(ctx, script, info.settings, info.run_facts, "run", info.label)
+    return [DefaultInfo(files = depset([script]), executable = script, runfiles = info.runfiles)]
+
+_flyte_workflow_run = rule(
+    implementation = _flyte_workflow_run_impl,
+    executable = True,
+    doc = "`bazel run` runs the workflow locally (`flytebuild run`): typed inputs after `--`, e.g. `--x 4`.",
+    attrs = {
+        "workflow": attr.label(providers = [FlyteWorkflowInfo], mandatory = True),
+        "_cli": attr.label(default = Label("//flytebuild:flytebuild_cli"), allow_files = True),
+    },
+)
 
 _flyte_workflow = rule(
     implementation = _flyte_workflow_impl,
@@ -433,7 +457,15 @@ def flyte_image(name, settings = _SETTINGS, **kwargs):
     _flyte_image(name = name, settings = settings, **kwargs)
 
 def flyte_workflow(name, settings = _SETTINGS, **kwargs):
+    """`:<name>`: plan, archive and `bazel run` to deploy; `:<name>.run`: `bazel run` to run locally."""
     _flyte_workflow(name = name, settings = settings, **kwargs)
+    _flyte_workflow_run(
+        name = name + ".run",
+        workflow = ":" + name,
+        visibility = kwargs.get("visibility"),
+        tags = kwargs.get("tags"),
+        testonly = kwargs.get("testonly"),
+    )
 
 def flyte_reference(name, settings = _SETTINGS, **kwargs):
     _flyte_reference(name = name, settings = settings, **kwargs)

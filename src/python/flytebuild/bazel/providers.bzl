@@ -44,3 +44,13 @@ FlytePodTemplateInfo = provider(
         "files": "list of File: the template and its overlays",
     },
 )
+
+FlyteWorkflowInfo = provider(
+    doc = "A flyte_workflow as `bazel run` sees it: its configuration and files in the runfiles tree.",
+    fields = {
+        "label": "string label",
+        "run_facts": "File: the CLI's configuration with runfiles (short) paths",
+        "runfiles": "runfiles: run_facts, settings files, flytebuild's sources and the workflow's closure",
+        "settings": "FlyteSettingsInfo of the workflow",
+    },
+)
