@@ -467,25 +467,12 @@ def _verify(args: argparse.Namespace) -> int:
     from flytebuild.cli import userenv
     from flytebuild.cli.graph import project_graph
     from flytebuild.cli.planning import plan_project
-    from flytebuild.core.verify import (
-        NO_ENGINE,
-        baked_tasks,
-        check_images,
-        failure_message,
-        image_addresses,
-        render_verify,
-        tasks_by_image,
-    )
-    from flytebuild.oci import RegistryError
+    from flytebuild.core.verify import baked_tasks, image_addresses
     from flytebuild.service import verify as verify_io
 
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "verify")
     result = plan_project(project, args.targets or [w.name for w in project.workflows])
-    env = dict(os.environ)
-    engine_up = args.engine != "static" and verify_io.engine_available(env)
-    if args.engine == "docker" and not engine_up:
-        raise FlytebuildError(NO_ENGINE, fix="start Docker (DOCKER_HOST), or use --engine=static")
     baked = baked_tasks(result.workflows)
     wanted = set(image_addresses(baked))
     refs = {}
@@ -495,22 +482,15 @@ def _verify(args: argparse.Namespace) -> int:
             if image.address in wanted:
                 published = cli_images.publish_image(project, graph, image, "push", "", project.image_push_jobs)
                 refs[image.address] = published.ref
-    static = verify_io.static_check(cli_images.cache_dir(project))
-    in_docker = verify_io.docker_check(env)
-
-    def run_in_image(ref: str, modules):
-        userenv.progress(f"flytebuild: importing {len(modules)} module(s) inside {ref} (docker run)")
-        return in_docker(ref, modules)
-
-    try:
-        checks = check_images(tasks_by_image(baked, refs), engine_up, run_in_image, static)
-    except RegistryError as e:
-        raise FlytebuildError(str(e)) from None
-    print(render_verify(checks, args.format))
-    failure = failure_message(checks)
-    if failure:
-        print(f"flytebuild verify: {failure}", file=sys.stderr)
-    return 1 if failure else 0
+    outcome = verify_io.verify(
+        baked, refs, args.engine, dict(os.environ), cli_images.cache_dir(project), args.format,
+        engine_fix="start Docker (DOCKER_HOST), or use --engine=static",
+        progress=lambda line: userenv.progress(f"flytebuild: {line}"),
+    )
+    print(outcome.report)
+    if outcome.failure:
+        print(f"flytebuild verify: {outcome.failure}", file=sys.stderr)
+    return 1 if outcome.failure else 0
 
 
 def _init(args: argparse.Namespace) -> int:

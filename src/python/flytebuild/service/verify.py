@@ -10,11 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import pkgutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
+from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.lockfile import canonical_name
 from flytebuild.core.model import TaskPlan
+from flytebuild.core.verify import NO_ENGINE, check_images, failure_message, render_verify, tasks_by_image
 from flytebuild.oci import engine
 from flytebuild.oci.build import LABEL_DISTRIBUTIONS, LABEL_PYTHON, LABEL_SOURCE_FILES
 from flytebuild.oci.registry import RegistryError
@@ -90,3 +93,38 @@ def static_check(cache_dir: Optional[Path]) -> Callable[[str, TaskPlan], List[st
 def docker_check(env: Mapping[str, str]) -> Callable[[str, Sequence[str]], Tuple[Optional[dict], str]]:
     """core.verify.check_images' `run_in_image`, with the caller's Docker environment."""
     return lambda ref, modules: run_in_image(ref, modules, env)
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    report: str  # core.verify.render_verify in the asked format
+    failure: Optional[str]  # core.verify.failure_message; None when every baked task passed
+
+
+def verify(
+    baked: Sequence[TaskPlan],
+    ref_of: Mapping[str, str],
+    mode: str,
+    env: Mapping[str, str],
+    cache_dir: Optional[Path],
+    output_format: str,
+    engine_fix: str,
+    progress: Optional[Callable[[str], None]] = None,
+) -> VerifyOutcome:
+    """The whole check after images are published, for every front end: `mode` is auto | docker | static;
+    `engine_fix` is the front end's words for "no engine" (its flag names differ)."""
+    engine_up = mode != "static" and engine_available(env)
+    if mode == "docker" and not engine_up:
+        raise FlytebuildError(NO_ENGINE, fix=engine_fix)
+    in_docker = docker_check(env)
+
+    def run(ref: str, modules: Sequence[str]) -> Tuple[Optional[dict], str]:
+        if progress is not None:
+            progress(f"importing {len(modules)} module(s) inside {ref} (docker run)")
+        return in_docker(ref, modules)
+
+    try:
+        checks = check_images(tasks_by_image(baked, ref_of), engine_up, run, static_check(cache_dir))
+    except RegistryError as e:
+        raise FlytebuildError(str(e)) from None
+    return VerifyOutcome(render_verify(checks, output_format), failure_message(checks))

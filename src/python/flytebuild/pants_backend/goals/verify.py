@@ -23,16 +23,7 @@ from pants.option.global_options import NamedCachesDirOption
 from pants.option.option_types import EnumOption
 
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.verify import (
-    NO_ENGINE,
-    baked_tasks,
-    check_images,
-    failure_message,
-    image_addresses,
-    render_verify,
-    tasks_by_image,
-)
-from flytebuild.oci import RegistryError
+from flytebuild.core.verify import baked_tasks, image_addresses
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
@@ -91,26 +82,19 @@ async def flyte_verify(
         console.print_stderr(f"flyte-verify: {e}")
         return FlyteVerify(exit_code=1)
 
-    engine = subsystem.engine
-    engine_up = engine != VerifyEngine.static and verify_io.engine_available(env)
-    if engine == VerifyEngine.docker and not engine_up:
-        console.print_stderr(f"flyte-verify: {NO_ENGINE}. Fix: start Docker (DOCKER_HOST), or use "
-                             "--flyte-verify-engine=static.")
-        return FlyteVerify(exit_code=1)
-
-    by_image = tasks_by_image(baked, {img.address: img.ref for img in published.images})
-    static = verify_io.static_check(_cache_dir(flyte, named_caches))
     try:
-        checks = check_images(by_image, engine_up, verify_io.docker_check(env), static)
-    except RegistryError as e:
+        outcome = verify_io.verify(
+            baked, {img.address: img.ref for img in published.images}, subsystem.engine.value, env,
+            _cache_dir(flyte, named_caches), subsystem.output_format.value,
+            engine_fix="start Docker (DOCKER_HOST), or use --flyte-verify-engine=static",
+        )
+    except FlytebuildError as e:
         console.print_stderr(f"flyte-verify: {e}")
         return FlyteVerify(exit_code=1)
-
-    console.print_stdout(render_verify(checks, subsystem.output_format.value))
-    failure = failure_message(checks)
-    if failure:
-        console.print_stderr(f"flyte-verify: {failure}")
-    return FlyteVerify(exit_code=1 if failure else 0)
+    console.print_stdout(outcome.report)
+    if outcome.failure:
+        console.print_stderr(f"flyte-verify: {outcome.failure}")
+    return FlyteVerify(exit_code=1 if outcome.failure else 0)
 
 
 def rules():
