@@ -3,6 +3,7 @@ code and flytekit print on stderr; errors either as `{"error": {...}}` (introspe
 paragraph on stderr (run, remote). docs/runtime-contract.md lists each command's answers."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 import typing
@@ -78,3 +79,31 @@ def json_stdout(body: typing.Callable[[], typing.Tuple[typing.Any, int]],
         return encode(result) + "\n", code
 
     return stdout_answer(text)
+
+
+def request_answer(argv: typing.List[str], what: str, usage: str,
+                   make_request: typing.Callable[[typing.Any, str], typing.Any],
+                   run: typing.Callable[[typing.Any, typing.List[str]], typing.Tuple[str, int]]) -> int:
+    """`run` and `remote`: read the request file argv[1], run it with the rest of argv, and answer on stdout; a
+    RunError is one paragraph on stderr naming the request's target, exit 2."""
+    if len(argv) < 2:
+        log(f"usage: {usage}")
+        return 2
+
+    def body() -> typing.Tuple[str, int]:
+        target = None
+        try:
+            path = argv[1]
+            try:
+                with open(path, encoding="utf-8") as f:
+                    raw = json.load(f)
+            except (OSError, ValueError) as e:
+                raise RunError(f"cannot read {what} {path}: {e}")
+            req = make_request(raw, path)
+            target = req.target
+            return run(req, argv[2:])
+        except RunError as e:
+            log(paragraph(e, target))
+            return "", 2
+
+    return stdout_answer(body)

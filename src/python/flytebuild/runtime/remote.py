@@ -25,7 +25,7 @@ import typing
 
 from . import inputs
 from .admin import Admin, DeployError, grpc_code, grpc_details
-from .answers import RunError, log, paragraph, stdout_answer
+from .answers import RunError, log, request_answer
 from .entrypoint import load_entrypoint
 
 _KINDS = ("task", "workflow", "launch_plan")
@@ -591,24 +591,10 @@ def render(result: dict, fmt: str) -> str:
 
 
 def main(argv: typing.List[str]) -> int:
-    if len(argv) < 2:
-        log("usage: remote <request.json> [--format=table|json] [--wait] [--<input> <value> ...]")
-        return 2
-    return stdout_answer(lambda: _answer(argv))
-
-
-def _answer(argv: typing.List[str]) -> typing.Tuple[str, int]:
-    target = None
-    try:
-        path = argv[1]
-        try:
-            with open(path, encoding="utf-8") as f:
-                raw = json.load(f)
-        except (OSError, ValueError) as e:
-            raise RunError(f"cannot read remote run request {path}: {e}")
-        req = Request(raw, path)
-        target = req.target
-        return run(req, argv[2:])
-    except RunError as e:
-        log(paragraph(e, target))
-        return "", 2
+    return request_answer(
+        argv,
+        "remote run request",
+        "remote <request.json> [--format=table|json] [--wait] [--<input> <value> ...]",
+        Request,
+        run,
+    )

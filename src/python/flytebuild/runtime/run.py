@@ -34,7 +34,7 @@ import time
 import typing
 
 from . import introspect
-from .answers import IntrospectError, RunError, log, paragraph, stdout_answer
+from .answers import IntrospectError, RunError, log, request_answer
 from .entrypoint import has_user_frames, load_entrypoint, module_file, user_traceback
 from .inputs import BadValue, parse_value, show, split_args, to_json, type_name
 from .serialize import image_holder
@@ -473,25 +473,7 @@ def _user_cause(e: BaseException) -> BaseException:
 
 
 def main(argv: typing.List[str]) -> int:
-    if len(argv) < 2:
-        log("usage: run <request.json> [--format=table|json] [--<input> <value> ...]")
-        return 2
     # stdout carries the outputs only: user prints and flytekit logs go to stderr.
-    return stdout_answer(lambda: _answer(argv))
-
-
-def _answer(argv: typing.List[str]) -> typing.Tuple[str, int]:
-    target = None
-    try:
-        path = argv[1]
-        try:
-            with open(path, encoding="utf-8") as f:
-                raw = json.load(f)
-        except (OSError, ValueError) as e:
-            raise RunError(f"cannot read run request {path}: {e}")
-        req = Request(raw, path)
-        target = req.target
-        return run(req, argv[2:])
-    except RunError as e:
-        log(paragraph(e, target))
-        return "", 2
+    return request_answer(
+        argv, "run request", "run <request.json> [--format=table|json] [--<input> <value> ...]", Request, run
+    )
