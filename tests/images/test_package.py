@@ -262,7 +262,8 @@ def test_image_name_that_escapes_dist_is_rejected(repo, tmp_path):
     )
     proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "package", "examples/escape:image")
     assert proc.returncode != 0
-    assert "`image_name` = '../../escaped' of examples/escape:image would write" in proc.stderr, proc.stderr
-    assert "outside the output directory" in proc.stderr and "Fix:" in proc.stderr
+    # Field validation stops it before anything resolves or builds (service.paths would refuse the write too).
+    assert "`image_name` field of flyte_image examples/escape:image is '../../escaped'" in proc.stderr, proc.stderr
+    assert "path separator" in proc.stderr and "Fix:" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not list(repo.root.glob("**/escaped.oci")) and not (repo.root.parent / "escaped.oci").exists()
