@@ -151,7 +151,8 @@ def test_a_stale_ledger_entry_falls_back_to_get_and_is_repaired(fresh_admin, use
     mark = admin.mark()
     rc, again, _ = ledger_deploy(user_python, admin, tmp_path, baked_pbs, ledger)
     assert rc == 0 and again["counts"] == {"unchanged": 8} and again["ledger"]["hits"] == 7
-    assert admin.since(mark)["rpcs"] == 2  # the probe of one vouched-for entity + the Get of the stale one
+    # the project check (before anything could be uploaded), the probe of one vouched-for entity, the stale one's Get
+    assert admin.since(mark)["rpcs"] == 3
     assert created_since(admin, mark) == 0
     mark = admin.mark()
     assert ledger_deploy(user_python, admin, tmp_path, baked_pbs, ledger)[1]["ledger"]["hits"] == 8
