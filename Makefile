@@ -3,15 +3,22 @@
 PY39 := .bootstrap/venv/bin/python
 RUFF_VERSION := 0.17.6
 RUFF := .bootstrap/venv/bin/ruff
+# The suite runs on worker processes (pytest-xdist from PyPI, pinned like ruff): most of it waits on
+# subprocesses, pantsd, Docker and sockets, so 3 workers beat 2 on a 2-core machine. Tests that share an expensive
+# session copy stay on one worker (tests/conftest.py, `--dist loadgroup`). `make test WORKERS=0` runs serially.
+XDIST_VERSION := 3.8.0
+EXECNET_VERSION := 2.1.2
+WORKERS ?= 3
+XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
-.PHONY: demo test test-fast lint bootstrap user-env system-deps clean dist
+.PHONY: demo test test-fast lint bootstrap test-deps user-env system-deps clean dist
 
 demo: user-env
 	bin/demo
 
-test: lint user-env system-deps
-	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(PYTEST_ARGS)
+test: lint test-deps user-env system-deps
+	PYTHONPATH=src/python $(PY39) -m pytest -q tests $(XDIST) $(PYTEST_ARGS)
 
 # pyflakes + pycodestyle + isort over the code (config: pyproject.toml [tool.ruff]); ruff comes from PyPI into
 # the bootstrapped venv, pinned.
@@ -22,8 +29,12 @@ lint: bootstrap
 
 # Developers' quick loop: everything but the tests marked `slow` (./pants, Docker, Bazel end to end;
 # see tests/conftest.py). CI runs `make test`: all of them.
-test-fast: user-env system-deps
-	PYTHONPATH=src/python $(PY39) -m pytest -q -m "not slow" tests $(PYTEST_ARGS)
+test-fast: test-deps user-env system-deps
+	PYTHONPATH=src/python $(PY39) -m pytest -q -m "not slow" tests $(XDIST) $(PYTEST_ARGS)
+
+test-deps: bootstrap
+	@$(PY39) -c 'import xdist, execnet; assert (xdist.__version__, execnet.__version__) == ("$(XDIST_VERSION)", "$(EXECNET_VERSION)")' 2>/dev/null || \
+		.bootstrap/venv/bin/pip install -q "pytest-xdist==$(XDIST_VERSION)" "execnet==$(EXECNET_VERSION)" 2>&1 | grep -v '^WARNING: Location' >&2 || true
 
 # Debian packages the tests drive for real: the OCI registry (docker-registry).
 system-deps:

@@ -27,6 +27,25 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        group = _worker_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _worker_group(item):
+    """`make test` spreads the suite over worker processes (pytest-xdist, `--dist loadgroup`), and every worker
+    has its own session and module fixtures. One group per expensive copy keeps all of its users on one worker,
+    so each repo copy + pantsd and each dockerd starts once per run, and each module fixture once; every other
+    test goes to whichever worker is free."""
+    names = set(getattr(item, "fixturenames", ()))
+    if "pants_repo" in names:
+        return "pants_repo"
+    if names & {"registry_repo", "docker"}:
+        return "registry_repo"
+    fixturedefs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    if any(defs and defs[-1].scope == "module" for defs in fixturedefs.values()):
+        return item.nodeid.split("::")[0]
+    return None
 
 
 @pytest.fixture(scope="session")

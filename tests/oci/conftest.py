@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import uuid
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,26 @@ def _ensure_installed() -> None:
 
 def start_registry(root: Path, htpasswd: Optional[Path] = None) -> Registry:
     _ensure_installed()
-    port = free_port()
     storage = root / "storage"
     storage.mkdir(parents=True)
+    # free_port() closes its socket before the registry binds: under pytest-xdist another worker can take the port
+    # in between, so a registry that could not bind gets a new port.
+    for _ in range(4):
+        try:
+            return _start_registry(root, storage, free_port(), htpasswd)
+        except _PortTaken:
+            continue
+    return _start_registry(root, storage, free_port(), htpasswd)
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_registry(root: Path, storage: Path, port: int, htpasswd: Optional[Path]) -> Registry:
+    # Each registry answers with its own header: a probe that reaches another worker's registry on a reused
+    # port is not taken for this one.
+    token = uuid.uuid4().hex
     auth = ""
     if htpasswd is not None:
         auth = f"auth:\n  htpasswd:\n    realm: flytebuild-test\n    path: {htpasswd}\n"
@@ -53,7 +71,7 @@ def start_registry(root: Path, htpasswd: Optional[Path] = None) -> Registry:
         "version: 0.1\n"
         "log:\n  level: error\n  accesslog:\n    disabled: true\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  headers:\n    X-Flytebuild-Registry: [{token}]\n"
         + auth
     )
     log = open(root / "registry.log", "wb")
@@ -61,16 +79,22 @@ def start_registry(root: Path, htpasswd: Optional[Path] = None) -> Registry:
     deadline = time.monotonic() + 15
     while True:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-            break
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1) as resp:
+                if resp.headers.get("X-Flytebuild-Registry") == token:
+                    break
         except urllib.error.HTTPError as e:
-            if e.code == 401:  # an auth-protected registry answers /v2/ with a challenge: it is up
+            # an auth-protected registry answers /v2/ with a challenge: it is up
+            if e.code == 401 and e.headers.get("X-Flytebuild-Registry") == token:
                 break
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"docker-registry did not start: {(root / 'registry.log').read_text()[-2000:]}")
+            proc.wait()
+            log_text = (root / "registry.log").read_text()[-2000:]
+            if "address already in use" in log_text:
+                raise _PortTaken(log_text)
+            raise RuntimeError(f"docker-registry did not start: {log_text}")
         time.sleep(0.05)
     return Registry(f"127.0.0.1:{port}", proc, root, htpasswd)
 
