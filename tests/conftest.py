@@ -23,6 +23,8 @@ def _exported_python():
 SLOW_FIXTURES = frozenset({"pants_repo", "repo", "deploy_repo", "registry_repo", "docker", "bazel_ws", "built_dist"})
 
 
+# tryfirst: pytest-xdist reads the xdist_group marks in its own pytest_collection_modifyitems.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.oci.conftest import start_registry, stop_registry
+from tests.support.fixtures import once_per_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -13,9 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def built_dist(tmp_path_factory) -> Path:
     """A directory holding flytebuild-<version>-py3-none-any.whl and flytebuild-<version>.tar.gz."""
-    out = tmp_path_factory.mktemp("wheels")
-    subprocess.run(["bash", str(REPO / "bin/build-dist"), str(out)], check=True, capture_output=True, text=True)
-    return out
+    def build(out: Path) -> None:
+        subprocess.run(["bash", str(REPO / "bin/build-dist"), str(out)], check=True, capture_output=True, text=True)
+
+    return once_per_run(tmp_path_factory, "wheels", build)  # one build for all pytest-xdist workers
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-import uuid
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional

@@ -12,9 +12,12 @@ repo copy and pantsd, registry, base-image push and dockerd. Defined once at the
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -86,3 +89,22 @@ def forget_repository(registry, repository: str) -> None:
                            ok=(202, 404)).close()
         client.request("DELETE", f"/v2/{repository}/manifests/{digest}", repo=repository, actions="*",
                        ok=(202, 404)).close()
+
+
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A directory filled by `make(dir)` once per test run, for inputs every test only reads (e.g. the built wheel).
+
+    Under pytest-xdist each worker has its own session fixtures, but their temp dirs share a parent: the first
+    worker to get here builds under a lock, the others wait for it and reuse the result."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    out, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
