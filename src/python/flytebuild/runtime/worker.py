@@ -150,14 +150,17 @@ def _preload() -> None:
 
 
 def _listen(path: str) -> socket.socket:
+    """Bound by its name in the current directory (the socket's): a deep directory is no problem for the 108-byte
+    limit of a socket address."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    name = os.path.basename(path)
+    tmp = f"{name}.{os.getpid()}.tmp"
     if os.path.exists(tmp):
         os.unlink(tmp)
     listener.bind(tmp)
     os.chmod(tmp, 0o600)
     listener.listen(64)
-    os.replace(tmp, path)  # clients see the socket only once it is ready
+    os.replace(tmp, name)  # clients see the socket only once it is ready
     return listener
 
 
@@ -481,6 +484,7 @@ def main(argv: typing.List[str]) -> int:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 2)
         os.close(fd)
-    os.chdir(os.path.dirname(os.path.abspath(path)))
+    path = os.path.abspath(path)
+    os.chdir(os.path.dirname(path))
     serve(path, idle)
     return 0
