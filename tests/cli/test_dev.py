@@ -2,67 +2,17 @@
 FlyteAdmin: the first round deploys everything, a save registers only what it changed, a save that changes no
 content (a `touch`) deploys nothing, and Ctrl-C exits cleanly."""
 import os
-import queue
-import signal
-import subprocess
 import sys
 import textwrap
-import threading
-import time
 
 import pytest
 
+from tests.support.background import Background
 from tests.support.flyteadmin.fixture import flyteadmin
 
 from .test_incremental import _FILES
 
 KINDS = ("task", "workflow", "launch_plan")
-
-
-class Loop:
-    """`flytebuild dev ...` in the background; its stdout lines arrive in a queue."""
-
-    def __init__(self, cmd, cwd, env):
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1)
-        self.lines: "queue.Queue[str]" = queue.Queue()
-        self.seen = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def until(self, needle: str, timeout: float = 300) -> list:
-        """Lines up to and including the first one containing `needle`."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            got.append(line)
-            self.seen.append(line)
-            if needle in line:
-                return got
-        raise AssertionError(f"no {needle!r} from flytebuild dev; output so far:\n" + "\n".join(self.seen))
-
-    def quiet_for(self, seconds: float) -> list:
-        deadline, got = time.monotonic() + seconds, []
-        while time.monotonic() < deadline:
-            try:
-                got.append(self.lines.get(timeout=0.1))
-            except queue.Empty:
-                pass
-        return got
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
 
 @pytest.fixture
@@ -75,6 +25,11 @@ def dev_project(tmp_path):
     return root
 
 
+def _dev_command(admin) -> list:
+    return [sys.executable, "-m", "flytebuild.cli", "dev", "--no-push-images", "--endpoint", admin.endpoint,
+            "--insecure", "--interval", "0.1"]
+
+
 def _created(delta) -> dict:
     return {k: delta["counters"].get(k, {}).get("created", 0) for k in KINDS}
 
@@ -82,8 +37,7 @@ def _created(delta) -> dict:
 def test_dev_deploys_then_registers_each_save_and_stops_on_ctrl_c(dev_project, cli, user_python, tmp_path):
     with flyteadmin(user_python) as admin:
         env = {**cli.env, "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache")}
-        loop = Loop([sys.executable, "-m", "flytebuild.cli", "dev", "--no-push-images", "--endpoint", admin.endpoint,
-                     "--insecure", "--interval", "0.1"], dev_project, env)
+        loop = Background(_dev_command(admin), dev_project, env)
         try:
             first = loop.until("flytebuild dev: watching")
             assert any("6 registered, 0 unchanged, 0 failed" in line for line in first), first
@@ -105,21 +59,19 @@ def test_dev_deploys_then_registers_each_save_and_stops_on_ctrl_c(dev_project, c
             # same content, new mtime: nothing deployed, nothing asked
             mark = admin.mark()
             os.utime(b, None)
-            assert loop.quiet_for(1.5) == []
+            assert loop.drain(1.5) == []
             assert admin.since(mark)["rpcs"] == 0
 
-            loop.proc.send_signal(signal.SIGINT)
-            assert loop.proc.wait(timeout=60) == 0
+            assert loop.interrupt() == 0
             assert "flytebuild dev: stopped" in loop.until("stopped", timeout=10)
         finally:
-            loop.stop()
+            loop.kill()
 
 
 def test_dev_reports_a_broken_save_and_keeps_watching(dev_project, cli, user_python, tmp_path):
     with flyteadmin(user_python) as admin:
         env = {**cli.env, "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache")}
-        loop = Loop([sys.executable, "-m", "flytebuild.cli", "dev", "--no-push-images", "--endpoint", admin.endpoint,
-                     "--insecure", "--interval", "0.1"], dev_project, env)
+        loop = Background(_dev_command(admin), dev_project, env)
         try:
             loop.until("flytebuild dev: watching")
             a = dev_project / "src/proj/a.py"
@@ -136,6 +88,4 @@ def test_dev_reports_a_broken_save_and_keeps_watching(dev_project, cli, user_pyt
             assert any("3 registered, 3 unchanged, 0 failed" in line for line in fixed), fixed
             assert _created(admin.since(mark)) == {"task": 1, "workflow": 1, "launch_plan": 1}
         finally:
-            loop.proc.send_signal(signal.SIGINT)
-            loop.proc.wait(timeout=60)
-            loop.stop()
+            loop.interrupt()
