@@ -85,17 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         "content-addressed version, only those FlyteAdmin does not hold yet; the code bundle (only the "
         "fast tasks' files) is uploaded only when needed. Same semantics as `pants flyte-deploy`.",
     )
-    deploy.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
+    _deploy_flags(deploy)
     deploy.add_argument("--dry-run", action="store_true", help="show what would be registered; change nothing")
-    deploy.add_argument(
-        "--no-push-images",
-        dest="push_images",
-        action="store_false",
-        help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
-    )
     deploy.add_argument("--format", choices=("table", "json"), default="table")
-    deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
-    deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
 
     dev = commands.add_parser(
         "dev",
@@ -105,12 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "then blake3 content digests) and, on each save that changes content, deploy again: only what changed "
         "is registered, and printed. Ctrl-C stops it.",
     )
-    dev.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
-    dev.add_argument(
-        "--no-push-images", dest="push_images", action="store_false", help="as for `deploy`: do not push images"
-    )
-    dev.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
-    dev.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+    _deploy_flags(dev)
     dev.add_argument("--interval", type=float, default=0.3, help="seconds between checks for saved files")
 
     init = commands.add_parser(
@@ -193,6 +180,19 @@ def _parser() -> argparse.ArgumentParser:
         help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers",
     )
     return parser
+
+
+def _deploy_flags(parser: argparse.ArgumentParser) -> None:
+    """What `deploy` and `dev` both take."""
+    parser.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
+    parser.add_argument(
+        "--no-push-images",
+        dest="push_images",
+        action="store_false",
+        help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
+    )
+    parser.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
+    parser.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
 
 
 def _write(text: str, output: Optional[str]) -> None:
