@@ -22,7 +22,10 @@ def dev_project(tmp_path):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    return root
+    yield root
+    # a warm user-env worker the loop started (docs/worker.md) exits when its socket goes
+    for sock in (tmp_path / "cache").rglob("w-*.sock"):
+        sock.unlink()
 
 
 def _dev_command(admin) -> list:
