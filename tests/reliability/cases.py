@@ -11,14 +11,14 @@ from typing import List, Tuple
 
 @dataclass(frozen=True)
 class FieldCase:
-    kind: str  # image | workflow
+    kind: str  # image | workflow | reference
     field: str
     value: str
     expect: Tuple[str, ...]  # fragments of the message (besides the field name and the value)
 
     @property
     def id(self) -> str:
-        return f"{self.field}={self.value!r}"
+        return f"{self.kind}.{self.field}={self.value!r}"
 
 
 # Bad values of every field kind that reaches a registry, a path or FlyteAdmin.
@@ -71,6 +71,11 @@ FIELD_CASES: List[FieldCase] = [
     FieldCase("workflow", "domain", "Dev", ("lowercase",)),
     FieldCase("workflow", "domain", "prod uction", ("lowercase",)),
     FieldCase("workflow", "domain", "d.e", ("lowercase",)),
+    # a reference's (flyte_reference / [references.NAME]) ids reach FlyteAdmin as they are
+    FieldCase("reference", "project", "Flyte Snacks", ("lowercase",)),
+    FieldCase("reference", "domain", "Dev", ("lowercase",)),
+    FieldCase("reference", "kind", "nope", ("not one of task, workflow, launch_plan",)),
+    FieldCase("reference", "entity_name", "two words", ("whitespace",)),
 ]
 
 # Values that must pass (no false alarms on what registries and FlyteAdmin accept).
@@ -260,8 +265,8 @@ def render_markdown() -> str:
     ]
     for c in FIELD_CASES:
         value = c.value if len(c.value) < 40 else c.value[:20] + "…"
-        lines.append(f"| `{c.field}` = `{value}` | names `{c.field}`, the value and: {'; '.join(c.expect)}; Fix: … "
-                     f"| exit 1, nothing built, written or registered |")
+        lines.append(f"| {c.kind} `{c.field}` = `{value}` | names `{c.field}`, the value and: "
+                     f"{'; '.join(c.expect)}; Fix: … | exit 1, nothing built, written or registered |")
     lines += ["", "Accepted without complaint: " + ", ".join(f"`{f}={v}`" for f, v in GOOD_VALUES) + ".", "",
               "## Registry faults (real registry behind a fault proxy)", "",
               "`once` is a transient fault (the client must recover and the tag must name the right image);",
