@@ -213,8 +213,22 @@ SCENARIOS: List[Scenario] = [
              "exit 1 before resolving"),
     Scenario("bad registry in Pants BUILD", "The `registry` field of flyte_image", "exit 1 before resolving"),
     Scenario("bad project in Pants BUILD", "The `project` field of flyte_workflow", "exit 1 before introspection"),
-    Scenario("verify: python path missing in the image (static)", "is not a file in the image",
+    Scenario("verify: python path missing in the image (static)", "the image's python /nope/bin/python3 ... is not "
+             "a file in the image, so the task cannot start; Fix: set the flyte_image's `python`",
              "verify fails, task named"),
+    Scenario("verify: python path missing in the image (docker, a real engine)", "the image's python "
+             "/nope/bin/python3 cannot start (is the flyte_image's `python` right?); Fix: set the flyte_image's "
+             "`python`", "verify fails, task named"),
+    Scenario("Ctrl-C on `pants package` (image_output=push) during a slow push", "-",
+             "client stops at once; no registry request after the grace; no tag; a re-run pushes the whole image"),
+    Scenario("Ctrl-C on `pants publish` during a slow push", "-",
+             "client stops at once; no registry request after the grace; no tag; a re-run pushes the whole image"),
+    Scenario("Ctrl-C on `pants flyte-deploy` while it pushes its image", "-",
+             "no tag, nothing uploaded to or registered with FlyteAdmin"),
+    Scenario("Ctrl-C on `pants flyte-deploy` while it registers (FlyteAdmin answers in 1 s)", "-",
+             "no FlyteAdmin call after it, nothing dangling; a re-run registers every entity once"),
+    Scenario("SIGINT to the push `pants publish` runs (`python -m flytebuild.service.push`)",
+             "interrupted: ... was not tagged", "exit 130, queued uploads stopped, no tag"),
 ]
 
 
@@ -254,6 +268,11 @@ def render_markdown() -> str:
         "  (consumed) upload session: the retry asks whether the blob exists and otherwise opens a new session.",
         "- **The project is checked before anything is uploaded.** `flyte-deploy` asks FlyteAdmin for the project",
         "  (and its domains) first; a missing one fails with nothing uploaded or registered.",
+        "- **Ctrl-C stops pushes, not only the client.** Inside a Pants rule a push runs on a thread while the rule",
+        "  waits on a tiny process that Pants kills on Ctrl-C; its end (or the rule's) sets a flag the registry",
+        "  client checks before every request and every block it sends. The manifest is pushed last, so no tag",
+        "  appears after Ctrl-C and none without its blobs. Registration runs in a process Pants stops, and it",
+        "  creates tasks before the workflows and launch plans that name them, so nothing is left dangling.",
         "",
         "## Bad field values",
         "",

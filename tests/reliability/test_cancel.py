@@ -24,8 +24,9 @@ from tests.support.flyteadmin.fixture import flyteadmin
 from tests.support.repo_copy import PANTS_ENV
 
 DIR = "examples/reliability_cancel"
-DELAY = 2.0  # seconds each blob PUT waits at the proxy: a push of the flytekit image takes well over 10 s
-GRACE = DELAY + 4.0  # requests already on the wire when Ctrl-C came may still finish
+DELAY = 1.0  # seconds each blob PUT waits at the proxy: a push of the flytekit image takes well over 10 s
+GRACE = DELAY + 2.0  # requests already on the wire when Ctrl-C came may still finish; a push going on would
+# have sent new ones within any window of this length
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
 
 WF = '''from flytekit import task, workflow
@@ -183,7 +184,7 @@ def test_ctrl_c_during_flyte_deploy_leaves_nothing_half_done(pants_repo, project
         assert code != 0 and took < 30, (code, took, output[-3000:])
         # Tasks are created first: the one in flight may land; the workflow and launch plan, asked for only after
         # it (each answer takes 1 s), never do: the registration process was stopped.
-        time.sleep(2 * GRACE)
+        time.sleep(4.0)
         rpcs = admin.store.rpcs()
         assert not rpcs.get("CreateWorkflow") and not rpcs.get("CreateLaunchPlan"), rpcs
         assert not _entities(admin)["workflow"] and not _entities(admin)["launch_plan"]
