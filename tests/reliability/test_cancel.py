@@ -20,6 +20,8 @@ import pytest
 
 from tests.reliability.faultproxy import FaultProxy
 from tests.reliability.test_deploy import _dangling, _entities
+from tests.reliability.test_pants import WF
+from tests.reliability.test_registry import _blob_exists
 from tests.support.flyteadmin.fixture import flyteadmin
 from tests.support.repo_copy import PANTS_ENV
 
@@ -28,19 +30,6 @@ DELAY = 1.0  # seconds each blob PUT waits at the proxy: a push of the flytekit 
 GRACE = DELAY + 2.0  # requests already on the wire when Ctrl-C came may still finish; a push going on would
 # have sent new ones within any window of this length
 ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
-
-WF = '''from flytekit import task, workflow
-
-
-@task
-def one(x: int) -> int:
-    return x + 1
-
-
-@workflow
-def wf(x: int = 1) -> int:
-    return one(x=x)
-'''
 
 
 @pytest.fixture
@@ -90,15 +79,6 @@ def _tags(host: str, repository: str):
         if e.code == 404:
             return []
         raise
-
-
-def _blob_exists(host: str, repository: str, digest: str) -> bool:
-    req = urllib.request.Request(f"http://{host}/v2/{repository}/blobs/{digest}", method="HEAD")
-    try:
-        with urllib.request.urlopen(req, timeout=10):
-            return True
-    except urllib.error.HTTPError:
-        return False
 
 
 def _ctrl_c(repo, tmp_path: Path, args, ready, what: str):

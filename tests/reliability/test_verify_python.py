@@ -12,20 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.test_pants import WF
+
 REPO = Path(__file__).resolve().parents[2]
 
-TASKS = '''from flytekit import task, workflow
-
-
-@task
-def double(x: int) -> int:
-    return 2 * x
-
-
-@workflow
-def wf(x: int = 1) -> int:
-    return double(x=x)
-'''
 
 TABLES = '''
 [images.nope-image]
@@ -49,7 +39,7 @@ def config(registry_repo, registry, python_base):
     root = registry_repo.root
     (root / "examples/rel_nope").mkdir(exist_ok=True)
     (root / "examples/rel_nope/__init__.py").write_text("")
-    (root / "examples/rel_nope/tasks.py").write_text(TASKS)
+    (root / "examples/rel_nope/tasks.py").write_text(WF)
     path = root / "examples/rel-verify.toml"
     path.write_text((root / "examples/flytebuild.toml").read_text() + TABLES.format(registry=registry.host))
     yield path
@@ -72,7 +62,7 @@ def test_missing_python_fails_verify(config, user_python, tmp_path, docker, engi
     proc = _verify(config, user_python, tmp_path, engine, env={"DOCKER_HOST": docker.host})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-    row = next(line for line in proc.stdout.splitlines() if line.startswith("rel_nope.tasks.double"))
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("rel_nope.tasks.one"))
     assert row.split()[2] == engine, row
     assert "/nope/bin/python3" in row and "cannot start" in row, row
     if engine == "docker":
