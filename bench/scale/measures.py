@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -63,14 +64,42 @@ def _rss_kb(pid: int) -> int:
     return int(found.group(1)) if found else 0
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of `pid` and every process below it (a warm worker pantsd started counts too)."""
-    tree, todo, total = _children(), [pid], 0
+def _tree(pid: int) -> List[int]:
+    tree, todo, found = _children(), [pid], []
     while todo:
         p = todo.pop()
-        total += _rss_kb(p)
+        found.append(p)
         todo.extend(tree.get(p, ()))
-    return round(total / 1024, 1)
+    return found
+
+
+def _naming(path: Path) -> List[int]:
+    """Processes whose command line names a path inside `path` (a detached worker is no child of pantsd, but its
+    runtime script or socket lives in the repo copy)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(a == str(path) or a.startswith(f"{path}/") for a in argv):
+            found.append(int(entry))
+    return found
+
+
+def pantsd_rss(root: Path) -> dict:
+    """Resident memory of pantsd and every process below it, plus any other process running from the repo copy
+    (a warm worker pantsd started detached): MB."""
+    pantsd = set(_tree(pantsd_pid(root)))
+    others = set(_naming(root)) - pantsd
+    for pid in list(others):
+        others.update(_tree(pid))
+    mb = lambda pids: round(sum(_rss_kb(p) for p in pids) / 1024, 1)  # noqa: E731
+    return {"rss_mb": mb(pantsd | others), "pantsd_tree_mb": mb(pantsd), "others_mb": mb(others - pantsd),
+            "processes": len(pantsd | others)}
 
 
 def pantsd_pid(root: Path) -> int:
@@ -101,8 +130,9 @@ def without_backend(root: Path) -> None:
 
 
 def pantsd_memory(tmp: Path, log: Callable[[str], None]) -> dict:
-    """pantsd (process tree RSS) with the plugin after `flyte-plan examples::`, and of the same repo without the
-    backend after `list ::`: each in a fresh copy with its own pantsd, one after the other."""
+    """pantsd (process tree RSS, plus processes running from the copy) with the plugin after `flyte-plan
+    examples::`, and of the same repo without the backend after `list ::`: each in a fresh copy with its own pantsd,
+    one after the other. The copy is deleted afterwards (a worker exits when its socket goes)."""
     out = {}
     for name, args, strip in (("with_plugin", ("flyte-plan", "examples::"), False),
                               ("without_plugin", ("list", "::"), True)):
@@ -115,10 +145,10 @@ def pantsd_memory(tmp: Path, log: Callable[[str], None]) -> dict:
             log(f"pantsd memory, {name.replace('_', ' ')}: ./pants {' '.join(args)}...")
             wall = _pants(root, *args)
             time.sleep(1.0)  # let pantsd finish what it does after answering
-            out[name] = {"command": f"./pants {' '.join(args)}", "rss_mb": tree_rss_mb(pantsd_pid(root)),
-                         "wall_s": round(wall, 2)}
+            out[name] = {"command": f"./pants {' '.join(args)}", **pantsd_rss(root), "wall_s": round(wall, 2)}
         finally:
             kill_pantsd(root, wait_s=10)
+            shutil.rmtree(root, ignore_errors=True)
     out["delta_mb"] = round(out["with_plugin"]["rss_mb"] - out["without_plugin"]["rss_mb"], 1)
     return out
 

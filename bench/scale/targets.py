@@ -9,11 +9,12 @@ FRONT_ENDS = ("pants", "cli")
 NAMES = {"pants": "`flyte-deploy`", "cli": "`flytebuild deploy`"}
 
 
-def _row(target: str, measured: Optional[float], bound: float, unit: str, ok: Optional[bool] = None,
-         le: bool = True) -> dict:
+def _row(target: str, measured: Optional[float], bound: float, unit: str, ok: Optional[bool] = None) -> dict:
+    """`ok` given: an exact count (shown as `= bound`); otherwise the target is `measured ≤ bound`."""
+    op = "≤" if ok is None else "="
     if ok is None:
-        ok = measured is not None and (measured <= bound if le else measured >= bound)
-    return {"target": target, "measured": measured, "bound": bound, "unit": unit, "pass": bool(ok)}
+        ok = measured is not None and measured <= bound
+    return {"target": target, "measured": measured, "op": op, "bound": bound, "unit": unit, "pass": bool(ok)}
 
 
 def _ratio(by_tool: dict, tool: str) -> float:
@@ -91,6 +92,6 @@ def render(rows: List[dict]) -> str:
     lines = ["| target | measured | bound | pass |", "|---|---:|---:|---|"]
     for r in rows:
         measured = "—" if r["measured"] is None else f"{r['measured']:g} {r['unit']}"
-        lines.append(f"| {r['target']} | {measured} | ≤ {r['bound']:g} {r['unit']} | "
+        lines.append(f"| {r['target']} | {measured} | {r.get('op', '≤')} {r['bound']:g} {r['unit']} | "
                      f"{'PASS' if r['pass'] else 'FAIL'} |")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ content (a `touch`) deploys nothing, and Ctrl-C exits cleanly."""
 import os
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -22,7 +23,10 @@ def dev_project(tmp_path):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
-    return root
+    yield root
+    # a warm user-env worker the loop started (docs/worker.md) exits when its socket goes
+    for sock in (tmp_path / "cache").rglob("w-*.sock"):
+        sock.unlink()
 
 
 def _dev_command(admin) -> list:
@@ -89,3 +93,21 @@ def test_dev_reports_a_broken_save_and_keeps_watching(dev_project, cli, user_pyt
             assert _created(admin.since(mark)) == {"task": 1, "workflow": 1, "launch_plan": 1}
         finally:
             loop.interrupt()
+
+
+def test_ctrl_c_during_a_deploy_exits_130_and_says_what_is_kept(dev_project, cli, user_python, tmp_path):
+    # 1 s per gRPC answer: the first round is still registering when Ctrl-C comes
+    with flyteadmin(user_python, latency_ms=1000) as admin:
+        env = {**cli.env, "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache")}
+        loop = Background(_dev_command(admin), dev_project, env)
+        try:
+            deadline = time.monotonic() + 300
+            while not admin.store.rpcs() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert admin.store.rpcs(), "the first round never reached FlyteAdmin"
+            assert loop.interrupt() == 130
+            out = "\n".join(loop.drain(1.0) + loop.seen)
+            assert "flytebuild dev: stopped during a deploy; what was registered is kept" in out, out
+            assert "watching" not in out and "Traceback" not in out, out
+        finally:
+            loop.kill()

@@ -133,8 +133,8 @@ def watch(args: argparse.Namespace, deploy_once: DeployOnce) -> int:
             deploying = False
             try:  # the configuration may have been the edit: new source roots, new files to watch
                 project = _project(args)
-            except FlytebuildError as e:
-                print(f"flytebuild dev: {e}", file=sys.stderr, flush=True)
+            except FlytebuildError:
+                pass  # the round above reported it; keep watching what was watched until a fix is saved
     except KeyboardInterrupt:
         if deploying:
             print("flytebuild dev: stopped during a deploy; what was registered is kept, the next deploy "
