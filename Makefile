@@ -9,7 +9,7 @@ RUFF := .bootstrap/venv/bin/ruff
 XDIST_VERSION := 3.8.0
 EXECNET_VERSION := 2.1.2
 WORKERS ?= 3
-XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup)
+XDIST := $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadgroup --no-loadscope-reorder)
 USER_ENV_STAMP := dist/export/python/virtualenvs/flyte/.stamp
 
 .PHONY: demo test test-fast lint bootstrap test-deps user-env system-deps clean dist

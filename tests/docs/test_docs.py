@@ -49,6 +49,16 @@ def test_readme_leads_with_make_demo_and_make_test():
     assert "-m pytest -q tests" in dry and "not slow" not in dry
 
 
+def test_make_test_runs_on_xdist_workers_and_serially_with_workers_0():
+    """CONTRIBUTING.md: `make test WORKERS=0` runs the same suite in one process."""
+    dry = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "-m pytest -q tests -n 3 --dist loadgroup --no-loadscope-reorder" in dry
+    serial = subprocess.run(["make", "-n", "test", "WORKERS=0"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout
+    command = next(ln for ln in serial.splitlines() if "-m pytest" in ln)
+    assert "-m pytest -q tests" in command and " -n " not in command and "--dist" not in command
+
+
 def _collected(*args):
     proc = subprocess.run([str(REPO / ".bootstrap/venv/bin/python"), "-m", "pytest", "--collect-only", "-q",
                            "-p", "no:cacheprovider", *args], cwd=REPO, env={**os.environ, "PYTHONPATH": "src/python"},

@@ -91,7 +91,9 @@ class PantsRepo:
 
 def pants_repo_copy(root: Path, registry_host: Optional[str] = None, repo_class=PantsRepo):
     """A `repo_class` over a fresh copy in `root`; the caller calls `.kill_pantsd()` when done."""
-    # Bootstrap Pants in the checkout first, so its shared venv is complete before any copy uses it. No pantsd:
-    # one there would outlive the session, and test workers would race to start it.
-    subprocess.run([str(REPO / "pants"), "--no-pantsd", "--version"], cwd=REPO, check=True, capture_output=True)
+    # Bootstrap Pants in the checkout first, so its shared venv is complete before any copy uses it (./pants writes
+    # the stamp last; `make test` has done it already, and a Pants start costs 10-30 s of CPU). No pantsd: one
+    # there would outlive the session, and test workers would race to start it.
+    if not any((REPO / ".bootstrap/venv").glob(".ok-*")):
+        subprocess.run([str(REPO / "pants"), "--no-pantsd", "--version"], cwd=REPO, check=True, capture_output=True)
     return repo_class(copy_repo(root, registry_host))
