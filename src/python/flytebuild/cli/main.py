@@ -307,13 +307,17 @@ def _check_references(project, plans) -> dict:
     return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
-def _workflows_only(project, names, command: str) -> None:
-    images = [n for n in names if project.image(n) is not None]
-    if images:
+def _workflows_only(project, names, command: str, kind: str = "workflow") -> None:
+    """`command` takes only targets of `kind` (workflow or image): one paragraph naming those of the other kind."""
+    workflows, images = [w.name for w in project.workflows], [i.name for i in project.images]
+    takes, other, others = (workflows, "an image", images) if kind == "workflow" else (images, "a workflow", workflows)
+    wrong = [n for n in names if n in others]
+    if wrong:
         raise FlytebuildError(
-            f"{', '.join(images)} {'is an image' if len(images) == 1 else 'are images'}; `{command}` takes workflows",
+            f"{', '.join(wrong)} {f'is {other}' if len(wrong) == 1 else f'are {other.split()[1]}s'}; `{command}` takes "
+            f"{kind}s",
             file=project.config_file,
-            fix=f"name workflows ({', '.join(w.name for w in project.workflows)})",
+            fix=f"name {kind}s ({', '.join(takes)})",
         )
 
 
@@ -363,14 +367,7 @@ def _dist(project, args: argparse.Namespace) -> str:
 
 def _publish(args: argparse.Namespace) -> int:
     project = load_project(args.config or find_config("."))
-    workflows = [n for n in args.targets if project.image(n) is None]
-    if workflows:
-        raise FlytebuildError(
-            f"{', '.join(workflows)} {'is no image' if len(workflows) == 1 else 'are no images'}; `publish` pushes "
-            "images",
-            file=project.config_file,
-            fix=f"name images ({', '.join(i.name for i in project.images)}); `deploy` registers workflows",
-        )
+    _workflows_only(project, args.targets, "publish", kind="image")
     args.image_output = "push"
     args.targets = args.targets or [i.name for i in project.images]
     return _package(args, project)
