@@ -4,6 +4,8 @@ timeout, a dead worker falls back to a subprocess, a new identity gets a new wor
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -169,3 +171,68 @@ def test_files_sent_as_contents_and_outputs_returned(tree):
                         outputs=["out"])
     assert result.warm
     assert result.outputs == {"out/sub/a.txt": b"\nfro"}
+
+
+@pytest.mark.slow
+def test_a_minimal_environment_is_served_warm(tree):
+    """A Pants sandbox gives the command PYTHONPATH and little else; the worker started with it has LC_CTYPE set
+    by CPython's locale coercion (PEP 538), as a fresh process would: not a difference."""
+    root, env, _ = tree
+    minimal = {"PYTHONPATH": "src"}
+    for _ in range(2):
+        result = worker.run(env, ["introspect", "m.wf:wf"], environ=minimal, cwd=str(root), text=True)
+        assert result.warm and _task_names(result) == ["m.wf.first"]
+
+
+def test_without_fallback_a_worker_problem_is_an_exception(tree):
+    root, env, environ = tree
+    broken = worker.UserEnv("/bin/false", env.runtime_dir, env.identity, env.socket_dir, 60)
+    with pytest.raises(worker.WorkerUnavailable):
+        worker.run(broken, ["introspect", "m.wf:wf"], environ=environ, cwd=str(root), fallback=False)
+
+
+_CLIENT = """
+import json, sys
+from flytebuild.service import worker
+env = worker.UserEnv(*json.loads(sys.argv[1]))
+worker.run(env, ["introspect", "m.stuck:wf"], environ=json.loads(sys.argv[2]), cwd=sys.argv[3])
+"""
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_client_kills_the_command(tree):
+    root, env, environ = tree
+    (root / "src/m/stuck.py").write_text(f"import os, time\nopen({str(root / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+                                         "time.sleep(600)\n")
+    _introspect(env, environ, root, "m.wf:wf")  # warm
+    args = [env.python, env.runtime_dir, env.identity, env.socket_dir, env.idle_timeout]
+    client = subprocess.Popen([sys.executable, "-c", _CLIENT, json.dumps(args), json.dumps(environ), str(root)],
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src/python")})
+    deadline = time.monotonic() + 60
+    while not (root / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner = int((root / "pid").read_text())
+    client.send_signal(signal.SIGINT)
+    client.wait(30)
+    assert _gone(runner, 10)
+
+
+@pytest.mark.slow
+def test_an_idle_worker_exits(tree):
+    root, env, environ = tree
+    short = worker.UserEnv(env.python, env.runtime_dir, env.identity + "|idle", env.socket_dir, idle_timeout=1)
+    assert _introspect(short, environ, root, "m.wf:wf").warm
+    pid = _worker_pid(short, environ)
+    assert _gone(pid, 30)
+    assert not os.path.exists(worker.socket_path(short, environ))

@@ -96,6 +96,16 @@ def import_env(env: typing.Mapping[str, str]) -> typing.Dict[str, str]:
     return {k: v for k, v in env.items() if matters(k)}
 
 
+def as_started(env: typing.Mapping[str, str], coerced: typing.Optional[str]) -> typing.Dict[str, str]:
+    """`env` as a fresh interpreter's os.environ would hold it: with the C locale, CPython sets LC_CTYPE to a UTF-8
+    locale at startup (PEP 538), as it did in the worker (`coerced`: the worker's LC_CTYPE then, if it did)."""
+    env = dict(env)
+    ctype = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "C"
+    if coerced and ctype in ("C", "POSIX") and not env.get("LC_ALL") and env.get("PYTHONCOERCECLOCALE") != "0":
+        env["LC_CTYPE"] = coerced
+    return env
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # framing
 
@@ -136,6 +146,7 @@ def _read_request(conn: socket.socket) -> typing.Tuple[dict, typing.List[int]]:
 class _State:
     base_path: typing.List[str] = []
     env: typing.Dict[str, str] = {}
+    coerced: typing.Optional[str] = None
     preloaded: typing.FrozenSet[str] = frozenset()
 
 
@@ -174,6 +185,8 @@ def _ours(path: str, inode: int) -> bool:
 def serve(path: str, idle_timeout: float) -> None:
     _State.base_path = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
     _State.env = import_env(os.environ)
+    if os.environ.get("LC_CTYPE", "").lower().replace("-", "") in ("c.utf8", "utf8"):
+        _State.coerced = os.environ["LC_CTYPE"]
     _preload()
     _State.preloaded = frozenset(m.partition(".")[0] for m in sys.modules)
     listener = _listen(path)
@@ -302,7 +315,7 @@ def _supervise(conn: socket.socket) -> int:
         return 1
     top = None
     try:
-        env = {str(k): str(v) for k, v in request["env"].items()}
+        env = as_started({str(k): str(v) for k, v in request["env"].items()}, _State.coerced)
         differs = sorted(k for k in set(import_env(env)) | set(_State.env) if env.get(k) != _State.env.get(k))
         if differs:
             _send_json(conn, {"fallback": f"environment differs from the worker's in {', '.join(differs)}"})

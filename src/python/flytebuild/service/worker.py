@@ -60,6 +60,11 @@ class UserEnv:
         return os.path.join(self.runtime_dir, "__main__.py")
 
 
+class WorkerUnavailable(Exception):
+    """No worker could run the command (it cannot start, refused the request, died mid-request): not an answer of
+    the command. Raised by `run(..., fallback=False)`, for a front end with a fallback of its own (Pants)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """What `subprocess.run` returns, plus the requested output files and whether the worker ran it."""
@@ -354,10 +359,12 @@ def _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text, fi
 
 def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: Optional[str] = None,
         input: Optional[bytes] = None, timeout: Optional[float] = None, text: bool = False,
-        files: Optional[Mapping[str, bytes]] = None, outputs: Sequence[str] = (), warm: bool = True) -> Result:
+        files: Optional[Mapping[str, bytes]] = None, outputs: Sequence[str] = (), warm: bool = True,
+        fallback: bool = True) -> Result:
     """`subprocess.run([python, <runtime>/__main__.py, *argv], capture_output=True, ...)` in a warm worker (or
     a subprocess: `warm=False`, or any worker problem). Past `timeout` the command (and everything it started) is
-    killed and subprocess.TimeoutExpired raised, as subprocess.run does."""
+    killed and subprocess.TimeoutExpired raised, as subprocess.run does. With `fallback=False` a worker problem
+    raises WorkerUnavailable instead of running the subprocess."""
     sock = connect(env, environ) if warm else None
     if sock is not None:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
@@ -379,7 +386,9 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
                     decode = (lambda b: b.decode("utf-8", "replace")) if text else (lambda b: b)
                     return Result(proc.args, proc.returncode, decode(out.read()), decode(err.read()),
                                   proc.outputs, True)
-                log.debug("worker: lost during %s; running a subprocess", " ".join(argv[:1]))
+                log.debug("worker: lost during %s%s", " ".join(argv[:1]), "; running a subprocess" if fallback else "")
+    if not fallback:
+        raise WorkerUnavailable(f"no worker could run {' '.join(argv[:1])} for {env.python}")
     return _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs)
 
 
