@@ -41,6 +41,7 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_argv,
     runtime_error,
 )
+from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 _DIR = "__flytebuild"
@@ -169,6 +170,7 @@ async def serialize_batch(
         result = await run_in_user_env(
             tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
             output_directories=(_OUT,), env_addresses=batch.addresses, timeout=flyte.user_code_timeout,
+            worker=worker_setup(flyte, global_options),
         )
         results = batch_results(result)
         stderr = result.stderr.decode("utf-8", "replace")
@@ -176,11 +178,10 @@ async def serialize_batch(
             data = results.get(f"{_OUT}/{i}")
             if data is None or "error" in data:
                 raise _error(batch.addresses[i], json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
-        contents = await Get(DigestContents, Digest, result.output_digest)
         for i in missing:
             prefix = f"{_OUT}/{i}/"
-            pbs = {fc.path[len(prefix):]: base64.b64encode(fc.content).decode("ascii")
-                   for fc in contents if fc.path.startswith(prefix)}
+            pbs = {path[len(prefix):]: base64.b64encode(content).decode("ascii")
+                   for path, content in result.outputs if path.startswith(prefix)}
             answers[i] = {"summary": results[f"{_OUT}/{i}"], "files": pbs}
             cache.put(keys[i], json.dumps(answers[i], sort_keys=True))
     digests = await MultiGet(
