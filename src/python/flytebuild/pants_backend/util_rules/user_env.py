@@ -7,6 +7,7 @@ serialization and deploy, so Pants builds it once and an edit to a source does n
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
@@ -24,6 +25,8 @@ from pants.util.logging import LogLevel
 from flytebuild.core.errors import UserCodeTimeout
 from flytebuild.pants_backend.util_rules.worker import WorkerSetup, worker_run
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
+
+logger = logging.getLogger(__name__)
 
 
 def runtime_files(prefix: str = "") -> list[FileContent]:
@@ -89,6 +92,7 @@ async def run_in_user_env(
         if answer is not None:
             if answer.timed_out:
                 raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
+            logger.debug(f"flytebuild: {description}: answered by the warm worker")
             return UserEnvResult(answer.exit_code, answer.stdout, answer.stderr, answer.outputs, "worker")
     result = await Get(
         FallibleProcessResult,
