@@ -1,17 +1,18 @@
-"""pantsd's side of the warm user-env worker (docs/performance.md): which interpreter it runs, where its socket
-lives, and one call that either answers a runtime command from a fresh fork of it or says the worker cannot be
-used, so the caller runs the sandboxed process instead.
+"""pantsd's side of the warm user-env worker (runtime/worker.py, service/worker.py, docs/performance.md): which
+interpreter it runs, where its socket lives, and one call that either answers a runtime command from a fresh fork
+of it or says the worker cannot be used, so the caller runs the sandboxed process instead.
 
 The interpreter is the user environment's own venv, the one Pants' VenvPex builds in its named cache
 (`<named_caches_dir>/pex_root/<venv_rel_dir>`): the same files a sandboxed process runs, so both paths give the
-same answer. It is used only once it exists (a sandboxed process creates it, e.g. the first introspection).
+same answer. It is used only once it is complete on disk (a sandboxed process creates it, e.g. the first
+introspection after a lockfile change). The venv's path is content-addressed by Pants, so it, with the runtime
+package's fingerprint, is the worker's identity: a new lockfile or plugin gets a new worker, the old one idles out.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
+import subprocess
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -20,16 +21,20 @@ from pants.engine.fs import DigestContents
 from pants.option.global_options import GlobalOptions
 
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.service import worker as client
+from flytebuild.service.runtime_package import RUNTIME_DIR
+from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 logger = logging.getLogger(__name__)
 
-_SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+# The runtime package pantsd has on disk (the worker runs it; a sandbox gets a copy under RUNTIME_DIR).
+_RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
 
 
 @dataclass(frozen=True)
 class WorkerSetup:
     named_caches_dir: str
-    socket_dir: str  # <pants_workdir>/flytebuild/worker: one repository's pantsd, one set of workers
+    socket_dir: str  # <pants_workdir>/flytebuild/worker: one repository's pantsd, its own workers
 
     def python_of(self, venv_pex: VenvPex) -> Optional[str]:
         """The venv's interpreter if the venv is complete on disk (pex renames it into place when done), else None."""
@@ -39,15 +44,8 @@ class WorkerSetup:
             return python
         return None
 
-    def socket_for(self, python: str) -> str:
-        """One worker per environment: a new lockfile is a new venv, hence a new worker."""
-        name = hashlib.sha256(python.encode()).hexdigest()[:16] + ".sock"
-        path = os.path.join(self.socket_dir, name)
-        if len(path.encode()) <= _SOCKET_PATH_MAX:
-            return path
-        # A deep workdir: a short path keyed by the long one, private to this user.
-        where = hashlib.sha256(path.encode()).hexdigest()[:16]
-        return os.path.join(tempfile.gettempdir(), f"flytebuild-{os.getuid()}", f"{where}.sock")
+    def user_env(self, python: str) -> client.UserEnv:
+        return client.UserEnv(python, _RUNTIME, f"{python}|{runtime_fingerprint()}", self.socket_dir)
 
 
 def worker_setup(flyte: FlyteSubsystem, global_options: GlobalOptions) -> Optional[WorkerSetup]:
@@ -67,9 +65,6 @@ class WorkerAnswer:
     timed_out: bool
 
 
-_warned: set[str] = set()
-
-
 def worker_run(
     setup: WorkerSetup,
     python: str,
@@ -79,39 +74,25 @@ def worker_run(
     output_directories: Sequence[str],
     timeout: Optional[int],
 ) -> Optional[WorkerAnswer]:
-    """Run `argv` in a fresh fork of the worker for `python`, in a fresh directory holding `contents`; None when no
-    worker can be used (the caller runs the sandboxed process instead, with the same inputs)."""
+    """Run `argv` (`runtime_argv`'s) in a fresh fork of the worker for `python`, in a fresh directory holding
+    `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
+    None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs)."""
+    env = setup.user_env(python)
+    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots.
+    environ = {"PYTHONPATH": os.pathsep.join(source_roots)}
+    probe = client.connect(env, environ)  # starts the worker the first time (flytekit imported once)
+    if probe is None:
+        logger.debug(f"flytebuild: no warm worker for {python}; running a sandboxed process")
+        return None
+    probe.close()
+    prefix = RUNTIME_DIR + "/"
+    files = {fc.path: fc.content for fc in contents if not fc.path.startswith(prefix)}
+    command = list(argv[1:]) if argv and argv[0].startswith(prefix) else list(argv)
     try:
-        from flytebuild.service import worker as client
-    except ImportError as e:
-        return _unavailable(python, f"no worker client ({e})")
-    files = {fc.path: fc.content for fc in contents}
-    try:
-        answer = client.run_files(
-            python,
-            setup.socket_for(python),
-            list(argv),
-            files,
-            source_roots=list(source_roots),
-            output_dirs=list(output_directories),
-            timeout=timeout,
-        )
-    except client.WorkerUnavailable as e:
-        return _unavailable(python, str(e))
-    return WorkerAnswer(
-        answer.exit_code,
-        answer.stdout,
-        answer.stderr,
-        tuple(sorted(answer.outputs.items())),
-        answer.timed_out,
-    )
-
-
-def _unavailable(python: str, why: str) -> None:
-    # Said once per environment and pantsd: the sandboxed process gives the same answer, only slower.
-    if python not in _warned:
-        _warned.add(python)
-        logger.warning(f"flytebuild: the warm worker is not used ({why}); running sandboxed processes instead.")
-    else:
-        logger.debug(f"flytebuild: worker not used: {why}")
-    return None
+        # A worker lost mid-request is run again by the client as a plain process with the same files.
+        result = client.run(env, command, environ=environ, files=files, outputs=list(output_directories),
+                            timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return WorkerAnswer(-15, b"", b"", (), True)
+    outputs = tuple(sorted((path, bytes(data)) for path, data in result.outputs.items()))
+    return WorkerAnswer(result.returncode, result.stdout, result.stderr, outputs, False)
