@@ -12,7 +12,8 @@ import os
 import sys
 
 PACKAGE = "_flytebuild_runtime"
-COMMANDS = ("introspect", "serialize", "session", "deploy", "run", "remote", "check_references", "validate_pod")
+COMMANDS = ("introspect", "serialize", "session", "deploy", "run", "remote", "check_references", "validate_pod",
+            "worker")
 
 
 def _load_package(here: str) -> None:

@@ -13,7 +13,7 @@ import typing
 from .answers import IntrospectError
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_CWD = os.getcwd()
+_CWD = os.getcwd()  # the command's working directory (worker.py resets it in each forked runner)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,171 @@
+"""The warm worker (runtime/worker.py) through its client (service/worker.py), in the real user environment: each
+request is a fresh process for user code, concurrent requests each get their own, a blocking module hits the
+timeout, a dead worker falls back to a subprocess, a new identity gets a new worker."""
+import json
+import os
+import signal
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flytebuild.service import worker
+from flytebuild.service.runtime_package import fingerprint
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = str(REPO / "src/python/flytebuild/runtime")
+
+_WF = """
+from flytekit import task, workflow
+
+COUNTER = []
+
+@task
+def {name}(x: int) -> int:
+    return x
+
+@workflow
+def wf(x: int = 1) -> int:
+    COUNTER.append(1)
+    assert len(COUNTER) == 1, "state leaked from an earlier request"
+    return {name}(x=x)
+"""
+
+
+@pytest.fixture
+def tree(tmp_path, user_python):
+    root = tmp_path / "repo"
+    (root / "src/m").mkdir(parents=True)
+    (root / "src/m/__init__.py").write_text("")
+    (root / "src/m/wf.py").write_text(_WF.format(name="first"))
+    # A socket directory of this test only: its worker is stopped at the end.
+    env = worker.UserEnv(user_python, RUNTIME, f"test|{fingerprint()}", str(tmp_path / "w"), idle_timeout=60)
+    environ = {**os.environ, "PYTHONPATH": str(root / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+    yield root, env, environ
+    worker.stop(env.socket_dir)
+
+
+def _introspect(env, environ, root, *args, **kw):
+    return worker.run(env, ["introspect", *args], environ=environ, cwd=str(root), text=True, **kw)
+
+
+def _worker_pid(env, environ) -> int:
+    return int(Path(worker.socket_path(env, environ) + ".pid").read_text())
+
+
+def _task_names(result) -> list:
+    assert result.returncode == 0, result.stderr
+    return [t["name"] for t in json.loads(result.stdout)["tasks"]]
+
+
+@pytest.mark.slow
+def test_each_request_is_a_fresh_process_for_user_code(tree):
+    root, env, environ = tree
+    first = _introspect(env, environ, root, "m.wf:wf")
+    assert first.warm
+    assert _task_names(first) == ["m.wf.first"]
+    pid = _worker_pid(env, environ)
+    # The module ran its workflow body (COUNTER) in the first request; a fresh import starts from an empty list,
+    # and an edit between two requests is seen.
+    (root / "src/m/wf.py").write_text(_WF.format(name="second"))
+    second = _introspect(env, environ, root, "m.wf:wf")
+    assert second.warm and _worker_pid(env, environ) == pid
+    assert _task_names(second) == ["m.wf.second"]
+    # The same answer as a plain subprocess, byte for byte.
+    cold = _introspect(env, environ, root, "m.wf:wf", warm=False)
+    assert not cold.warm
+    assert cold.stdout == second.stdout
+
+
+@pytest.mark.slow
+def test_concurrent_requests_each_get_their_own_process(tree):
+    root, env, environ = tree
+    for i in range(3):
+        (root / f"src/m/w{i}.py").write_text(_WF.format(name=f"t{i}"))
+    _introspect(env, environ, root, "m.wf:wf")  # warm
+    results = {}
+
+    def one(i):
+        results[i] = _introspect(env, environ, root, f"m.w{i}:wf")
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert {i: _task_names(r) for i, r in results.items()} == {i: [f"m.w{i}.t{i}"] for i in range(3)}
+    assert all(r.warm for r in results.values())
+
+
+@pytest.mark.slow
+def test_a_blocking_module_is_killed_at_the_timeout(tree):
+    root, env, environ = tree
+    (root / "src/m/stuck.py").write_text(f"import time\nopen({str(root / 'started')!r}, 'w').close()\n"
+                                         "time.sleep(600)\n")
+    _introspect(env, environ, root, "m.wf:wf")  # warm
+    start = time.monotonic()
+    with pytest.raises(worker.subprocess.TimeoutExpired):
+        _introspect(env, environ, root, "m.stuck:wf", timeout=3)
+    assert time.monotonic() - start < 30
+    assert (root / "started").exists()
+    # The worker serves the next request.
+    assert _introspect(env, environ, root, "m.wf:wf").warm
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_request_falls_back_to_a_subprocess(tree):
+    root, env, environ = tree
+    (root / "src/m/slow.py").write_text("import time\ntime.sleep(3)\n" + _WF.format(name="slow"))
+    _introspect(env, environ, root, "m.wf:wf")  # warm
+    pid = _worker_pid(env, environ)
+    # The worker and its supervisors (one process group); the runner dies with its supervisor.
+    killer = threading.Timer(1.0, lambda: os.killpg(os.getpgid(pid), signal.SIGKILL))
+    killer.start()
+    result = _introspect(env, environ, root, "m.slow:wf")
+    killer.join()
+    assert not result.warm
+    assert _task_names(result) == ["m.slow.slow"]
+    # The next request starts a new worker.
+    again = _introspect(env, environ, root, "m.wf:wf")
+    assert again.warm and _worker_pid(env, environ) != pid
+
+
+@pytest.mark.slow
+def test_a_new_identity_gets_a_new_worker(tree):
+    root, env, environ = tree
+    _introspect(env, environ, root, "m.wf:wf")
+    pid = _worker_pid(env, environ)
+    newer = worker.UserEnv(env.python, env.runtime_dir, env.identity + "|changed runtime", env.socket_dir, 60)
+    assert worker.socket_path(newer, environ) != worker.socket_path(env, environ)
+    assert _introspect(newer, environ, root, "m.wf:wf").warm
+    assert _worker_pid(newer, environ) != pid
+    # An environment variable flytekit reads at import is part of the identity too.
+    other = {**environ, "FLYTE_SDK_LOGGING_LEVEL": "10"}
+    assert worker.socket_path(env, other) != worker.socket_path(env, environ)
+
+
+@pytest.mark.slow
+def test_files_sent_as_contents_and_outputs_returned(tree):
+    """What Pants does: the request carries the sources, the answer the files the command wrote."""
+    root, env, environ = tree
+    files = {"src/m/__init__.py": b"", "src/m/wf.py": _WF.format(name="sent").encode(),
+             "request.json": json.dumps({"entrypoint": "m.wf:wf", "target": "x:wf"}).encode()}
+    sandbox_env = {**environ, "PYTHONPATH": "src"}
+    for warm in (True, False):
+        result = worker.run(env, ["introspect", "m.wf:wf"], environ=sandbox_env, files=files, text=True, warm=warm)
+        assert result.warm is warm
+        assert _task_names(result) == ["m.wf.sent"]
+    script = textwrap.dedent("""
+        import os
+        os.makedirs("out/sub", exist_ok=True)
+        open("out/sub/a.txt", "w").write(open("src/m/wf.py").read()[:4])
+    """)
+    files["src/m/writer.py"] = script.encode()
+    # `introspect` of a module-level script that writes files: the answer is an error (no such attribute), the
+    # files are what count.
+    result = worker.run(env, ["introspect", "m.writer:nothing"], environ=sandbox_env, files=files, text=True,
+                        outputs=["out"])
+    assert result.warm
+    assert result.outputs == {"out/sub/a.txt": b"\nfro"}
