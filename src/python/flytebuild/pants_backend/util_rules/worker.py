@@ -78,8 +78,10 @@ def worker_run(
     `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
     None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs)."""
     env = setup.user_env(python)
-    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots.
-    environ = {"PYTHONPATH": os.pathsep.join(source_roots)}
+    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots. LC_CTYPE is what
+    # CPython's C-locale coercion (PEP 538) sets in an empty environment; giving it here makes the worker's own
+    # environment (coerced when it started) and the request's the same, which the worker requires.
+    environ = {"PYTHONPATH": os.pathsep.join(source_roots), "LC_CTYPE": "C.UTF-8"}
     probe = client.connect(env, environ)  # starts the worker the first time (flytekit imported once)
     if probe is None:
         logger.debug(f"flytebuild: no warm worker for {python}; running a sandboxed process")
