@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """flytebuild (Pants and CLI) side by side with `pyflyte register --copy auto` and `--copy all` on a generated
-monorepo (bench/scale/generate.py), against one stand-in FlyteAdmin over real gRPC, in one run.
+monorepo (bench/scale/generate.py), against one stand-in FlyteAdmin over real gRPC, in one run: every number of
+issue 12's "Must show", with a pass/fail row per target.
 
-    .bootstrap/venv/bin/python bench/scale/scale_bench.py [--projects 12 [48]] [--latency-ms 0 [20]] [--format json]
+    .bootstrap/venv/bin/python bench/scale/scale_bench.py [--projects 12 [48]] [--latency-ms 0 [20]] [--load]
+        [--repeats 3] [--quick] [--format json] [--save FILE]
 
 Per project count: one throwaway copy of the repo with the generated tree, one warm pantsd; per latency: a fresh
 stand-in FlyteAdmin with that per-call latency (tests/support/flyteadmin), each tool registering into its own
@@ -16,8 +18,23 @@ project. Steps, per tool:
 
 and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, and after a one-module edit (a new one, so
 nothing replays), with `./pants list` of the same specs as the floor of any Pants command. Each row is one sample
-(the machine is shared: read the ratios, and the load average printed with them). Entities registered, gRPC calls
-received and bytes uploaded are counted on the stand-in.
+(read the ratios, and the load average printed with them). Entities registered, gRPC calls received and bytes
+uploaded are counted on the stand-in.
+
+At the first project count and latency only (they do not depend on the repository's size):
+
+  --load     the one-module edit again with a busy-loop process on every core (os.cpu_count(), started before
+             and stopped after the three tools' samples), and how much the ratio to `--copy auto` worsened
+  dev        save → changed entities registered through `./pants --loop flyte-deploy` and `flytebuild dev`
+  run        `./pants run` and `flytebuild run` of p01's workflow vs `pyflyte run` of it: unchanged, and right
+             after an edit of a module it imports (median of --repeats)
+
+Once per run: pantsd's memory (RSS of its process tree, /proc) with the plugin after `flyte-plan examples::` and
+in a copy without the flytebuild backend after `list ::` (bench/scale/measures.py). Larger project counts run
+the first latency's deploy steps and plans (plan after an edit at the largest ÷ the smallest count is a target).
+
+`--quick` (a smoke run, tests/bench/test_scale_bench.py): 2 projects of tiny assets, 0 ms, no `--copy all`
+and no lib edit, one sample, `--load` on: every code path in a few minutes, numbers meaningless.
 """
 from __future__ import annotations
 
@@ -26,6 +43,7 @@ import glob
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +56,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 import generate  # noqa: E402
+import measures  # noqa: E402
+import targets  # noqa: E402
 
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
 from tests.support.repo_copy import copy_repo, kill_pantsd  # noqa: E402
@@ -53,6 +73,9 @@ LABELS = {
 }
 MODULE = "examples/scale/p01/m1.py"
 LIB = "examples/scale/lib/common.py"
+# the local run: the workflow of the project MODULE belongs to
+RUN_TARGET, RUN_CLI_NAME, RUN_FILE = "examples/scale/p01:wf", "p01-wf", "scale/p01/workflows.py"
+RUN_INPUTS = ["--x", "2"]
 
 
 def log(msg: str) -> None:
@@ -93,38 +116,75 @@ class Edits:
         self.original.clear()
 
 
-def bench_projects(n: int, latencies, tmp: Path) -> dict:
+class Tools:
+    """The commands of every tool on one generated tree (and, per latency, one stand-in FlyteAdmin)."""
+
+    def __init__(self, root: Path, tmp: Path, n: int):
+        pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
+        self.root, self.tmp, self.n = root, tmp, n
+        self.pyflyte = pyflyte
+        self.user_python = str(Path(pyflyte).parent / "python")
+        self.pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
+        self.user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        self.cli_env = {**self.user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": self.user_python,
+                        "FLYTEBUILD_CACHE_DIR": str(tmp / f"cli-cache{n}")}
+        self.pants = [root / "pants"]
+        self.cli = [sys.executable, "-m", "flytebuild.cli", "-c", root / "scale.toml"]
+        self.specs = ["examples/scale::"]
+
+    def deploys(self, admin, config: Path) -> dict:
+        root, pyflyte = self.root, self.pyflyte
+        return {
+            "pants": (self.pants + [f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure", "flyte-deploy",
+                                    "--no-push-images", *self.specs], root, self.pants_env),
+            "cli": (self.cli + ["deploy", "--endpoint", admin.endpoint, "--insecure", "--no-push-images"], root,
+                    self.cli_env),
+            "auto": ([pyflyte, "--config", config, "register", "--project", PROJECTS["auto"], "--domain",
+                      "development", "--copy", "auto", "scale"], root / "examples", self.user_env),
+            "all": ([pyflyte, "--config", config, "register", "--project", PROJECTS["all"], "--domain",
+                     "development", "--copy", "all", "scale"], root / "examples", self.user_env),
+        }
+
+    def loops(self, admin) -> dict:
+        """Watch loops: (command, cwd, env, the line that ends a round)."""
+        return {
+            "pants": (self.pants + [f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure", "--loop",
+                                    "flyte-deploy", "--no-push-images", *self.specs], self.root, self.pants_env,
+                      "bytes uploaded:"),
+            "cli": (self.cli + ["dev", "--endpoint", admin.endpoint, "--insecure", "--no-push-images"], self.root,
+                    self.cli_env, "flytebuild dev: watching"),
+        }
+
+    def runs(self) -> dict:
+        """A local run of one project's workflow, by each tool."""
+        return {
+            "pants": (self.pants + ["run", RUN_TARGET, "--", *RUN_INPUTS], self.root, self.pants_env),
+            "cli": (self.cli + ["run", RUN_CLI_NAME, *RUN_INPUTS], self.root, self.cli_env),
+            "pyflyte": ([self.pyflyte, "run", RUN_FILE, "wf", *RUN_INPUTS], self.root / "examples", self.user_env),
+        }
+
+
+def registered_since(admin, mark) -> int:
+    delta = admin.since(mark)
+    return sum(delta["counters"].get(k, {}).get("created", 0) for k in KINDS)
+
+
+def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extras: bool) -> dict:
+    """Deploy steps per latency; with `extras` (the first project count): under load, watch loops, local runs."""
     root = tmp / f"repo{n}"
     root.mkdir()
     copy_repo(root)
-    shape = generate.generate(root, projects=n)
-    pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
-    user_python = str(Path(pyflyte).parent / "python")
-    pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
-    user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    cli_env = {**user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": user_python,
-               "FLYTEBUILD_CACHE_DIR": str(tmp / f"cli-cache{n}")}
-    pants = [root / "pants"]
-    cli = [sys.executable, "-m", "flytebuild.cli", "-c", root / "scale.toml"]
-    specs = ["examples/scale::"]
+    shape = generate.generate(root, projects=n, asset_kb=opts.asset_kb)
+    tools = Tools(root, tmp, n)
+    deploy_tools = [t for t in TOOLS if t != "all" or not opts.quick]
     edits = Edits(root)
     try:
         log(f"{n} projects: starting pantsd (./pants list)...")
-        timed(pants + ["list", *specs], root, pants_env)
+        timed(tools.pants + ["list", *tools.specs], root, tools.pants_env)
         out = {"shape": shape, "latency": {}}
-        for latency in latencies:
-            with flyteadmin(user_python, projects=tuple(PROJECTS.values()), latency_ms=latency) as admin:
-                config = admin.write_config(tmp / f"config{n}-{latency}.yaml")
-                commands = {
-                    "pants": (pants + [f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure", "flyte-deploy",
-                                       "--no-push-images", *specs], root, pants_env),
-                    "cli": (cli + ["deploy", "--endpoint", admin.endpoint, "--insecure", "--no-push-images"], root,
-                            cli_env),
-                    "auto": ([pyflyte, "--config", config, "register", "--project", PROJECTS["auto"], "--domain",
-                              "development", "--copy", "auto", "scale"], root / "examples", user_env),
-                    "all": ([pyflyte, "--config", config, "register", "--project", PROJECTS["all"], "--domain",
-                             "development", "--copy", "all", "scale"], root / "examples", user_env),
-                }
+        for i, latency in enumerate(latencies):
+            with flyteadmin(tools.user_python, projects=tuple(PROJECTS.values()), latency_ms=latency) as admin:
+                commands = tools.deploys(admin, admin.write_config(tmp / f"config{n}-{latency}.yaml"))
 
                 def measure(tool: str) -> dict:
                     mark = admin.mark()
@@ -132,28 +192,55 @@ def bench_projects(n: int, latencies, tmp: Path) -> dict:
                     dt = timed(*commands[tool])
                     delta = admin.since(mark)
                     return {"wall_s": round(dt, 3), "load": load, "rpcs": delta["rpcs"], "bytes": delta["bytes"],
-                            "registered": sum(delta["counters"].get(k, {}).get("created", 0) for k in KINDS)}
+                            "registered": registered_since(admin, mark)}
 
                 steps = {}
                 log(f"{n} projects, {latency} ms: first deploys and nothing-changed...")
                 for step in ("first", "again"):
-                    steps[step] = {tool: measure(tool) for tool in TOOLS}
+                    steps[step] = {tool: measure(tool) for tool in deploy_tools}
                 for step, rel in (("module", MODULE), ("lib", LIB)):
+                    if step == "lib" and opts.quick:
+                        continue
                     log(f"{n} projects, {latency} ms: {step} edit...")
                     edits.edit(rel)
-                    steps[step] = {tool: measure(tool) for tool in TOOLS}
-                edits.undo()
+                    steps[step] = {tool: measure(tool) for tool in deploy_tools}
                 out["latency"][str(latency)] = steps
+                if extras and i == 0 and opts.load:
+                    hogs = os.cpu_count() or 1
+                    log(f"{n} projects, {latency} ms: one-module edit under load ({hogs} CPU hogs)...")
+                    with measures.cpu_hogs(hogs):
+                        edits.edit(MODULE)
+                        loaded = {tool: measure(tool) for tool in ("pants", "cli", "auto")}
+                    quiet = steps["module"]
+                    ratio = {t: round(loaded[t]["wall_s"] / loaded["auto"]["wall_s"], 3) for t in ("pants", "cli")}
+                    before = {t: round(quiet[t]["wall_s"] / quiet["auto"]["wall_s"], 3) for t in ("pants", "cli")}
+                    out["load"] = {"hogs": hogs, "latency": latency, "module": loaded, "ratio": ratio,
+                                   "quiet_ratio": before,
+                                   "worsening_pct": {t: round(100 * (ratio[t] / before[t] - 1), 1) for t in ratio}}
+                if extras and i == 0:
+                    out["dev"] = {}
+                    for tool, (cmd, cwd, env, ready) in tools.loops(admin).items():
+                        log(f"{n} projects, {latency} ms: save → registered through the {tool} watch loop...")
+                        expected = steps["module"][tool]["registered"]
+                        mark = admin.mark()
+                        out["dev"][tool] = measures.save_to_registered(
+                            cmd, cwd, env, ready, lambda: edits.edit(MODULE), lambda: registered_since(admin, mark),
+                            expected)
+                edits.undo()
+        if extras:
+            out["run"] = bench_runs(tools, edits, opts.repeats)
         log(f"{n} projects: plans...")
         plans = {}
 
         def plan(kind: str) -> dict:
             load = loadavg()
             if kind == "pants":
-                return {"wall_s": round(timed(pants + ["flyte-plan", *specs], root, pants_env), 3), "load": load}
-            return {"wall_s": round(timed(cli + ["plan"], root, cli_env), 3), "load": load}
+                return {"wall_s": round(timed(tools.pants + ["flyte-plan", *tools.specs], root, tools.pants_env), 3),
+                        "load": load}
+            return {"wall_s": round(timed(tools.cli + ["plan"], root, tools.cli_env), 3), "load": load}
 
-        plans["list"] = {"wall_s": round(timed(pants + ["list", *specs], root, pants_env), 3), "load": loadavg()}
+        plans["list"] = {"wall_s": round(timed(tools.pants + ["list", *tools.specs], root, tools.pants_env), 3),
+                         "load": loadavg()}
         plans["warm"] = {k: plan(k) for k in ("pants", "cli")}
         edits.edit(MODULE)
         plans["edit"] = {k: plan(k) for k in ("pants", "cli")}
@@ -163,10 +250,36 @@ def bench_projects(n: int, latencies, tmp: Path) -> dict:
     finally:
         edits.undo()
         kill_pantsd(root, wait_s=10)
+        measures.stop_processes_of(root)
+
+
+def bench_runs(tools: Tools, edits: Edits, repeats: int) -> dict:
+    """A local run of one project's workflow: unchanged (after a warm-up of each tool), and right after an edit of
+    a module it imports (a new edit before every sample). Median of `repeats` samples; ratios ÷ `pyflyte run`."""
+    runs = tools.runs()
+    log(f"{tools.n} projects: local runs (warm-up)...")
+    for cmd in runs.values():
+        timed(*cmd)
+    out = {}
+    for step in ("unchanged", "edit"):
+        log(f"{tools.n} projects: local runs, {step}...")
+        samples = {tool: [] for tool in runs}
+        for _ in range(repeats):
+            for tool, cmd in runs.items():
+                if step == "edit":
+                    edits.edit(MODULE)
+                samples[tool].append(timed(*cmd))
+        med = {tool: round(statistics.median(v), 3) for tool, v in samples.items()}
+        out[step] = {"wall_s": med, "load": loadavg(),
+                     "ratio": {t: round(med[t] / med["pyflyte"], 3) for t in ("pants", "cli")}}
+    edits.undo()
+    return out
 
 
 def render(res: dict) -> str:
-    lines = []
+    lines = [f"`{res['command']}` at {res.get('commit') or '?'}, {res.get('date', '')}, {res['cpus']} CPUs, "
+             f"{res.get('total_s', '?')} s.", "", "#### Targets (issue 12, Must show)", "",
+             targets.render(res["targets"]), ""]
     for n, r in res["projects"].items():
         shape = r["shape"]
         lines += [
@@ -176,11 +289,14 @@ def render(res: dict) -> str:
             "| latency | step | tool | wall s | ÷ `--copy auto` | registered | gRPC calls | bytes up | load |",
             "|---:|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        for latency, steps in r["latency"].items():
-            for step, by_tool in steps.items():
-                base = by_tool["auto"]["wall_s"]
-                for tool in TOOLS:
-                    m = by_tool[tool]
+        rounds = [(lat, step, by_tool) for lat, steps in r["latency"].items() for step, by_tool in steps.items()]
+        if r.get("load"):
+            rounds.append((r["load"]["latency"], f"module, {r['load']['hogs']} CPU hogs", r["load"]["module"]))
+        for latency, step, by_tool in rounds:
+            base = by_tool["auto"]["wall_s"]
+            for tool in TOOLS:
+                m = by_tool.get(tool)
+                if m:
                     lines.append(f"| {latency} ms | {step} | {tool} | {m['wall_s']:.2f} | {m['wall_s'] / base:.2f}x | "
                                  f"{m['registered']} | {m['rpcs']} | {m['bytes']:,} | {m['load']} |")
         p = r["plans"]
@@ -194,26 +310,86 @@ def render(res: dict) -> str:
             f"{p['edit']['pants']['load']} |",
             "",
         ]
+        if r.get("load"):
+            ld = r["load"]
+            lines += ["| one-module edit ÷ `--copy auto` | quiet | loaded | worsening |", "|---|---:|---:|---:|"]
+            lines += [f"| {tool} | {ld['quiet_ratio'][tool]:.2f}x | {ld['ratio'][tool]:.2f}x | "
+                      f"{ld['worsening_pct'][tool]:+.1f}% |" for tool in ld["ratio"]]
+            lines.append("")
+        if r.get("run"):
+            run = r["run"]
+            lines += [f"| local run of `{RUN_TARGET}` | `pyflyte run` s | `./pants run` s | `flytebuild run` s | "
+                      "÷ pyflyte (pants, cli) | load |", "|---|---:|---:|---:|---|---:|"]
+            for step, label in (("unchanged", "unchanged"), ("edit", "after an edit")):
+                w, ratio = run[step]["wall_s"], run[step]["ratio"]
+                lines.append(f"| {label} | {w['pyflyte']:.2f} | {w['pants']:.2f} | {w['cli']:.2f} | "
+                             f"{ratio['pants']:.2f}x, {ratio['cli']:.2f}x | {run[step]['load']} |")
+            lines.append("")
+        if r.get("dev"):
+            lines += ["| watch loop, one-module save | save → registered s | registered |", "|---|---:|---:|"]
+            for tool, label in (("pants", "`./pants --loop flyte-deploy`"), ("cli", "`flytebuild dev`")):
+                d = r["dev"][tool]
+                lines.append(f"| {label} | {d['save_to_registered_s']:.2f} | {d['registered']} |")
+            lines.append("")
+    memory = res.get("memory")
+    if memory:
+        lines += ["| pantsd | RSS MB | pantsd's process tree | other processes of the copy | after |",
+                  "|---|---:|---:|---:|---|"]
+        for key, label in (("with_plugin", "with the flytebuild backend"), ("without_plugin", "without it")):
+            m = memory[key]
+            lines.append(f"| {label} | {m['rss_mb']:.0f} | {m['pantsd_tree_mb']:.0f} | {m['others_mb']:.0f} | "
+                         f"`{m['command']}` |")
+        lines.append("")
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--projects", type=int, nargs="+", default=[12])
-    ap.add_argument("--latency-ms", type=float, nargs="+", default=[0, 20])
+    ap.add_argument("--projects", type=int, nargs="+", default=None, help="project counts (default 12)")
+    ap.add_argument("--latency-ms", type=float, nargs="+", default=None, help="stand-in latencies (default 0 20)")
+    ap.add_argument("--load", action="store_true",
+                    help="also the one-module edit with a CPU-bound process on every core (first count, latency)")
+    ap.add_argument("--repeats", type=int, default=None, help="samples per local run (median; default 3)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 2 small projects, 0 ms, no `--copy all` or lib-edit step, 1 sample; with --load")
+    ap.add_argument("--asset-kb", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--format", choices=("table", "json"), default="table")
-    args = ap.parse_args()
+    ap.add_argument("--save", metavar="FILE", help="also write the result as JSON to FILE")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.load = True
+    args.projects = args.projects or ([2] if args.quick else [12])
+    args.latency_ms = args.latency_ms or ([0] if args.quick else [0, 20])
+    args.repeats = args.repeats or (1 if args.quick else 3)
+    args.asset_kb = args.asset_kb or (16 if args.quick else 700)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    latencies = [int(x) if x == int(x) else x for x in args.latency_ms]
     tmp = Path(tempfile.mkdtemp(prefix="fb-scalebench-"))
     started = time.time()
     try:
         res = {"command": " ".join(["bench/scale/scale_bench.py", *sys.argv[1:]]), "cpus": os.cpu_count(),
-               "tools": LABELS, "projects": {}}
-        for n in args.projects:
-            res["projects"][str(n)] = bench_projects(n, [int(x) if x == int(x) else x for x in args.latency_ms], tmp)
+               "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "tools": LABELS, "projects": {}}
+        for i, n in enumerate(args.projects):
+            # larger project counts: the first latency only, without the extras (they do not depend on size)
+            res["projects"][str(n)] = bench_projects(n, latencies if i == 0 else latencies[:1], tmp, args, i == 0)
+        res["memory"] = measures.pantsd_memory(tmp, log)
+        res["targets"] = targets.evaluate(res)
         res["total_s"] = round(time.time() - started, 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.save:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.save).write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res, indent=2) if args.format == "json" else render(res))
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -11,14 +11,14 @@ from typing import List, Tuple
 
 @dataclass(frozen=True)
 class FieldCase:
-    kind: str  # image | workflow
+    kind: str  # image | workflow | reference
     field: str
     value: str
     expect: Tuple[str, ...]  # fragments of the message (besides the field name and the value)
 
     @property
     def id(self) -> str:
-        return f"{self.field}={self.value!r}"
+        return f"{self.kind}.{self.field}={self.value!r}"
 
 
 # Bad values of every field kind that reaches a registry, a path or FlyteAdmin.
@@ -71,6 +71,11 @@ FIELD_CASES: List[FieldCase] = [
     FieldCase("workflow", "domain", "Dev", ("lowercase",)),
     FieldCase("workflow", "domain", "prod uction", ("lowercase",)),
     FieldCase("workflow", "domain", "d.e", ("lowercase",)),
+    # a reference's (flyte_reference / [references.NAME]) ids reach FlyteAdmin as they are
+    FieldCase("reference", "project", "Flyte Snacks", ("lowercase",)),
+    FieldCase("reference", "domain", "Dev", ("lowercase",)),
+    FieldCase("reference", "kind", "nope", ("not one of task, workflow, launch_plan",)),
+    FieldCase("reference", "entity_name", "two words", ("whitespace",)),
 ]
 
 # Values that must pass (no false alarms on what registries and FlyteAdmin accept).
@@ -208,8 +213,22 @@ SCENARIOS: List[Scenario] = [
              "exit 1 before resolving"),
     Scenario("bad registry in Pants BUILD", "The `registry` field of flyte_image", "exit 1 before resolving"),
     Scenario("bad project in Pants BUILD", "The `project` field of flyte_workflow", "exit 1 before introspection"),
-    Scenario("verify: python path missing in the image (static)", "is not a file in the image",
+    Scenario("verify: python path missing in the image (static)", "the image's python /nope/bin/python3 ... is not "
+             "a file in the image, so the task cannot start; Fix: set the flyte_image's `python`",
              "verify fails, task named"),
+    Scenario("verify: python path missing in the image (docker, a real engine)", "the image's python "
+             "/nope/bin/python3 cannot start (is the flyte_image's `python` right?); Fix: set the flyte_image's "
+             "`python`", "verify fails, task named"),
+    Scenario("Ctrl-C on `pants package` (image_output=push) during a slow push", "-",
+             "client stops at once; no registry request after the grace; no tag; a re-run pushes the whole image"),
+    Scenario("Ctrl-C on `pants publish` during a slow push", "-",
+             "client stops at once; no registry request after the grace; no tag; a re-run pushes the whole image"),
+    Scenario("Ctrl-C on `pants flyte-deploy` while it pushes its image", "-",
+             "no tag, nothing uploaded to or registered with FlyteAdmin"),
+    Scenario("Ctrl-C on `pants flyte-deploy` while it registers (FlyteAdmin answers in 1 s)", "-",
+             "no FlyteAdmin call after it, nothing dangling; a re-run registers every entity once"),
+    Scenario("SIGINT to the push `pants publish` runs (`python -m flytebuild.service.push`)",
+             "interrupted: ... was not tagged", "exit 130, queued uploads stopped, no tag"),
 ]
 
 
@@ -249,6 +268,11 @@ def render_markdown() -> str:
         "  (consumed) upload session: the retry asks whether the blob exists and otherwise opens a new session.",
         "- **The project is checked before anything is uploaded.** `flyte-deploy` asks FlyteAdmin for the project",
         "  (and its domains) first; a missing one fails with nothing uploaded or registered.",
+        "- **Ctrl-C stops pushes, not only the client.** Inside a Pants rule a push runs on a thread while the rule",
+        "  waits on a tiny process that Pants kills on Ctrl-C; its end (or the rule's) sets a flag the registry",
+        "  client checks before every request and every block it sends. The manifest is pushed last, so no tag",
+        "  appears after Ctrl-C and none without its blobs. Registration runs in a process Pants stops, and it",
+        "  creates tasks before the workflows and launch plans that name them, so nothing is left dangling.",
         "",
         "## Bad field values",
         "",
@@ -260,8 +284,8 @@ def render_markdown() -> str:
     ]
     for c in FIELD_CASES:
         value = c.value if len(c.value) < 40 else c.value[:20] + "…"
-        lines.append(f"| `{c.field}` = `{value}` | names `{c.field}`, the value and: {'; '.join(c.expect)}; Fix: … "
-                     f"| exit 1, nothing built, written or registered |")
+        lines.append(f"| {c.kind} `{c.field}` = `{value}` | names `{c.field}`, the value and: "
+                     f"{'; '.join(c.expect)}; Fix: … | exit 1, nothing built, written or registered |")
     lines += ["", "Accepted without complaint: " + ", ".join(f"`{f}={v}`" for f, v in GOOD_VALUES) + ".", "",
               "## Registry faults (real registry behind a fault proxy)", "",
               "`once` is a transient fault (the client must recover and the tag must name the right image);",

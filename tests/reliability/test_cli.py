@@ -30,10 +30,10 @@ def test_user_module_blocking_at_import_is_stopped(tmp_path, user_python, comman
     tasks = root / "src/proj/tasks.py"
     tasks.write_text("import time\ntime.sleep(3600)\n" + tasks.read_text())
     start = time.monotonic()
-    proc = flytebuild(root / "flytebuild.toml", command, env={"FLYTEBUILD_USER_CODE_TIMEOUT": "8"})
+    proc = flytebuild(root / "flytebuild.toml", command, env={"FLYTEBUILD_USER_CODE_TIMEOUT": "4"})
     took = time.monotonic() - start
     assert proc.returncode == 1, proc.stderr
-    assert "did not finish within 8 s" in proc.stderr and "target wf" in proc.stderr, proc.stderr
+    assert "did not finish within 4 s" in proc.stderr and "target wf" in proc.stderr, proc.stderr
     assert "user_code_timeout" in proc.stderr and TRACEBACK not in proc.stderr
     assert took < 120, took
 

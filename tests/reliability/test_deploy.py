@@ -188,17 +188,22 @@ def test_deploy_killed_at_random_points_converges(request_dir, user_python):
 
 
 def test_sigint_during_cli_deploy_exits_130_without_traceback(tmp_path, user_python):
-    """A real SIGINT to `flytebuild deploy` while it works: exit 130, one line, no traceback."""
+    """A real SIGINT to `flytebuild deploy` while it registers (each FlyteAdmin answer slowed to 150 ms, the signal
+    sent once the first entity was created): exit 130, one line, no traceback, nothing dangling."""
     import sys
 
-    rng = random.Random(SEED)
-    with flyteadmin(user_python) as admin:
+    with flyteadmin(user_python, latency_ms=150) as admin:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src/python"), "FLYTEBUILD_PYTHON": user_python}
         proc = subprocess.Popen([sys.executable, "-m", "flytebuild.cli", "-c", str(EXAMPLES), "deploy",
                                  "--endpoint", admin.endpoint, "--insecure", "--no-push-images", *WORKFLOWS],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(1.0, 3.0))
+        deadline = time.monotonic() + 180
+        while not any(n for rpc, n in admin.store.rpcs().items() if rpc.startswith("Create")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the deploy never reached FlyteAdmin"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, (proc.returncode, out, err)
         assert "interrupted" in err and TRACEBACK not in err, err
+        assert _dangling(admin) == []

@@ -17,6 +17,11 @@ TRACEBACK = "Traceback (most recent call last)"
 
 
 def _core_check(case: FieldCase) -> None:
+    if case.kind == "reference":
+        validate.check_reference("//app:ref", **{"kind": "workflow", "entity_name": "proj.tasks.wf",
+                                                 "project": "flytesnacks", "domain": "development",
+                                                 case.field: case.value})
+        return
     if case.kind == "workflow":
         validate.check_workflow("//app:wf", **{"project": "flytesnacks", "domain": "development",
                                               case.field: case.value})
@@ -62,8 +67,9 @@ def cli_project(root: Path, case: FieldCase | None, user_python: str) -> Path:
     env_line = 'env = { PYTHONUNBUFFERED = "1" }'
     if case is not None and case.field == "env":
         env_line = f"env = {{ {_toml(case.value)} = \"1\" }}"
-    elif case is not None:
-        (image if case.kind == "image" else workflow)[case.field] = case.value
+    reference = {"kind": "workflow", "entity_name": "proj.tasks.wf"}
+    if case is not None and case.field != "env":
+        {"image": image, "workflow": workflow, "reference": reference}[case.kind][case.field] = case.value
     (root / "src/proj").mkdir(parents=True, exist_ok=True)
     (root / "src/proj/__init__.py").write_text("")
     (root / "src/proj/tasks.py").write_text(textwrap.dedent("""
@@ -84,6 +90,7 @@ def cli_project(root: Path, case: FieldCase | None, user_python: str) -> Path:
     lines += ['dependencies = ["src/proj"]', 'requirements = ["flytekit"]', env_line, "", "[workflows.wf]",
               'entrypoint = "src/proj/tasks.py:wf"', 'image = "img"']
     lines += [f"{k} = {_toml(v)}" for k, v in workflow.items()]
+    lines += ["", "[references.ref]", *(f"{k} = {_toml(v)}" for k, v in reference.items())]
     (root / "flytebuild.toml").write_text("\n".join(lines) + "\n")
     return root
 

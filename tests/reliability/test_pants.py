@@ -1,16 +1,15 @@
-"""The reliability cases through the real `./pants`, in ONE throwaway repo copy (one pantsd for the module):
+"""The reliability cases through the real `./pants`, in the session's repo copy (one pantsd for every test):
 bad fields fail before anything resolves with the target, field and fix and no traceback of ours; an
 `image_name` with `../` never writes outside dist/; a broken target fails only the goals that need it; a user
 module that blocks at import is stopped by [flyte].user_code_timeout with the target named."""
 from __future__ import annotations
 
 import re
+import shutil
 import textwrap
 import time
 
 import pytest
-
-from tests.support.repo_copy import pants_repo_copy
 
 OUR_FRAME = re.compile(r'File ".*flytebuild/[^"]*", line \d+')
 
@@ -55,15 +54,16 @@ HANG = "import time\n\ntime.sleep(3600)  # blocks at import, as a module waiting
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = pants_repo_copy(tmp_path_factory.mktemp("reliability-repo"))
-    repo.write("examples/reliability/BUILD", BUILD)
-    repo.write("examples/reliability/__init__.py", "")
-    repo.write("examples/reliability/wf.py", WF)
-    repo.write("examples/reliability/hang.py", HANG)
-    repo.write("examples/reliability/named.py", NAMED)
-    yield repo
-    repo.kill_pantsd()
+def repo(pants_repo):
+    """The session's repo copy and pantsd (tests/support/fixtures.py) with the broken targets in their own
+    directory, removed afterwards: other tests plan `examples::` in the same copy."""
+    pants_repo.write("examples/reliability/BUILD", BUILD)
+    pants_repo.write("examples/reliability/__init__.py", "")
+    pants_repo.write("examples/reliability/wf.py", WF)
+    pants_repo.write("examples/reliability/hang.py", HANG)
+    pants_repo.write("examples/reliability/named.py", NAMED)
+    yield pants_repo
+    shutil.rmtree(pants_repo.root / "examples/reliability", ignore_errors=True)
 
 
 def _refused(proc, *fragments):
@@ -110,6 +110,6 @@ def test_a_broken_reference_fails_only_its_own_run(repo):
 
 def test_user_module_blocking_at_import_is_stopped_with_the_target_named(repo):
     start = time.monotonic()
-    proc = repo.pants("--flyte-user-code-timeout=15", "flyte-plan", "examples/reliability:wf-hang")
-    _refused(proc, "did not finish within 15 s", "examples/reliability:wf-hang", "[flyte].user_code_timeout")
+    proc = repo.pants("--flyte-user-code-timeout=6", "flyte-plan", "examples/reliability:wf-hang")
+    _refused(proc, "did not finish within 6 s", "examples/reliability:wf-hang", "[flyte].user_code_timeout")
     assert time.monotonic() - start < 240

@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from flytebuild.core import validate
 from flytebuild.core.errors import DEFAULT_USER_CODE_TIMEOUT, FlytebuildError
 from flytebuild.core.settings import (
     CACHE_KEY_POLICIES,
@@ -197,7 +198,6 @@ _TOP_KEYS = {
     "relative_to_root", "targets", "pod_templates", "environment", "references", "user_code_timeout",
 }
 _REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
-_REFERENCE_KINDS = ("task", "workflow", "launch_plan")
 _POD_TEMPLATE_KEYS = {"source", "overlays", "values", "primary_container_name"}
 _TARGET_KEYS = {"srcs", "deps", "requirements"}
 _IMAGE_KEYS = {"image_name", "base", "registry", "repository", "dependencies", "requirements", "env", "python"}
@@ -386,20 +386,18 @@ def load_project(path: str) -> Project:
     for name, table in sorted(top.tables("references").items()):
         ref = _Reader(table, f"[references.{name}]", path, _REFERENCE_KEYS)
         kind, entity_name = ref.str("kind"), ref.str("entity_name")
-        if kind not in _REFERENCE_KINDS or not entity_name:
-            raise FlytebuildError(
-                f"[references.{name}] needs `kind` ({', '.join(_REFERENCE_KINDS)}) and `entity_name`",
-                file=path,
-                fix='e.g. kind = "workflow", entity_name = "my_project.workflows.pipeline"',
-            )
+        project, domain = ref.str("project") or defaults["project"], ref.str("domain") or defaults["domain"]
+        # The checks (and words) Pants gives a flyte_reference, here at load time: a bad id never reaches FlyteAdmin.
+        validate.check_reference(name, kind=kind, entity_name=entity_name, project=project, domain=domain,
+                                 describe=lambda f, name=name: f"`{f}` in [references.{name}]", file=path)
         references.append(
             ReferenceConfig(
                 name=name,
                 kind=kind,
                 entity_name=entity_name,
                 version=ref.str("version"),
-                project=ref.str("project") or defaults["project"],
-                domain=ref.str("domain") or defaults["domain"],
+                project=project,
+                domain=domain,
                 default_inputs=ref.str_map("default_inputs"),
             )
         )

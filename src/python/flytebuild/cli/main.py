@@ -85,17 +85,20 @@ def _parser() -> argparse.ArgumentParser:
         "content-addressed version, only those FlyteAdmin does not hold yet; the code bundle (only the "
         "fast tasks' files) is uploaded only when needed. Same semantics as `pants flyte-deploy`.",
     )
-    deploy.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
+    _deploy_flags(deploy)
     deploy.add_argument("--dry-run", action="store_true", help="show what would be registered; change nothing")
-    deploy.add_argument(
-        "--no-push-images",
-        dest="push_images",
-        action="store_false",
-        help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
-    )
     deploy.add_argument("--format", choices=("table", "json"), default="table")
-    deploy.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
-    deploy.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+
+    dev = commands.add_parser(
+        "dev",
+        help="deploy, then deploy again on every save (a watch loop; Ctrl-C stops it)",
+        description="Deploy the workflows (as `flytebuild deploy`), then watch their sources (the Python files "
+        "under the source roots, flytebuild.toml, requirements, lockfile and pod templates: modification times, "
+        "then blake3 content digests) and, on each save that changes content, deploy again: only what changed "
+        "is registered, and printed. Ctrl-C stops it.",
+    )
+    _deploy_flags(dev)
+    dev.add_argument("--interval", type=float, default=0.3, help="seconds between checks for saved files")
 
     init = commands.add_parser(
         "init",
@@ -176,7 +179,39 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers",
     )
+    worker = commands.add_parser(
+        "worker",
+        help="stop the warm user-environment workers",
+        description="Commands that run code in your environment fork it from a warm worker process that "
+        "imported flytekit once (docs/worker.md); an idle worker exits after FLYTEBUILD_WORKER_IDLE_TIMEOUT "
+        "seconds (600). `worker stop` stops every worker of this cache directory now; FLYTEBUILD_WORKER=0 runs "
+        "without one.",
+    )
+    worker.add_argument("action", choices=("stop",))
     return parser
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from flytebuild.cli.cache import cache_path
+    from flytebuild.service import worker
+
+    directory = cache_path("workers")
+    stopped = worker.stop(directory) if directory else 0
+    print(f"flytebuild: stopped {stopped} worker(s)")
+    return 0
+
+
+def _deploy_flags(parser: argparse.ArgumentParser) -> None:
+    """What `deploy` and `dev` both take."""
+    parser.add_argument("targets", nargs="*", metavar="NAME", help="workflows to deploy (default: all)")
+    parser.add_argument(
+        "--no-push-images",
+        dest="push_images",
+        action="store_false",
+        help="do not build and push the tasks' images first (tasks then name the content tag; push it yourself)",
+    )
+    parser.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
+    parser.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
 
 
 def _write(text: str, output: Optional[str]) -> None:
@@ -303,9 +338,24 @@ def _package(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
+
+    code, summary, warnings = _deploy_once(args)
+    render = render_deploy_json if args.format == "json" else render_deploy_table
+    sys.stdout.write(render(summary, warnings))
+    if code != 0:
+        print(
+            "flytebuild deploy: some entities were not registered (see MESSAGE); workflows whose tasks failed were "
+            "left out. Fix the cause and re-run: what was registered is kept.",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _deploy_once(args: argparse.Namespace):
+    """One `flytebuild deploy` (also each round of `flytebuild dev`): (exit code, summary, warnings)."""
     from flytebuild.cli.planning import plan_project
     from flytebuild.cli.registration import check_admin, deploy
-    from flytebuild.core.deploy_report import render_deploy_json, render_deploy_table
     from flytebuild.service.deploy import images_summary
 
     project = load_project(args.config or find_config("."))
@@ -337,15 +387,14 @@ def _deploy(args: argparse.Namespace) -> int:
     # deploy register identical entities.
     code, summary, warnings, _ = deploy(project, result, admin, args.dry_run)
     summary["images"] = images_summary(pushed)
-    render = render_deploy_json if args.format == "json" else render_deploy_table
-    sys.stdout.write(render(summary, warnings))
-    if code != 0:
-        print(
-            "flytebuild deploy: some entities were not registered (see MESSAGE); workflows whose tasks failed were "
-            "left out. Fix the cause and re-run: what was registered is kept.",
-            file=sys.stderr,
-        )
-    return code
+    return code, summary, warnings
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from flytebuild.cli.dev import watch
+
+    args.dry_run, args.format = False, "table"
+    return watch(args, _deploy_once)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -401,7 +450,6 @@ def _take_admin_flags(args: argparse.Namespace, forwarded: List[str]) -> List[st
 
 def _run(args: argparse.Namespace) -> int:
     import json
-    import subprocess
     import tempfile
 
     from flytebuild.cli import userenv
@@ -452,12 +500,19 @@ def _run(args: argparse.Namespace) -> int:
         request_file = f"{tmp}/request.json"
         with open(request_file, "w", encoding="utf-8") as f:
             f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
-        # The user's program: its own stdin/stdout/stderr and exit code.
-        return subprocess.call(
-            [python, *userenv.runtime_command(command), request_file, *forwarded],
-            cwd=project.root,
-            env=userenv.user_env(project.root, project.source_roots),
-        )
+        # The user's program: our stdin/stdout/stderr and its exit code (forked from the warm worker if any).
+        proc = userenv.popen_runtime(python, [command, request_file, *forwarded], project.root,
+                                     project.source_roots)
+        for _ in range(2):
+            try:
+                code = proc.wait()
+            except BaseException:  # Ctrl-C: the user's program must not run on without us
+                proc.kill()
+                raise
+            if not userenv.lost(proc):
+                return code
+            proc = proc.fallback()
+        return code
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -537,11 +592,13 @@ _COMMANDS = {
     "render": _render,
     "run": _run,
     "deploy": _deploy,
+    "dev": _dev,
     "verify": _verify,
     "imagespec": _imagespec,
     "init": _init,
     "lock": _lock,
     "base-image": _base_image,
+    "worker": _worker,
 }
 
 

@@ -26,11 +26,16 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def render_deploy_table(summary: Mapping[str, Any], warnings: Sequence[BundleWarning] = ()) -> str:
+def render_deploy_table(
+    summary: Mapping[str, Any], warnings: Sequence[BundleWarning] = (), hide_unchanged: bool = False
+) -> str:
+    """`hide_unchanged`: rows only for what a deploy did (the dev loop's view); the tally still counts them."""
     dry = bool(summary.get("dry_run"))
     rows: List[List[str]] = []
     for e in summary.get("entities", ()):
         status = e["status"]
+        if hide_unchanged and status == "unchanged":
+            continue
         if dry and status == "registered":
             status = "would register"
         rows.append([_KIND.get(e["kind"], e["kind"]), e["name"], e["version"][:SHORT], status, e.get("message") or ""])

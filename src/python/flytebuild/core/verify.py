@@ -100,5 +100,11 @@ def failure_message(checks: Sequence[TaskCheck]) -> Optional[str]:
     failed = [c for c in checks if c.problems]
     if not failed:
         return None
-    return (f"{len(failed)} baked task(s) cannot run from their image. Fix: add the missing "
-            f"files/requirements to the flyte_image's dependencies.")
+    # service/verify.py words an interpreter the image lacks "the image's python ..." in both modes
+    wrong_python = [p.startswith("the image's python") for c in failed for p in c.problems]
+    fixes = []
+    if any(wrong_python):
+        fixes.append("set the flyte_image's `python` to the interpreter's path inside the image")
+    if not all(wrong_python):
+        fixes.append("add the missing files/requirements to the flyte_image's dependencies")
+    return f"{len(failed)} baked task(s) cannot run from their image. Fix: {'; '.join(fixes)}."

@@ -10,6 +10,7 @@ import base64
 import errno
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
@@ -45,6 +46,28 @@ class RegistryError(RuntimeError):
         self.registry = registry
         self.repository = repository
         self.status = status
+
+
+class Cancelled(RegistryError):
+    """The caller withdrew (Ctrl-C on the build tool): no request is sent after it, a body being sent stops."""
+
+
+class _CancellableBody:
+    """A request body read block by block (http.client sends file-like bodies so), stopping at cancellation: a blob
+    upload is abandoned mid-body, and the registry never stores a partial blob (its digest would not match)."""
+
+    def __init__(self, data: Any, cancelled: threading.Event, what: str, raise_cancelled: Callable[[str], None]):
+        self._data = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+        self._cancelled, self._what, self._raise = cancelled, what, raise_cancelled
+
+    def read(self, size: int = -1) -> bytes:
+        if self._cancelled.is_set():
+            self._raise(self._what)
+        return self._data.read(size)
+
+    def close(self) -> None:
+        if hasattr(self._data, "close"):
+            self._data.close()
 
 
 # --------------------------------------------------------------------------- references
@@ -290,7 +313,9 @@ class RegistryClient:
         timeout: float = 30.0,
         retries: int = 4,
         backoff: float = 0.5,
+        cancelled: Optional[threading.Event] = None,
     ):
+        """`cancelled`: once set, every request (and a body being sent, and a backoff wait) raises `Cancelled`."""
         self.registry = DOCKER_HUB if registry in ("index.docker.io", DOCKER_HUB_API) else registry
         scheme = "http" if (is_insecure(self.registry) if insecure is None else insecure) else "https"
         self.base_url = f"{scheme}://{api_host(self.registry)}"
@@ -302,6 +327,7 @@ class RegistryClient:
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.cancelled = cancelled
         self._auth_header: Dict[str, str] = {}  # scope -> Authorization value
         self._lock = threading.Lock()
         self._opener = urllib.request.build_opener(_NoRedirect())
@@ -317,11 +343,21 @@ class RegistryClient:
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
+    def _check_cancelled(self, what: str) -> None:
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise Cancelled(f"Stopped before {what} at registry {self.registry}: the build was cancelled",
+                            registry=self.registry)
+
     def _open(self, method: str, url: str, headers: Mapping[str, str], body: Body, auth: Optional[str]):
         data = body() if callable(body) else body
+        size = len(data) if isinstance(data, (bytes, bytearray)) else None
+        if self.cancelled is not None and data is not None:
+            data = _CancellableBody(data, self.cancelled, f"{method} {url}", self._check_cancelled)
         req = urllib.request.Request(url, data=data, method=method)
         for k, v in headers.items():
             req.add_header(k, v)
+        if size is not None and not req.has_header("Content-length"):
+            req.add_header("Content-Length", str(size))  # what urllib sets for bytes: never a chunked body
         if auth:
             req.add_unredirected_header("Authorization", auth)  # never sent on to a blob CDN
         try:
@@ -356,6 +392,7 @@ class RegistryClient:
         authed_once = False
         while True:
             attempt += 1
+            self._check_cancelled(what or f"{method} {path}")
             try:
                 resp = self._open(method, url, headers, body, self._auth_header.get(scope))
                 if resp.status in ok:
@@ -407,7 +444,10 @@ class RegistryClient:
         delay = self.backoff * (2 ** (attempt - 1))
         if retry_after and retry_after.isdigit():
             delay = max(delay, min(float(retry_after), 30.0))
-        time.sleep(min(delay, 30.0))
+        if self.cancelled is not None:
+            self.cancelled.wait(min(delay, 30.0))  # a cancellation ends the wait; the next request raises
+        else:
+            time.sleep(min(delay, 30.0))
 
     def _http_error(self, status: int, method: str, repo: str, what: str, detail: str) -> RegistryError:
         where = f"registry {self.registry}, repository {repo}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Protocol, Sequence, Tuple
@@ -158,9 +159,13 @@ class Registries:
     cache_dir: Path
     docker_config: Optional[Path] = None
     root: Path = Path(".")  # where a local base's path (oci:<dir>, docker-archive:<tar>) is relative to
+    # Set when the front end's run is cancelled (Ctrl-C in Pants): pushes stop before their next request or block,
+    # so the manifest (the tag) is never PUT after it and no tag appears without its blobs.
+    cancelled: Optional[threading.Event] = None
 
     def client(self, registry: str) -> RegistryClient:
-        return RegistryClient(registry, cache_dir=self.cache_dir, docker_config=self.docker_config)
+        return RegistryClient(registry, cache_dir=self.cache_dir, docker_config=self.docker_config,
+                              cancelled=self.cancelled)
 
     def base(self, base: str):
         """(client, ref) of a base image: a registry reference, an OCI layout or a `docker save` tarball."""

@@ -6,10 +6,12 @@ publish. Credentials come from the Docker config (`DOCKER_CONFIG`, else `~/.dock
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import List, Optional
 
-from flytebuild.oci import RegistryError
+from flytebuild.oci import Reference, RegistryClient, RegistryError
 from flytebuild.oci.publish import publish_layout
 
 
@@ -20,9 +22,26 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     layout, ref = args[0], args[1]
     jobs = int(args[2]) if len(args) == 3 else 4
+    # Ctrl-C (Pants interrupts its InteractiveProcess) stops the uploads still queued or being sent, not only the
+    # main thread: the manifest (the tag) is never PUT after it.
+    cancelled = threading.Event()
+
+    def interrupt(signum, frame):
+        cancelled.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        result = publish_layout(layout, ref, jobs=jobs)
+        client = RegistryClient(Reference.parse(ref).registry, cancelled=cancelled)
+        result = publish_layout(layout, ref, client=client, jobs=jobs)
+    except KeyboardInterrupt:
+        print(f"interrupted: {ref} was not tagged", file=sys.stderr)
+        return 130
     except (RegistryError, OSError, ValueError) as e:
+        if cancelled.is_set():
+            print(f"interrupted: {ref} was not tagged", file=sys.stderr)
+            return 130
         print(f"error: cannot push {ref}: {e}", file=sys.stderr)
         return 1
     if result.skipped:

@@ -59,6 +59,7 @@ from flytebuild.core.weakening import major_minor_of_constraints
 from flytebuild.oci import engine
 from flytebuild.oci.build import Distribution, SourceFile, uncached_distributions
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.cancellation import CancellableWork
 from flytebuild.pants_backend.util_rules.planning import ImageTargetRequest
 from flytebuild.service.images import (
     OCILayoutPublisher,
@@ -255,7 +256,12 @@ async def publish_image(
     env = await Get(EnvironmentVars, EnvironmentVarsRequest(["DOCKER_CONFIG", "HOME", "DOCKER_HOST", "PATH"]))
     # Plan first (cheap, cached): with the tag already in the registry nothing else is needed.
     job = image_job(plan_image(await Get(ImageTarget, ImageTargetRequest(request.address))))
+    # A push runs on a thread the rule can cancel (Ctrl-C): no registry request after it, so no tag appears later.
+    work: Optional[CancellableWork[PublishedImage]] = None
     registries = _registries(flyte, named_caches, env)
+    if request.output == ImageOutput.push:
+        work = CancellableWork(f"Push {job.ref}")
+        registries = dataclasses.replace(registries, cancelled=work.cancelled)
     with tempfile.TemporaryDirectory(prefix="flytebuild-oci-") as tmp:
         publisher = publisher_for(request.output.value, registries, flyte.image_push_jobs, Path(tmp),
                                   docker_env=dict(env), run=_publish_logging)
@@ -269,6 +275,8 @@ async def publish_image(
             await Get(RegistryState, RegistryProbe(job.ref))
             found = already_published(job, publisher, logger.info)
             if found is not None:
+                assert work is not None
+                work.close()
                 return PublishedImageResult(found, None)
         ctx = await Get(ImageBuildContext, ImageBuildContextRequest(request.address))
         # Only the installed wheels whose layers are not cached yet are read out of the store.
@@ -286,10 +294,20 @@ async def publish_image(
             return (local_distributions(wheels, ctx.dist_entries, wheel_contents),
                     [SourceFile(fc.path, fc.content) for fc in source_contents])
 
-        published = build_and_publish(
-            job, inputs, publisher, registries, logger.info, docker_env=dict(env),
-            user_python=major_minor_of_constraints(python_setup.interpreter_constraints), warn=logger.warning,
-        )
+        def build() -> PublishedImage:
+            return build_and_publish(
+                job, inputs, publisher, registries, logger.info, docker_env=dict(env),
+                user_python=major_minor_of_constraints(python_setup.interpreter_constraints), warn=logger.warning,
+            )
+
+        if work is not None:
+            try:
+                work.start(build)
+                await Get(FallibleProcessResult, Process, work.waiter())
+                return PublishedImageResult(work.result(), None)
+            finally:
+                work.close()
+        published = build()
         if published.layout is None:
             return PublishedImageResult(published, None)
         # OCI layout: handed back as a digest rooted at `<name>.oci/`, which `package` writes under dist/.

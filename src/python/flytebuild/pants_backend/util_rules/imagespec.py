@@ -33,6 +33,7 @@ from pants.backend.python.util_rules.pex_requirements import PexRequirements, Re
 from pants.engine.addresses import Address
 from pants.engine.env_vars import EnvironmentVars, EnvironmentVarsRequest
 from pants.engine.fs import Digest, DigestContents, DigestEntries, DigestSubset, FileEntry, PathGlobs
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.global_options import NamedCachesDirOption
@@ -45,9 +46,11 @@ from flytebuild.core.settings import Settings
 from flytebuild.oci import engine
 from flytebuild.oci.build import BuildError, Distribution, SourceFile, uncached_distributions
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.cancellation import CancellableWork
 from flytebuild.pants_backend.util_rules.images import (
     RegistryProbe,
     RegistryState,
+    _publish_logging,
     _registries,
     local_distributions,
 )
@@ -55,6 +58,7 @@ from flytebuild.pants_backend.util_rules.introspection import IntrospectionReque
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.service import specs
 from flytebuild.service.images import (
+    PublishedImage,
     PublishedImageSpec,
     RegistryPublisher,
     already_published,
@@ -134,12 +138,15 @@ async def _publish_spec(
         job = spec_job(image, workflow, engine_up)
     except BuildError as e:
         raise FlytebuildError(f"Cannot build ImageSpec `{image.name}` of {workflow}: {e}", target=workflow) from None
-    registries = _registries(flyte, named_caches, env)
-    publisher = RegistryPublisher(registries, flyte.image_push_jobs)
+    # The push runs on a thread the rule can cancel (Ctrl-C): see util_rules/cancellation.py.
+    work: CancellableWork[PublishedImage] = CancellableWork(f"Push {job.ref}")
+    registries = dataclasses.replace(_registries(flyte, named_caches, env), cancelled=work.cancelled)
+    publisher = RegistryPublisher(registries, flyte.image_push_jobs, run=_publish_logging)
     # What the registry holds now, observed once per run (util_rules/images.py `RegistryProbe`).
     await Get(RegistryState, RegistryProbe(job.ref))
     found = already_published(job, publisher, logger.info)
     if found is not None:
+        work.close()
         return PublishedImageSpec(workflow, image.name, image.tasks, image.ref, found.digest, False, 0, (),
                                   engine_up)
 
@@ -176,7 +183,12 @@ async def _publish_spec(
     def inputs(wheels: Path):
         return local_distributions(wheels, dist_entries, wheel_contents), sources
 
-    published = build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=docker_env)
+    try:
+        work.start(lambda: build_and_publish(job, inputs, publisher, registries, logger.info, docker_env=docker_env))
+        await Get(FallibleProcessResult, Process, work.waiter())
+        published = work.result()
+    finally:
+        work.close()
     logger.info(f"ImageSpec {image.name}: pushed {image.ref}")
     return published_spec(workflow, image, published)
 

@@ -78,22 +78,18 @@ def worker_run(
     `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
     None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs)."""
     env = setup.user_env(python)
-    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots. LC_CTYPE is what
-    # CPython's C-locale coercion (PEP 538) sets in an empty environment; giving it here makes the worker's own
-    # environment (coerced when it started) and the request's the same, which the worker requires.
-    environ = {"PYTHONPATH": os.pathsep.join(source_roots), "LC_CTYPE": "C.UTF-8"}
-    probe = client.connect(env, environ)  # starts the worker the first time (flytekit imported once)
-    if probe is None:
-        logger.debug(f"flytebuild: no warm worker for {python}; running a sandboxed process")
-        return None
-    probe.close()
+    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots.
+    environ = {"PYTHONPATH": os.pathsep.join(source_roots)}
     prefix = RUNTIME_DIR + "/"
     files = {fc.path: fc.content for fc in contents if not fc.path.startswith(prefix)}
     command = list(argv[1:]) if argv and argv[0].startswith(prefix) else list(argv)
     try:
-        # A worker lost mid-request is run again by the client as a plain process with the same files.
+        # The first call starts the worker (flytekit imported once); each call is a fresh fork of it.
         result = client.run(env, command, environ=environ, files=files, outputs=list(output_directories),
-                            timeout=timeout)
+                            timeout=timeout, fallback=False)
+    except client.WorkerUnavailable as e:  # it cannot start, refused the request, or died during it
+        logger.debug(f"flytebuild: {e}; running a sandboxed process")
+        return None
     except subprocess.TimeoutExpired:
         return WorkerAnswer(-15, b"", b"", (), True)
     outputs = tuple(sorted((path, bytes(data)) for path, data in result.outputs.items()))
