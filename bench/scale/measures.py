@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -90,6 +91,16 @@ def _naming(path: Path) -> List[int]:
     return found
 
 
+def stop_processes_of(root: Path) -> None:
+    """SIGTERM what still runs from a repo copy the bench made (a detached worker pantsd or the CLI started, whose
+    socket may live outside the copy), before the copy is deleted."""
+    for pid in _naming(root):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def pantsd_rss(root: Path) -> dict:
     """Resident memory of pantsd and every process below it, plus any other process running from the repo copy
     (a warm worker pantsd started detached): MB."""
@@ -132,7 +143,7 @@ def without_backend(root: Path) -> None:
 def pantsd_memory(tmp: Path, log: Callable[[str], None]) -> dict:
     """pantsd (process tree RSS, plus processes running from the copy) with the plugin after `flyte-plan
     examples::`, and of the same repo without the backend after `list ::`: each in a fresh copy with its own pantsd,
-    one after the other. The copy is deleted afterwards (a worker exits when its socket goes)."""
+    one after the other; what runs from the copy is stopped and the copy deleted afterwards."""
     out = {}
     for name, args, strip in (("with_plugin", ("flyte-plan", "examples::"), False),
                               ("without_plugin", ("list", "::"), True)):
@@ -148,6 +159,7 @@ def pantsd_memory(tmp: Path, log: Callable[[str], None]) -> dict:
             out[name] = {"command": f"./pants {' '.join(args)}", **pantsd_rss(root), "wall_s": round(wall, 2)}
         finally:
             kill_pantsd(root, wait_s=10)
+            stop_processes_of(root)
             shutil.rmtree(root, ignore_errors=True)
     out["delta_mb"] = round(out["with_plugin"]["rss_mb"] - out["without_plugin"]["rss_mb"], 1)
     return out

@@ -250,6 +250,7 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
     finally:
         edits.undo()
         kill_pantsd(root, wait_s=10)
+        measures.stop_processes_of(root)
 
 
 def bench_runs(tools: Tools, edits: Edits, repeats: int) -> dict:

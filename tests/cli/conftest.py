@@ -20,6 +20,8 @@ class Cli:
             "PYTHONPATH": str(REPO / "src/python"),
             "FLYTEBUILD_PYTHON": user_python,
             "FLYTEBUILD_CACHE_DIR": str(cache_dir),
+            # The warm worker is on, as for users; a test's worker does not outlive it for long.
+            "FLYTEBUILD_WORKER_IDLE_TIMEOUT": "30",
         }
 
     def __call__(self, *args: str, cwd=None, check: bool = False, env=None) -> subprocess.CompletedProcess:

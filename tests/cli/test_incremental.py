@@ -4,8 +4,12 @@ flytekit; after an edit only the workflows whose import closure changed are intr
 flytekit imports are counted for real: the user's interpreter is a venv over the exported user environment whose
 startup installs an import hook that appends one line (the process's argv) to a log when `flytekit` is imported."""
 import json
+import os
+import signal
 import subprocess
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,8 +107,10 @@ def project(tmp_path, counting_python, cli):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     log = tmp_path / "flytekit-imports.log"
+    # Without the warm worker (FLYTEBUILD_WORKER=0) every process that imports flytekit is a command's own; the
+    # worker's tests below turn it on.
     env = {"FLYTEBUILD_PYTHON": str(counting_python), "FB_FLYTEKIT_LOG": str(log),
-           "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache")}
+           "FLYTEBUILD_CACHE_DIR": str(tmp_path / "cache"), "FLYTEBUILD_WORKER": "0"}
 
     def run(*args, check=True, extra_env=None):
         before = log.read_text().splitlines() if log.exists() else []
@@ -174,3 +180,55 @@ def test_deploy_with_nothing_changed_imports_nothing_and_asks_nothing(project, u
         assert _introspected(imports) == [["proj.b:wf"]] and len(imports) == 1
         delta = admin.since(mark)["counters"]
         assert sum(delta.get(k, {}).get("created", 0) for k in ("task", "workflow", "launch_plan")) == 3
+
+
+_WARM = {"FLYTEBUILD_WORKER": "1"}
+
+
+def _worker_pids(project) -> list:
+    return [int(p.read_text()) for p in (project.root.parent / "cache/workers").glob("*.pid")]
+
+
+@pytest.mark.slow
+def test_a_warm_worker_imports_flytekit_once_for_every_command(project, user_python):
+    """The first command starts the worker (the one flytekit import); the following ones, edits included, fork
+    from it: no new process imports flytekit, and the answers are those of plain subprocesses."""
+    try:
+        with flyteadmin(user_python) as admin:
+            args = ["deploy", "--endpoint", admin.endpoint, "--insecure", "--format=json", "--no-push-images"]
+            first, imports = project(*args, extra_env=_WARM)
+            assert {e["status"] for e in json.loads(first.stdout)["entities"]} == {"registered"}
+            assert [argv[1] for argv in imports] == ["worker"], imports
+            (project.root / "src/proj/b.py").write_text((project.root / "src/proj/b.py").read_text() + "# edit\n")
+            edited, imports = project(*args, extra_env=_WARM)
+            summary = json.loads(edited.stdout)
+            assert {e["name"] for e in summary["entities"] if e["status"] == "registered"} == {
+                "proj.b.two", "proj.b.wf"}
+            assert imports == []
+            (project.root / "src/proj/util.py").write_text("def double(x):\n    return x + x\n")
+            warm_plan, imports = project("plan", "--format=json", extra_env=_WARM)
+            assert imports == []
+            cold_plan, imports = project("plan", "--format=json",
+                                         extra_env={"FLYTEBUILD_CACHE_DIR": str(project.root.parent / "cold")})
+            assert len(imports) == 1 and cold_plan.stdout == warm_plan.stdout
+    finally:
+        stopped, _ = project("worker", "stop")
+    assert "stopped 1 worker(s)" in stopped.stdout
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_command_falls_back_to_a_subprocess(project):
+    project("plan", "--format=json", extra_env=_WARM)  # starts the worker
+    (pid,) = _worker_pids(project)
+    # a slow import: the worker (and the forks it supervises) is killed while the command waits for it
+    (project.root / "src/proj/util.py").write_text("import time\ntime.sleep(4)\n\n\ndef double(x):\n"
+                                                    "    return 2 * x\n")
+    killer = threading.Timer(2.0, lambda: os.killpg(os.getpgid(pid), signal.SIGKILL))
+    killer.start()
+    start = time.monotonic()
+    plan, imports = project("plan", "--format=json", extra_env=_WARM)
+    killer.join()
+    assert time.monotonic() - start > 4
+    assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]]  # the fallback: a plain subprocess
+    assert {w["address"] for w in json.loads(plan.stdout)["workflows"]} == {"a", "b"}
+    project("worker", "stop")

@@ -169,3 +169,21 @@ def test_files_sent_as_contents_and_outputs_returned(tree):
                         outputs=["out"])
     assert result.warm
     assert result.outputs == {"out/sub/a.txt": b"\nfro"}
+
+
+@pytest.mark.slow
+def test_a_minimal_environment_is_served_warm(tree):
+    """A Pants sandbox gives the command PYTHONPATH and little else; the worker started with it has LC_CTYPE set
+    by CPython's locale coercion (PEP 538), as a fresh process would: not a difference."""
+    root, env, _ = tree
+    minimal = {"PYTHONPATH": "src"}
+    for _ in range(2):
+        result = worker.run(env, ["introspect", "m.wf:wf"], environ=minimal, cwd=str(root), text=True)
+        assert result.warm and _task_names(result) == ["m.wf.first"]
+
+
+def test_without_fallback_a_worker_problem_is_an_exception(tree):
+    root, env, environ = tree
+    broken = worker.UserEnv("/bin/false", env.runtime_dir, env.identity, env.socket_dir, 60)
+    with pytest.raises(worker.WorkerUnavailable):
+        worker.run(broken, ["introspect", "m.wf:wf"], environ=environ, cwd=str(root), fallback=False)

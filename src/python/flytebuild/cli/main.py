@@ -179,7 +179,26 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="`docker`: run the images; `static`: labels only; `auto`: docker when an engine answers",
     )
+    worker = commands.add_parser(
+        "worker",
+        help="stop the warm user-environment workers",
+        description="Commands that run code in your environment fork it from a warm worker process that "
+        "imported flytekit once (docs/worker.md); an idle worker exits after FLYTEBUILD_WORKER_IDLE_TIMEOUT "
+        "seconds (600). `worker stop` stops every worker of this cache directory now; FLYTEBUILD_WORKER=0 runs "
+        "without one.",
+    )
+    worker.add_argument("action", choices=("stop",))
     return parser
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from flytebuild.cli.cache import cache_path
+    from flytebuild.service import worker
+
+    directory = cache_path("workers")
+    stopped = worker.stop(directory) if directory else 0
+    print(f"flytebuild: stopped {stopped} worker(s)")
+    return 0
 
 
 def _deploy_flags(parser: argparse.ArgumentParser) -> None:
@@ -431,7 +450,6 @@ def _take_admin_flags(args: argparse.Namespace, forwarded: List[str]) -> List[st
 
 def _run(args: argparse.Namespace) -> int:
     import json
-    import subprocess
     import tempfile
 
     from flytebuild.cli import userenv
@@ -482,12 +500,19 @@ def _run(args: argparse.Namespace) -> int:
         request_file = f"{tmp}/request.json"
         with open(request_file, "w", encoding="utf-8") as f:
             f.write(json.dumps(request, indent=2, sort_keys=True) + "\n")
-        # The user's program: its own stdin/stdout/stderr and exit code.
-        return subprocess.call(
-            [python, *userenv.runtime_command(command), request_file, *forwarded],
-            cwd=project.root,
-            env=userenv.user_env(project.root, project.source_roots),
-        )
+        # The user's program: our stdin/stdout/stderr and its exit code (forked from the warm worker if any).
+        proc = userenv.popen_runtime(python, [command, request_file, *forwarded], project.root,
+                                     project.source_roots)
+        for _ in range(2):
+            try:
+                code = proc.wait()
+            except BaseException:  # Ctrl-C: the user's program must not run on without us
+                proc.kill()
+                raise
+            if not userenv.lost(proc):
+                return code
+            proc = proc.fallback()
+        return code
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -573,6 +598,7 @@ _COMMANDS = {
     "init": _init,
     "lock": _lock,
     "base-image": _base_image,
+    "worker": _worker,
 }
 
 

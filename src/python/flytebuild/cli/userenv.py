@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import glob
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import threading
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 from flytebuild.core.errors import FlytebuildError, IntrospectionError, UserCodeTimeout
+from flytebuild.service import worker
 
 _RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "runtime")
 
@@ -99,21 +101,68 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
 TIMEOUT_SETTING = "`user_code_timeout` in flytebuild.toml (or FLYTEBUILD_USER_CODE_TIMEOUT)"
 
 
+def worker_env(python: str) -> Optional[worker.UserEnv]:
+    """The warm worker for `python` (docs/worker.md); None when it is turned off (FLYTEBUILD_WORKER=0, or no cache
+    directory: FLYTEBUILD_CACHE_DIR="") or the environment cannot be identified without starting it."""
+    from flytebuild.cli.cache import cache_path
+
+    if os.environ.get("FLYTEBUILD_WORKER", "1").strip().lower() in ("0", "", "off", "false", "no"):
+        return None
+    if os.environ.get("FLYTEBUILD_DEBUG") and not worker.log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("flytebuild: debug: %(message)s"))
+        worker.log.addHandler(handler)
+        worker.log.setLevel(logging.DEBUG)
+    socket_dir = cache_path("workers")
+    identity = env_identity(python)
+    if not socket_dir or identity is None:
+        return None
+    try:
+        idle = float(os.environ.get("FLYTEBUILD_WORKER_IDLE_TIMEOUT") or worker.UserEnv.idle_timeout)
+    except ValueError:
+        raise FlytebuildError(
+            f"FLYTEBUILD_WORKER_IDLE_TIMEOUT={os.environ['FLYTEBUILD_WORKER_IDLE_TIMEOUT']!r} is not a number",
+            fix="set it to the seconds an idle worker waits before exiting (default 600)") from None
+    return worker.UserEnv(python, _RUNTIME, f"{identity}|{runtime_fingerprint()}", socket_dir, idle)
+
+
+def _cold_env(python: str) -> worker.UserEnv:
+    return worker.UserEnv(python, _RUNTIME, "", "")
+
+
 def run_runtime(
     python: str, command: str, args: Sequence[str], root: str, source_roots: Sequence[str], cwd: str,
     *, timeout: Optional[float] = None, what: str = "", target: Optional[str] = None,
-) -> subprocess.CompletedProcess:
-    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text.
+) -> worker.Result:
+    """A runtime command in the user's environment (the source roots on PYTHONPATH), its output captured as text:
+    forked from the warm worker when there is one, else a subprocess.
 
     Past `timeout` seconds the process is killed and a UserCodeTimeout names `what` and `target`."""
+    runtime_command(command)  # the package is there
+    env = worker_env(python)
     try:
-        return subprocess.run(
-            [python, *runtime_command(command), *args], cwd=cwd, env=user_env(root, source_roots),
-            capture_output=True, text=True, timeout=timeout,
-        )
+        return worker.run(env or _cold_env(python), [command, *args], environ=user_env(root, source_roots),
+                          cwd=cwd, timeout=timeout, text=True, warm=env is not None)
     except subprocess.TimeoutExpired:
         raise UserCodeTimeout(what or f"runtime {command}", timeout or 0, target=target,
                               setting=TIMEOUT_SETTING) from None
+
+
+def popen_runtime(python: str, argv: Sequence[str], root: str, source_roots: Sequence[str], **kw):
+    """subprocess.Popen of a runtime command (`argv`: the command and its arguments), forked from the warm worker
+    when there is one. A worker process that comes back `lost` (the worker died) is run again by the caller."""
+    runtime_command(argv[0])
+    env = worker_env(python)
+    return worker.popen(env or _cold_env(python), list(argv), environ=user_env(root, source_roots), cwd=root,
+                        warm=env is not None, **kw)
+
+
+def lost(proc) -> bool:
+    """The warm worker died under `proc` (no exit status): run it again, as a plain subprocess."""
+    if getattr(proc, "lost", False):
+        worker.log.debug("worker: went away mid-request; running a subprocess instead")
+        return True
+    return False
 
 
 def start_installed_query(python: str, config_file: str) -> subprocess.Popen:
@@ -136,16 +185,10 @@ def finish_installed_query(proc: subprocess.Popen, python: str) -> Mapping[str, 
 
 def start_introspection(
     python: str, config_file: str, root: str, source_roots: Sequence[str], entrypoints: Sequence[str]
-) -> subprocess.Popen:
+):
     python = check_python(python, config_file)
-    return subprocess.Popen(
-        [python, *runtime_command("introspect"), "--batch", *entrypoints],
-        cwd=root,
-        env=user_env(root, source_roots),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    argv = ["introspect", "--batch", *entrypoints]
+    return popen_runtime(python, argv, root, source_roots, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 class Session:
@@ -156,6 +199,7 @@ class Session:
         self.proc = proc
         self._stderr = stderr_file
         self.timeout: Optional[float] = None  # per answer (user_code_timeout), set by the first reader
+        self._sent: list = []  # the lines written on stdin, replayed if the warm worker dies mid-session
         atexit.register(self.close)
 
     def stderr(self) -> str:
@@ -163,11 +207,12 @@ class Session:
         self._stderr.seek(0)
         return self._stderr.read()
 
-    def read_answer(self, what: str = "The runtime session", target: Optional[str] = None) -> Tuple[dict, str]:
-        """The next answer line ({} when the process died first) and its stderr so far. Past `self.timeout` (the
-        user's code blocks) the process is killed and a UserCodeTimeout names `what` and `target`."""
+    def _readline(self, what: str, target: Optional[str]) -> str:
+        """The next stdout line ("" when the process ended first). Past `self.timeout` (the user's code blocks) the
+        process is killed and a UserCodeTimeout names `what` and `target`."""
         box: Dict[str, str] = {}
-        reader = threading.Thread(target=lambda: box.setdefault("line", self.proc.stdout.readline()), daemon=True)
+        stdout = self.proc.stdout
+        reader = threading.Thread(target=lambda: box.setdefault("line", stdout.readline()), daemon=True)
         reader.start()
         try:
             reader.join(self.timeout)
@@ -179,7 +224,23 @@ class Session:
             reader.join(10)
             self.close()
             raise UserCodeTimeout(what, self.timeout or 0, target=target, setting=TIMEOUT_SETTING)
-        line = box.get("line", "")
+        return box.get("line", "")
+
+    def read_answer(self, what: str = "The runtime session", target: Optional[str] = None) -> Tuple[dict, str]:
+        """The next answer line ({} when the process died first) and its stderr so far."""
+        line = self._readline(what, target)
+        if not line and getattr(self.proc, "fallback", None) is not None:
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+            if lost(self.proc):  # the warm worker died: the same conversation again with a subprocess
+                self.proc = self.proc.fallback()
+                for sent in self._sent:
+                    self._readline(what, target)
+                    self.proc.stdin.write(sent)
+                    self.proc.stdin.flush()
+                line = self._readline(what, target)
         try:
             return json.loads(line), self.stderr()
         except ValueError:
@@ -192,8 +253,10 @@ class Session:
 
     def serialize(self, pairs: Sequence[Tuple[str, str]]) -> Tuple[dict, str]:
         """`serialize --batch` for (request.json, out_dir) pairs, in this process: (its answer, stderr)."""
+        line = json.dumps({"serialize": [list(p) for p in pairs]}) + "\n"
+        self._sent.append(line)
         try:
-            self.proc.stdin.write(json.dumps({"serialize": [list(p) for p in pairs]}) + "\n")
+            self.proc.stdin.write(line)
             self.proc.stdin.flush()
         except OSError:
             self.close()
@@ -222,15 +285,9 @@ def start_session(
 ) -> Session:
     python = check_python(python, config_file)
     stderr_file = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
-    proc = subprocess.Popen(
-        [python, *runtime_command("session"), *entrypoints],
-        cwd=root,
-        env=user_env(root, source_roots),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr_file,  # a file: a chatty user module cannot block the process on a full pipe
-        text=True,
-    )
+    # stderr to a file: a chatty user module cannot block the process on a full pipe
+    proc = popen_runtime(python, ["session", *entrypoints], root, source_roots, stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=stderr_file, text=True)
     return Session(proc, stderr_file)
 
 
@@ -250,6 +307,9 @@ def finish_introspection(
     """`targets`: (target name, module-form entrypoint). Returns entrypoint → introspection data."""
     try:
         out, err = proc.communicate(timeout=timeout)
+        if lost(proc):
+            proc = proc.fallback()
+            out, err = proc.communicate(timeout=timeout)
     except BaseException as e:  # a timeout or Ctrl-C: the user's code must not run on without us
         proc.kill()
         proc.communicate()

@@ -96,6 +96,16 @@ def import_env(env: typing.Mapping[str, str]) -> typing.Dict[str, str]:
     return {k: v for k, v in env.items() if matters(k)}
 
 
+def as_started(env: typing.Mapping[str, str], coerced: typing.Optional[str]) -> typing.Dict[str, str]:
+    """`env` as a fresh interpreter's os.environ would hold it: with the C locale, CPython sets LC_CTYPE to a UTF-8
+    locale at startup (PEP 538), as it did in the worker (`coerced`: the worker's LC_CTYPE then, if it did)."""
+    env = dict(env)
+    ctype = env.get("LC_ALL") or env.get("LC_CTYPE") or env.get("LANG") or "C"
+    if coerced and ctype in ("C", "POSIX") and not env.get("LC_ALL") and env.get("PYTHONCOERCECLOCALE") != "0":
+        env["LC_CTYPE"] = coerced
+    return env
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # framing
 
@@ -136,6 +146,7 @@ def _read_request(conn: socket.socket) -> typing.Tuple[dict, typing.List[int]]:
 class _State:
     base_path: typing.List[str] = []
     env: typing.Dict[str, str] = {}
+    coerced: typing.Optional[str] = None
     preloaded: typing.FrozenSet[str] = frozenset()
 
 
@@ -150,14 +161,17 @@ def _preload() -> None:
 
 
 def _listen(path: str) -> socket.socket:
+    """Bound by its name in the current directory (the socket's): a deep directory is no problem for the 108-byte
+    limit of a socket address."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    name = os.path.basename(path)
+    tmp = f"{name}.{os.getpid()}.tmp"
     if os.path.exists(tmp):
         os.unlink(tmp)
     listener.bind(tmp)
     os.chmod(tmp, 0o600)
     listener.listen(64)
-    os.replace(tmp, path)  # clients see the socket only once it is ready
+    os.replace(tmp, name)  # clients see the socket only once it is ready
     return listener
 
 
@@ -171,6 +185,8 @@ def _ours(path: str, inode: int) -> bool:
 def serve(path: str, idle_timeout: float) -> None:
     _State.base_path = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
     _State.env = import_env(os.environ)
+    if os.environ.get("LC_CTYPE", "").lower().replace("-", "") in ("c.utf8", "utf8"):
+        _State.coerced = os.environ["LC_CTYPE"]
     _preload()
     _State.preloaded = frozenset(m.partition(".")[0] for m in sys.modules)
     listener = _listen(path)
@@ -299,7 +315,7 @@ def _supervise(conn: socket.socket) -> int:
         return 1
     top = None
     try:
-        env = {str(k): str(v) for k, v in request["env"].items()}
+        env = as_started({str(k): str(v) for k, v in request["env"].items()}, _State.coerced)
         differs = sorted(k for k in set(import_env(env)) | set(_State.env) if env.get(k) != _State.env.get(k))
         if differs:
             _send_json(conn, {"fallback": f"environment differs from the worker's in {', '.join(differs)}"})
@@ -481,6 +497,7 @@ def main(argv: typing.List[str]) -> int:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 2)
         os.close(fd)
-    os.chdir(os.path.dirname(os.path.abspath(path)))
+    path = os.path.abspath(path)
+    os.chdir(os.path.dirname(path))
     serve(path, idle)
     return 0

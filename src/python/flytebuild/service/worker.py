@@ -60,6 +60,11 @@ class UserEnv:
         return os.path.join(self.runtime_dir, "__main__.py")
 
 
+class WorkerUnavailable(Exception):
+    """No worker could run the command (it cannot start, refused the request, died mid-request): not an answer of
+    the command. Raised by `run(..., fallback=False)`, for a front end with a fallback of its own (Pants)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """What `subprocess.run` returns, plus the requested output files and whether the worker ran it."""
@@ -82,10 +87,7 @@ def socket_path(env: UserEnv, environ: Mapping[str, str]) -> str:
     key = hashlib.sha256(json.dumps(
         [os.path.abspath(env.python), os.path.realpath(env.python), env.runtime_dir, env.identity,
          sorted(import_env(environ).items())]).encode()).hexdigest()[:24]
-    path = os.path.join(env.socket_dir, f"w-{key}.sock")
-    if len(path) > _MAX_SOCKET_PATH:
-        path = os.path.join(tempfile.gettempdir(), f"flytebuild-{os.getuid()}", f"w-{key}.sock")
-    return path
+    return os.path.join(env.socket_dir, f"w-{key}.sock")
 
 
 def _private_dir(path: str) -> bool:
@@ -96,12 +98,20 @@ def _private_dir(path: str) -> bool:
 
 def _connect(path: str) -> Optional[socket.socket]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dir_fd = None
     try:
-        sock.connect(path)
+        if len(path) > _MAX_SOCKET_PATH:  # through the directory's descriptor: a short path, and thread-safe
+            dir_fd = os.open(os.path.dirname(path), os.O_PATH)
+            sock.connect(f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}")
+        else:
+            sock.connect(path)
         return sock
     except OSError:
         sock.close()
         return None
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
 
 
 def _alive(pid: int) -> bool:
@@ -196,7 +206,7 @@ class WorkerProcess:
     """The part of `subprocess.Popen` the front ends use, for a command a worker runs.
 
     `lost` is true when the worker went away without an exit status (then `returncode` is -9): the caller runs the
-    command again as a subprocess."""
+    command again as a subprocess, `fallback()` (set by `popen`) starts it."""
 
     def __init__(self, sock: socket.socket, args: List[str], stdin: Optional[IO], stdout: Optional[IO],
                  stderr: Optional[IO]) -> None:
@@ -209,6 +219,7 @@ class WorkerProcess:
         self.outputs: Dict[str, bytes] = {}
         self._read: Dict[str, Any] = {}
         self._readers: List[threading.Thread] = []
+        self.fallback: Any = None
 
     def _finish(self, reply: Optional[dict]) -> int:
         if reply is None or "exit" not in reply:
@@ -312,11 +323,15 @@ def popen(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd:
           warm: bool = True) -> Union[WorkerProcess, subprocess.Popen]:
     """`subprocess.Popen([python, <runtime>/__main__.py, *argv], ...)`, in a warm worker when one can be reached
     (`warm`), a real subprocess otherwise. A WorkerProcess that comes back `lost` must be run again."""
+    def cold() -> subprocess.Popen:
+        return subprocess.Popen([env.python, env.main, *argv], cwd=cwd, env=dict(environ), stdin=stdin,
+                                stdout=stdout, stderr=stderr, text=text)
+
     sock = connect(env, environ) if warm else None
     proc = _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text) if sock else None
     if proc is None:
-        return subprocess.Popen([env.python, env.main, *argv], cwd=cwd, env=dict(environ), stdin=stdin,
-                                stdout=stdout, stderr=stderr, text=text)
+        return cold()
+    proc.fallback = cold
     return proc
 
 
@@ -344,10 +359,12 @@ def _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text, fi
 
 def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: Optional[str] = None,
         input: Optional[bytes] = None, timeout: Optional[float] = None, text: bool = False,
-        files: Optional[Mapping[str, bytes]] = None, outputs: Sequence[str] = (), warm: bool = True) -> Result:
+        files: Optional[Mapping[str, bytes]] = None, outputs: Sequence[str] = (), warm: bool = True,
+        fallback: bool = True) -> Result:
     """`subprocess.run([python, <runtime>/__main__.py, *argv], capture_output=True, ...)` in a warm worker (or
     a subprocess: `warm=False`, or any worker problem). Past `timeout` the command (and everything it started) is
-    killed and subprocess.TimeoutExpired raised, as subprocess.run does."""
+    killed and subprocess.TimeoutExpired raised, as subprocess.run does. With `fallback=False` a worker problem
+    raises WorkerUnavailable instead of running the subprocess."""
     sock = connect(env, environ) if warm else None
     if sock is not None:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
@@ -369,7 +386,9 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
                     decode = (lambda b: b.decode("utf-8", "replace")) if text else (lambda b: b)
                     return Result(proc.args, proc.returncode, decode(out.read()), decode(err.read()),
                                   proc.outputs, True)
-                log.debug("worker: lost during %s; running a subprocess", " ".join(argv[:1]))
+                log.debug("worker: lost during %s%s", " ".join(argv[:1]), "; running a subprocess" if fallback else "")
+    if not fallback:
+        raise WorkerUnavailable(f"no worker could run {' '.join(argv[:1])} for {env.python}")
     return _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs)
 
 
