@@ -48,7 +48,13 @@ class _FailGoal(str):
     `package` writes all packages' files, then logs each artifact's lines (`str(line)`), and exits 0; a package
     that raises instead makes it write nothing at all. So a workflow that cannot be packaged returns an empty
     package whose log line raises its error paragraph: the other archives are on disk, the run exits 1 with the
-    paragraph, never a half-written archive for the broken workflow."""
+    paragraph, never a half-written archive for the broken workflow.
+
+    Why not a public API (reviewed against Pants 2.17.1, pants/core/goals/package.py `package_asset`): the goal
+    MultiGets every BuiltPackage (one raising rule fails them all before `write_digest`), then always returns
+    `Package(exit_code=0)`; BuiltPackage and BuiltPackageArtifact carry no status, the goal has no keep-going
+    option, and a plugin cannot wrap or replace a built-in goal rule. `extra_log_lines` is the one hook that runs
+    after the files are written. Drop this when Pants lets a package fail on its own (then raise from the rule)."""
 
     def __str__(self) -> str:
         raise FlytebuildError(str.__str__(self))
