@@ -101,17 +101,22 @@ def test_concurrent_requests_each_get_their_own_process(tree):
     assert all(r.warm for r in results.values())
 
 
+def _stuck_module_and_warm_worker(root, env, environ) -> None:
+    """m.stuck blocks at import, after writing its process id to <root>/pid."""
+    (root / "src/m/stuck.py").write_text(f"import os, time\nopen({str(root / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+                                         "time.sleep(600)\n")
+    _introspect(env, environ, root, "m.wf:wf")
+
+
 @pytest.mark.slow
 def test_a_blocking_module_is_killed_at_the_timeout(tree):
     root, env, environ = tree
-    (root / "src/m/stuck.py").write_text(f"import time\nopen({str(root / 'started')!r}, 'w').close()\n"
-                                         "time.sleep(600)\n")
-    _introspect(env, environ, root, "m.wf:wf")  # warm
+    _stuck_module_and_warm_worker(root, env, environ)
     start = time.monotonic()
     with pytest.raises(worker.subprocess.TimeoutExpired):
         _introspect(env, environ, root, "m.stuck:wf", timeout=3)
     assert time.monotonic() - start < 30
-    assert (root / "started").exists()
+    assert _gone(int((root / "pid").read_text()), 10)
     # The worker serves the next request.
     assert _introspect(env, environ, root, "m.wf:wf").warm
 
@@ -213,9 +218,7 @@ def _gone(pid: int, within: float) -> bool:
 @pytest.mark.slow
 def test_ctrl_c_of_the_client_kills_the_command(tree):
     root, env, environ = tree
-    (root / "src/m/stuck.py").write_text(f"import os, time\nopen({str(root / 'pid')!r}, 'w').write(str(os.getpid()))\n"
-                                         "time.sleep(600)\n")
-    _introspect(env, environ, root, "m.wf:wf")  # warm
+    _stuck_module_and_warm_worker(root, env, environ)
     args = [env.python, env.runtime_dir, env.identity, env.socket_dir, env.idle_timeout]
     client = subprocess.Popen([sys.executable, "-c", _CLIENT, json.dumps(args), json.dumps(environ), str(root)],
                               env={**os.environ, "PYTHONPATH": str(REPO / "src/python")})

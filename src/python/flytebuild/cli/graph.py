@@ -322,5 +322,8 @@ def dist_name_problem(name: str):
 
 def check_image_config(project: Project, image: ImageConfig) -> None:
     """A flytebuild.toml [images.NAME] table, worded for that file."""
-    validate.raise_problems(image_config_problems(image), image.name, lambda f: f"`{f}` in [images.{image.name}]",
-                            project.config_file, "image")
+    def describe(field: str) -> str:
+        # as check_workflow_config words a bad table name: quoted, as TOML needs it
+        return f'the table name [images."{image.name}"]' if field == "name" else f"`{field}` in [images.{image.name}]"
+
+    validate.raise_problems(image_config_problems(image), image.name, describe, project.config_file, "image")

@@ -15,6 +15,7 @@ from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.unions import UnionRule
 
+from flytebuild.core import validate
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
@@ -74,12 +75,20 @@ async def package_flyte_workflow(field_set: FlyteWorkflowPackageFieldSet) -> Bui
 async def _build_flyte_workflow(request: _Build) -> BuiltPackage:
     field_set = request.field_set
     address = field_set.address
+    # The target name becomes `dist/<dir>/<name>/`: Pants bans `/` in names but not `..`, which would write the
+    # archive into dist/ itself, over another target's files. Refused before anything is planned.
+    reason = validate.name_problem(address.target_name)
+    if reason:
+        validate.raise_problems(
+            [validate.Problem("name", address.target_name, reason, "rename the target, e.g. `name=\"wf\"`")],
+            str(address), lambda f: "the target name", None, "flyte_workflow")
     planned = await Get(PlannedWorkflows, WorkflowPlansRequest((address,)))
     ordered = tuple(planned)
     code_bundle, serialized = await MultiGet(
         Get(CodeBundle, CodeBundleRequest(ordered)),
         Get(SerializedWorkflows, SerializeRequest((address,), ordered)),
     )
+    serialized.check_current()
     contents = await Get(DigestContents, Digest, serialized.workflows[0].digest)
     built = registration_archive([(fc.path, fc.content) for fc in contents], code_bundle.bundle)
     out_dir = f"{address.spec_path.replace('/', '.') or 'root'}/{address.target_name}"
