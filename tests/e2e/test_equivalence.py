@@ -66,7 +66,7 @@ def tree(registry_repo, registry):
     """The session's registry copy plus the ImageSpec-only project as examples/specs (removed afterwards)."""
     repo = registry_repo
     dest = repo.root / "examples/specs"
-    shutil.copytree(SPECS, dest)
+    shutil.copytree(SPECS, dest, dirs_exist_ok=True)  # tests/images/test_imagespec.py may have copied it already
     for f in dest.iterdir():
         f.write_text(f.read_text().replace("localhost:5000", registry.host))
     config = repo.root / "examples/equivalence.toml"
