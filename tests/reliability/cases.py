@@ -207,6 +207,8 @@ SCENARIOS: List[Scenario] = [
              "exit 1, nothing written outside --dist"),
     Scenario("image_name `../evil` with OCI output (Bazel)", "`image_name` ... path separator",
              "build fails, nothing written outside bazel-out"),
+    Scenario("flyte_image target named `sub/evil` (Bazel allows `/`; the image name defaults to it)",
+             "`image_name` ... 'sub/evil' ... path separator", "build fails, nothing written outside bazel-out"),
     Scenario("workflow table named `..` / `../evil` (CLI package)", 'The table name [workflows.".."] is \'..\' ...',
              "exit 1, nothing written outside --dist"),
     Scenario("image table named `..` / `../evil` (CLI package)", 'The table name [images.".."] is \'..\' ...',
