@@ -491,6 +491,9 @@ def main(argv: typing.List[str]) -> int:
     if not path:
         sys.stderr.write("usage: worker --socket PATH [--idle-timeout SECONDS] [--log FILE] [--detach]\n")
         return 2
+    if not hasattr(socket, "recv_fds") or not hasattr(os, "waitstatus_to_exitcode"):
+        sys.stderr.write("worker: needs Python >= 3.9; every command runs as a subprocess instead\n")
+        return 2
     if detach:
         _detach()
     if log:
