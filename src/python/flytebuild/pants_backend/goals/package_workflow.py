@@ -88,6 +88,7 @@ async def _build_flyte_workflow(request: _Build) -> BuiltPackage:
         Get(CodeBundle, CodeBundleRequest(ordered)),
         Get(SerializedWorkflows, SerializeRequest((address,), ordered)),
     )
+    serialized.check_current()
     contents = await Get(DigestContents, Digest, serialized.workflows[0].digest)
     built = registration_archive([(fc.path, fc.content) for fc in contents], code_bundle.bundle)
     out_dir = f"{address.spec_path.replace('/', '.') or 'root'}/{address.target_name}"
