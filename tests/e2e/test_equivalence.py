@@ -1,7 +1,8 @@
 """Pants, the `flytebuild` CLI and Bazel on the same inputs: every example plus an ImageSpec-only project
 (tests/images/specs_example as examples/specs). The three front ends give the same plan JSON, the same
 registration archive bytes and the same image digests (flyte_image targets and the ImageSpec in code), and the same
-admin settings behave the same (`insecure` unset: TLS on every path; set: plaintext) against the stand-in FlyteAdmin.
+admin settings behave the same against the stand-in FlyteAdmin (`insecure` unset: TLS on every path; set: plaintext;
+unset with a flytekit config: the config decides).
 
 Each front end reads its own description of the tree: Pants the BUILD files, the CLI examples/flytebuild.toml
 (import analysis), Bazel tests/e2e/bazel_examples (BUILD.bazel files, one py_library per file). One Bazel server, one
@@ -195,16 +196,24 @@ def test_pants_cli_and_bazel_give_the_same_plan_archives_and_image_digests(tree,
     assert layout["manifests"][0]["digest"] == pants_spec["digest"]
 
 
-def _deploy_three_ways(tree, bazel, cli, registry, endpoint: str, *insecure: str):  # noqa: F811
-    """`baked:wf` deployed (dry run) by each front end with the same settings: endpoint, admin timeout, and
-    `insecure` as given (nothing: unset)."""
-    pants = tree.pants(*_pants_flags(registry), f"--flyte-endpoint={endpoint}", f"--flyte-admin-timeout={TIMEOUT}",
+def _deploy_three_ways(tree, bazel, cli, registry, endpoint, *insecure: str, config=None):  # noqa: F811
+    """`baked:wf` deployed (dry run) by each front end with the same settings: endpoint (a flag), admin timeout,
+    a flytekit config file, and `insecure` as given (nothing: unset)."""
+    pants = tree.pants(*_pants_flags(registry), f"--flyte-admin-timeout={TIMEOUT}",
+                       *([f"--flyte-endpoint={endpoint}"] if endpoint else []),
+                       *([f"--flyte-config={config}"] if config else []),
                        *(["--flyte-insecure"] if insecure else []), "flyte-deploy", "--dry-run", "--format=json",
                        "examples/baked:wf")
-    ours = cli("-c", "examples/equivalence.toml", "deploy", "baked-wf", "--dry-run", "--format=json", "--endpoint",
-               endpoint, *insecure, cwd=tree.root)
-    theirs, _, _ = bazel.bazel("run", "//examples/baked:wf", "--", "--dry-run", "--format=json", "--endpoint",
-                               endpoint, *insecure, check=False)
+    toml = tree.root / "examples/equivalence.toml"
+    if config:  # the CLI's and Bazel's `config` setting
+        toml = toml.with_name("equivalence-config.toml")
+        toml.write_text(f'config = "{config}"\n' + (tree.root / "examples/equivalence.toml").read_text())
+        settings = bazel.root / "BUILD.bazel"
+        text = settings.read_text().replace("admin_timeout =", f'config = "{config}",\n    admin_timeout =', 1)
+        settings.write_text(text)
+    flags = [*(["--endpoint", endpoint] if endpoint else []), *insecure]
+    ours = cli("-c", str(toml), "deploy", "baked-wf", "--dry-run", "--format=json", *flags, cwd=tree.root)
+    theirs, _, _ = bazel.bazel("run", "//examples/baked:wf", "--", "--dry-run", "--format=json", *flags, check=False)
     return {"pants": pants, "cli": ours, "bazel": theirs}
 
 
@@ -213,7 +222,7 @@ def _entities(proc) -> list:
 
 
 def test_insecure_unset_is_tls_on_every_front_end_and_set_is_plaintext(tree, bazel, cli, registry,  # noqa: F811
-                                                                        user_python):
+                                                                        user_python, tmp_path):
     from tests.support.flyteadmin.fixture import flyteadmin
 
     with flyteadmin(user_python) as admin:  # plaintext gRPC
@@ -230,4 +239,10 @@ def test_insecure_unset_is_tls_on_every_front_end_and_set_is_plaintext(tree, baz
         entities = _entities(on["pants"])
         assert _entities(on["cli"]) == _entities(on["bazel"]) == entities
         assert {s for *_, s in entities} == {"registered"} and len(entities) >= 5
-        assert admin.store.ids("task") == []  # a dry run: nothing created
+
+        # Unset, with a flytekit config that says `insecure: true` (and names the endpoint): the config decides.
+        by_config = _deploy_three_ways(tree, bazel, cli, registry, None, config=admin.write_config(tmp_path / "c.yaml"))
+        for front_end, proc in by_config.items():
+            assert proc.returncode == 0, f"{front_end}:\n{proc.stdout}\n{proc.stderr}"
+            assert _entities(proc) == entities, front_end
+        assert admin.store.ids("task") == []  # dry runs: nothing created
