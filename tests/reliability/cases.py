@@ -195,7 +195,8 @@ SCENARIOS: List[Scenario] = [
     Scenario("FlyteAdmin not running", "cannot reach FlyteAdmin", "exit 1, nothing registered"),
     Scenario("a complete deploy run again", "-", "every entity `unchanged`, nothing registered, no conflict"),
     Scenario("SIGINT during CLI deploy", "interrupted", "exit 130, no traceback"),
-    Scenario("deploy killed at a random point, 20 times, then re-run", "-",
+    Scenario("deploy killed at a random point, 20 times, then re-run", "interrupted: what was registered so far is "
+             "kept and consistent (SIGINT; no traceback after SIGINT or SIGTERM)",
              "server holds exactly the plan's entities; none duplicated or dangling"),
     Scenario("unrelated broken image (CLI plan of another workflow)", "-", "plan succeeds"),
     Scenario("unrelated broken image (pants flyte-plan of another workflow)", "-", "plan succeeds"),
@@ -207,6 +208,8 @@ SCENARIOS: List[Scenario] = [
              "exit 1, nothing written outside --dist"),
     Scenario("image_name `../evil` with OCI output (Bazel)", "`image_name` ... path separator",
              "build fails, nothing written outside bazel-out"),
+    Scenario("flyte_image target named `sub/evil` (Bazel allows `/`; the image name defaults to it)",
+             "`image_name` ... 'sub/evil' ... path separator", "build fails, nothing written outside bazel-out"),
     Scenario("workflow table named `..` / `../evil` (CLI package)", 'The table name [workflows.".."] is \'..\' ...',
              "exit 1, nothing written outside --dist"),
     Scenario("image table named `..` / `../evil` (CLI package)", 'The table name [images.".."] is \'..\' ...',
