@@ -148,6 +148,18 @@ def test_no_config_and_unknown_target(tmp_path, cli):
     assert proc.returncode == 1 and "No workflow or image named wff" in proc.stderr and "img, wf" in proc.stderr
 
 
+def test_publish_takes_images_and_deploy_workflows(tmp_path, cli):
+    """`publish` pushes images (as `pants publish`); a workflow named there is one paragraph, nothing built."""
+    root = _project(tmp_path, _CONFIG, _CODE)
+    proc = cli("publish", "wf", cwd=root)
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    assert "flytebuild publish: wf is a workflow; `publish` takes images" in proc.stderr
+    assert "Fix: name images (img)" in proc.stderr and "Traceback" not in proc.stderr
+    proc = cli("deploy", "img", cwd=root)
+    assert proc.returncode == 1 and "img is an image; `deploy` takes workflows" in proc.stderr
+    assert not (root / "dist").exists()
+
+
 def test_missing_user_python(tmp_path, cli):
     root = _project(tmp_path, _CONFIG, _CODE)
     proc = cli("plan", cwd=root, env={"FLYTEBUILD_PYTHON": ""})

@@ -19,20 +19,20 @@ NAMES = {
 }
 
 
-def _as_pants(plan: dict) -> dict:
+def _as_pants(plan: dict, names: dict = NAMES) -> dict:
     """Rename the CLI's target names to Pants addresses; nothing else is touched."""
     for image in plan["images"]:
-        image["address"] = NAMES[image["address"]]
+        image["address"] = names[image["address"]]
     for wf in plan["workflows"]:
-        wf["address"] = NAMES[wf["address"]]
+        wf["address"] = names[wf["address"]]
         for task in wf["tasks"]:
             for key in ("image", "image_address"):
-                if task[key] in NAMES:
-                    task[key] = NAMES[task[key]]
+                if task[key] in names:
+                    task[key] = names[task[key]]
             source = task.get("pod_template_source")
             if source:
                 name, _, rest = source.partition(" ")
-                task["pod_template_source"] = f"{NAMES.get(name, name)} {rest}".rstrip()
+                task["pod_template_source"] = f"{names.get(name, name)} {rest}".rstrip()
             task["warnings"] = [
                 w.replace(" mixed-runtime", " examples/mixed:runtime") for w in task["warnings"]
             ]

@@ -18,8 +18,8 @@ def repo(registry_repo):
     return registry_repo
 
 
-def _package(cli, repo, cache, *args):
-    return cli("-c", "examples/flytebuild.toml", "package", *args, cwd=repo.root, check=True,
+def _package(cli, repo, cache, *args, command="package"):
+    return cli("-c", "examples/flytebuild.toml", command, *args, cwd=repo.root, check=True,
                env={**PEX_ROOT, "XDG_CACHE_HOME": str(cache)})
 
 
@@ -30,24 +30,25 @@ def _labels(layout: Path) -> dict:
     return json.loads(blob(manifest["config"]["digest"]).read_text())["config"]["Labels"]
 
 
-def test_image_push_skip_oci_and_same_digest_as_pants(cli, repo, registry, tmp_path):
+def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, repo, registry, tmp_path):
     forget_repository(registry, "flytebuild/baked")  # the session's registry: another test may have pushed it
-    first = _package(cli, repo, tmp_path / "c1", "baked-image")
+    first = _package(cli, repo, tmp_path / "c1", "baked-image", command="publish")
     summary = json.loads((repo.root / "dist/baked-image.image.json").read_text())
     assert summary["pushed"] is True and summary["ref"].startswith(f"{registry.host}/flytebuild/baked:")
     assert "pushed " + summary["ref"] in first.stdout
     names = [layer["name"] for layer in summary["layers"]]
     assert names[-2:] == ["scripts", "sources"] and any("flytekit" in n for n in names)
 
-    again = _package(cli, repo, tmp_path / "c1", "baked-image")
+    again = _package(cli, repo, tmp_path / "c1", "baked-image", command="publish")
     assert "nothing built or pushed" in again.stdout
     assert json.loads((repo.root / "dist/baked-image.image.json").read_text())["digest"] == summary["digest"]
 
-    # From clean caches, as an OCI layout: the same manifest, holding exactly the closure.
+    # From clean caches, `package` (as `pants package`) writes an OCI layout by default: the same manifest, holding
+    # exactly the closure, nothing pushed.
     out = tmp_path / "oci"
-    _package(cli, repo, tmp_path / "c2", "baked-image", "--image-output=oci", "--dist", str(out))
+    _package(cli, repo, tmp_path / "c2", "baked-image", "--dist", str(out))
     oci = json.loads((out / "baked-image.image.json").read_text())
-    assert oci["digest"] == summary["digest"]
+    assert oci["digest"] == summary["digest"] and (oci["output"], oci["pushed"]) == ("oci", False)
     plan = json.loads(cli("-c", "examples/flytebuild.toml", "plan", "--format=json", "baked-image",
                           cwd=repo.root, check=True).stdout)
     baked = sorted(p.split("/", 1)[1] for p in plan["images"][0]["sources"])  # source root stripped

@@ -217,18 +217,25 @@ def test_a_warm_worker_imports_flytekit_once_for_every_command(project, user_pyt
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_command_falls_back_to_a_subprocess(project):
+@pytest.mark.parametrize("command", ["plan", "deploy"])  # deploy: the session, introspection then serialization
+def test_a_worker_killed_mid_command_falls_back_to_a_subprocess(project, user_python, command):
     project("plan", "--format=json", extra_env=_WARM)  # starts the worker
     (pid,) = _worker_pids(project)
     # a slow import: the worker (and the forks it supervises) is killed while the command waits for it
     (project.root / "src/proj/util.py").write_text("import time\ntime.sleep(4)\n\n\ndef double(x):\n"
                                                     "    return 2 * x\n")
     killer = threading.Timer(2.0, lambda: os.killpg(os.getpgid(pid), signal.SIGKILL))
-    killer.start()
-    start = time.monotonic()
-    plan, imports = project("plan", "--format=json", extra_env=_WARM)
-    killer.join()
+    with flyteadmin(user_python) as admin:
+        args = ["plan", "--format=json"] if command == "plan" else [
+            "deploy", "--endpoint", admin.endpoint, "--insecure", "--format=json", "--no-push-images"]
+        killer.start()
+        start = time.monotonic()
+        done, imports = project(*args, extra_env=_WARM)
+        killer.join()
     assert time.monotonic() - start > 4
     assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]]  # the fallback: a plain subprocess
-    assert {w["address"] for w in json.loads(plan.stdout)["workflows"]} == {"a", "b"}
+    if command == "plan":
+        assert {w["address"] for w in json.loads(done.stdout)["workflows"]} == {"a", "b"}
+    else:
+        assert {e["status"] for e in json.loads(done.stdout)["entities"]} == {"registered"}
     project("worker", "stop")

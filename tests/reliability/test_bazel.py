@@ -17,6 +17,9 @@ BUILD = '''load("@flytebuild//flytebuild:bazel/defs.bzl", "flyte_image")
 flyte_image(name = "evil", image_name = "../evil", deps = ["//:flytekit"])
 
 flyte_image(name = "bad_base", base = "http://exa mple:abc/x", deps = ["//:flytekit"])
+
+# Bazel allows `/` in target names; the image name defaults to the target name
+flyte_image(name = "sub/evil", deps = ["//:flytekit"])
 '''
 
 
@@ -45,6 +48,7 @@ def ws(tmp_path_factory, user_python):
 @pytest.mark.parametrize("target,fragments", [
     ("//evil:evil", ("`image_name`", "'../evil'", "path separator")),
     ("//evil:bad_base", ("`base`", "'http://exa mple:abc/x'", "not a valid image reference")),
+    ("//evil:sub/evil", ("`image_name`", "'sub/evil'", "path separator")),
 ])
 def test_bazel_refuses_before_writing(ws, target, fragments):
     proc, _, _ = ws.bazel("build", target, "--output_groups=+oci", check=False)

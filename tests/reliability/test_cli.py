@@ -55,12 +55,17 @@ def test_a_broken_image_nobody_uses_does_not_fail_another_workflow(tmp_path, use
     assert proc.returncode == 1 and "[images.broken]" in proc.stderr and "`base`" in proc.stderr, proc.stderr
 
 
-def test_workflow_table_named_dotdot_never_writes_outside_dist(tmp_path, user_python):
+@pytest.mark.parametrize("table,name", [("workflows", ".."), ("workflows", "../evil"), ("images", ".."),
+                                        ("images", "../evil")])
+def test_table_named_dotdot_never_writes_outside_dist(tmp_path, user_python, table, name):
+    """Table names become `<dist>/<name>/` (workflows) and `<dist>/<name>.image.json` (images)."""
     root = cli_project(tmp_path, None, user_python)
     config = root / "flytebuild.toml"
-    config.write_text(config.read_text().replace("[workflows.wf]", '[workflows.".."]'))
+    text = config.read_text().replace(f"[{table}.{'wf' if table == 'workflows' else 'img'}]", f'[{table}."{name}"]')
+    config.write_text(text.replace('image = "img"', f'image = "{name}"') if table == "images" else text)
     dist = root / "dist"
-    proc = flytebuild(config, "package", "--dist", str(dist), "..")
+    proc = flytebuild(config, "package", "--dist", str(dist), "--image-output=oci", name)
     assert proc.returncode == 1, proc.stderr
-    assert 'The table name [workflows.".."]' in proc.stderr and "path separator" in proc.stderr, proc.stderr
-    assert not (root / "flyte-package.tgz").exists() and not dist.exists()
+    assert f'The table name [{table}."{name}"]' in proc.stderr and f"is '{name}'" in proc.stderr, proc.stderr
+    assert "Fix:" in proc.stderr and TRACEBACK not in proc.stderr
+    assert not dist.exists() and not list(tmp_path.rglob("*.tgz")) and not list(tmp_path.rglob("*.image.json"))

@@ -160,8 +160,10 @@ def test_deploy_killed_at_random_points_converges(request_dir, user_python):
             finished = proc.poll() is not None
             if not finished:
                 proc.send_signal(sig)
-            proc.communicate(timeout=60)
+            _, err = proc.communicate(timeout=60)
             kills.append((after_lines, sig.name, finished))
+            if sig != signal.SIGKILL or finished:  # a process that can answer a signal answers it in words
+                assert TRACEBACK.encode() not in buf + err, (kills[-1], (buf + err).decode()[-2000:])
             # never a duplicate, never a dangling reference, whatever the moment of death
             ids = _entities(admin)
             for kind, items in ids.items():

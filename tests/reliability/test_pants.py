@@ -113,3 +113,25 @@ def test_user_module_blocking_at_import_is_stopped_with_the_target_named(repo):
     proc = repo.pants("--flyte-user-code-timeout=6", "flyte-plan", "examples/reliability:wf-hang")
     _refused(proc, "did not finish within 6 s", "examples/reliability:wf-hang", "[flyte].user_code_timeout")
     assert time.monotonic() - start < 240
+
+
+DOTS_BUILD = '''
+flyte_image(name="img", repository="rel/dots", dependencies=["examples/3rdparty:reqs#flytekit"])
+python_sources()
+flyte_workflow(name="..", entrypoint="wf.py:wf", image=":img")
+'''
+
+
+def test_target_named_dotdot_never_writes_outside_dist(repo):
+    """A flyte_workflow's target name becomes `dist/<dir>/<name>/`: Pants bans `/` in names, not `..`, which would
+    write the archive into dist/ itself. It is refused, naming the target, and nothing is written."""
+    repo.write("examples/reliability/dots/BUILD", DOTS_BUILD)
+    repo.write("examples/reliability/dots/__init__.py", "")
+    repo.write("examples/reliability/dots/wf.py", WF)
+    try:
+        proc = repo.pants("package", "examples/reliability/dots:..")
+    finally:
+        shutil.rmtree(repo.root / "examples/reliability/dots", ignore_errors=True)
+    _refused(proc, "The target name of flyte_workflow examples/reliability/dots:.. is '..'", "path separator")
+    assert not (repo.root / "dist/flyte-package.tgz").exists()
+    assert not list((repo.root / "dist").glob("fast*.tar.gz"))

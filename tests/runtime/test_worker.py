@@ -4,6 +4,8 @@ timeout, a dead worker falls back to a subprocess, a new identity gets a new wor
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -99,17 +101,22 @@ def test_concurrent_requests_each_get_their_own_process(tree):
     assert all(r.warm for r in results.values())
 
 
+def _stuck_module_and_warm_worker(root, env, environ) -> None:
+    """m.stuck blocks at import, after writing its process id to <root>/pid."""
+    (root / "src/m/stuck.py").write_text(f"import os, time\nopen({str(root / 'pid')!r}, 'w').write(str(os.getpid()))\n"
+                                         "time.sleep(600)\n")
+    _introspect(env, environ, root, "m.wf:wf")
+
+
 @pytest.mark.slow
 def test_a_blocking_module_is_killed_at_the_timeout(tree):
     root, env, environ = tree
-    (root / "src/m/stuck.py").write_text(f"import time\nopen({str(root / 'started')!r}, 'w').close()\n"
-                                         "time.sleep(600)\n")
-    _introspect(env, environ, root, "m.wf:wf")  # warm
+    _stuck_module_and_warm_worker(root, env, environ)
     start = time.monotonic()
     with pytest.raises(worker.subprocess.TimeoutExpired):
         _introspect(env, environ, root, "m.stuck:wf", timeout=3)
     assert time.monotonic() - start < 30
-    assert (root / "started").exists()
+    assert _gone(int((root / "pid").read_text()), 10)
     # The worker serves the next request.
     assert _introspect(env, environ, root, "m.wf:wf").warm
 
@@ -187,3 +194,48 @@ def test_without_fallback_a_worker_problem_is_an_exception(tree):
     broken = worker.UserEnv("/bin/false", env.runtime_dir, env.identity, env.socket_dir, 60)
     with pytest.raises(worker.WorkerUnavailable):
         worker.run(broken, ["introspect", "m.wf:wf"], environ=environ, cwd=str(root), fallback=False)
+
+
+_CLIENT = """
+import json, sys
+from flytebuild.service import worker
+env = worker.UserEnv(*json.loads(sys.argv[1]))
+worker.run(env, ["introspect", "m.stuck:wf"], environ=json.loads(sys.argv[2]), cwd=sys.argv[3])
+"""
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_of_the_client_kills_the_command(tree):
+    root, env, environ = tree
+    _stuck_module_and_warm_worker(root, env, environ)
+    args = [env.python, env.runtime_dir, env.identity, env.socket_dir, env.idle_timeout]
+    client = subprocess.Popen([sys.executable, "-c", _CLIENT, json.dumps(args), json.dumps(environ), str(root)],
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src/python")})
+    deadline = time.monotonic() + 60
+    while not (root / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner = int((root / "pid").read_text())
+    client.send_signal(signal.SIGINT)
+    client.wait(30)
+    assert _gone(runner, 10)
+
+
+@pytest.mark.slow
+def test_an_idle_worker_exits(tree):
+    root, env, environ = tree
+    short = worker.UserEnv(env.python, env.runtime_dir, env.identity + "|idle", env.socket_dir, idle_timeout=1)
+    assert _introspect(short, environ, root, "m.wf:wf").warm
+    pid = _worker_pid(short, environ)
+    assert _gone(pid, 30)
+    assert not os.path.exists(worker.socket_path(short, environ))

@@ -56,3 +56,25 @@ def test_deploy_request_and_admin_check(tmp_path):
         check_admin(AdminSettings(), fix="set it")
     with pytest.raises(FlytebuildError, match="does not exist"):
         check_admin(AdminSettings(config=str(tmp_path / "missing.yaml")), fix="set it")
+
+
+@pytest.mark.parametrize("output", ["oci", "cache", "docker"])
+def test_an_imagespec_needing_docker_build_is_refused_as_anything_but_a_push(tmp_path, output):
+    """apt_packages/commands are applied by docker build and pushed: no layout or cache entry of ours can hold the
+    result, so `--image-output=oci` (Bazel's imagespec output group) fails clearly before any work."""
+    from flytebuild.service.images import ImageJob, Registries, build_and_publish, publisher_for
+
+    job = ImageJob(address="x:wf", describe="ImageSpec `s` (task a.t) of x:wf", name="s", name_field="name",
+                   ref="r.example/s:1", base="r.example/base:1", fingerprint="f", python="/usr/bin/python3",
+                   dockerfile="FROM r.example/s:1-flytebuild-base\nRUN true\n")
+    registries = Registries(tmp_path / "cache")
+
+    def inputs(tmp):
+        raise AssertionError("nothing is resolved or pulled")
+
+    with pytest.raises(FlytebuildError) as e:
+        build_and_publish(job, inputs, publisher_for(output, registries, 1, tmp_path / "dist"), registries,
+                          lambda line: None)
+    text = str(e.value)
+    assert f"as `{output}` output" in text and "apt_packages/commands" in text and "Fix: push it" in text
+    assert not (tmp_path / "dist").exists()

@@ -43,7 +43,9 @@ def copy_repo(root: Path, registry_host: Optional[str] = None) -> Path:
 
 
 def kill_pantsd(root: Path, wait_s: float = 0.0) -> None:
-    """SIGTERM the copy's pantsd; with `wait_s`, wait up to that long for each to exit."""
+    """SIGTERM the copy's pantsd and the warm workers it started; with `wait_s`, wait up to that long for each
+    pantsd to exit."""
+    _stop_workers(root)
     for pid_file in (root / ".pids").glob("*/pantsd/pid"):
         try:
             pid = int(pid_file.read_text().strip())
@@ -57,6 +59,19 @@ def kill_pantsd(root: Path, wait_s: float = 0.0) -> None:
             except ProcessLookupError:
                 break
             time.sleep(0.1)
+
+
+def _stop_workers(root: Path) -> None:
+    """A worker is detached from pantsd and idles for minutes after it (its socket may be in the temp directory):
+    each runs the copy's own runtime script, which names it."""
+    script = str(root / "src/python/flytebuild/runtime/__main__.py")
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
+            if script in argv and "worker" in argv:
+                os.kill(int(entry), signal.SIGTERM)
+        except OSError:
+            continue
 
 
 class PantsRepo:

@@ -10,6 +10,8 @@ declares its outputs:
   `<name>.image/` holding the OCI image layout and `<name>.image.json` (ref, manifest digest, layers);
 - `flyte_workflow`: `<name>.plan.json` (per task image, baked/fast mode, version, as `flyte-plan`);
   output group `package`: `<name>.package/` with `flyte-package.tgz` (+ the fast tasks' bundle);
+  output group `imagespec`: `<name>.imagespec/` with an OCI layout per ImageSpec in code that no
+  `flyte_image` answers, and `imagespec.json` (ref, digest per spec);
   `bazel run :<name> -- [--dry-run] [--endpoint host:port --insecure]` registers what changed;
   `bazel run :<name>.run -- --<input> <value> ...` runs it locally (`flytebuild run`) in the user's
   interpreter, on the sources of Bazel's graph.
@@ -45,8 +47,24 @@ def _flyte_settings_impl(ctx):
         default_base = ctx.attr.default_base,
         default_image = ctx.attr.default_image,
         environment = _var(ctx, ctx.attr.environment, "FLYTE_ENV"),
+        admin = _admin(ctx),
         env = env,
     )]
+
+def _admin(ctx):
+    """FlyteAdmin settings for `bazel run` (deploy, reference runs): the CLI's endpoint/insecure/config/admin_timeout.
+    An unset `insecure` stays unset: the flytekit `config` decides, TLS without one (as on every front end)."""
+    admin = {}
+    endpoint = _var(ctx, ctx.attr.endpoint, "FLYTE_ENDPOINT")
+    if endpoint:
+        admin["endpoint"] = endpoint
+    if ctx.attr.insecure:
+        admin["insecure"] = ctx.attr.insecure == "true"
+    if ctx.attr.config:
+        admin["config"] = ctx.attr.config
+    if ctx.attr.admin_timeout:
+        admin["admin_timeout"] = ctx.attr.admin_timeout
+    return admin
 
 flyte_settings = rule(
     implementation = _flyte_settings_impl,
@@ -65,6 +83,13 @@ flyte_settings = rule(
         "environment": attr.string(doc = "Overlay of pod templates to apply (or --define FLYTE_ENV=prod)."),
         "pex_root": attr.string(doc = "PEX_ROOT for resolving image requirements (or --define FLYTEBUILD_PEX_ROOT)."),
         "image_cache_dir": attr.string(doc = "Cache of built layers (or --define FLYTEBUILD_IMAGE_CACHE)."),
+        "endpoint": attr.string(doc = "FlyteAdmin host:port for `bazel run` (or --define FLYTE_ENDPOINT; `-- --endpoint` wins)."),
+        "insecure": attr.string(
+            values = ["", "true", "false"],
+            doc = "`true`: plaintext gRPC; `false`: TLS; unset: the flytekit `config` decides, TLS without one.",
+        ),
+        "config": attr.string(doc = "A flytekit config.yaml (absolute path) for FlyteAdmin: endpoint, TLS, auth."),
+        "admin_timeout": attr.int(doc = "Seconds to wait for FlyteAdmin (0: the CLI's default)."),
     },
 )
 
@@ -110,7 +135,9 @@ def _graph(nodes):
     return targets, sorted(source_roots.keys())
 
 def _facts(settings, path, images, workflows, nodes, short = False, pod_templates = {}):
-    """The CLI's configuration: flytebuild.toml's fields plus the build graph (`targets`)."""
+    """The CLI's configuration: flytebuild.toml's fields plus the build graph (`targets`). Only the facts of
+    `bazel run` (`short`) carry the FlyteAdmin settings: build actions stay hermetic, so a plan built by Bazel
+    never checks reference entities against a cluster (`flyte-plan` / `flytebuild plan` do when one is set)."""
     targets, source_roots = _graph(nodes)
     facts = {
         "root": _root_of(path),
@@ -134,6 +161,8 @@ def _facts(settings, path, images, workflows, nodes, short = False, pod_template
         facts["requirements"] = settings.requirements.short_path if short else settings.requirements.path
     if settings.default_image:
         facts["default_image"] = settings.default_image
+    if short:
+        facts.update(settings.admin)
     return json.encode_indent(facts, indent = "  ") + "\n"
 
 def _settings_files(settings):
@@ -318,6 +347,15 @@ def _flyte_workflow_impl(ctx):
     _run_cli(ctx, settings, facts, ["package", label, "--dist", package.path], files, [package],
              "FlytePackage", "Packaging flyte_workflow %s" % label)
 
+    # The ImageSpecs in code that no flyte_image answers, as OCI layouts (`flytebuild imagespec`): the code
+    # declares them, so they are outputs of the workflow, not targets of their own. Specs with apt_packages or
+    # commands need docker build and a push: the action fails for them with the CLI's message.
+    specs = ctx.actions.declare_directory(ctx.label.name + ".imagespec")
+    _run_cli(ctx, settings, facts, ["imagespec", label, "--image-output=oci", "--dist", specs.path, "--format=json",
+                                    "-o", specs.path + "/imagespec.json"], files, [specs],
+             "FlyteImageSpec", "Building the ImageSpecs of %s" % label,
+             execution_requirements = {"no-sandbox": "1", "requires-network": "1"})
+
     # `bazel run`: deploy from the runfiles tree (paths there are short paths).
     run_facts = ctx.actions.declare_file(ctx.label.name + ".run-facts.json")
     ctx.actions.write(run_facts, _workflow_facts(ctx, settings, run_facts.short_path, True))
@@ -326,7 +364,7 @@ def _flyte_workflow_impl(ctx):
     runfiles = ctx.runfiles(files = [run_facts] + _settings_files(settings) + ctx.files._cli, transitive_files = files)
     return [
         DefaultInfo(files = depset([plan]), executable = script, runfiles = runfiles),
-        OutputGroupInfo(package = depset([package])),
+        OutputGroupInfo(package = depset([package]), imagespec = depset([specs])),
         FlyteWorkflowInfo(label = label, run_facts = run_facts, runfiles = runfiles, settings = settings),
     ]
 
@@ -407,14 +445,14 @@ def _flyte_reference_impl(ctx):
     if ctx.attr.version:
         reference["version"] = ctx.attr.version
     facts = ctx.actions.declare_file(ctx.label.name + ".run-facts.json")
-    ctx.actions.write(facts, json.encode_indent({
+    ctx.actions.write(facts, json.encode_indent(dict(settings.admin, **{
         "root": _root_of(facts.short_path),
         "relative_to_root": True,
         "python": settings.python,
         "project": settings.project,
         "domain": settings.domain,
         "references": {label: reference},
-    }, indent = "  ") + "\n")
+    }), indent = "  ") + "\n")
     script = ctx.actions.declare_file(ctx.label.name + ".run.sh")
     ctx.actions.write(script, _LAUNCH.format(
         python = settings.tool_python,

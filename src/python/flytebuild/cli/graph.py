@@ -19,7 +19,7 @@ from flytebuild.core.fingerprint import StatCache, digest_files
 from flytebuild.core.imports import ImportGraph, ModuleIndex, index_modules, requirement_modules
 from flytebuild.core.lockfile import requirement_name
 from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowTarget
-from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource
+from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource, decode_text
 
 _SKIP_DIRS = {"__pycache__", "node_modules"}
 
@@ -159,10 +159,7 @@ class ProjectGraph:
                 file=self.project.config_file,
                 fix="create it, or correct the path (relative to the configuration file)",
             ) from None
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise PodTemplateError("the file is not UTF-8 text", file=path, target=owner) from None
+        return decode_text(data, path, owner)
 
     def pod_template_target(self, name: str, origin: str) -> PodTemplateTarget:
         config = self.project.pod_template(name)
@@ -325,5 +322,8 @@ def dist_name_problem(name: str):
 
 def check_image_config(project: Project, image: ImageConfig) -> None:
     """A flytebuild.toml [images.NAME] table, worded for that file."""
-    validate.raise_problems(image_config_problems(image), image.name, lambda f: f"`{f}` in [images.{image.name}]",
-                            project.config_file, "image")
+    def describe(field: str) -> str:
+        # as check_workflow_config words a bad table name: quoted, as TOML needs it
+        return f'the table name [images."{image.name}"]' if field == "name" else f"`{field}` in [images.{image.name}]"
+
+    validate.raise_problems(image_config_problems(image), image.name, describe, project.config_file, "image")

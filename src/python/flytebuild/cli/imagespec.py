@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from flytebuild.cli import images as cli_images
 from flytebuild.cli import userenv
@@ -40,13 +40,14 @@ def _requirements(project: Project, graph: ProjectGraph, image: SpecImage, workf
     return reqs, specs.all_locked(reqs, graph.requirements.lock_text), specs.index_args(image)
 
 
-def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: SpecImage, jobs: int):
+def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: SpecImage, jobs: int,
+                 output: str = "push", dist: Optional[str] = None):
     env = dict(os.environ)
     engine_up = bool(image.engine_fields) and engine.engine_available(env)
     check_buildable(image, target=workflow, file=None, engine=engine_up)
     job = service.spec_job(image, workflow, engine_up)
     registries = cli_images.registries(project)
-    publisher = service.RegistryPublisher(registries, jobs)
+    publisher = service.publisher_for(output, registries, jobs, Path(dist) if dist else None, docker_env=env)
     found = service.already_published(job, publisher, userenv.progress)
     if found is not None:
         return found
@@ -66,7 +67,9 @@ def publish_spec(project: Project, graph: ProjectGraph, workflow: str, image: Sp
     return service.build_and_publish(job, inputs, publisher, registries, userenv.progress, docker_env=env)
 
 
-def publish_specs(project: Project, graph: ProjectGraph, result: ProjectPlan) -> List[tuple]:
-    """(workflow, SpecImage, PublishedImage) for every ImageSpec of the planned workflows."""
-    return [(wf, image, publish_spec(project, graph, wf, image, project.image_push_jobs))
+def publish_specs(project: Project, graph: ProjectGraph, result: ProjectPlan, output: str = "push",
+                  dist: Optional[str] = None) -> List[tuple]:
+    """(workflow, SpecImage, PublishedImage) for every ImageSpec of the planned workflows; `output` as `package`'s
+    (`oci` writes `<dist>/<spec name>.oci`)."""
+    return [(wf, image, publish_spec(project, graph, wf, image, project.image_push_jobs, output, dist))
             for wf, image in planned_specs(project, result)]

@@ -9,6 +9,7 @@ from typing import List, Optional
 from flytebuild import __version__
 from flytebuild.cli.config import DEFAULTS, find_config, load_project
 from flytebuild.core.errors import FlytebuildError
+from flytebuild.service.images import OUTPUTS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         "package",
         help="build images; write registration archives of workflows",
         description="Images: built without a daemon, reproducibly, holding exactly their closure, tagged with "
-        "their content version, then pushed (nothing is built when the tag exists), written as an OCI layout, "
-        "or loaded into Docker; `<dist>/<name>.image.json` records ref and digest. "
+        "their content version, and written as an OCI layout under --dist (the default, as `pants package`), kept "
+        "in the local layer cache only, loaded into Docker, or pushed (`flytebuild publish` pushes; nothing is "
+        "built when the tag exists); `<dist>/<name>.image.json` records ref and digest. "
         "Workflows: `<dist>/<name>/flyte-package.tgz`, the numbered .pb files of every entity, each under its "
         "content-addressed version, plus the code bundle of the fast tasks only. Same as `pants package`.",
     )
@@ -49,10 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     package.add_argument("--dist", default=None, help="output directory (default: dist/ under the repository root)")
     package.add_argument(
         "--image-output",
-        choices=("push", "oci", "docker", "cache"),
-        default="push",
-        help="what to do with images: push to their registry, an OCI layout under --dist, docker load",
+        choices=OUTPUTS,
+        default="oci",
+        help="what to do with images: an OCI layout under --dist (default), the local layer cache only, docker "
+        "load, or push to their registry (as `flytebuild publish`)",
     )
+
+    publish = commands.add_parser(
+        "publish",
+        help="build and push images",
+        description="Build images as `package` does and push each to its registry under its content tag (an "
+        "existing tag is neither rebuilt nor pushed); `<dist>/<name>.image.json` records ref and digest. "
+        "Same as `pants publish`.",
+    )
+    publish.add_argument("targets", nargs="*", metavar="NAME", help="images (default: all)")
+    publish.add_argument("--dist", default=None, help="where the summaries go (default: dist/ under the root)")
 
     render = commands.add_parser(
         "render",
@@ -162,6 +175,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     imagespec.add_argument("targets", nargs="*", metavar="NAME", help="workflows (default: all)")
     imagespec.add_argument("--format", choices=("table", "json"), default="table")
+    imagespec.add_argument(
+        "--image-output",
+        choices=OUTPUTS,
+        default="push",
+        help="push to their registry (default, as `pants flyte-imagespec`), an OCI layout under --dist, docker "
+        "load, or the local layer cache only",
+    )
+    imagespec.add_argument("--dist", default=None, help="output directory of --image-output=oci (default: dist/)")
+    imagespec.add_argument("--output", "-o", help="write the report to this file instead of stdout")
 
     verify = commands.add_parser(
         "verify",
@@ -285,27 +307,29 @@ def _check_references(project, plans) -> dict:
     return references.reference_warnings(plans, proc.stdout, proc.stderr)
 
 
-def _workflows_only(project, names, command: str) -> None:
-    images = [n for n in names if project.image(n) is not None]
-    if images:
+def _workflows_only(project, names, command: str, kind: str = "workflow") -> None:
+    """`command` takes only targets of `kind` (workflow or image): one paragraph naming those of the other kind."""
+    workflows, images = [w.name for w in project.workflows], [i.name for i in project.images]
+    takes, other, others = (workflows, "an image", images) if kind == "workflow" else (images, "a workflow", workflows)
+    wrong = [n for n in names if n in others]
+    if wrong:
         raise FlytebuildError(
-            f"{', '.join(images)} {'is an image' if len(images) == 1 else 'are images'}; `{command}` takes workflows",
+            f"{', '.join(wrong)} {f'is {other}' if len(wrong) == 1 else f'are {other.split()[1]}s'}; `{command}` takes "
+            f"{kind}s",
             file=project.config_file,
-            fix=f"name workflows ({', '.join(w.name for w in project.workflows)})",
+            fix=f"name {kind}s ({', '.join(takes)})",
         )
 
 
-def _package(args: argparse.Namespace) -> int:
-    import os
-
+def _package(args: argparse.Namespace, project=None) -> int:
     from flytebuild.cli import images as cli_images
     from flytebuild.cli.graph import check_image_config, project_graph
     from flytebuild.cli.planning import check_workflow_config, plan_project, select
     from flytebuild.cli.registration import package_workflows
 
-    project = load_project(args.config or find_config("."))
+    project = project or load_project(args.config or find_config("."))
     workflows, images = select(project, args.targets)
-    dist = os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
+    dist = _dist(project, args)
     # Every selected target's fields are checked before the first image is built.
     for config in images:
         check_image_config(project, config)
@@ -335,6 +359,18 @@ def _package(args: argparse.Namespace) -> int:
         _report_failed(result)
         return 1 if result.errors else 0
     return 0
+
+
+def _dist(project, args: argparse.Namespace) -> str:
+    return os.path.abspath(args.dist) if args.dist else os.path.join(project.root, "dist")
+
+
+def _publish(args: argparse.Namespace) -> int:
+    project = load_project(args.config or find_config("."))
+    _workflows_only(project, args.targets, "publish", kind="image")
+    args.image_output = "push"
+    args.targets = args.targets or [i.name for i in project.images]
+    return _package(args, project)
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -581,14 +617,16 @@ def _imagespec(args: argparse.Namespace) -> int:
     project = load_project(args.config or find_config("."))
     _workflows_only(project, args.targets, "imagespec")
     result = plan_project(project, args.targets or [w.name for w in project.workflows])
-    built = publish_specs(project, project_graph(project), result)
-    print(render_specs([published_spec(wf, spec, image) for wf, spec, image in built], args.format))
+    built = publish_specs(project, project_graph(project), result, args.image_output, _dist(project, args))
+    _write(render_specs([published_spec(wf, spec, image) for wf, spec, image in built], args.format) + "\n",
+           args.output)
     return 0
 
 
 _COMMANDS = {
     "plan": _plan,
     "package": _package,
+    "publish": _publish,
     "render": _render,
     "run": _run,
     "deploy": _deploy,

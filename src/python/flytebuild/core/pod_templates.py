@@ -111,6 +111,14 @@ class PodTemplateError(FlytebuildError):
         super().__init__(f"Pod template: {what}", target=target, file=file, fix=fix)
 
 
+def decode_text(content: bytes, path: str, owner: str) -> str:
+    """A pod template file's text: UTF-8, or one clear error naming the file and the target using it."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PodTemplateError("the file is not UTF-8 text", file=path, target=owner) from None
+
+
 @dataclass(frozen=True)
 class PodTemplateSource:
     """One file of a pod template: its path (for messages) and its text."""

@@ -244,39 +244,10 @@ def image_problems(
     return problems
 
 
-def check_image(
-    target: str,
-    *,
-    image_name: str,
-    base: Optional[str],
-    registry: Optional[str],
-    repository: Optional[str],
-    python: Optional[str] = None,
-    env: Iterable[Tuple[str, str]] = (),
-    repository_defaulted: bool = False,
-    describe: Describe = _pants_field,
-    file: Optional[str] = None,
-    base_from: str = "",
-    registry_from: str = "",
-) -> None:
-    """Raise a PlanError naming the first bad field (and listing the others) of one image target."""
-    raise_problems(
-        image_problems(
-            image_name=image_name,
-            base=base,
-            registry=registry,
-            repository=repository,
-            python=python,
-            env=env,
-            repository_defaulted=repository_defaulted,
-            base_from=base_from,
-            registry_from=registry_from,
-        ),
-        target,
-        describe,
-        file,
-        "flyte_image",
-    )
+def check_image(target: str, *, describe: Describe = _pants_field, file: Optional[str] = None, **fields) -> None:
+    """Raise a PlanError naming the first bad field (and listing the others) of one image target; `fields` are
+    `image_problems`' keywords."""
+    raise_problems(image_problems(**fields), target, describe, file, "flyte_image")
 
 
 def check_workflow(

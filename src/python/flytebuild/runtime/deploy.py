@@ -47,6 +47,7 @@ import base64
 import hashlib
 import json
 import os
+import sys
 import typing
 import urllib.error
 import urllib.request
@@ -782,5 +783,13 @@ def _main(argv: typing.List[str]) -> typing.Tuple[dict, int]:
 
 def main(argv: typing.List[str]) -> int:
     # stdout carries our JSON only.
-    return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
+    try:
+        return json_stdout(lambda: _main(argv), lambda result: json.dumps(result, indent=2, sort_keys=True))
+    except KeyboardInterrupt:
+        # Ctrl-C, or Pants stopping the process on Ctrl-C. Creates go in dependency order, so what landed is
+        # consistent; exit now instead of letting queued creates run on while the pool's threads are joined.
+        log("interrupted: what was registered so far is kept and consistent; run the deploy again to finish")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 

@@ -38,7 +38,8 @@ Why a fork is a fresh process for user code (and what must not be shared):
   the ones registered during its request, then exits with os._exit (the parent's handlers must not run twice or
   delete what the parent still uses).
 - Random state: `random` reseeds itself in a forked child (os.register_at_fork); the runner also reseeds `random`
-  and, when something imported it, numpy's global generator.
+  and, when something imported it, numpy's global generator. The str hash seed is the worker's: a fresh process
+  draws its own, and this one is one it could have drawn (PYTHONHASHSEED, when set, is part of the identity).
 - Logging handlers created at import hold sys.stderr, whose descriptor 2 the runner points at the request's stderr
   (dup2), after the parent flushed every stream before forking; sys.stdin/stdout/stderr are recreated as a fresh
   interpreter would (line-buffered on a terminal).
@@ -490,6 +491,9 @@ def main(argv: typing.List[str]) -> int:
         path = None
     if not path:
         sys.stderr.write("usage: worker --socket PATH [--idle-timeout SECONDS] [--log FILE] [--detach]\n")
+        return 2
+    if not hasattr(socket, "recv_fds") or not hasattr(os, "waitstatus_to_exitcode"):
+        sys.stderr.write("worker: needs Python >= 3.9; every command runs as a subprocess instead\n")
         return 2
     if detach:
         _detach()

@@ -356,6 +356,15 @@ def build_and_publish(
     `user_python` (major.minor the requirements are resolved for): `warn` is told when the base says its
     Python is another one."""
     log = LayerLog(job.address, say)
+    if job.dockerfile is not None and publisher.output != "push":
+        # docker build applies those fields and pushes the result: there is no layout or cache entry of ours to
+        # write (hence no ImageSpec with them in Bazel's `imagespec` output group either).
+        raise FlytebuildError(
+            f"Cannot build {job.describe} as `{publisher.output}` output: its apt_packages/commands are applied by "
+            "docker build, whose result can only be pushed",
+            target=job.address,
+            fix="push it (the default of `imagespec`), or answer it with a flyte_image on a base that has them",
+        )
     if isinstance(publisher, OCILayoutPublisher):
         publisher.layout_path(job)  # a name that escapes the output directory fails before any work
     try:
@@ -435,11 +444,18 @@ class PublishedImageSpec:
     bytes_uploaded: int
     resolved: Tuple[str, ...]  # name==version of the installed distributions
     engine: bool  # engine-only fields were applied with docker build
+    output: str = "push"
 
 
 def published_spec(workflow: str, spec: SpecImage, published: PublishedImage) -> PublishedImageSpec:
     return PublishedImageSpec(workflow, spec.name, spec.tasks, spec.ref, published.digest, published.pushed,
-                              published.bytes_uploaded, published.distributions, published.engine)
+                              published.bytes_uploaded, published.distributions, published.engine, published.output)
+
+
+def _status(spec: PublishedImageSpec) -> str:
+    if spec.output != "push":
+        return f"built ({spec.output})"
+    return "pushed" if spec.pushed else "present"
 
 
 def render_specs(specs: Sequence[PublishedImageSpec], fmt: str) -> str:
@@ -447,11 +463,11 @@ def render_specs(specs: Sequence[PublishedImageSpec], fmt: str) -> str:
         return json.dumps({"images": [
             {"workflow": i.workflow, "name": i.name, "tasks": list(i.tasks), "ref": i.ref, "digest": i.digest,
              "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded, "distributions": list(i.resolved),
-             "engine": i.engine}
+             "engine": i.engine, "output": i.output}
             for i in specs]}, indent=2, sort_keys=True)
     from flytebuild.core.report import _table
 
-    rows = [[i.workflow, i.name, i.ref, i.digest[:19], "pushed" if i.pushed else "present", ", ".join(i.tasks)]
+    rows = [[i.workflow, i.name, i.ref, i.digest[:19], _status(i), ", ".join(i.tasks)]
             for i in specs]
     return ("\n".join(_table(["WORKFLOW", "IMAGESPEC", "REF", "DIGEST", "STATUS", "TASKS"], rows))
             if rows else "no ImageSpec without a flyte_image target")

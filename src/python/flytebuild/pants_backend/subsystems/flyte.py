@@ -62,6 +62,18 @@ class FlyteSubsystem(Subsystem):
             """
         ),
     )
+    worker = BoolOption(
+        default=True,
+        help=help_text(
+            """
+            Run introspection and serialization in a warm worker that pantsd starts in the user's
+            environment (flytekit imported once; a fresh fork per request, given the sources by
+            content), instead of a new sandboxed process each time. Results are still keyed by
+            their input digests; when the worker cannot be used the sandboxed process runs instead,
+            with the same answer. See docs/performance.md.
+            """
+        ),
+    )
     image_cache_dir = StrOption(
         default=None,
         help=help_text(

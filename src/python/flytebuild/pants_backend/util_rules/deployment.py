@@ -14,6 +14,7 @@ from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.addresses import Address
 from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.internals.session import RunId
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
@@ -62,7 +63,7 @@ class DeployResult:
 
 @rule(desc="Deploy Flyte workflows")
 async def deploy_workflows(
-    request: DeployRequest, settings: Settings, python_setup: PythonSetup, global_options: GlobalOptions
+    request: DeployRequest, settings: Settings, python_setup: PythonSetup, global_options: GlobalOptions, run_id: RunId
 ) -> DeployResult:
     admin = settings.admin
     # Configuration errors before any work.
@@ -98,6 +99,7 @@ async def deploy_workflows(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
         Get(PublishedImages, PublishImagesRequest(wanted)),
     )
+    serialized.check_current()
     pushed: tuple[PublishedImage, ...] = published.images
     files = []
     entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
@@ -111,6 +113,11 @@ async def deploy_workflows(
     files += [
         *runtime_files(),
         FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),
+        # A deploy talks to the outside world: it runs once per Pants invocation (`--loop` iteration), never from
+        # a cache. Not an uncacheable process, though: after an edit pantsd re-checks the previous run's nodes
+        # before it knows the new plan, and would run an uncacheable one again, registering the previous
+        # serialization; this process is new in each run by this file, and never persisted.
+        FileContent(f"{_DIR}/run_id", str(run_id).encode()),
     ]
 
     parts = await MultiGet(
@@ -127,8 +134,7 @@ async def deploy_workflows(
             description=("Check" if request.dry_run else "Register")
             + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}",
             level=LogLevel.INFO,
-            # A deploy talks to the outside world: never cached, run once per Pants invocation.
-            cache_scope=ProcessCacheScope.PER_SESSION,
+            cache_scope=ProcessCacheScope.PER_RESTART_ALWAYS,
         ),
     )
     stderr = result.stderr.decode("utf-8", "replace")

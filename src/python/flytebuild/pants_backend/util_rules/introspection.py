@@ -29,6 +29,7 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_argv,
     runtime_error,
 )
+from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 
@@ -94,6 +95,7 @@ async def introspect_workflows(
             description=f"Introspect {described}",
             env_addresses=request.addresses,
             timeout=flyte.user_code_timeout,
+            worker=worker_setup(flyte, global_options),
         )
         stderr = result.stderr.decode("utf-8", "replace")
         fresh = batch_results(result)

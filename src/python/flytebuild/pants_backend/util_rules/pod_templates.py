@@ -39,6 +39,7 @@ from flytebuild.core.model import PodTemplateTarget, WorkflowPlan
 from flytebuild.core.pod_templates import (
     PodTemplateError,
     PodTemplateSource,
+    decode_text,
     validation_batch,
     validation_error,
     validation_run_error,
@@ -99,10 +100,10 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
     source = source_contents[0]
     return PodTemplateTarget(
         address=address,
-        source=PodTemplateSource(source.path, _text(source.content, source.path, address)),
+        source=PodTemplateSource(source.path, decode_text(source.content, source.path, address)),
         overlays=tuple(
             sorted(
-                (env, PodTemplateSource(path, _text(by_path[path], path, address)))
+                (env, PodTemplateSource(path, decode_text(by_path[path], path, address)))
                 for env, path in overlay_paths.items()
             )
         ),
@@ -111,11 +112,6 @@ async def gather_pod_template(request: PodTemplateTargetRequest) -> PodTemplateT
     )
 
 
-def _text(content: bytes, path: str, address: str) -> str:
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PodTemplateError("the file is not UTF-8 text", file=path, target=address) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,13 +26,18 @@ from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import Bundle, BundleWarning, build_bundle, bundle_warnings, plan_bundle
 from flytebuild.core.errors import FlytebuildError
-from flytebuild.core.model import ImageTarget
+from flytebuild.core.model import ImageTarget, WorkflowPlan
 
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
-from flytebuild.pants_backend.util_rules.planning import PlannedWorkflow, _resolve_of
+from flytebuild.pants_backend.util_rules.planning import (
+    PlannedWorkflow,
+    PlannedWorkflows,
+    WorkflowPlansRequest,
+    _resolve_of,
+)
 from flytebuild.pants_backend.util_rules.user_env import (
     batch_results,
     input_keys,
@@ -41,6 +46,7 @@ from flytebuild.pants_backend.util_rules.user_env import (
     runtime_argv,
     runtime_error,
 )
+from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 _DIR = "__flytebuild"
@@ -110,6 +116,15 @@ class SerializedWorkflow:
 @dataclass(frozen=True)
 class SerializedWorkflows:
     workflows: tuple[SerializedWorkflow, ...]
+    # The request's plans are no longer the current ones (see serialize_batch): nothing was serialized.
+    stale: bool = False
+
+    def check_current(self) -> None:
+        if self.stale:
+            raise FlytebuildError(
+                "The workflows' sources changed while they were being serialized: nothing was registered or "
+                "written. Run the command again."
+            )
 
 
 @dataclass(frozen=True)
@@ -118,11 +133,13 @@ class _SerializeBatch:
 
     addresses: tuple[Address, ...]
     request_jsons: tuple[str, ...]  # request_jsons[i] serializes addresses[i]
+    plan_addresses: tuple[Address, ...]  # the WorkflowPlansRequest the requests were built from
 
 
 @dataclass(frozen=True)
 class _SerializedBatch:
     workflows: tuple[SerializedWorkflow, ...]
+    stale: bool = False
 
 
 @rule(desc="Serialize Flyte workflows in their own environment")
@@ -133,12 +150,14 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
     )
     by_resolve: dict[str, list[tuple[Address, str]]] = defaultdict(list)
     for w, p in zip(wrapped, request.planned):
-        req = json.dumps(serialize_request(p.plan), sort_keys=True, indent=1)
+        req = _request_json(p.plan)
         by_resolve[_resolve_of(w.target, python_setup)].append((w.target.address, req))
     batches = await MultiGet(
-        Get(_SerializedBatch, _SerializeBatch(tuple(a for a, _ in jobs), tuple(r for _, r in jobs)))
+        Get(_SerializedBatch, _SerializeBatch(tuple(a for a, _ in jobs), tuple(r for _, r in jobs), request.addresses))
         for _, jobs in sorted((k, sorted(v)) for k, v in by_resolve.items())
     )
+    if any(batch.stale for batch in batches):
+        return SerializedWorkflows((), stale=True)
     done = {sw.address: sw for batch in batches for sw in batch.workflows}
     return SerializedWorkflows(tuple(done[str(a)] for a in request.addresses))
 
@@ -147,6 +166,18 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 async def serialize_batch(
     batch: _SerializeBatch, global_options: GlobalOptions, flyte: FlyteSubsystem
 ) -> _SerializedBatch:
+    # After an edit, pantsd first re-checks the nodes of the previous run, this one with the previous plan's
+    # requests: serializing those would be a whole user-env pass for nothing (its result is thrown away once the
+    # new plan is known). The current plan is the one node every caller shares: a batch whose requests are not
+    # built from it is stale and runs nothing.
+    current = await Get(PlannedWorkflows, WorkflowPlansRequest(batch.plan_addresses))
+    by_address = {p.plan.address: p.plan for p in current}
+    try:
+        now = tuple(_request_json(by_address.get(str(a))) for a in batch.addresses)
+    except FlytebuildError:  # the current plan cannot be serialized: its own request says so, not this one
+        now = ()
+    if now != batch.request_jsons:
+        return _SerializedBatch((), stale=True)
     # Partitioned per workflow like introspection (core/result_cache.py): only workflows whose request or closure
     # changed are serialized again, in one process; the others are read back.
     runtime = runtime_fingerprint()
@@ -169,6 +200,7 @@ async def serialize_batch(
         result = await run_in_user_env(
             tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
             output_directories=(_OUT,), env_addresses=batch.addresses, timeout=flyte.user_code_timeout,
+            worker=worker_setup(flyte, global_options),
         )
         results = batch_results(result)
         stderr = result.stderr.decode("utf-8", "replace")
@@ -176,11 +208,10 @@ async def serialize_batch(
             data = results.get(f"{_OUT}/{i}")
             if data is None or "error" in data:
                 raise _error(batch.addresses[i], json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
-        contents = await Get(DigestContents, Digest, result.output_digest)
         for i in missing:
             prefix = f"{_OUT}/{i}/"
-            pbs = {fc.path[len(prefix):]: base64.b64encode(fc.content).decode("ascii")
-                   for fc in contents if fc.path.startswith(prefix)}
+            pbs = {path[len(prefix):]: base64.b64encode(content).decode("ascii")
+                   for path, content in result.outputs if path.startswith(prefix)}
             answers[i] = {"summary": results[f"{_OUT}/{i}"], "files": pbs}
             cache.put(keys[i], json.dumps(answers[i], sort_keys=True))
     digests = await MultiGet(
@@ -194,6 +225,10 @@ async def serialize_batch(
             for i, (a, d) in enumerate(zip(batch.addresses, digests))
         )
     )
+
+
+def _request_json(plan: Optional[WorkflowPlan]) -> str:
+    return json.dumps(serialize_request(plan), sort_keys=True, indent=1) if plan is not None else ""
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> SerializationError:

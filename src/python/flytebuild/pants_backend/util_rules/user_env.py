@@ -7,21 +7,26 @@ serialization and deploy, so Pants builds it once and an edit to a source does n
 from __future__ import annotations
 
 import json
+import logging
 import os
+from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.backend.python.util_rules.python_sources import PythonSourceFiles, PythonSourceFilesRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult
 from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import UserCodeTimeout
+from flytebuild.pants_backend.util_rules.worker import WorkerSetup, worker_run
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
+
+logger = logging.getLogger(__name__)
 
 
 def runtime_files(prefix: str = "") -> list[FileContent]:
@@ -45,6 +50,17 @@ def user_env_pex_request(addresses: Iterable[Address]) -> PexFromTargetsRequest:
     )
 
 
+@dataclass(frozen=True)
+class UserEnvResult:
+    """What a runtime command answered, whether a warm worker's fork or a sandboxed process ran it."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    outputs: tuple[tuple[str, bytes], ...]  # (path, content) of the files under the output directories
+    via: str  # "worker" or "process"
+
+
 async def run_in_user_env(
     addresses: tuple[Address, ...],
     files: Sequence[FileContent],
@@ -53,12 +69,14 @@ async def run_in_user_env(
     output_directories: Sequence[str] = (),
     timeout: Optional[int] = None,
     env_addresses: tuple[Address, ...] | None = None,
-) -> FallibleProcessResult:
+    worker: Optional[WorkerSetup] = None,
+) -> UserEnvResult:
     """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `env_addresses` (default:
     `addresses`), with the transitive sources of `addresses`, the runtime package and `files`.
 
-    Cached by Pants like any process: unchanged targets and inputs are free to run again. Past
-    `timeout` seconds the process is stopped and a UserCodeTimeout names the targets."""
+    With `worker` (see `worker_setup`), a fork of the warm worker runs it, given the same files by content; when the
+    worker cannot be used, a sandboxed process does, cached by Pants like any process. Past `timeout` seconds
+    either is stopped and a UserCodeTimeout names the targets."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
@@ -66,6 +84,16 @@ async def run_in_user_env(
         Get(Digest, CreateDigest([*runtime_files(), *files])),
     )
     input_digest = await Get(Digest, MergeDigests([sources.source_files.snapshot.digest, scripts]))
+    target = ", ".join(str(a) for a in addresses)
+    python = worker and worker.python_of(venv_pex)
+    if worker and python:
+        contents = await Get(DigestContents, Digest, input_digest)
+        answer = worker_run(worker, python, contents, argv, sources.source_roots, output_directories, timeout)
+        if answer is not None:
+            if answer.timed_out:
+                raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
+            logger.debug(f"flytebuild: {description}: answered by the warm worker")
+            return UserEnvResult(answer.exit_code, answer.stdout, answer.stderr, answer.outputs, "worker")
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
@@ -79,8 +107,12 @@ async def run_in_user_env(
             timeout_seconds=timeout,
         ),
     )
-    check_timeout(result, timeout, description, ", ".join(str(a) for a in addresses))
-    return result
+    check_timeout(result, timeout, description, target)
+    outputs: tuple[tuple[str, bytes], ...] = ()
+    if output_directories:
+        produced = await Get(DigestContents, Digest, result.output_digest)
+        outputs = tuple((fc.path, fc.content) for fc in produced)
+    return UserEnvResult(result.exit_code, result.stdout, result.stderr, outputs, "process")
 
 
 def check_timeout(result: FallibleProcessResult, timeout: Optional[int], description: str, target: str) -> None:
@@ -90,7 +122,7 @@ def check_timeout(result: FallibleProcessResult, timeout: Optional[int], descrip
         raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
 
 
-def batch_results(result: FallibleProcessResult) -> dict:
+def batch_results(result: UserEnvResult) -> dict:
     """A `--batch` command's `results` (key -> data or {"error": ...}); {} when it printed none (it crashed)."""
     try:
         return json.loads(result.stdout.decode("utf-8", "replace"))["results"]

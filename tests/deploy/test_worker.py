@@ -1,0 +1,168 @@
+"""The real ./pants flyte-deploy with `[flyte].worker`: introspection and serialization answered by the warm worker
+pantsd starts in the user's environment (flytekit imported once, a fresh fork per request), over the stand-in
+FlyteAdmin. The sandboxed-process path (`--no-flyte-worker`) is the reference: same entities, same versions.
+
+Each command runs with `-ldebug` (in this module's own repo copy and pantsd, so the options never change between
+commands), which makes the rules say which requests the worker answered."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from flytebuild.service import worker as worker_client
+from tests.deploy.conftest import Repo, by_status
+from tests.support.flyteadmin.fixture import flyteadmin
+from tests.support.repo_copy import pants_repo_copy
+
+pytestmark = pytest.mark.slow
+
+SPECS = ("examples/mixed::",)
+MODULE = "examples/mixed/fast_tasks.py"
+WORKER_SAID = re.compile(r"flytebuild: (.+?): answered by the warm worker")
+NOT_USED = "the warm worker is not used"
+
+
+class WorkerRepo(Repo):
+    def run_deploy(self, admin, *options: str):
+        proc, summary = self.deploy(admin, *SPECS, options=("-ldebug", *options), check=True)
+        assert summary is not None and summary["counts"]["failed"] == 0, proc.stderr[-3000:]
+        return summary, WORKER_SAID.findall(proc.stderr), proc.stderr
+
+
+@pytest.fixture(scope="module")
+def repo():
+    # A short path, so the worker's socket is in the copy's workdir (a Unix socket path has at most 107 bytes;
+    # past that the client puts it in the temp directory) and these tests can find and break it.
+    root = Path(tempfile.mkdtemp(prefix="fbw"))
+    repo = pants_repo_copy(root, repo_class=WorkerRepo)
+    yield repo
+    repo.kill_pantsd()
+    worker_client.stop(str(worker_dir(repo.root)))  # a worker exits when its socket file goes
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def worker_dir(root: Path) -> Path:
+    return root / ".bootstrap/pants.d/flytebuild/worker"
+
+
+def worker_pids(root: Path) -> list[int]:
+    """The workers serving this copy's pantsd (each writes `<socket>.pid` while it serves)."""
+    pids = []
+    for pid_file in worker_dir(root).glob("*.sock.pid"):
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, OSError):
+            continue
+        pids.append(pid)
+    return pids
+
+
+def entities(summary: dict) -> dict:
+    return {(e["kind"], e["name"]): e["version"] for e in summary["entities"]}
+
+
+def edit(repo: Repo, n: int) -> None:
+    repo.write(MODULE, repo.read(MODULE).split("\n_EDIT = ")[0] + f"\n_EDIT = {n}\n")
+
+
+@pytest.fixture(scope="module")
+def first(repo):
+    """A first deploy (worker on: the default), which also creates the user environment's venv."""
+    with flyteadmin() as admin:
+        summary, _, _ = repo.run_deploy(admin)
+    return summary
+
+
+def test_an_edit_registers_exactly_the_changed_entities_through_the_worker(repo, first):
+    with flyteadmin() as admin:
+        repo.run_deploy(admin)
+        edit(repo, 1)
+        summary, answered, stderr = repo.run_deploy(admin)
+        assert NOT_USED not in stderr
+        # the workflows whose closure holds the module (both import mixed.workflows) were introspected and
+        # serialized by the worker, and no sandboxed process did it
+        assert set(answered) == {
+            "Introspect examples/mixed:container_wf, examples/mixed:wf",
+            "Serialize examples/mixed:container_wf, examples/mixed:wf",
+        }, answered
+        assert by_status(summary, "registered", "task") == {"mixed.fast_tasks.weights"}
+        assert by_status(summary, "registered", "workflow") == {"mixed.workflows.wf"}
+        assert "mixed.workflows.container_wf" in by_status(summary, "unchanged")
+        # the same edit through sandboxed processes: the same entities, the same versions
+        with flyteadmin() as reference:
+            off, answered_off, _ = repo.run_deploy(reference, "--no-flyte-worker")
+        assert answered_off == []
+        assert entities(off) == entities(summary)
+
+
+def test_worker_off_gives_the_same_results(repo, first):
+    edit(repo, 2)
+    with flyteadmin() as on_admin, flyteadmin() as off_admin:
+        off, answered_off, _ = repo.run_deploy(off_admin, "--no-flyte-worker")
+        on, _, _ = repo.run_deploy(on_admin)
+        assert answered_off == []
+        assert entities(on) == entities(off)
+        for kind, name in entities(on):
+            if kind == "task":
+                version = entities(on)[(kind, name)]
+                got = on_admin.store.get("task", "flytesnacks", "development", name, version)
+                want = off_admin.store.get("task", "flytesnacks", "development", name, version)
+                assert got["closure"]["compiled_task"] == want["closure"]["compiled_task"], name
+
+
+def test_two_concurrent_goals_each_get_their_own_answer(repo, first):
+    edit(repo, 3)
+    with flyteadmin() as a, flyteadmin() as b, flyteadmin() as reference:
+        results = {}
+
+        def run(name, admin):
+            results[name] = repo.run_deploy(admin)
+
+        threads = [threading.Thread(target=run, args=(n, adm)) for n, adm in (("a", a), ("b", b))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        off, _, _ = repo.run_deploy(reference, "--no-flyte-worker")
+        assert entities(results["a"][0]) == entities(results["b"][0]) == entities(off)
+        assert by_status(results["a"][0], "registered") == by_status(off, "registered")
+
+
+def test_a_killed_worker_falls_back_with_the_same_answer(repo, first):
+    with flyteadmin() as admin:
+        repo.run_deploy(admin)
+        pids = worker_pids(repo.root)
+        assert pids, "the deploy left no worker running"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        edit(repo, 4)
+        summary, _, _ = repo.run_deploy(admin)
+        with flyteadmin() as reference:
+            off, _, _ = repo.run_deploy(reference, "--no-flyte-worker")
+        assert entities(summary) == entities(off)
+        assert by_status(summary, "registered", "task") == {"mixed.fast_tasks.weights"}
+
+
+def test_an_unusable_worker_falls_back_to_the_sandboxed_process(repo, first):
+    sockets = worker_dir(repo.root)
+    sockets.mkdir(parents=True, exist_ok=True)
+    worker_client.stop(str(sockets))  # the running worker exits
+    sockets.chmod(0o777)  # a directory others can write to: the client refuses to start one there
+    try:
+        edit(repo, 5)
+        with flyteadmin() as admin, flyteadmin() as reference:
+            summary, answered, stderr = repo.run_deploy(admin)
+            off, _, _ = repo.run_deploy(reference, "--no-flyte-worker")
+        assert answered == []
+        assert entities(summary) == entities(off)
+        assert by_status(summary, "registered", "task") == by_status(off, "registered", "task")
+    finally:
+        sockets.chmod(0o700)
