@@ -50,9 +50,10 @@ Why a fork is a fresh process for user code (and what must not be shared):
   client hangs up (Ctrl-C in the CLI).
 - The runtime's own modules are imported by the parent; the one piece of process state they capture at import
   (entrypoint's working directory) is reset by the runner.
-The parent exits after --idle-timeout seconds without a request, when its socket file is removed or replaced, and
-on SIGTERM. Its identity (interpreter, installed distributions, runtime package) is part of the socket's name,
-chosen by the client: a changed environment or runtime gets a new worker, the old one idles out.
+The parent exits after --idle-timeout seconds without a request, when its socket file is removed or replaced, when
+its runtime package is deleted (a throwaway checkout), and on SIGTERM. Its identity (interpreter, installed
+distributions, runtime package) is part of the socket's name, chosen by the client: a changed environment or
+runtime gets a new worker, the old one idles out.
 """
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ def serve(path: str, idle_timeout: float) -> None:
             try:
                 conn, _ = listener.accept()
             except socket.timeout:
-                if not _ours(path, inode) or (not children and time.monotonic() - last > idle_timeout):
+                gone = not _ours(path, inode) or not os.path.isfile(os.path.join(_HERE, "__main__.py"))
+                if gone or (not children and time.monotonic() - last > idle_timeout):
                     return
                 continue
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[2]
