@@ -10,6 +10,7 @@ ordinary tools.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -225,11 +226,19 @@ def closure_fingerprint(
     )
 
 
+@functools.lru_cache(maxsize=65536)
+def closure_value_fingerprint(closure: Closure) -> str:
+    """`closure_fingerprint` of a Closure value, memoized: the tasks of one module share it."""
+    return closure_fingerprint(closure.sources, closure.pins, closure.requirements)
+
+
+@functools.lru_cache(maxsize=4096)
 def image_fingerprint(image: ImageTarget) -> str:
     """Fingerprint of everything that decides an image's content and where it is pushed.
 
     The target's address and `image_name` are deliberately left out: renaming or moving a target
-    does not change a single byte of the image.
+    does not change a single byte of the image. Memoized (the target is a frozen, hashable value): every
+    workflow's plan names every image of the project, so unmemoized this grows with projects x workflows.
     """
     return _fingerprint(
         "image",
@@ -278,9 +287,7 @@ def task_fingerprint(
             "name": task.name,
             "kind": task.kind,
             "task_type": task.task_type,
-            "closure": None
-            if closure is None
-            else closure_fingerprint(closure.sources, closure.pins, closure.requirements),
+            "closure": None if closure is None else closure_value_fingerprint(closure),
             "image": image_fp,
             "interface": task.interface.to_json(),
             "input_defaults": dict(task.input_defaults),

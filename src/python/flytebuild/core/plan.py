@@ -438,7 +438,7 @@ def _plan_task(
                 f"requirements not in image {_display(image)}: {', '.join(missing_requirements)} "
                 "(fast-register ships code only)"
             )
-        code_fp = fp.closure_fingerprint(closure.sources, closure.pins, closure.requirements)
+        code_fp = fp.closure_value_fingerprint(closure)
 
     pod_template, pod_source, pod_files = settings.pod_template(task, image, image_fp, code_fp)
     task_fp = fp.task_fingerprint(task, None if task.kind == "container" else closure, image_fp, pod_template)
