@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from blake3 import blake3
 
+from flytebuild.cli.cache import ParsedImports, cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.requirements import Requirements, load_requirements
 from flytebuild.core import validate
@@ -41,6 +42,8 @@ class ProjectGraph:
         self.project = project
         self.requirements: Requirements = load_requirements(project.root, project.requirements_file, project.lockfile)
         self.index = index_modules(project.root, project.source_roots)
+        key = blake3(os.path.abspath(project.root).encode("utf-8")).hexdigest()[:16]
+        self.parsed = ParsedImports(cache_path(f"imports-{key}.json"))
         self.use_installed(installed)
         self._digests: Dict[str, str] = {}
         self._cache = _stat_cache(project.root)
@@ -50,7 +53,14 @@ class ProjectGraph:
         self.imports = ImportGraph(
             self.index,
             requirement_modules(self.requirements.names, installed, dict(self.project.module_mapping)),
+            parsed=self.parsed,
         )
+
+    def save_caches(self) -> None:
+        """Remember what this run parsed (the digest cache saves itself)."""
+        parsed = getattr(self, "parsed", None)
+        if parsed is not None:
+            parsed.save()
 
     # --- files ---------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ Pure function of build-graph facts and the introspection; adapters gather, core 
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -367,11 +368,17 @@ def _type_names(value: object) -> List[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _closure_names(closure: Closure) -> frozenset:
+    """Canonical names a closure requires or pins (memoized: the tasks of one module share the closure)."""
+    return frozenset({canonical_name(r) for r in closure.requirements} | {
+        canonical_name(p.split("==", 1)[0]) for p in closure.pins
+    })
+
+
 def lazy_requirement_error(task: Task, closure: Closure, target: str) -> Optional[PlanError]:
     names = _type_names(task.interface.to_json())
-    have = {canonical_name(r) for r in closure.requirements} | {
-        canonical_name(p.split("==", 1)[0]) for p in closure.pins
-    }
+    have = _closure_names(closure)
     for marker, requirement, why in LAZY_REQUIREMENTS:
         if requirement in have or not any(marker in n for n in names):
             continue
