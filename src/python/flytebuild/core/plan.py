@@ -250,10 +250,15 @@ class _TaskSettings:
         self.target = target
         self.task_templates = dict(target.task_pod_templates)
         self.task_cache_keys = dict(target.task_cache_keys)
-        # `${images.NAME}`: every flyte_image the workflow knows, by image_name.
-        self.image_refs = {
+        self._images = images
+
+    @functools.cached_property
+    def image_refs(self) -> Dict[str, str]:
+        """`${images.NAME}`: every flyte_image the workflow knows, by image_name. Only a pod template asks: built
+        on first use, so a project's plan does not grow with workflows x images."""
+        return {
             img.image_name: f"{img.repository_ref}:{fp.version_of(fp.image_fingerprint(img))}"
-            for img in sorted(images.values(), key=lambda i: i.address)
+            for img in sorted(self._images.values(), key=lambda i: i.address)
         }
 
     def cache_key(self, task: Task) -> str:
