@@ -9,7 +9,6 @@ specs. scale_bench.py is the full side-by-side bench; this one isolates what the
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -22,11 +21,10 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-import generate  # noqa: E402
-from scale_bench import MODULE, PROJECTS, Edits, loadavg, registered_since, timed  # noqa: E402
+from scale_bench import MODULE, PROJECTS, Edits, exported_pyflyte, generated_repo, loadavg, registered_since, timed  # noqa: E402
 
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
-from tests.support.repo_copy import copy_repo, kill_pantsd  # noqa: E402
+from tests.support.repo_copy import kill_pantsd  # noqa: E402
 
 SPECS = ["examples/scale::"]
 TOOLS = {
@@ -43,11 +41,8 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="fbpw"))  # short: the worker's socket stays in the copy's workdir
     root = tmp / "repo"
-    root.mkdir()
-    copy_repo(root)
-    generate.generate(root, projects=args.projects)
-    pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
-    user_python = str(Path(pyflyte).parent / "python")
+    generated_repo(root, args.projects)
+    pyflyte, user_python = exported_pyflyte()
     user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
     pants = [root / "pants"]

@@ -116,14 +116,25 @@ class Edits:
         self.original.clear()
 
 
+def exported_pyflyte() -> tuple:
+    """pyflyte and the interpreter of the examples' exported user environment (`make user-env`)."""
+    pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
+    return pyflyte, str(Path(pyflyte).parent / "python")
+
+
+def generated_repo(root: Path, projects: int, **options) -> dict:
+    """A throwaway copy of this repository at `root` holding `projects` generated projects; their shape."""
+    root.mkdir()
+    copy_repo(root)
+    return generate.generate(root, projects=projects, **options)
+
+
 class Tools:
     """The commands of every tool on one generated tree (and, per latency, one stand-in FlyteAdmin)."""
 
     def __init__(self, root: Path, tmp: Path, n: int):
-        pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
         self.root, self.tmp, self.n = root, tmp, n
-        self.pyflyte = pyflyte
-        self.user_python = str(Path(pyflyte).parent / "python")
+        self.pyflyte, self.user_python = exported_pyflyte()
         self.pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
         self.user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         self.cli_env = {**self.user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": self.user_python,
@@ -172,9 +183,7 @@ def registered_since(admin, mark) -> int:
 def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extras: bool) -> dict:
     """Deploy steps per latency; with `extras` (the first project count): under load, watch loops, local runs."""
     root = tmp / f"repo{n}"
-    root.mkdir()
-    copy_repo(root)
-    shape = generate.generate(root, projects=n, asset_kb=opts.asset_kb)
+    shape = generated_repo(root, n, asset_kb=opts.asset_kb)
     tools = Tools(root, tmp, n)
     deploy_tools = [t for t in TOOLS if t != "all" or not opts.quick]
     edits = Edits(root)

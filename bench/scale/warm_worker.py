@@ -8,7 +8,6 @@ times in turn. scale_bench.py is the full side-by-side bench; this one isolates 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -21,11 +20,9 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-import generate  # noqa: E402
-from scale_bench import MODULE, PROJECTS, Edits, loadavg, timed  # noqa: E402
+from scale_bench import MODULE, PROJECTS, Edits, exported_pyflyte, generated_repo, loadavg, timed  # noqa: E402
 
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
-from tests.support.repo_copy import copy_repo  # noqa: E402
 
 CLI_PROJECT = (PROJECTS["cli"],)  # the project scale.toml deploys to
 TOOLS = {
@@ -42,11 +39,8 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="flytebuild-warm-worker-"))
     root = tmp / "repo"
-    root.mkdir()
-    copy_repo(root)
-    generate.generate(root, projects=args.projects)
-    pyflyte = sorted(glob.glob(str(REPO / "dist/export/python/virtualenvs/flyte/*/bin/pyflyte")))[-1]
-    user_python = str(Path(pyflyte).parent / "python")
+    generated_repo(root, args.projects)
+    pyflyte, user_python = exported_pyflyte()
     user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     cli_env = {**user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": user_python}
     cli = [sys.executable, "-m", "flytebuild.cli", "-c", root / "scale.toml"]

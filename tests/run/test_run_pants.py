@@ -1,5 +1,10 @@
 """End to end: `./pants run <flyte_workflow> -- inputs` in a throwaway copy of the repo (real Pants, real flytekit)."""
 import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
 
 
 def test_pants_run_a_workflow_with_typed_inputs(pants_repo):
@@ -67,3 +72,55 @@ def test_pants_run_images_for_map_and_container_tasks(pants_repo):
     if container.returncode != 0:  # no Docker engine here: said plainly, nothing ran
         assert container.returncode == 2 and "run in Docker when local" in container.stderr
         assert "Traceback" not in container.stderr
+
+
+RUN = ("run", "examples/typed:wf", "--", "--cfg", '{"scale": 2, "offset": 1}', "--n", "2", "--format=json")
+
+
+def _same_run(pants_repo):
+    """`./pants run` through the warm worker (the default) says what the cold path (`--no-flyte-worker`) says."""
+    warm = pants_repo.pants(*RUN)
+    cold = pants_repo.pants("--no-flyte-worker", *RUN)
+    assert warm.returncode == cold.returncode == 0, warm.stderr[-3000:] + cold.stderr[-3000:]
+    assert warm.stdout == cold.stdout
+
+    def said(proc):  # timings aside
+        return [line for line in proc.stderr.splitlines() if line.startswith("[") and " in " not in line]
+
+    assert said(warm) == said(cold)
+    return json.loads(warm.stdout)
+
+
+def _run_workers(pants_repo):
+    """The copy's workers started by runtime/attach.py: with the run's environment (pantsd starts its own with
+    none of it), PEX_EXTRA_SYS_PATH included."""
+    script = str(pants_repo.root / "src/python/flytebuild/runtime/__main__.py")
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if script.encode() in argv and b"worker" in argv and any(e.startswith(b"PEX_EXTRA_SYS_PATH=") for e in environ):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_pants_run_through_the_warm_worker_answers_as_the_cold_path(pants_repo):
+    pants_repo.pants(*RUN)  # creates the run's venv (cold) and, on the next run, its worker
+    assert _same_run(pants_repo)["outputs"]["o0"]["note"] == "run"
+    assert _run_workers(pants_repo)  # the run forked from a worker of its own environment
+
+    source = pants_repo.read("examples/typed/workflows.py")
+    pants_repo.write("examples/typed/workflows.py", source.replace('label: str = "run"', 'label: str = "edited"'))
+    try:
+        assert _same_run(pants_repo)["outputs"]["o0"]["note"] == "edited"  # the edit is seen, warm and cold
+    finally:
+        pants_repo.write("examples/typed/workflows.py", source)
+
+    for pid in _run_workers(pants_repo):  # killed: the next run starts another, same answer
+        os.kill(pid, signal.SIGKILL)
+    assert _same_run(pants_repo)["outputs"]["o0"]["note"] == "run"
+    assert _run_workers(pants_repo)

@@ -31,6 +31,7 @@ from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException, TransitiveTargets, TransitiveTargetsRequest
+from pants.option.global_options import GlobalOptions
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
@@ -41,6 +42,7 @@ from flytebuild.core.errors import FlytebuildError
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
 from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
 from flytebuild.core.settings import Settings
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -53,6 +55,8 @@ from flytebuild.pants_backend.target_types import (
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
 from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
+from flytebuild.pants_backend.util_rules.worker import WorkerSetup, worker_setup
+from flytebuild.service.runtime_package import RUNTIME_DIR
 
 _DIR = "__flytebuild"
 
@@ -90,7 +94,11 @@ class UserEnvScriptRequest:
 
 @rule(desc="Prepare a run in the workflow's environment", level=LogLevel.DEBUG)
 async def user_env_script_run_request(
-    request: UserEnvScriptRequest, pex_env: PexEnvironment, python_setup: PythonSetup
+    request: UserEnvScriptRequest,
+    pex_env: PexEnvironment,
+    python_setup: PythonSetup,
+    flyte: FlyteSubsystem,
+    global_options: GlobalOptions,
 ) -> RunRequest:
     if request.requirements_resolve is not None:
         pex_request = PexRequest(
@@ -138,12 +146,16 @@ async def user_env_script_run_request(
     # In-repo sources first (edits are picked up), then their copies in the chroot.
     roots = sources.source_roots if sources is not None else ()
     source_roots = [*roots, *(os.path.join(chroot, sr) for sr in roots)]
+    args = (
+        os.path.join(chroot, venv_pex.pex.argv0),
+        *runtime_argv(request.command, *request.args, prefix=os.path.join(chroot, _DIR)),
+    )
+    setup = worker_setup(flyte, global_options)
+    if setup is not None:
+        args = attach_argv(setup, python.path, setup.venv_of(venv_pex), source_roots, args)
     return RunRequest(
         digest=digest,
-        args=(
-            os.path.join(chroot, venv_pex.pex.argv0),
-            *runtime_argv(request.command, *request.args, prefix=os.path.join(chroot, _DIR)),
-        ),
+        args=args,
         extra_env={
             **complete_pex_env.environment_dict(python=python),
             "PEX_EXTRA_SYS_PATH": os.pathsep.join(source_roots),
@@ -152,6 +164,26 @@ async def user_env_script_run_request(
             **complete_pex_env.append_only_caches,
             **(venv_pex.append_only_caches or {}),
         },
+    )
+
+
+def attach_argv(
+    setup: WorkerSetup, python: str, venv: str, source_roots: list[str], cold: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The run as a fork of the warm worker of `venv` (runtime/attach.py, docs/performance.md): a stdlib-only client
+    (the bare interpreter, nothing of the user's imported) hands the worker its stdio, environment and cwd, and exits
+    with the command's status; with no usable worker (e.g. the venv is not created yet) it execs `cold`. Decided
+    when the run starts, not here: this rule's answer is memoized by pantsd."""
+    env = setup.user_env(os.path.join(venv, "bin", "python"))
+    return (
+        python,
+        "-I",
+        "-S",
+        os.path.join("{chroot}", _DIR, RUNTIME_DIR, "attach.py"),
+        *("--venv", venv, "--runtime", env.runtime_dir, "--identity", env.identity),
+        *("--socket-dir", env.socket_dir, "--roots", os.pathsep.join(source_roots)),
+        "--",
+        *cold,
     )
 
 

@@ -36,9 +36,13 @@ class WorkerSetup:
     named_caches_dir: str
     socket_dir: str  # <pants_workdir>/flytebuild/worker: one repository's pantsd, its own workers
 
+    def venv_of(self, venv_pex: VenvPex) -> str:
+        """Where the venv is (or will be, once a process of the pex ran)."""
+        return os.path.join(self.named_caches_dir, "pex_root", venv_pex.venv_rel_dir)
+
     def python_of(self, venv_pex: VenvPex) -> Optional[str]:
         """The venv's interpreter if the venv is complete on disk (pex renames it into place when done), else None."""
-        venv = os.path.join(self.named_caches_dir, "pex_root", venv_pex.venv_rel_dir)
+        venv = self.venv_of(venv_pex)
         python = os.path.join(venv, "bin", "python")
         if os.path.isfile(os.path.join(venv, "pyvenv.cfg")) and os.access(python, os.X_OK):
             return python
