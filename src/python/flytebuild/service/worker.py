@@ -457,12 +457,34 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
     return _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs)
 
 
+def _inside(top: str, rel: str) -> str:
+    """`rel` under `top`; a path that leaves it (absolute, `..`) is refused, as runtime/worker.py refuses it."""
+    top = os.path.abspath(top)
+    path = os.path.normpath(os.path.join(top, rel))
+    if os.path.isabs(rel) or (path != top and not path.startswith(top.rstrip(os.sep) + os.sep)):
+        raise ValueError(f"path outside the request's directory: {rel}")
+    return path
+
+
+def _read_outputs(base: str, wanted: Sequence[str]) -> Dict[str, bytes]:
+    """What runtime/worker.py's `_outputs` sends back: every file under each wanted directory, or the file itself."""
+    found: Dict[str, bytes] = {}
+    for rel in wanted:
+        top = _inside(base, rel)
+        paths = [top] if os.path.isfile(top) else [
+            os.path.join(d, f) for d, _, names in os.walk(top) for f in names]
+        for p in sorted(paths):
+            with open(p, "rb") as f:
+                found[os.path.relpath(p, base)] = f.read()
+    return found
+
+
 def _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs) -> Result:
     top = tempfile.mkdtemp(prefix="flytebuild-run-") if files is not None else None
     try:
         if top is not None:
             for rel, data in files.items():
-                path = os.path.join(top, rel)
+                path = _inside(top, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "wb") as f:
                     f.write(data)
@@ -470,13 +492,7 @@ def _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, output
         args = [env.python, env.main, *argv]
         proc = subprocess.run(args, cwd=cwd, env=dict(environ), input=input, capture_output=True, text=text,
                               timeout=timeout)
-        found: Dict[str, bytes] = {}
-        base = cwd or os.getcwd()
-        for rel in outputs:
-            for d, _, names in os.walk(os.path.join(base, rel)):
-                for name in names:
-                    with open(os.path.join(d, name), "rb") as f:
-                        found[os.path.relpath(os.path.join(d, name), base)] = f.read()
+        found = _read_outputs(os.path.abspath(cwd or os.getcwd()), outputs)
         return Result(args, proc.returncode, proc.stdout, proc.stderr, found, False)
     finally:
         if top is not None:
