@@ -2,9 +2,13 @@
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.background import Background
+from tests.support.repo_copy import PANTS_ENV
 
 
 def test_pants_run_a_workflow_with_typed_inputs(pants_repo):
@@ -124,3 +128,52 @@ def test_pants_run_through_the_warm_worker_answers_as_the_cold_path(pants_repo):
         os.kill(pid, signal.SIGKILL)
     assert _same_run(pants_repo)["outputs"]["o0"]["note"] == "run"
     assert _run_workers(pants_repo)
+
+
+SLEEPY = '''
+import time
+
+from flytekit import task, workflow
+
+
+@task
+def nap() -> int:
+    try:
+        print("napping", flush=True)
+        time.sleep(120)
+    except KeyboardInterrupt:
+        print("nap: KeyboardInterrupt", flush=True)
+        raise
+    return 1
+
+
+@workflow
+def sleepy() -> int:
+    return nap()
+'''
+
+
+@pytest.mark.slow
+def test_pants_run_ctrl_c_reaches_the_users_program_through_the_worker(pants_repo):
+    build = pants_repo.read("examples/typed/BUILD")
+    pants_repo.write("examples/typed/sleepy.py", SLEEPY)
+    target = 'flyte_workflow(name="sleepy", entrypoint="typed.sleepy:sleepy", image=":image")'
+    pants_repo.write("examples/typed/BUILD", f"{build}\n{target}\n")
+    try:
+        pants_repo.pants(*RUN)  # the run's venv and worker exist: the next run is a fork of it
+        run = Background([pants_repo.root / "pants", "run", "examples/typed:sleepy"], pants_repo.root,
+                         {**os.environ, **PANTS_ENV})
+        try:
+            run.until("napping", timeout=300)
+            assert _run_workers(pants_repo)
+            time.sleep(0.5)
+            assert run.interrupt() != 0
+            said = "\n".join(run.seen + run.drain(1.0))
+        finally:
+            run.kill()
+    finally:
+        pants_repo.write("examples/typed/BUILD", build)
+        (pants_repo.root / "examples/typed/sleepy.py").unlink()
+    # as without the worker: the program gets KeyboardInterrupt (not a silent kill), the task is reported failed
+    assert "nap: KeyboardInterrupt" in said
+    assert "[run]   task typed.sleepy.nap FAILED" in said

@@ -10,9 +10,11 @@ front ends is flytebuild/service/worker.py, which cannot be imported here (the r
 the few protocol pieces both need (socket name, framing) are kept once per side, and tests/service/test_worker_attach.py
 checks that they agree.
 
-Ctrl-C: the runner is in a session of its own (the worker kills its whole group when done), so the terminal's
-SIGINT reaches only this process; it tells the worker by shutting down its half of the connection (a hang-up),
-then still waits for the exit status the worker reports.
+Ctrl-C: the runner is in a session of its own (the worker kills its whole group when done), so the SIGINT of the
+terminal or of Pants reaches only this process; it sends it on to the runner's process group (the user's program
+gets KeyboardInterrupt, as without the worker) and waits for the exit status the worker reports. If the runner
+cannot be told apart, or on a second signal, it hangs up (shuts down its half of the connection: the worker stops
+the runner); on a third it exits at once.
 """
 import fcntl
 import hashlib
@@ -21,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -128,6 +131,41 @@ def _read_reply(sock, header):
         return None
 
 
+def _stat(pid):
+    """(ppid, process group) of `pid`, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[1]), int(fields[2])
+
+
+def _runner(sock):
+    """The runner of our request: a grandchild of the worker (the socket's peer) that leads its own process group
+    (it called setsid) and holds our stderr (not stdout: `run` points descriptor 1 at stderr while user code runs,
+    keeping stdout for its answer); None unless exactly one does."""
+    try:
+        worker = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        ours = os.fstat(2)
+    except OSError:
+        return None
+    tree = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            tree[int(entry)] = _stat(entry)
+        except (OSError, ValueError, IndexError):
+            continue
+    found = []
+    for pid, (ppid, pgrp) in tree.items():
+        if pgrp != pid or tree.get(ppid, (None,))[0] != worker:
+            continue
+        try:
+            theirs = os.stat(f"/proc/{pid}/fd/2")
+        except OSError:
+            continue
+        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+            found.append(pid)
+    return found[0] if len(found) == 1 else None
+
+
 def _exit_as(code):
     """Exit with the runner's status; killed by a signal, die of the same signal (as the cold process would)."""
     if code < 0:
@@ -172,22 +210,31 @@ def main(args):
         _cold(cold)
     interrupted = []
 
-    def hang_up(*_):
-        if interrupted:  # a second Ctrl-C: stop waiting
+    def interrupt(signum, _frame):
+        # First the runner gets the signal itself, as the cold process would (KeyboardInterrupt in user code); if
+        # it cannot be found, or on the next signal, hang up (the worker stops it); then stop waiting.
+        interrupted.append(signum)
+        runner = _runner(sock) if len(interrupted) == 1 else None
+        if runner is not None:
+            try:
+                os.killpg(runner, signum)
+                return
+            except OSError:
+                pass
+        if len(interrupted) > 2:
             _exit_as(-signal.SIGINT)
-        interrupted.append(True)
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
-    signal.signal(signal.SIGINT, hang_up)
-    signal.signal(signal.SIGTERM, hang_up)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     reply = _read_reply(sock, worker._HEADER)
     if reply is not None and "exit" in reply:
         _exit_as(int(reply["exit"]))
     if interrupted:
-        _exit_as(-signal.SIGINT)
+        _exit_as(-interrupted[0])
     sock.close()
     _cold(cold)  # refused (`fallback`) or lost before answering: the command runs as it would without a worker
 
