@@ -239,3 +239,88 @@ def test_an_idle_worker_exits(tree):
     pid = _worker_pid(short, environ)
     assert _gone(pid, 30)
     assert not os.path.exists(worker.socket_path(short, environ))
+
+
+@pytest.mark.slow
+def test_a_worker_lost_after_starting_a_side_effecting_command_does_not_run_it_again(tree):
+    """`run` (like `remote`, `deploy`) may have launched or registered something when the worker dies under it:
+    a WorkerLost error, never a second run as a subprocess (introspect, which is pure, is replayed: above)."""
+    root, env, environ = tree
+    (root / "src/m/side.py").write_text(
+        "import time\nopen('runs', 'a').write('ran\\n')\ntime.sleep(4)\n" + _WF.format(name="side"))
+    (root / "request.json").write_text(json.dumps({"entrypoint": "m.side:wf"}))
+    _introspect(env, environ, root, "m.wf:wf")  # warm
+    pid = _worker_pid(env, environ)
+
+    def kill_once_started():
+        deadline = time.monotonic() + 60
+        while not (root / "runs").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_started)
+    killer.start()
+    with pytest.raises(worker.WorkerLost, match="may have partly run"):
+        worker.run(env, ["run", "request.json"], environ=environ, cwd=str(root), text=True)
+    killer.join()
+    time.sleep(1)
+    assert (root / "runs").read_text() == "ran\n"
+    # popen's fallback refuses the same way; the error is a FlytebuildError (one paragraph in the CLI).
+    assert issubclass(worker.WorkerLost, worker.FlytebuildError)
+
+
+_INTERRUPTED = """
+import os, sys, time
+open("pid", "w").write(str(os.getpid()))
+try:
+    time.sleep(60)
+except BaseException as e:  # flytekit's SIGINT handler (installed at its import) raises SystemExit
+    sys.stderr.write(f"interrupted: {type(e).__name__}\\n")
+    sys.stderr.flush()
+    os._exit(130)
+"""
+
+_CTRL_C_CLIENT = """
+import json, sys
+from flytebuild.cli import userenv
+from flytebuild.service import worker
+env = worker.UserEnv(*json.loads(sys.argv[1]))
+proc = worker.popen(env, ["introspect", "m.intr:wf"], environ=json.loads(sys.argv[2]), cwd=sys.argv[3],
+                    warm=sys.argv[4] == "warm")
+try:
+    proc.wait()
+except KeyboardInterrupt:
+    userenv.interrupt(proc)
+    print(proc.returncode)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_the_command_as_a_terminal_would(tree):
+    """Ctrl-C (SIGINT to the client's process group): the command gets SIGINT too -- through the worker, whose
+    runner has a session of its own -- and does what it does in a plain subprocess (the same one line, its exit
+    status), warm as cold."""
+    root, env, environ = tree
+    (root / "src/m/intr.py").write_text(_INTERRUPTED)
+    assert _introspect(env, environ, root, "m.wf:wf").warm
+    args = [env.python, env.runtime_dir, env.identity, env.socket_dir, env.idle_timeout]
+    lines = {}
+    for mode in ("cold", "warm"):
+        (root / "pid").unlink(missing_ok=True)
+        client = subprocess.Popen(
+            [sys.executable, "-c", _CTRL_C_CLIENT, json.dumps(args), json.dumps(environ), str(root), mode],
+            env={**os.environ, "PYTHONPATH": str(REPO / "src/python")}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not (root / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        os.killpg(client.pid, signal.SIGINT)
+        out, err = client.communicate(timeout=30)
+        assert client.returncode == 130, err
+        assert out.split()[-1] == "130", out
+        lines[mode] = [line for line in err.splitlines() if line.startswith("interrupted:")]
+        assert len(lines[mode]) == 1 and "Traceback" not in err, err
+        assert _gone(int((root / "pid").read_text()), 10)
+    assert lines["warm"] == lines["cold"]

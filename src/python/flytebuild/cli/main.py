@@ -542,7 +542,10 @@ def _run(args: argparse.Namespace) -> int:
         for _ in range(2):
             try:
                 code = proc.wait()
-            except BaseException:  # Ctrl-C: the user's program must not run on without us
+            except KeyboardInterrupt:  # Ctrl-C: the program says so (one line) and exits, as it would alone
+                userenv.interrupt(proc)
+                raise
+            except BaseException:  # the user's program must not run on without us
                 proc.kill()
                 raise
             if not userenv.lost(proc):

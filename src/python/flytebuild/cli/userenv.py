@@ -157,6 +157,18 @@ def popen_runtime(python: str, argv: Sequence[str], root: str, source_roots: Seq
                         warm=env is not None, **kw)
 
 
+def interrupt(proc) -> None:
+    """After Ctrl-C: a worker's command gets SIGINT through the worker (its own session never sees the terminal's);
+    a subprocess got it from the terminal. Either has the worker's grace to exit, then is killed."""
+    if isinstance(proc, worker.WorkerProcess):
+        proc.interrupt()
+        return
+    try:
+        proc.wait(worker.GRACE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def lost(proc) -> bool:
     """The warm worker died under `proc` (no exit status): run it again, as a plain subprocess."""
     if getattr(proc, "lost", False):

@@ -16,9 +16,13 @@ descriptors, then that many bytes of JSON:
      "files": {"rel/path": "<base64>"} | null,      # materialized into a fresh directory (Pants sends contents)
      "outputs": ["rel/dir", ...],                   # files under these (relative to cwd) are sent back
      "timeout": seconds | null}                     # the runner (its whole process group) is killed after it
-and reads an 8-byte length and JSON: {"exit": n (negative: killed by signal n), "timed_out": bool,
-"outputs": {"rel/path": "<base64>"}} or {"fallback": "<why>"} (the client then runs a plain subprocess).
-Closing the connection kills the runner (the client was interrupted).
+and reads, just before the runner is forked, the one byte `STARTED` (b"S": from then on the command may have had
+effects, and a client that loses the worker must not run it again unless it is pure), then an 8-byte length and
+JSON: {"exit": n (negative: killed by signal n), "timed_out": bool, "outputs": {"rel/path": "<base64>"}}, or
+{"fallback": "<why>"} without STARTED (the client then runs a plain subprocess).
+When the client hangs up (or shuts down its writing side: Ctrl-C) the runner's process group gets SIGINT, as a
+terminal's Ctrl-C gives a plain subprocess, then SIGKILL after `GRACE` seconds; the exit status is still sent to a
+client that only shut down its writing side.
 
 Why a fork is a fresh process for user code (and what must not be shared):
 - No user module is ever imported by the parent: it starts with PYTHONPATH unset, cwd = the socket's directory and
@@ -45,7 +49,8 @@ Why a fork is a fresh process for user code (and what must not be shared):
   interpreter would (line-buffered on a terminal).
 - Network: the parent opens no gRPC channel and no socket but its listener (grpc is imported, its core is
   initialized by the first channel, which a runner creates); the runner closes the listener and the connection.
-- Signals: runners reset SIGINT/SIGTERM/SIGCHLD/SIGHUP to a fresh interpreter's handlers and start a session of
+- Signals: runners reset SIGINT/SIGTERM/SIGCHLD/SIGHUP to a fresh interpreter's handlers (SIGINT: the one the
+  parent had after importing flytekit, which installs its own, as it does in a fresh process) and start a session of
   their own (setsid), so the supervisor can kill the runner and everything it started, on timeout or when the
   client hangs up (Ctrl-C in the CLI).
 - The runtime's own modules are imported by the parent; the one piece of process state they capture at import
@@ -77,6 +82,8 @@ import time
 import typing
 
 MAGIC = b"FBW1"
+STARTED = b"S"  # cannot be a reply's first byte: the length's high byte is 0
+GRACE = 5.0  # seconds an interrupted runner gets to say so and exit before SIGKILL
 _HEADER = struct.Struct(">Q")
 _PACKAGE = __name__.rpartition(".")[0] or "_flytebuild_runtime"
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -150,6 +157,7 @@ class _State:
     env: typing.Dict[str, str] = {}
     coerced: typing.Optional[str] = None
     preloaded: typing.FrozenSet[str] = frozenset()
+    sigint: typing.Any = signal.default_int_handler
 
 
 def _preload() -> None:
@@ -190,6 +198,8 @@ def serve(path: str, idle_timeout: float) -> None:
     if os.environ.get("LC_CTYPE", "").lower().replace("-", "") in ("c.utf8", "utf8"):
         _State.coerced = os.environ["LC_CTYPE"]
     _preload()
+    # flytekit's import installs its own SIGINT handler (it exits 1): a fresh process has it, so a runner gets it.
+    _State.sigint = signal.getsignal(signal.SIGINT) or signal.default_int_handler
     _State.preloaded = frozenset(m.partition(".")[0] for m in sys.modules)
     listener = _listen(path)
     inode = os.stat(path).st_ino
@@ -281,26 +291,39 @@ def _materialize(files: typing.Mapping[str, str]) -> str:
 
 
 def _wait(runner: int, conn: socket.socket, timeout: typing.Optional[float]) -> typing.Tuple[int, bool]:
-    """(exit status, timed out); the runner's process group is killed on timeout or when the client hangs up."""
+    """(exit status, timed out). On timeout the runner's process group is killed; when the client hangs up it gets
+    SIGINT (what Ctrl-C gives a plain subprocess: one line and exit 130 instead of a lost half-done run), then
+    SIGKILL after GRACE seconds."""
     pidfd = os.pidfd_open(runner) if hasattr(os, "pidfd_open") else None
     deadline = time.monotonic() + timeout if timeout else None
-    timed_out = False
+    timed_out = interrupted = False
     while True:
         pid, status = os.waitpid(runner, os.WNOHANG)
         if pid:
             return os.waitstatus_to_exitcode(status), timed_out
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            timed_out = True
+            timed_out = timed_out or not interrupted
             _kill_group(runner)
             deadline = None
             continue
-        wait = [conn] + ([pidfd] if pidfd is not None else [])
+        wait = [pidfd] if pidfd is not None else []
+        if not interrupted:
+            wait.append(conn)
         ready, _, _ = select.select(wait, [], [], 0.02 if pidfd is None else left)
-        if conn in ready and not conn.recv(1, socket.MSG_PEEK):  # the client hung up
-            _kill_group(runner)
-            os.waitpid(runner, 0)
-            raise EOFError("client gone")
+        if conn in ready and not interrupted and not conn.recv(1, socket.MSG_PEEK):  # the client hung up
+            interrupted = True
+            _signal_group(runner, signal.SIGINT)
+            deadline = time.monotonic() + GRACE
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    for send in (lambda: os.killpg(pid, sig), lambda: os.kill(pid, sig)):
+        try:
+            send()
+            return
+        except OSError:
+            pass
 
 
 def _kill_group(pid: int) -> None:
@@ -334,6 +357,7 @@ def _supervise(conn: socket.socket) -> int:
             return 0
         argv = [str(a) for a in request["argv"]]
         supervisor = os.getpid()
+        conn.sendall(STARTED)  # before the fork: a client that gets it never replays a command that may have run
         runner = os.fork()
         if runner == 0:
             code = 1
@@ -399,7 +423,7 @@ def _run(argv: typing.List[str], env: typing.Dict[str, str], cwd: str, fds: typi
     for fd in fds:
         if fd > 2:
             os.close(fd)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _State.sigint)
     for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     atexit._clear()

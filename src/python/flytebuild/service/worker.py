@@ -4,8 +4,11 @@
 `subprocess.run` / `subprocess.Popen` of `python <runtime>/__main__.py <argv>` would, but in a process forked from
 a warm worker of that environment (flytekit already imported), started detached on first use. On any problem
 with the worker (it cannot start, it refuses the request, it dies mid-request) they run the plain subprocess
-instead, and say so at debug level (logger `flytebuild.worker`): the worker may make a command faster, never
-different. Standard library only, Python >= 3.9 (pantsd imports this).
+instead, and say so at debug level (logger `flytebuild.worker`) -- except when the worker died after it started a
+command with side effects (`run`, `remote`, `deploy`, ...): running it again could launch or register twice, so
+that is a WorkerLost error. Only PURE commands are replayed. Ctrl-C (KeyboardInterrupt in the client) gives the
+command SIGINT, as a terminal gives a plain subprocess, and waits for it to exit. Standard library and core/errors
+only, Python >= 3.9 (pantsd imports this).
 
 A request names either a directory (`cwd`, the source roots on `environ["PYTHONPATH"]`: the CLI) or the files
 themselves (`files`: relative path → bytes, materialized in a fresh directory: Pants, which has contents, not
@@ -31,11 +34,17 @@ import threading
 import time
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from flytebuild.core.errors import FlytebuildError
+
 log = logging.getLogger("flytebuild.worker")
 
 PIPE = subprocess.PIPE
 DEVNULL = subprocess.DEVNULL
 MAGIC = b"FBW1"
+STARTED = b"S"  # runtime/worker.py sends it once the command may have started
+GRACE = 5.0  # runtime/worker.py's: an interrupted command gets this long before SIGKILL
+# Commands without side effects outside their own output: replayed as a subprocess when the worker dies under them.
+PURE = frozenset({"introspect", "serialize", "session", "validate_pod", "check_references"})
 _HEADER = struct.Struct(">Q")
 _START_TIMEOUT = 120.0  # a cold flytekit import on a loaded machine takes 5-8 s; past this we stop waiting
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
@@ -63,6 +72,19 @@ class UserEnv:
 class WorkerUnavailable(Exception):
     """No worker could run the command (it cannot start, refused the request, died mid-request): not an answer of
     the command. Raised by `run(..., fallback=False)`, for a front end with a fallback of its own (Pants)."""
+
+
+class WorkerLost(FlytebuildError):
+    """The worker died after it started a command with side effects: it may have partly run, so it is not run
+    again (a second execution, a second registration)."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(f"the warm worker died while running `{command}`; it may have partly run",
+                         fix="check what it did, then re-run, or set FLYTEBUILD_WORKER=0 to run without the worker")
+
+
+def replayable(argv: Sequence[str]) -> bool:
+    return bool(argv) and argv[0] in PURE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +228,8 @@ class WorkerProcess:
     """The part of `subprocess.Popen` the front ends use, for a command a worker runs.
 
     `lost` is true when the worker went away without an exit status (then `returncode` is -9): the caller runs the
-    command again as a subprocess, `fallback()` (set by `popen`) starts it."""
+    command again as a subprocess, `fallback()` (set by `popen`) starts it -- or raises WorkerLost when `started`
+    is true and the command is not PURE. `interrupt()` is Ctrl-C: SIGINT to the command, then its exit status."""
 
     def __init__(self, sock: socket.socket, args: List[str], stdin: Optional[IO], stdout: Optional[IO],
                  stderr: Optional[IO]) -> None:
@@ -215,6 +238,7 @@ class WorkerProcess:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.returncode: Optional[int] = None
         self.lost = False
+        self.started = False
         self.timed_out = False
         self.outputs: Dict[str, bytes] = {}
         self._read: Dict[str, Any] = {}
@@ -234,34 +258,56 @@ class WorkerProcess:
         self._sock.close()
         return self.returncode
 
-    def poll(self) -> Optional[int]:
-        if self.returncode is None:
-            self._sock.settimeout(0)
+    def _ready(self, timeout: Optional[float]) -> bool:
+        """Whether the reply (or the end of the connection) is there within `timeout` (0: now; None: wait); the
+        STARTED byte in front of it is taken on the way."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                ready = self._sock.recv(1, socket.MSG_PEEK)
+                self._sock.settimeout(left)
+                head = self._sock.recv(1, socket.MSG_PEEK)
             except (BlockingIOError, socket.timeout):
-                return None
+                return False
             except OSError:
-                ready = b""
+                return True
+            if head != STARTED or self.started:
+                return True
+            self._sock.recv(1)
+            self.started = True
+
+    def _reply(self) -> int:
+        with contextlib.suppress(OSError):
             self._sock.settimeout(None)
-            self._finish(_read_reply(self._sock) if ready else None)
+        return self._finish(_read_reply(self._sock))
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None and self._ready(0):
+            self._reply()
         return self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> int:
         if self.returncode is None:
-            self._sock.settimeout(timeout)
-            try:
-                self._sock.recv(1, socket.MSG_PEEK)
-            except socket.timeout:
-                raise subprocess.TimeoutExpired(self.args, timeout) from None
-            except OSError:
-                pass
-            self._sock.settimeout(None)
-            self._finish(_read_reply(self._sock))
+            if not self._ready(timeout):
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            self._reply()
+        return self.returncode
+
+    def interrupt(self, grace: float = GRACE + 5) -> Optional[int]:
+        """Ctrl-C: the command gets SIGINT (its process group), GRACE seconds to exit, then SIGKILL; returns its
+        exit status (None if the worker did not answer within `grace`)."""
+        if self.returncode is None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_WR)  # the worker sees the hang-up, and can still answer
+            if self._ready(grace):
+                self._reply()
+                return self.returncode
+            self.kill()
+            return None
         return self.returncode
 
     def kill(self) -> None:
-        """Hanging up kills the command (and everything it started)."""
+        """Hanging up stops the command (and everything it started): SIGINT, then SIGKILL after GRACE seconds."""
         if self.returncode is None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)
@@ -331,7 +377,13 @@ def popen(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd:
     proc = _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text) if sock else None
     if proc is None:
         return cold()
-    proc.fallback = cold
+
+    def fallback() -> subprocess.Popen:
+        if proc.started and not replayable(argv):
+            raise WorkerLost(argv[0])
+        return cold()
+
+    proc.fallback = fallback
     return proc
 
 
@@ -375,6 +427,9 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
             if proc is not None:
                 try:
                     proc.wait(None if timeout is None else timeout + 30)  # the worker enforces `timeout` itself
+                except KeyboardInterrupt:
+                    proc.interrupt()  # the command says it was interrupted (stderr) before we go on
+                    raise
                 except BaseException:
                     proc.kill()
                     raise
@@ -386,6 +441,8 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
                     decode = (lambda b: b.decode("utf-8", "replace")) if text else (lambda b: b)
                     return Result(proc.args, proc.returncode, decode(out.read()), decode(err.read()),
                                   proc.outputs, True)
+                if proc.started and not replayable(argv):
+                    raise WorkerLost(argv[0])
                 log.debug("worker: lost during %s%s", " ".join(argv[:1]), "; running a subprocess" if fallback else "")
     if not fallback:
         raise WorkerUnavailable(f"no worker could run {' '.join(argv[:1])} for {env.python}")
