@@ -10,11 +10,11 @@ front ends is flytebuild/service/worker.py, which cannot be imported here (the r
 the few protocol pieces both need (socket name, framing) are kept once per side, and tests/service/test_worker_attach.py
 checks that they agree.
 
-Ctrl-C: the runner is in a session of its own (the worker kills its whole group when done), so the SIGINT of the
-terminal or of Pants reaches only this process; it sends it on to the runner's process group (the user's program
-gets KeyboardInterrupt, as without the worker) and waits for the exit status the worker reports. If the runner
-cannot be told apart, or on a second signal, it hangs up (shuts down its half of the connection: the worker stops
-the runner); on a third it exits at once.
+Ctrl-C: the runner is in a session of its own, so the SIGINT of the terminal or of Pants reaches only this
+process; it shuts down its writing half of the connection, on which the worker gives the runner's process group
+SIGINT (the user's program is interrupted as without the worker) and still sends the exit status, which
+this process exits with. A second signal: it exits at once. When the worker dies after it started the command,
+the command is not run again (it may have launched something): one error line, exit 1.
 """
 import fcntl
 import hashlib
@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -113,7 +112,9 @@ def connect(python, runtime_dir, path, environ):
     return None
 
 
-def _read_reply(sock, header):
+def _read_reply(sock, worker, started):
+    """The worker's answer, None if the connection ended without one; `started` gets True once the worker said the
+    command may have started (worker.STARTED, in front of the answer)."""
     def exact(n):
         data = b""
         while len(data) < n:
@@ -124,46 +125,17 @@ def _read_reply(sock, header):
         return data
 
     try:
-        head = exact(header.size)
-        body = head and exact(header.unpack(head)[0])
+        head = exact(1)
+        if head == worker.STARTED:
+            started.append(True)
+            head = exact(1)
+        head = head and head + (exact(worker._HEADER.size - 1) or b"")
+        if not head or len(head) < worker._HEADER.size:
+            return None
+        body = exact(worker._HEADER.unpack(head)[0])
         return json.loads(body) if body is not None else None
     except (OSError, ValueError):
         return None
-
-
-def _stat(pid):
-    """(ppid, process group) of `pid`, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[1]), int(fields[2])
-
-
-def _runner(sock):
-    """The runner of our request: a grandchild of the worker (the socket's peer) that leads its own process group
-    (it called setsid) and holds our stderr (not stdout: `run` points descriptor 1 at stderr while user code runs,
-    keeping stdout for its answer); None unless exactly one does."""
-    try:
-        worker = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
-        ours = os.fstat(2)
-    except OSError:
-        return None
-    tree = {}
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            tree[int(entry)] = _stat(entry)
-        except (OSError, ValueError, IndexError):
-            continue
-    found = []
-    for pid, (ppid, pgrp) in tree.items():
-        if pgrp != pid or tree.get(ppid, (None,))[0] != worker:
-            continue
-        try:
-            theirs = os.stat(f"/proc/{pid}/fd/2")
-        except OSError:
-            continue
-        if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
-            found.append(pid)
-    return found[0] if len(found) == 1 else None
 
 
 def _exit_as(code):
@@ -211,18 +183,11 @@ def main(args):
     interrupted = []
 
     def interrupt(signum, _frame):
-        # First the runner gets the signal itself, as the cold process would (KeyboardInterrupt in user code); if
-        # it cannot be found, or on the next signal, hang up (the worker stops it); then stop waiting.
+        # Ctrl-C: hang up our writing side; the worker gives the runner SIGINT (as a plain process would get it)
+        # and still sends its exit status. A second one: stop waiting.
+        if interrupted:
+            _exit_as(-interrupted[0])
         interrupted.append(signum)
-        runner = _runner(sock) if len(interrupted) == 1 else None
-        if runner is not None:
-            try:
-                os.killpg(runner, signum)
-                return
-            except OSError:
-                pass
-        if len(interrupted) > 2:
-            _exit_as(-signal.SIGINT)
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -230,13 +195,18 @@ def main(args):
 
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    reply = _read_reply(sock, worker._HEADER)
+    started = []
+    reply = _read_reply(sock, worker, started)
     if reply is not None and "exit" in reply:
         _exit_as(int(reply["exit"]))
     if interrupted:
         _exit_as(-interrupted[0])
     sock.close()
-    _cold(cold)  # refused (`fallback`) or lost before answering: the command runs as it would without a worker
+    if started:  # it may have partly run (launched, printed): running it again could do it twice
+        sys.stderr.write(f"error: the warm worker died while running `{' '.join(command[:1])}`; it may have partly "
+                         "run. Fix: check what it did, then re-run (or pass --no-flyte-worker).\n")
+        sys.exit(1)
+    _cold(cold)  # refused (`fallback`) or gone before starting it: the command runs as it would without a worker
 
 
 if __name__ == "__main__":
