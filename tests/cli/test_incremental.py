@@ -239,3 +239,47 @@ def test_a_worker_killed_mid_command_falls_back_to_a_subprocess(project, user_py
     else:
         assert {e["status"] for e in json.loads(done.stdout)["entities"]} == {"registered"}
     project("worker", "stop")
+
+
+def _set_mtime(path: Path, mtime_ns: int) -> None:
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_plan_caches_change_no_byte_and_never_hide_a_same_size_same_mtime_edit(project):
+    """The digest (stat) cache and the parsed-imports cache: a warm plan is byte-identical to a cold one and to one
+    with every cache off, and a rewrite keeping size and mtime (the racily-clean trap, and an mtime set back on
+    purpose) is still seen."""
+    util = project.root / "src/proj/util.py"
+    old = time.time_ns() - 60 * 1_000_000_000  # older than any cache write: the stat cache keeps these entries
+    for path in (project.root / "src").rglob("*.py"):
+        _set_mtime(path, old)
+    cold, _ = project("plan", "--format=json")
+    cache = project.root.parent / "cache"
+    assert list(cache.glob("stat-*.json")) and list(cache.glob("imports-*.json"))
+    warm, imports = project("plan", "--format=json")
+    off, _ = project("plan", "--format=json", extra_env={"FLYTEBUILD_CACHE_DIR": ""})
+    assert imports == [] and warm.stdout == cold.stdout == off.stdout
+
+    def versions(proc) -> dict:
+        return {w["address"]: w["version"] for w in json.loads(proc.stdout)["workflows"]}
+
+    # same size, mtime set back to the cached one (inode kept): only the ctime tells, as in git's index
+    text = util.read_text()
+    edited = text.replace("2 * x", "x + x")
+    assert len(edited) == len(text) and edited != text
+    util.write_text(edited)
+    _set_mtime(util, old)
+    after, imports = project("plan", "--format=json")
+    assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]]
+    assert all(versions(after)[w] != versions(cold)[w] for w in ("a", "b"))
+    assert after.stdout == project("plan", "--format=json", extra_env={"FLYTEBUILD_CACHE_DIR": ""})[0].stdout
+
+    # racily clean: written, planned, rewritten with the same size within the same mtime (the filesystem's
+    # granularity simulated by setting it back): not cached at the first plan, so hashed again
+    util.write_text(text)
+    now = util.stat().st_mtime_ns
+    racy_first, _ = project("plan", "--format=json")
+    util.write_text(edited)
+    _set_mtime(util, now)
+    racy_after, _ = project("plan", "--format=json")
+    assert versions(racy_first) == versions(cold) and versions(racy_after) == versions(after)

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 SPECS = ("examples/mixed::",)
 MODULE = "examples/mixed/fast_tasks.py"
 WORKER_SAID = re.compile(r"flytebuild: (.+?): answered by the warm worker")
-NOT_USED = "the warm worker is not used"
+# What the rules log (util_rules/worker.py) when a request could not go through the worker.
+NOT_USED = "running a sandboxed process"
 
 
 class WorkerRepo(Repo):
@@ -38,8 +39,8 @@ class WorkerRepo(Repo):
 
 @pytest.fixture(scope="module")
 def repo():
-    # A short path, so the worker's socket is in the copy's workdir (a Unix socket path has at most 107 bytes;
-    # past that the client puts it in the temp directory) and these tests can find and break it.
+    # A short path, so the copy is quick to find; the worker's socket is in its workdir whatever the length (a
+    # long path is bound by name and reached through /proc/self/fd), where these tests find and break it.
     root = Path(tempfile.mkdtemp(prefix="fbw"))
     repo = pants_repo_copy(root, repo_class=WorkerRepo)
     yield repo

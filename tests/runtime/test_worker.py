@@ -324,3 +324,36 @@ def test_ctrl_c_interrupts_the_command_as_a_terminal_would(tree):
         assert len(lines[mode]) == 1 and "Traceback" not in err, err
         assert _gone(int((root / "pid").read_text()), 10)
     assert lines["warm"] == lines["cold"]
+
+
+_PROBE = """
+import os
+import isodate
+os.makedirs("out", exist_ok=True)
+open("out/which", "w").write("root" if getattr(isodate, "FROM_ROOT", False) else "installed")
+""" + _WF.format(name="probe")
+
+
+@pytest.mark.slow
+def test_pex_extra_sys_path_roots_come_after_site_packages_as_in_a_pants_sandbox(tree):
+    """Pants runs the user's venv pex with the source roots in PEX_EXTRA_SYS_PATH, which the venv's .pth appends
+    after site-packages: an installed distribution the worker did not import (isodate; flytekit imports
+    jsonlines) wins over a root's module of the same name. The worker's runner must resolve it the same way (and
+    still find the roots)."""
+    root, env, environ = tree
+    site = Path(env.python).absolute().parents[1]
+    assert list(site.glob("lib/python*/site-packages/PEX_EXTRA_SYS_PATH.pth")), "not a pex venv"
+    files = {"src/m/__init__.py": b"", "src/m/probe.py": _PROBE.encode(), "src/isodate.py": b"FROM_ROOT = True\n"}
+    sandbox_env = {"PEX_EXTRA_SYS_PATH": "src"}
+    answers = {}
+    for warm in (False, True):
+        result = worker.run(env, ["introspect", "m.probe:wf"], environ=sandbox_env, files=files, text=True,
+                            warm=warm, outputs=["out"])
+        assert result.warm is warm
+        assert _task_names(result) == ["m.probe.probe"]
+        answers[warm] = result.outputs["out/which"]
+    assert answers == {False: b"installed", True: b"installed"}
+    # PYTHONPATH (the CLI) still puts the roots first, as a plain interpreter does.
+    result = worker.run(env, ["introspect", "m.probe:wf"], environ={"PYTHONPATH": "src"}, files=files, text=True,
+                        outputs=["out"])
+    assert result.warm and result.outputs["out/which"] == b"root"

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from blake3 import blake3
 
+from flytebuild.cli.cache import ParsedImports, cache_path
 from flytebuild.cli.config import ImageConfig, Project, WorkflowConfig
 from flytebuild.cli.requirements import Requirements, load_requirements
 from flytebuild.core import validate
@@ -24,16 +25,15 @@ from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource, d
 _SKIP_DIRS = {"__pycache__", "node_modules"}
 
 
+def _repo_cache_path(kind: str, root: str) -> Optional[str]:
+    """A per-repo file in the user's cache dir; None when FLYTEBUILD_CACHE_DIR="" turns caches off (Bazel actions
+    do: their inputs are already content-addressed)."""
+    return cache_path(f"{kind}-{blake3(os.path.abspath(root).encode('utf-8')).hexdigest()[:16]}.json")
+
+
 def _stat_cache(root: str) -> Optional[StatCache]:
-    """Per-repo digest cache in the user's cache dir; FLYTEBUILD_CACHE_DIR="" turns it off
-    (Bazel actions do: their inputs are already content-addressed)."""
-    base = os.environ.get("FLYTEBUILD_CACHE_DIR")
-    if base is None:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "flytebuild")
-    if not base:
-        return None
-    key = blake3(os.path.abspath(root).encode("utf-8")).hexdigest()[:16]
-    return StatCache(os.path.join(base, f"stat-{key}.json"))
+    path = _repo_cache_path("stat", root)
+    return StatCache(path) if path else None
 
 
 class ProjectGraph:
@@ -41,6 +41,7 @@ class ProjectGraph:
         self.project = project
         self.requirements: Requirements = load_requirements(project.root, project.requirements_file, project.lockfile)
         self.index = index_modules(project.root, project.source_roots)
+        self.parsed = ParsedImports(_repo_cache_path("imports", project.root))
         self.use_installed(installed)
         self._digests: Dict[str, str] = {}
         self._cache = _stat_cache(project.root)
@@ -50,7 +51,14 @@ class ProjectGraph:
         self.imports = ImportGraph(
             self.index,
             requirement_modules(self.requirements.names, installed, dict(self.project.module_mapping)),
+            parsed=self.parsed,
         )
+
+    def save_caches(self) -> None:
+        """Remember what this run parsed (the digest cache saves itself)."""
+        parsed = getattr(self, "parsed", None)
+        if parsed is not None:
+            parsed.save()
 
     # --- files ---------------------------------------------------------------------------------
 

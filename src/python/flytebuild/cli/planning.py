@@ -199,18 +199,13 @@ def plan_project(
     for workflow, (_, entrypoint) in zip(workflows, entrypoints):
         try:
             # An image with a bad field fails only the workflows whose code names it.
-            named = {
-                t.image.name
-                for t in parse_introspection(results[entrypoint], target=workflow.name).tasks
-                if t.image.name
-            }
+            intro = parse_introspection(results[entrypoint], target=workflow.name)
+            named = {t.image.name for t in intro.tasks if t.image.name}
             for image in project.images:
                 if image.image_name in named:
                     check_image_config(project, image)
             plans.append(
-                _plan_one(
-                    project, graph, workflow, entrypoint, results[entrypoint], image_targets, closures, environment
-                )
+                _plan_one(project, graph, workflow, entrypoint, intro, image_targets, closures, environment)
             )
         except FlytebuildError as e:
             if not isolate:
@@ -219,6 +214,7 @@ def plan_project(
             continue
         introspections[workflow.name] = results[entrypoint]
     plans = with_cross_workflow_warnings(plans)
+    graph.save_caches()
     # Every rendered pod template is checked as a Kubernetes V1PodSpec in the user's environment
     # before anything uses the plan (one process for all workflows).
     userenv.validate_pod_templates(project, plans)
@@ -236,8 +232,7 @@ def plan_project(
     )
 
 
-def _plan_one(project, graph, workflow, entrypoint, data, image_targets, closures, environment) -> WorkflowPlan:
-    intro = parse_introspection(data, target=workflow.name)
+def _plan_one(project, graph, workflow, entrypoint, intro, image_targets, closures, environment) -> WorkflowPlan:
     # What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
     # their digests and (for modules) closures, and the lines of their requirements files.
     candidates, requirement_paths = spec_lookups(intro.tasks)

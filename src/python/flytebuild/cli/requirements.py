@@ -7,6 +7,7 @@ file, each requirement's own line is its pin (`flytekit==1.16.31`).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class Requirements:
         if not wanted:
             return ()
         if self.lock_text is not None:
-            return locked_pins(self.lock_text, wanted)
+            return _locked_pins(self.lock_text, tuple(wanted))
         lines = dict(self.declared)
         return tuple(sorted(lines[n].replace(" ", "") for n in wanted if n in lines))
 
@@ -100,3 +101,9 @@ def load_requirements(root: str, requirements_file: Optional[str], lockfile: Opt
     if lock_text is not None and lockfile:
         return Requirements(lockfile_requirements(lock_text, lockfile), lock_text, lockfile)
     return Requirements((), None, "the configuration (no `requirements` or `lockfile`)")
+
+
+@functools.lru_cache(maxsize=1024)
+def _locked_pins(lock_text: str, wanted: Tuple[str, ...]) -> Tuple[str, ...]:
+    """Memoized: every module of a project asks for the same few requirement sets."""
+    return locked_pins(lock_text, wanted)

@@ -10,6 +10,7 @@ ordinary tools.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -72,16 +73,17 @@ def _digest_path(path: str) -> str:
 
 
 class StatCache:
-    """Persistent `(path, size, mtime_ns, inode) → digest` map, stored as JSON at `path`.
+    """Persistent `(path, size, mtime_ns, inode, ctime_ns) → digest` map, stored as JSON at `path`.
 
     A warm run where nothing changed stats every file and hashes none. Entries whose mtime is
     within `_RACY_WINDOW_NS` of the moment the cache is saved are not persisted: a file written
     again within the filesystem's timestamp granularity could keep its size and mtime while its
     content changes (git's "racily clean" problem), and a stale digest would be a silent wrong
-    version.
+    version. The ctime is in the key as in git's index: a rewrite whose mtime is set back (`touch -d`, an
+    archive tool, a checkout) still changes it, as no user can set ctime.
     """
 
-    _FORMAT = 1
+    _FORMAT = 2
     _RACY_WINDOW_NS = 2_000_000_000
 
     def __init__(self, path: str) -> None:
@@ -102,14 +104,14 @@ class StatCache:
 
     @staticmethod
     def _key(st: os.stat_result) -> list:
-        return [st.st_size, st.st_mtime_ns, st.st_ino]
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
 
     def get(self, abspath: str, st: os.stat_result) -> Optional[str]:
         with self._lock:
             entry = self._entries.get(abspath)
-            if entry is not None and entry[:3] == self._key(st):
+            if entry is not None and entry[:4] == self._key(st):
                 self.hits += 1
-                return entry[3]
+                return entry[4]
             self.misses += 1
             return None
 
@@ -120,8 +122,14 @@ class StatCache:
             entries = self._entries
             for abspath, st in zip(abspaths, stats):
                 e = entries.get(abspath)
-                hit = e is not None and e[0] == st.st_size and e[1] == st.st_mtime_ns and e[2] == st.st_ino
-                found.append(e[3] if hit else None)
+                hit = (
+                    e is not None
+                    and e[0] == st.st_size
+                    and e[1] == st.st_mtime_ns
+                    and e[2] == st.st_ino
+                    and e[3] == st.st_ctime_ns
+                )
+                found.append(e[4] if hit else None)
             hits = sum(d is not None for d in found)
             self.hits += hits
             self.misses += len(found) - hits
@@ -225,11 +233,19 @@ def closure_fingerprint(
     )
 
 
+@functools.lru_cache(maxsize=65536)
+def closure_value_fingerprint(closure: Closure) -> str:
+    """`closure_fingerprint` of a Closure value, memoized: the tasks of one module share it."""
+    return closure_fingerprint(closure.sources, closure.pins, closure.requirements)
+
+
+@functools.lru_cache(maxsize=4096)
 def image_fingerprint(image: ImageTarget) -> str:
     """Fingerprint of everything that decides an image's content and where it is pushed.
 
     The target's address and `image_name` are deliberately left out: renaming or moving a target
-    does not change a single byte of the image.
+    does not change a single byte of the image. Memoized (the target is a frozen, hashable value): every
+    workflow's plan names every image of the project, so unmemoized this grows with projects x workflows.
     """
     return _fingerprint(
         "image",
@@ -278,9 +294,7 @@ def task_fingerprint(
             "name": task.name,
             "kind": task.kind,
             "task_type": task.task_type,
-            "closure": None
-            if closure is None
-            else closure_fingerprint(closure.sources, closure.pins, closure.requirements),
+            "closure": None if closure is None else closure_value_fingerprint(closure),
             "image": image_fp,
             "interface": task.interface.to_json(),
             "input_defaults": dict(task.input_defaults),

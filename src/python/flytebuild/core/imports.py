@@ -23,7 +23,9 @@ import sys
 import sysconfig
 import tokenize
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Set, Tuple
+
+from blake3 import blake3
 
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.lockfile import canonical_name
@@ -269,8 +271,12 @@ class ImportGraph:
         index: ModuleIndex,
         requirement_map: Mapping[str, Tuple[str, ...]],
         stdlib: Iterable[str] = STDLIB,
+        parsed: Optional[MutableMapping[str, List[str]]] = None,
     ) -> None:
+        """`parsed`: `parse_imports` answers by content digest, module and kind, kept across runs by a front end
+        (keyed by content, so an edited file is a new key and is parsed again; never stale)."""
         self.index = index
+        self.parsed = parsed
         self.requirement_map = requirement_map
         self.stdlib = frozenset(stdlib)
         self._blank: Dict[str, bool] = {}
@@ -313,7 +319,7 @@ class ImportGraph:
         module = self.index.module_of.get(path)
         if module is not None:
             is_package = path.rsplit("/", 1)[-1].startswith("__init__.")
-            for name in parse_imports(self._read(path), module, is_package, path):
+            for name in self._parse(path, module, is_package):
                 providers = self.index.provider(name)
                 if not providers and "." in name:
                     providers = self.index.provider(name.rpartition(".")[0])
@@ -332,6 +338,16 @@ class ImportGraph:
         result = (tuple(sorted(files)), tuple(sorted(requirements)), tuple(sorted(unowned)), tuple(sorted(ambiguous)))
         self._edges[path] = result
         return result
+
+    def _parse(self, path: str, module: str, is_package: bool) -> Sequence[str]:
+        source = self._read(path)
+        if self.parsed is None:
+            return parse_imports(source, module, is_package, path)
+        key = f"{blake3(source).hexdigest()}:{module}:{int(is_package)}"
+        found = self.parsed.get(key)
+        if found is None:
+            found = self.parsed[key] = list(parse_imports(source, module, is_package, path))
+        return found
 
     def _third_party(self, name: str) -> Tuple[str, ...]:
         parts = name.split(".")

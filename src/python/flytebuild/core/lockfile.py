@@ -1,6 +1,7 @@
 """Locked pins from a Pants/Pex lockfile: the exact third-party versions a closure runs with."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Tuple, Union
@@ -12,6 +13,7 @@ _SEPARATORS = re.compile(r"[-_.]+")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
 
+@functools.lru_cache(maxsize=65536)  # a plan asks for the same few hundred names per task, over and over
 def canonical_name(name: str) -> str:
     """PEP 503 normalized project name: `Foo_Bar.baz` → `foo-bar-baz`."""
     return _SEPARATORS.sub("-", name.strip()).lower()

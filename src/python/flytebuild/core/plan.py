@@ -4,6 +4,7 @@ Pure function of build-graph facts and the introspection; adapters gather, core 
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -249,10 +250,15 @@ class _TaskSettings:
         self.target = target
         self.task_templates = dict(target.task_pod_templates)
         self.task_cache_keys = dict(target.task_cache_keys)
-        # `${images.NAME}`: every flyte_image the workflow knows, by image_name.
-        self.image_refs = {
+        self._images = images
+
+    @functools.cached_property
+    def image_refs(self) -> Dict[str, str]:
+        """`${images.NAME}`: every flyte_image the workflow knows, by image_name. Only a pod template asks: built
+        on first use, so a project's plan does not grow with workflows x images."""
+        return {
             img.image_name: f"{img.repository_ref}:{fp.version_of(fp.image_fingerprint(img))}"
-            for img in sorted(images.values(), key=lambda i: i.address)
+            for img in sorted(self._images.values(), key=lambda i: i.address)
         }
 
     def cache_key(self, task: Task) -> str:
@@ -367,11 +373,17 @@ def _type_names(value: object) -> List[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _closure_names(closure: Closure) -> frozenset:
+    """Canonical names a closure requires or pins (memoized: the tasks of one module share the closure)."""
+    return frozenset({canonical_name(r) for r in closure.requirements} | {
+        canonical_name(p.split("==", 1)[0]) for p in closure.pins
+    })
+
+
 def lazy_requirement_error(task: Task, closure: Closure, target: str) -> Optional[PlanError]:
     names = _type_names(task.interface.to_json())
-    have = {canonical_name(r) for r in closure.requirements} | {
-        canonical_name(p.split("==", 1)[0]) for p in closure.pins
-    }
+    have = _closure_names(closure)
     for marker, requirement, why in LAZY_REQUIREMENTS:
         if requirement in have or not any(marker in n for n in names):
             continue
@@ -438,7 +450,7 @@ def _plan_task(
                 f"requirements not in image {_display(image)}: {', '.join(missing_requirements)} "
                 "(fast-register ships code only)"
             )
-        code_fp = fp.closure_fingerprint(closure.sources, closure.pins, closure.requirements)
+        code_fp = fp.closure_value_fingerprint(closure)
 
     pod_template, pod_source, pod_files = settings.pod_template(task, image, image_fp, code_fp)
     task_fp = fp.task_fingerprint(task, None if task.kind == "container" else closure, image_fp, pod_template)

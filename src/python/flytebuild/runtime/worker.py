@@ -25,11 +25,13 @@ terminal's Ctrl-C gives a plain subprocess, then SIGKILL after `GRACE` seconds; 
 client that only shut down its writing side.
 
 Why a fork is a fresh process for user code (and what must not be shared):
-- No user module is ever imported by the parent: it starts with PYTHONPATH unset, cwd = the socket's directory and
-  its own directory dropped from sys.path. The runner imports every user module fresh from the request's source
-  roots (an edit is seen; a module-level global mutated by one request dies with that runner). If a source root
-  holds a top-level name the parent already imported (a user `yaml.py` shadowing a dependency flytekit loaded), a
-  fresh process would have imported the user's, so the worker answers `fallback` instead of a different answer.
+- No user module is ever imported by the parent: it starts with PYTHONPATH (and PEX_EXTRA_SYS_PATH) unset, cwd = the
+  socket's directory and its own directory dropped from sys.path. The runner imports every user module fresh from the
+  request's source roots (an edit is seen; a module-level global mutated by one request dies with that runner). If a
+  source root holds a top-level name the parent already imported (a user `yaml.py` shadowing a dependency flytekit
+  loaded), a fresh process would have imported the user's, so the worker answers `fallback` instead of a different
+  answer. Only PYTHONPATH roots matter there: PEX_EXTRA_SYS_PATH roots (a Pants sandbox's) come after site-packages,
+  where the installed module wins in a fresh process too.
 - flytekit reads configuration from the environment at import (its logging level and handlers, the local
   sandbox/raw-output directories of its default FileAccessProvider, config file locations): the parent records
   the variables that can matter (FLYTE*, _F_*, PYTHON* but PYTHONPATH, HOME, TMPDIR, LANG, LC_*) and a request whose
@@ -157,6 +159,7 @@ class _State:
     env: typing.Dict[str, str] = {}
     coerced: typing.Optional[str] = None
     preloaded: typing.FrozenSet[str] = frozenset()
+    pex_venv: bool = False
     sigint: typing.Any = signal.default_int_handler
 
 
@@ -195,6 +198,7 @@ def _ours(path: str, inode: int) -> bool:
 def serve(path: str, idle_timeout: float) -> None:
     _State.base_path = [p for p in sys.path if p and os.path.abspath(p) != _HERE]
     _State.env = import_env(os.environ)
+    _State.pex_venv = any(os.path.isfile(os.path.join(p, "PEX_EXTRA_SYS_PATH.pth")) for p in _State.base_path)
     if os.environ.get("LC_CTYPE", "").lower().replace("-", "") in ("c.utf8", "utf8"):
         _State.coerced = os.environ["LC_CTYPE"]
     _preload()
@@ -414,6 +418,19 @@ def _die_with(supervisor: int) -> None:
         os._exit(1)
 
 
+def _roots(env: typing.Mapping[str, str], name: str) -> typing.List[str]:
+    return [os.path.abspath(p) for p in env.get(name, "").split(os.pathsep) if p]
+
+
+def _pex_extra_sys_path(env: typing.Mapping[str, str]) -> typing.List[str]:
+    """A Pants sandbox runs the user's venv pex with the source roots in PEX_EXTRA_SYS_PATH; the venv's
+    site-packages/PEX_EXTRA_SYS_PATH.pth (pex writes it) appends them to sys.path *after* site-packages, where an
+    installed distribution wins over a root's module of the same name. A runner of such a venv does the same."""
+    if not _State.pex_venv:
+        return []
+    return _roots(env, "PEX_EXTRA_SYS_PATH") + _roots(env, "__PEX_EXTRA_SYS_PATH__")
+
+
 def _run(argv: typing.List[str], env: typing.Dict[str, str], cwd: str, fds: typing.List[int],
          supervisor: int) -> int:
     os.setsid()
@@ -430,7 +447,7 @@ def _run(argv: typing.List[str], env: typing.Dict[str, str], cwd: str, fds: typi
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    sys.path[:] = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p] + _State.base_path
+    sys.path[:] = _roots(env, "PYTHONPATH") + _State.base_path + _pex_extra_sys_path(env)
     sys.argv = [os.path.join(_HERE, "__main__.py"), *argv]
     sys.dont_write_bytecode = bool(env.get("PYTHONDONTWRITEBYTECODE"))
     importlib.invalidate_caches()

@@ -44,6 +44,9 @@ MAGIC = b"FBW1"
 STARTED = b"S"  # runtime/worker.py sends it once the command may have started
 GRACE = 5.0  # runtime/worker.py's: an interrupted command gets this long before SIGKILL
 # Commands without side effects outside their own output: replayed as a subprocess when the worker dies under them.
+# Where a request's source roots are (PEX_EXTRA_SYS_PATH: a pex venv appends them after site-packages, as in a
+# Pants sandbox); the worker itself starts without them, so it never imports a user module.
+_SOURCE_ROOT_VARIABLES = ("PYTHONPATH", "PEX_EXTRA_SYS_PATH", "__PEX_EXTRA_SYS_PATH__")
 PURE = frozenset({"introspect", "serialize", "session", "validate_pod", "check_references"})
 _HEADER = struct.Struct(">Q")
 _START_TIMEOUT = 120.0  # a cold flytekit import on a loaded machine takes 5-8 s; past this we stop waiting
@@ -160,7 +163,7 @@ def connect(env: UserEnv, environ: Mapping[str, str]) -> Optional[socket.socket]
             return sock
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a worker that died without cleaning up
-        parent_env = {k: v for k, v in environ.items() if k != "PYTHONPATH"}
+        parent_env = {k: v for k, v in environ.items() if k not in _SOURCE_ROOT_VARIABLES}
         try:
             started = subprocess.run(
                 [env.python, env.main, "worker", "--socket", path, "--idle-timeout", str(env.idle_timeout),

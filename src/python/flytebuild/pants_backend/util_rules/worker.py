@@ -82,8 +82,9 @@ def worker_run(
     `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
     None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs)."""
     env = setup.user_env(python)
-    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots.
-    environ = {"PYTHONPATH": os.pathsep.join(source_roots)}
+    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots, passed as the
+    # sandbox passes them (user_env.py): PEX_EXTRA_SYS_PATH, after site-packages (runtime/worker.py does as pex).
+    environ = {"PEX_EXTRA_SYS_PATH": os.pathsep.join(source_roots)}
     prefix = RUNTIME_DIR + "/"
     files = {fc.path: fc.content for fc in contents if not fc.path.startswith(prefix)}
     command = list(argv[1:]) if argv and argv[0].startswith(prefix) else list(argv)
