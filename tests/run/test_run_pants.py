@@ -97,8 +97,8 @@ def _same_run(pants_repo):
 
 
 def _run_workers(pants_repo):
-    """The copy's workers started by runtime/attach.py: with the run's environment (pantsd starts its own with
-    none of it), PEX_EXTRA_SYS_PATH included."""
+    """The copy's workers started by runtime/attach.py: with the run's environment, PEX_ROOT included (pantsd starts
+    its own with none of it)."""
     script = str(pants_repo.root / "src/python/flytebuild/runtime/__main__.py")
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
@@ -107,7 +107,7 @@ def _run_workers(pants_repo):
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if script.encode() in argv and b"worker" in argv and any(e.startswith(b"PEX_EXTRA_SYS_PATH=") for e in environ):
+        if script.encode() in argv and b"worker" in argv and any(e.startswith(b"PEX_ROOT=") for e in environ):
             found.append(int(entry))
     return found
 

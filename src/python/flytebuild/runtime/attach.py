@@ -1,5 +1,5 @@
-"""`python -I -S attach.py --venv V --runtime R --identity I --socket-dir D --roots P -- <cold argv...>`: run one
-runtime command (`run`, `remote`) in a fresh fork of the warm worker (worker.py), as `pants run` does: a tiny process
+"""`python -I -S attach.py --venv V --runtime R --identity I --socket-dir D -- <cold argv...>`: run one runtime
+command (`run`, `remote`) in a fresh fork of the warm worker (worker.py), as `pants run` does: a tiny process
 that imports neither flytekit nor anything of the user's, hands the worker its own stdin/stdout/stderr, argv,
 environment and working directory, and exits with the command's status. When no worker can serve it (none can be
 started, it refuses the request, it dies before answering) it execs `<cold argv...>`, the command `pants run`
@@ -89,7 +89,9 @@ def connect(python, runtime_dir, path, environ):
             os.unlink(path)
         except FileNotFoundError:
             pass
-        parent_env = {k: v for k, v in environ.items() if k != "PYTHONPATH"}
+        # The worker never sees the source roots (it must import no user module): worker.py and service/worker.py.
+        parent_env = {k: v for k, v in environ.items()
+                      if k not in ("PYTHONPATH", "PEX_EXTRA_SYS_PATH", "__PEX_EXTRA_SYS_PATH__")}
         try:
             started = subprocess.run(
                 [python, main, "worker", "--socket", path, "--idle-timeout", "600", "--log", path + ".log",
@@ -169,9 +171,10 @@ def main(args):
     sock = connect(python, runtime_dir, path, environ)
     if sock is None:
         _cold(cold)
-    # The command after the runtime's __main__.py, as the worker runs it; PYTHONPATH: the source roots, in order.
+    # The command after the runtime's __main__.py, as the worker runs it. The source roots are in PEX_EXTRA_SYS_PATH,
+    # which the worker appends after site-packages as the venv's pex does; the pex does not pass PYTHONPATH on.
     command = cold[next(i for i, a in enumerate(cold) if a.endswith("__main__.py")) + 1:]
-    environ["PYTHONPATH"] = opts["roots"]
+    environ.pop("PYTHONPATH", None)
     request = {"argv": command, "env": environ, "cwd": os.getcwd(), "files": None, "outputs": [], "timeout": None}
     data = json.dumps(request).encode()
     try:
