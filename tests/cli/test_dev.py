@@ -111,3 +111,25 @@ def test_ctrl_c_during_a_deploy_exits_130_and_says_what_is_kept(dev_project, cli
             assert "watching" not in out and "Traceback" not in out, out
         finally:
             loop.kill()
+
+
+def test_dev_watches_every_directory_a_plan_reads(dev_project):
+    """A package named like a build output (`build/`, `dist/`, `venv/`) under a source root is a plan's input
+    (cli/graph.py walks it), so `flytebuild dev` watches it too: one rule for both; hidden dirs and caches are
+    skipped by both."""
+    from flytebuild.cli.config import find_config, load_project
+    from flytebuild.cli.dev import watched_files
+    from flytebuild.cli.graph import walked
+
+    for name in ("build", "dist", "venv"):
+        (dev_project / "src/proj" / name).mkdir()
+        (dev_project / "src/proj" / name / "__init__.py").write_text("X = 1\n")
+    (dev_project / "src/proj/.hidden").mkdir()
+    (dev_project / "src/proj/.hidden/m.py").write_text("")
+    (dev_project / "src/proj/__pycache__").mkdir(exist_ok=True)
+    (dev_project / "src/proj/__pycache__/m.py").write_text("")
+    watched = {os.path.relpath(p, dev_project) for p in watched_files(load_project(find_config(str(dev_project))))}
+    for name in ("build", "dist", "venv"):
+        assert f"src/proj/{name}/__init__.py" in watched and walked(name)
+    assert "src/proj/.hidden/m.py" not in watched and not walked(".hidden")
+    assert "src/proj/__pycache__/m.py" not in watched and not walked("__pycache__")

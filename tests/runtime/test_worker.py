@@ -238,7 +238,17 @@ def test_an_idle_worker_exits(tree):
     assert _introspect(short, environ, root, "m.wf:wf").warm
     pid = _worker_pid(short, environ)
     assert _gone(pid, 30)
-    assert not os.path.exists(worker.socket_path(short, environ))
+    path = worker.socket_path(short, environ)
+    assert not [p for p in os.listdir(env.socket_dir) if p.startswith(os.path.basename(path))]
+    # stop(): the worker exits and removes its files too.
+    assert _introspect(env, environ, root, "m.wf:wf").warm
+    pid = _worker_pid(env, environ)
+    assert worker.stop(env.socket_dir) == 1
+    assert _gone(pid, 30)
+    deadline = time.monotonic() + 10
+    while os.listdir(env.socket_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert os.listdir(env.socket_dir) == []
 
 
 @pytest.mark.slow

@@ -16,12 +16,11 @@ import time
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from flytebuild.cli.config import Project, find_config, load_project
+from flytebuild.cli.graph import walked
 from flytebuild.core.deploy_report import counts, render_deploy_table
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.fingerprint import file_digest
 
-# Directories never holding sources a plan reads (caches, VCS, build outputs, virtualenvs).
-_SKIP_DIRS = frozenset({"__pycache__", "node_modules", "dist", "build", "venv", "site-packages"})
 # An editor's save is often several writes (temp file, rename, chmod): wait until the tree is quiet this long.
 _SETTLE_S = 0.1
 
@@ -42,7 +41,7 @@ def watched_files(project: Project) -> List[str]:
     for source_root in project.source_roots or ("",):
         top = os.path.join(project.root, source_root)
         for directory, dirs, files in os.walk(top):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS]
+            dirs[:] = [d for d in dirs if walked(d)]  # the plan's rule: a `build/` package's edit is seen
             found.update(os.path.join(directory, f) for f in files if f.endswith((".py", ".pyi")))
     return sorted(found)
 

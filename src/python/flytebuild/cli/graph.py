@@ -22,7 +22,14 @@ from flytebuild.core.lockfile import requirement_name
 from flytebuild.core.model import Closure, FileDigest, ImageTarget, PodTemplateTarget, WorkflowTarget
 from flytebuild.core.pod_templates import PodTemplateError, PodTemplateSource, decode_text
 
-_SKIP_DIRS = {"__pycache__", "node_modules"}
+_SKIP_DIRS = frozenset({"__pycache__", "node_modules"})
+
+
+def walked(name: str) -> bool:
+    """Whether a plan looks inside a directory of this name (a dependency directory's walk); `flytebuild dev`
+    watches by the same rule, so it sees every edit a plan would."""
+    return not name.startswith(".") and name not in _SKIP_DIRS
+
 
 
 def _repo_cache_path(kind: str, root: str) -> Optional[str]:
@@ -78,7 +85,7 @@ class ProjectGraph:
         elif os.path.isdir(absolute):
             matches = []
             for dirpath, dirnames, filenames in os.walk(absolute):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
+                dirnames[:] = sorted(d for d in dirnames if walked(d))
                 matches += [os.path.join(dirpath, f) for f in filenames if f.endswith((".py", ".pyi"))]
         elif os.path.isfile(absolute):
             matches = [absolute]

@@ -248,9 +248,21 @@ def serve(path: str, idle_timeout: float) -> None:
             children.add(pid)
             last = time.monotonic()
     finally:
-        if _ours(path, inode):
+        mine = _ours(path, inode)
+        if mine:
             os.unlink(path)
-            os.unlink(path + ".pid")
+        if mine or not os.path.exists(path):  # a socket replaced by a newer worker: its files are its own
+            # No leftovers in the socket dir. The .lock is the clients'; losing it only lets two clients race to
+            # start a worker, and one of them wins.
+            _remove(path + ".pid", path + ".log", path + ".lock")
+
+
+def _remove(*paths: str) -> None:
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -187,12 +187,17 @@ def connect(env: UserEnv, environ: Mapping[str, str]) -> Optional[socket.socket]
 
 
 def stop(socket_dir: str) -> int:
-    """Stops the workers whose sockets are in `socket_dir` (a worker exits when its socket file goes)."""
+    """Stops the workers whose sockets are in `socket_dir` (a worker exits when its socket file goes, and removes
+    its .pid/.log/.lock files); leftovers of workers that died are removed."""
     stopped = 0
     for name in sorted(os.listdir(socket_dir)) if os.path.isdir(socket_dir) else ():
         if name.startswith("w-") and name.endswith(".sock"):
             os.unlink(os.path.join(socket_dir, name))
             stopped += 1
+        elif name.startswith("w-") and name.endswith((".lock", ".log")) and not os.path.exists(
+                os.path.join(socket_dir, name.rsplit(".", 1)[0])):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(socket_dir, name))  # a worker that died without cleaning up
     return stopped
 
 
