@@ -1,10 +1,15 @@
 """End to end: `./pants run <flyte_workflow> -- inputs` in a throwaway copy of the repo (real Pants, real flytekit)."""
 import json
 import os
+import re
 import signal
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.background import Background
+from tests.support.repo_copy import PANTS_ENV
 
 
 def test_pants_run_a_workflow_with_typed_inputs(pants_repo):
@@ -92,8 +97,8 @@ def _same_run(pants_repo):
 
 
 def _run_workers(pants_repo):
-    """The copy's workers started by runtime/attach.py: with the run's environment (pantsd starts its own with
-    none of it), PEX_EXTRA_SYS_PATH included."""
+    """The copy's workers started by runtime/attach.py: with the run's environment, PEX_ROOT included (pantsd starts
+    its own with none of it)."""
     script = str(pants_repo.root / "src/python/flytebuild/runtime/__main__.py")
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):
@@ -102,7 +107,7 @@ def _run_workers(pants_repo):
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if script.encode() in argv and b"worker" in argv and any(e.startswith(b"PEX_EXTRA_SYS_PATH=") for e in environ):
+        if script.encode() in argv and b"worker" in argv and any(e.startswith(b"PEX_ROOT=") for e in environ):
             found.append(int(entry))
     return found
 
@@ -124,3 +129,61 @@ def test_pants_run_through_the_warm_worker_answers_as_the_cold_path(pants_repo):
         os.kill(pid, signal.SIGKILL)
     assert _same_run(pants_repo)["outputs"]["o0"]["note"] == "run"
     assert _run_workers(pants_repo)
+
+
+SLEEPY = '''
+import time
+
+from flytekit import task, workflow
+
+
+@task
+def nap() -> int:
+    try:
+        print("napping", flush=True)
+        time.sleep(120)
+    except KeyboardInterrupt:
+        print("nap: KeyboardInterrupt", flush=True)
+        raise
+    return 1
+
+
+@workflow
+def sleepy() -> int:
+    return nap()
+'''
+
+
+def _interrupted(pants_repo, *flags):
+    """What `./pants [flags] run examples/typed:sleepy` says when Ctrl-C comes during its task (timings aside)."""
+    run = Background([pants_repo.root / "pants", *flags, "run", "examples/typed:sleepy"], pants_repo.root,
+                     {**os.environ, **PANTS_ENV})
+    try:
+        run.until("napping", timeout=300)
+        warm = bool(_run_workers(pants_repo))
+        time.sleep(0.5)
+        code = run.interrupt()
+        said = run.seen + run.drain(1.0)
+    finally:
+        run.kill()
+    said = [re.sub(r" after [0-9.]+s", "", line) for line in said if line.startswith(("[run]", "nap:", "Interr"))]
+    return code, said, warm
+
+
+@pytest.mark.slow
+def test_pants_run_ctrl_c_through_the_worker_is_as_without_it(pants_repo):
+    build = pants_repo.read("examples/typed/BUILD")
+    pants_repo.write("examples/typed/sleepy.py", SLEEPY)
+    target = 'flyte_workflow(name="sleepy", entrypoint="typed.sleepy:sleepy", image=":image")'
+    pants_repo.write("examples/typed/BUILD", f"{build}\n{target}\n")
+    try:
+        pants_repo.pants(*RUN)  # the run's venv and worker exist: the next run is a fork of it
+        warm = _interrupted(pants_repo)
+        cold = _interrupted(pants_repo, "--no-flyte-worker")
+    finally:
+        pants_repo.write("examples/typed/BUILD", build)
+        (pants_repo.root / "examples/typed/sleepy.py").unlink()
+    assert warm[2], "the run did not fork from the worker"
+    # the user's program is interrupted as a plain process is (flytekit's SIGINT handler, the task reported failed)
+    assert warm[:2] == cold[:2]
+    assert warm[0] != 0 and "[run]   task typed.sleepy.nap FAILED" in warm[1]

@@ -36,6 +36,7 @@ def test_attach_names_the_socket_as_the_service_client_does(tmp_path, environ):
 def test_attach_frames_a_request_as_the_worker_reads_it():
     runtime_worker = _load("worker")
     assert runtime_worker.MAGIC == service.MAGIC
+    assert runtime_worker.STARTED == service.STARTED
     assert runtime_worker._HEADER.format == service._HEADER.format
 
 

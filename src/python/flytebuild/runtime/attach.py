@@ -1,5 +1,5 @@
-"""`python -I -S attach.py --venv V --runtime R --identity I --socket-dir D --roots P -- <cold argv...>`: run one
-runtime command (`run`, `remote`) in a fresh fork of the warm worker (worker.py), as `pants run` does: a tiny process
+"""`python -I -S attach.py --venv V --runtime R --identity I --socket-dir D -- <cold argv...>`: run one runtime
+command (`run`, `remote`) in a fresh fork of the warm worker (worker.py), as `pants run` does: a tiny process
 that imports neither flytekit nor anything of the user's, hands the worker its own stdin/stdout/stderr, argv,
 environment and working directory, and exits with the command's status. When no worker can serve it (none can be
 started, it refuses the request, it dies before answering) it execs `<cold argv...>`, the command `pants run`
@@ -10,9 +10,11 @@ front ends is flytebuild/service/worker.py, which cannot be imported here (the r
 the few protocol pieces both need (socket name, framing) are kept once per side, and tests/service/test_worker_attach.py
 checks that they agree.
 
-Ctrl-C: the runner is in a session of its own (the worker kills its whole group when done), so the terminal's
-SIGINT reaches only this process; it tells the worker by shutting down its half of the connection (a hang-up),
-then still waits for the exit status the worker reports.
+Ctrl-C: the runner is in a session of its own, so the SIGINT of the terminal or of Pants reaches only this
+process; it shuts down its writing half of the connection, on which the worker gives the runner's process group
+SIGINT (the user's program is interrupted as without the worker) and still sends the exit status, which
+this process exits with. A second signal: it exits at once. When the worker dies after it started the command,
+the command is not run again (it may have launched something): one error line, exit 1.
 """
 import fcntl
 import hashlib
@@ -87,7 +89,9 @@ def connect(python, runtime_dir, path, environ):
             os.unlink(path)
         except FileNotFoundError:
             pass
-        parent_env = {k: v for k, v in environ.items() if k != "PYTHONPATH"}
+        # The worker never sees the source roots (it must import no user module): worker.py and service/worker.py.
+        parent_env = {k: v for k, v in environ.items()
+                      if k not in ("PYTHONPATH", "PEX_EXTRA_SYS_PATH", "__PEX_EXTRA_SYS_PATH__")}
         try:
             started = subprocess.run(
                 [python, main, "worker", "--socket", path, "--idle-timeout", "600", "--log", path + ".log",
@@ -110,7 +114,9 @@ def connect(python, runtime_dir, path, environ):
     return None
 
 
-def _read_reply(sock, header):
+def _read_reply(sock, worker, started):
+    """The worker's answer, None if the connection ended without one; `started` gets True once the worker said the
+    command may have started (worker.STARTED, in front of the answer)."""
     def exact(n):
         data = b""
         while len(data) < n:
@@ -121,8 +127,14 @@ def _read_reply(sock, header):
         return data
 
     try:
-        head = exact(header.size)
-        body = head and exact(header.unpack(head)[0])
+        head = exact(1)
+        if head == worker.STARTED:
+            started.append(True)
+            head = exact(1)
+        head = head and head + (exact(worker._HEADER.size - 1) or b"")
+        if not head or len(head) < worker._HEADER.size:
+            return None
+        body = exact(worker._HEADER.unpack(head)[0])
         return json.loads(body) if body is not None else None
     except (OSError, ValueError):
         return None
@@ -159,9 +171,10 @@ def main(args):
     sock = connect(python, runtime_dir, path, environ)
     if sock is None:
         _cold(cold)
-    # The command after the runtime's __main__.py, as the worker runs it; PYTHONPATH: the source roots, in order.
+    # The command after the runtime's __main__.py, as the worker runs it. The source roots are in PEX_EXTRA_SYS_PATH,
+    # which the worker appends after site-packages as the venv's pex does; the pex does not pass PYTHONPATH on.
     command = cold[next(i for i, a in enumerate(cold) if a.endswith("__main__.py")) + 1:]
-    environ["PYTHONPATH"] = opts["roots"]
+    environ.pop("PYTHONPATH", None)
     request = {"argv": command, "env": environ, "cwd": os.getcwd(), "files": None, "outputs": [], "timeout": None}
     data = json.dumps(request).encode()
     try:
@@ -172,24 +185,31 @@ def main(args):
         _cold(cold)
     interrupted = []
 
-    def hang_up(*_):
-        if interrupted:  # a second Ctrl-C: stop waiting
-            _exit_as(-signal.SIGINT)
-        interrupted.append(True)
+    def interrupt(signum, _frame):
+        # Ctrl-C: hang up our writing side; the worker gives the runner SIGINT (as a plain process would get it)
+        # and still sends its exit status. A second one: stop waiting.
+        if interrupted:
+            _exit_as(-interrupted[0])
+        interrupted.append(signum)
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
-    signal.signal(signal.SIGINT, hang_up)
-    signal.signal(signal.SIGTERM, hang_up)
-    reply = _read_reply(sock, worker._HEADER)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    started = []
+    reply = _read_reply(sock, worker, started)
     if reply is not None and "exit" in reply:
         _exit_as(int(reply["exit"]))
     if interrupted:
-        _exit_as(-signal.SIGINT)
+        _exit_as(-interrupted[0])
     sock.close()
-    _cold(cold)  # refused (`fallback`) or lost before answering: the command runs as it would without a worker
+    if started:  # it may have partly run (launched, printed): running it again could do it twice
+        sys.stderr.write(f"error: the warm worker died while running `{' '.join(command[:1])}`; it may have partly "
+                         "run. Fix: check what it did, then re-run (or pass --no-flyte-worker).\n")
+        sys.exit(1)
+    _cold(cold)  # refused (`fallback`) or gone before starting it: the command runs as it would without a worker
 
 
 if __name__ == "__main__":

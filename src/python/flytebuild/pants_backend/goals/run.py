@@ -152,7 +152,7 @@ async def user_env_script_run_request(
     )
     setup = worker_setup(flyte, global_options)
     if setup is not None:
-        args = attach_argv(setup, python.path, setup.venv_of(venv_pex), source_roots, args)
+        args = attach_argv(setup, python.path, setup.venv_of(venv_pex), args)
     return RunRequest(
         digest=digest,
         args=args,
@@ -168,12 +168,12 @@ async def user_env_script_run_request(
 
 
 def attach_argv(
-    setup: WorkerSetup, python: str, venv: str, source_roots: list[str], cold: tuple[str, ...]
+    setup: WorkerSetup, python: str, venv: str, cold: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The run as a fork of the warm worker of `venv` (runtime/attach.py, docs/performance.md): a stdlib-only client
-    (the bare interpreter, nothing of the user's imported) hands the worker its stdio, environment and cwd, and exits
-    with the command's status; with no usable worker (e.g. the venv is not created yet) it execs `cold`. Decided
-    when the run starts, not here: this rule's answer is memoized by pantsd."""
+    (the bare interpreter, nothing of the user's imported) hands the worker its stdio, environment (the source roots
+    in PEX_EXTRA_SYS_PATH, as for the pex) and cwd, and exits with the command's status; with no usable worker (e.g.
+    the venv is not created yet) it execs `cold`. Decided when the run starts, not here: pantsd memoizes this."""
     env = setup.user_env(os.path.join(venv, "bin", "python"))
     return (
         python,
@@ -181,7 +181,7 @@ def attach_argv(
         "-S",
         os.path.join("{chroot}", _DIR, RUNTIME_DIR, "attach.py"),
         *("--venv", venv, "--runtime", env.runtime_dir, "--identity", env.identity),
-        *("--socket-dir", env.socket_dir, "--roots", os.pathsep.join(source_roots)),
+        *("--socket-dir", env.socket_dir),
         "--",
         *cold,
     )
