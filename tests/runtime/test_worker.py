@@ -389,3 +389,30 @@ def test_outputs_are_the_same_warm_or_cold_and_nothing_leaves_the_request_dir(tr
             worker.run(env, ["introspect", "m.writer:nothing"], environ=sandbox_env, warm=warm,
                        files={**files, f"../{tmp_path.name}-escaped": b"x"})  # the fresh dir is in TMPDIR
     assert not os.path.exists(os.path.join(tempfile.gettempdir(), f"{tmp_path.name}-escaped"))
+
+
+@pytest.mark.slow
+def test_a_cancelled_event_stops_the_command(tree):
+    """What a Pants rule does on Ctrl-C (CancellableWork sets the event): the command is stopped (SIGINT, then
+    SIGKILL) and Cancelled raised, with no subprocess run instead."""
+    root, env, environ = tree
+    (root / "src/m/intr.py").write_text(_INTERRUPTED)
+    assert _introspect(env, environ, root, "m.wf:wf").warm
+    cancelled = threading.Event()
+
+    def cancel_once_started():
+        deadline = time.monotonic() + 60
+        while not (root / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled.set()
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    start = time.monotonic()
+    with pytest.raises(worker.Cancelled):
+        _introspect(env, environ, root, "m.intr:wf", cancelled=cancelled, fallback=False)
+    canceller.join()
+    assert time.monotonic() - start < 30
+    assert _gone(int((root / "pid").read_text()), 10)
+    # the worker serves the next request
+    assert _introspect(env, environ, root, "m.wf:wf").warm
