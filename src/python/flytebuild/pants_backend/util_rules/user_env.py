@@ -17,13 +17,14 @@ from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsReque
 from pants.backend.python.util_rules.python_sources import PythonSourceFiles, PythonSourceFilesRequest
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult
+from pants.engine.process import FallibleProcessResult, Process
 from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import UserCodeTimeout
-from flytebuild.pants_backend.util_rules.worker import WorkerSetup, worker_run
+from flytebuild.pants_backend.util_rules.cancellation import CancellableWork
+from flytebuild.pants_backend.util_rules.worker import WorkerAnswer, WorkerSetup, worker_run
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,15 @@ async def run_in_user_env(
     python = worker and worker.python_of(venv_pex)
     if worker and python:
         contents = await Get(DigestContents, Digest, input_digest)
-        answer = worker_run(worker, python, contents, argv, sources.source_roots, output_directories, timeout)
+        # On a thread the rule can cancel: Ctrl-C stops the worker's command as it would a sandboxed process.
+        work: CancellableWork[Optional[WorkerAnswer]] = CancellableWork(description)
+        try:
+            work.start(lambda: worker_run(worker, python, contents, argv, sources.source_roots, output_directories,
+                                          timeout, cancelled=work.cancelled))
+            await Get(FallibleProcessResult, Process, work.waiter())
+            answer = work.result()
+        finally:
+            work.close()
         if answer is not None:
             if answer.timed_out:
                 raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")

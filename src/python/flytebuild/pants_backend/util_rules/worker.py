@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -77,10 +78,12 @@ def worker_run(
     source_roots: Sequence[str],
     output_directories: Sequence[str],
     timeout: Optional[int],
+    cancelled: Optional[threading.Event] = None,
 ) -> Optional[WorkerAnswer]:
     """Run `argv` (`runtime_argv`'s) in a fresh fork of the worker for `python`, in a fresh directory holding
     `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
-    None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs)."""
+    None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs).
+    `cancelled` (CancellableWork's, set on Ctrl-C) stops the command as Pants stops a process: client.Cancelled."""
     env = setup.user_env(python)
     # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots, passed as the
     # sandbox passes them (user_env.py): PEX_EXTRA_SYS_PATH, after site-packages (runtime/worker.py does as pex).
@@ -91,7 +94,7 @@ def worker_run(
     try:
         # The first call starts the worker (flytekit imported once); each call is a fresh fork of it.
         result = client.run(env, command, environ=environ, files=files, outputs=list(output_directories),
-                            timeout=timeout, fallback=False)
+                            timeout=timeout, fallback=False, cancelled=cancelled)
     except client.WorkerUnavailable as e:  # it cannot start, refused the request, or died during it
         logger.debug(f"flytebuild: {e}; running a sandboxed process")
         return None
