@@ -7,6 +7,7 @@ layout the Pants adapter gives it in its sandbox, so both report identical paths
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import json
 import logging
@@ -252,7 +253,14 @@ class Session:
             except subprocess.TimeoutExpired:
                 pass
             if lost(self.proc):  # the warm worker died: the same conversation again with a subprocess
-                self.proc = self.proc.fallback()
+                dead = self.proc
+                for stream in (dead.stdin, dead.stdout):
+                    if stream is not None:
+                        with contextlib.suppress(OSError, ValueError):
+                            stream.close()
+                self._stderr.seek(0)
+                self._stderr.truncate()  # the replay's stderr only, as if the worker had never been there
+                self.proc = dead.fallback()
                 for sent in self._sent:
                     self._readline(what, target)
                     self.proc.stdin.write(sent)
