@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -367,3 +368,51 @@ def test_pex_extra_sys_path_roots_come_after_site_packages_as_in_a_pants_sandbox
     result = worker.run(env, ["introspect", "m.probe:wf"], environ={"PYTHONPATH": "src"}, files=files, text=True,
                         outputs=["out"])
     assert result.warm and result.outputs["out/which"] == b"root"
+
+
+@pytest.mark.slow
+def test_outputs_are_the_same_warm_or_cold_and_nothing_leaves_the_request_dir(tree, tmp_path):
+    root, env, environ = tree
+    script = ("import os\nos.makedirs('out', exist_ok=True)\nopen('out/a.txt', 'w').write('a')\n"
+              "open('b.txt', 'w').write('b')\n")
+    files = {"src/m/__init__.py": b"", "src/m/writer.py": script.encode()}
+    sandbox_env = {"PYTHONPATH": "src"}
+    answers = [worker.run(env, ["introspect", "m.writer:nothing"], environ=sandbox_env, files=files,
+                          outputs=["out", "b.txt"], warm=warm) for warm in (True, False)]
+    assert [a.warm for a in answers] == [True, False]
+    assert answers[0].outputs == answers[1].outputs == {"out/a.txt": b"a", "b.txt": b"b"}
+    for warm in (True, False):
+        with pytest.raises(ValueError, match="outside the request's directory"):
+            worker.run(env, ["introspect", "m.writer:nothing"], environ=sandbox_env, files=files,
+                       outputs=["../.."], warm=warm)
+        with pytest.raises(ValueError, match="outside the request's directory"):
+            worker.run(env, ["introspect", "m.writer:nothing"], environ=sandbox_env, warm=warm,
+                       files={**files, f"../{tmp_path.name}-escaped": b"x"})  # the fresh dir is in TMPDIR
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), f"{tmp_path.name}-escaped"))
+
+
+@pytest.mark.slow
+def test_a_cancelled_event_stops_the_command(tree):
+    """What a Pants rule does on Ctrl-C (CancellableWork sets the event): the command is stopped (SIGINT, then
+    SIGKILL) and Cancelled raised, with no subprocess run instead."""
+    root, env, environ = tree
+    (root / "src/m/intr.py").write_text(_INTERRUPTED)
+    assert _introspect(env, environ, root, "m.wf:wf").warm
+    cancelled = threading.Event()
+
+    def cancel_once_started():
+        deadline = time.monotonic() + 60
+        while not (root / "pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cancelled.set()
+
+    canceller = threading.Thread(target=cancel_once_started)
+    canceller.start()
+    start = time.monotonic()
+    with pytest.raises(worker.Cancelled):
+        _introspect(env, environ, root, "m.intr:wf", cancelled=cancelled, fallback=False)
+    canceller.join()
+    assert time.monotonic() - start < 30
+    assert _gone(int((root / "pid").read_text()), 10)
+    # the worker serves the next request
+    assert _introspect(env, environ, root, "m.wf:wf").warm

@@ -645,6 +645,10 @@ _COMMANDS = {
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    if os.environ.get("FLYTEBUILD_DEBUG"):
+        from flytebuild.cli.userenv import debug_logging
+
+        debug_logging()
     try:
         return _COMMANDS[args.command](args)
     except FlytebuildError as e:

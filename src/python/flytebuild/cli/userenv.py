@@ -101,6 +101,16 @@ def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
 TIMEOUT_SETTING = "`user_code_timeout` in flytebuild.toml (or FLYTEBUILD_USER_CODE_TIMEOUT)"
 
 
+def debug_logging() -> None:
+    """FLYTEBUILD_DEBUG=1: the worker client's debug lines (which requests it answered, why it fell back) on
+    stderr. Called once, by cli/main.py."""
+    if os.environ.get("FLYTEBUILD_DEBUG") and not worker.log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("flytebuild: debug: %(message)s"))
+        worker.log.addHandler(handler)
+        worker.log.setLevel(logging.DEBUG)
+
+
 def worker_env(python: str) -> Optional[worker.UserEnv]:
     """The warm worker for `python` (docs/worker.md); None when it is turned off (FLYTEBUILD_WORKER=0, or no cache
     directory: FLYTEBUILD_CACHE_DIR="") or the environment cannot be identified without starting it."""
@@ -108,11 +118,6 @@ def worker_env(python: str) -> Optional[worker.UserEnv]:
 
     if os.environ.get("FLYTEBUILD_WORKER", "1").strip().lower() in ("0", "", "off", "false", "no"):
         return None
-    if os.environ.get("FLYTEBUILD_DEBUG") and not worker.log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("flytebuild: debug: %(message)s"))
-        worker.log.addHandler(handler)
-        worker.log.setLevel(logging.DEBUG)
     socket_dir = cache_path("workers")
     identity = env_identity(python)
     if not socket_dir or identity is None:

@@ -282,10 +282,18 @@ def _shadowed(env: typing.Mapping[str, str], cwd: str) -> typing.Optional[str]:
     return None
 
 
+def _inside(top: str, rel: str) -> str:
+    """`rel` under `top`; a path that leaves it (absolute, `..`) is a bad request (service/worker.py: the same)."""
+    path = os.path.normpath(os.path.join(top, rel))
+    if os.path.isabs(rel) or (path != top and not path.startswith(top.rstrip(os.sep) + os.sep)):
+        raise ValueError(f"path outside the request's directory: {rel}")
+    return path
+
+
 def _outputs(cwd: str, wanted: typing.Sequence[str]) -> typing.Dict[str, str]:
     found = {}
     for rel in wanted:
-        top = os.path.join(cwd, rel)
+        top = _inside(cwd, rel)
         paths = [top] if os.path.isfile(top) else [
             os.path.join(d, f) for d, _, files in os.walk(top) for f in files]
         for p in sorted(paths):
@@ -297,9 +305,7 @@ def _outputs(cwd: str, wanted: typing.Sequence[str]) -> typing.Dict[str, str]:
 def _materialize(files: typing.Mapping[str, str]) -> str:
     top = tempfile.mkdtemp(prefix="flytebuild-worker-")
     for rel, data in files.items():
-        path = os.path.normpath(os.path.join(top, rel))
-        if not path.startswith(top + os.sep):
-            raise ValueError(f"file outside the request's directory: {rel}")
+        path = _inside(top, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
             f.write(base64.b64decode(data))
@@ -372,6 +378,8 @@ def _supervise(conn: socket.socket) -> int:
             _send_json(conn, {"fallback": shadow})
             return 0
         argv = [str(a) for a in request["argv"]]
+        for rel in request.get("outputs") or ():
+            _inside(cwd, rel)  # refused before anything runs
         supervisor = os.getpid()
         conn.sendall(STARTED)  # before the fork: a client that gets it never replays a command that may have run
         runner = os.fork()

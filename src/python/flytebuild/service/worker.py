@@ -86,6 +86,11 @@ class WorkerLost(FlytebuildError):
                          fix="check what it did, then re-run, or set FLYTEBUILD_WORKER=0 to run without the worker")
 
 
+class Cancelled(Exception):
+    """`run(..., cancelled=event)`: the event was set (a Pants rule cancelled on Ctrl-C); the command was stopped
+    (SIGINT, then SIGKILL after GRACE seconds) and not run elsewhere."""
+
+
 def replayable(argv: Sequence[str]) -> bool:
     return bool(argv) and argv[0] in PURE
 
@@ -420,11 +425,12 @@ def _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text, fi
 def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: Optional[str] = None,
         input: Optional[bytes] = None, timeout: Optional[float] = None, text: bool = False,
         files: Optional[Mapping[str, bytes]] = None, outputs: Sequence[str] = (), warm: bool = True,
-        fallback: bool = True) -> Result:
+        fallback: bool = True, cancelled: Optional[threading.Event] = None) -> Result:
     """`subprocess.run([python, <runtime>/__main__.py, *argv], capture_output=True, ...)` in a warm worker (or
     a subprocess: `warm=False`, or any worker problem). Past `timeout` the command (and everything it started) is
     killed and subprocess.TimeoutExpired raised, as subprocess.run does. With `fallback=False` a worker problem
-    raises WorkerUnavailable instead of running the subprocess."""
+    raises WorkerUnavailable instead of running the subprocess. When `cancelled` is set meanwhile (a rule running
+    this on a thread, cancelled by Ctrl-C) the command is stopped as on Ctrl-C and Cancelled raised."""
     sock = connect(env, environ) if warm else None
     if sock is not None:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as given:
@@ -434,9 +440,12 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
             proc = _worker_popen(sock, env, argv, environ, cwd, given, out, err, False, files, outputs, timeout)
             if proc is not None:
                 try:
-                    proc.wait(None if timeout is None else timeout + 30)  # the worker enforces `timeout` itself
+                    _wait_unless_cancelled(proc, None if timeout is None else timeout + 30, cancelled)
                 except KeyboardInterrupt:
                     proc.interrupt()  # the command says it was interrupted (stderr) before we go on
+                    raise
+                except Cancelled:
+                    proc.kill()  # the worker gives it SIGINT, then SIGKILL after GRACE seconds
                     raise
                 except BaseException:
                     proc.kill()
@@ -452,9 +461,51 @@ def run(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd: O
                 if proc.started and not replayable(argv):
                     raise WorkerLost(argv[0])
                 log.debug("worker: lost during %s%s", " ".join(argv[:1]), "; running a subprocess" if fallback else "")
+    if cancelled is not None and cancelled.is_set():
+        raise Cancelled(f"{' '.join(argv[:1])} was cancelled")
     if not fallback:
         raise WorkerUnavailable(f"no worker could run {' '.join(argv[:1])} for {env.python}")
     return _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs)
+
+
+def _wait_unless_cancelled(proc: WorkerProcess, timeout: Optional[float],
+                           cancelled: Optional[threading.Event]) -> None:
+    if cancelled is None:
+        proc.wait(timeout)
+        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if cancelled.is_set():
+            raise Cancelled(f"{' '.join(proc.args[2:3])} was cancelled")
+        left = None if deadline is None else deadline - time.monotonic()
+        try:
+            proc.wait(0.1 if left is None else max(0.0, min(0.1, left)))
+            return
+        except subprocess.TimeoutExpired:
+            if left is not None and left <= 0.1:
+                raise subprocess.TimeoutExpired(proc.args, timeout) from None
+
+
+def _inside(top: str, rel: str) -> str:
+    """`rel` under `top`; a path that leaves it (absolute, `..`) is refused, as runtime/worker.py refuses it."""
+    top = os.path.abspath(top)
+    path = os.path.normpath(os.path.join(top, rel))
+    if os.path.isabs(rel) or (path != top and not path.startswith(top.rstrip(os.sep) + os.sep)):
+        raise ValueError(f"path outside the request's directory: {rel}")
+    return path
+
+
+def _read_outputs(base: str, wanted: Sequence[str]) -> Dict[str, bytes]:
+    """What runtime/worker.py's `_outputs` sends back: every file under each wanted directory, or the file itself."""
+    found: Dict[str, bytes] = {}
+    for rel in wanted:
+        top = _inside(base, rel)
+        paths = [top] if os.path.isfile(top) else [
+            os.path.join(d, f) for d, _, names in os.walk(top) for f in names]
+        for p in sorted(paths):
+            with open(p, "rb") as f:
+                found[os.path.relpath(p, base)] = f.read()
+    return found
 
 
 def _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, outputs) -> Result:
@@ -462,7 +513,7 @@ def _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, output
     try:
         if top is not None:
             for rel, data in files.items():
-                path = os.path.join(top, rel)
+                path = _inside(top, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "wb") as f:
                     f.write(data)
@@ -470,13 +521,7 @@ def _subprocess_run(env, argv, environ, cwd, input, timeout, text, files, output
         args = [env.python, env.main, *argv]
         proc = subprocess.run(args, cwd=cwd, env=dict(environ), input=input, capture_output=True, text=text,
                               timeout=timeout)
-        found: Dict[str, bytes] = {}
-        base = cwd or os.getcwd()
-        for rel in outputs:
-            for d, _, names in os.walk(os.path.join(base, rel)):
-                for name in names:
-                    with open(os.path.join(d, name), "rb") as f:
-                        found[os.path.relpath(os.path.join(d, name), base)] = f.read()
+        found = _read_outputs(os.path.abspath(cwd or os.getcwd()), outputs)
         return Result(args, proc.returncode, proc.stdout, proc.stderr, found, False)
     finally:
         if top is not None:
