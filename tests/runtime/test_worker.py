@@ -416,3 +416,23 @@ def test_a_cancelled_event_stops_the_command(tree):
     assert _gone(int((root / "pid").read_text()), 10)
     # the worker serves the next request
     assert _introspect(env, environ, root, "m.wf:wf").warm
+
+
+def test_an_environment_the_worker_refuses_is_not_asked_again(tree, monkeypatch):
+    """A Python 3.8 user environment: the worker refuses to start (it needs 3.9), the command runs as a subprocess,
+    and the next command does not try again (no second start)."""
+    root, env, environ = tree
+    py38 = Path(os.path.expanduser("~/.pyenv/versions/3.8.18/bin/python3.8"))
+    if not py38.exists():
+        pytest.skip("no CPython 3.8 on this machine")
+    old = worker.UserEnv(str(py38), env.runtime_dir, env.identity + "|3.8", env.socket_dir, 60)
+    path = worker.socket_path(old, environ)
+    assert worker.connect(old, environ) is None
+    assert "needs Python >= 3.9" in Path(path + ".refused").read_text()
+    starts = []
+    real_run = worker.subprocess.run
+    monkeypatch.setattr(worker.subprocess, "run", lambda *a, **kw: starts.append(a) or real_run(*a, **kw))
+    assert worker.connect(old, environ) is None
+    assert starts == []
+    worker.stop(env.socket_dir)
+    assert not os.path.exists(path + ".refused")

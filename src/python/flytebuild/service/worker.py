@@ -158,6 +158,8 @@ def connect(env: UserEnv, environ: Mapping[str, str]) -> Optional[socket.socket]
     sock = _connect(path)
     if sock is not None:
         return sock
+    if os.path.exists(path + ".refused"):  # this environment cannot have a worker (Python < 3.9): don't ask again
+        return None
     if not _private_dir(os.path.dirname(path)) or not os.path.isfile(env.main):
         log.debug("worker: cannot use %s", os.path.dirname(path))
         return None
@@ -175,6 +177,10 @@ def connect(env: UserEnv, environ: Mapping[str, str]) -> Optional[socket.socket]
                  "--log", path + ".log", "--detach"],
                 cwd=os.path.dirname(path), env=parent_env, stdin=DEVNULL, capture_output=True, text=True,
                 timeout=60)
+            if started.returncode == 2 and "needs Python >= 3.9" in started.stderr:
+                # The socket's name covers the interpreter and its identity: another environment is asked anew.
+                with open(path + ".refused", "w") as f:
+                    f.write(started.stderr)
             pid = int(started.stdout.split()[0])
         except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
             log.debug("worker: cannot start one for %s: %s", env.python, e)
@@ -199,7 +205,7 @@ def stop(socket_dir: str) -> int:
         if name.startswith("w-") and name.endswith(".sock"):
             os.unlink(os.path.join(socket_dir, name))
             stopped += 1
-        elif name.startswith("w-") and name.endswith((".lock", ".log")) and not os.path.exists(
+        elif name.startswith("w-") and name.endswith((".lock", ".log", ".refused")) and not os.path.exists(
                 os.path.join(socket_dir, name.rsplit(".", 1)[0])):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(socket_dir, name))  # a worker that died without cleaning up
