@@ -8,12 +8,10 @@ specs. scale_bench.py is the full side-by-side bench; this one isolates what the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,7 +19,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from scale_bench import MODULE, PROJECTS, Edits, exported_pyflyte, generated_repo, loadavg, registered_since, timed  # noqa: E402
+from scale_bench import MODULE, PROJECTS, Edits, loadavg, registered_since, timed, worker_bench_tree  # noqa: E402
 
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
 from tests.support.repo_copy import kill_pantsd  # noqa: E402
@@ -35,14 +33,8 @@ TOOLS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--projects", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="fbpw"))  # short: the worker's socket stays in the copy's workdir
-    root = tmp / "repo"
-    generated_repo(root, args.projects)
-    pyflyte, user_python = exported_pyflyte()
+    # a short prefix: the worker's socket stays in the copy's workdir
+    args, tmp, root, pyflyte, user_python = worker_bench_tree(__doc__, "fbpw")
     user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
     pants = [root / "pants"]

@@ -129,6 +129,19 @@ def generated_repo(root: Path, projects: int, **options) -> dict:
     return generate.generate(root, projects=projects, **options)
 
 
+def worker_bench_tree(doc: str, prefix: str) -> tuple:
+    """The warm-worker benches' shared start: their arguments, and a generated tree in a fresh temp directory.
+    Returns (args, tmp, root, pyflyte, user_python)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--projects", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    root = tmp / "repo"
+    generated_repo(root, args.projects)
+    return (args, tmp, root, *exported_pyflyte())
+
+
 class Tools:
     """The commands of every tool on one generated tree (and, per latency, one stand-in FlyteAdmin)."""
 

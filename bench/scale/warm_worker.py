@@ -7,12 +7,10 @@ times in turn. scale_bench.py is the full side-by-side bench; this one isolates 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -20,7 +18,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
-from scale_bench import MODULE, PROJECTS, Edits, exported_pyflyte, generated_repo, loadavg, timed  # noqa: E402
+from scale_bench import MODULE, PROJECTS, Edits, loadavg, timed, worker_bench_tree  # noqa: E402
 
 from tests.support.flyteadmin.fixture import flyteadmin  # noqa: E402  (stdlib only)
 
@@ -33,14 +31,7 @@ TOOLS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--projects", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="flytebuild-warm-worker-"))
-    root = tmp / "repo"
-    generated_repo(root, args.projects)
-    pyflyte, user_python = exported_pyflyte()
+    args, tmp, root, pyflyte, user_python = worker_bench_tree(__doc__, "flytebuild-warm-worker-")
     user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     cli_env = {**user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": user_python}
     cli = [sys.executable, "-m", "flytebuild.cli", "-c", root / "scale.toml"]
