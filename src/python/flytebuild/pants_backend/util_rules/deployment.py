@@ -86,6 +86,53 @@ class DeployResult:
         return json.loads(self.summary_json)
 
 
+# Helpers awaited by the rule come before it: Pants finds their Gets when the rule is defined.
+
+
+async def _request_files(
+    serialized: SerializedWorkflows, bundle: Optional[Bundle], deploy_json: dict
+) -> tuple[FileContent, ...]:
+    """The deploy's files by content, at the paths of its request: `wf<i>/` serialized entities, the bundle,
+    request.json (the runtime package itself comes with the worker or the sandbox)."""
+    contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
+    files = [FileContent(f"wf{i}/{fc.path}", fc.content) for i, found in enumerate(contents) for fc in found]
+    if bundle is not None:
+        files.append(FileContent(bundle_path(bundle), bundle.data))
+    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
+    return tuple(files)
+
+
+async def _deploy_process(
+    venv_pex: VenvPex, files: tuple[FileContent, ...], argv: list[str], description: str, run_id: RunId
+) -> FallibleProcessResult:
+    """Without the worker: a sandboxed process of the user environment's VenvPex."""
+    input_digest = await Get(
+        Digest,
+        CreateDigest(
+            [
+                *files,
+                *runtime_files(),
+                # A deploy talks to the outside world: it runs once per Pants invocation (`--loop` iteration), never
+                # from a cache. Not an uncacheable process, though: after an edit pantsd re-checks the previous run's
+                # nodes before it knows the new plan, and would run an uncacheable one again, registering the
+                # previous serialization; this process is new in each run by this file, and never persisted.
+                FileContent(f"{_DIR}/run_id", str(run_id).encode()),
+            ]
+        ),
+    )
+    return await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            venv_pex,
+            argv=argv,
+            input_digest=input_digest,
+            description=description,
+            level=LogLevel.INFO,
+            cache_scope=ProcessCacheScope.PER_RESTART_ALWAYS,
+        ),
+    )
+
+
 @rule(desc="Deploy Flyte workflows")
 async def deploy_workflows(
     request: DeployRequest,
@@ -161,50 +208,6 @@ async def deploy_workflows(
             return _answered(warm.exit_code, warm.stdout, warm.stderr, images, warnings)
     process = await _deploy_process(venv_pex, files, argv, description, run_id)
     return _answered(process.exit_code, process.stdout, process.stderr, images, warnings)
-
-
-async def _request_files(
-    serialized: SerializedWorkflows, bundle: Optional[Bundle], deploy_json: dict
-) -> tuple[FileContent, ...]:
-    """The deploy's files by content, at the paths of its request: `wf<i>/` serialized entities, the bundle,
-    request.json (the runtime package itself comes with the worker or the sandbox)."""
-    contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
-    files = [FileContent(f"wf{i}/{fc.path}", fc.content) for i, found in enumerate(contents) for fc in found]
-    if bundle is not None:
-        files.append(FileContent(bundle_path(bundle), bundle.data))
-    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
-    return tuple(files)
-
-
-async def _deploy_process(
-    venv_pex: VenvPex, files: tuple[FileContent, ...], argv: list[str], description: str, run_id: RunId
-) -> FallibleProcessResult:
-    """Without the worker: a sandboxed process of the user environment's VenvPex."""
-    input_digest = await Get(
-        Digest,
-        CreateDigest(
-            [
-                *files,
-                *runtime_files(),
-                # A deploy talks to the outside world: it runs once per Pants invocation (`--loop` iteration), never
-                # from a cache. Not an uncacheable process, though: after an edit pantsd re-checks the previous run's
-                # nodes before it knows the new plan, and would run an uncacheable one again, registering the
-                # previous serialization; this process is new in each run by this file, and never persisted.
-                FileContent(f"{_DIR}/run_id", str(run_id).encode()),
-            ]
-        ),
-    )
-    return await Get(
-        FallibleProcessResult,
-        VenvPexProcess(
-            venv_pex,
-            argv=argv,
-            input_digest=input_digest,
-            description=description,
-            level=LogLevel.INFO,
-            cache_scope=ProcessCacheScope.PER_RESTART_ALWAYS,
-        ),
-    )
 
 
 def _warnings(code_bundle: CodeBundle, serialized: SerializedWorkflows) -> tuple[BundleWarning, ...]:
