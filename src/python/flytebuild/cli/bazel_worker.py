@@ -14,7 +14,9 @@ Why it is built this way:
 - Each request runs the CLI in a fork of this process (flytebuild's modules imported once; the CLI's per-process
   memos start empty every time), stdin /dev/null as in a plain action, stdout+stderr captured as the `output`.
   The user's code is forked from the warm worker of the user's environment (runtime/worker.py), whose socket
-  lives in the output base, so user modules are imported fresh per request.
+  lives in the output base, so user modules are imported fresh per request. flytebuild is imported from the real
+  files behind the sandbox's symlinks, so every Bazel worker of the build (one per mnemonic and instance) shares
+  that one warm process.
 - Bazel 4.2.3 keeps a worker alive when its tool files change: when the digests of flytebuild's own sources in a
   request differ from the first request's, the loaded code is stale, so that request runs in a fresh
   interpreter and the worker then re-executes itself.
@@ -156,12 +158,16 @@ def _respond(protocol, request: WorkRequest, code: int, output: str) -> None:
     protocol.flush()
 
 
-def _restart(protocol_fd: int) -> None:
+def _worker_argv(package_dir: str) -> List[str]:
+    return [sys.executable, "-m", "flytebuild.cli.bazel_worker", "--persistent_worker", "--sources", package_dir]
+
+
+def _restart(protocol_fd: int, package_dir: str) -> None:
     """This process again, with today's sources: the same pid and pipes, so Bazel sees the same worker. Bazel sends
     the next request only after this answer, so no read-ahead is lost."""
     print("flytebuild: bazel worker: flytebuild's sources changed; restarting", file=sys.stderr, flush=True)
     os.dup2(protocol_fd, 1)
-    os.execv(sys.executable, [sys.executable, "-m", "flytebuild.cli.bazel_worker", "--persistent_worker"])
+    os.execv(sys.executable, _worker_argv(package_dir))
 
 
 def serve(package_dir: str) -> int:
@@ -183,23 +189,30 @@ def serve(package_dir: str) -> int:
             _respond(protocol, request, 1, refused)
         elif request.tools != loaded:
             _respond(protocol, request, *_fresh(list(request.arguments)))
-            _restart(protocol_fd)
+            _restart(protocol_fd, package_dir)
         else:
             _respond(protocol, request, *_forked(list(request.arguments), protocol_fd))
     return 0
 
 
-def _package_dir() -> str:
-    """flytebuild's own sources, as the request paths name them (relative to the working directory)."""
+def _from_real_sources() -> None:
+    """Start again with flytebuild imported from the files the sandbox's symlinks point at: the runtime directory,
+    part of the user-environment worker's key, is then the same for every Bazel worker of the build (one per
+    mnemonic and instance, each in its own sandbox), so they share one warm process. `--sources` keeps the path the
+    requests name flytebuild's sources by (relative to the working directory)."""
     import flytebuild
 
-    return os.path.relpath(os.path.dirname(os.path.abspath(flytebuild.__file__)))
+    package_dir = os.path.relpath(os.path.dirname(os.path.abspath(flytebuild.__file__)))
+    real_root = os.path.dirname(os.path.dirname(os.path.realpath(flytebuild.__file__)))
+    os.execve(sys.executable, _worker_argv(package_dir), {**os.environ, "PYTHONPATH": real_root})
 
 
 def main(argv: List[str]) -> int:
-    if "--persistent_worker" in argv:
-        return serve(_package_dir())
-    return _cli(expand(argv))
+    if "--persistent_worker" not in argv:
+        return _cli(expand(argv))
+    if "--sources" not in argv:
+        _from_real_sources()
+    return serve(argv[argv.index("--sources") + 1])
 
 
 if __name__ == "__main__":
