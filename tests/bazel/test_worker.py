@@ -10,22 +10,21 @@ import re
 from pathlib import Path
 
 from flytebuild.service import worker
+from tests.bazel.conftest import execution_log
 
-WORKER_FLAGS = ("--experimental_worker_allow_json_protocol", "--worker_sandboxing", "--worker_verbose")
+# what docs/worker.md#bazel tells users to add to their .bazelrc (harmless for the plain actions)
+BAZELRC = "build --experimental_worker_allow_json_protocol\nbuild --worker_sandboxing\n"
+WORKER_FLAGS = ("--worker_verbose",)
 TARGETS = ("//demo:wf", "--output_groups=+package")
 SETTINGS = '    name = "flyte_settings",\n'
 
 
 def _runners(ws) -> dict:
     """mnemonic → runners of the last build's spawns (Bazel's execution log; cache hits are not spawns)."""
-    text, found, decoder, i = (ws.output_root / f"exec{ws.logs}.json").read_text(), {}, json.JSONDecoder(), 0
-    while True:
-        while i < len(text) and text[i].isspace():
-            i += 1
-        if i >= len(text):
-            return found
-        entry, i = decoder.raw_decode(text, i)
+    found: dict = {}
+    for entry in execution_log(ws.output_root / f"exec{ws.logs}.json"):
         found.setdefault(entry.get("mnemonic"), []).append(entry.get("runner"))
+    return found
 
 
 def _outputs(ws) -> dict:
@@ -54,9 +53,10 @@ def _cli_message(stderr: str) -> str:
 
 def test_plan_and_package_in_a_persistent_worker_equal_the_plain_actions(bazel_ws):
     ws = bazel_ws
-    build = (ws.root / "BUILD.bazel").read_text()
+    build, bazelrc = (ws.root / "BUILD.bazel").read_text(), (ws.root / ".bazelrc").read_text()
     train = ws.root / "demo/train.py"
     original = train.read_text()
+    ws.write(".bazelrc", bazelrc + BAZELRC)
     ws.bazel("build", *TARGETS)
     plain = _outputs(ws)
     try:
@@ -95,5 +95,6 @@ def test_plan_and_package_in_a_persistent_worker_equal_the_plain_actions(bazel_w
     finally:
         train.write_text(original)
         ws.write("BUILD.bazel", build)
+        ws.write(".bazelrc", bazelrc)
         for directory in ws.output_root.glob("*/flytebuild-workers"):
             worker.stop(str(directory))
