@@ -30,6 +30,7 @@ import codecs
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -110,15 +111,31 @@ def _cli(args: List[str]) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 
 
+def _die_with(parent: int) -> None:
+    """Bazel kills the worker on Ctrl-C or shutdown, as it kills a plain action: the fork must not run on (its
+    hang-up then stops the user's code in the user-environment worker, as Ctrl-C does). Linux only; elsewhere the
+    command runs to its end."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker died before prctl
+        os._exit(1)
+
+
 def _forked(args: List[str], protocol_fd: int) -> Tuple[int, str]:
     """The CLI in a child of this process, as `python -m flytebuild.cli` in a plain action would run it."""
     with tempfile.TemporaryFile() as out:
         sys.stdout.flush()
         sys.stderr.flush()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child leaves through os._exit
             code = 1
             try:
+                _die_with(parent)
                 os.close(protocol_fd)
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)  # never the request pipe: a command reading stdin would eat Bazel's requests
