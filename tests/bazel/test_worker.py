@@ -83,17 +83,26 @@ def test_plan_and_package_in_a_persistent_worker_equal_the_plain_actions(bazel_w
         assert set(_runners(ws)["FlytePlan"]) != {"worker"}
         assert _outputs(ws) == edited
 
-        # A user's import error: the same message, worker or not.
-        train.write_text(original + "\nimport not_a_module_xyz\n")
+        # A user's import error: the same message, worker or not. The module exists in the workspace but is in no
+        # `deps`: the plain action's sandbox does not have it, and neither has the worker's (--worker_sandboxing).
+        extra = ws.root / "demo/extra.py"
+        extra.write_text("X = 1\n")
+        train.write_text(original + "\nimport demo.extra\n")
         plain_error, _, _ = ws.bazel("build", "//demo:wf", check=False)
         _set_worker(ws, build, True)
         worker_error, _, _ = ws.bazel("build", *WORKER_FLAGS, "//demo:wf", check=False)
         assert plain_error.returncode == worker_error.returncode == 1
         message = _cli_message(worker_error.stderr)
-        assert "No module named 'not_a_module_xyz'" in message and "(target //demo:wf, file demo/train.py)" in message
+        assert "No module named 'demo.extra'" in message and "(target //demo:wf, file demo/train.py)" in message
         assert message == _cli_message(plain_error.stderr)
+
+        # Without --worker_sandboxing the worker would see demo/extra.py: it refuses, naming the flag.
+        ws.write(".bazelrc", bazelrc + BAZELRC.split("\n")[0] + "\n")
+        unsandboxed, _, _ = ws.bazel("build", "//demo:wf", check=False)
+        assert unsandboxed.returncode == 1 and "build with `--worker_sandboxing`" in unsandboxed.stderr
     finally:
         train.write_text(original)
+        (ws.root / "demo/extra.py").unlink(missing_ok=True)
         ws.write("BUILD.bazel", build)
         ws.write(".bazelrc", bazelrc)
         for directory in ws.output_root.glob("*/flytebuild-workers"):
