@@ -112,9 +112,9 @@ def _cli(args: List[str]) -> int:
 
 
 def _die_with(parent: int) -> None:
-    """Bazel kills the worker on Ctrl-C or shutdown, as it kills a plain action: the fork must not run on (its
-    hang-up then stops the user's code in the user-environment worker, as Ctrl-C does). Linux only; elsewhere the
-    command runs to its end."""
+    """When Bazel kills the worker (`bazel shutdown`; on Ctrl-C Bazel 4.2.3 lets a busy worker finish), the fork
+    must not run on: its hang-up then stops the user's code in the user-environment worker, as Ctrl-C does for the
+    CLI. Linux only; elsewhere the command runs to its end."""
     try:
         import ctypes
 
