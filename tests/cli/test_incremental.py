@@ -283,3 +283,121 @@ def test_plan_caches_change_no_byte_and_never_hide_a_same_size_same_mtime_edit(p
     _set_mtime(util, now)
     racy_after, _ = project("plan", "--format=json")
     assert versions(racy_first) == versions(cold) and versions(racy_after) == versions(after)
+
+
+_LOCK = Path(__file__).resolve().parents[2] / "examples/3rdparty/flyte.lock"
+
+_C = """
+    from flytekit import task, workflow
+    from proj.util import double
+
+    @task
+    def three(x: int) -> int:
+        return double(x) + 3
+
+    @workflow
+    def wf(x: int = 1) -> int:
+        return three(x=x)
+    """
+
+
+def _cache_config(project="proj", domain="development", registry="localhost:5000", default_image="img-a",
+                  b_env="", a_cache_key="interface") -> str:
+    """Three workflows: a and b with their own image, c on the default image; every field a step below changes."""
+    return textwrap.dedent(f"""
+        source_roots = ["src"]
+        requirements = "requirements.txt"
+        lockfile = "flyte.lock"
+        project = "{project}"
+        domain = "{domain}"
+        registry = "{registry}"
+        default_image = "{default_image}"
+
+        [images.img-a]
+        dependencies = ["src/proj/a.py"]
+        requirements = ["flytekit"]
+
+        [images.img-b]
+        dependencies = ["src/proj/b.py"]
+        requirements = ["flytekit"]
+        {b_env}
+
+        [workflows.a]
+        entrypoint = "src/proj/a.py:wf"
+        image = "img-a"
+        cache_key = "{a_cache_key}"
+
+        [workflows.b]
+        entrypoint = "src/proj/b.py:wf"
+        image = "img-b"
+
+        [workflows.c]
+        entrypoint = "src/proj/c.py:wf"
+        """)
+
+
+def _bump_cloudpickle(lock: Path) -> None:
+    """Another locked version of a package flytekit pulls in (every task's closure pins it)."""
+    text = lock.read_text()
+    at = text.index('"project_name": "cloudpickle"')
+    old = text[at:].split('"version": "', 1)[1].split('"', 1)[0]
+    lock.write_text(text[:at] + text[at:].replace(f'"version": "{old}"', f'"version": "{old}.post1"', 1))
+
+
+def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_changes(project, tmp_path):
+    """The per-workflow plan cache: after each kind of change the warm plan is byte-identical to a plan made with
+    an empty cache dir, exactly the workflows whose inputs changed get a new plan (as Pants decides them: c runs
+    on the default image, so what changes that image changes c), and a workflow whose introspection key did not
+    change is never introspected again, its answer not even read: plans are replayed."""
+    root = project.root
+    (root / "src/proj/c.py").write_text(textwrap.dedent(_C))
+    (root / "flyte.lock").write_text(_LOCK.read_text())
+    config = root / "flytebuild.toml"
+    settings: dict = {}
+    config.write_text(_cache_config())
+    fresh_dirs = iter(range(100))
+
+    def plans(proc) -> dict:
+        return {w["address"]: json.dumps(w, sort_keys=True) for w in json.loads(proc.stdout)["workflows"]}
+
+    def configure(**changes):
+        def change():
+            settings.update(changes)  # on top of the earlier steps' changes
+            config.write_text(_cache_config(**settings))
+        return change
+
+    def append(rel: str, line: str):
+        return lambda: (root / rel).write_text((root / rel).read_text() + line)
+
+    steps = [  # (what, change, workflows whose plan changes, entrypoints introspected again)
+        ("module edit", append("src/proj/a.py", "# edited\n"), {"a", "c"}, [["proj.a:wf"]]),
+        ("shared lib edit", append("src/proj/util.py", "# edited\n"), {"a", "b", "c"},
+         [["proj.a:wf", "proj.b:wf", "proj.c:wf"]]),
+        ("project", configure(project="other"), {"a", "b", "c"}, []),
+        ("domain", configure(domain="staging"), {"a", "b", "c"}, []),
+        ("registry", configure(registry="registry.example:5000"), {"a", "b", "c"}, []),
+        ("default image", configure(default_image="img-b"), {"c"}, []),
+        ("image fingerprint", configure(b_env='env = {LEVEL = "debug"}'), {"b", "c"}, []),
+        ("cache-key policy", configure(a_cache_key="code"), {"a"}, []),
+        ("lockfile", lambda: _bump_cloudpickle(root / "flyte.lock"), {"a", "b", "c"}, []),
+    ]
+    before, _ = project("plan", "--format=json")
+    for what, change, changed, introspected in steps:
+        change()
+        warm, imports = project("plan", "--format=json")
+        empty = tmp_path / f"fresh-{next(fresh_dirs)}"
+        fresh, _ = project("plan", "--format=json", extra_env={"FLYTEBUILD_CACHE_DIR": str(empty)})
+        assert warm.stdout == fresh.stdout, what
+        old, new = plans(before), plans(warm)
+        assert {w for w in new if new[w] != old[w]} == changed, what
+        assert _introspected(imports) == introspected, what
+        before = warm
+
+    # Nothing changed, every introspection answer gone from the cache: all three plans are replayed.
+    cache = root.parent / "cache"
+    answers = list(cache.glob("results/*/introspect-*.json"))
+    assert answers and list(cache.glob("results/*/plan-*.json"))
+    for path in answers:
+        path.unlink()
+    replayed, imports = project("plan", "--format=json")
+    assert imports == [] and replayed.stdout == before.stdout

@@ -5,10 +5,18 @@ turns every CLI cache off (Bazel actions do: their inputs are already content-ad
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import tempfile
-from typing import Optional
+import typing
+from importlib import resources
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
+
+from blake3 import blake3
+
+from flytebuild.core.result_cache import ResultCache
 
 
 def user_cache_dir() -> Optional[str]:
@@ -66,3 +74,81 @@ class ParsedImports(dict):
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+
+
+class JsonCache(ResultCache):
+    """core/result_cache.py's store, read as JSON in one parse (its `get` parses once to vet an entry and hands
+    back text: twice the work for entries read by the hundred, such as the per-workflow plans)."""
+
+    def load(self, key: str) -> Optional[Any]:
+        if self.directory is None:
+            return None
+        try:
+            with open(self._path(key), encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None  # a damaged entry (a full disk, a hand edit) is a miss, never a crash
+
+    def store(self, key: str, value: Any) -> None:
+        self.put(key, json.dumps(value, sort_keys=True, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint(*packages: str) -> str:
+    """blake3 over the modules of `packages`: part of the key of anything their code decides (a plan made by
+    another flytebuild is not replayed). Content, not mtimes: a reinstall of the same code still hits."""
+    h = blake3()
+    for package in packages:
+        for path in sorted((p for p in resources.files(package).iterdir() if p.name.endswith(".py")), key=_name):
+            data = path.read_bytes()
+            h.update(f"{package}/{path.name}\0{len(data)}\0".encode("utf-8"))
+            h.update(data)
+    return h.hexdigest()
+
+
+def _name(path: Any) -> str:
+    return path.name
+
+
+# --- frozen dataclasses as JSON: what `dataclasses.asdict` writes, read back into the same value ------------------
+
+
+def to_json(value: Any) -> Any:
+    return dataclasses.asdict(value)
+
+
+def from_json(cls: type, data: Mapping[str, Any]) -> Any:
+    """The inverse of `to_json` for a frozen dataclass of strings, numbers, Optionals, tuples and dataclasses."""
+    return cls(**{name: data[name] if convert is None else convert(data[name]) for name, convert in _fields(cls)})
+
+
+Convert = Optional[Callable[[Any], Any]]
+
+
+@functools.lru_cache(maxsize=None)
+def _fields(cls: type) -> Tuple[Tuple[str, Convert], ...]:
+    # Per class once: a field whose JSON value already is the Python value (str, int, None) gets no converter,
+    # which keeps decoding a hundred plans cheap.
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
+
+
+def _converter(tp: Any) -> Convert:
+    if dataclasses.is_dataclass(tp):
+        return functools.partial(from_json, tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"no JSON decoding for {tp}: a Union other than Optional")
+        item = _converter(inner[0])
+        return None if item is None else (lambda v: None if v is None else item(v))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            each = _converter(args[0])
+            return tuple if each is None else (lambda v: tuple(each(x) for x in v))
+        items = [_converter(a) for a in args]
+        return lambda v: tuple(x if c is None else c(x) for c, x in zip(items, v))
+    if tp in (str, int, float, bool, type(None)):
+        return None
+    raise TypeError(f"no JSON decoding for {tp}")
