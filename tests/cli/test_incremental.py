@@ -301,9 +301,25 @@ _C = """
     """
 
 
+_D = """
+    from flytekit import ImageSpec, task, workflow
+
+    spec = ImageSpec(name="d-spec", registry="localhost:5000", packages=["flytekit==1.16.31"], copy=["conf.txt"])
+
+    @task(container_image=spec)
+    def four(x: int) -> int:
+        return x + 4
+
+    @workflow
+    def wf(x: int = 1) -> int:
+        return four(x=x)
+    """
+
+
 def _cache_config(project="proj", domain="development", registry="localhost:5000", default_image="img-a",
                   b_env="", a_cache_key="interface") -> str:
-    """Three workflows: a and b with their own image, c on the default image; every field a step below changes."""
+    """a and b with their own image, c on the default image, d on an ImageSpec in code that copies a file; every
+    field a step below changes."""
     return textwrap.dedent(f"""
         source_roots = ["src"]
         requirements = "requirements.txt"
@@ -333,6 +349,9 @@ def _cache_config(project="proj", domain="development", registry="localhost:5000
 
         [workflows.c]
         entrypoint = "src/proj/c.py:wf"
+
+        [workflows.d]
+        entrypoint = "src/proj/d.py:wf"
         """)
 
 
@@ -347,10 +366,13 @@ def _bump_cloudpickle(lock: Path) -> None:
 def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_changes(project, tmp_path):
     """The per-workflow plan cache: after each kind of change the warm plan is byte-identical to a plan made with
     an empty cache dir, exactly the workflows whose inputs changed get a new plan (as Pants decides them: c runs
-    on the default image, so what changes that image changes c), and a workflow whose introspection key did not
-    change is never introspected again, its answer not even read: plans are replayed."""
+    on the default image, so what changes that image changes c; d's ImageSpec copies the first `conf.txt` found
+    from its module's directory up), and a workflow whose introspection key did not change is never introspected
+    again, its answer not even read: plans are replayed."""
     root = project.root
     (root / "src/proj/c.py").write_text(textwrap.dedent(_C))
+    (root / "src/proj/d.py").write_text(textwrap.dedent(_D))
+    (root / "conf.txt").write_text("level = 1\n")
     (root / "flyte.lock").write_text(_LOCK.read_text())
     config = root / "flytebuild.toml"
     settings: dict = {}
@@ -373,13 +395,15 @@ def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_ch
         ("module edit", append("src/proj/a.py", "# edited\n"), {"a", "c"}, [["proj.a:wf"]]),
         ("shared lib edit", append("src/proj/util.py", "# edited\n"), {"a", "b", "c"},
          [["proj.a:wf", "proj.b:wf", "proj.c:wf"]]),
-        ("project", configure(project="other"), {"a", "b", "c"}, []),
-        ("domain", configure(domain="staging"), {"a", "b", "c"}, []),
+        ("copied file edit", append("conf.txt", "level = 2\n"), {"d"}, []),
+        ("nearer copied file", lambda: (root / "src/proj/conf.txt").write_text("near\n"), {"d"}, []),
+        ("project", configure(project="other"), {"a", "b", "c", "d"}, []),
+        ("domain", configure(domain="staging"), {"a", "b", "c", "d"}, []),
         ("registry", configure(registry="registry.example:5000"), {"a", "b", "c"}, []),
         ("default image", configure(default_image="img-b"), {"c"}, []),
         ("image fingerprint", configure(b_env='env = {LEVEL = "debug"}'), {"b", "c"}, []),
         ("cache-key policy", configure(a_cache_key="code"), {"a"}, []),
-        ("lockfile", lambda: _bump_cloudpickle(root / "flyte.lock"), {"a", "b", "c"}, []),
+        ("lockfile", lambda: _bump_cloudpickle(root / "flyte.lock"), {"a", "b", "c", "d"}, []),
     ]
     before, _ = project("plan", "--format=json")
     for what, change, changed, introspected in steps:
@@ -393,7 +417,7 @@ def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_ch
         assert _introspected(imports) == introspected, what
         before = warm
 
-    # Nothing changed, every introspection answer gone from the cache: all three plans are replayed.
+    # Nothing changed, every introspection answer gone from the cache: all four plans are replayed.
     cache = root.parent / "cache"
     answers = list(cache.glob("results/*/introspect-*.json"))
     assert answers and list(cache.glob("results/*/plan-*.json"))

@@ -119,18 +119,22 @@ def to_json(value: Any) -> Any:
 
 def from_json(cls: type, data: Mapping[str, Any]) -> Any:
     """The inverse of `to_json` for a frozen dataclass of strings, numbers, Optionals, tuples and dataclasses."""
-    return cls(**{name: data[name] if convert is None else convert(data[name]) for name, convert in _fields(cls)})
+    values = dict(data)
+    for name, convert in _converters(cls):
+        values[name] = convert(values[name])
+    return cls(**values)
 
 
 Convert = Optional[Callable[[Any], Any]]
 
 
 @functools.lru_cache(maxsize=None)
-def _fields(cls: type) -> Tuple[Tuple[str, Convert], ...]:
-    # Per class once: a field whose JSON value already is the Python value (str, int, None) gets no converter,
-    # which keeps decoding a hundred plans cheap.
+def _converters(cls: type) -> Tuple[Tuple[str, Callable[[Any], Any]], ...]:
+    # Per class once, and only the fields whose JSON value is not already the Python value (str, int, None are):
+    # a hundred plans are decoded per command.
     hints = typing.get_type_hints(cls)
-    return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
+    found = ((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
+    return tuple((name, convert) for name, convert in found if convert is not None)
 
 
 def _converter(tp: Any) -> Convert:

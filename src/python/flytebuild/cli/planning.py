@@ -5,10 +5,11 @@ plans" below): after an edit only the workflows whose inputs changed are introsp
 follows the change, not the number of workflows."""
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from blake3 import blake3
 
@@ -174,13 +175,13 @@ def _checked_workflows(
     """Field values (the workflow's, and those of the images it names) are checked before any user code runs; a
     workflow with a bad one fails alone when isolating, as any other planning error does."""
     checked, errors = [], []
+    images = {i.name: i for i in project.images}  # `project.image` scans: workflows x images
     for workflow in workflows:
         try:
             check_workflow_config(project, workflow)
-            for name in sorted({workflow.image or "", *(v for _, v in workflow.images + workflow.task_images)}):
-                image = project.image(name) if name else None
-                if image is not None:
-                    check_image_config(project, image)
+            for name in sorted({v for _, v in workflow.images + workflow.task_images} | {workflow.image} - {None}):
+                if name in images:
+                    check_image_config(project, images[name])
         except FlytebuildError as e:
             if not isolate:
                 raise
@@ -197,7 +198,7 @@ def _image_targets(project: Project, graph) -> Dict[str, ImageTarget]:
 def _check_named_images(project: Project, names: Sequence[str]) -> None:
     """An image with a bad field fails only the workflows whose code names it."""
     named = set(names)
-    for image in project.images:
+    for image in project.images if named else ():
         if image.image_name in named:
             check_image_config(project, image)
 
@@ -357,6 +358,7 @@ class _ReadImages(Mapping):
 
 
 _PLAN_FORMAT = 1
+T = TypeVar("T")
 
 
 def _needs_of(intro) -> _Needs:
@@ -369,6 +371,13 @@ def _needs_of(intro) -> _Needs:
     )
 
 
+def _memo(run: _Run, key: str, compute: Callable[[], T]) -> T:
+    """Per run: what many workflows share (a project's workflow and launch plan share closures and an image)."""
+    if key not in run.memo:
+        run.memo[key] = compute()
+    return run.memo[key]
+
+
 def _gather(run: _Run, needs: _Needs) -> _Inputs:
     """What the ImageSpecs in code name (as the Pants adapter reads them): copy candidates that exist, with
     their digests and (for modules) closures, and the lines of their requirements files; the tasks' closures."""
@@ -377,40 +386,31 @@ def _gather(run: _Run, needs: _Needs) -> _Inputs:
     requirement_files = {
         p: requirement_lines((root / p).read_text()) for p in needs.requirement_paths if (root / p).is_file()
     }
-    closures = {}
-    for path in sorted(set(needs.source_files) | {p for p in spec_files if p.endswith(".py")}):
-        memo_key = f"closure:{path}"
-        if memo_key not in run.memo:
-            run.memo[memo_key] = run.graph.closure_of_source_file(path)
-        closures[path] = run.memo[memo_key]
+    paths = sorted(set(needs.source_files) | {p for p in spec_files if p.endswith(".py")})
+    closures = {p: _memo(run, f"closure:{p}", functools.partial(run.graph.closure_of_source_file, p)) for p in paths}
     return _Inputs(closures, spec_files, requirement_files)
 
 
-def _plan_key(run: _Run, workflow: WorkflowConfig, entrypoint: str, introspect_key: str) -> str:
+def _digest(value: object) -> str:
     # repr of a frozen dataclass of strings and tuples spells its whole value, deterministically
+    return blake3(repr(value).encode("utf-8")).hexdigest()
+
+
+def _plan_key(run: _Run, workflow: WorkflowConfig, entrypoint: str, introspect_key: str) -> str:
     target = run.graph.workflow_target(workflow, entrypoint, run.environment)
-    settings = run.project.settings.with_environment(run.environment)
+    settings = _memo(run, "settings", lambda: _digest(run.project.settings.with_environment(run.environment)))
     planner = source_fingerprint("flytebuild.core", "flytebuild.cli")
-    return result_key("plan", _PLAN_FORMAT, introspect_key, repr(target), repr(settings), planner)
-
-
-def _image_digest(run: _Run, address: str) -> Optional[str]:
-    memo_key = f"image:{address}"
-    if memo_key not in run.memo:
-        image = run.image_targets.get(address)
-        run.memo[memo_key] = None if image is None else blake3(repr(image).encode("utf-8")).hexdigest()
-    return run.memo[memo_key]
+    return result_key("plan", _PLAN_FORMAT, introspect_key, _digest(target), settings, planner)
 
 
 def _inputs_digest(run: _Run, key: str, inputs: _Inputs, addresses: Optional[Sequence[str]]) -> str:
-    images = {a: _image_digest(run, a) for a in (sorted(run.image_targets) if addresses is None else addresses)}
+    image = lambda a: _digest(run.image_targets[a]) if a in run.image_targets else None  # noqa: E731
+    images = {a: _memo(run, f"image:{a}", functools.partial(image, a))
+              for a in (sorted(run.image_targets) if addresses is None else addresses)}
+    closures = {p: _memo(run, f"closure-digest:{p}", functools.partial(_digest, c)) for p, c in inputs.closures.items()}
     return result_key(
-        "plan-inputs",
-        key,
-        repr(sorted(inputs.closures.items())),
-        repr(sorted(inputs.spec_files.items())),
-        repr(sorted(inputs.requirement_files.items())),
-        images,
+        "plan-inputs", key, closures, images,
+        _digest(sorted(inputs.spec_files.items())), _digest(sorted(inputs.requirement_files.items())),
     )
 
 
