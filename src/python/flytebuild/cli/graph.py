@@ -91,14 +91,11 @@ class ProjectGraph:
         root = self.project.root
         absolute = os.path.join(root, pattern) if pattern else root
         if any(c in pattern for c in "*?["):
-            matches = [p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p)]
+            matches = [os.path.relpath(p, root) for p in glob.glob(absolute, recursive=True) if os.path.isfile(p)]
         elif os.path.isdir(absolute):
-            matches = []
-            for dirpath, dirnames, filenames in os.walk(absolute):
-                dirnames[:] = sorted(d for d in dirnames if walked(d))
-                matches += [os.path.join(dirpath, f) for f in filenames if f.endswith((".py", ".pyi"))]
+            matches = _python_files(absolute, root)
         elif os.path.isfile(absolute):
-            matches = [absolute]
+            matches = [os.path.relpath(absolute, root)]
         else:
             matches = []
         if not matches:
@@ -107,7 +104,7 @@ class ProjectGraph:
                 file=self.project.config_file,
                 fix="list existing files, directories or globs (relative to the configuration file)",
             )
-        return sorted(os.path.relpath(m, root).replace(os.sep, "/") for m in matches)
+        return sorted(m.replace(os.sep, "/") for m in matches)
 
     # --- closures ------------------------------------------------------------------------------
 
@@ -321,6 +318,17 @@ def _module_name(path: str, source_roots: Sequence[str]) -> Optional[str]:
             return ".".join(parts)
         return None
     return None
+
+
+def _python_files(directory: str, root: str) -> List[str]:
+    """The Python files under `directory`, relative to `root`: relpath once per directory (per file it costs more
+    than the walk)."""
+    out: List[str] = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = sorted(d for d in dirnames if walked(d))
+        rel = os.path.relpath(dirpath, root)
+        out += [f if rel == os.curdir else os.path.join(rel, f) for f in filenames if f.endswith((".py", ".pyi"))]
+    return out
 
 
 def project_graph(project: Project) -> ProjectGraph:

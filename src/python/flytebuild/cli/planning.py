@@ -218,13 +218,13 @@ def _introspection_keys(project: Project, graph, env: Optional[str], entrypoints
     if not env:
         return _Keys({}, {})
     runtime = userenv.runtime_fingerprint()
-    closures: Dict[str, list] = {}  # per module: a workflow and its launch plan share one
-    inputs = {}
-    for ep in entrypoints:
-        module = ep.split(":", 1)[0]
-        if module not in closures:
-            closures[module] = _import_closure(graph, module)
-        inputs[ep] = result_key("inputs", env, list(project.source_roots), closures[module])
+    # per module (a workflow and its launch plan share one), all digested in one stat-cache pass
+    files = {m: _import_files(graph, m) for m in sorted({ep.split(":", 1)[0] for ep in entrypoints})}
+    graph.digests(set().union(*files.values()))
+    closures = {m: [[d.path, d.digest] for d in graph.digests(paths)] for m, paths in files.items()}
+    inputs = {
+        ep: result_key("inputs", env, list(project.source_roots), closures[ep.split(":", 1)[0]]) for ep in entrypoints
+    }
     return _Keys(inputs, {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()})
 
 
@@ -277,13 +277,13 @@ def _introspect(project, cache, keys: _Keys, todo, installed_key, query_installe
     return results, session, installed
 
 
-def _import_closure(graph, module: str) -> list:
-    """(path, digest) of every first-party file importing `module` runs: its import closure and the packages'
-    `__init__.py` on the way."""
+def _import_files(graph, module: str) -> Sequence[str]:
+    """Every first-party file importing `module` runs: its import closure and the packages' `__init__.py` on the
+    way."""
     if graph.project.targets is not None:
         # A build system's graph (the Bazel rules): no import analysis here; every file it declared is what the
         # import can see (a conservative key: any edit re-introspects).
-        return [[d.path, d.digest] for d in graph.digests(sorted({s for t in graph.project.targets for s in t.srcs}))]
+        return sorted({s for t in graph.project.targets for s in t.srcs})
     found = graph.imports.closure(graph.index.provider(module)).files
     files = set(found)
     for path in found:
@@ -293,7 +293,7 @@ def _import_closure(graph, module: str) -> list:
             if init in graph.index.module_of:
                 files.add(init)
             parent = os.path.dirname(parent)
-    return [[d.path, d.digest] for d in graph.digests(sorted(files))]
+    return sorted(files)
 
 
 # --- per-workflow plans: planned afresh, or replayed from the cache dir ------------------------------------------
