@@ -287,19 +287,8 @@ def test_plan_caches_change_no_byte_and_never_hide_a_same_size_same_mtime_edit(p
 
 _LOCK = Path(__file__).resolve().parents[2] / "examples/3rdparty/flyte.lock"
 
-_C = """
-    from flytekit import task, workflow
-    from proj.util import double
-
-    @task
-    def three(x: int) -> int:
-        return double(x) + 3
-
-    @workflow
-    def wf(x: int = 1) -> int:
-        return three(x=x)
-    """
-
+# c: b's module with another task (on the default image)
+_C = _FILES["src/proj/b.py"].replace("two", "three").replace("+ 1", "+ 3")
 
 _D = """
     from flytekit import ImageSpec, task, workflow
@@ -318,41 +307,18 @@ _D = """
 
 def _cache_config(project="proj", domain="development", registry="localhost:5000", default_image="img-a",
                   b_env="", a_cache_key="interface") -> str:
-    """a and b with their own image, c on the default image, d on an ImageSpec in code that copies a file; every
-    field a step below changes."""
-    return textwrap.dedent(f"""
-        source_roots = ["src"]
-        requirements = "requirements.txt"
-        lockfile = "flyte.lock"
-        project = "{project}"
-        domain = "{domain}"
-        registry = "{registry}"
-        default_image = "{default_image}"
+    """The project's flytebuild.toml plus: a lockfile, every setting a step below changes, workflow c on the default
+    image and d on an ImageSpec in code that copies a file."""
+    def edit(text: str, after: str, added: str) -> str:
+        assert after in text
+        return text.replace(after, after + added, 1)
 
-        [images.img-a]
-        dependencies = ["src/proj/a.py"]
-        requirements = ["flytekit"]
-
-        [images.img-b]
-        dependencies = ["src/proj/b.py"]
-        requirements = ["flytekit"]
-        {b_env}
-
-        [workflows.a]
-        entrypoint = "src/proj/a.py:wf"
-        image = "img-a"
-        cache_key = "{a_cache_key}"
-
-        [workflows.b]
-        entrypoint = "src/proj/b.py:wf"
-        image = "img-b"
-
-        [workflows.c]
-        entrypoint = "src/proj/c.py:wf"
-
-        [workflows.d]
-        entrypoint = "src/proj/d.py:wf"
-        """)
+    text = edit(textwrap.dedent(_FILES["flytebuild.toml"]), 'requirements = "requirements.txt"\n',
+                f'lockfile = "flyte.lock"\nproject = "{project}"\ndomain = "{domain}"\nregistry = "{registry}"\n'
+                f'default_image = "{default_image}"\n')
+    text = edit(text, 'dependencies = ["src/proj/b.py"]\nrequirements = ["flytekit"]\n', f"{b_env}\n")
+    text = edit(text, 'entrypoint = "src/proj/a.py:wf"\nimage = "img-a"\n', f'cache_key = "{a_cache_key}"\n')
+    return text + '\n[workflows.c]\nentrypoint = "src/proj/c.py:wf"\n\n[workflows.d]\nentrypoint = "src/proj/d.py:wf"\n'
 
 
 def _bump_cloudpickle(lock: Path) -> None:
