@@ -126,3 +126,34 @@ def test_checker_sees_lazy_relative_and_from_imports():
         "runtime/z.py:1: flytebuild.runtime.z imports flytebuild",
         "runtime/z.py:1: flytebuild.runtime.z imports flytebuild.cli",
     ]
+
+
+def _stdlib(name: str) -> bool:
+    """A top-level module of the standard library (built in, or under the running interpreter's stdlib)."""
+    import importlib.util
+    import sys
+    import sysconfig
+
+    if name in sys.builtin_module_names:
+        return True
+    spec = importlib.util.find_spec(name)
+    origin = (spec.origin or "") if spec else ""
+    return origin in ("built-in", "frozen") or (
+        origin.startswith(sysconfig.get_paths()["stdlib"]) and "site-packages" not in origin)
+
+
+def test_runtime_modules_front_ends_load_import_only_the_standard_library():
+    """service/runtime_package.py `stdlib_module` loads these runtime modules in pantsd and the CLI (one
+    implementation of what both sides decide, e.g. the deploy ledger): they may import the standard library only
+    (no flytekit, no relative import of the rest of the runtime), and must compile for Python 3.9."""
+    from flytebuild.service.runtime_package import STDLIB_MODULES, stdlib_module
+
+    for name in STDLIB_MODULES:
+        path = PACKAGE / "runtime" / f"{name}.py"
+        source = path.read_text(encoding="utf-8")
+        ast.parse(source, feature_version=(3, 9))
+        found = sorted({n for _, n in imports_of(source, f"flytebuild.runtime.{name}", False)})
+        assert found and all(not n.startswith("flytebuild") and _stdlib(n.split(".")[0]) for n in found), found
+        assert stdlib_module(name).__file__ == str(path)
+    with pytest.raises(ValueError):
+        stdlib_module("deploy")

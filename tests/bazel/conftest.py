@@ -46,8 +46,8 @@ class BazelWorkspace:
         (self.root / rel).write_text(text)
 
 
-def _spawns(log: Path) -> list:
-    """Mnemonic and outputs of every spawn Bazel ran (cache hits never show up)."""
+def execution_log(log: Path) -> list:
+    """The entries of a `--execution_log_json_file` (concatenated JSON objects): one per spawn Bazel ran."""
     if not log.exists():
         return []
     text, found, decoder, i = log.read_text(), [], json.JSONDecoder(), 0
@@ -57,7 +57,12 @@ def _spawns(log: Path) -> list:
         if i >= len(text):
             return found
         entry, i = decoder.raw_decode(text, i)
-        found.append((entry.get("mnemonic"), sorted(o["path"] for o in entry.get("actualOutputs", []))))
+        found.append(entry)
+
+
+def _spawns(log: Path) -> list:
+    """Mnemonic and outputs of every spawn Bazel ran (cache hits never show up)."""
+    return [(e.get("mnemonic"), sorted(o["path"] for o in e.get("actualOutputs", []))) for e in execution_log(log)]
 
 
 @pytest.fixture(scope="module")

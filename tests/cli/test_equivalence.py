@@ -1,6 +1,7 @@
 """The CLI (import analysis, flytebuild.toml) and the Pants backend (build graph, BUILD files)
 plan the examples identically: same files and requirements per image and per task, same modes,
-same fingerprints and versions — before and after an edit."""
+same fingerprints and versions — before and after an edit. The archive bytes and image digests of all three
+front ends are compared by tests/e2e/test_equivalence.py."""
 import json
 
 # examples/flytebuild.toml's target names ↔ the BUILD files' addresses.
@@ -79,25 +80,6 @@ def test_cli_plan_equals_pants_plan_on_the_examples(pants_repo, cli):
     assert "baked.stats.summarize" in changed and "mixed.fast_tasks.weights" in changed
     assert "examples/baked:image" in changed
     assert "mixed.plain_tasks.total" not in changed and "examples/mixed:spec_image" not in changed
-
-
-WORKFLOWS = sorted(n for n, a in NAMES.items() if a.rsplit(":", 1)[1] in ("wf", "lp", "container_wf"))
-
-
-def test_cli_package_writes_the_bytes_pants_package_writes(pants_repo, cli):
-    """Every example workflow: the same registration archive (and code bundle), byte for byte."""
-    pants_repo.pants("package", *(NAMES[n] for n in WORKFLOWS), check=True)
-    dist = pants_repo.root / "cli-dist"
-    cli("-c", "examples/flytebuild.toml", "package", *WORKFLOWS, "--dist", str(dist), cwd=pants_repo.root, check=True)
-    assert len(WORKFLOWS) >= 6
-    for ours in WORKFLOWS:
-        path, name = NAMES[ours].split(":")
-        pants_dir = f"{path.replace('/', '.')}/{name}"
-        theirs = sorted(p.name for p in (pants_repo.root / "dist" / pants_dir).iterdir())
-        assert theirs == sorted(p.name for p in (dist / ours).iterdir())
-        for name in theirs:
-            assert (dist / ours / name).read_bytes() == (pants_repo.root / "dist" / pants_dir / name).read_bytes(), name
-    assert any(p.name.startswith("fast") for p in (dist / "mixed-wf").iterdir())
 
 
 def test_cli_render_equals_pants_flyte_render(pants_repo, cli):

@@ -85,31 +85,3 @@ def test_deploy_pushes_images_first_and_tasks_name_the_content_tag(cli, repo, re
         stored = admin.store.get("task", task["project"], task["domain"], task["name"], task["version"])
         template = stored["closure"]["compiled_task"]["template"]
         assert template["container"]["image"] == image["ref"] and "@sha256:" not in json.dumps(stored)
-
-
-EXAMPLE_IMAGES = {"baked-image": "examples/baked:image", "mixed-runtime": "examples/mixed:runtime",
-                  "mixed-spec-image": "examples/mixed:spec_image", "typed-image": "examples/typed:image"}
-
-
-def test_every_example_image_has_the_same_digest_from_pants_and_the_cli(cli, repo, registry, tmp_path):
-    """Built into the layer cache only (`cache` output: nothing pushed or written but the summaries), from
-    separate caches: each example image's manifest digest is the same from both front ends."""
-    dist = tmp_path / "cli-dist"
-    _package(cli, repo, tmp_path / "cli-cache", *EXAMPLE_IMAGES, "--image-output=cache", "--dist", str(dist))
-    # The same [flyte] defaults as the repo's flytebuild.toml (pointed at the test registry by the fixture).
-    proc = repo.pants(
-        f"--flyte-image-cache-dir={tmp_path / 'pants-cache'}",
-        "--flyte-image-output=cache",
-        f"--flyte-registry={registry.host}",
-        f"--flyte-default-base={registry.host}/flytebuild/python:3.11",
-        "package",
-        *EXAMPLE_IMAGES.values(),
-    )
-    assert proc.returncode == 0, proc.stderr
-    for name, address in EXAMPLE_IMAGES.items():
-        ours = json.loads((dist / f"{name}.image.json").read_text())
-        path, target = address.split(":")
-        theirs = json.loads((repo.root / "dist" / path.replace("/", ".") / f"{target}.image.json").read_text())
-        assert ours["output"] == theirs["output"] == "cache"
-        assert (ours["ref"], ours["digest"]) == (theirs["ref"], theirs["digest"]), name
-        assert ours["pushed"] is theirs["pushed"] is False

@@ -102,15 +102,20 @@ def test_a_workflow_registered_with_other_content_fails_and_blocks_its_launch_pl
 # --- the ledger ---------------------------------------------------------------------------------------------------
 
 
-def ledger_deploy(user_python, admin, tmp_path, pbs, ledger_dir, dry_run=False):
-    """deploy.py with a ledger: the entities carry their ids, as the front ends send them."""
+def ledger_request(admin, pbs, ledger_dir, dry_run=False) -> dict:
+    """A deploy request with a ledger: the entities carry their ids, as the front ends send them."""
     entities = []
     for p in pbs:
         name = p.stem.split("_", 1)[1].rsplit("_", 1)[0]
         entities.append({"file": str(p), "kind": KINDS[p.stem[-1]], "fast": False, "project": PROJECT,
                          "domain": DOMAIN, "name": name, "version": v(name)})
-    request = {"admin": {"endpoint": admin.endpoint, "insecure": True}, "dry_run": dry_run, "bundle": None,
-               "entities": entities, "ledger": {"dir": str(ledger_dir)}}
+    return {"admin": {"endpoint": admin.endpoint, "insecure": True}, "dry_run": dry_run, "bundle": None,
+            "entities": entities, "ledger": {"dir": str(ledger_dir)}}
+
+
+def ledger_deploy(user_python, admin, tmp_path, pbs, ledger_dir, dry_run=False):
+    """deploy.py with a ledger (`ledger_request`)."""
+    request = ledger_request(admin, pbs, ledger_dir, dry_run)
     path = tmp_path / f"request{len(list(tmp_path.glob('request*')))}.json"
     path.write_text(json.dumps(request))
     proc = subprocess.run([user_python, *DEPLOY, str(path)], capture_output=True, text=True, timeout=300)
@@ -161,6 +166,31 @@ def test_a_stale_ledger_entry_falls_back_to_get_and_is_repaired(fresh_admin, use
     part.write_text("{not json")
     rc, again, _ = ledger_deploy(user_python, admin, tmp_path, baked_pbs, ledger)
     assert rc == 0 and again["counts"] == {"unchanged": 8} and again["ledger"]["hits"] == 0
+
+
+def test_the_front_ends_ledger_answer_is_deploy_pys_own(fresh_admin, user_python, tmp_path, baked_pbs):
+    """service/deploy.py answer_from_ledger (what the Pants rule asks before starting any deploy) runs deploy.py's
+    own ledger code in this interpreter: the same summary and lines when the ledger vouches for everything, and
+    no answer as soon as deploy.py would have to ask FlyteAdmin."""
+    from flytebuild.service.deploy import answer_from_ledger
+
+    admin, ledger = fresh_admin, tmp_path / "ledger"
+    files = {str(p): p.read_bytes() for p in baked_pbs}
+    request = ledger_request(admin, baked_pbs, ledger)
+    assert answer_from_ledger(request, files) is None  # an empty ledger vouches for nothing
+    assert ledger_deploy(user_python, admin, tmp_path, baked_pbs, ledger)[0] == 0
+    for dry_run in (False, True):
+        rc, summary, log = ledger_deploy(user_python, admin, tmp_path, baked_pbs, ledger, dry_run=dry_run)
+        answer = answer_from_ledger(ledger_request(admin, baked_pbs, ledger, dry_run), files)
+        assert rc == 0 and answer is not None and answer.summary == summary
+        assert answer.log.splitlines() == [line for line in log.splitlines() if line.endswith("(ledger)")]
+    # one entity's bytes differ from what the ledger recorded: deploy.py would ask, so no answer
+    changed = dict(files)
+    changed[str(baked_pbs[0])] += b"\n"
+    assert answer_from_ledger(request, changed) is None
+    # no ledger in the request, or another server: no answer either
+    assert answer_from_ledger({**request, "ledger": None}, files) is None
+    assert answer_from_ledger({**request, "admin": {"endpoint": "127.0.0.1:1", "insecure": True}}, files) is None
 
 
 def test_a_wiped_server_is_registered_again_fully(fresh_admin, user_python, tmp_path, baked_pbs):

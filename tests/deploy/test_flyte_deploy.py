@@ -134,6 +134,32 @@ def test_deploy_again_registers_and_uploads_nothing(deploy_repo, admin, first):
     assert delta["rpcs"] == 0 and summary["ledger"]["hits"] == 19
 
 
+def local_processes(proc) -> int:
+    """Pants' own count of the processes a run executed locally (`--stats-log`: every sandboxed process, and the
+    waiter a warm-worker request runs under): 0 means no deploy ran, neither a process nor a worker fork."""
+    counters = dict(re.findall(r"^\s*(\w+): (\d+)\s*$", proc.stderr, re.M))
+    assert "local_cache_requests" in counters, proc.stderr[-3000:]  # the counters were printed
+    return int(counters.get("local_execution_requests", 0))
+
+
+def test_nothing_changed_runs_no_deploy_at_all_until_the_ledger_is_gone(deploy_repo, admin, first):
+    """The rule answers from the ledger before any deploy starts: no process, no fork, no gRPC call. Without the
+    ledger the deploy runs again (and asks FlyteAdmin), which shows the counter sees it, and warms the ledger."""
+    deploy_repo.deploy(admin, options=("--stats-log",))  # whatever earlier tests left: the ledger is warm now
+    mark = admin.mark()
+    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    assert summary["counts"]["unchanged"] == 19 and summary["counts"]["registered"] == 0
+    assert summary["ledger"] == {"hits": 19, "calls": 0}
+    assert local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
+    shutil.rmtree(deploy_repo.root / ".bootstrap/pants.d/flytebuild/ledger")
+    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    assert summary["counts"]["unchanged"] == 19 and summary["ledger"]["hits"] == 0
+    assert local_processes(proc) >= 1 and admin.since(mark)["rpcs"] > 0
+    mark = admin.mark()
+    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    assert summary["ledger"]["hits"] == 19 and local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
+
+
 def test_editing_the_shared_helper_registers_exactly_its_dependents(deploy_repo, admin, first):
     original = deploy_repo.read(HELPER)
     deploy_repo.write(HELPER, original + "\n\ndef extra():\n    return 42\n")

@@ -49,7 +49,19 @@ def _flyte_settings_impl(ctx):
         environment = _var(ctx, ctx.attr.environment, "FLYTE_ENV"),
         admin = _admin(ctx),
         env = env,
+        worker = _worker_wrapper(ctx),
     )]
+
+def _worker_wrapper(ctx):
+    """With `persistent_worker`: the worker's executable. Bazel runs a persistent worker only for a tool artifact
+    (a plain interpreter path is refused), and one file per settings target makes every action of a build share
+    one worker process per mnemonic (docs/worker.md#bazel)."""
+    if not ctx.attr.persistent_worker:
+        return None
+    wrapper = ctx.actions.declare_file(ctx.label.name + ".flytebuild-worker.sh")
+    ctx.actions.write(wrapper, '#!/bin/sh\nexec "%s" -m flytebuild.cli.bazel_worker "$@"\n' %
+                      _var(ctx, ctx.attr.tool_python, "FLYTEBUILD_PYTHON"), is_executable = True)
+    return wrapper
 
 def _admin(ctx):
     """FlyteAdmin settings for `bazel run` (deploy, reference runs): the CLI's endpoint/insecure/config/admin_timeout.
@@ -90,6 +102,11 @@ flyte_settings = rule(
         ),
         "config": attr.string(doc = "A flytekit config.yaml (absolute path) for FlyteAdmin: endpoint, TLS, auth."),
         "admin_timeout": attr.int(doc = "Seconds to wait for FlyteAdmin (0: the CLI's default)."),
+        "persistent_worker": attr.bool(
+            doc = "Plan and package actions run in a persistent worker that forks the user's code from a warm " +
+                  "process of the user's environment. Needs `build --experimental_worker_allow_json_protocol` " +
+                  "and `build --worker_sandboxing` (docs/worker.md#bazel).",
+        ),
     },
 )
 
@@ -179,10 +196,25 @@ def _run_cli(ctx, settings, facts_file, arguments, inputs, outputs, mnemonic, pr
         "FLYTEBUILD_FRONT_END": "bazel",  # messages name flyte_settings attributes, not TOML keys
     }
     env.update(settings.env)
+    cli_args = ["-c", facts_file.path] + arguments
+    inputs = depset([facts_file] + _settings_files(settings), transitive = [inputs])
+    if settings.worker and not execution_requirements:
+        # The persistent worker (cli/bazel_worker.py): every argument in the param file, which Bazel sends as one
+        # work request; the same wrapper runs the CLI on the param file when another strategy runs the action.
+        args = ctx.actions.args()
+        args.add_all(cli_args)
+        args.use_param_file("@%s", use_always = True)
+        args.set_param_file_format("multiline")
+        executable, cli_args, tools = settings.worker, [args], ctx.files._cli
+        execution_requirements = {"supports-workers": "1", "requires-worker-protocol": "json"}
+    else:
+        executable, cli_args, tools = settings.tool_python, ["-m", "flytebuild.cli"] + cli_args, []
+        inputs = depset(transitive = [inputs, depset(ctx.files._cli)])
     ctx.actions.run(
-        executable = settings.tool_python,
-        arguments = ["-m", "flytebuild.cli", "-c", facts_file.path] + arguments,
-        inputs = depset([facts_file] + _settings_files(settings), transitive = [inputs, depset(ctx.files._cli)]),
+        executable = executable,
+        arguments = cli_args,
+        inputs = inputs,
+        tools = tools,
         outputs = outputs,
         env = env,
         mnemonic = mnemonic,

@@ -114,12 +114,15 @@ def debug_logging() -> None:
 
 def worker_env(python: str) -> Optional[worker.UserEnv]:
     """The warm worker for `python` (docs/worker.md); None when it is turned off (FLYTEBUILD_WORKER=0, or no cache
-    directory: FLYTEBUILD_CACHE_DIR="") or the environment cannot be identified without starting it."""
+    directory: FLYTEBUILD_CACHE_DIR="" and no FLYTEBUILD_WORKER_DIR) or the environment cannot be identified without
+    starting it."""
     from flytebuild.cli.cache import cache_path
 
     if os.environ.get("FLYTEBUILD_WORKER", "1").strip().lower() in ("0", "", "off", "false", "no"):
         return None
-    socket_dir = cache_path("workers")
+    # FLYTEBUILD_WORKER_DIR: set by the Bazel persistent worker (cli/bazel_worker.py), whose actions turn the
+    # cache directory off but may share one warm worker per output base
+    socket_dir = os.environ.get("FLYTEBUILD_WORKER_DIR") or cache_path("workers")
     identity = env_identity(python)
     if not socket_dir or identity is None:
         return None

@@ -512,49 +512,12 @@ class Deployer:
         return info
 
 
-def _read_items(req: dict, ledger) -> typing.List[dict]:
-    """The request's entities with their bytes, content digests and whether the ledger vouches for them."""
-    pins = req.get("pin_images") or {}
-    out = []
-    for item in req.get("entities") or []:
-        try:
-            with open(item["file"], "rb") as f:
-                raw = f.read()
-        except OSError as e:
-            raise DeployError("bad_request", f"cannot read {item['file']}: {e.strerror}")
-        entry = dict(item, raw=raw, digest="", hit=False)
-        if ledger is not None:
-            entry["digest"] = _ledger.entity_digest(item["kind"], bool(item.get("fast")), raw, pins)
-            ident = [item.get(k) for k in ("project", "domain", "name", "version")]
-            entry["hit"] = all(ident) and ledger.hit(ident[0], ident[1], item["kind"], ident[2], ident[3],
-                                                     entry["digest"])
-        out.append(entry)
-    return out
-
-
-def _all_from_ledger(req: dict, items: typing.List[dict], dry_run: bool) -> dict:
-    """Every entity is vouched for by the ledger: the summary, without a single call to FlyteAdmin."""
-    rank = {"task": 0, "workflow": 1, "launch_plan": 2}
-    unique = {}
-    for i in items:
-        unique.setdefault((i["kind"], i["project"], i["domain"], i["name"], i["version"]), i)
-    rows = [{"kind": k[0], "project": k[1], "domain": k[2], "name": k[3], "version": k[4], "status": "unchanged",
-             "message": "", "fast": bool(i.get("fast"))}
-            for k, i in sorted(unique.items(), key=lambda kv: (rank.get(kv[0][0], 3), kv[0][3], kv[0][4]))]
-    for r in rows:
-        log(f"{'unchanged':>14}  {r['kind']:<11} {r['name']}  {r['version']}  (ledger)")
-    bundle = req.get("bundle")
-    admin = req.get("admin") or {}
-    return {
-        "endpoint": admin.get("endpoint") or admin.get("config"),
-        "dry_run": dry_run,
-        "entities": rows,
-        "bundle": {"name": bundle["name"], "size": os.path.getsize(bundle["path"]), "uploaded": False,
-                   "present": None, "native_url": None} if bundle else None,
-        "bytes_uploaded": 0,
-        "counts": {"unchanged": len(rows)},
-        "ledger": {"hits": len(rows), "calls": 0},
-    }
+def _read(file: str) -> bytes:
+    try:
+        with open(file, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise DeployError("bad_request", f"cannot read {file}: {e.strerror}")
 
 
 def _levels(entities: typing.List[Entity]) -> typing.List[typing.List[Entity]]:
@@ -607,13 +570,14 @@ def check_projects(admin: Admin, wanted: typing.Sequence[typing.Tuple[str, str]]
 
 def deploy(req: dict) -> typing.Tuple[dict, int]:
     dry_run = bool(req.get("dry_run"))
-    ledger_req = req.get("ledger") or {}
-    ledger = None
-    if ledger_req.get("dir"):
-        ledger = _ledger.Ledger(ledger_req["dir"], _ledger.server_key(req.get("admin") or {}))
-    items = _read_items(req, ledger)
-    if ledger is not None and items and all(i["hit"] for i in items):
-        return _all_from_ledger(req, items, dry_run), 0
+    ledger = _ledger.of_request(req)
+    items = _ledger.judged(req, ledger, _read)
+    answer = _ledger.vouched(req, items, os.path.getsize)
+    if answer is not None:  # the ledger vouches for every entity: not one call (Pants decides this in its rule)
+        summary, lines = answer
+        for line in lines:
+            log(line)
+        return summary, 0
 
     admin = Admin(req.get("admin") or {})
     d = Deployer(admin, dry_run, req.get("dest_dir") or ".")
@@ -670,7 +634,6 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
     def each(fn, group: typing.List[Entity]) -> None:
         list(pool.map(fn, group))  # re-raises the first failure (a gRPC error mid-deploy)
 
-    rank = {"task": 0, "workflow": 1, "launch_plan": 2}
     tasks = [e for e in entities if e.kind == "task" and not e.hit]
     each(d.examine, tasks)
     for e in tasks:
@@ -740,7 +703,7 @@ def deploy(req: dict) -> typing.Tuple[dict, int]:
         "entities": [
             {"kind": e.kind, "project": e.id.project, "domain": e.id.domain, "name": e.id.name,
              "version": e.id.version, "status": e.status, "message": e.message, "fast": e.fast}
-            for e in sorted(entities, key=lambda e: (rank[e.kind], e.id.name, e.id.version))
+            for e in sorted(entities, key=lambda e: (_ledger.RANK[e.kind], e.id.name, e.id.version))
         ],
         "bundle": bundle_info,
         "bytes_uploaded": d.bytes_uploaded,

@@ -1,12 +1,15 @@
-"""The deploy request runtime/deploy.py takes, and the checks before anything is pushed or uploaded."""
+"""The deploy request runtime/deploy.py takes, the checks before anything is pushed or uploaded, and the answer
+the deploy ledger gives without running it."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
 from flytebuild.core.bundle import Bundle
 from flytebuild.core.registration import DeployError
 from flytebuild.core.settings import AdminSettings
+from flytebuild.service.runtime_package import stdlib_module
 
 
 def check_admin(admin: AdminSettings, fix: str, config_option: str = "config") -> None:
@@ -66,3 +69,29 @@ def images_summary(published: Iterable) -> list:
         {"address": i.address, "ref": i.ref, "digest": i.digest, "pushed": i.pushed, "bytes_uploaded": i.bytes_uploaded}
         for i in sorted(published, key=lambda i: i.address)
     ]
+
+
+@dataclass(frozen=True)
+class LedgerAnswer:
+    """runtime/deploy.py's summary and progress lines, when its ledger vouches for every entity of the request."""
+
+    summary: dict
+    log: str
+
+
+def answer_from_ledger(request: Mapping, files: Mapping[str, bytes]) -> Optional[LedgerAnswer]:
+    """What runtime/deploy.py would answer to `request` (`deploy_request`'s) without a single call to FlyteAdmin,
+    decided by the same code (runtime/ledger.py: same digests, same pins, same summary), or None when it would
+    have to ask. `files`: the request's files (the entities' and the bundle's paths) by content.
+
+    A front end that gets an answer starts no deploy at all; runtime/ledger.py's docstring says what that means
+    for a wiped server (the same as the deploy's own shortcut)."""
+    ledger = stdlib_module("ledger")
+    book = ledger.of_request(request)
+    if book is None:
+        return None
+    answer = ledger.vouched(request, ledger.judged(request, book, files.__getitem__), lambda path: len(files[path]))
+    if answer is None:
+        return None
+    summary, lines = answer
+    return LedgerAnswer(summary, "".join(f"{line}\n" for line in lines))

@@ -2,18 +2,27 @@
 
 `DeployRequest(addresses, dry_run)` -> `DeployResult` is the one deploy path: `flyte-deploy` renders it, and any
 goal that needs the workflows registered first (`run --remote`) awaits the same request.
+
+Who answers, cheapest first:
+1. the deploy ledger (runtime/ledger.py, through service/deploy.py `answer_from_ledger`): when it vouches for every
+   serialized entity, the summary runtime/deploy.py would print, and nothing runs: no process, no gRPC call;
+2. a fork of the warm worker (`[flyte].worker`, util_rules/worker.py), cancellable on Ctrl-C;
+3. a sandboxed VenvPex process (no worker, the worker cannot start, or it refused the request before starting it).
+Every path runs in this rule's body, which needs the run's RunId: once per invocation (`--loop` iteration).
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from pants.backend.python.subsystems.setup import PythonSetup
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
 from pants.engine.addresses import Address
-from pants.engine.fs import AddPrefix, CreateDigest, Digest, FileContent, MergeDigests
+from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent
 from pants.engine.internals.session import RunId
 from pants.engine.process import FallibleProcessResult, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
@@ -21,10 +30,11 @@ from pants.engine.target import WrappedTarget, WrappedTargetRequest
 from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
-from flytebuild.core.bundle import BundleWarning
+from flytebuild.core.bundle import Bundle, BundleWarning
 from flytebuild.core.registration import deploy_summary
 from flytebuild.core.settings import Settings
-from flytebuild.pants_backend.util_rules.images import PublishedImage, PublishedImages, PublishImagesRequest
+from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
+from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
 from flytebuild.pants_backend.util_rules.serialization import (
@@ -33,8 +43,23 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializedWorkflows,
     SerializeRequest,
 )
-from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files, user_env_pex_request
-from flytebuild.service.deploy import bundle_path, check_admin, deploy_request, entities_of, images_summary
+from flytebuild.pants_backend.util_rules.user_env import (
+    run_in_worker,
+    runtime_argv,
+    runtime_files,
+    user_env_pex_request,
+)
+from flytebuild.pants_backend.util_rules.worker import worker_setup
+from flytebuild.service.deploy import (
+    answer_from_ledger,
+    bundle_path,
+    check_admin,
+    deploy_request,
+    entities_of,
+    images_summary,
+)
+
+logger = logging.getLogger(__name__)
 
 _DIR = "__flytebuild"
 
@@ -61,9 +86,61 @@ class DeployResult:
         return json.loads(self.summary_json)
 
 
+# Helpers awaited by the rule come before it: Pants finds their Gets when the rule is defined.
+
+
+async def _request_files(
+    serialized: SerializedWorkflows, bundle: Optional[Bundle], deploy_json: dict
+) -> tuple[FileContent, ...]:
+    """The deploy's files by content, at the paths of its request: `wf<i>/` serialized entities, the bundle,
+    request.json (the runtime package itself comes with the worker or the sandbox)."""
+    contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
+    files = [FileContent(f"wf{i}/{fc.path}", fc.content) for i, found in enumerate(contents) for fc in found]
+    if bundle is not None:
+        files.append(FileContent(bundle_path(bundle), bundle.data))
+    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
+    return tuple(files)
+
+
+async def _deploy_process(
+    venv_pex: VenvPex, files: tuple[FileContent, ...], argv: list[str], description: str, run_id: RunId
+) -> FallibleProcessResult:
+    """Without the worker: a sandboxed process of the user environment's VenvPex."""
+    input_digest = await Get(
+        Digest,
+        CreateDigest(
+            [
+                *files,
+                *runtime_files(),
+                # A deploy talks to the outside world: it runs once per Pants invocation (`--loop` iteration), never
+                # from a cache. Not an uncacheable process, though: after an edit pantsd re-checks the previous run's
+                # nodes before it knows the new plan, and would run an uncacheable one again, registering the
+                # previous serialization; this process is new in each run by this file, and never persisted.
+                FileContent(f"{_DIR}/run_id", str(run_id).encode()),
+            ]
+        ),
+    )
+    return await Get(
+        FallibleProcessResult,
+        VenvPexProcess(
+            venv_pex,
+            argv=argv,
+            input_digest=input_digest,
+            description=description,
+            level=LogLevel.INFO,
+            cache_scope=ProcessCacheScope.PER_RESTART_ALWAYS,
+        ),
+    )
+
+
 @rule(desc="Deploy Flyte workflows")
 async def deploy_workflows(
-    request: DeployRequest, settings: Settings, python_setup: PythonSetup, global_options: GlobalOptions, run_id: RunId
+    request: DeployRequest,
+    settings: Settings,
+    python_setup: PythonSetup,
+    global_options: GlobalOptions,
+    flyte: FlyteSubsystem,
+    run_id: RunId,
 ) -> DeployResult:
     admin = settings.admin
     # Configuration errors before any work.
@@ -86,6 +163,29 @@ async def deploy_workflows(
         # ImageSpecs in code without a flyte_image: built by flytebuild under the tag the plan gave their tasks.
         if any(t.image_source == "code:ImageSpec" for p in ordered for t in p.plan.tasks):
             await Get(PublishedImageSpecs, PublishImageSpecsRequest(addresses))
+    code_bundle, serialized, published = await MultiGet(
+        Get(CodeBundle, CodeBundleRequest(ordered)),
+        Get(SerializedWorkflows, SerializeRequest(addresses, ordered)),
+        Get(PublishedImages, PublishImagesRequest(wanted)),
+    )
+    serialized.check_current()
+    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
+    bundle = code_bundle.bundle
+    # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
+    # Pants' workdir (a cache: deleting it only costs Gets).
+    ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
+    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, ledger_dir=ledger_dir)
+    files = await _request_files(serialized, bundle, deploy_json)
+    warnings = _warnings(code_bundle, serialized)
+    images = images_summary(published.images)
+
+    # The ledger vouches for every entity: deploy.py would answer without a call, so it is not even started (no
+    # sandbox, no interpreter). Decided by deploy.py's own code (service/deploy.py answer_from_ledger).
+    known = answer_from_ledger(deploy_json, {fc.path: fc.content for fc in files})
+    if known is not None:
+        logger.debug(f"flytebuild: the deploy ledger vouches for all {len(entities)} entities: no deploy process")
+        return _result(0, known.summary, images, warnings, known.log)
+
     # deploy.py needs flyteidl and grpcio (flytekit's own dependencies): the environment introspection built for
     # the first resolve has them, so no new environment is built.
     wrapped = await MultiGet(
@@ -93,59 +193,41 @@ async def deploy_workflows(
     )
     resolve = _resolve_of(wrapped[0].target, python_setup)
     same_resolve = tuple(w.target.address for w in wrapped if _resolve_of(w.target, python_setup) == resolve)
-    code_bundle, serialized, venv_pex, published = await MultiGet(
-        Get(CodeBundle, CodeBundleRequest(ordered)),
-        Get(SerializedWorkflows, SerializeRequest(addresses, ordered)),
-        Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve)))),
-        Get(PublishedImages, PublishImagesRequest(wanted)),
-    )
-    serialized.check_current()
-    pushed: tuple[PublishedImage, ...] = published.images
-    files = []
-    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
-    bundle = code_bundle.bundle
-    if bundle is not None:
-        files.append(FileContent(bundle_path(bundle), bundle.data))
-    # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
-    # Pants' workdir (a cache: deleting it only costs Gets).
-    ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
-    deploy_json = deploy_request(admin, request.dry_run, entities, bundle, ledger_dir=ledger_dir)
-    files += [
-        *runtime_files(),
-        FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()),
-        # A deploy talks to the outside world: it runs once per Pants invocation (`--loop` iteration), never from
-        # a cache. Not an uncacheable process, though: after an edit pantsd re-checks the previous run's nodes
-        # before it knows the new plan, and would run an uncacheable one again, registering the previous
-        # serialization; this process is new in each run by this file, and never persisted.
-        FileContent(f"{_DIR}/run_id", str(run_id).encode()),
-    ]
+    venv_pex = await Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(tuple(sorted(same_resolve))))
+    description = ("Check" if request.dry_run else "Register") + (
+        f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}")
+    argv = runtime_argv("deploy", f"{_DIR}/request.json")
+    setup = worker_setup(flyte, global_options)
+    python = setup and setup.python_of(venv_pex)
+    if setup and python:
+        # A fork of the warm worker (grpc and flyteidl already imported). It runs in the rule's body, which runs
+        # once per invocation (it needs this run's RunId): never from a cache, never for the previous run's nodes.
+        # A worker lost after the deploy started is an error, never a second deploy (service/worker.py).
+        warm = await run_in_worker(setup, python, files, argv, description, ", ".join(map(str, addresses)))
+        if warm is not None:
+            return _answered(warm.exit_code, warm.stdout, warm.stderr, images, warnings)
+    process = await _deploy_process(venv_pex, files, argv, description, run_id)
+    return _answered(process.exit_code, process.stdout, process.stderr, images, warnings)
 
-    parts = await MultiGet(
-        [*(Get(Digest, AddPrefix(sw.digest, f"wf{i}")) for i, sw in enumerate(serialized.workflows)),
-         Get(Digest, CreateDigest(files))]
-    )
-    input_digest = await Get(Digest, MergeDigests(parts))
-    result = await Get(
-        FallibleProcessResult,
-        VenvPexProcess(
-            venv_pex,
-            argv=runtime_argv("deploy", f"{_DIR}/request.json"),
-            input_digest=input_digest,
-            description=("Check" if request.dry_run else "Register")
-            + f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}",
-            level=LogLevel.INFO,
-            cache_scope=ProcessCacheScope.PER_RESTART_ALWAYS,
-        ),
-    )
-    stderr = result.stderr.decode("utf-8", "replace")
-    data = deploy_summary(result.stdout.decode("utf-8", "replace"), stderr)
+
+def _warnings(code_bundle: CodeBundle, serialized: SerializedWorkflows) -> tuple[BundleWarning, ...]:
     warnings = set(code_bundle.warnings)
     for sw in serialized.workflows:
         for w in sw.summary().get("warnings", ()):
             if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                 warnings.add(BundleWarning(w["task"], w["message"]))
-    data["images"] = images_summary(pushed)
-    return DeployResult(result.exit_code, json.dumps(data, sort_keys=True), tuple(sorted(warnings)), stderr)
+    return tuple(sorted(warnings))
+
+
+def _answered(
+    exit_code: int, stdout: bytes, stderr: bytes, images: list, warnings: tuple[BundleWarning, ...]
+) -> DeployResult:
+    log = stderr.decode("utf-8", "replace")
+    return _result(exit_code, deploy_summary(stdout.decode("utf-8", "replace"), log), images, warnings, log)
+
+
+def _result(exit_code: int, summary: dict, images: list, warnings: tuple[BundleWarning, ...], log: str) -> DeployResult:
+    return DeployResult(exit_code, json.dumps({**summary, "images": images}, sort_keys=True), warnings, log)
 
 
 def rules():

@@ -89,20 +89,10 @@ async def run_in_user_env(
     python = worker and worker.python_of(venv_pex)
     if worker and python:
         contents = await Get(DigestContents, Digest, input_digest)
-        # On a thread the rule can cancel: Ctrl-C stops the worker's command as it would a sandboxed process.
-        work: CancellableWork[Optional[WorkerAnswer]] = CancellableWork(description)
-        try:
-            work.start(lambda: worker_run(worker, python, contents, argv, sources.source_roots, output_directories,
-                                          timeout, cancelled=work.cancelled))
-            await Get(FallibleProcessResult, Process, work.waiter())
-            answer = work.result()
-        finally:
-            work.close()
-        if answer is not None:
-            if answer.timed_out:
-                raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
-            logger.debug(f"flytebuild: {description}: answered by the warm worker")
-            return UserEnvResult(answer.exit_code, answer.stdout, answer.stderr, answer.outputs, "worker")
+        warm = await run_in_worker(worker, python, contents, argv, description, target, sources.source_roots,
+                                   output_directories, timeout)
+        if warm is not None:
+            return warm
     result = await Get(
         FallibleProcessResult,
         VenvPexProcess(
@@ -122,6 +112,37 @@ async def run_in_user_env(
         produced = await Get(DigestContents, Digest, result.output_digest)
         outputs = tuple((fc.path, fc.content) for fc in produced)
     return UserEnvResult(result.exit_code, result.stdout, result.stderr, outputs, "process")
+
+
+async def run_in_worker(
+    worker: WorkerSetup,
+    python: str,
+    files: Iterable[FileContent],
+    argv: Sequence[str],
+    description: str,
+    target: str,
+    source_roots: Sequence[str] = (),
+    output_directories: Sequence[str] = (),
+    timeout: Optional[int] = None,
+) -> Optional[UserEnvResult]:
+    """`argv` in a fresh fork of the warm worker of `python` (`worker.python_of`), given `files` by content; None
+    when the worker cannot be used (nothing ran: the caller runs its sandboxed process). A command with side effects
+    that the worker lost after it started raises WorkerLost (service/worker.py): it is never run twice."""
+    # On a thread the rule can cancel: Ctrl-C stops the worker's command as it would a sandboxed process.
+    work: CancellableWork[Optional[WorkerAnswer]] = CancellableWork(description)
+    try:
+        work.start(lambda: worker_run(worker, python, files, argv, source_roots, output_directories, timeout,
+                                      cancelled=work.cancelled))
+        await Get(FallibleProcessResult, Process, work.waiter())
+        answer = work.result()
+    finally:
+        work.close()
+    if answer is None:
+        return None
+    if answer.timed_out:
+        raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
+    logger.debug(f"flytebuild: {description}: answered by the warm worker")
+    return UserEnvResult(answer.exit_code, answer.stdout, answer.stderr, answer.outputs, "worker")
 
 
 def check_timeout(result: FallibleProcessResult, timeout: Optional[int], description: str, target: str) -> None:

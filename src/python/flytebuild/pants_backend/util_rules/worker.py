@@ -15,10 +15,10 @@ import os
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex
-from pants.engine.fs import DigestContents
+from pants.engine.fs import FileContent
 from pants.option.global_options import GlobalOptions
 
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
@@ -73,7 +73,7 @@ class WorkerAnswer:
 def worker_run(
     setup: WorkerSetup,
     python: str,
-    contents: DigestContents,
+    contents: Iterable[FileContent],
     argv: Sequence[str],
     source_roots: Sequence[str],
     output_directories: Sequence[str],
