@@ -1,5 +1,6 @@
 """runtime/deploy.py on its own (no Pants): serialize.py's output registered over real gRPC with the stand-in
 FlyteAdmin, to pin down the per-entity decisions."""
+import base64
 import hashlib
 import json
 import os
@@ -184,6 +185,10 @@ def test_the_front_ends_ledger_answer_is_deploy_pys_own(fresh_admin, user_python
         answer = answer_from_ledger(ledger_request(admin, baked_pbs, ledger, dry_run), files)
         assert rc == 0 and answer is not None and answer.summary == summary
         assert answer.log.splitlines() == [line for line in log.splitlines() if line.endswith("(ledger)")]
+    # the entities' bytes inline (as Pants sends them): the same answer, no file read
+    inline = {**request, "entities": [dict(e, file="gone.pb", data=base64.b64encode(files[e["file"]]).decode())
+                                      for e in request["entities"]]}
+    assert answer_from_ledger(inline, {}).summary == answer_from_ledger(request, files).summary
     # one entity's bytes differ from what the ledger recorded: deploy.py would ask, so no answer
     changed = dict(files)
     changed[str(baked_pbs[0])] += b"\n"

@@ -512,7 +512,7 @@ class Deployer:
         return info
 
 
-def _read(file: str) -> bytes:
+def _read_file(file: str) -> bytes:
     try:
         with open(file, "rb") as f:
             return f.read()
@@ -571,7 +571,7 @@ def check_projects(admin: Admin, wanted: typing.Sequence[typing.Tuple[str, str]]
 def deploy(req: dict) -> typing.Tuple[dict, int]:
     dry_run = bool(req.get("dry_run"))
     ledger = _ledger.of_request(req)
-    items = _ledger.judged(req, ledger, _read)
+    items = _ledger.judged(req, ledger, _read_file)
     answer = _ledger.vouched(req, items, os.path.getsize)
     if answer is not None:  # the ledger vouches for every entity: not one call (Pants decides this in its rule)
         summary, lines = answer

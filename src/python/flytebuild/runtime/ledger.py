@@ -21,6 +21,7 @@ the rule-level skip is the same decision taken earlier, never a different one.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -64,15 +65,24 @@ def of_request(req: typing.Mapping[str, typing.Any]) -> typing.Optional["Ledger"
     return Ledger(directory, server_key(req.get("admin") or {})) if directory else None
 
 
+def entity_bytes(item: typing.Mapping[str, typing.Any], read_file: typing.Callable[[str], bytes]) -> bytes:
+    """A request entity's serialized bytes: inline (`data`, base64) or read from its `file`. Inline, a deploy of
+    a thousand entities is one request file, not a thousand small files to create first."""
+    data = item.get("data")
+    return base64.b64decode(data) if data is not None else read_file(item["file"])
+
+
 def judged(req: typing.Mapping[str, typing.Any], ledger: typing.Optional["Ledger"],
-           read: typing.Callable[[str], bytes]) -> typing.List[dict]:
-    """The request's entities with their bytes (`read(file)`), content digests and whether the ledger vouches
-    for them (`hit`). The digests cover the request's own `pin_images`: the pins the deploy would register."""
+           read_file: typing.Callable[[str], bytes]) -> typing.List[dict]:
+    """The request's entities with their bytes (`raw`, see `entity_bytes`), content digests and whether the
+    ledger vouches for them (`hit`). The digests cover the request's own `pin_images`: the pins the deploy would
+    register."""
     pins = req.get("pin_images") or {}
     out = []
     for item in req.get("entities") or []:
-        raw = read(item["file"])
-        entry = dict(item, raw=raw, digest="", hit=False)
+        raw = entity_bytes(item, read_file)
+        entry = {k: v for k, v in item.items() if k != "data"}
+        entry.update(raw=raw, digest="", hit=False)
         if ledger is not None:
             entry["digest"] = entity_digest(item["kind"], bool(item.get("fast")), raw, pins)
             ident = [item.get(k) for k in ("project", "domain", "name", "version")]

@@ -2,6 +2,7 @@
 the deploy ledger gives without running it."""
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
@@ -53,13 +54,17 @@ def bundle_path(bundle: Bundle) -> str:
     return f"bundle/{bundle.name}"
 
 
-def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
+def entities_of(index: int, summary: Mapping, plan=None, files: Optional[Mapping[str, bytes]] = None) -> Iterable[dict]:
     """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`); with its
-    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs."""
+    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs. With
+    `files` (serialize.py's file name -> bytes) each carries its bytes inline (`data`): nothing to write under
+    `wf<index>/` (Pants, which has contents; a thousand small files cost more to create than to send)."""
     for e in summary["entities"]:
         item = {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
         if plan is not None:
             item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
+        if files is not None:
+            item["data"] = base64.b64encode(files[e["file"]]).decode("ascii")
         yield item
 
 
@@ -82,7 +87,7 @@ class LedgerAnswer:
 def answer_from_ledger(request: Mapping, files: Mapping[str, bytes]) -> Optional[LedgerAnswer]:
     """What runtime/deploy.py would answer to `request` (`deploy_request`'s) without a single call to FlyteAdmin,
     decided by the same code (runtime/ledger.py: same digests, same pins, same summary), or None when it would
-    have to ask. `files`: the request's files (the entities' and the bundle's paths) by content.
+    have to ask. `files`: the request's files by content (the bundle's, the entities' unless inline).
 
     A front end that gets an answer starts no deploy at all; runtime/ledger.py's docstring says what that means
     for a wiped server (the same as the deploy's own shortcut)."""

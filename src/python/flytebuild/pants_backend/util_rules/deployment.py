@@ -89,15 +89,10 @@ class DeployResult:
 # Helpers awaited by the rule come before it: Pants finds their Gets when the rule is defined.
 
 
-async def _request_files(
-    serialized: SerializedWorkflows, bundle: Optional[Bundle], deploy_json: dict
-) -> tuple[FileContent, ...]:
-    """The deploy's files by content, at the paths of its request: `wf<i>/` serialized entities, the bundle,
-    request.json (the runtime package itself comes with the worker or the sandbox)."""
-    contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
-    files = [FileContent(f"wf{i}/{fc.path}", fc.content) for i, found in enumerate(contents) for fc in found]
-    if bundle is not None:
-        files.append(FileContent(bundle_path(bundle), bundle.data))
+def _request_files(bundle: Optional[Bundle], deploy_json: dict) -> tuple[FileContent, ...]:
+    """The deploy's files by content: the bundle and request.json, which holds the entities (the runtime package
+    itself comes with the worker or the sandbox)."""
+    files = [FileContent(bundle_path(bundle), bundle.data)] if bundle is not None else []
     files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
     return tuple(files)
 
@@ -169,13 +164,19 @@ async def deploy_workflows(
         Get(PublishedImages, PublishImagesRequest(wanted)),
     )
     serialized.check_current()
-    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
+    contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
+    # The entities' bytes go inline in the request (one file for the worker to write, not one per entity).
+    entities = [
+        e
+        for i, (sw, found) in enumerate(zip(serialized.workflows, contents))
+        for e in entities_of(i, sw.summary(), ordered[i].plan, {fc.path: fc.content for fc in found})
+    ]
     bundle = code_bundle.bundle
     # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
     # Pants' workdir (a cache: deleting it only costs Gets).
     ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
     deploy_json = deploy_request(admin, request.dry_run, entities, bundle, ledger_dir=ledger_dir)
-    files = await _request_files(serialized, bundle, deploy_json)
+    files = _request_files(bundle, deploy_json)
     warnings = _warnings(code_bundle, serialized)
     images = images_summary(published.images)
 
