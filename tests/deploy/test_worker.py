@@ -12,6 +12,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,41 @@ def test_an_unusable_worker_falls_back_to_the_sandboxed_process(repo, first):
         assert by_status(summary, "registered", "task") == by_status(off, "registered", "task")
     finally:
         sockets.chmod(0o700)
+
+
+def worker_children(root: Path) -> list[int]:
+    """The supervisors the workers forked for requests in flight (each runs one command)."""
+    found = []
+    for pid in worker_pids(root):
+        try:
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def test_a_worker_lost_during_the_deploy_is_an_error_never_a_second_deploy(repo, first):
+    """The deploy is a fork of the worker; killed after it started (it asked FlyteAdmin), it is not run again,
+    neither by the worker nor as a sandboxed process: one clear paragraph, and a re-run converges."""
+    with flyteadmin(latency_ms=1500) as slow:  # another server: the ledger vouches for nothing, the deploy asks
+        result = {}
+        deploy = threading.Thread(target=lambda: result.update(
+            zip(("proc", "summary"), repo.deploy(slow, *SPECS, options=("-ldebug",), check=False))))
+        deploy.start()
+        deadline = time.monotonic() + 300
+        while not (sum(slow.store.rpcs().values()) and worker_children(repo.root)):
+            assert deploy.is_alive() and time.monotonic() < deadline, result.get("proc")
+            time.sleep(0.05)
+        for pid in worker_children(repo.root):  # the deploy's supervisor (nothing else is in flight)
+            os.kill(pid, signal.SIGKILL)
+        deploy.join(300)
+        proc = result["proc"]
+        assert proc.returncode != 0 and result["summary"] is None
+        assert "the warm worker died while running `deploy`; it may have partly run" in proc.stderr, proc.stderr
+        assert "--no-flyte-worker" in proc.stderr and "Traceback" not in proc.stderr
+        asked = slow.store.rpcs()
+        assert asked.get("GetProject", 0) == 1, asked  # one deploy started; a second would ask again
+        summary, _, _ = repo.run_deploy(slow)
+        assert summary["counts"]["failed"] == summary["counts"]["blocked"] == 0
+        assert summary["counts"]["registered"] + summary["counts"]["unchanged"] == len(summary["entities"])
+        assert slow.store.rpcs().get("GetProject", 0) == 2

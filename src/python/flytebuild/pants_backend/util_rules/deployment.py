@@ -31,7 +31,7 @@ from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.bundle import Bundle, BundleWarning
-from flytebuild.core.registration import deploy_summary
+from flytebuild.core.registration import DeployError, deploy_summary
 from flytebuild.core.settings import Settings
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest
@@ -58,6 +58,7 @@ from flytebuild.service.deploy import (
     entities_of,
     images_summary,
 )
+from flytebuild.service.worker import WorkerLost
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,11 @@ async def deploy_workflows(
         # A fork of the warm worker (grpc and flyteidl already imported). It runs in the rule's body, which runs
         # once per invocation (it needs this run's RunId): never from a cache, never for the previous run's nodes.
         # A worker lost after the deploy started is an error, never a second deploy (service/worker.py).
-        warm = await run_in_worker(setup, python, files, argv, description, ", ".join(map(str, addresses)))
+        try:
+            warm = await run_in_worker(setup, python, files, argv, description, ", ".join(map(str, addresses)))
+        except WorkerLost as e:
+            raise DeployError(e.what, fix="see what FlyteAdmin holds, then run `flyte-deploy` again (what was "
+                              "registered is found and kept), with --no-flyte-worker to deploy without the worker")
         if warm is not None:
             return _answered(warm.exit_code, warm.stdout, warm.stderr, images, warnings)
     process = await _deploy_process(venv_pex, files, argv, description, run_id)
