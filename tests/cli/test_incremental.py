@@ -283,3 +283,111 @@ def test_plan_caches_change_no_byte_and_never_hide_a_same_size_same_mtime_edit(p
     _set_mtime(util, now)
     racy_after, _ = project("plan", "--format=json")
     assert versions(racy_first) == versions(cold) and versions(racy_after) == versions(after)
+
+
+_LOCK = Path(__file__).resolve().parents[2] / "examples/3rdparty/flyte.lock"
+
+# c: b's module with another task (on the default image)
+_C = _FILES["src/proj/b.py"].replace("two", "three").replace("+ 1", "+ 3")
+
+_D = """
+    from flytekit import ImageSpec, task, workflow
+
+    spec = ImageSpec(name="d-spec", registry="localhost:5000", packages=["flytekit==1.16.31"], copy=["conf.txt"])
+
+    @task(container_image=spec)
+    def four(x: int) -> int:
+        return x + 4
+
+    @workflow
+    def wf(x: int = 1) -> int:
+        return four(x=x)
+    """
+
+
+def _cache_config(project="proj", domain="development", registry="localhost:5000", default_image="img-a",
+                  b_env="", a_cache_key="interface") -> str:
+    """The project's flytebuild.toml plus: a lockfile, every setting a step below changes, workflow c on the default
+    image and d on an ImageSpec in code that copies a file."""
+    def edit(text: str, after: str, added: str) -> str:
+        assert after in text
+        return text.replace(after, after + added, 1)
+
+    text = edit(textwrap.dedent(_FILES["flytebuild.toml"]), 'requirements = "requirements.txt"\n',
+                f'lockfile = "flyte.lock"\nproject = "{project}"\ndomain = "{domain}"\nregistry = "{registry}"\n'
+                f'default_image = "{default_image}"\n')
+    text = edit(text, 'dependencies = ["src/proj/b.py"]\nrequirements = ["flytekit"]\n', f"{b_env}\n")
+    text = edit(text, 'entrypoint = "src/proj/a.py:wf"\nimage = "img-a"\n', f'cache_key = "{a_cache_key}"\n')
+    return text + '\n[workflows.c]\nentrypoint = "src/proj/c.py:wf"\n\n[workflows.d]\nentrypoint = "src/proj/d.py:wf"\n'
+
+
+def _bump_cloudpickle(lock: Path) -> None:
+    """Another locked version of a package flytekit pulls in (every task's closure pins it)."""
+    text = lock.read_text()
+    at = text.index('"project_name": "cloudpickle"')
+    old = text[at:].split('"version": "', 1)[1].split('"', 1)[0]
+    lock.write_text(text[:at] + text[at:].replace(f'"version": "{old}"', f'"version": "{old}.post1"', 1))
+
+
+def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_changes(project, tmp_path):
+    """The per-workflow plan cache: after each kind of change the warm plan is byte-identical to a plan made with
+    an empty cache dir, exactly the workflows whose inputs changed get a new plan (as Pants decides them: c runs
+    on the default image, so what changes that image changes c; d's ImageSpec copies the first `conf.txt` found
+    from its module's directory up), and a workflow whose introspection key did not change is never introspected
+    again, its answer not even read: plans are replayed."""
+    root = project.root
+    (root / "src/proj/c.py").write_text(textwrap.dedent(_C))
+    (root / "src/proj/d.py").write_text(textwrap.dedent(_D))
+    (root / "conf.txt").write_text("level = 1\n")
+    (root / "flyte.lock").write_text(_LOCK.read_text())
+    config = root / "flytebuild.toml"
+    settings: dict = {}
+    config.write_text(_cache_config())
+    fresh_dirs = iter(range(100))
+
+    def plans(proc) -> dict:
+        return {w["address"]: json.dumps(w, sort_keys=True) for w in json.loads(proc.stdout)["workflows"]}
+
+    def configure(**changes):
+        def change():
+            settings.update(changes)  # on top of the earlier steps' changes
+            config.write_text(_cache_config(**settings))
+        return change
+
+    def append(rel: str, line: str):
+        return lambda: (root / rel).write_text((root / rel).read_text() + line)
+
+    steps = [  # (what, change, workflows whose plan changes, entrypoints introspected again)
+        ("module edit", append("src/proj/a.py", "# edited\n"), {"a", "c"}, [["proj.a:wf"]]),
+        ("shared lib edit", append("src/proj/util.py", "# edited\n"), {"a", "b", "c"},
+         [["proj.a:wf", "proj.b:wf", "proj.c:wf"]]),
+        ("copied file edit", append("conf.txt", "level = 2\n"), {"d"}, []),
+        ("nearer copied file", lambda: (root / "src/proj/conf.txt").write_text("near\n"), {"d"}, []),
+        ("project", configure(project="other"), {"a", "b", "c", "d"}, []),
+        ("domain", configure(domain="staging"), {"a", "b", "c", "d"}, []),
+        ("registry", configure(registry="registry.example:5000"), {"a", "b", "c"}, []),
+        ("default image", configure(default_image="img-b"), {"c"}, []),
+        ("image fingerprint", configure(b_env='env = {LEVEL = "debug"}'), {"b", "c"}, []),
+        ("cache-key policy", configure(a_cache_key="code"), {"a"}, []),
+        ("lockfile", lambda: _bump_cloudpickle(root / "flyte.lock"), {"a", "b", "c", "d"}, []),
+    ]
+    before, _ = project("plan", "--format=json")
+    for what, change, changed, introspected in steps:
+        change()
+        warm, imports = project("plan", "--format=json")
+        empty = tmp_path / f"fresh-{next(fresh_dirs)}"
+        fresh, _ = project("plan", "--format=json", extra_env={"FLYTEBUILD_CACHE_DIR": str(empty)})
+        assert warm.stdout == fresh.stdout, what
+        old, new = plans(before), plans(warm)
+        assert {w for w in new if new[w] != old[w]} == changed, what
+        assert _introspected(imports) == introspected, what
+        before = warm
+
+    # Nothing changed, every introspection answer gone from the cache: all four plans are replayed.
+    cache = root.parent / "cache"
+    answers = list(cache.glob("results/*/introspect-*.json"))
+    assert answers and list(cache.glob("results/*/plan-*.json"))
+    for path in answers:
+        path.unlink()
+    replayed, imports = project("plan", "--format=json")
+    assert imports == [] and replayed.stdout == before.stdout

@@ -192,3 +192,21 @@ def test_plan_json_lists_what_publishers_build(mk):
     (image,) = json.loads(render_json([], [p]))["workflows"][0]["spec_images"]
     assert image["ref"] == p.task("a.t.run").image_ref and image["base"] == BASE
     assert image["requirements"] == ["flytekit==1.16.31"] and image["sources"] == ["examples/a/t.py"]
+
+
+def test_a_plan_read_back_from_the_clis_plan_cache_is_the_same_value(mk):
+    """cli/cache.py keeps finished plans as JSON (`to_json`) and replays them (`from_json`): spec images with their
+    copies, file digests, env pairs and Optionals come back as the same frozen value, so a replayed plan renders
+    byte-identically."""
+    import json
+
+    from flytebuild.cli.cache import from_json, to_json
+    from flytebuild.core.model import WorkflowPlan
+
+    t = mk.task("data.tasks.scale", source_file="examples/data/tasks.py",
+                image=spec(registry="reg:5000", copy=["tasks.py"], env={"A": "1"}, packages=["numpy"]))
+    closures = {"examples/data/tasks.py": closure("examples/data/tasks.py", "examples/data/transform.py")}
+    p = plan(mk, [t], closures, files=[fd("examples/data/tasks.py")])
+    assert p.spec_images and p.spec_images[0].copies and p.spec_images[0].env
+    back = from_json(WorkflowPlan, json.loads(json.dumps(to_json(p))))
+    assert back == p and render_json([], [back]) == render_json([], [p])

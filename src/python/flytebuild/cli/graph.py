@@ -5,6 +5,7 @@ Produces exactly the core model the Pants adapter produces (`Closure`, `ImageTar
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -52,6 +53,7 @@ class ProjectGraph:
         self.use_installed(installed)
         self._digests: Dict[str, str] = {}
         self._cache = _stat_cache(project.root)
+        self._expanded: Dict[str, List[str]] = {}
 
     def use_installed(self, installed: Optional[Mapping[str, Sequence[str]]]) -> None:
         """Module → distribution names reported by the user's environment (see core.imports)."""
@@ -70,25 +72,30 @@ class ProjectGraph:
     # --- files ---------------------------------------------------------------------------------
 
     def digests(self, paths: Iterable[str]) -> Tuple[FileDigest, ...]:
-        todo = sorted({p for p in paths if p not in self._digests})
+        paths = set(paths)  # read twice below: a generator would give an empty answer
+        todo = sorted(p for p in paths if p not in self._digests)
         if todo:
             for d in digest_files(self.project.root, todo, cache=self._cache):
                 self._digests[d.path] = d.digest
-        return tuple(sorted(FileDigest(p, self._digests[p]) for p in set(paths)))
+        # sorted by path before the values are made (paths are unique): comparing dataclasses is slow
+        return tuple(FileDigest(p, self._digests[p]) for p in sorted(paths))
 
     def _expand(self, pattern: str, owner: str) -> List[str]:
-        """A dependency entry: a file, a directory (its Python files, recursively) or a glob."""
+        """A dependency entry: a file, a directory (its Python files, recursively) or a glob. Walked once per run:
+        a shared lib every image lists would otherwise be walked once per image."""
+        if pattern not in self._expanded:
+            self._expanded[pattern] = self._walk(pattern, owner)
+        return self._expanded[pattern]
+
+    def _walk(self, pattern: str, owner: str) -> List[str]:
         root = self.project.root
         absolute = os.path.join(root, pattern) if pattern else root
         if any(c in pattern for c in "*?["):
-            matches = [p for p in glob.glob(absolute, recursive=True) if os.path.isfile(p)]
+            matches = [os.path.relpath(p, root) for p in glob.glob(absolute, recursive=True) if os.path.isfile(p)]
         elif os.path.isdir(absolute):
-            matches = []
-            for dirpath, dirnames, filenames in os.walk(absolute):
-                dirnames[:] = sorted(d for d in dirnames if walked(d))
-                matches += [os.path.join(dirpath, f) for f in filenames if f.endswith((".py", ".pyi"))]
+            matches = _python_files(absolute, root)
         elif os.path.isfile(absolute):
-            matches = [absolute]
+            matches = [os.path.relpath(absolute, root)]
         else:
             matches = []
         if not matches:
@@ -97,7 +104,7 @@ class ProjectGraph:
                 file=self.project.config_file,
                 fix="list existing files, directories or globs (relative to the configuration file)",
             )
-        return sorted(os.path.relpath(m, root).replace(os.sep, "/") for m in matches)
+        return sorted(m.replace(os.sep, "/") for m in matches)
 
     # --- closures ------------------------------------------------------------------------------
 
@@ -313,11 +320,28 @@ def _module_name(path: str, source_roots: Sequence[str]) -> Optional[str]:
     return None
 
 
+def _python_files(directory: str, root: str) -> List[str]:
+    """The Python files under `directory`, relative to `root`: relpath once per directory (per file it costs more
+    than the walk)."""
+    out: List[str] = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames[:] = sorted(d for d in dirnames if walked(d))
+        rel = os.path.relpath(dirpath, root)
+        out += [f if rel == os.curdir else os.path.join(rel, f) for f in filenames if f.endswith((".py", ".pyi"))]
+    return out
+
+
 def project_graph(project: Project) -> ProjectGraph:
     return TargetGraph(project) if project.targets is not None else ProjectGraph(project)
 
 
 def image_config_problems(image: ImageConfig) -> List[validate.Problem]:
+    return list(_image_config_problems(image))
+
+
+@functools.lru_cache(maxsize=None)
+def _image_config_problems(image: ImageConfig) -> Tuple[validate.Problem, ...]:
+    # memoized (the table is a frozen value): planning checks an image once per workflow that names it
     problems = validate.image_problems(
         image_name=image.image_name, base=image.base, registry=image.registry, repository=image.repository,
         python=image.python, env=image.env, repository_defaulted=image.repository == image.image_name,
@@ -325,7 +349,7 @@ def image_config_problems(image: ImageConfig) -> List[validate.Problem]:
     reason = dist_name_problem(image.name)
     if reason:
         problems.insert(0, validate.Problem("name", image.name, reason, "use a plain table name such as [images.app]"))
-    return problems
+    return tuple(problems)
 
 
 def dist_name_problem(name: str):

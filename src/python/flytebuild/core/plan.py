@@ -709,9 +709,12 @@ def with_cross_workflow_warnings(plans: Sequence[WorkflowPlan]) -> List[Workflow
     """Plans with `shared_name_warnings` computed over all of them (one flyte-plan/package run)."""
     import dataclasses
 
+    # Only tasks of a flyte_image answering an ImageSpec can share a name: without that filter this grows with
+    # workflows x tasks (every plan against every other plan's tasks).
+    answered = [(q.address, t) for q in plans for t in q.tasks if t.image_spec and t.image_address]
     out = []
     for p in plans:
-        others = [t for q in plans if q.address != p.address for t in q.tasks]
+        others = [t for address, t in answered if address != p.address]
         extra = [w for w in shared_name_warnings(p.tasks, others) if w not in p.warnings]
         out.append(dataclasses.replace(p, warnings=tuple(p.warnings) + tuple(extra)) if extra else p)
     return out
