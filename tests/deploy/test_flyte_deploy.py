@@ -160,6 +160,28 @@ def test_nothing_changed_runs_no_deploy_at_all_until_the_ledger_is_gone(deploy_r
     assert summary["ledger"]["hits"] == 19 and local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
 
 
+def test_a_wiped_server_is_registered_again_at_the_next_change(deploy_repo, fresh_admin):
+    """The ledger's trade, through the rule: with nothing changed the wiped server is not asked (the rule answers,
+    as deploy.py would); the next deploy that has something to register finds it wiped and registers everything."""
+    _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed:wf")
+    assert summary["counts"]["failed"] == 0
+    everything = len(summary["entities"])
+    fresh_admin.wipe()
+    mark = fresh_admin.mark()
+    _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed:wf")
+    assert summary["counts"]["unchanged"] == everything and fresh_admin.since(mark)["rpcs"] == 0
+    module = "examples/mixed/fast_tasks.py"
+    original = deploy_repo.read(module)
+    deploy_repo.write(module, original + "\n# an edit\n")
+    try:
+        _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed:wf")
+    finally:
+        deploy_repo.write(module, original)
+    assert summary["counts"]["registered"] == everything and summary["counts"]["failed"] == 0
+    assert [len(fresh_admin.store.ids(k)) for k in ("task", "workflow", "launch_plan")] == [
+        sum(e["kind"] == k for e in summary["entities"]) for k in ("task", "workflow", "launch_plan")]
+
+
 def test_editing_the_shared_helper_registers_exactly_its_dependents(deploy_repo, admin, first):
     original = deploy_repo.read(HELPER)
     deploy_repo.write(HELPER, original + "\n\ndef extra():\n    return 42\n")
