@@ -391,3 +391,9 @@ def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_ch
         path.unlink()
     replayed, imports = project("plan", "--format=json")
     assert imports == [] and replayed.stdout == before.stdout
+
+    # Damaged plan entries (a field missing, a truncated file) are misses: planned again, the same plans.
+    for i, path in enumerate(sorted(cache.glob("results/*/plan-*.json"))):
+        path.write_text('{"format": 1, "needs": {}}' if i % 2 else path.read_text()[:100])
+    again, imports = project("plan", "--format=json")
+    assert len(imports) == 1 and again.stdout == before.stdout
