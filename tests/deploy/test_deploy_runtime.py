@@ -1,6 +1,5 @@
 """runtime/deploy.py on its own (no Pants): serialize.py's output registered over real gRPC with the stand-in
 FlyteAdmin, to pin down the per-entity decisions."""
-import base64
 import hashlib
 import json
 import os
@@ -173,7 +172,7 @@ def test_the_front_ends_ledger_answer_is_deploy_pys_own(fresh_admin, user_python
     """service/deploy.py answer_from_ledger (what the Pants rule asks before starting any deploy) runs deploy.py's
     own ledger code in this interpreter: the same summary and lines when the ledger vouches for everything, and
     no answer as soon as deploy.py would have to ask FlyteAdmin."""
-    from flytebuild.service.deploy import answer_from_ledger
+    from flytebuild.service.deploy import answer_from_ledger, inline_entities
 
     admin, ledger = fresh_admin, tmp_path / "ledger"
     files = {str(p): p.read_bytes() for p in baked_pbs}
@@ -186,8 +185,8 @@ def test_the_front_ends_ledger_answer_is_deploy_pys_own(fresh_admin, user_python
         assert rc == 0 and answer is not None and answer.summary == summary
         assert answer.log.splitlines() == [line for line in log.splitlines() if line.endswith("(ledger)")]
     # the entities' bytes inline (as Pants sends them): the same answer, no file read
-    inline = {**request, "entities": [dict(e, file="gone.pb", data=base64.b64encode(files[e["file"]]).decode())
-                                      for e in request["entities"]]}
+    inline = inline_entities(request, files)
+    inline["entities"] = [dict(e, file="gone.pb") for e in inline["entities"]]
     assert answer_from_ledger(inline, {}).summary == answer_from_ledger(request, files).summary
     # one entity's bytes differ from what the ledger recorded: deploy.py would ask, so no answer
     changed = dict(files)

@@ -24,7 +24,7 @@ from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
 from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core.settings import AdminSettings
-from flytebuild.service.deploy import answer_from_ledger, bundle_path, deploy_request, entities_of
+from flytebuild.service.deploy import answer_from_ledger, bundle_path, deploy_request, entities_of, inline_entities
 from flytebuild.service.deploy import check_admin as _check_admin
 from flytebuild.service.paths import inside
 from flytebuild.service.registration import ARCHIVE, registration_archive
@@ -176,17 +176,18 @@ def deploy(
     bundle, warnings = code_bundle(project, result)
     found_warnings = set(warnings)
     entities = []
+    files = {bundle_path(bundle): bundle.data} if bundle is not None else {}
     serialized_all = serialize_all(project, result.workflows, dict(result.input_keys), result.session)
     for i, (plan, serialized) in enumerate(zip(result.workflows, serialized_all)):
-        # The entities' bytes inline in the request: one file to write, not one per entity.
-        entities += entities_of(i, serialized.summary, plan, dict(serialized.files))
+        entities += entities_of(i, serialized.summary, plan)
+        files.update((f"wf{i}/{name}", data) for name, data in serialized.files)
         for w in serialized.summary.get("warnings", ()):
             if w.get("kind") != "raw_container":  # already reported by the bundle's own check
                 found_warnings.add(BundleWarning(w["task"], w["message"]))
     # The deploy ledger in the CLI's cache dir (runtime/ledger.py): unchanged entities cost no call, and when it
     # vouches for every entity no deploy starts at all (the same decision as the Pants rule's, by the same code).
     request = deploy_request(admin, dry_run, entities, bundle, ledger_dir=cache_path("ledger"))
-    known = answer_from_ledger(request, {bundle_path(bundle): bundle.data} if bundle is not None else {})
+    known = answer_from_ledger(request, files)
     if known is not None:
         return 0, known.summary, tuple(sorted(found_warnings)), known.log
     with tempfile.TemporaryDirectory(prefix="flytebuild-deploy-") as tmp:
@@ -195,7 +196,8 @@ def deploy(
             with open(os.path.join(tmp, bundle_path(bundle)), "wb") as f:
                 f.write(bundle.data)
         with open(os.path.join(tmp, "request.json"), "w", encoding="utf-8") as f:
-            json.dump(request, f, indent=1, sort_keys=True)
+            # The entities' bytes inline: one file to write, not one per entity.
+            json.dump(inline_entities(request, files), f, indent=1, sort_keys=True)
         userenv.progress(
             f"flytebuild: {'checking' if dry_run else 'registering'} {len(entities)} entities at "
             f"{admin.where}"

@@ -54,18 +54,21 @@ def bundle_path(bundle: Bundle) -> str:
     return f"bundle/{bundle.name}"
 
 
-def entities_of(index: int, summary: Mapping, plan=None, files: Optional[Mapping[str, bytes]] = None) -> Iterable[dict]:
+def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
     """The entities serialize.py wrote for the `index`-th workflow (its files live under `wf<index>/`); with its
-    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs. With
-    `files` (serialize.py's file name -> bytes) each carries its bytes inline (`data`): nothing to write under
-    `wf<index>/` (Pants, which has contents; a thousand small files cost more to create than to send)."""
+    `plan`, each carries its id, which the deploy ledger needs to answer without reading the protobufs."""
     for e in summary["entities"]:
         item = {"file": f"wf{index}/{e['file']}", "kind": e["kind"], "fast": e["fast"]}
         if plan is not None:
             item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
-        if files is not None:
-            item["data"] = base64.b64encode(files[e["file"]]).decode("ascii")
         yield item
+
+
+def inline_entities(request: Mapping, files: Mapping[str, bytes]) -> dict:
+    """`request` with each entity's bytes (`files[entity file]`) inline (`data`, base64): one request file to
+    write instead of one per entity (a thousand small files cost more to create than to send)."""
+    entities = [dict(e, data=base64.b64encode(files[e["file"]]).decode("ascii")) for e in request["entities"]]
+    return {**request, "entities": entities}
 
 
 def images_summary(published: Iterable) -> list:

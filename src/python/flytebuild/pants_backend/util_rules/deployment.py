@@ -57,6 +57,7 @@ from flytebuild.service.deploy import (
     deploy_request,
     entities_of,
     images_summary,
+    inline_entities,
 )
 from flytebuild.service.worker import WorkerLost
 
@@ -165,25 +166,22 @@ async def deploy_workflows(
         Get(PublishedImages, PublishImagesRequest(wanted)),
     )
     serialized.check_current()
+    entities = [e for i, sw in enumerate(serialized.workflows) for e in entities_of(i, sw.summary(), ordered[i].plan)]
     contents = await MultiGet(Get(DigestContents, Digest, sw.digest) for sw in serialized.workflows)
-    # The entities' bytes go inline in the request (one file for the worker to write, not one per entity).
-    entities = [
-        e
-        for i, (sw, found) in enumerate(zip(serialized.workflows, contents))
-        for e in entities_of(i, sw.summary(), ordered[i].plan, {fc.path: fc.content for fc in found})
-    ]
+    files = {f"wf{i}/{fc.path}": fc.content for i, found in enumerate(contents) for fc in found}
     bundle = code_bundle.bundle
+    if bundle is not None:
+        files[bundle_path(bundle)] = bundle.data
     # What this checkout registered before (runtime/ledger.py): unchanged entities cost no call. Per repo, in
     # Pants' workdir (a cache: deleting it only costs Gets).
     ledger_dir = os.path.join(global_options.pants_workdir, "flytebuild", "ledger")
     deploy_json = deploy_request(admin, request.dry_run, entities, bundle, ledger_dir=ledger_dir)
-    files = _request_files(bundle, deploy_json)
     warnings = _warnings(code_bundle, serialized)
     images = images_summary(published.images)
 
     # The ledger vouches for every entity: deploy.py would answer without a call, so it is not even started (no
     # sandbox, no interpreter). Decided by deploy.py's own code (service/deploy.py answer_from_ledger).
-    known = answer_from_ledger(deploy_json, {fc.path: fc.content for fc in files})
+    known = answer_from_ledger(deploy_json, files)
     if known is not None:
         logger.debug(f"flytebuild: the deploy ledger vouches for all {len(entities)} entities: no deploy process")
         return _result(0, known.summary, images, warnings, known.log)
@@ -199,6 +197,8 @@ async def deploy_workflows(
     description = ("Check" if request.dry_run else "Register") + (
         f" {len(entities)} Flyte entities of {len(addresses)} workflow target(s) at {admin.where}")
     argv = runtime_argv("deploy", f"{_DIR}/request.json")
+    # The entities' bytes inline in request.json: one file for the worker to write, not one per entity.
+    sent = _request_files(bundle, inline_entities(deploy_json, files))
     setup = worker_setup(flyte, global_options)
     python = setup and setup.python_of(venv_pex)
     if setup and python:
@@ -206,13 +206,13 @@ async def deploy_workflows(
         # once per invocation (it needs this run's RunId): never from a cache, never for the previous run's nodes.
         # A worker lost after the deploy started is an error, never a second deploy (service/worker.py).
         try:
-            warm = await run_in_worker(setup, python, files, argv, description, ", ".join(map(str, addresses)))
+            warm = await run_in_worker(setup, python, sent, argv, description, ", ".join(map(str, addresses)))
         except WorkerLost as e:
             raise DeployError(e.what, fix="see what FlyteAdmin holds, then run `flyte-deploy` again (what was "
                               "registered is found and kept), with --no-flyte-worker to deploy without the worker")
         if warm is not None:
             return _answered(warm.exit_code, warm.stdout, warm.stderr, images, warnings)
-    process = await _deploy_process(venv_pex, files, argv, description, run_id)
+    process = await _deploy_process(venv_pex, sent, argv, description, run_id)
     return _answered(process.exit_code, process.stdout, process.stderr, images, warnings)
 
 
