@@ -14,7 +14,11 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Any, Optional
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Generic, Optional, TypeVar
+
+T = TypeVar("T")
 
 
 def result_key(kind: str, *parts: Any) -> str:
@@ -58,3 +62,44 @@ class ResultCache:
             os.replace(tmp, path)
         except OSError:
             pass
+
+
+class Memo(Generic[T]):
+    """What a long-lived process (pantsd) made from entries, kept in memory by key: after an edit, every unchanged
+    workflow's answer is a lookup, not a file read and a decode. A key names its inputs' content, so a value is
+    never stale; the least recently used go once the values weigh more than `budget` (`weigh`: bytes, about).
+    Values are shared: keep them immutable."""
+
+    def __init__(self, budget: int, weigh: Callable[[T], int]):
+        self._budget = budget
+        self._weigh = weigh
+        self._values: "OrderedDict[str, tuple[T, int]]" = OrderedDict()
+        self._weight = 0
+        self._lock = threading.Lock()  # concurrent goals run rules on several threads
+
+    def get(self, key: str) -> Optional[T]:
+        with self._lock:
+            found = self._values.get(key)
+            if found is None:
+                return None
+            self._values.move_to_end(key)
+            return found[0]
+
+    def put(self, key: str, value: T) -> T:
+        weight = self._weigh(value)
+        with self._lock:
+            old = self._values.pop(key, None)
+            self._weight += weight - (old[1] if old else 0)
+            self._values[key] = (value, weight)
+            while self._weight > self._budget and len(self._values) > 1:
+                _, (_, dropped) = self._values.popitem(last=False)
+                self._weight -= dropped
+        return value
+
+    def get_or_read(self, key: str, cache: ResultCache, make: Callable[[str], T]) -> Optional[T]:
+        """The value for `key`: from memory, else `make(text)` of the cache's entry (kept); None when neither has it."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        text = cache.get(key)
+        return None if text is None else self.put(key, make(text))

@@ -10,6 +10,10 @@ every block of a body it sends:
 - the coroutine is closed (`close()` runs in the rule's `finally`).
 
 The waiter is told when the work is done and exits 0; then the rule takes the work's result.
+
+Work without side effects may first be waited for briefly in the rule's body (`finished`): a waiter is a Pants
+process, ~0.07 s even when it has nothing to wait for, while a warm worker's answer often comes sooner. Ctrl-C
+during that wait takes effect when it ends, so it stays short; a rule with side effects (a deploy) never does it.
 """
 from __future__ import annotations
 
@@ -77,14 +81,17 @@ class CancellableWork(Generic[T]):
         threading.Thread(target=work, name="flytebuild-work", daemon=True).start()
         threading.Thread(target=self._watch, name="flytebuild-cancel-watch", daemon=True).start()
 
-    def waiter(self) -> Process:
+    def waiter(self, scope: ProcessCacheScope = ProcessCacheScope.PER_SESSION) -> Process:
+        """`scope`: PER_SESSION re-runs the rule awaiting it in every session that checks it (a push, which must
+        see the registry as it is now); a pure rule passes PER_RESTART_SUCCESSFUL, so that when pantsd re-checks
+        it after an edit, the waiter of the previous run (done, its port closed) is not started again for nothing."""
         port = self._server.getsockname()[1]
         return Process(
             argv=(sys.executable, "-S", "-I", "-c", _WAITER, str(port), self._token),
             description=self.description,
             level=LogLevel.DEBUG,
-            # The port and token make every waiter unique; never cached, never replayed.
-            cache_scope=ProcessCacheScope.PER_SESSION,
+            # The port and token make every waiter unique: a memoized one never answers another request.
+            cache_scope=scope,
         )
 
     def _watch(self) -> None:
@@ -121,6 +128,10 @@ class CancellableWork(Generic[T]):
                 pass
             conn.close()  # not our waiter
         return None
+
+    def finished(self, timeout: float) -> bool:
+        """Whether the work is done within `timeout` seconds, waited for in the rule's body (not cancellable)."""
+        return self._done.wait(timeout)
 
     def result(self) -> T:
         self._done.wait()

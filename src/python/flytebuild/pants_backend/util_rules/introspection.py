@@ -18,7 +18,7 @@ from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
-from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.core.result_cache import Memo, ResultCache, result_key
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.user_env import (
@@ -31,6 +31,9 @@ from flytebuild.pants_backend.util_rules.user_env import (
 )
 from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
+
+# Introspection key -> answer text, for every workflow pantsd saw: an edit reads no other workflow's entry again.
+_ANSWERS: Memo[str] = Memo(budget=16 << 20, weigh=len)
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,14 @@ async def introspect_workflows(
     cache = ResultCache(result_cache_dir(global_options))
     inputs = await input_keys(request.addresses, request.addresses)
     keys = [result_key("introspect", ep, k, runtime) for ep, k in zip(entrypoints, inputs)]
-    by_entrypoint: dict[str, dict] = {}
+    answers: dict[str, str] = {}  # entrypoint -> its answer's JSON text
     for entrypoint, key in zip(entrypoints, keys):
-        cached = cache.get(key)
-        if cached is not None:
-            by_entrypoint[entrypoint] = json.loads(cached)
-    missing = [(a, ep) for a, ep in zip(request.addresses, entrypoints) if ep not in by_entrypoint]
+        text = _ANSWERS.get_or_read(key, cache, _canonical)
+        if text is not None:
+            answers[entrypoint] = text
+    missing = [(a, ep) for a, ep in zip(request.addresses, entrypoints) if ep not in answers]
     stderr = ""
+    failed: dict[str, dict] = {}  # entrypoint -> the runtime's error answer (never cached)
     if missing:
         described = ", ".join(str(a) for a, _ in missing)
         result = await run_in_user_env(
@@ -101,20 +105,29 @@ async def introspect_workflows(
         fresh = batch_results(result)
         for entrypoint, key in zip(entrypoints, keys):
             data = fresh.get(entrypoint)
-            if entrypoint not in by_entrypoint and data is not None:
-                by_entrypoint[entrypoint] = data
-                if "error" not in data:
-                    cache.put(key, json.dumps(data, sort_keys=True))
+            if entrypoint in answers or data is None:
+                continue
+            if "error" in data:
+                failed[entrypoint] = data
+                continue
+            answers[entrypoint] = _ANSWERS.put(key, json.dumps(data, sort_keys=True))
+            cache.put(key, answers[entrypoint])
     results = []
     for address, entrypoint in zip(request.addresses, entrypoints):
-        data = by_entrypoint.get(entrypoint)
-        if data is None:
-            raise _error(address, entrypoint, data, stderr)
-        if "error" in data:
+        if entrypoint in failed:
             # Kept per workflow: planning reports it for this workflow alone, the others of the batch still plan.
-            data = {"entrypoint": entrypoint, "error": runtime_error(data, "", "introspection_failed")}
-        results.append(IntrospectionResult(address, entrypoint, json.dumps(data, sort_keys=True)))
+            error = {"entrypoint": entrypoint, "error": runtime_error(failed[entrypoint], "", "introspection_failed")}
+            results.append(IntrospectionResult(address, entrypoint, json.dumps(error, sort_keys=True)))
+        elif entrypoint in answers:
+            results.append(IntrospectionResult(address, entrypoint, answers[entrypoint]))
+        else:
+            raise _error(address, entrypoint, None, stderr)
     return IntrospectionResults(tuple(results))
+
+
+def _canonical(text: str) -> str:
+    """An entry as the rule writes it (sorted keys), whatever wrote the file."""
+    return json.dumps(json.loads(text), sort_keys=True)
 
 
 def _error(address: Address, entrypoint: str, data, stderr: str) -> IntrospectionError:

@@ -30,7 +30,7 @@ from flytebuild.core.model import ImageTarget, WorkflowPlan
 
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
-from flytebuild.core.result_cache import ResultCache, result_key
+from flytebuild.core.result_cache import Memo, ResultCache, result_key
 from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import (
     PlannedWorkflow,
@@ -184,11 +184,11 @@ async def serialize_batch(
     cache = ResultCache(result_cache_dir(global_options))
     inputs = await input_keys(batch.addresses, batch.addresses)
     keys = [result_key("serialize", req, k, runtime) for req, k in zip(batch.request_jsons, inputs)]
-    answers: dict[int, dict] = {}
+    answers: dict[int, _Answer] = {}
     for i, key in enumerate(keys):
-        cached = cache.get(key)
-        if cached is not None:
-            answers[i] = json.loads(cached)
+        answer = _ANSWERS.get_or_read(key, cache, _Answer.of_entry)
+        if answer is not None:
+            answers[i] = answer
     missing = [i for i in range(len(batch.addresses)) if i not in answers]
     if missing:
         files = []
@@ -210,21 +210,46 @@ async def serialize_batch(
                 raise _error(batch.addresses[i], json.loads(batch.request_jsons[i])["entrypoint"], data, stderr)
         for i in missing:
             prefix = f"{_OUT}/{i}/"
-            pbs = {path[len(prefix):]: base64.b64encode(content).decode("ascii")
-                   for path, content in result.outputs if path.startswith(prefix)}
-            answers[i] = {"summary": results[f"{_OUT}/{i}"], "files": pbs}
-            cache.put(keys[i], json.dumps(answers[i], sort_keys=True))
+            pbs = tuple(sorted((path[len(prefix):], content) for path, content in result.outputs
+                               if path.startswith(prefix)))
+            answers[i] = _ANSWERS.put(keys[i], _Answer(json.dumps(results[f"{_OUT}/{i}"], sort_keys=True), pbs))
+            cache.put(keys[i], answers[i].entry())
     digests = await MultiGet(
-        Get(Digest, CreateDigest([FileContent(name, base64.b64decode(data))
-                                  for name, data in sorted(answers[i]["files"].items())]))
+        Get(Digest, CreateDigest([FileContent(name, data) for name, data in answers[i].files]))
         for i in range(len(batch.addresses))
     )
     return _SerializedBatch(
         tuple(
-            SerializedWorkflow(str(a), d, json.dumps(answers[i]["summary"], sort_keys=True))
+            SerializedWorkflow(str(a), d, answers[i].summary_json)
             for i, (a, d) in enumerate(zip(batch.addresses, digests))
         )
     )
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One workflow's serialization: serialize.py's summary (sorted JSON) and its .pb files by name."""
+
+    summary_json: str
+    files: tuple[tuple[str, bytes], ...]
+
+    @staticmethod
+    def of_entry(text: str) -> "_Answer":
+        data = json.loads(text)
+        files = tuple(sorted((name, base64.b64decode(b64)) for name, b64 in data["files"].items()))
+        return _Answer(json.dumps(data["summary"], sort_keys=True), files)
+
+    def weight(self) -> int:
+        return len(self.summary_json) + sum(len(name) + len(data) for name, data in self.files)
+
+    def entry(self) -> str:
+        """The result cache's entry: the summary and the files, base64."""
+        files = {name: base64.b64encode(data).decode("ascii") for name, data in self.files}
+        return json.dumps({"summary": json.loads(self.summary_json), "files": files}, sort_keys=True)
+
+
+# Serialization key -> answer, for every workflow pantsd saw: an edit reads no other workflow's entry again.
+_ANSWERS: Memo[_Answer] = Memo(budget=64 << 20, weigh=_Answer.weight)
 
 
 def _request_json(plan: Optional[WorkflowPlan]) -> str:

@@ -17,7 +17,7 @@ from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsReque
 from pants.backend.python.util_rules.python_sources import PythonSourceFiles, PythonSourceFilesRequest
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests
-from pants.engine.process import FallibleProcessResult, Process
+from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
 from pants.engine.rules import Get, MultiGet
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
@@ -26,8 +26,13 @@ from flytebuild.core.errors import UserCodeTimeout
 from flytebuild.pants_backend.util_rules.cancellation import CancellableWork
 from flytebuild.pants_backend.util_rules.worker import WorkerAnswer, WorkerSetup, worker_run
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
+from flytebuild.service.worker import replayable
 
 logger = logging.getLogger(__name__)
+
+# How long a pure command's answer is awaited in the rule's body (cancellation.py `finished`): a warm worker answers
+# one project's introspection or serialization in ~0.06 s; past this, a waiter makes Ctrl-C stop the command.
+_PURE_GRACE = 0.5
 
 
 def runtime_files(prefix: str = "") -> list[FileContent]:
@@ -90,7 +95,7 @@ async def run_in_user_env(
     if worker and python:
         contents = await Get(DigestContents, Digest, input_digest)
         warm = await run_in_worker(worker, python, contents, argv, description, target, sources.source_roots,
-                                   output_directories, timeout)
+                                   output_directories, timeout, pure=replayable(argv[1:]))
         if warm is not None:
             return warm
     result = await Get(
@@ -124,16 +129,22 @@ async def run_in_worker(
     source_roots: Sequence[str] = (),
     output_directories: Sequence[str] = (),
     timeout: Optional[int] = None,
+    pure: bool = False,
 ) -> Optional[UserEnvResult]:
     """`argv` in a fresh fork of the warm worker of `python` (`worker.python_of`), given `files` by content; None
     when the worker cannot be used (nothing ran: the caller runs its sandboxed process). A command with side effects
-    that the worker lost after it started raises WorkerLost (service/worker.py): it is never run twice."""
+    that the worker lost after it started raises WorkerLost (service/worker.py): it is never run twice. `pure`: the
+    command has no side effects, so its answer may be awaited for _PURE_GRACE s without a waiter process."""
     # On a thread the rule can cancel: Ctrl-C stops the worker's command as it would a sandboxed process.
     work: CancellableWork[Optional[WorkerAnswer]] = CancellableWork(description)
     try:
         work.start(lambda: worker_run(worker, python, files, argv, source_roots, output_directories, timeout,
                                       cancelled=work.cancelled))
-        await Get(FallibleProcessResult, Process, work.waiter())
+        if not (pure and work.finished(_PURE_GRACE)):
+            # Memoized once done: after an edit pantsd re-checks the previous run's nodes, and would start the
+            # previous request's waiter again only to learn that the rule must run anew. The deploy, the one request
+            # with side effects, runs in a rule keyed by the run's RunId, which no later run re-checks.
+            await Get(FallibleProcessResult, Process, work.waiter(ProcessCacheScope.PER_RESTART_SUCCESSFUL))
         answer = work.result()
     finally:
         work.close()
