@@ -99,3 +99,25 @@ def test_another_strategy_runs_the_wrapper_on_the_param_file(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "flytebuild.cli.bazel_worker", f"@{params}"], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
     assert (proc.returncode, proc.stdout) == (0, f"flytebuild {__version__}\n"), proc.stderr
+
+
+def test_a_large_request_arriving_in_pieces_is_one_request_and_a_malformed_one_stops_the_worker(tmp_path):
+    """A request with thousands of inputs (a vendored venv) spans many reads, some cut right after an inner "}";
+    a request that no read can complete ends the worker with a message, never a silent wait."""
+    proc = _start(_sandbox(tmp_path))
+    inputs = [{"path": f"external/venv/site-packages/pkg{i}/mod.py", "digest": f"{i:064x}"} for i in range(3000)]
+    text = json.dumps({"arguments": ["--version"], "inputs": inputs, "requestId": 7}, separators=(",", ":")).encode()
+    assert len(text) > 4 * (1 << 16)
+    cut = text.index(b"}", len(text) // 2) + 1  # a piece that ends with an inner object's "}"
+    try:
+        for piece in (text[:cut], text[cut:]):
+            proc.stdin.write(piece)
+            proc.stdin.flush()
+        assert _response(proc) == {"exitCode": 0, "output": f"flytebuild {__version__}\n", "requestId": 7}
+        proc.stdin.write(b'{"arguments" ["--version"],"requestId":8}')
+        proc.stdin.flush()
+        assert proc.wait(30) != 0
+    finally:
+        proc.kill()
+    assert b"malformed work request" in proc.stderr.read()
+    assert proc.stdout.read() == b""

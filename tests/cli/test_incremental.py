@@ -397,3 +397,21 @@ def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_ch
         path.write_text('{"format": 1, "needs": {}}' if i % 2 else path.read_text()[:100])
     again, imports = project("plan", "--format=json")
     assert len(imports) == 1 and again.stdout == before.stdout
+
+
+def test_an_environment_variable_user_code_reads_is_part_of_the_cached_answer(project):
+    """User code may read the environment at import (`ImageSpec(registry=os.environ[...])`): a changed variable
+    is a new introspection, the same one is not; a new shell's own variables change nothing."""
+    a = project.root / "src/proj/a.py"
+    a.write_text(a.read_text().replace("@task\n", '@task(cache=True, cache_version=__import__("os").environ.get('
+                                                  '"FB_CACHE_VERSION", "1"))\n'))
+    first, imports = project("plan", "--format=json")
+    assert len(imports) == 1
+    _, imports = project("plan", "--format=json", extra_env={"SHLVL": "7", "OLDPWD": "/elsewhere"})
+    assert imports == []
+    changed, imports = project("plan", "--format=json", extra_env={"FB_CACHE_VERSION": "2"})
+    assert _introspected(imports) == [["proj.a:wf", "proj.b:wf"]]
+    fresh, _ = project("plan", "--format=json", extra_env={"FB_CACHE_VERSION": "2", "FLYTEBUILD_CACHE_DIR": ""})
+    assert changed.stdout == fresh.stdout != first.stdout
+    _, imports = project("plan", "--format=json", extra_env={"FB_CACHE_VERSION": "2"})
+    assert imports == []

@@ -75,15 +75,25 @@ def read_requests(fd: int, package_dir: str) -> Iterator[WorkRequest]:
     buffer = ""
     while True:
         buffer = buffer.lstrip()
-        try:
-            obj, end = decoder.raw_decode(buffer)
-        except ValueError:  # incomplete: read on
+        obj = None
+        # A request can only be complete when the text so far ends with "}": decoding only then parses a large
+        # request (tens of thousands of inputs) once, not once per read.
+        if buffer.endswith("}"):
+            try:
+                obj, end = decoder.raw_decode(buffer)
+            except json.JSONDecodeError as e:
+                if e.pos < len(buffer):  # not cut short but wrong: no read will ever complete it
+                    raise SystemExit(f"flytebuild Bazel worker: malformed work request ({e.msg} at character "
+                                     f"{e.pos}); Bazel and this worker disagree on the JSON worker protocol")
+        if obj is None:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 return
             buffer += text.decode(chunk)
             continue
         buffer = buffer[end:]
+        if obj.get("cancel"):  # a cancel request (only with supports-worker-cancellation, which we do not declare)
+            continue
         yield _request(obj, package_dir)
 
 

@@ -222,8 +222,10 @@ def _introspection_keys(project: Project, graph, env: Optional[str], entrypoints
     files = {m: _import_files(graph, m) for m in sorted({ep.split(":", 1)[0] for ep in entrypoints})}
     graph.digests(set().union(*files.values()))
     closures = {m: [[d.path, d.digest] for d in graph.digests(paths)] for m, paths in files.items()}
+    environ = userenv.user_env_inputs()
     inputs = {
-        ep: result_key("inputs", env, list(project.source_roots), closures[ep.split(":", 1)[0]]) for ep in entrypoints
+        ep: result_key("inputs", env, list(project.source_roots), closures[ep.split(":", 1)[0]], environ)
+        for ep in entrypoints
     }
     return _Keys(inputs, {ep: result_key("introspect", ep, key, runtime) for ep, key in inputs.items()})
 

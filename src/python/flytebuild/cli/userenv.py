@@ -91,12 +91,27 @@ def check_python(python: Optional[str], config_file: str) -> str:
     return python
 
 
+_NOT_USER_INPUT = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+# What the shell or terminal changes from one command to the next, and our own switches: user code does not
+# answer differently for them, so a new shell does not re-import every workflow.
+_VOLATILE = frozenset({"_", "SHLVL", "PWD", "OLDPWD", "TERM", "COLUMNS", "LINES", "WINDOWID", "DISPLAY", "TMUX",
+                       "TMUX_PANE", "STY", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY",
+                       "XDG_SESSION_ID"})
+
+
 def user_env(root: str, source_roots: Sequence[str]) -> Dict[str, str]:
     paths = [os.path.join(root, r) if r else root for r in source_roots]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_USER_INPUT}
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # keep the user's tree as it was
     return env
+
+
+def user_env_inputs() -> Dict[str, str]:
+    """The environment variables user code sees that can change its answers (`ImageSpec(registry=os.environ[...])`
+    at import): part of every cached introspection's key. Pants gives its sandboxes a clean environment instead."""
+    return {k: v for k, v in sorted(os.environ.items())
+            if k not in _NOT_USER_INPUT and k not in _VOLATILE and not k.startswith("FLYTEBUILD_")}
 
 
 TIMEOUT_SETTING = "`user_code_timeout` in flytebuild.toml (or FLYTEBUILD_USER_CODE_TIMEOUT)"
