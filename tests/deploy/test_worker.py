@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -20,7 +21,7 @@ import pytest
 from flytebuild.service import worker as worker_client
 from tests.deploy.conftest import Repo, by_status
 from tests.support.flyteadmin.fixture import flyteadmin
-from tests.support.repo_copy import pants_repo_copy
+from tests.support.repo_copy import PANTS_ENV, pants_repo_copy
 
 pytestmark = pytest.mark.slow
 
@@ -208,3 +209,61 @@ def test_a_worker_lost_during_the_deploy_is_an_error_never_a_second_deploy(repo,
         assert summary["counts"]["failed"] == summary["counts"]["blocked"] == 0
         assert summary["counts"]["registered"] + summary["counts"]["unchanged"] == len(summary["entities"])
         assert slow.store.rpcs().get("GetProject", 0) == 2
+
+
+SLEEPY = '''import os
+import time
+
+from flytekit import task, workflow
+
+with open({marker!r}, "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(120)
+
+
+@task
+def t() -> int:
+    return 1
+
+
+@workflow
+def wf() -> int:
+    return t()
+'''
+
+
+def test_ctrl_c_stops_an_introspection_hanging_in_the_worker(repo, tmp_path):
+    """A pure request is first awaited in the rule without its waiter process (user_env.py `_PURE_GRACE`): a module
+    that hangs at import still makes it get one, so Ctrl-C stops the import as it stops a sandboxed process."""
+    marker = tmp_path / "importing.pid"
+    repo.write("examples/sleepy/__init__.py", "")
+    repo.write("examples/sleepy/wf.py", SLEEPY.format(marker=str(marker)))
+    repo.write("examples/sleepy/BUILD", 'python_sources()\n\nflyte_workflow(name="wf", entrypoint="wf.py:wf")\n')
+    try:
+        proc = subprocess.Popen([str(repo.root / "pants"), "flyte-plan", "examples/sleepy:wf"], cwd=repo.root,
+                                env={**os.environ, **PANTS_ENV}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.05)
+        pid = int(marker.read_text())
+        os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C
+        signalled = time.monotonic()
+        output = proc.communicate(timeout=60)[0]
+        assert proc.returncode != 0 and time.monotonic() - signalled < 30, output[-3000:]
+        deadline = time.monotonic() + 15  # SIGINT, then SIGKILL after the worker's 5 s grace
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"the import (pid {pid}) still runs after Ctrl-C"
+            time.sleep(0.1)
+    finally:
+        shutil.rmtree(repo.root / "examples/sleepy", ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its parent has stopped running
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
