@@ -24,7 +24,14 @@ from flytebuild.core.model import WorkflowPlan
 from flytebuild.core.registration import SerializationError, deploy_summary, serialize_request
 from flytebuild.core.result_cache import ResultCache, result_key
 from flytebuild.core.settings import AdminSettings
-from flytebuild.service.deploy import answer_from_ledger, bundle_path, deploy_request, entities_of, inline_entities
+from flytebuild.service.deploy import (
+    answer_from_ledger,
+    bundle_path,
+    deploy_request,
+    entities_of,
+    inline_entities,
+    serialization_warnings,
+)
 from flytebuild.service.deploy import check_admin as _check_admin
 from flytebuild.service.paths import inside
 from flytebuild.service.registration import ARCHIVE, registration_archive
@@ -181,9 +188,7 @@ def deploy(
     for i, (plan, serialized) in enumerate(zip(result.workflows, serialized_all)):
         entities += entities_of(i, serialized.summary, plan)
         files.update((f"wf{i}/{name}", data) for name, data in serialized.files)
-        for w in serialized.summary.get("warnings", ()):
-            if w.get("kind") != "raw_container":  # already reported by the bundle's own check
-                found_warnings.add(BundleWarning(w["task"], w["message"]))
+        found_warnings.update(serialization_warnings(serialized.summary))
     # The deploy ledger in the CLI's cache dir (runtime/ledger.py): unchanged entities cost no call, and when it
     # vouches for every entity no deploy starts at all (the same decision as the Pants rule's, by the same code).
     request = deploy_request(admin, dry_run, entities, bundle, ledger_dir=cache_path("ledger"))

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from flytebuild.core.bundle import Bundle
+from flytebuild.core.bundle import Bundle, BundleWarning
 from flytebuild.core.registration import DeployError
 from flytebuild.core.settings import AdminSettings
 from flytebuild.service.runtime_package import stdlib_module
@@ -62,6 +62,14 @@ def entities_of(index: int, summary: Mapping, plan=None) -> Iterable[dict]:
         if plan is not None:
             item.update(project=plan.project, domain=plan.domain, name=e["name"], version=e["version"])
         yield item
+
+
+def serialization_warnings(summary: Mapping) -> Iterable[BundleWarning]:
+    """The warnings a workflow's serialization reports for the deploy summary (raw containers are reported by the
+    bundle's own check already)."""
+    for w in summary.get("warnings", ()):
+        if w.get("kind") != "raw_container":
+            yield BundleWarning(w["task"], w["message"])
 
 
 def inline_entities(request: Mapping, files: Mapping[str, bytes]) -> dict:

@@ -58,6 +58,7 @@ from flytebuild.service.deploy import (
     entities_of,
     images_summary,
     inline_entities,
+    serialization_warnings,
 )
 from flytebuild.service.worker import WorkerLost
 
@@ -219,9 +220,7 @@ async def deploy_workflows(
 def _warnings(code_bundle: CodeBundle, serialized: SerializedWorkflows) -> tuple[BundleWarning, ...]:
     warnings = set(code_bundle.warnings)
     for sw in serialized.workflows:
-        for w in sw.summary().get("warnings", ()):
-            if w.get("kind") != "raw_container":  # already reported by the bundle's own check
-                warnings.add(BundleWarning(w["task"], w["message"]))
+        warnings.update(serialization_warnings(sw.summary()))
     return tuple(sorted(warnings))
 
 
