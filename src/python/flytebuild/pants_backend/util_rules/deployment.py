@@ -6,7 +6,8 @@ goal that needs the workflows registered first (`run --remote`) awaits the same 
 Who answers, cheapest first:
 1. the deploy ledger (runtime/ledger.py, through service/deploy.py `answer_from_ledger`): when it vouches for every
    serialized entity, the summary runtime/deploy.py would print, and nothing runs: no process, no gRPC call;
-2. a fork of the warm worker (`[flyte].worker`, util_rules/worker.py), cancellable on Ctrl-C;
+2. a fork of the warm worker (`[flyte].worker`, util_rules/worker.py), cancellable on Ctrl-C (within user_env.py's
+   `_GRACE`: a deploy that answers sooner needs no waiter process);
 3. a sandboxed VenvPex process (no worker, the worker cannot start, or it refused the request before starting it).
 Every path runs in this rule's body, which needs the run's RunId: once per invocation (`--loop` iteration).
 """

@@ -200,7 +200,8 @@ async def serialize_batch(
         result = await run_in_user_env(
             tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
             output_directories=(_OUT,), env_addresses=batch.addresses, timeout=flyte.user_code_timeout,
-            worker=worker_setup(flyte, global_options),
+            # Through the worker: in the introspection's `session` when it introspected these same sources.
+            worker=worker_setup(flyte, global_options), session=True,
         )
         results = batch_results(result)
         stderr = result.stderr.decode("utf-8", "replace")
