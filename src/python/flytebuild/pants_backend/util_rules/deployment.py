@@ -97,7 +97,8 @@ def _request_files(bundle: Optional[Bundle], deploy_json: dict) -> tuple[FileCon
     """The deploy's files by content: the bundle and request.json, which holds the entities (the runtime package
     itself comes with the worker or the sandbox)."""
     files = [FileContent(bundle_path(bundle), bundle.data)] if bundle is not None else []
-    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
+    # No indent: json's C encoder then does it, ~10x faster over every entity's bytes (1392 at 48 projects).
+    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, sort_keys=True).encode()))
     return tuple(files)
 
 

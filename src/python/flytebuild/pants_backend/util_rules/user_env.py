@@ -19,7 +19,7 @@ from pants.backend.python.util_rules.python_sources import PythonSourceFiles, Py
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
-from pants.engine.rules import Get, MultiGet
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
@@ -218,20 +218,38 @@ def runtime_error(data, stderr: str, kind: str) -> dict:
     return (data or {}).get("error") or {"kind": kind, "message": stderr.strip()[-2000:] or "no output"}
 
 
+@dataclass(frozen=True)
+class _SourcesKeyRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class _SourcesKey:
+    text: str  # "<digest of the transitive sources>|<source roots>"
+
+
+@rule(desc="Key a target's transitive sources", level=LogLevel.TRACE)
+async def sources_key(request: _SourcesKeyRequest) -> _SourcesKey:
+    # A node per target: after an edit only the targets whose closure changed compute it again; the others are
+    # graph lookups by address (their closures are not compared target by target, as a request holding them is).
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
+    sources = await Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True))
+    return _SourcesKey(f"{sources.source_files.snapshot.digest.fingerprint}|{','.join(sources.source_roots)}")
+
+
 async def input_keys(addresses: tuple[Address, ...], env_addresses: tuple[Address, ...]) -> tuple[str, ...]:
     """Per target: a key over everything a user-env process can see for it (its transitive sources and source
     roots, the environment of `env_addresses`), for core/result_cache.py. Pants digests: nothing is re-read."""
-    transitives = await MultiGet(Get(TransitiveTargets, TransitiveTargetsRequest([a])) for a in addresses)
-    sources = await MultiGet(
-        Get(PythonSourceFiles, PythonSourceFilesRequest(t.closure, include_files=True)) for t in transitives
-    )
+    keys = await MultiGet(Get(_SourcesKey, _SourcesKeyRequest(a)) for a in addresses)
     venv_pex = await Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses))
     env = venv_pex.digest.fingerprint
-    return tuple(
-        f"{s.source_files.snapshot.digest.fingerprint}|{','.join(s.source_roots)}|{env}" for s in sources
-    )
+    return tuple(f"{k.text}|{env}" for k in keys)
 
 
 def result_cache_dir(global_options) -> str:
     """core/result_cache.py's directory for Pants: per repo, in Pants' workdir (`.pants.d`)."""
     return os.path.join(global_options.pants_workdir, "flytebuild", "results")
+
+
+def rules():
+    return collect_rules()
