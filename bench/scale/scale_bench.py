@@ -17,9 +17,11 @@ project. Steps, per tool:
   lib        after a one-line edit of the shared lib every task imports (scale/lib/common.py)
 
 and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, and after a one-module edit (a new one, so
-nothing replays), with `./pants list` of the same specs as the floor of any Pants command. Each row is one sample
-(read the ratios, and the load average printed with them). Entities registered, gRPC calls received and bytes
-uploaded are counted on the stand-in.
+nothing replays), with `./pants list` of the same specs as the floor of any Pants command. The one-module edit
+(quiet and under load) and the plans are the median of --repeats rounds, each after a new edit of the module and
+each measuring every tool; the other steps are one sample (read the ratios, and the load average printed with
+them). Entities registered, gRPC calls received and bytes uploaded are counted on the stand-in (a step's largest
+count over its rounds).
 
 At the first project count and latency only (they do not depend on the repository's size):
 
@@ -217,24 +219,32 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                     return {"wall_s": round(dt, 3), "load": load, "rpcs": delta["rpcs"], "bytes": delta["bytes"],
                             "registered": registered_since(admin, mark)}
 
+                def module_edits(tools_: list) -> dict:
+                    # One sample is one scheduler hiccup away from a different verdict: the median of `repeats`
+                    # rounds, each a new edit measured by every tool; counts are the worst round's.
+                    rounds = []
+                    for _ in range(opts.repeats):
+                        edits.edit(MODULE)
+                        rounds.append({tool: measure(tool) for tool in tools_})
+                    return {tool: median_of([r[tool] for r in rounds]) for tool in tools_}
+
                 steps = {}
                 log(f"{n} projects, {latency} ms: first deploys and nothing-changed...")
                 for step in ("first", "again"):
                     steps[step] = {tool: measure(tool) for tool in deploy_tools}
-                for step, rel in (("module", MODULE), ("lib", LIB)):
-                    if step == "lib" and opts.quick:
-                        continue
-                    log(f"{n} projects, {latency} ms: {step} edit...")
-                    edits.edit(rel)
-                    steps[step] = {tool: measure(tool) for tool in deploy_tools}
+                log(f"{n} projects, {latency} ms: module edit ({opts.repeats} rounds)...")
+                steps["module"] = module_edits(deploy_tools)
+                if not opts.quick:
+                    log(f"{n} projects, {latency} ms: lib edit...")
+                    edits.edit(LIB)
+                    steps["lib"] = {tool: measure(tool) for tool in deploy_tools}
                 out["latency"][str(latency)] = steps
                 if extras and i == 0 and opts.load:
                     # The smoke run (a test, next to other tests) only proves the mechanism: one hog.
                     hogs = 1 if opts.quick else os.cpu_count() or 1
                     log(f"{n} projects, {latency} ms: one-module edit under load ({hogs} CPU hogs)...")
                     with measures.cpu_hogs(hogs):
-                        edits.edit(MODULE)
-                        loaded = {tool: measure(tool) for tool in ("pants", "cli", "auto")}
+                        loaded = module_edits(["pants", "cli", "auto"])
                     quiet = steps["module"]
                     ratio = {t: round(loaded[t]["wall_s"] / loaded["auto"]["wall_s"], 3) for t in ("pants", "cli")}
                     before = {t: round(quiet[t]["wall_s"] / quiet["auto"]["wall_s"], 3) for t in ("pants", "cli")}
@@ -263,11 +273,19 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                         "load": load}
             return {"wall_s": round(timed(tools.cli + ["plan"], root, tools.cli_env), 3), "load": load}
 
-        plans["list"] = {"wall_s": round(timed(tools.pants + ["list", *tools.specs], root, tools.pants_env), 3),
-                         "load": loadavg()}
-        plans["warm"] = {k: plan(k) for k in ("pants", "cli")}
-        edits.edit(MODULE)
-        plans["edit"] = {k: plan(k) for k in ("pants", "cli")}
+        def plans_of(edit: bool) -> dict:
+            rounds = []
+            for _ in range(opts.repeats):
+                if edit:
+                    edits.edit(MODULE)
+                rounds.append({k: plan(k) for k in ("pants", "cli")})
+            return {k: median_of([r[k] for r in rounds]) for k in ("pants", "cli")}
+
+        plans["list"] = median_of([{"wall_s": round(timed(tools.pants + ["list", *tools.specs], root,
+                                                            tools.pants_env), 3), "load": loadavg()}
+                                   for _ in range(opts.repeats)])
+        plans["warm"] = plans_of(edit=False)
+        plans["edit"] = plans_of(edit=True)
         edits.undo()
         out["plans"] = plans
         return out
@@ -275,6 +293,19 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         edits.undo()
         kill_pantsd(root, wait_s=10)
         measures.stop_processes_of(root)
+
+
+def median_of(samples: list) -> dict:
+    """Rounds of one measurement: the median wall time (and every sample's), the highest count of each counter
+    (a round that registered or uploaded more must show)."""
+    out = dict(max(samples, key=lambda m: m.get("registered", 0)))
+    out["wall_s"] = round(statistics.median(m["wall_s"] for m in samples), 3)
+    for key in ("rpcs", "bytes", "registered"):
+        if key in samples[0]:
+            out[key] = max(m[key] for m in samples)
+    if len(samples) > 1:
+        out["samples_s"] = [m["wall_s"] for m in samples]
+    return out
 
 
 def bench_runs(tools: Tools, edits: Edits, repeats: int) -> dict:
@@ -400,7 +431,7 @@ def main() -> None:
         for i, n in enumerate(args.projects):
             # larger project counts: the first latency only, without the extras (they do not depend on size)
             res["projects"][str(n)] = bench_projects(n, latencies if i == 0 else latencies[:1], tmp, args, i == 0)
-        res["memory"] = measures.pantsd_memory(tmp, log)
+        res["memory"] = measures.pantsd_memory(tmp, log, args.repeats)
         res["targets"] = targets.evaluate(res)
         res["total_s"] = round(time.time() - started, 1)
     finally:
