@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -140,27 +140,45 @@ def without_backend(root: Path) -> None:
     toml.write_text(text.replace("[GLOBAL]\n", '[GLOBAL]\nbuild_file_prelude_globs = ["flyte_targets.prelude"]\n', 1))
 
 
-def pantsd_memory(tmp: Path, log: Callable[[str], None]) -> dict:
+WITH_PLUGIN = ("flyte-plan", "examples::")
+
+
+def rss_after(root: Path, *args: str) -> dict:
+    """`./pants ARGS` in the copy at `root`, then its pantsd's memory (pantsd_rss) once pantsd has settled."""
+    wall = _pants(root, *args)
+    time.sleep(1.0)  # let pantsd finish what it does after answering
+    return {"command": f"./pants {' '.join(args)}", **pantsd_rss(root), "wall_s": round(wall, 2)}
+
+
+def pantsd_memory(tmp: Path, log: Callable[[str], None], rounds: int = 1, with_plugin: Optional[dict] = None) -> dict:
     """pantsd (process tree RSS, plus processes running from the copy) with the plugin after `flyte-plan
     examples::`, and of the same repo without the backend after `list ::`: each in a fresh copy with its own pantsd,
-    one after the other; what runs from the copy is stopped and the copy deleted afterwards."""
+    one after the other; what runs from the copy is stopped and the copy deleted afterwards. With `rounds` > 1,
+    each side is the round of median RSS: a fresh pantsd's RSS varies by tens of MB from one start to the next.
+    `with_plugin` given (an rss_after(..., *WITH_PLUGIN) sample another copy's pantsd took): that side is not
+    measured again (the smoke run's shortcut: it spares one cold pantsd)."""
+    samples: dict = {"with_plugin": [] if with_plugin is None else [with_plugin], "without_plugin": []}
+    for i in range(rounds):
+        for name, args, strip in (("with_plugin", WITH_PLUGIN, False), ("without_plugin", ("list", "::"), True)):
+            if name == "with_plugin" and with_plugin is not None:
+                continue
+            root = tmp / f"mem-{name}-{i}"
+            root.mkdir()
+            copy_repo(root)
+            if strip:
+                without_backend(root)
+            try:
+                log(f"pantsd memory, {name.replace('_', ' ')} ({i + 1}/{rounds}): ./pants {' '.join(args)}...")
+                samples[name].append(rss_after(root, *args))
+            finally:
+                kill_pantsd(root, wait_s=10)
+                stop_processes_of(root)
+                shutil.rmtree(root, ignore_errors=True)
     out = {}
-    for name, args, strip in (("with_plugin", ("flyte-plan", "examples::"), False),
-                              ("without_plugin", ("list", "::"), True)):
-        root = tmp / f"mem-{name}"
-        root.mkdir()
-        copy_repo(root)
-        if strip:
-            without_backend(root)
-        try:
-            log(f"pantsd memory, {name.replace('_', ' ')}: ./pants {' '.join(args)}...")
-            wall = _pants(root, *args)
-            time.sleep(1.0)  # let pantsd finish what it does after answering
-            out[name] = {"command": f"./pants {' '.join(args)}", **pantsd_rss(root), "wall_s": round(wall, 2)}
-        finally:
-            kill_pantsd(root, wait_s=10)
-            stop_processes_of(root)
-            shutil.rmtree(root, ignore_errors=True)
+    for name, taken in samples.items():
+        out[name] = dict(sorted(taken, key=lambda m: m["rss_mb"])[len(taken) // 2])
+        if len(taken) > 1:
+            out[name]["samples_mb"] = [m["rss_mb"] for m in taken]
     out["delta_mb"] = round(out["with_plugin"]["rss_mb"] - out["without_plugin"]["rss_mb"], 1)
     return out
 

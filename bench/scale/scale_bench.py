@@ -17,9 +17,11 @@ project. Steps, per tool:
   lib        after a one-line edit of the shared lib every task imports (scale/lib/common.py)
 
 and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, and after a one-module edit (a new one, so
-nothing replays), with `./pants list` of the same specs as the floor of any Pants command. Each row is one sample
-(read the ratios, and the load average printed with them). Entities registered, gRPC calls received and bytes
-uploaded are counted on the stand-in.
+nothing replays), with `./pants list` of the same specs as the floor of any Pants command. The one-module edit
+(quiet and under load) and the plans are the median of --repeats rounds, each after a new edit of the module and
+each measuring every tool; the other steps are one sample (read the ratios, and the load average printed with
+them). Entities registered, gRPC calls received and bytes uploaded are counted on the stand-in (a step's largest
+count over its rounds).
 
 At the first project count and latency only (they do not depend on the repository's size):
 
@@ -34,8 +36,9 @@ in a copy without the flytebuild backend after `list ::` (bench/scale/measures.p
 the first latency's deploy steps and plans (plan after an edit at the largest ÷ the smallest count is a target).
 
 `--quick` (a smoke run, tests/bench/test_scale_bench.py): 2 projects of tiny assets, 0 ms, no `--copy all`
-and no lib edit, one sample, `--load` on with one CPU hog: every code path in a few minutes, numbers
-meaningless.
+and no lib edit, one sample, `--load` on with one CPU hog, `--copy auto` at the edits only, no warm-up of the
+local runs, pantsd's memory with the plugin taken in the bench's own copy: every target measured in two minutes,
+numbers meaningless.
 """
 from __future__ import annotations
 
@@ -200,6 +203,9 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
     shape = generated_repo(root, n, asset_kb=opts.asset_kb)
     tools = Tools(root, tmp, n)
     deploy_tools = [t for t in TOOLS if t != "all" or not opts.quick]
+    # --quick: `--copy auto` is the yardstick of the one-module edit only (no target reads its first or
+    # nothing-changed deploy); pants and the CLI deploy first to fill their ledgers.
+    first_tools = [t for t in deploy_tools if t != "auto" or not opts.quick]
     edits = Edits(root)
     try:
         log(f"{n} projects: starting pantsd (./pants list)...")
@@ -217,24 +223,32 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                     return {"wall_s": round(dt, 3), "load": load, "rpcs": delta["rpcs"], "bytes": delta["bytes"],
                             "registered": registered_since(admin, mark)}
 
+                def module_edits(tools_: list) -> dict:
+                    # One sample is one scheduler hiccup away from a different verdict: the median of `repeats`
+                    # rounds, each a new edit measured by every tool; counts are the worst round's.
+                    rounds = []
+                    for _ in range(opts.repeats):
+                        edits.edit(MODULE)
+                        rounds.append({tool: measure(tool) for tool in tools_})
+                    return {tool: median_of([r[tool] for r in rounds]) for tool in tools_}
+
                 steps = {}
                 log(f"{n} projects, {latency} ms: first deploys and nothing-changed...")
                 for step in ("first", "again"):
-                    steps[step] = {tool: measure(tool) for tool in deploy_tools}
-                for step, rel in (("module", MODULE), ("lib", LIB)):
-                    if step == "lib" and opts.quick:
-                        continue
-                    log(f"{n} projects, {latency} ms: {step} edit...")
-                    edits.edit(rel)
-                    steps[step] = {tool: measure(tool) for tool in deploy_tools}
+                    steps[step] = {tool: measure(tool) for tool in first_tools}
+                log(f"{n} projects, {latency} ms: module edit ({opts.repeats} rounds)...")
+                steps["module"] = module_edits(deploy_tools)
+                if not opts.quick:
+                    log(f"{n} projects, {latency} ms: lib edit...")
+                    edits.edit(LIB)
+                    steps["lib"] = {tool: measure(tool) for tool in deploy_tools}
                 out["latency"][str(latency)] = steps
                 if extras and i == 0 and opts.load:
                     # The smoke run (a test, next to other tests) only proves the mechanism: one hog.
                     hogs = 1 if opts.quick else os.cpu_count() or 1
                     log(f"{n} projects, {latency} ms: one-module edit under load ({hogs} CPU hogs)...")
                     with measures.cpu_hogs(hogs):
-                        edits.edit(MODULE)
-                        loaded = {tool: measure(tool) for tool in ("pants", "cli", "auto")}
+                        loaded = module_edits(["pants", "cli", "auto"])
                     quiet = steps["module"]
                     ratio = {t: round(loaded[t]["wall_s"] / loaded["auto"]["wall_s"], 3) for t in ("pants", "cli")}
                     before = {t: round(quiet[t]["wall_s"] / quiet["auto"]["wall_s"], 3) for t in ("pants", "cli")}
@@ -252,7 +266,7 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                             expected)
                 edits.undo()
         if extras:
-            out["run"] = bench_runs(tools, edits, opts.repeats)
+            out["run"] = bench_runs(tools, edits, opts.repeats, warm_up=not opts.quick)
         log(f"{n} projects: plans...")
         plans = {}
 
@@ -263,13 +277,26 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                         "load": load}
             return {"wall_s": round(timed(tools.cli + ["plan"], root, tools.cli_env), 3), "load": load}
 
-        plans["list"] = {"wall_s": round(timed(tools.pants + ["list", *tools.specs], root, tools.pants_env), 3),
-                         "load": loadavg()}
-        plans["warm"] = {k: plan(k) for k in ("pants", "cli")}
-        edits.edit(MODULE)
-        plans["edit"] = {k: plan(k) for k in ("pants", "cli")}
+        def plans_of(edit: bool) -> dict:
+            rounds = []
+            for _ in range(opts.repeats):
+                if edit:
+                    edits.edit(MODULE)
+                rounds.append({k: plan(k) for k in ("pants", "cli")})
+            return {k: median_of([r[k] for r in rounds]) for k in ("pants", "cli")}
+
+        plans["list"] = median_of([{"wall_s": round(timed(tools.pants + ["list", *tools.specs], root,
+                                                            tools.pants_env), 3), "load": loadavg()}
+                                   for _ in range(opts.repeats)])
+        plans["warm"] = plans_of(edit=False)
+        plans["edit"] = plans_of(edit=True)
         edits.undo()
         out["plans"] = plans
+        if extras and opts.quick:
+            # The smoke run measures pantsd with the plugin in this copy's pantsd, warm already, rather than in a
+            # fresh copy (a cold pantsd more); the numbers of a smoke run mean nothing anyway.
+            log(f"{n} projects: pantsd memory with the plugin, in this copy: ./pants {' '.join(measures.WITH_PLUGIN)}")
+            out["memory_with_plugin"] = measures.rss_after(root, *measures.WITH_PLUGIN)
         return out
     finally:
         edits.undo()
@@ -277,13 +304,27 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         measures.stop_processes_of(root)
 
 
-def bench_runs(tools: Tools, edits: Edits, repeats: int) -> dict:
+def median_of(samples: list) -> dict:
+    """Rounds of one measurement: the median wall time (and every sample's), the highest count of each counter
+    (a round that registered or uploaded more must show)."""
+    out = dict(max(samples, key=lambda m: m.get("registered", 0)))
+    out["wall_s"] = round(statistics.median(m["wall_s"] for m in samples), 3)
+    for key in ("rpcs", "bytes", "registered"):
+        if key in samples[0]:
+            out[key] = max(m[key] for m in samples)
+    if len(samples) > 1:
+        out["samples_s"] = [m["wall_s"] for m in samples]
+    return out
+
+
+def bench_runs(tools: Tools, edits: Edits, repeats: int, warm_up: bool = True) -> dict:
     """A local run of one project's workflow: unchanged (after a warm-up of each tool), and right after an edit of
     a module it imports (a new edit before every sample). Median of `repeats` samples; ratios ÷ `pyflyte run`."""
     runs = tools.runs()
-    log(f"{tools.n} projects: local runs (warm-up)...")
-    for cmd in runs.values():
-        timed(*cmd)
+    if warm_up:
+        log(f"{tools.n} projects: local runs (warm-up)...")
+        for cmd in runs.values():
+            timed(*cmd)
     out = {}
     for step in ("unchanged", "edit"):
         log(f"{tools.n} projects: local runs, {step}...")
@@ -317,11 +358,12 @@ def render(res: dict) -> str:
         if r.get("load"):
             rounds.append((r["load"]["latency"], f"module, {r['load']['hogs']} CPU hogs", r["load"]["module"]))
         for latency, step, by_tool in rounds:
-            base = by_tool["auto"]["wall_s"]
+            base = by_tool.get("auto", {}).get("wall_s")  # --quick measures `--copy auto` at the edits only
             for tool in TOOLS:
                 m = by_tool.get(tool)
                 if m:
-                    lines.append(f"| {latency} ms | {step} | {tool} | {m['wall_s']:.2f} | {m['wall_s'] / base:.2f}x | "
+                    ratio = f"{m['wall_s'] / base:.2f}x" if base else "—"
+                    lines.append(f"| {latency} ms | {step} | {tool} | {m['wall_s']:.2f} | {ratio} | "
                                  f"{m['registered']} | {m['rpcs']} | {m['bytes']:,} | {m['load']} |")
         p = r["plans"]
         lines += [
@@ -400,7 +442,8 @@ def main() -> None:
         for i, n in enumerate(args.projects):
             # larger project counts: the first latency only, without the extras (they do not depend on size)
             res["projects"][str(n)] = bench_projects(n, latencies if i == 0 else latencies[:1], tmp, args, i == 0)
-        res["memory"] = measures.pantsd_memory(tmp, log)
+        first = res["projects"][str(args.projects[0])]
+        res["memory"] = measures.pantsd_memory(tmp, log, args.repeats, first.pop("memory_with_plugin", None))
         res["targets"] = targets.evaluate(res)
         res["total_s"] = round(time.time() - started, 1)
     finally:

@@ -27,6 +27,8 @@ def test_the_bazel_guide_from_an_empty_directory(tmp_path, wheel):
         out = docscript.run(DOC, "test_adopt_bazel.py::test_the_bazel_guide_from_an_empty_directory", work,
                             {"WHEEL": str(wheel)}, env=env, timeout=2400)
     finally:
+        for pid in (tmp_path / "bazel-root").glob("_bazel_*/*/server/server.pid.txt"):
+            docscript.report_daemon_cpu(DOC, "the Bazel server", int(pid.read_text().strip()))
         subprocess.run(["bazel", "shutdown"], cwd=work, env={**os.environ, **env}, capture_output=True)
         subprocess.run(["chmod", "-R", "u+w", str(tmp_path)], capture_output=True)
     build, run = out[-2], out[-1]

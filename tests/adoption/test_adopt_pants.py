@@ -47,6 +47,7 @@ def test_the_pants_guide_from_an_empty_directory(tmp_path, wheel):
     finally:
         for pid in work.glob(".pids/*/pantsd/pid"):
             try:
+                docscript.report_daemon_cpu(DOC, "pantsd", int(pid.read_text().strip()))
                 os.kill(int(pid.read_text().strip()), signal.SIGTERM)
             except (OSError, ValueError):
                 pass

@@ -63,9 +63,10 @@ def test_blake3_resolves_next_to_pants_pins(wheel, tmp_path):
     Pants 2.17.1's typing-extensions==4.3.0 allows (1.0.10 would need >= 4.6)."""
     py39 = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")) + ["/usr/bin/python3.9"])
     py39 = next((p for p in py39 if os.path.exists(p)), None) or "python3.9"
-    subprocess.run([py39, "-m", "venv", str(tmp_path / "v")], check=True)
     report = tmp_path / "report.json"
-    subprocess.run([str(tmp_path / "v/bin/pip"), "install", "-q", "--dry-run", "--report", str(report),
+    # The interpreter's own pip (a venv's is the same one, from ensurepip); --ignore-installed: the answer is
+    # that of an empty venv, without making one (measured: 7 s of CPU for the same report).
+    subprocess.run([py39, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed", "--report", str(report),
                     "pantsbuild.pants==2.17.1", str(wheel)], check=True, capture_output=True)
     chosen = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
               for i in json.loads(report.read_text())["install"]}

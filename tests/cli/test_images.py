@@ -18,6 +18,14 @@ def repo(registry_repo):
     return registry_repo
 
 
+@pytest.fixture(scope="module")
+def xdg(tmp_path_factory) -> Path:
+    """The module's XDG_CACHE_HOME: its layer cache (`flytebuild/oci`) is filled by the first build and reused by
+    the others. Builds from empty caches give the same digest on every front end: tests/e2e/test_equivalence.py
+    (the CLI, Pants and Bazel, every example image) and tests/images/test_package.py (twice with Pants)."""
+    return tmp_path_factory.mktemp("cli-xdg")
+
+
 def _package(cli, repo, cache, *args, command="package"):
     return cli("-c", "examples/flytebuild.toml", command, *args, cwd=repo.root, check=True,
                env={**PEX_ROOT, "XDG_CACHE_HOME": str(cache)})
@@ -30,23 +38,23 @@ def _labels(layout: Path) -> dict:
     return json.loads(blob(manifest["config"]["digest"]).read_text())["config"]["Labels"]
 
 
-def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, repo, registry, tmp_path):
+def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, repo, registry, xdg, tmp_path):
     forget_repository(registry, "flytebuild/baked")  # the session's registry: another test may have pushed it
-    first = _package(cli, repo, tmp_path / "c1", "baked-image", command="publish")
+    first = _package(cli, repo, xdg, "baked-image", command="publish")
     summary = json.loads((repo.root / "dist/baked-image.image.json").read_text())
     assert summary["pushed"] is True and summary["ref"].startswith(f"{registry.host}/flytebuild/baked:")
     assert "pushed " + summary["ref"] in first.stdout
     names = [layer["name"] for layer in summary["layers"]]
     assert names[-2:] == ["scripts", "sources"] and any("flytekit" in n for n in names)
 
-    again = _package(cli, repo, tmp_path / "c1", "baked-image", command="publish")
+    again = _package(cli, repo, xdg, "baked-image", command="publish")
     assert "nothing built or pushed" in again.stdout
     assert json.loads((repo.root / "dist/baked-image.image.json").read_text())["digest"] == summary["digest"]
 
-    # From clean caches, `package` (as `pants package`) writes an OCI layout by default: the same manifest, holding
-    # exactly the closure, nothing pushed.
+    # `package` (as `pants package`) writes an OCI layout by default: the same manifest, holding exactly the
+    # closure, nothing pushed.
     out = tmp_path / "oci"
-    _package(cli, repo, tmp_path / "c2", "baked-image", "--dist", str(out))
+    _package(cli, repo, xdg, "baked-image", "--dist", str(out))
     oci = json.loads((out / "baked-image.image.json").read_text())
     assert oci["digest"] == summary["digest"] and (oci["output"], oci["pushed"]) == ("oci", False)
     plan = json.loads(cli("-c", "examples/flytebuild.toml", "plan", "--format=json", "baked-image",
@@ -54,8 +62,9 @@ def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, r
     baked = sorted(p.split("/", 1)[1] for p in plan["images"][0]["sources"])  # source root stripped
     assert json.loads(_labels(out / "baked.oci")["org.flytebuild.source-files"]) == baked
 
-    # The Pants adapter builds the same image from the same inputs.
-    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c3'}", "--flyte-image-output=oci",
+    # The Pants adapter builds the same image from the same inputs: in the CLI's layer cache, a layer whose inputs
+    # Pants gathered differently would be built anew (and differ).
+    proc = repo.pants(f"--flyte-image-cache-dir={xdg / 'flytebuild/oci'}", "--flyte-image-output=oci",
                       "package", "examples/baked:image")
     assert proc.returncode == 0, proc.stderr
     pants_summary = json.loads((repo.root / "dist/examples.baked/image.image.json").read_text())
@@ -67,16 +76,16 @@ def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, r
     assert pants_summary["digest"] == oci["digest"] == summary["digest"]
 
 
-def test_deploy_pushes_images_first_and_tasks_name_the_content_tag(cli, repo, registry, user_python, tmp_path):
+def test_deploy_pushes_images_first_and_tasks_name_the_content_tag(cli, repo, registry, user_python, xdg):
     """As `pants flyte-deploy`: the image is pushed before registering, and the task names its content tag (never a
     digest: a tag is trusted only with our fingerprint label, so `--no-push-images` then a push cannot conflict)."""
     from tests.support.flyteadmin.fixture import flyteadmin
 
     with flyteadmin(user_python) as admin:
-        proc = _package(cli, repo, tmp_path / "c", "baked-image")  # warm the layer cache
+        proc = _package(cli, repo, xdg, "baked-image")  # the layer cache warm
         ref = json.loads((repo.root / "dist/baked-image.image.json").read_text())
         proc = cli("-c", "examples/flytebuild.toml", "deploy", "baked-wf", "--endpoint", admin.endpoint, "--insecure",
-                   "--format=json", cwd=repo.root, env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "c")})
+                   "--format=json", cwd=repo.root, env={**PEX_ROOT, "XDG_CACHE_HOME": str(xdg)})
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stdout)
         (image,) = summary["images"]

@@ -77,6 +77,16 @@ def test_deploy_registers_once_then_nothing(cli, user_python, tmp_path):
         table = cli(*[a for a in args if a != "--format=json"])
         assert table.returncode == 0 and "unchanged" in table.stdout
 
+        # The ledger's trade: a wiped server is not asked while nothing changed; `--no-ledger` asks about every
+        # entity and registers them again (and leaves the ledger as it was: the next deploy trusts it again).
+        admin.wipe()
+        mark = admin.mark()
+        assert {e["status"] for e in json.loads(cli(*args, check=True).stdout)["entities"]} == {"unchanged"}
+        assert admin.since(mark)["rpcs"] == 0
+        asked = json.loads(cli(*args, "--no-ledger", check=True).stdout)
+        assert {e["status"] for e in asked["entities"]} == {"registered"} and "ledger" not in asked
+        assert len(admin.store.ids("task")) == len(registered) and admin.since(mark)["rpcs"] > len(asked["entities"])
+
 
 def test_deploy_without_an_admin_is_a_clear_error(cli):
     proc = cli("-c", CONFIG, "deploy", "baked-wf", "--dry-run")

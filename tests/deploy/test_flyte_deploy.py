@@ -170,6 +170,10 @@ def test_a_wiped_server_is_registered_again_at_the_next_change(deploy_repo, fres
     mark = fresh_admin.mark()
     _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed:wf")
     assert summary["counts"]["unchanged"] == everything and fresh_admin.since(mark)["rpcs"] == 0
+    # Without the ledger ([flyte].ledger = false) the deploy asks about every entity: all registered again.
+    _, summary = deploy_repo.deploy(fresh_admin, "examples/mixed:wf", options=("--no-flyte-ledger",))
+    assert summary["counts"]["registered"] == everything and "ledger" not in summary
+    fresh_admin.wipe()  # the ledger was left as it was: it vouches again, until the next change finds the wipe
     module = "examples/mixed/fast_tasks.py"
     original = deploy_repo.read(module)
     deploy_repo.write(module, original + "\n# an edit\n")

@@ -22,6 +22,7 @@ tests/docs/test_docs.py; see CONTRIBUTING.md "Docs are tested"):
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -142,6 +143,9 @@ class TestSource:
     read_texts: Dict[Path, str] = field(default_factory=dict)  # files the test names
     defs: Dict[str, ast.AST] = field(default_factory=dict)  # helper functions and fixtures by name
     names: Dict[str, List[object]] = field(default_factory=dict)  # module-level string tuples by name
+    # Computed once per test file and test (each was recomputed per line of a block: seconds per guide).
+    normalized: List[str] = field(default_factory=list)
+    literals: Dict[str, List[object]] = field(default_factory=dict)
 
 
 def _module_strings(tree: ast.Module) -> Dict[str, List[object]]:
@@ -208,11 +212,18 @@ def _files_named_in(text: str, base: Path) -> Set[Path]:
                 continue
             if p.is_file():
                 found.add(p)
-            elif p.is_dir() and p != REPO:
-                # a directory the test works on: its build and config files, all the way down
-                found.update(c for c in p.rglob("*") if c.is_file() and (
-                    c.name in ("BUILD", "BUILD.bazel", "WORKSPACE") or c.suffix in (".toml", ".yaml", ".yml", ".md")))
+            elif p.is_dir() and p != REPO and not _hidden_or_output(p):
+                # a directory the test works on: its build and config files, all the way down; not into hidden or
+                # output directories (a test naming `.bootstrap/cache` would walk 190,000 cached files)
+                for top, dirs, files in os.walk(p):
+                    dirs[:] = [d for d in dirs if not _hidden_or_output(Path(top) / d)]
+                    found.update(Path(top) / f for f in files if f in ("BUILD", "BUILD.bazel", "WORKSPACE") or
+                                 os.path.splitext(f)[1] in (".toml", ".yaml", ".yml", ".md"))
     return found
+
+
+def _hidden_or_output(path: Path) -> bool:
+    return any(part.startswith(".") or part in ("dist", "__pycache__") for part in path.relative_to(REPO).parts)
 
 
 _SOURCES: Dict[Path, TestSource] = {}
@@ -242,6 +253,12 @@ def test_source(path: Path) -> TestSource:
 
 def test_literals(src: TestSource, name: str) -> List[object]:
     """Every string literal the test function uses, helpers it calls included."""
+    if name not in src.literals:
+        src.literals[name] = _test_literals(src, name)
+    return src.literals[name]
+
+
+def _test_literals(src: TestSource, name: str) -> List[object]:
     parts = name.split("::")
     body: Sequence[ast.stmt] = src.tree.body
     for part in parts[:-1]:
@@ -267,7 +284,9 @@ def defines_test(src: TestSource, name: str) -> bool:
 
 
 def _texts(src: TestSource) -> List[str]:
-    return [_norm(src.text)] + [_norm(t) for t in src.read_texts.values()]
+    if not src.normalized:
+        src.normalized = [_norm(src.text)] + [_norm(t) for t in src.read_texts.values()]
+    return src.normalized
 
 
 def _has(lits: List[object], token: str) -> bool:

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.fixtures import forget_repository
 
 IMAGE = "examples/baked:image"
@@ -20,6 +22,13 @@ def package(repo, cache: Path, *args: str, check: bool = True):
     if check:
         assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     return proc
+
+
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory) -> Path:
+    """A layer cache the module's tests share, for those that are not about empty caches (building from empty caches:
+    the first test): the image is built once, not once per test."""
+    return tmp_path_factory.mktemp("layers")
 
 
 def summary(repo) -> dict:
@@ -66,9 +75,9 @@ def user_literal_map(user_python: str, code: str, out: Path) -> None:
     subprocess.run([user_python, "-c", code, str(out)], check=True, capture_output=True, text=True)
 
 
-def test_baked_task_runs_from_the_pulled_image(repo, registry, docker, user_python, tmp_path):
+def test_baked_task_runs_from_the_pulled_image(repo, registry, docker, user_python, layers, tmp_path):
     """pyflyte-execute inside the image runs a baked task on local-file inputs: no code bundle."""
-    package(repo, tmp_path / "c")
+    package(repo, layers)
     ref = summary(repo)["ref"]
     docker.run("pull", ref)
     data = tmp_path / "data"
@@ -108,8 +117,8 @@ def registry_layers(registry, ref: str) -> list:
     return [d["digest"] for d in manifest["layers"]]
 
 
-def test_source_change_in_closure_uploads_only_the_sources_layer(repo, registry, tmp_path):
-    cache = tmp_path / "c"
+def test_source_change_in_closure_uploads_only_the_sources_layer(repo, registry, layers):
+    cache = layers
     package(repo, cache)
     before = summary(repo)
     path = "examples/shared/helpers.py"
@@ -128,8 +137,8 @@ def test_source_change_in_closure_uploads_only_the_sources_layer(repo, registry,
     assert sources["size"] < after["bytes_uploaded"] < sources["size"] + 20_000  # + the config blob
 
 
-def test_change_outside_closure_changes_nothing(repo, tmp_path):
-    cache = tmp_path / "c"
+def test_change_outside_closure_changes_nothing(repo, layers):
+    cache = layers
     package(repo, cache)
     before = summary(repo)
     path = "examples/mixed/plain_tasks.py"
@@ -182,8 +191,8 @@ def test_bad_input_fails_clearly_and_tags_nothing(repo, registry, make_registry,
         assert tags.status == 404 or not (json.loads(tags.read()).get("tags") or [])
 
 
-def test_oci_layout_and_docker_load_outputs(repo, docker, tmp_path):
-    cache = tmp_path / "c"
+def test_oci_layout_and_docker_load_outputs(repo, docker, layers):
+    cache = layers
     package(repo, cache, "--flyte-image-output=oci")
     s = summary(repo)
     layout = repo.root / "dist" / "examples.baked" / "baked.oci"
@@ -219,13 +228,13 @@ def test_oci_layout_and_docker_load_outputs(repo, docker, tmp_path):
     assert out.split() == ["/opt/flytebuild/bin/pyflyte-execute", "/opt/flytebuild/bin/pyflyte-fast-execute"]
 
 
-def test_package_builds_and_publish_pushes_the_same_image(repo, registry, tmp_path):
+def test_package_builds_and_publish_pushes_the_same_image(repo, registry, layers):
     """Pants idioms: `package` builds (an OCI layout under dist/, nothing pushed), `publish` pushes that layout;
     the pushed manifest is the one `package --flyte-image-output=push` (and `flyte-deploy`) pushes."""
     from flytebuild.oci import RegistryClient
     from flytebuild.oci.registry import Reference
 
-    cache = tmp_path / "c"
+    cache = layers
     built = repo.pants(f"--flyte-image-cache-dir={cache}", "package", IMAGE)
     assert built.returncode == 0, built.stderr
     s = summary(repo)

@@ -422,7 +422,8 @@ def test_binds_loopback_only_and_teardown_stops_everything(user_python):
 
 
 def test_every_call_is_counted_latency_delays_each_and_wipe_forgets_everything(user_python):
-    """What benches and the deploy ledger tests rely on: the call count, the per-call latency, a reset server."""
+    """What benches and the deploy ledger tests rely on: the call count, the per-call latency (set at start or
+    changed while the server runs), a reset server."""
     body = """
         import time
         t = serialize(double)
@@ -443,7 +444,9 @@ def test_every_call_is_counted_latency_delays_each_and_wipe_forgets_everything(u
         assert out["create"] == out["get"] == "OK"
         assert fast.store.rpcs() == {"CreateTask": 1, "GetTask": 5}
         mark = fast.mark()
+        fast.set_latency(100)  # from now on, as if started with latency_ms=100
         out = run_user(user_python, body, fast.endpoint, fast.http_endpoint)
+        assert out["five_gets_s"] >= 0.5
         assert out["create"].startswith("ALREADY_EXISTS")
         assert out["after_wipe"].startswith("NOT_FOUND")
         assert fast.since(mark)["rpcs"] == 7

@@ -6,7 +6,8 @@ Content-MD5 and a body that hashes to it (S3 answers BadDigest otherwise); an ex
 URL is refused with 403. Objects land under <state_dir>/blobs/<bucket>/<key>.
 
 The same server answers the test side's JSON queries: GET /_state, GET /_entity?kind=...&project=...,
-and POST /_wipe (forget every entity and object: a FlyteAdmin whose database and bucket were reset).
+POST /_wipe (forget every entity and object: a FlyteAdmin whose database and bucket were reset) and
+POST /_latency {"ms": N} (the delay added to every gRPC call from now on).
 """
 import base64
 import hashlib
@@ -139,6 +140,10 @@ def make_handler(blobs: BlobStore):
             if urlsplit(self.path).path == "/_wipe":
                 blobs.store.wipe()
                 return self._json({"wiped": True})
+            if urlsplit(self.path).path == "/_latency":
+                length = int(self.headers.get("Content-Length", "0"))
+                blobs.store.latency_s = float(json.loads(self.rfile.read(length))["ms"]) / 1000.0
+                return self._json({"latency_ms": blobs.store.latency_s * 1000.0})
             return self._send(404, b"not found")
 
         def do_GET(self):

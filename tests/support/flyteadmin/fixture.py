@@ -15,6 +15,7 @@
         admin.store.rpcs()         # {"GetTask": n, "CreateTask": n, ...}: every gRPC call the server received
         admin.mark()               # counters/uploads/rpcs since a mark: admin.since(mark)
         admin.wipe()               # forget every entity and upload (a reset database and bucket)
+        admin.set_latency(0)       # the per-call delay from now on (ms)
 
     flyteadmin(..., latency_ms=20) delays every gRPC answer by 20 ms (benches).
 
@@ -158,7 +159,14 @@ class AdminHandle:
                 "rpcs": now["rpcs"] - mark["rpcs"]}
 
     def wipe(self) -> None:
-        req = urllib.request.Request(self.http_endpoint + "/_wipe", data=b"", method="POST")
+        self._post("/_wipe", b"")
+
+    def set_latency(self, ms: float) -> None:
+        """Delay every gRPC call answered from now on by `ms` (a test that needed a slow server for one step)."""
+        self._post("/_latency", json.dumps({"ms": ms}).encode())
+
+    def _post(self, path: str, data: bytes) -> None:
+        req = urllib.request.Request(self.http_endpoint + path, data=data, method="POST")
         with urllib.request.urlopen(req, timeout=30) as rsp:
             rsp.read()
 

@@ -1,7 +1,8 @@
 """Run the stand-in FlyteAdmin: `python -m flyteadmin.server --port 0 --state-dir DIR [--latency-ms N]`.
 
 --latency-ms adds N ms to every gRPC call before it is answered (a real FlyteAdmin writes each entity to a
-database; benches compare tools at 0 and 20 ms). Every call is counted by method name (/_state "rpcs").
+database; benches compare tools at 0 and 20 ms); POST /_latency {"ms": N} changes it while the server runs. Every
+call is counted by method name (/_state "rpcs").
 
 Binds 127.0.0.1 only (gRPC and the HTTP object store / state endpoint), then prints one JSON line
 to stdout: {"grpc_port": ..., "http_port": ..., "pid": ...}. Exits on SIGTERM/SIGINT or when its
@@ -29,30 +30,31 @@ LOOPBACK = "127.0.0.1"
 
 
 class CallInterceptor(grpc.ServerInterceptor):
-    """Counts every call on arrival (whatever its answer) and, with a latency, delays its answer."""
+    """Counts every call on arrival (whatever its answer) and, with a latency (the store's), delays its answer."""
 
-    def __init__(self, store: Store, latency_s: float):
+    def __init__(self, store: Store):
         self.store = store
-        self.latency_s = latency_s
 
     def intercept_service(self, continuation, handler_call_details):
         self.store.count_rpc(handler_call_details.method.rsplit("/", 1)[-1])
-        if self.latency_s:
-            time.sleep(self.latency_s)
+        latency_s = self.store.latency_s
+        if latency_s:
+            time.sleep(latency_s)
         return continuation(handler_call_details)
 
 
 def serve(port: int, http_port: int, state_dir: str, projects, execution_phase: str, latency_ms: float = 0):
     os.makedirs(state_dir, exist_ok=True)
     store = Store(state_dir=state_dir,
-                  execution_phase=core_execution_pb2.WorkflowExecution.Phase.Value(execution_phase))
+                  execution_phase=core_execution_pb2.WorkflowExecution.Phase.Value(execution_phase),
+                  latency_s=latency_ms / 1000.0)
     for p in projects:
         store.register_project(project_pb2.Project(id=p, name=p))
     blobs = BlobStore(state_dir, store)
     httpd = start_http(blobs, http_port)
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 0)],
-                         interceptors=[CallInterceptor(store, latency_ms / 1000.0)])
+                         interceptors=[CallInterceptor(store)])
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(store), server)
     dataproxy_pb2_grpc.add_DataProxyServiceServicer_to_server(DataProxyService(store, blobs), server)
     bound = server.add_insecure_port(f"{LOOPBACK}:{port}")

@@ -89,6 +89,7 @@ class Store:
     counters: Dict[str, Counter] = field(default_factory=dict)
     uploads: List[dict] = field(default_factory=list)
     rpcs: Dict[str, int] = field(default_factory=dict)  # every gRPC call by method name, counted on arrival
+    latency_s: float = 0.0  # added to every gRPC call (server.py); a test may change it while the server runs
     _seq: int = 0
 
     # --- bookkeeping -------------------------------------------------------------------------

@@ -76,6 +76,8 @@ def _admin(ctx):
         admin["config"] = ctx.attr.config
     if ctx.attr.admin_timeout:
         admin["admin_timeout"] = ctx.attr.admin_timeout
+    if not ctx.attr.ledger:
+        admin["ledger"] = False
     return admin
 
 flyte_settings = rule(
@@ -102,6 +104,10 @@ flyte_settings = rule(
         ),
         "config": attr.string(doc = "A flytekit config.yaml (absolute path) for FlyteAdmin: endpoint, TLS, auth."),
         "admin_timeout": attr.int(doc = "Seconds to wait for FlyteAdmin (0: the CLI's default)."),
+        "ledger": attr.bool(
+            default = True,
+            doc = "Trust the deploy ledger (unchanged entities cost no gRPC call); False: ask FlyteAdmin every time.",
+        ),
         "persistent_worker": attr.bool(
             doc = "Plan and package actions run in a persistent worker that forks the user's code from a warm " +
                   "process of the user's environment. Needs `build --experimental_worker_allow_json_protocol` " +

@@ -21,7 +21,7 @@ FlyteSettingsInfo = provider(
         "default_base": "default base image",
         "default_image": "image for tasks naming none (a reference), or empty",
         "environment": "overlay of pod templates to apply, or empty",
-        "admin": "dict: FlyteAdmin settings for `bazel run` (endpoint, insecure, config, admin_timeout; unset keys absent)",
+        "admin": "dict: FlyteAdmin settings for `bazel run` (endpoint, insecure, config, admin_timeout, ledger; unset keys absent)",
         "env": "dict: extra environment for flytebuild actions (PEX_ROOT, image cache)",
         "worker": "File or None: the persistent worker's executable (flyte_settings.persistent_worker)",
     },

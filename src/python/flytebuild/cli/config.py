@@ -194,7 +194,7 @@ def _read_toml(path: str) -> Dict[str, Any]:
 _TOP_KEYS = {
     "root", "source_roots", "python", "requirements", "lockfile", "module_mapping", "default_image",
     "default_base", "registry", "project", "domain", "images", "workflows",
-    "endpoint", "insecure", "config", "admin_timeout", "image_cache_dir", "image_push_jobs",
+    "endpoint", "insecure", "config", "admin_timeout", "ledger", "image_cache_dir", "image_push_jobs",
     "relative_to_root", "targets", "pod_templates", "environment", "references", "user_code_timeout",
 }
 _REFERENCE_KEYS = {"kind", "entity_name", "version", "project", "domain", "default_inputs"}
@@ -444,6 +444,7 @@ def load_project(path: str) -> Project:
                 insecure=top.bool("insecure"),  # unset: the flytekit config decides, TLS without one
                 config=os.path.join(directory, os.path.expanduser(top.str("config"))) if top.str("config") else None,
                 timeout=top.int("admin_timeout", DEFAULT_ADMIN_TIMEOUT),
+                ledger=top.bool("ledger") is not False,
             ),
         ),
         images=tuple(images),

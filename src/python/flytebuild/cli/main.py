@@ -234,6 +234,8 @@ def _deploy_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--endpoint", help="FlyteAdmin gRPC endpoint host:port (overrides `endpoint`)")
     parser.add_argument("--insecure", action="store_true", default=None, help="plaintext gRPC (overrides `insecure`)")
+    parser.add_argument("--no-ledger", dest="ledger", action="store_false", default=None,
+                        help="ask FlyteAdmin about every entity, trusting no deploy ledger (overrides `ledger`)")
 
 
 def _write(text: str, output: Optional[str]) -> None:
@@ -453,14 +455,16 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _admin(project, args: argparse.Namespace):
-    """The configured admin settings with `--endpoint` / `--insecure` applied (flags win)."""
+    """The configured admin settings with `--endpoint` / `--insecure` / `--no-ledger` applied (flags win)."""
     import dataclasses
 
     admin = project.settings.admin
+    ledger = getattr(args, "ledger", None)  # `run --remote` has no such flag
     return dataclasses.replace(
         admin,
         endpoint=args.endpoint or admin.endpoint,
         insecure=args.insecure if args.insecure is not None else admin.insecure,
+        ledger=admin.ledger if ledger is None else ledger,
     )
 
 

@@ -35,6 +35,9 @@ class AdminSettings:
     insecure: Optional[bool] = None
     config: Optional[str] = None  # absolute path of a flytekit config.yaml
     timeout: int = DEFAULT_ADMIN_TIMEOUT
+    # Trust the deploy ledger (runtime/ledger.py): off, every deploy asks FlyteAdmin about every entity, which is
+    # what a FlyteAdmin that is wiped or replaced at the same endpoint (a dev cluster) needs.
+    ledger: bool = True
 
     @property
     def configured(self) -> bool:

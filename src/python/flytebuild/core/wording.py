@@ -13,7 +13,7 @@ from typing import Callable, List, Tuple, Union
 Rule = Tuple["re.Pattern[str]", Union[str, Callable[["re.Match[str]"], str]]]
 
 _SETTINGS_KEYS = (
-    "default_image|default_base|registry|project|domain|endpoint|insecure|config|admin_timeout|environment|"
+    "default_image|default_base|registry|project|domain|endpoint|insecure|config|admin_timeout|ledger|environment|"
     "image_cache_dir|image_push_jobs|image_output"
 )
 

@@ -35,7 +35,8 @@ def deploy_request(
 ) -> dict:
     """runtime/deploy.py's request. `entities`: per serialized entity its file (relative to the request's
     directory), kind and whether it is fast; the bundle is written at `bundle/<name>`; `ledger_dir` holds the
-    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call).
+    deploy ledger (runtime/ledger.py: what was registered from here before, so unchanged entities cost no call),
+    unless the settings turn it off (`ledger`).
     Tasks keep their images' content tags on every path (no digest pinning), so `--no-push-images` and a normal
     deploy register identical entities (docs/reliability.md)."""
     request = {
@@ -45,7 +46,7 @@ def deploy_request(
         "dest_dir": ".",
         "entities": list(entities),
     }
-    if ledger_dir:
+    if ledger_dir and admin.ledger:
         request["ledger"] = {"dir": ledger_dir}
     return request
 

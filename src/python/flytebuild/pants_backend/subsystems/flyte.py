@@ -117,6 +117,16 @@ class FlyteSubsystem(Subsystem):
         default=DEFAULT_ADMIN_TIMEOUT,
         help="Seconds `flyte-deploy` waits to connect to FlyteAdmin, and for each call.",
     )
+    ledger = BoolOption(
+        default=True,
+        help=help_text(
+            """
+            Trust the deploy ledger (`.pants.d/flytebuild/ledger`): an entity registered from this repository
+            with the same content costs no gRPC call. Off: every deploy asks FlyteAdmin about every entity, for
+            a FlyteAdmin that may be wiped or replaced at the same endpoint.
+            """
+        ),
+    )
 
     environment = StrOption(
         default=None,

@@ -39,6 +39,7 @@ async def flyte_settings(flyte: FlyteSubsystem, build_root: BuildRoot) -> Settin
             insecure=None if flyte.options.is_default("insecure") else flyte.insecure,
             config=config,
             timeout=flyte.admin_timeout,
+            ledger=flyte.ledger,
         ),
     )
 
