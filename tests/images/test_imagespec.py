@@ -27,6 +27,14 @@ def specs_repo(repo, registry):
     return repo
 
 
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory) -> Path:
+    """A layer cache the module's tests share where empty caches are not the point (builds from empty caches:
+    test_same_inputs_same_digest_and_present_tag_is_not_rebuilt, the CLI against Pants below, and
+    tests/e2e/test_equivalence.py): `examples/specs:wf`'s image is built once, not once per test."""
+    return tmp_path_factory.mktemp("layers")
+
+
 def build(repo, cache: Path, *specs: str, env=None):
     return repo.pants(f"--flyte-image-cache-dir={cache}", "flyte-imagespec", "--format=json",
                       *(specs or ("examples/specs:wf",)), env=env or NO_ENGINE)
@@ -67,11 +75,11 @@ def manifest_and_config(registry, ref: str, cache: Path):
     return client, repository, manifest, digest, config
 
 
-def test_imagespec_without_target_is_built_pushed_and_used_by_the_plan(specs_repo, registry, tmp_path):
+def test_imagespec_without_target_is_built_pushed_and_used_by_the_plan(specs_repo, registry, layers, tmp_path):
     # Tags are content-addressed: another test of this worker's session (tests/e2e/test_equivalence.py) may have
     # pushed this very image to the same registry. Start without it, so "pushed" is this build's doing.
     drop_tag(registry, planned_tasks(specs_repo, "examples/specs:wf")["specs.etl.clean"]["image_ref"])
-    images = built(build(specs_repo, tmp_path / "c1"))
+    images = built(build(specs_repo, layers))
     assert len(images) == 1
     image = images[0]
     assert image["name"] == "specs-etl" and image["pushed"] is True
@@ -99,9 +107,9 @@ def test_imagespec_without_target_is_built_pushed_and_used_by_the_plan(specs_rep
     assert files == {f"root/{p}" for p in CLOSURE} | {"opt/flytebuild/sources.json"}
 
 
-def test_same_inputs_same_digest_and_present_tag_is_not_rebuilt(specs_repo, registry, tmp_path):
-    first = built(build(specs_repo, tmp_path / "c1"))[0]
-    again = built(build(specs_repo, tmp_path / "c1"))[0]
+def test_same_inputs_same_digest_and_present_tag_is_not_rebuilt(specs_repo, registry, layers, tmp_path):
+    first = built(build(specs_repo, layers))[0]
+    again = built(build(specs_repo, layers))[0]
     assert again["pushed"] is False and again["bytes_uploaded"] == 0 and again["digest"] == first["digest"]
     # Tag gone, clean cache: rebuilt byte for byte.
     drop_tag(registry, first["ref"])
@@ -109,16 +117,16 @@ def test_same_inputs_same_digest_and_present_tag_is_not_rebuilt(specs_repo, regi
     assert rebuilt["pushed"] is True and rebuilt["ref"] == first["ref"] and rebuilt["digest"] == first["digest"]
 
 
-def test_closure_edit_changes_the_tag_and_outside_edit_does_not(specs_repo, registry, tmp_path):
-    before = built(build(specs_repo, tmp_path / "c"))[0]
+def test_closure_edit_changes_the_tag_and_outside_edit_does_not(specs_repo, registry, layers):
+    before = built(build(specs_repo, layers))[0]
     notes = "examples/specs/notes.py"
     specs_repo.write(notes, specs_repo.read(notes) + "\nMORE = 1\n")
-    assert built(build(specs_repo, tmp_path / "c"))[0]["ref"] == before["ref"]
+    assert built(build(specs_repo, layers))[0]["ref"] == before["ref"]
     etl = "examples/specs/etl.py"
     original = specs_repo.read(etl)
     try:
         specs_repo.write(etl, original + "\n# edited\n")
-        after = built(build(specs_repo, tmp_path / "c"))[0]
+        after = built(build(specs_repo, layers))[0]
     finally:
         specs_repo.write(etl, original)
     assert after["ref"] != before["ref"] and after["pushed"] is True
@@ -181,10 +189,10 @@ def first(xs: list[int]) -> int:
 """
 
 
-def test_packages_outside_the_lockfile_are_resolved_by_pex(specs_repo, registry, tmp_path):
+def test_packages_outside_the_lockfile_are_resolved_by_pex(specs_repo, registry, layers, tmp_path):
     """toolz is in no lockfile of the repo: pex resolves it from the index for the spec's Python."""
     add_workflow(specs_repo, "small", INDEX_MODULE.format(registry=registry.host), "small_wf", "specs.small:first")
-    image = built(build(specs_repo, tmp_path / "c", "examples/specs:small_wf"))[0]
+    image = built(build(specs_repo, layers, "examples/specs:small_wf"))[0]
     # flytekit is added to what the spec lists (flytekit's builders do the same), pinned to the lockfile's.
     assert image["pushed"] is True and "toolz==0.12.1" in image["distributions"]
     assert "flytekit==1.16.31" in image["distributions"]
@@ -209,9 +217,9 @@ def hello(n: int) -> int:
 """
 
 
-def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, tmp_path):
+def test_commands_run_with_a_docker_engine(specs_repo, registry, docker, layers):
     add_workflow(specs_repo, "shell", ENGINE_MODULE.format(registry=registry.host), "shell_wf", "specs.shell:hello")
-    proc = build(specs_repo, tmp_path / "c", "examples/specs:shell_wf", env={"DOCKER_HOST": docker.host})
+    proc = build(specs_repo, layers, "examples/specs:shell_wf", env={"DOCKER_HOST": docker.host})
     image = built(proc)[0]
     assert image["engine"] is True and image["pushed"] is True
     assert (
@@ -312,7 +320,7 @@ def test_unbuildable_specs_get_one_clear_paragraph():
     assert "apt_packages, commands" in str(e.value) and "flyte_image(image_name='s')" in str(e.value)
 
 
-def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_repo, registry, user_python, tmp_path):
+def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_repo, registry, user_python, layers):
     """Over real gRPC to the stand-in FlyteAdmin: flyte-deploy builds the ImageSpec (same tag as the plan) first."""
     from flytebuild.oci import RegistryClient
     from flytebuild.oci.registry import Reference
@@ -328,7 +336,7 @@ def test_flyte_deploy_pushes_the_imagespec_and_registers_its_tasks_on_it(specs_r
         proc = specs_repo.pants(
             f"--flyte-endpoint={admin.endpoint}",
             "--flyte-insecure",
-            f"--flyte-image-cache-dir={tmp_path / 'c'}",
+            f"--flyte-image-cache-dir={layers}",
             "flyte-deploy",
             "--format=json",
             "examples/specs:wf",

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 DYN_TASKS = '''import importlib
 
@@ -42,12 +45,18 @@ flyte_workflow(
 '''
 
 
-def verify(repo, tmp_path, *args):
-    return repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "flyte-verify", "--format=json", *args)
+@pytest.fixture(scope="module")
+def layers(tmp_path_factory) -> Path:
+    """One layer cache for the module: the images' flytekit layers are built once, not once per test."""
+    return tmp_path_factory.mktemp("layers")
 
 
-def test_baked_tasks_import_in_their_image(repo, docker, tmp_path):
-    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "flyte-verify", "examples/baked:wf",
+def verify(repo, layers, *args):
+    return repo.pants(f"--flyte-image-cache-dir={layers}", "flyte-verify", "--format=json", *args)
+
+
+def test_baked_tasks_import_in_their_image(repo, docker, layers):
+    proc = repo.pants(f"--flyte-image-cache-dir={layers}", "flyte-verify", "examples/baked:wf",
                       env={"DOCKER_HOST": docker.host})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -57,18 +66,18 @@ def test_baked_tasks_import_in_their_image(repo, docker, tmp_path):
     assert all(r[2] == "docker" and r[3] == "ok" for r in rows)
 
 
-def test_static_check_reads_the_labels(repo, tmp_path):
-    proc = verify(repo, tmp_path, "--flyte-verify-engine=static", "examples/baked:wf")
+def test_static_check_reads_the_labels(repo, layers):
+    proc = verify(repo, layers, "--flyte-verify-engine=static", "examples/baked:wf")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and {t["method"] for t in report["tasks"]} == {"static"}
 
 
-def test_missing_module_is_reported_per_task(repo, registry, docker, tmp_path):
+def test_missing_module_is_reported_per_task(repo, registry, docker, layers):
     repo.write("examples/dyn/__init__.py", "")
     repo.write("examples/dyn/tasks.py", DYN_TASKS)
     repo.write("examples/dyn/BUILD", DYN_BUILD.format(registry=registry.host))
-    proc = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'c'}", "flyte-verify", "--format=json",
+    proc = repo.pants(f"--flyte-image-cache-dir={layers}", "flyte-verify", "--format=json",
                       "examples/dyn:wf", env={"DOCKER_HOST": docker.host})
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
