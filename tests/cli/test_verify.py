@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
+
 REPO = Path(__file__).resolve().parents[2]
 PEX_ROOT = {"PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root")}
 
@@ -54,14 +56,14 @@ def _verify(cli, repo, tmp_path, *args, env=None):
                env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "c"), **(env or {})})
 
 
-def test_static_check_same_report_as_pants(cli, repo, tmp_path):
+def test_static_check_same_report_as_pants(cli, repo, layers, tmp_path):
     proc = _verify(cli, repo, tmp_path, "--engine=static", "--format=json", "baked-wf")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and {t["method"] for t in report["tasks"]} == {"static"}
     assert {t["task"] for t in report["tasks"]} >= {"baked.data.make_values", "baked.stats.summarize"}
     # Same content tag, same checks, same document as the Pants goal on the equivalent BUILD target.
-    pants = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'p'}", "flyte-verify", "--format=json",
+    pants = repo.pants(f"--flyte-image-cache-dir={layers}", "flyte-verify", "--format=json",
                        "--flyte-verify-engine=static", "examples/baked:wf")
     assert pants.returncode == 0, pants.stderr
     assert json.loads(pants.stdout) == report
