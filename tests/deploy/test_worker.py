@@ -98,6 +98,9 @@ def test_an_edit_registers_exactly_the_changed_entities_through_the_worker(repo,
             "Serialize examples/mixed:container_wf, examples/mixed:wf",
         }, answered
         assert len(deploys) == 1 and deploys[0].endswith(f"at {admin.endpoint}"), answered
+        # one user-env pass: the introspection's fork (a runtime `session`) also serialized them
+        assert ("Serialize examples/mixed:container_wf, examples/mixed:wf: answered by the warm worker (the "
+                "introspection's session)") in stderr
         assert by_status(summary, "registered", "task") == {"mixed.fast_tasks.weights"}
         assert by_status(summary, "registered", "workflow") == {"mixed.workflows.wf"}
         assert "mixed.workflows.container_wf" in by_status(summary, "unchanged")
@@ -234,7 +237,7 @@ def wf() -> int:
 
 
 def test_ctrl_c_stops_an_introspection_hanging_in_the_worker(repo, tmp_path):
-    """A pure request is first awaited in the rule without its waiter process (user_env.py `_PURE_GRACE`): a module
+    """A worker request is first awaited in the rule without its waiter process (user_env.py `_GRACE`): a module
     that hangs at import still makes it get one, so Ctrl-C stops the import as it stops a sandboxed process."""
     marker = tmp_path / "importing.pid"
     repo.write("examples/sleepy/__init__.py", "")

@@ -1,6 +1,7 @@
 """The warm worker (runtime/worker.py) through its client (service/worker.py), in the real user environment: each
 request is a fresh process for user code, concurrent requests each get their own, a blocking module hits the
 timeout, a dead worker falls back to a subprocess, a new identity gets a new worker."""
+import base64
 import json
 import os
 import signal
@@ -436,3 +437,46 @@ def test_an_environment_the_worker_refuses_is_not_asked_again(tree, monkeypatch)
     assert starts == []
     worker.stop(env.socket_dir)
     assert not os.path.exists(path + ".refused")
+
+
+@pytest.mark.slow
+def test_a_session_given_its_requests_as_contents_serializes_as_a_fresh_fork_does(tree):
+    """What Pants does for one user-env pass per edit (pants_backend/util_rules/worker.py): a `session` forked with
+    the sources as contents answers the introspection, then, sent the serialization requests as contents on stdin,
+    writes the same .pb files and the same summary as a fresh `serialize --batch` fork given the same files."""
+    root, env, environ = tree
+    sources = {"src/m/__init__.py": b"", "src/m/wf.py": _WF.format(name="sent").encode()}
+    request = {"entrypoint": "m.wf:wf", "project": "p", "domain": "d", "default_image": "r/i:1",
+               "tasks": {"m.wf.sent": {"mode": "baked", "image": "r/i:1", "version": "v1"}},
+               "workflows": {"m.wf.wf": {"version": "v2"}}, "launch_plans": {"m.wf.wf": {"version": "v3"}}}
+    requests = {"__flytebuild/request0.json": json.dumps(request).encode()}
+    sandbox_env = {"PYTHONPATH": "src"}
+    with tempfile.TemporaryFile() as stderr:
+        proc = worker.start(env, ["session", "m.wf:wf"], environ=sandbox_env, files=sources, outputs=["session"],
+                            stderr=stderr)
+        line1 = worker.read_line(proc, time.monotonic() + 60)
+        assert [t["name"] for t in json.loads(line1)["results"]["m.wf:wf"]["tasks"]] == ["m.wf.sent"]
+        sent = {"serialize": [["__flytebuild/request0.json", "session/out/0"]],
+                "files": {k: base64.b64encode(v).decode() for k, v in requests.items()}}
+        proc.stdin.write(json.dumps(sent).encode() + b"\n")
+        proc.stdin.close()
+        line2 = worker.read_line(proc, time.monotonic() + 60)
+        assert proc.wait(30) == 0 and not proc.lost
+    fresh = worker.run(env, ["serialize", "--batch", "__flytebuild/request0.json", "out/0"], environ=sandbox_env,
+                       files={**sources, **requests}, outputs=["out"], fallback=False)
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(line2)["results"]["session/out/0"] == json.loads(fresh.stdout)["results"]["out/0"]
+    assert {k[len("session/"):]: v for k, v in proc.outputs.items()} == fresh.outputs
+    assert len(fresh.outputs) == 3  # the task, the workflow, its launch plan
+
+
+def test_a_session_line_refuses_files_outside_its_directory(tree):
+    root, env, environ = tree
+    with tempfile.TemporaryFile() as stderr:
+        proc = worker.start(env, ["session"], environ={"PYTHONPATH": "src"}, files={}, stderr=stderr)
+        worker.read_line(proc, time.monotonic() + 60)
+        bad = {"serialize": [], "files": {"../escaped.json": base64.b64encode(b"{}").decode()}}
+        proc.stdin.write(json.dumps(bad).encode() + b"\n")
+        proc.stdin.close()
+        assert json.loads(worker.read_line(proc, time.monotonic() + 60))["error"]["kind"] == "bad_request"
+        assert proc.wait(30) == 2

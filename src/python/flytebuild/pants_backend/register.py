@@ -22,6 +22,7 @@ from flytebuild.pants_backend.util_rules import (
     reference_check,
     serialization,
     settings,
+    user_env,
 )
 
 
@@ -38,6 +39,7 @@ def rules():
         *images.rules(),
         *imagespec.rules(),
         *serialization.rules(),
+        *user_env.rules(),
         *deployment.rules(),
         *plan.rules(),
         *render.rules(),

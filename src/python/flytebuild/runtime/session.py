@@ -3,11 +3,14 @@ both (`flytebuild deploy`, `package`) imports flytekit and the user's modules on
 
 stdout, line 1: `introspect --batch <entrypoint>...`'s answer, on one line. Then the caller, having planned, writes
 one line on stdin: {"serialize": [["<request.json>", "<out_dir>"], ...]} (an empty line or EOF: nothing to
-serialize, exit 0); stdout, line 2: `serialize --batch`'s answer for those, on one line. Everything user code and
-flytekit print goes to stderr. Exit 0 (each answer reports its own errors), 2 for a malformed stdin line.
+serialize, exit 0), optionally with "files": {"<relative path>": "<base64>"}, written (under the working directory)
+before serializing: a caller that has the requests as contents, not paths (Pants, through the warm worker); stdout,
+line 2: `serialize --batch`'s answer for those, on one line. Everything user code and flytekit print goes to stderr.
+Exit 0 (each answer reports its own errors), 2 for a malformed stdin line.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -22,6 +25,17 @@ def _line(out: typing.TextIO, text: str) -> None:
     out.flush()
 
 
+def _write_files(files: typing.Mapping[str, str]) -> None:
+    top = os.getcwd()
+    for rel, data in files.items():
+        path = os.path.normpath(os.path.join(top, rel))
+        if os.path.isabs(rel) or not path.startswith(top.rstrip(os.sep) + os.sep):
+            raise ValueError(f"path outside the working directory: {rel}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+
 def main(argv: typing.List[str]) -> int:
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -33,8 +47,10 @@ def main(argv: typing.List[str]) -> int:
     if not request.strip():
         return 0
     try:
-        pairs = json.loads(request)["serialize"]
+        line = json.loads(request)
+        pairs = line["serialize"]
         argv2 = ["serialize", "--batch", *(p for pair in pairs for p in pair)]
+        _write_files(line.get("files") or {})
     except (ValueError, KeyError, TypeError) as e:
         _line(out, json.dumps({"error": {"kind": "bad_request", "message": f"session: bad serialize line: {e}"}}))
         return 2

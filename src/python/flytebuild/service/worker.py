@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import select
 import shutil
 import socket
 import struct
@@ -404,6 +405,39 @@ def popen(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], cwd:
 
     proc.fallback = fallback
     return proc
+
+
+def start(env: UserEnv, argv: Sequence[str], *, environ: Mapping[str, str], files: Mapping[str, bytes],
+          outputs: Sequence[str] = (), stderr: IO) -> WorkerProcess:
+    """A command that converses (a runtime `session`) in a fresh fork of the worker, given `files`: its stdin and
+    stdout are pipes to us (binary), its stderr goes to `stderr` (a file: a chatty command never blocks on it), and
+    the files under `outputs` come back when it exits. Raises WorkerUnavailable when no worker takes it (a front end
+    with its own fallback: Pants); a WorkerProcess that comes back `lost` did not answer."""
+    sock = connect(env, environ)
+    proc = _worker_popen(sock, env, argv, environ, None, PIPE, PIPE, stderr, False, files, outputs) if sock else None
+    if proc is None:
+        raise WorkerUnavailable(f"no worker could run {' '.join(argv[:1])} for {env.python}")
+    return proc
+
+
+def read_line(proc: WorkerProcess, deadline: Optional[float], cancelled: Optional[threading.Event] = None) -> bytes:
+    """The next line `proc` writes on stdout (b"" when it ended first). Raises subprocess.TimeoutExpired past
+    `deadline` (time.monotonic()) and Cancelled when `cancelled` is set meanwhile; the caller then kills `proc`."""
+    fd = proc.stdout.fileno()
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        if cancelled is not None and cancelled.is_set():
+            raise Cancelled(f"{' '.join(proc.args[2:3])} was cancelled")
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        ready, _, _ = select.select([fd], [], [], 0.1 if left is None else min(0.1, left))
+        if ready:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            line += chunk
+    return bytes(line)
 
 
 def _worker_popen(sock, env, argv, environ, cwd, stdin, stdout, stderr, text, files=None, outputs=(),

@@ -11,9 +11,10 @@ every block of a body it sends:
 
 The waiter is told when the work is done and exits 0; then the rule takes the work's result.
 
-Work without side effects may first be waited for briefly in the rule's body (`finished`): a waiter is a Pants
-process, ~0.07 s even when it has nothing to wait for, while a warm worker's answer often comes sooner. Ctrl-C
-during that wait takes effect when it ends, so it stays short; a rule with side effects (a deploy) never does it.
+Work may first be waited for briefly in the rule's body (`finished`): a waiter is a Pants process, ~0.07 s even
+when it has nothing to wait for, while a warm worker's answer often comes sooner. Ctrl-C during that wait takes
+effect when it ends, so it stays short (user_env.py `_GRACE`, for the worker's requests, the deploy included: one
+that finishes within it is as if Ctrl-C came just after; image pushes never wait so).
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ goal that needs the workflows registered first (`run --remote`) awaits the same 
 Who answers, cheapest first:
 1. the deploy ledger (runtime/ledger.py, through service/deploy.py `answer_from_ledger`): when it vouches for every
    serialized entity, the summary runtime/deploy.py would print, and nothing runs: no process, no gRPC call;
-2. a fork of the warm worker (`[flyte].worker`, util_rules/worker.py), cancellable on Ctrl-C;
+2. a fork of the warm worker (`[flyte].worker`, util_rules/worker.py), cancellable on Ctrl-C (within user_env.py's
+   `_GRACE`: a deploy that answers sooner needs no waiter process);
 3. a sandboxed VenvPex process (no worker, the worker cannot start, or it refused the request before starting it).
 Every path runs in this rule's body, which needs the run's RunId: once per invocation (`--loop` iteration).
 """
@@ -96,7 +97,8 @@ def _request_files(bundle: Optional[Bundle], deploy_json: dict) -> tuple[FileCon
     """The deploy's files by content: the bundle and request.json, which holds the entities (the runtime package
     itself comes with the worker or the sandbox)."""
     files = [FileContent(bundle_path(bundle), bundle.data)] if bundle is not None else []
-    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, indent=1, sort_keys=True).encode()))
+    # No indent: json's C encoder then does it, ~10x faster over every entity's bytes (1392 at 48 projects).
+    files.append(FileContent(f"{_DIR}/request.json", json.dumps(deploy_json, sort_keys=True).encode()))
     return tuple(files)
 
 

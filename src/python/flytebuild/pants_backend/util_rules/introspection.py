@@ -100,6 +100,8 @@ async def introspect_workflows(
             env_addresses=request.addresses,
             timeout=flyte.user_code_timeout,
             worker=worker_setup(flyte, global_options),
+            # Through the worker: a runtime `session`, kept for the serialization of the same workflows.
+            session=True,
         )
         stderr = result.stderr.decode("utf-8", "replace")
         fresh = batch_results(result)

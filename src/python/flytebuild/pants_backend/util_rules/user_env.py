@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex, VenvPexProcess
 from pants.backend.python.util_rules.pex_from_targets import PexFromTargetsRequest
@@ -18,21 +19,29 @@ from pants.backend.python.util_rules.python_sources import PythonSourceFiles, Py
 from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, MergeDigests
 from pants.engine.process import FallibleProcessResult, Process, ProcessCacheScope
-from pants.engine.rules import Get, MultiGet
+from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import TransitiveTargets, TransitiveTargetsRequest
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import UserCodeTimeout
 from flytebuild.pants_backend.util_rules.cancellation import CancellableWork
-from flytebuild.pants_backend.util_rules.worker import WorkerAnswer, WorkerSetup, worker_run
+from flytebuild.pants_backend.util_rules.worker import (
+    WorkerAnswer,
+    WorkerSetup,
+    session_introspect,
+    session_key,
+    session_serialize,
+    worker_run,
+)
 from flytebuild.service.runtime_package import RUNTIME_DIR, package_files
-from flytebuild.service.worker import replayable
 
 logger = logging.getLogger(__name__)
 
-# How long a pure command's answer is awaited in the rule's body (cancellation.py `finished`): a warm worker answers
-# one project's introspection or serialization in ~0.06 s; past this, a waiter makes Ctrl-C stop the command.
-_PURE_GRACE = 0.5
+# How long a worker's answer is awaited in the rule's body (cancellation.py `finished`): a warm worker answers one
+# project's introspection or serialization in ~0.06 s, and registers 15 entities in ~0.1 s; past this, a waiter makes
+# Ctrl-C stop the command. Ctrl-C within it takes effect when it ends: a deploy that finishes meanwhile is one that
+# finished just before Ctrl-C (what it registered is real, and recorded), one that does not is stopped as before.
+_GRACE = 0.5
 
 
 def runtime_files(prefix: str = "") -> list[FileContent]:
@@ -76,13 +85,18 @@ async def run_in_user_env(
     timeout: Optional[int] = None,
     env_addresses: tuple[Address, ...] | None = None,
     worker: Optional[WorkerSetup] = None,
+    session: bool = False,
 ) -> UserEnvResult:
     """Run `argv` (a runtime command, see `runtime_argv`) in the environment of `env_addresses` (default:
     `addresses`), with the transitive sources of `addresses`, the runtime package and `files`.
 
     With `worker` (see `worker_setup`), a fork of the warm worker runs it, given the same files by content; when the
     worker cannot be used, a sandboxed process does, cached by Pants like any process. Past `timeout` seconds
-    either is stopped and a UserCodeTimeout names the targets."""
+    either is stopped and a UserCodeTimeout names the targets.
+
+    `session` (worker only): an `introspect --batch` runs as a runtime `session` that stays, parked for the
+    serialization of the same sources (worker.py `session_introspect`); a `serialize --batch` is answered by such a
+    session when one is parked for its sources, else forks as usual: one user-env pass per edit."""
     transitive = await Get(TransitiveTargets, TransitiveTargetsRequest(addresses))
     venv_pex, sources, scripts = await MultiGet(
         Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses or addresses)),
@@ -93,9 +107,24 @@ async def run_in_user_env(
     target = ", ".join(str(a) for a in addresses)
     python = worker and worker.python_of(venv_pex)
     if worker and python:
+        key = session_key(python, str(sources.source_files.snapshot.digest), sources.source_roots)
+        if session and argv[1] == "serialize":
+            parked = await _await_worker(
+                lambda cancelled: session_serialize(key, files, list(zip(argv[3::2], argv[4::2])), timeout,
+                                                    cancelled),
+                description, target, timeout, " (the introspection's session)")
+            if parked is not None:
+                return parked
         contents = await Get(DigestContents, Digest, input_digest)
+        if session and argv[1] == "introspect":
+            warm = await _await_worker(
+                lambda cancelled: session_introspect(worker, python, contents, argv[3:], sources.source_roots, key,
+                                                     timeout, cancelled),
+                description, target, timeout)
+            if warm is not None:
+                return warm
         warm = await run_in_worker(worker, python, contents, argv, description, target, sources.source_roots,
-                                   output_directories, timeout, pure=replayable(argv[1:]))
+                                   output_directories, timeout)
         if warm is not None:
             return warm
     result = await Get(
@@ -129,18 +158,31 @@ async def run_in_worker(
     source_roots: Sequence[str] = (),
     output_directories: Sequence[str] = (),
     timeout: Optional[int] = None,
-    pure: bool = False,
 ) -> Optional[UserEnvResult]:
     """`argv` in a fresh fork of the warm worker of `python` (`worker.python_of`), given `files` by content; None
     when the worker cannot be used (nothing ran: the caller runs its sandboxed process). A command with side effects
-    that the worker lost after it started raises WorkerLost (service/worker.py): it is never run twice. `pure`: the
-    command has no side effects, so its answer may be awaited for _PURE_GRACE s without a waiter process."""
-    # On a thread the rule can cancel: Ctrl-C stops the worker's command as it would a sandboxed process.
+    that the worker lost after it started raises WorkerLost (service/worker.py): it is never run twice. The answer is
+    awaited for _GRACE s without a waiter process (a Pants process, ~0.07-0.1 s even when it has nothing to wait
+    for); past that the waiter makes Ctrl-C stop the command."""
+    return await _await_worker(
+        lambda cancelled: worker_run(worker, python, files, argv, source_roots, output_directories, timeout,
+                                     cancelled=cancelled),
+        description, target, timeout)
+
+
+async def _await_worker(
+    call: Callable[[threading.Event], Optional[WorkerAnswer]],
+    description: str,
+    target: str,
+    timeout: Optional[int],
+    via: str = "",
+) -> Optional[UserEnvResult]:
+    """`call(cancelled)` (a worker.py request) on a thread the rule can cancel: Ctrl-C stops the worker's command as
+    it would a sandboxed process."""
     work: CancellableWork[Optional[WorkerAnswer]] = CancellableWork(description)
     try:
-        work.start(lambda: worker_run(worker, python, files, argv, source_roots, output_directories, timeout,
-                                      cancelled=work.cancelled))
-        if not (pure and work.finished(_PURE_GRACE)):
+        work.start(lambda: call(work.cancelled))
+        if not work.finished(_GRACE):
             # Memoized once done: after an edit pantsd re-checks the previous run's nodes, and would start the
             # previous request's waiter again only to learn that the rule must run anew. The deploy, the one request
             # with side effects, runs in a rule keyed by the run's RunId, which no later run re-checks.
@@ -152,7 +194,7 @@ async def run_in_worker(
         return None
     if answer.timed_out:
         raise UserCodeTimeout(description, timeout, target=target, setting="[flyte].user_code_timeout")
-    logger.debug(f"flytebuild: {description}: answered by the warm worker")
+    logger.debug(f"flytebuild: {description}: answered by the warm worker{via}")
     return UserEnvResult(answer.exit_code, answer.stdout, answer.stderr, answer.outputs, "worker")
 
 
@@ -176,20 +218,38 @@ def runtime_error(data, stderr: str, kind: str) -> dict:
     return (data or {}).get("error") or {"kind": kind, "message": stderr.strip()[-2000:] or "no output"}
 
 
+@dataclass(frozen=True)
+class _SourcesKeyRequest:
+    address: Address
+
+
+@dataclass(frozen=True)
+class _SourcesKey:
+    text: str  # "<digest of the transitive sources>|<source roots>"
+
+
+@rule(desc="Key a target's transitive sources", level=LogLevel.TRACE)
+async def sources_key(request: _SourcesKeyRequest) -> _SourcesKey:
+    # A node per target: after an edit only the targets whose closure changed compute it again; the others are
+    # graph lookups by address (their closures are not compared target by target, as a request holding them is).
+    transitive = await Get(TransitiveTargets, TransitiveTargetsRequest([request.address]))
+    sources = await Get(PythonSourceFiles, PythonSourceFilesRequest(transitive.closure, include_files=True))
+    return _SourcesKey(f"{sources.source_files.snapshot.digest.fingerprint}|{','.join(sources.source_roots)}")
+
+
 async def input_keys(addresses: tuple[Address, ...], env_addresses: tuple[Address, ...]) -> tuple[str, ...]:
     """Per target: a key over everything a user-env process can see for it (its transitive sources and source
     roots, the environment of `env_addresses`), for core/result_cache.py. Pants digests: nothing is re-read."""
-    transitives = await MultiGet(Get(TransitiveTargets, TransitiveTargetsRequest([a])) for a in addresses)
-    sources = await MultiGet(
-        Get(PythonSourceFiles, PythonSourceFilesRequest(t.closure, include_files=True)) for t in transitives
-    )
+    keys = await MultiGet(Get(_SourcesKey, _SourcesKeyRequest(a)) for a in addresses)
     venv_pex = await Get(VenvPex, PexFromTargetsRequest, user_env_pex_request(env_addresses))
     env = venv_pex.digest.fingerprint
-    return tuple(
-        f"{s.source_files.snapshot.digest.fingerprint}|{','.join(s.source_roots)}|{env}" for s in sources
-    )
+    return tuple(f"{k.text}|{env}" for k in keys)
 
 
 def result_cache_dir(global_options) -> str:
     """core/result_cache.py's directory for Pants: per repo, in Pants' workdir (`.pants.d`)."""
     return os.path.join(global_options.pants_workdir, "flytebuild", "results")
+
+
+def rules():
+    return collect_rules()

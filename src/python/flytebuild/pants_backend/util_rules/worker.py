@@ -10,12 +10,16 @@ package's fingerprint, is the worker's identity: a new lockfile or plugin gets a
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import subprocess
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import IO, Dict, Iterable, Optional, Sequence
 
 from pants.backend.python.util_rules.pex import VenvPex
 from pants.engine.fs import FileContent
@@ -61,6 +65,17 @@ def worker_setup(flyte: FlyteSubsystem, global_options: GlobalOptions) -> Option
     return WorkerSetup(str(global_options.named_caches_dir), where)
 
 
+def _request(setup: WorkerSetup, python: str, contents: Iterable[FileContent], source_roots: Sequence[str]):
+    """(the worker, the request's environment, its files) for a sandbox's `contents`."""
+    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots, passed as the
+    # sandbox passes them (user_env.py): PEX_EXTRA_SYS_PATH, after site-packages (runtime/worker.py does as pex).
+    environ = {"PEX_EXTRA_SYS_PATH": os.pathsep.join(source_roots)}
+    # The runtime package's own files are left out: the worker runs its own, of the same fingerprint.
+    prefix = RUNTIME_DIR + "/"
+    files = {fc.path: fc.content for fc in contents if not fc.path.startswith(prefix)}
+    return setup.user_env(python), environ, files
+
+
 @dataclass(frozen=True)
 class WorkerAnswer:
     exit_code: int
@@ -84,12 +99,8 @@ def worker_run(
     `contents` (the runtime package's own files are left out: the worker runs its own, of the same fingerprint);
     None when no worker can be reached (the caller runs the sandboxed process instead, with the same inputs).
     `cancelled` (CancellableWork's, set on Ctrl-C) stops the command as Pants stops a process: client.Cancelled."""
-    env = setup.user_env(python)
-    # The command sees what a sandboxed process sees: no variable of pantsd's but the source roots, passed as the
-    # sandbox passes them (user_env.py): PEX_EXTRA_SYS_PATH, after site-packages (runtime/worker.py does as pex).
-    environ = {"PEX_EXTRA_SYS_PATH": os.pathsep.join(source_roots)}
+    env, environ, files = _request(setup, python, contents, source_roots)
     prefix = RUNTIME_DIR + "/"
-    files = {fc.path: fc.content for fc in contents if not fc.path.startswith(prefix)}
     command = list(argv[1:]) if argv and argv[0].startswith(prefix) else list(argv)
     try:
         # The first call starts the worker (flytekit imported once); each call is a fresh fork of it.
@@ -102,3 +113,164 @@ def worker_run(
         return WorkerAnswer(-15, b"", b"", (), True)
     outputs = tuple(sorted((path, bytes(data)) for path, data in result.outputs.items()))
     return WorkerAnswer(result.returncode, result.stdout, result.stderr, outputs, False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One user-env pass per edit: introspection and serialization in the same fork (runtime/session.py)
+#
+# The introspection rule runs `session` instead of `introspect --batch`: the same answer (line 1), after which the
+# fork waits, with the user's modules imported, for the serialization that the plan may ask of the same workflows.
+# It is parked under a key of everything a fresh fork for that serialization would be given but the requests: the
+# interpreter (the worker), the sources by digest and the source roots. The serialization rule claims it by that
+# key (once: a claimed session is nobody else's) and sends its requests as contents; without a parked session of
+# the same key (no edit between, the same workflows missing in both rules' result caches) it forks as before.
+
+_PARK_SECONDS = 30.0  # planning between the two rules takes ~0.1 s after an edit, seconds on a first, cold run
+_PARKED_AT_MOST = 4  # a `flyte-plan` (nothing serializes) parks one; the oldest goes first
+_SESSION_OUT = "__flytebuild_session"  # the serialization's output directories, under this one
+
+
+class _Session:
+    """A `session` fork that answered its introspection and waits on stdin."""
+
+    def __init__(self, key: tuple, proc: client.WorkerProcess, stderr: IO[bytes]):
+        self.key, self.proc, self.stderr = key, proc, stderr
+        self.parked = time.monotonic()
+
+    def stderr_so_far(self) -> bytes:
+        self.stderr.flush()
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def close(self) -> None:
+        """EOF on stdin: nothing (more) to serialize, the fork exits; killed if it does not within a second."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(1.0)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self.stderr.close()
+
+
+_PARKED: Dict[tuple, _Session] = {}
+_PARKED_LOCK = threading.Lock()
+
+
+def _park(session: _Session) -> None:
+    with _PARKED_LOCK:
+        old = _PARKED.pop(session.key, None)
+        _PARKED[session.key] = session
+        evicted = [old] if old is not None else []
+        while len(_PARKED) > _PARKED_AT_MOST:
+            evicted.append(_PARKED.pop(next(iter(_PARKED))))
+    for s in evicted:
+        s.close()
+    timer = threading.Timer(_PARK_SECONDS, _expire, args=(session,))
+    timer.daemon = True
+    timer.start()
+
+
+def _expire(session: _Session) -> None:
+    with _PARKED_LOCK:
+        if _PARKED.get(session.key) is not session:
+            return  # claimed, or replaced
+        del _PARKED[session.key]
+    session.close()
+
+
+def _claim(key: tuple) -> Optional[_Session]:
+    with _PARKED_LOCK:
+        return _PARKED.pop(key, None)
+
+
+def session_key(python: str, sources_fingerprint: str, source_roots: Sequence[str]) -> tuple:
+    return (python, sources_fingerprint, tuple(source_roots))
+
+
+def session_introspect(
+    setup: WorkerSetup,
+    python: str,
+    contents: Iterable[FileContent],
+    entrypoints: Sequence[str],
+    source_roots: Sequence[str],
+    key: tuple,
+    timeout: Optional[int],
+    cancelled: Optional[threading.Event] = None,
+) -> Optional[WorkerAnswer]:
+    """`introspect --batch <entrypoints>`'s answer from a `session` fork, which is then parked under `key` for the
+    serialization; None when no worker can be reached or the fork ended without answering (the caller runs the
+    plain request instead: introspection is pure)."""
+    env, environ, files = _request(setup, python, contents, source_roots)
+    stderr = tempfile.TemporaryFile()
+    try:
+        proc = client.start(env, ["session", *entrypoints], environ=environ, files=files, outputs=[_SESSION_OUT],
+                            stderr=stderr)
+    except client.WorkerUnavailable as e:
+        stderr.close()
+        logger.debug(f"flytebuild: {e}; running the plain request")
+        return None
+    session = _Session(key, proc, stderr)
+    try:
+        line = client.read_line(proc, time.monotonic() + timeout if timeout else None, cancelled)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stderr.close()
+        return WorkerAnswer(-15, b"", b"", (), True)
+    except BaseException:  # Cancelled (Ctrl-C), or anything else: the user's code does not run on without us
+        proc.kill()
+        stderr.close()
+        raise
+    if not line.endswith(b"\n"):  # it ended first (the worker died under it, or it crashed): not an answer
+        proc.kill()
+        stderr.close()
+        return None
+    _park(session)
+    return WorkerAnswer(0, line, session.stderr_so_far(), (), False)
+
+
+def session_serialize(
+    key: tuple,
+    files: Iterable[FileContent],
+    pairs: Sequence[tuple[str, str]],
+    timeout: Optional[int],
+    cancelled: Optional[threading.Event] = None,
+) -> Optional[WorkerAnswer]:
+    """`serialize --batch <request> <out_dir>...`'s answer and output files from the session parked under `key`, given
+    the requests by content; None when there is none (or it ended without answering: the caller forks anew, as
+    serialization is pure). The output directories' paths come back as a fresh fork's would."""
+    session = _claim(key)
+    if session is None:
+        return None
+    proc = session.proc
+    sent = {fc.path: base64.b64encode(fc.content).decode("ascii") for fc in files}
+    line = {"serialize": [[request, f"{_SESSION_OUT}/{out}"] for request, out in pairs], "files": sent}
+    try:
+        proc.stdin.write(json.dumps(line).encode() + b"\n")
+        proc.stdin.close()
+        answer = client.read_line(proc, time.monotonic() + timeout if timeout else None, cancelled)
+        if answer.endswith(b"\n"):
+            proc.wait(30)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        proc.kill()
+        session.stderr.close()
+        if isinstance(e, subprocess.TimeoutExpired):
+            return WorkerAnswer(-15, b"", b"", (), True)
+        return None
+    except BaseException:
+        proc.kill()
+        session.stderr.close()
+        raise
+    stderr = session.stderr_so_far()
+    session.stderr.close()
+    try:
+        data = json.loads(answer)
+        # The results are keyed by the output directories as sent; the caller asked for `out`, as a fresh fork is.
+        data["results"] = {out: data["results"][f"{_SESSION_OUT}/{out}"] for _, out in pairs}
+    except (ValueError, KeyError, TypeError):
+        return None  # no answer (it ended first, or not one serialize --batch gives): a fresh fork answers
+    if proc.lost:
+        return None
+    prefix = _SESSION_OUT + "/"
+    outputs = tuple(sorted((path[len(prefix):], bytes(content)) for path, content in proc.outputs.items()
+                           if path.startswith(prefix)))
+    return WorkerAnswer(proc.returncode or 0, json.dumps(data).encode(), stderr, outputs, False)
