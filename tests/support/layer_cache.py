@@ -19,3 +19,14 @@ def layers(tmp_path_factory) -> Path:
     path = tmp_path_factory.getbasetemp() / "shared-layers"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def layers_xdg(tmp_path_factory, layers) -> Path:
+    """An XDG_CACHE_HOME for the CLI whose layer cache (`flytebuild/oci`) is `layers`: the CLI and Pants build
+    through the same service, so each reuses the layers the other built."""
+    xdg = tmp_path_factory.getbasetemp() / "shared-xdg"
+    (xdg / "flytebuild").mkdir(parents=True, exist_ok=True)
+    if not (xdg / "flytebuild/oci").exists():
+        (xdg / "flytebuild/oci").symlink_to(layers, target_is_directory=True)
+    return xdg
