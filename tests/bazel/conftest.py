@@ -20,6 +20,7 @@ class BazelWorkspace:
         self.output_root = output_root
         self.defines = defines
         self.logs = 0
+        self._bin = None
 
     def bazel(self, *args: str, check: bool = True):
         """(process, executed spawns, seconds): the spawns come from Bazel's execution log."""
@@ -38,9 +39,12 @@ class BazelWorkspace:
         return proc, _spawns(log), seconds
 
     def bin(self, rel: str) -> Path:
-        out = subprocess.run(["bazel", f"--output_user_root={self.output_root}", "info", "bazel-bin"],
-                             cwd=self.root, capture_output=True, text=True, check=True).stdout.strip()
-        return Path(out) / rel
+        # `bazel info bazel-bin` once: the directory depends on the output root and the configuration (the same for
+        # every build of a workspace here), and each `info` is a round trip to the server.
+        if self._bin is None:
+            self._bin = Path(subprocess.run(["bazel", f"--output_user_root={self.output_root}", "info", "bazel-bin"],
+                                            cwd=self.root, capture_output=True, text=True, check=True).stdout.strip())
+        return self._bin / rel
 
     def write(self, rel: str, text: str) -> None:
         (self.root / rel).write_text(text)

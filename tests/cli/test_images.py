@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fixtures import forget_repository
+from tests.support.layer_cache import layers, layers_xdg  # noqa: F401 - fixtures (one layer cache per process)
 
 REPO = Path(__file__).resolve().parents[2]
 # pex downloads the lockfile's wheels once; share the cache Pants already filled.
@@ -19,11 +20,12 @@ def repo(registry_repo):
 
 
 @pytest.fixture(scope="module")
-def xdg(tmp_path_factory) -> Path:
-    """The module's XDG_CACHE_HOME: its layer cache (`flytebuild/oci`) is filled by the first build and reused by
-    the others. Builds from empty caches give the same digest on every front end: tests/e2e/test_equivalence.py
-    (the CLI, Pants and Bazel, every example image) and tests/images/test_package.py (twice with Pants)."""
-    return tmp_path_factory.mktemp("cli-xdg")
+def xdg(layers_xdg) -> Path:
+    """XDG_CACHE_HOME: its layer cache (`flytebuild/oci`) is the test process's (tests/support/layer_cache.py),
+    filled by the first build and reused by the others. Builds from empty caches give the same digest on every front
+    end: tests/e2e/test_equivalence.py (the CLI, Pants and Bazel, every example image) and tests/images/test_package.py
+    (twice with Pants)."""
+    return layers_xdg
 
 
 def _package(cli, repo, cache, *args, command="package"):
@@ -38,7 +40,8 @@ def _labels(layout: Path) -> dict:
     return json.loads(blob(manifest["config"]["digest"]).read_text())["config"]["Labels"]
 
 
-def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, repo, registry, xdg, tmp_path):
+def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, repo, registry, xdg, layers,
+                                                                          tmp_path):
     forget_repository(registry, "flytebuild/baked")  # the session's registry: another test may have pushed it
     first = _package(cli, repo, xdg, "baked-image", command="publish")
     summary = json.loads((repo.root / "dist/baked-image.image.json").read_text())
@@ -64,7 +67,7 @@ def test_publish_pushes_skips_package_writes_oci_and_same_digest_as_pants(cli, r
 
     # The Pants adapter builds the same image from the same inputs: in the CLI's layer cache, a layer whose inputs
     # Pants gathered differently would be built anew (and differ).
-    proc = repo.pants(f"--flyte-image-cache-dir={xdg / 'flytebuild/oci'}", "--flyte-image-output=oci",
+    proc = repo.pants(f"--flyte-image-cache-dir={layers}", "--flyte-image-output=oci",
                       "package", "examples/baked:image")
     assert proc.returncode == 0, proc.stderr
     pants_summary = json.loads((repo.root / "dist/examples.baked/image.image.json").read_text())

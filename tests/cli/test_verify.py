@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layer_cache import layers, layers_xdg  # noqa: F401 - fixtures (one layer cache per process)
+
 REPO = Path(__file__).resolve().parents[2]
 PEX_ROOT = {"PEX_ROOT": str(REPO / ".bootstrap/cache/named_caches/pex_root")}
 
@@ -49,33 +51,33 @@ def repo(registry_repo):
     return registry_repo
 
 
-def _verify(cli, repo, tmp_path, *args, env=None):
+def _verify(cli, repo, xdg, *args, env=None):
     return cli("-c", "examples/flytebuild.toml", "verify", *args, cwd=repo.root,
-               env={**PEX_ROOT, "XDG_CACHE_HOME": str(tmp_path / "c"), **(env or {})})
+               env={**PEX_ROOT, "XDG_CACHE_HOME": str(xdg), **(env or {})})
 
 
-def test_static_check_same_report_as_pants(cli, repo, tmp_path):
-    proc = _verify(cli, repo, tmp_path, "--engine=static", "--format=json", "baked-wf")
+def test_static_check_same_report_as_pants(cli, repo, layers, layers_xdg, tmp_path):
+    proc = _verify(cli, repo, layers_xdg, "--engine=static", "--format=json", "baked-wf")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and {t["method"] for t in report["tasks"]} == {"static"}
     assert {t["task"] for t in report["tasks"]} >= {"baked.data.make_values", "baked.stats.summarize"}
     # Same content tag, same checks, same document as the Pants goal on the equivalent BUILD target.
-    pants = repo.pants(f"--flyte-image-cache-dir={tmp_path / 'p'}", "flyte-verify", "--format=json",
+    pants = repo.pants(f"--flyte-image-cache-dir={layers}", "flyte-verify", "--format=json",
                        "--flyte-verify-engine=static", "examples/baked:wf")
     assert pants.returncode == 0, pants.stderr
     assert json.loads(pants.stdout) == report
 
     # Bad input: an image where a workflow is expected; Docker demanded where none answers.
-    proc = _verify(cli, repo, tmp_path, "baked-image")
+    proc = _verify(cli, repo, layers_xdg, "baked-image")
     assert proc.returncode == 1 and "`verify` takes workflows" in proc.stderr and "Traceback" not in proc.stderr
-    proc = _verify(cli, repo, tmp_path, "--engine=docker", "baked-wf",
+    proc = _verify(cli, repo, layers_xdg, "--engine=docker", "baked-wf",
                    env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
     assert proc.returncode == 1 and "no Docker engine answers" in proc.stderr and "--engine=static" in proc.stderr
     assert proc.stdout == ""
 
 
-def test_docker_check_imports_every_task_module_in_its_image(cli, repo, registry, docker, tmp_path):
+def test_docker_check_imports_every_task_module_in_its_image(cli, repo, registry, docker, layers_xdg):
     (repo.root / "examples/dyn").mkdir(exist_ok=True)
     (repo.root / "examples/dyn/__init__.py").write_text("")
     (repo.root / "examples/dyn/tasks.py").write_text(DYN_TASKS)
@@ -83,7 +85,7 @@ def test_docker_check_imports_every_task_module_in_its_image(cli, repo, registry
     original = toml.read_text()
     toml.write_text(original + DYN_TOML.format(registry=registry.host))
     try:
-        proc = _verify(cli, repo, tmp_path, "baked-wf", "dyn-wf", env={"DOCKER_HOST": docker.host})
+        proc = _verify(cli, repo, layers_xdg, "baked-wf", "dyn-wf", env={"DOCKER_HOST": docker.host})
     finally:
         toml.write_text(original)
     assert proc.returncode == 1, proc.stderr

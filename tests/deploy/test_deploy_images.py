@@ -6,6 +6,7 @@ import pytest
 from tests.deploy.conftest import Repo, by_status, stored_task
 from tests.support.base_registry import registry  # noqa: F401 - fixture
 from tests.support.fixtures import forget_repository
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +16,9 @@ def image_repo(registry_repo):
     return Repo(registry_repo.root)
 
 
-def test_deploy_pushes_images_then_registers_tasks_by_content_tag(image_repo, registry, fresh_admin, tmp_path):
+def test_deploy_pushes_images_then_registers_tasks_by_content_tag(image_repo, registry, fresh_admin, layers):
     forget_repository(registry, "flytebuild/baked")  # the session's registry: tests/cli pushed this image too
-    cache = tmp_path / "image-cache"
+    cache = layers
     _, summary = image_repo.deploy(fresh_admin, "examples/baked:wf", push=True,
                                    options=(f"--flyte-image-cache-dir={cache}",))
     images = {i["address"]: i for i in summary["images"]}

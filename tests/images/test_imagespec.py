@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
+
 EXAMPLE = Path(__file__).parent / "specs_example"
 # What specs/etl.py imports, transitively (the empty specs/__init__.py is no dependency in Pants).
 CLOSURE = {"specs/images.py", "specs/etl.py", "shared/__init__.py", "shared/textutil.py"}
@@ -25,14 +27,6 @@ def specs_repo(repo, registry):
     for f in dest.iterdir():
         f.write_text(f.read_text().replace("localhost:5000", registry.host))
     return repo
-
-
-@pytest.fixture(scope="module")
-def layers(tmp_path_factory) -> Path:
-    """A layer cache the module's tests share where empty caches are not the point (builds from empty caches:
-    test_same_inputs_same_digest_and_present_tag_is_not_rebuilt, the CLI against Pants below, and
-    tests/e2e/test_equivalence.py): `examples/specs:wf`'s image is built once, not once per test."""
-    return tmp_path_factory.mktemp("layers")
 
 
 def build(repo, cache: Path, *specs: str, env=None):

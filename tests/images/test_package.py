@@ -6,9 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.support.fixtures import forget_repository
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
 
 IMAGE = "examples/baked:image"
 SUMMARY = "dist/examples.baked/image.image.json"
@@ -22,13 +21,6 @@ def package(repo, cache: Path, *args: str, check: bool = True):
     if check:
         assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
     return proc
-
-
-@pytest.fixture(scope="module")
-def layers(tmp_path_factory) -> Path:
-    """A layer cache the module's tests share, for those that are not about empty caches (building from empty caches:
-    the first test): the image is built once, not once per test."""
-    return tmp_path_factory.mktemp("layers")
 
 
 def summary(repo) -> dict:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
+
 PROJECT = Path(__file__).parent / "realistic"
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 WORKFLOWS = ("basics", "containers", "data", "ml", "pod")
@@ -74,10 +76,10 @@ def test_plan_bakes_what_the_imagespecs_hold(plan, registry):
 
 
 @pytest.fixture(scope="module")
-def deployed(project, registry, user_python, tmp_path_factory):
+def deployed(project, registry, user_python, layers):
     from tests.support.flyteadmin.fixture import flyteadmin
 
-    cache = tmp_path_factory.mktemp("realistic-cache")
+    cache = layers
     with flyteadmin(user_python) as admin:
         proc = project.pants(f"--flyte-endpoint={admin.endpoint}", "--flyte-insecure",
                              f"--flyte-image-cache-dir={cache}", "flyte-deploy", "--format=json",

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
+from tests.support.layer_cache import layers  # noqa: F401 - fixture (one layer cache per test process)
 
 DYN_TASKS = '''import importlib
 
@@ -43,12 +42,6 @@ flyte_workflow(
     dependencies=["examples/shared:shared"],
 )
 '''
-
-
-@pytest.fixture(scope="module")
-def layers(tmp_path_factory) -> Path:
-    """One layer cache for the module: the images' flytekit layers are built once, not once per test."""
-    return tmp_path_factory.mktemp("layers")
 
 
 def verify(repo, layers, *args):
