@@ -144,19 +144,22 @@ def local_processes(proc) -> int:
 
 def test_nothing_changed_runs_no_deploy_at_all_until_the_ledger_is_gone(deploy_repo, admin, first):
     """The rule answers from the ledger before any deploy starts: no process, no fork, no gRPC call. Without the
-    ledger the deploy runs again (and asks FlyteAdmin), which shows the counter sees it, and warms the ledger."""
-    deploy_repo.deploy(admin, options=("--stats-log",))  # whatever earlier tests left: the ledger is warm now
+    ledger the deploy runs again (it asks FlyteAdmin: only a deploy does) and warms the ledger. (A warm-worker
+    deploy that answers within the rule's 0.5 s grace starts no Pants process, so the process counter shows only
+    that no sandboxed deploy ran.)"""
+    options = ("--stats-log",)
+    deploy_repo.deploy(admin, options=options)  # whatever earlier tests left: the ledger is warm now
     mark = admin.mark()
-    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    proc, summary = deploy_repo.deploy(admin, options=options)
     assert summary["counts"]["unchanged"] == 19 and summary["counts"]["registered"] == 0
     assert summary["ledger"] == {"hits": 19, "calls": 0}
     assert local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
     shutil.rmtree(deploy_repo.root / ".bootstrap/pants.d/flytebuild/ledger")
-    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    proc, summary = deploy_repo.deploy(admin, options=options)
     assert summary["counts"]["unchanged"] == 19 and summary["ledger"]["hits"] == 0
-    assert local_processes(proc) >= 1 and admin.since(mark)["rpcs"] > 0
+    assert admin.since(mark)["rpcs"] > 0
     mark = admin.mark()
-    proc, summary = deploy_repo.deploy(admin, options=("--stats-log",))
+    proc, summary = deploy_repo.deploy(admin, options=options)
     assert summary["ledger"]["hits"] == 19 and local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
 
 
