@@ -142,6 +142,11 @@ class _Session:
         self.stderr.seek(0)
         return self.stderr.read()
 
+    def kill(self) -> None:
+        """Stopped where it is (a timeout, Ctrl-C, or no usable answer): the user's code does not run on."""
+        self.proc.kill()
+        self.stderr.close()
+
     def close(self) -> None:
         """EOF on stdin: nothing (more) to serialize, the fork exits; killed if it does not within a second."""
         try:
@@ -213,16 +218,13 @@ def session_introspect(
     try:
         line = client.read_line(proc, time.monotonic() + timeout if timeout else None, cancelled)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        stderr.close()
+        session.kill()
         return WorkerAnswer(-15, b"", b"", (), True)
     except BaseException:  # Cancelled (Ctrl-C), or anything else: the user's code does not run on without us
-        proc.kill()
-        stderr.close()
+        session.kill()
         raise
     if not line.endswith(b"\n"):  # it ended first (the worker died under it, or it crashed): not an answer
-        proc.kill()
-        stderr.close()
+        session.kill()
         return None
     _park(session)
     return WorkerAnswer(0, line, session.stderr_so_far(), (), False)
@@ -251,14 +253,10 @@ def session_serialize(
         if answer.endswith(b"\n"):
             proc.wait(30)
     except (OSError, ValueError, subprocess.TimeoutExpired) as e:
-        proc.kill()
-        session.stderr.close()
-        if isinstance(e, subprocess.TimeoutExpired):
-            return WorkerAnswer(-15, b"", b"", (), True)
-        return None
+        session.kill()
+        return WorkerAnswer(-15, b"", b"", (), True) if isinstance(e, subprocess.TimeoutExpired) else None
     except BaseException:
-        proc.kill()
-        session.stderr.close()
+        session.kill()
         raise
     stderr = session.stderr_so_far()
     session.stderr.close()
