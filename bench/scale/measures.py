@@ -57,9 +57,19 @@ def _children() -> Dict[int, List[int]]:
 
 
 def _rss_kb(pid: int) -> int:
+    return _kb(f"/proc/{pid}/status", "VmRSS")
+
+
+def _pss_kb(pid: int) -> int:
+    """RSS counts a page that forks share (the warm worker's and a fork's flytekit) once per process; PSS divides it
+    among them."""
+    return _kb(f"/proc/{pid}/smaps_rollup", "Pss")
+
+
+def _kb(path: str, field: str) -> int:
     try:
-        with open(f"/proc/{pid}/status") as f:
-            found = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+        with open(path) as f:
+            found = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
     except OSError:
         return 0
     return int(found.group(1)) if found else 0
@@ -108,9 +118,9 @@ def pantsd_rss(root: Path) -> dict:
     others = set(_naming(root)) - pantsd
     for pid in list(others):
         others.update(_tree(pid))
-    mb = lambda pids: round(sum(_rss_kb(p) for p in pids) / 1024, 1)  # noqa: E731
+    mb = lambda pids, kb=_rss_kb: round(sum(kb(p) for p in pids) / 1024, 1)  # noqa: E731
     return {"rss_mb": mb(pantsd | others), "pantsd_tree_mb": mb(pantsd), "others_mb": mb(others - pantsd),
-            "processes": len(pantsd | others)}
+            "pss_mb": mb(pantsd | others, _pss_kb), "processes": len(pantsd | others)}
 
 
 def pantsd_pid(root: Path) -> int:

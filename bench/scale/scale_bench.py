@@ -399,12 +399,12 @@ def render(res: dict) -> str:
             lines.append("")
     memory = res.get("memory")
     if memory:
-        lines += ["| pantsd | RSS MB | pantsd's process tree | other processes of the copy | after |",
-                  "|---|---:|---:|---:|---|"]
+        lines += ["| pantsd | RSS MB | pantsd's process tree | other processes of the copy | PSS MB | after |",
+                  "|---|---:|---:|---:|---:|---|"]
         for key, label in (("with_plugin", "with the flytebuild backend"), ("without_plugin", "without it")):
             m = memory[key]
             lines.append(f"| {label} | {m['rss_mb']:.0f} | {m['pantsd_tree_mb']:.0f} | {m['others_mb']:.0f} | "
-                         f"`{m['command']}` |")
+                         f"{m.get('pss_mb', 0):.0f} | `{m['command']}` |")
         lines.append("")
     return "\n".join(lines)
 

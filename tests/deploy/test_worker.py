@@ -187,6 +187,19 @@ def worker_children(root: Path) -> list[int]:
     return found
 
 
+def test_a_plan_leaves_no_session_parked_behind(repo, first):
+    """flyte-plan serializes nothing: the introspection's `session` fork, parked for a serialization, is closed when
+    the goal ends instead of holding its memory (the user's modules imported) until it expires."""
+    edit(repo, 6)
+    proc = repo.pants("-ldebug", "flyte-plan", *SPECS, check=True)
+    assert "Introspect examples/mixed:container_wf, examples/mixed:wf" in WORKER_SAID.findall(proc.stderr)
+    assert worker_pids(repo.root)
+    deadline = time.monotonic() + 3  # closing one waits up to 1 s for it to exit; unclosed, it stays 30 s
+    while worker_children(repo.root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert worker_children(repo.root) == []
+
+
 def test_a_worker_lost_during_the_deploy_is_an_error_never_a_second_deploy(repo, first):
     """The deploy is a fork of the worker; killed after it started (it asked FlyteAdmin), it is not run again,
     neither by the worker nor as a sandboxed process: one clear paragraph, and a re-run converges."""

@@ -15,6 +15,7 @@ from flytebuild.core.deploy_report import render_deploy_json, render_deploy_tabl
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
+from flytebuild.pants_backend.util_rules.worker import release_parked
 
 
 class OutputFormat(Enum):
@@ -59,6 +60,8 @@ async def flyte_deploy(console: Console, subsystem: FlyteDeploySubsystem, target
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-deploy: {e}")
         return FlyteDeploy(exit_code=1)
+    finally:
+        release_parked()  # what the deploy's serializations did not claim (their answers were cached)
     summary = result.summary()
     if subsystem.output_format == OutputFormat.json:
         console.print_stdout(render_deploy_json(summary, result.warnings))

@@ -15,6 +15,7 @@ from pants.option.option_types import EnumOption
 from flytebuild.core.errors import FlytebuildError
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
+from flytebuild.pants_backend.util_rules.worker import release_parked
 from flytebuild.service.images import render_specs
 
 
@@ -48,6 +49,8 @@ async def flyte_imagespec(console: Console, subsystem: FlyteImageSpecSubsystem, 
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-imagespec: {e}")
         return FlyteImageSpec(exit_code=1)
+    finally:
+        release_parked()
     console.print_stdout(render_specs(published.images, subsystem.output_format.value))
     return FlyteImageSpec(exit_code=0)
 

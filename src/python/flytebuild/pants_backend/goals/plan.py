@@ -26,6 +26,7 @@ from flytebuild.pants_backend.util_rules.reference_check import (
     ReferenceCheckRequest,
     ReferenceWarnings,
 )
+from flytebuild.pants_backend.util_rules.worker import release_parked
 from flytebuild.service import references
 
 
@@ -68,6 +69,8 @@ async def flyte_plan(
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-plan: {e}")
         return FlytePlan(exit_code=1)
+    finally:
+        release_parked()  # nothing here serializes
     planned = outcomes.planned
     for outcome in outcomes.outcomes:
         if outcome.error is not None:

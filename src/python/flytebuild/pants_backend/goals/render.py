@@ -24,6 +24,7 @@ from flytebuild.core.errors import FlytebuildError
 from flytebuild.core.pod_render import final_pod, render_entries, render_yaml  # noqa: F401
 from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.pants_backend.util_rules.worker import release_parked
 
 
 class RenderFormat(Enum):
@@ -63,6 +64,8 @@ async def flyte_render(console: Console, subsystem: FlyteRenderSubsystem, target
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-render: {e}")
         return FlyteRender(exit_code=1)
+    finally:
+        release_parked()
     entries = render_entries([p.plan for p in planned])
     if subsystem.output_format == RenderFormat.json:
         console.print_stdout(json.dumps({"pods": entries}, sort_keys=True, indent=2, ensure_ascii=False))

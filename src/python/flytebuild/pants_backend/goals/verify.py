@@ -29,6 +29,7 @@ from flytebuild.pants_backend.target_types import FlyteWorkflowTarget
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest, _cache_dir
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
+from flytebuild.pants_backend.util_rules.worker import release_parked
 from flytebuild.service import verify as verify_io
 
 
@@ -81,6 +82,8 @@ async def flyte_verify(
     except (FlytebuildError, ResolveError, IntrinsicError, InvalidFieldException) as e:
         console.print_stderr(f"flyte-verify: {e}")
         return FlyteVerify(exit_code=1)
+    finally:
+        release_parked()
 
     try:
         outcome = verify_io.verify(

@@ -126,7 +126,7 @@ def worker_run(
 # the same key (no edit between, the same workflows missing in both rules' result caches) it forks as before.
 
 _PARK_SECONDS = 30.0  # planning between the two rules takes ~0.1 s after an edit, seconds on a first, cold run
-_PARKED_AT_MOST = 4  # a `flyte-plan` (nothing serializes) parks one; the oldest goes first
+_PARKED_AT_MOST = 4  # the oldest goes first
 _SESSION_OUT = "__flytebuild_session"  # the serialization's output directories, under this one
 
 
@@ -181,6 +181,19 @@ def _expire(session: _Session) -> None:
             return  # claimed, or replaced
         del _PARKED[session.key]
     session.close()
+
+
+def release_parked() -> None:
+    """Closes every session still parked; a goal rule of ours calls it once its plans and serializations are done.
+
+    What it parked and did not claim by then nobody will (a `flyte-plan` serializes nothing): each one is a fork with
+    the user's modules imported, holding memory for `_PARK_SECONDS` otherwise. A goal running at the same time in the
+    same pantsd may lose a session it was about to claim; its serialization then forks anew, with the same answer."""
+    with _PARKED_LOCK:
+        sessions = list(_PARKED.values())
+        _PARKED.clear()
+    for s in sessions:
+        s.close()
 
 
 def _claim(key: tuple) -> Optional[_Session]:
