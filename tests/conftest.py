@@ -87,3 +87,26 @@ def user_python() -> str:
         python = _exported_python()
     assert python, "pants export --resolve=flyte did not produce a virtualenv"
     return python
+
+
+# FLYTEBUILD_TEST_TIMELINE=<file>: each worker appends one line per test (worker, start, end, CPU seconds of the
+# worker and the processes it waited for, nodeid), so the busiest worker's chain — the run's critical path — and
+# the tests that burn the CPU can be read off (CONTRIBUTING.md, "How `make test` runs"). Daemons (pantsd, dockerd,
+# a registry) are no waited-for children: their CPU is not in it.
+_TIMELINE = os.environ.get("FLYTEBUILD_TEST_TIMELINE")
+
+if _TIMELINE:
+    import resource
+    import time
+
+    def _cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        start, cpu = time.time(), _cpu()
+        yield
+        with open(_TIMELINE, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{start:.2f}\t{time.time():.2f}\t"
+                    f"{_cpu() - cpu:.1f}\t{item.nodeid}\n")

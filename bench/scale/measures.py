@@ -26,10 +26,12 @@ _PRELUDE = "".join(f"def {name}(**kwargs):\n    return None\n\n" for name in FLY
 
 
 @contextlib.contextmanager
-def cpu_hogs(n: int) -> Iterator[List[int]]:
+def cpu_hogs(n: int, niceness: int = 0) -> Iterator[List[int]]:
     """`n` busy-loop processes (one per core: the "other builds" of a shared CI machine) for the block; the
-    same for every tool measured inside it. Yields their pids."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    same for every tool measured inside it. Yields their pids. `niceness` 19: they take only CPU nothing else
+    wants (the smoke run, next to other tests)."""
+    hogs = [subprocess.Popen(["nice", "-n", str(niceness), sys.executable, "-c", "while True: pass"])
+            for _ in range(n)]
     try:
         time.sleep(1.0)  # let the scheduler see them before the first sample
         yield [h.pid for h in hogs]

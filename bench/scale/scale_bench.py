@@ -12,7 +12,7 @@ project. Steps, per tool:
 
   first      the first deploy to this server (build-side caches of earlier rounds stay warm: they are not the
              server's)
-  again      nothing changed
+  again      nothing changed (flytebuild's: the median of --repeats rounds)
   module     after a one-line edit of one project's module (scale/p01/m1.py)
   lib        after a one-line edit of the shared lib every task imports (scale/lib/common.py)
 
@@ -36,7 +36,7 @@ in a copy without the flytebuild backend after `list ::` (bench/scale/measures.p
 the first latency's deploy steps and plans (plan after an edit at the largest ÷ the smallest count is a target).
 
 `--quick` (a smoke run, tests/bench/test_scale_bench.py): 2 projects of tiny assets, 0 ms, no `--copy all`
-and no lib edit, one sample, `--load` on with one CPU hog, `--copy auto` at the edits only, no warm-up of the
+and no lib edit, one sample, `--load` on with one CPU hog (nice 19), `--copy auto` at the edits only, no warm-up of the
 local runs, pantsd's memory with the plugin taken in the bench's own copy: every target measured in two minutes,
 numbers meaningless.
 """
@@ -236,6 +236,11 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                 log(f"{n} projects, {latency} ms: first deploys and nothing-changed...")
                 for step in ("first", "again"):
                     steps[step] = {tool: measure(tool) for tool in first_tools}
+                # The nothing-changed target is flytebuild's alone (against `./pants list`): its median of
+                # `repeats` rounds, as the edits', since the first command after a large deploy can be a slow one.
+                for tool in ("pants", "cli"):
+                    steps["again"][tool] = median_of(
+                        [steps["again"][tool], *(measure(tool) for _ in range(opts.repeats - 1))])
                 log(f"{n} projects, {latency} ms: module edit ({opts.repeats} rounds)...")
                 steps["module"] = module_edits(deploy_tools)
                 if not opts.quick:
@@ -247,7 +252,7 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                     # The smoke run (a test, next to other tests) only proves the mechanism: one hog.
                     hogs = 1 if opts.quick else os.cpu_count() or 1
                     log(f"{n} projects, {latency} ms: one-module edit under load ({hogs} CPU hogs)...")
-                    with measures.cpu_hogs(hogs):
+                    with measures.cpu_hogs(hogs, niceness=19 if opts.quick else 0):
                         loaded = module_edits(["pants", "cli", "auto"])
                     quiet = steps["module"]
                     ratio = {t: round(loaded[t]["wall_s"] / loaded["auto"]["wall_s"], 3) for t in ("pants", "cli")}

@@ -1,6 +1,7 @@
 """Pants, the `flytebuild` CLI and Bazel on the same inputs: every example plus an ImageSpec-only project
 (tests/images/specs_example as examples/specs). The three front ends give the same plan JSON, the same
-registration archive bytes and the same image digests (flyte_image targets and the ImageSpec in code), and the same
+registration archive bytes and the same image digests (flyte_image targets and the ImageSpec in code), Pants and the
+CLI plan alike again after an edit of a shared module, and the same
 admin settings behave the same against the stand-in FlyteAdmin (`insecure` unset: TLS on every path; set: plaintext;
 unset with a flytekit config: the config decides).
 
@@ -24,8 +25,6 @@ import pytest
 
 from tests.bazel.conftest import BazelWorkspace
 from tests.cli.conftest import cli  # noqa: F401 - re-exported fixture
-from tests.cli.test_equivalence import NAMES as EXAMPLE_NAMES
-from tests.cli.test_equivalence import _as_pants
 from tests.images.test_imagespec import NO_ENGINE, drop_tag
 
 pytestmark = pytest.mark.slow
@@ -34,6 +33,52 @@ REPO = Path(__file__).resolve().parents[2]
 BAZEL_EXAMPLES = Path(__file__).parent / "bazel_examples"
 SPECS = REPO / "tests/images/specs_example"
 PEX_ROOT = str(REPO / ".bootstrap/cache/named_caches/pex_root")
+
+# examples/flytebuild.toml's target names ↔ the BUILD files' addresses.
+EXAMPLE_NAMES = {
+    "baked-image": "examples/baked:image",
+    "baked-wf": "examples/baked:wf",
+    "baked-lp": "examples/baked:lp",
+    "mixed-runtime": "examples/mixed:runtime",
+    "mixed-spec-image": "examples/mixed:spec_image",
+    "mixed-wf": "examples/mixed:wf",
+    "mixed-container-wf": "examples/mixed:container_wf",
+    "mixed-pod": "examples/mixed:pod",
+    "typed-image": "examples/typed:image",
+    "typed-wf": "examples/typed:wf",
+    "typed-lp": "examples/typed:lp",
+}
+
+
+def _as_pants(plan: dict, names: dict) -> dict:
+    """Rename the CLI's target names to Pants addresses; nothing else is touched."""
+    for image in plan["images"]:
+        image["address"] = names[image["address"]]
+    for wf in plan["workflows"]:
+        wf["address"] = names[wf["address"]]
+        for task in wf["tasks"]:
+            for key in ("image", "image_address"):
+                if task[key] in names:
+                    task[key] = names[task[key]]
+            source = task.get("pod_template_source")
+            if source:
+                name, _, rest = source.partition(" ")
+                task["pod_template_source"] = f"{names.get(name, name)} {rest}".rstrip()
+            task["warnings"] = [
+                w.replace(" mixed-runtime", " examples/mixed:runtime") for w in task["warnings"]
+            ]
+    plan["images"].sort(key=lambda i: i["address"])
+    plan["workflows"].sort(key=lambda w: w["address"])
+    return plan
+
+
+def _versions(plan: dict) -> dict:
+    found = {i["address"]: i["version"] for i in plan["images"]}
+    for wf in plan["workflows"]:
+        found[wf["address"]] = wf["version"]
+        found.update({t["name"]: t["version"] for t in wf["tasks"]})
+    return found
+
 
 NAMES = {**EXAMPLE_NAMES, "specs-wf": "examples/specs:wf"}
 IMAGES = sorted(n for n, a in NAMES.items() if a.endswith(("image", ":runtime")))
@@ -189,6 +234,23 @@ def test_pants_cli_and_bazel_give_the_same_plan_archives_and_image_digests(tree,
     assert (cli_spec["output"], bazel_spec["output"]) == ("cache", "oci")
     layout = json.loads((bin_ / "specs/wf.imagespec/specs-etl.oci/index.json").read_text())
     assert layout["manifests"][0]["digest"] == pants_spec["digest"]
+
+    # After an edit of a shared module, Pants and the CLI still plan alike, and exactly its importers change.
+    helpers = repo.root / "examples/shared/helpers.py"
+    original = helpers.read_text()
+    try:
+        helpers.write_text(original + "\n\ndef unused():\n    return 1\n")
+        pants_after = json.loads(repo.pants(*flags, "flyte-plan", "--format=json", "examples::", check=True).stdout)
+        cli_after = _as_pants(json.loads(cli("-c", config, "plan", "--format=json", cwd=repo.root,
+                                             check=True).stdout), NAMES)
+    finally:
+        helpers.write_text(original)
+    assert cli_after == pants_after
+    before, after = _versions(pants_plan), _versions(pants_after)
+    changed = sorted(k for k in before if before[k] != after[k])
+    # helpers.py is imported by baked.stats and mixed.fast_tasks and baked into examples/baked:image.
+    assert "baked.stats.summarize" in changed and "mixed.fast_tasks.weights" in changed
+    assert "typed.workflows.scale" in before and "typed.workflows.scale" not in changed  # it imports no helper
 
 
 def _deploy_three_ways(tree, bazel, cli, registry, endpoint, *insecure: str, config=None):  # noqa: F811
