@@ -18,10 +18,10 @@ project. Steps, per tool:
 
 and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, and after a one-module edit (a new one, so
 nothing replays), with `./pants list` of the same specs as the floor of any Pants command. The one-module edit
-(quiet and under load) and the plans are the median of --repeats rounds, each after a new edit of the module and
-each measuring every tool; the other steps are one sample (read the ratios, and the load average printed with
-them). Entities registered, gRPC calls received and bytes uploaded are counted on the stand-in (a step's largest
-count over its rounds).
+(quiet and under load) and the flytebuild nothing-changed deploys are the median of --repeats rounds, the plans of
+at least 5, each after a new edit of the module and each measuring every tool; the other steps are one sample
+(read the ratios, and the load average printed with them). Entities registered, gRPC calls received and bytes
+uploaded are counted on the stand-in (a step's largest count over its rounds).
 
 At the first project count and latency only (they do not depend on the repository's size):
 
@@ -282,9 +282,13 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
                         "load": load}
             return {"wall_s": round(timed(tools.cli + ["plan"], root, tools.cli_env), 3), "load": load}
 
+        # A plan takes ~0.3 s, so one slow sample among three moves the 48 ÷ 12 ratio by 0.4 (1.43x against 1.08x
+        # over five rounds, same code): at least five rounds each.
+        plan_rounds = opts.repeats if opts.quick else max(opts.repeats, 5)
+
         def plans_of(edit: bool) -> dict:
             rounds = []
-            for _ in range(opts.repeats):
+            for _ in range(plan_rounds):
                 if edit:
                     edits.edit(MODULE)
                 rounds.append({k: plan(k) for k in ("pants", "cli")})
@@ -292,7 +296,7 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
 
         plans["list"] = median_of([{"wall_s": round(timed(tools.pants + ["list", *tools.specs], root,
                                                             tools.pants_env), 3), "load": loadavg()}
-                                   for _ in range(opts.repeats)])
+                                   for _ in range(plan_rounds)])
         plans["warm"] = plans_of(edit=False)
         plans["edit"] = plans_of(edit=True)
         edits.undo()
