@@ -250,7 +250,24 @@ def test_pants_cli_and_bazel_give_the_same_plan_archives_and_image_digests(tree,
     changed = sorted(k for k in before if before[k] != after[k])
     # helpers.py is imported by baked.stats and mixed.fast_tasks and baked into examples/baked:image.
     assert "baked.stats.summarize" in changed and "mixed.fast_tasks.weights" in changed
-    assert "typed.workflows.scale" in before and "typed.workflows.scale" not in changed  # it imports no helper
+    assert "examples/baked:image" in changed
+    assert "mixed.plain_tasks.total" in before and "examples/mixed:spec_image" in before
+    assert "mixed.plain_tasks.total" not in changed and "examples/mixed:spec_image" not in changed
+
+
+def test_cli_render_equals_pants_flyte_render(tree, cli, registry):  # noqa: F811
+    """Pod templates rendered per task (with the `prod` overlay) are the same documents from both front ends."""
+    pants = tree.pants(*_pants_flags(registry), "flyte-render", "--env=prod", "--format=json", "examples/mixed:wf",
+                       check=True)
+    ours = cli("-c", "examples/equivalence.toml", "render", "--env=prod", "--format=json", "mixed-wf",
+               cwd=tree.root, check=True)
+    theirs, mine = json.loads(pants.stdout)["pods"], json.loads(ours.stdout)["pods"]
+    for pod in mine:
+        pod["workflow"] = NAMES[pod["workflow"]]
+        name, _, rest = pod["source"].partition(" ")
+        pod["source"] = f"{NAMES.get(name, name)} {rest}"
+    assert mine == theirs and len(mine) >= 5
+    assert {p["environment"] for p in mine} == {"prod"}
 
 
 def _deploy_three_ways(tree, bazel, cli, registry, endpoint, *insecure: str, config=None):  # noqa: F811
