@@ -110,5 +110,6 @@ def pants_repo_copy(root: Path, registry_host: Optional[str] = None, repo_class=
     # the stamp last; `make test` has done it already, and a Pants start costs 10-30 s of CPU). No pantsd: one
     # there would outlive the session, and test workers would race to start it.
     if not any((REPO / ".bootstrap/venv").glob(".ok-*")):
-        subprocess.run([str(REPO / "pants"), "--no-pantsd", "--version"], cwd=REPO, check=True, capture_output=True)
+        subprocess.run([str(REPO / "pants")], cwd=REPO, check=True, capture_output=True,
+                       env={**os.environ, "PANTS_BOOTSTRAP_ONLY": "1"})
     return repo_class(copy_repo(root, registry_host))
