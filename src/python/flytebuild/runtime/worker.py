@@ -90,10 +90,12 @@ _HEADER = struct.Struct(">Q")
 _PACKAGE = __name__.rpartition(".")[0] or "_flytebuild_runtime"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _COMMANDS = ("introspect", "serialize", "session", "deploy", "run", "remote", "check_references", "validate_pod")
-# Imported once by the parent; a missing one is skipped (e.g. no `kubernetes` in this environment).
+# Imported once by the parent; a missing one is skipped. Not `kubernetes.client`: only pod templates need it, and
+# preloaded it held 16 MB in every warm worker (pantsd's budget, docs/performance.md) to save 0.15 s per fork that
+# imports it.
 _PRELOAD = (
     "flytekit", "flytekit.remote", "flytekit.tools.translator", "flytekit.tools.serialize_helpers",
-    "flytekit.tools.repo", "flytekit.clients.friendly", "kubernetes.client",
+    "flytekit.tools.repo", "flytekit.clients.friendly",
 )
 
 
