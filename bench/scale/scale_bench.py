@@ -299,7 +299,7 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         # Pants does for every goal that reads it (its options come from the run's SessionValues, so each run
         # re-validates every node it reaches: a cost that grows with the repository, whatever changed).
         for floor in ("list", "dependencies"):
-            timed(tools.pants + [floor, *tools.specs], root, tools.pants_env)  # its first run computes, say, inference
+            timed(tools.pants + [floor, *tools.specs], root, tools.pants_env)  # a first run computes what plans did not
             plans[floor] = median_of([{"wall_s": round(timed(tools.pants + [floor, *tools.specs], root,
                                                                tools.pants_env), 3), "load": loadavg()}
                                       for _ in range(plan_rounds)])
