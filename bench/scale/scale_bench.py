@@ -299,9 +299,9 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         # Pants does for every goal that reads it (its options come from the run's SessionValues, so each run
         # re-validates every node it reaches: a cost that grows with the repository, whatever changed).
         for floor in ("list", "dependencies"):
-            timed(tools.pants + [floor, *tools.specs], root, tools.pants_env)  # a first run computes what plans did not
-            plans[floor] = median_of([{"wall_s": round(timed(tools.pants + [floor, *tools.specs], root,
-                                                               tools.pants_env), 3), "load": loadavg()}
+            command = tools.pants + [floor, *tools.specs]
+            timed(command, root, tools.pants_env)  # a first run computes what the plans did not
+            plans[floor] = median_of([{"wall_s": round(timed(command, root, tools.pants_env), 3), "load": loadavg()}
                                       for _ in range(plan_rounds)])
         plans["warm"] = plans_of(edit=False)
         plans["edit"] = plans_of(edit=True)

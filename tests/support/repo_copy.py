@@ -107,8 +107,8 @@ class PantsRepo:
 def pants_repo_copy(root: Path, registry_host: Optional[str] = None, repo_class=PantsRepo):
     """A `repo_class` over a fresh copy in `root`; the caller calls `.kill_pantsd()` when done."""
     # Bootstrap Pants in the checkout first, so its shared venv is complete before any copy uses it (./pants writes
-    # the stamp last; `make test` has done it already, and a Pants start costs 10-30 s of CPU). No pantsd: one
-    # there would outlive the session, and test workers would race to start it.
+    # the stamp last; `make test` has done it already). Install only: a Pants start (and a pantsd, which would
+    # outlive the session and which test workers would race to start) is not needed for that.
     if not any((REPO / ".bootstrap/venv").glob(".ok-*")):
         subprocess.run([str(REPO / "pants")], cwd=REPO, check=True, capture_output=True,
                        env={**os.environ, "PANTS_BOOTSTRAP_ONLY": "1"})
