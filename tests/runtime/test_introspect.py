@@ -1,8 +1,10 @@
 """runtime/introspect.py against the examples and small fixture modules, in the user's own environment.
 
-Each introspection is a subprocess (`python introspect.py <entrypoint>`, cwd = repo root) in the user's
-Python (fixture `user_python`). They all start at once in a module-scoped fixture: flytekit takes ~2 s to
-import, so running them one after another would make the suite slow.
+Introspections are subprocesses (cwd = repo root) in the user's Python (fixture `user_python`), all started at once
+in a module-scoped fixture: flytekit takes ~1 s of CPU to import. Most entrypoints share one `--batch` process per
+PYTHONPATH, as Pants and the CLI run them; a few run alone (`introspect <entrypoint>`, exit code 2 on an error): two
+runs of one workflow in separate interpreters with random hash seeds (determinism), an import that raises, and a
+module that prints.
 """
 import json
 import os
@@ -72,9 +74,9 @@ def _env(pythonpath: str) -> Dict[str, str]:
     return env
 
 
-def _start(python: str, entrypoint: str, pythonpath: str, cwd: Path = REPO) -> subprocess.Popen:
+def _start(python: str, entrypoint: str, pythonpath: str, *more: str, cwd: Path = REPO) -> subprocess.Popen:
     return subprocess.Popen(
-        [python, *INTROSPECT, entrypoint],
+        [python, *INTROSPECT, entrypoint, *more],
         cwd=str(cwd),
         env=_env(pythonpath),
         stdout=subprocess.PIPE,
@@ -89,13 +91,33 @@ def _finish(p: subprocess.Popen) -> Result:
 
 
 def introspect(python: str, entrypoint: str, pythonpath: str, cwd: Path = REPO) -> Result:
-    return _finish(_start(python, entrypoint, pythonpath, cwd))
+    return _finish(_start(python, entrypoint, pythonpath, cwd=cwd))
+
+
+# Each in its own interpreter; every other entry of RUNS shares its PYTHONPATH's batch.
+ALONE = ("baked_wf", "baked_wf_again", "broken", "noisy")
+
+
+def _from_batch(entry: dict, stderr: str) -> Result:
+    """One entrypoint's answer in a batch, as `introspect <entrypoint>` alone would give it."""
+    return Result(2 if "error" in entry else 0, json.dumps(entry), stderr)
 
 
 @pytest.fixture(scope="module")
 def results(user_python) -> Dict[str, Result]:
-    procs = {k: _start(user_python, e, pp) for k, (e, pp) in RUNS.items()}
-    return {k: _finish(p) for k, p in procs.items()}
+    alone = {k: _start(user_python, *RUNS[k]) for k in ALONE}
+    batched: Dict[str, list] = {}
+    for key, (entrypoint, pythonpath) in RUNS.items():
+        if key not in ALONE:
+            batched.setdefault(pythonpath, []).append((key, entrypoint))
+    batches = {pp: _start(user_python, "--batch", pp, *(e for _, e in keys)) for pp, keys in batched.items()}
+    out = {k: _finish(p) for k, p in alone.items()}
+    for pythonpath, keys in batched.items():
+        done = _finish(batches[pythonpath])
+        answers = json.loads(done.stdout)["results"] if done.rc == 0 else {}
+        assert len(answers) == len(keys), (done.rc, done.stdout[-3000:], done.stderr[-3000:])
+        out.update({k: _from_batch(answers[e], done.stderr) for k, e in keys})
+    return out
 
 
 def by_name(items):
