@@ -306,16 +306,17 @@ _D = """
 
 
 def _cache_config(project="proj", domain="development", registry="localhost:5000", default_image="img-a",
-                  b_env="", a_cache_key="interface") -> str:
+                  b_env="", a_cache_key="interface", endpoint="") -> str:
     """The project's flytebuild.toml plus: a lockfile, every setting a step below changes, workflow c on the default
     image and d on an ImageSpec in code that copies a file."""
     def edit(text: str, after: str, added: str) -> str:
         assert after in text
         return text.replace(after, after + added, 1)
 
+    admin = f'endpoint = "{endpoint}"\ninsecure = true\n' if endpoint else ""
     text = edit(textwrap.dedent(_FILES["flytebuild.toml"]), 'requirements = "requirements.txt"\n',
                 f'lockfile = "flyte.lock"\nproject = "{project}"\ndomain = "{domain}"\nregistry = "{registry}"\n'
-                f'default_image = "{default_image}"\n')
+                f'default_image = "{default_image}"\n{admin}')
     text = edit(text, 'dependencies = ["src/proj/b.py"]\nrequirements = ["flytekit"]\n', f"{b_env}\n")
     text = edit(text, 'entrypoint = "src/proj/a.py:wf"\nimage = "img-a"\n', f'cache_key = "{a_cache_key}"\n')
     return text + '\n[workflows.c]\nentrypoint = "src/proj/c.py:wf"\n\n[workflows.d]\nentrypoint = "src/proj/d.py:wf"\n'
@@ -383,12 +384,14 @@ def test_plan_replays_unchanged_workflows_and_replans_exactly_what_each_input_ch
         assert _introspected(imports) == introspected, what
         before = warm
 
-    # Nothing changed, every introspection answer gone from the cache: all four plans are replayed.
+    # Nothing changed but the FlyteAdmin a deploy would go to (a plan is the same for every cluster), every
+    # introspection answer gone from the cache: all four plans are replayed.
     cache = root.parent / "cache"
     answers = list(cache.glob("results/*/introspect-*.json"))
     assert answers and list(cache.glob("results/*/plan-*.json"))
     for path in answers:
         path.unlink()
+    configure(endpoint="admin.example:81")()
     replayed, imports = project("plan", "--format=json")
     assert imports == [] and replayed.stdout == before.stdout
 

@@ -400,7 +400,7 @@ def _digest(value: object) -> str:
 
 def _plan_key(run: _Run, workflow: WorkflowConfig, entrypoint: str, introspect_key: str) -> str:
     target = run.graph.workflow_target(workflow, entrypoint, run.environment)
-    settings = _memo(run, "settings", lambda: _digest(run.project.settings.with_environment(run.environment)))
+    settings = _memo(run, "settings", lambda: _digest(run.project.settings.planning(run.environment)))
     planner = source_fingerprint("flytebuild.core", "flytebuild.cli")
     return result_key("plan", _PLAN_FORMAT, introspect_key, _digest(target), settings, planner)
 
@@ -428,7 +428,7 @@ def _plan_fresh(run: _Run, workflow: WorkflowConfig, entrypoint: str, answer: di
         intro,
         inputs.closures,
         images,
-        run.project.settings.with_environment(run.environment),
+        run.project.settings.planning(run.environment),
         spec_files=inputs.spec_files,
         requirement_files=inputs.requirement_files,
     )

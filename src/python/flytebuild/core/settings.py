@@ -71,3 +71,9 @@ class Settings:
     def with_environment(self, environment: Optional[str]) -> "Settings":
         """A per-invocation override (`flyte-render --env`, `--env`): None keeps the configured one."""
         return self if environment is None else replace(self, environment=environment)
+
+    def planning(self, environment: Optional[str] = None) -> "Settings":
+        """What a plan is made from: these settings (`environment` as in `with_environment`) without the admin
+        connection. A plan is the same whichever FlyteAdmin it goes to, so deploying with another endpoint (or a
+        `plan` that names none) re-plans nothing; both front ends key and memoize plans on this value."""
+        return replace(self.with_environment(environment), admin=AdminSettings())

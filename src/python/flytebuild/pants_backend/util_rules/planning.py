@@ -60,6 +60,7 @@ from flytebuild.pants_backend.util_rules.pod_templates import (
     PodTemplateTargetRequest,
     PodTemplateValidationRequest,
 )
+from flytebuild.pants_backend.util_rules.settings import PlanningSettings
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,9 @@ def _checked_image_fields(tgt: Target, settings: Settings) -> tuple:
 
 @rule(desc="Gather a flyte_image's closure")
 async def gather_image_target(
-    request: ImageTargetRequest, settings: Settings, python_setup: PythonSetup
+    request: ImageTargetRequest, planning: PlanningSettings, python_setup: PythonSetup
 ) -> ImageTarget:
+    settings = planning.settings
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte image")
     )
@@ -221,11 +223,12 @@ async def _pod_templates(
 
 @rule(desc="Plan a flyte_workflow")
 async def plan_flyte_workflow(
-    request: WorkflowPlanRequest, settings: Settings, python_setup: PythonSetup
+    request: WorkflowPlanRequest, planning: PlanningSettings, python_setup: PythonSetup
 ) -> PlannedWorkflow:
-    settings = settings.with_environment(request.environment)
+    settings = planning.settings.with_environment(request.environment)
     introspection = request.introspection
     address = introspection.address
+    logger.debug(f"flytebuild: planning {address}")  # `-ldebug` says which workflows were planned (again)
     wrapped = await Get(
         WrappedTarget, WrappedTargetRequest(address, description_of_origin="flyte-plan")
     )
@@ -346,8 +349,9 @@ class _EarlyCheck:
 
 @rule(desc="Plan flyte_workflows")
 async def plan_flyte_workflow_outcomes(
-    request: WorkflowPlansRequest, settings: Settings, python_setup: PythonSetup
+    request: WorkflowPlansRequest, planning: PlanningSettings, python_setup: PythonSetup
 ) -> WorkflowPlanOutcomes:
+    settings = planning.settings
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte-plan"))
         for a in request.addresses
@@ -386,8 +390,9 @@ async def plan_flyte_workflow_outcomes(
 
 
 @rule(desc="Check a flyte_workflow's fields", level=LogLevel.DEBUG)
-async def early_check(request: _EarlyCheckRequest, settings: Settings) -> _EarlyCheck:
+async def early_check(request: _EarlyCheckRequest, planning: PlanningSettings) -> _EarlyCheck:
     """The workflow's project/domain and the fields of the images it names explicitly (core/validate.py)."""
+    settings = planning.settings
     wrapped = await Get(WrappedTarget, WrappedTargetRequest(request.address, description_of_origin="flyte-plan"))
     tgt = wrapped.target
     try:

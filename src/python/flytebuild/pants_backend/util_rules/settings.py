@@ -3,6 +3,7 @@ project/domain/registry/default base+image/environment/admin (everything else as
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from pants.base.build_root import BuildRoot
 from pants.engine.addresses import Addresses, UnparsedAddressInputs
@@ -42,6 +43,19 @@ async def flyte_settings(flyte: FlyteSubsystem, build_root: BuildRoot) -> Settin
             ledger=flyte.ledger,
         ),
     )
+
+
+@dataclass(frozen=True)
+class PlanningSettings:
+    """`Settings.planning()`, what the planning rules depend on: a run with another endpoint (`flyte-deploy
+    --flyte-endpoint=...`, then `flyte-plan` without one) finds every plan node unchanged instead of planning again."""
+
+    settings: Settings
+
+
+@rule(desc="Read the [flyte] settings a plan depends on")
+async def planning_settings(settings: Settings) -> PlanningSettings:
+    return PlanningSettings(settings.planning())
 
 
 def rules():
