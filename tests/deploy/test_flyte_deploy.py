@@ -163,20 +163,6 @@ def test_nothing_changed_runs_no_deploy_at_all_until_the_ledger_is_gone(deploy_r
     assert summary["ledger"]["hits"] == 19 and local_processes(proc) == 0 and admin.since(mark)["rpcs"] == 0
 
 
-def test_another_endpoint_plans_nothing_again(deploy_repo):
-    """A plan is the same whichever FlyteAdmin it goes to (core/settings.py `Settings.planning`): after a plan, runs
-    that name other endpoints (as `flyte-deploy --flyte-endpoint=...` does after a `flyte-plan` that names none)
-    plan no workflow again and print the same plan. The project (which plans do depend on) is new to this test, so
-    the first run plans both workflows; `-ldebug` makes the rule say which workflows it planned."""
-    specs = ("-ldebug", "--flyte-project=endpoint-test", "flyte-plan", "examples/mixed::")
-    planned = re.compile(r"flytebuild: planning (\S+)")
-    first = deploy_repo.pants(*specs, check=True)
-    assert sorted(planned.findall(first.stderr)) == ["examples/mixed:container_wf", "examples/mixed:wf"]
-    for endpoint in ("127.0.0.1:9", "127.0.0.1:8"):
-        other = deploy_repo.pants(f"--flyte-endpoint={endpoint}", "--flyte-insecure", *specs, check=True)
-        assert planned.findall(other.stderr) == [] and other.stdout == first.stdout, endpoint
-
-
 def test_a_wiped_server_is_registered_again_at_the_next_change(deploy_repo, fresh_admin):
     """The ledger's trade, through the rule: with nothing changed the wiped server is not asked (the rule answers,
     as deploy.py would); the next deploy that has something to register finds it wiped and registers everything."""

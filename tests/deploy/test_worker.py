@@ -187,6 +187,21 @@ def worker_children(root: Path) -> list[int]:
     return found
 
 
+def test_another_endpoint_plans_nothing_again(repo):
+    """A plan is the same whichever FlyteAdmin it goes to (core/settings.py `Settings.planning`): after a plan, runs
+    that name other endpoints (as `flyte-deploy --flyte-endpoint=...` does after a `flyte-plan` that names none)
+    plan no workflow again and print the same plan. The project (which plans do depend on) is new to this test, so
+    the first run plans both workflows; with `-ldebug` (this module's pantsd logs at debug) the rule says which
+    workflows it planned."""
+    options = ("-ldebug", "--flyte-project=endpoint-test", "flyte-plan", *SPECS)
+    planned = re.compile(r"flytebuild: planning (\S+)")
+    first = repo.pants(*options, check=True)
+    assert sorted(planned.findall(first.stderr)) == ["examples/mixed:container_wf", "examples/mixed:wf"]
+    for endpoint in ("127.0.0.1:9", "127.0.0.1:8"):
+        other = repo.pants(f"--flyte-endpoint={endpoint}", "--flyte-insecure", *options, check=True)
+        assert planned.findall(other.stderr) == [] and other.stdout == first.stdout, endpoint
+
+
 def test_a_plan_leaves_no_session_parked_behind(repo, first):
     """flyte-plan serializes nothing: the introspection's `session` fork, parked for a serialization, is closed when
     the goal ends instead of holding its memory (the user's modules imported) until it expires."""
