@@ -16,11 +16,12 @@ project. Steps, per tool:
   module     after a one-line edit of one project's module (scale/p01/m1.py)
   lib        after a one-line edit of the shared lib every task imports (scale/lib/common.py)
 
-and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, and after a one-module edit (a new one, so
-nothing replays), with `./pants list` of the same specs as the floor of any Pants command and `./pants dependencies`
-as the floor of one that reads the dependency graph. The one-module edit
-(quiet and under load) and the flytebuild nothing-changed deploys are the median of --repeats rounds, the plans of
-at least 5, each after a new edit of the module and each measuring every tool; the other steps are one sample
+and plans (Pants `flyte-plan`, CLI `plan`): warm with nothing changed, after a one-module edit (a new one, so
+nothing replays), and (Pants) right after a run that named another FlyteAdmin endpoint, with `./pants list` of
+the same specs as the floor of any Pants command and `./pants dependencies` as the floor of one that reads the
+dependency graph. The one-module edit (quiet and under load) and the flytebuild nothing-changed deploys are the
+median of --repeats rounds, the plans of at least 5, each after a new edit of the module (or a new endpoint) and each
+measuring every tool; the other steps are one sample
 (read the ratios, and the load average printed with them). Entities registered, gRPC calls received and bytes
 uploaded are counted on the stand-in (a step's largest count over its rounds).
 
@@ -304,6 +305,14 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
             plans[floor] = median_of([{"wall_s": round(timed(command, root, tools.pants_env), 3), "load": loadavg()}
                                       for _ in range(plan_rounds)])
         plans["warm"] = plans_of(edit=False)
+        # Each right after a run that named another FlyteAdmin (as `flyte-deploy --flyte-endpoint=...` does after a
+        # `flyte-plan` that names none): a plan is the same for every cluster, so nothing is planned again. Before the
+        # edits, which change the tree.
+        plans["endpoint"] = {"pants": median_of([
+            {"wall_s": round(timed(tools.pants + [f"--flyte-endpoint=127.0.0.1:{9000 + i}", "--flyte-insecure",
+                                                  "flyte-plan", *tools.specs], root, tools.pants_env), 3),
+             "load": loadavg()}
+            for i in range(plan_rounds)])}
         plans["edit"] = plans_of(edit=True)
         edits.undo()
         out["plans"] = plans
@@ -391,6 +400,8 @@ def render(res: dict) -> str:
             f"| {p['edit']['pants']['load']} |",
             f"| what the edit adds | {p['edit']['pants']['wall_s'] - p['warm']['pants']['wall_s']:.2f} | "
             f"{p['edit']['cli']['wall_s'] - p['warm']['cli']['wall_s']:.2f} | | | |",
+            f"| after a run that named another FlyteAdmin | {p['endpoint']['pants']['wall_s']:.2f} | | | "
+            f"| {p['endpoint']['pants']['load']} |",
             "",
         ]
         if r.get("load"):

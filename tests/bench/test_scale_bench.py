@@ -44,3 +44,5 @@ def test_quick_bench_measures_every_target(tmp_path):
     memory = res["memory"]
     assert memory["with_plugin"]["rss_mb"] > 100 and memory["without_plugin"]["rss_mb"] > 100
     assert res["projects"]["2"]["load"]["hogs"] >= 1
+    # the plan table's row of plans made right after a run that named another FlyteAdmin endpoint
+    assert res["projects"]["2"]["plans"]["endpoint"]["pants"]["wall_s"] > 0
