@@ -277,12 +277,14 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         log(f"{n} projects: plans...")
         plans = {}
 
-        def plan(kind: str) -> dict:
+        def sample(command: list, env=tools.pants_env) -> dict:
             load = loadavg()
+            return {"wall_s": round(timed(command, root, env), 3), "load": load}
+
+        def plan(kind: str) -> dict:
             if kind == "pants":
-                return {"wall_s": round(timed(tools.pants + ["flyte-plan", *tools.specs], root, tools.pants_env), 3),
-                        "load": load}
-            return {"wall_s": round(timed(tools.cli + ["plan"], root, tools.cli_env), 3), "load": load}
+                return sample(tools.pants + ["flyte-plan", *tools.specs])
+            return sample(tools.cli + ["plan"], tools.cli_env)
 
         # A plan takes ~0.3 s, so one slow sample among three moves the 48 ÷ 12 ratio by 0.4 (1.43x against 1.08x
         # over five rounds, same code): at least five rounds each.
@@ -302,16 +304,14 @@ def bench_projects(n: int, latencies, tmp: Path, opts: argparse.Namespace, extra
         for floor in ("list", "dependencies"):
             command = tools.pants + [floor, *tools.specs]
             timed(command, root, tools.pants_env)  # a first run computes what the plans did not
-            plans[floor] = median_of([{"wall_s": round(timed(command, root, tools.pants_env), 3), "load": loadavg()}
-                                      for _ in range(plan_rounds)])
+            plans[floor] = median_of([sample(command) for _ in range(plan_rounds)])
         plans["warm"] = plans_of(edit=False)
         # Each right after a run that named another FlyteAdmin (as `flyte-deploy --flyte-endpoint=...` does after a
         # `flyte-plan` that names none): a plan is the same for every cluster, so nothing is planned again. Before the
         # edits, which change the tree.
         plans["endpoint"] = {"pants": median_of([
-            {"wall_s": round(timed(tools.pants + [f"--flyte-endpoint=127.0.0.1:{9000 + i}", "--flyte-insecure",
-                                                  "flyte-plan", *tools.specs], root, tools.pants_env), 3),
-             "load": loadavg()}
+            sample(tools.pants + [f"--flyte-endpoint=127.0.0.1:{9000 + i}", "--flyte-insecure", "flyte-plan",
+                                  *tools.specs])
             for i in range(plan_rounds)])}
         plans["edit"] = plans_of(edit=True)
         edits.undo()

@@ -74,9 +74,10 @@ def _env(pythonpath: str) -> Dict[str, str]:
     return env
 
 
-def _start(python: str, entrypoint: str, pythonpath: str, *more: str, cwd: Path = REPO) -> subprocess.Popen:
+def _start(python: str, pythonpath: str, *args: str, cwd: Path = REPO) -> subprocess.Popen:
+    """`introspect <args>` (one entrypoint, or `--batch` and several) with `pythonpath`."""
     return subprocess.Popen(
-        [python, *INTROSPECT, entrypoint, *more],
+        [python, *INTROSPECT, *args],
         cwd=str(cwd),
         env=_env(pythonpath),
         stdout=subprocess.PIPE,
@@ -91,7 +92,7 @@ def _finish(p: subprocess.Popen) -> Result:
 
 
 def introspect(python: str, entrypoint: str, pythonpath: str, cwd: Path = REPO) -> Result:
-    return _finish(_start(python, entrypoint, pythonpath, cwd=cwd))
+    return _finish(_start(python, pythonpath, entrypoint, cwd=cwd))
 
 
 # Each in its own interpreter; every other entry of RUNS shares its PYTHONPATH's batch.
@@ -105,12 +106,12 @@ def _from_batch(entry: dict, stderr: str) -> Result:
 
 @pytest.fixture(scope="module")
 def results(user_python) -> Dict[str, Result]:
-    alone = {k: _start(user_python, *RUNS[k]) for k in ALONE}
+    alone = {k: _start(user_python, RUNS[k][1], RUNS[k][0]) for k in ALONE}
     batched: Dict[str, list] = {}
     for key, (entrypoint, pythonpath) in RUNS.items():
         if key not in ALONE:
             batched.setdefault(pythonpath, []).append((key, entrypoint))
-    batches = {pp: _start(user_python, "--batch", pp, *(e for _, e in keys)) for pp, keys in batched.items()}
+    batches = {pp: _start(user_python, pp, "--batch", *(e for _, e in keys)) for pp, keys in batched.items()}
     out = {k: _finish(p) for k, p in alone.items()}
     for pythonpath, keys in batched.items():
         done = _finish(batches[pythonpath])
