@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import typing
 
 
@@ -67,6 +69,10 @@ def stdout_answer(body: typing.Callable[[], typing.Tuple[str, int]]) -> int:
         sys.stdout = real_stdout
     with os.fdopen(out_fd, "w", encoding="utf-8") as out:
         out.write(text)
+    if threading.current_thread() is threading.main_thread():
+        # Answered: a Ctrl-C from now on has nothing left to stop. Raised while the interpreter shuts down, it would
+        # only print a KeyboardInterrupt traceback ("Exception ignored in ...") under a complete answer.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
 
 
