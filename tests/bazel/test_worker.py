@@ -40,14 +40,14 @@ def _set_worker(ws, build: str, on: bool) -> None:
 
 def _cli_message(stderr: str) -> str:
     """The CLI's own lines of a failed action: from its `flytebuild:` line to Bazel's verdict, without the sandbox's
-    debug lines."""
+    debug lines and Bazel's progress lines (`[2 / 2] checking cached actions`, printed when a build is slow)."""
     lines = stderr[stderr.index("flytebuild: "):].splitlines()
     kept = []
     for line in lines:
         if line.startswith(("Target //", "FAILED:", "INFO:")):
             break
-        if not re.match(r"^\d+\.\d+: src/main/tools/", line):
-            kept.append(line)
+        if not re.match(r"^\d+\.\d+: src/main/tools/|^\[[\d,]+ / [\d,]+\] ", line):
+            kept.append(line.rstrip())  # what Bazel's progress output leaves at a line's end
     return "\n".join(kept).strip()
 
 
