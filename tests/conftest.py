@@ -3,11 +3,13 @@ import glob
 import os
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 # One of each expensive real part per session, shared by every directory (see the module's docstring).
 from tests.support.fixtures import cache_dir, docker, pants_repo, python_base, registry, registry_repo  # noqa: F401
+from tests.support.repo_copy import stop_workers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,6 +89,16 @@ def user_python() -> str:
         python = _exported_python()
     assert python, "pants export --resolve=flyte did not produce a virtualenv"
     return python
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_worker_outlives_the_session(tmp_path_factory) -> Iterator[None]:
+    """Warm workers (the CLI's and pantsd's, docs/worker.md) idle for minutes after the command that started them:
+    after the session, the ones whose sockets are in its temp directory (per xdist worker) are stopped, whichever
+    test started them. Each runs `runtime/__main__.py worker --socket <path>`."""
+    yield
+    base = str(tmp_path_factory.getbasetemp()) + os.sep
+    stop_workers(lambda argv: "".join(argv[argv.index("--socket") + 1:][:1]).startswith(base))
 
 
 # FLYTEBUILD_TEST_TIMELINE=<file>: each worker appends one line per test (worker, start, end, CPU seconds of the

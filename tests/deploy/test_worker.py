@@ -194,11 +194,15 @@ def test_another_endpoint_plans_nothing_again(repo):
     the first run plans both workflows; with `-ldebug` (this module's pantsd logs at debug) the rule says which
     workflows it planned. Pants 2.17 now and then runs a planning node again although nothing changed
     (docs/performance.md, "What a nothing-changed deploy still redoes in pantsd"), so a workflow may be named twice,
-    and one of the three endpoint runs may plan: planning on every endpoint change is what this test rejects."""
+    and one of the three endpoint runs may plan: planning on every endpoint change is what this test rejects.
+    The introspection rule, which reads the user-code options (util_rules/user_env.py `UserCodeSetup`) and not the
+    endpoint, does not run again either (it would answer from its caches, but its body would run)."""
     options = ("-ldebug", "--flyte-project=endpoint-test", "flyte-plan", *SPECS)
-    planned = re.compile(r"flytebuild: planning (\S+)")
+    planned = re.compile(r"flytebuild: (planning|introspection of) ([^\s,]+)")
     first = repo.pants(*options, check=True)
-    assert set(planned.findall(first.stderr)) == {"examples/mixed:container_wf", "examples/mixed:wf"}
+    assert set(planned.findall(first.stderr)) == {("planning", "examples/mixed:container_wf"),
+                                                  ("planning", "examples/mixed:wf"),
+                                                  ("introspection of", "examples/mixed:container_wf")}
     replanned = []
     for endpoint in ("127.0.0.1:9", "127.0.0.1:8", "127.0.0.1:7"):
         other = repo.pants(f"--flyte-endpoint={endpoint}", "--flyte-insecure", *options, check=True)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_BOOTSTRAP = ("venv", "pex.pex", "cache")
@@ -65,10 +65,15 @@ def _stop_workers(root: Path) -> None:
     """A worker is detached from pantsd and idles for minutes after it (its socket may be in the temp directory):
     each runs the copy's own runtime script, which names it."""
     script = str(root / "src/python/flytebuild/runtime/__main__.py")
+    stop_workers(lambda argv: script in argv)
+
+
+def stop_workers(chosen: Callable[[list], bool]) -> None:
+    """SIGTERM the warm workers (`.../runtime/__main__.py worker --socket <path> ...`) whose argv is `chosen`."""
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace").split("\0")
-            if script in argv and "worker" in argv:
+            if "worker" in argv and "--socket" in argv and chosen(argv):
                 os.kill(int(entry), signal.SIGTERM)
         except OSError:
             continue

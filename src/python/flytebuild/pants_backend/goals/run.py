@@ -31,7 +31,6 @@ from pants.engine.addresses import Address
 from pants.engine.fs import EMPTY_DIGEST, CreateDigest, Digest, FileContent, MergeDigests
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import InvalidFieldException, TransitiveTargets, TransitiveTargetsRequest
-from pants.option.global_options import GlobalOptions
 from pants.util.frozendict import FrozenDict
 from pants.util.logging import LogLevel
 
@@ -42,7 +41,6 @@ from flytebuild.core.errors import FlytebuildError
 # Shared with the CLI (flytebuild.cli): the run request is a pure function of the plan.
 from flytebuild.core.run_request import reference_request_json, remote_request_json, run_request_json
 from flytebuild.core.settings import Settings
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlyteDomainField,
     FlyteEntrypointField,
@@ -54,8 +52,8 @@ from flytebuild.pants_backend.target_types import (
 )
 from flytebuild.pants_backend.util_rules.deployment import DeployRequest, DeployResult
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest
-from flytebuild.pants_backend.util_rules.user_env import runtime_argv, runtime_files
-from flytebuild.pants_backend.util_rules.worker import WorkerSetup, worker_setup
+from flytebuild.pants_backend.util_rules.user_env import UserCodeSetup, runtime_argv, runtime_files
+from flytebuild.pants_backend.util_rules.worker import WorkerSetup
 from flytebuild.service.runtime_package import RUNTIME_DIR
 
 _DIR = "__flytebuild"
@@ -97,8 +95,7 @@ async def user_env_script_run_request(
     request: UserEnvScriptRequest,
     pex_env: PexEnvironment,
     python_setup: PythonSetup,
-    flyte: FlyteSubsystem,
-    global_options: GlobalOptions,
+    user_code: UserCodeSetup,
 ) -> RunRequest:
     if request.requirements_resolve is not None:
         pex_request = PexRequest(
@@ -150,7 +147,7 @@ async def user_env_script_run_request(
         os.path.join(chroot, venv_pex.pex.argv0),
         *runtime_argv(request.command, *request.args, prefix=os.path.join(chroot, _DIR)),
     )
-    setup = worker_setup(flyte, global_options)
+    setup = user_code.worker
     if setup is not None:
         args = attach_argv(setup, python.path, setup.venv_of(venv_pex), args)
     return RunRequest(

@@ -34,7 +34,6 @@ from pants.util.logging import LogLevel
 from flytebuild.core.bundle import Bundle, BundleWarning
 from flytebuild.core.registration import DeployError, deploy_summary
 from flytebuild.core.settings import Settings
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.images import PublishedImages, PublishImagesRequest
 from flytebuild.pants_backend.util_rules.imagespec import PublishedImageSpecs, PublishImageSpecsRequest
 from flytebuild.pants_backend.util_rules.planning import PlannedWorkflows, WorkflowPlansRequest, _resolve_of
@@ -45,12 +44,12 @@ from flytebuild.pants_backend.util_rules.serialization import (
     SerializeRequest,
 )
 from flytebuild.pants_backend.util_rules.user_env import (
+    UserCodeSetup,
     run_in_worker,
     runtime_argv,
     runtime_files,
     user_env_pex_request,
 )
-from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.deploy import (
     answer_from_ledger,
     bundle_path,
@@ -139,7 +138,7 @@ async def deploy_workflows(
     settings: Settings,
     python_setup: PythonSetup,
     global_options: GlobalOptions,
-    flyte: FlyteSubsystem,
+    user_code: UserCodeSetup,
     run_id: RunId,
 ) -> DeployResult:
     admin = settings.admin
@@ -202,7 +201,7 @@ async def deploy_workflows(
     argv = runtime_argv("deploy", f"{_DIR}/request.json")
     # The entities' bytes inline in request.json: one file for the worker to write, not one per entity.
     sent = _request_files(bundle, inline_entities(deploy_json, files))
-    setup = worker_setup(flyte, global_options)
+    setup = user_code.worker
     python = setup and setup.python_of(venv_pex)
     if setup and python:
         # A fork of the warm worker (grpc and flyteidl already imported). It runs in the rule's body, which runs

@@ -8,29 +8,29 @@ unchanged workflow is free to re-plan, and an edit re-imports only the workflows
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from pants.backend.python.target_types import ResolvedPexEntryPoint, ResolvePexEntryPointRequest
 from pants.engine.addresses import Address
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
-from pants.option.global_options import GlobalOptions
 from pants.util.logging import LogLevel
 
 from flytebuild.core.errors import IntrospectionError
 from flytebuild.core.result_cache import Memo, ResultCache, result_key
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import FlyteEntrypointField
 from flytebuild.pants_backend.util_rules.user_env import (
+    UserCodeSetup,
     batch_results,
     input_keys,
-    result_cache_dir,
     run_in_user_env,
     runtime_argv,
     runtime_error,
 )
-from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
+
+logger = logging.getLogger(__name__)
 
 # Introspection key -> answer text, for every workflow pantsd saw: an edit reads no other workflow's entry again.
 _ANSWERS: Memo[str] = Memo(budget=16 << 20, weigh=len)
@@ -64,7 +64,7 @@ class IntrospectionResults:
 
 @rule(desc="Introspect Flyte workflows in their own environment", level=LogLevel.DEBUG)
 async def introspect_workflows(
-    request: IntrospectionRequest, global_options: GlobalOptions, flyte: FlyteSubsystem
+    request: IntrospectionRequest, setup: UserCodeSetup
 ) -> IntrospectionResults:
     wrapped = await MultiGet(
         Get(WrappedTarget, WrappedTargetRequest(a, description_of_origin="flyte introspection"))
@@ -75,11 +75,13 @@ async def introspect_workflows(
         for w in wrapped
     )
     entrypoints = [ep.val.spec for ep in entry_points if ep.val is not None]
+    # `-ldebug` says when this rule ran (again), even when every answer comes from the caches.
+    logger.debug(f"flytebuild: introspection of {', '.join(map(str, request.addresses))}")
     # Partitioned per workflow: each one's answer is keyed by its own inputs (its transitive sources, the
     # environment, the runtime package), so after an edit only the workflows whose closure changed are imported again,
     # all of them in one process; the others are read back (Pants' process cache cannot say which would hit).
     runtime = runtime_fingerprint()
-    cache = ResultCache(result_cache_dir(global_options))
+    cache = ResultCache(setup.results_dir)
     inputs = await input_keys(request.addresses, request.addresses)
     keys = [result_key("introspect", ep, k, runtime) for ep, k in zip(entrypoints, inputs)]
     answers: dict[str, str] = {}  # entrypoint -> its answer's JSON text
@@ -98,8 +100,8 @@ async def introspect_workflows(
             argv=runtime_argv("introspect", "--batch", *sorted({ep for _, ep in missing})),
             description=f"Introspect {described}",
             env_addresses=request.addresses,
-            timeout=flyte.user_code_timeout,
-            worker=worker_setup(flyte, global_options),
+            timeout=setup.timeout,
+            worker=setup.worker,
             # Through the worker: a runtime `session`, kept for the serialization of the same workflows.
             session=True,
         )

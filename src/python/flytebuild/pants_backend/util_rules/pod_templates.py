@@ -44,7 +44,6 @@ from flytebuild.core.pod_templates import (
     validation_error,
     validation_run_error,
 )
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.target_types import (
     FlytePodTemplateOverlaysField,
     FlytePodTemplatePrimaryContainerField,
@@ -52,7 +51,7 @@ from flytebuild.pants_backend.target_types import (
     FlytePodTemplateTarget,
     FlytePodTemplateValuesField,
 )
-from flytebuild.pants_backend.util_rules.user_env import check_timeout, runtime_argv, runtime_files
+from flytebuild.pants_backend.util_rules.user_env import UserCodeSetup, check_timeout, runtime_argv, runtime_files
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ class PodTemplatesValid:
 
 @rule(desc="Validate pod templates as Kubernetes V1PodSpec", level=LogLevel.DEBUG)
 async def validate_pod_templates(
-    request: PodTemplateValidationRequest, python_setup: PythonSetup, flyte: FlyteSubsystem
+    request: PodTemplateValidationRequest, python_setup: PythonSetup, setup: UserCodeSetup
 ) -> PodTemplatesValid:
     entries = validation_batch(request.plan)
     if not entries:
@@ -186,10 +185,10 @@ async def validate_pod_templates(
             input_digest=input_digest,
             description=f"Validate the pod templates of {address}",
             level=LogLevel.DEBUG,
-            timeout_seconds=flyte.user_code_timeout,
+            timeout_seconds=setup.timeout,
         ),
     )
-    check_timeout(result, flyte.user_code_timeout, f"Validating the pod templates of {address}", str(address))
+    check_timeout(result, setup.timeout, f"Validating the pod templates of {address}", str(address))
     try:
         out = json.loads(result.stdout.decode("utf-8", "replace"))
     except ValueError:

@@ -20,7 +20,6 @@ from pants.engine.addresses import Address
 from pants.engine.fs import CreateDigest, Digest, DigestContents, FileContent, PathGlobs
 from pants.engine.rules import Get, MultiGet, collect_rules, rule
 from pants.engine.target import WrappedTarget, WrappedTargetRequest
-from pants.option.global_options import GlobalOptions
 from pants.source.source_root import SourceRootsRequest, SourceRootsResult
 from pants.util.logging import LogLevel
 
@@ -31,7 +30,6 @@ from flytebuild.core.model import ImageTarget, WorkflowPlan
 # Shared with the CLI (flytebuild.cli): the request is a pure function of the plan.
 from flytebuild.core.registration import REMOTE_PACKAGE_PATH, SerializationError, serialize_request  # noqa: F401
 from flytebuild.core.result_cache import Memo, ResultCache, result_key
-from flytebuild.pants_backend.subsystems.flyte import FlyteSubsystem
 from flytebuild.pants_backend.util_rules.planning import (
     PlannedWorkflow,
     PlannedWorkflows,
@@ -39,14 +37,13 @@ from flytebuild.pants_backend.util_rules.planning import (
     _resolve_of,
 )
 from flytebuild.pants_backend.util_rules.user_env import (
+    UserCodeSetup,
     batch_results,
     input_keys,
-    result_cache_dir,
     run_in_user_env,
     runtime_argv,
     runtime_error,
 )
-from flytebuild.pants_backend.util_rules.worker import worker_setup
 from flytebuild.service.runtime_package import fingerprint as runtime_fingerprint
 
 _DIR = "__flytebuild"
@@ -172,7 +169,7 @@ async def serialize_workflows(request: SerializeRequest, python_setup: PythonSet
 
 @rule(desc="Serialize Flyte workflows", level=LogLevel.DEBUG)
 async def serialize_batch(
-    batch: _SerializeBatch, global_options: GlobalOptions, flyte: FlyteSubsystem
+    batch: _SerializeBatch, setup: UserCodeSetup
 ) -> _SerializedBatch:
     # After an edit, pantsd first re-checks the nodes of the previous run, this one with the previous plan's
     # requests: serializing those would be a whole user-env pass for nothing (its result is thrown away once the
@@ -189,7 +186,7 @@ async def serialize_batch(
     # Partitioned per workflow like introspection (core/result_cache.py): only workflows whose request or closure
     # changed are serialized again, in one process; the others are read back.
     runtime = runtime_fingerprint()
-    cache = ResultCache(result_cache_dir(global_options))
+    cache = ResultCache(setup.results_dir)
     inputs = await input_keys(batch.addresses, batch.addresses)
     keys = [result_key("serialize", req, k, runtime) for req, k in zip(batch.request_jsons, inputs)]
     answers: dict[int, _Answer] = {}
@@ -207,9 +204,9 @@ async def serialize_batch(
         described = ", ".join(str(batch.addresses[i]) for i in missing)
         result = await run_in_user_env(
             tuple(batch.addresses[i] for i in missing), files, argv, description=f"Serialize {described}",
-            output_directories=(_OUT,), env_addresses=batch.addresses, timeout=flyte.user_code_timeout,
+            output_directories=(_OUT,), env_addresses=batch.addresses, timeout=setup.timeout,
             # Through the worker: in the introspection's `session` when it introspected these same sources.
-            worker=worker_setup(flyte, global_options), session=True,
+            worker=setup.worker, session=True,
         )
         results = batch_results(result)
         stderr = result.stderr.decode("utf-8", "replace")
