@@ -98,7 +98,12 @@ def _no_worker_outlives_the_session(tmp_path_factory) -> Iterator[None]:
     test started them. Each runs `runtime/__main__.py worker --socket <path>`."""
     yield
     base = str(tmp_path_factory.getbasetemp()) + os.sep
-    stop_workers(lambda argv: "".join(argv[argv.index("--socket") + 1:][:1]).startswith(base))
+
+    def socket_in_base(argv: list) -> bool:
+        at = argv.index("--socket") + 1
+        return at < len(argv) and argv[at].startswith(base)
+
+    stop_workers(socket_in_base)
 
 
 # FLYTEBUILD_TEST_TIMELINE=<file>: each worker appends one line per test (worker, start, end, CPU seconds of the

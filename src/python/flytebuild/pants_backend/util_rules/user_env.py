@@ -252,8 +252,8 @@ async def input_keys(addresses: tuple[Address, ...], env_addresses: tuple[Addres
 @dataclass(frozen=True)
 class UserCodeSetup:
     """What the rules that run user code read of the options: a node of its own, not the `[flyte]` subsystem, so a
-    run that changes an option they do not read (`--flyte-endpoint`, `--flyte-ledger`) re-runs no introspection,
-    serialization or pod-template validation (their answers would all come from the caches, ~0.4 s at 48 workflows)."""
+    run that changes an option they do not read (`--flyte-endpoint`, `--flyte-ledger`) re-runs none of their bodies
+    (introspection, serialization, pod-template validation: their answers would come from the caches anyway)."""
 
     timeout: Optional[int]  # [flyte].user_code_timeout
     worker: Optional[WorkerSetup]  # None when [flyte].worker is off
