@@ -2,11 +2,10 @@
 extra registries (tests/oci), and the fault proxy in front of the registry."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
-
-from flytebuild.service import worker
 
 # The tiny base image pushed with our own client, and extra registries (htpasswd) for one test.
 from tests.oci.conftest import base_image, make_registry  # noqa: F401 - re-exported fixtures
@@ -21,17 +20,15 @@ def fault_proxy(registry):
 
 
 @pytest.fixture(scope="session")
-def _cli_cache(tmp_path_factory) -> Iterator:
-    path = tmp_path_factory.mktemp("cli-cache")
-    yield path
-    worker.stop(str(path / "workers"))
+def _cli_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli-cache")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _own_cli_cache(_cli_cache) -> Iterator[None]:
     """The `flytebuild` runs of this suite (in-process and subprocesses, which inherit the environment) keep their
-    caches and warm workers in the session's temp directory, not in the user's ~/.cache/flytebuild, and the workers
-    are stopped after the session instead of idling out. Module scope: set before the modules' own fixtures."""
+    caches and warm workers in the session's temp directory, not in the user's ~/.cache/flytebuild (tests/conftest.py
+    stops the workers there after the session). Module scope: set before the modules' own fixtures."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FLYTEBUILD_CACHE_DIR", str(_cli_cache))
         yield
