@@ -154,8 +154,12 @@ class Tools:
     def __init__(self, root: Path, tmp: Path, n: int):
         self.root, self.tmp, self.n = root, tmp, n
         self.pyflyte, self.user_python = exported_pyflyte()
-        self.pants_env = {**os.environ, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
-        self.user_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        # Python's default bytecode caching for every tool, as on a user's machine: with PYTHONDONTWRITEBYTECODE
+        # inherited (some CI shells set it), the CLI, run from a source tree, compiled its modules again in every
+        # command (0.11 s of a 0.5 s plan at 48 projects), while pyflyte's come compiled from their install.
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        self.pants_env = {**base, "PANTS_DYNAMIC_UI": "false", "NO_COLOR": "1"}
+        self.user_env = {k: v for k, v in base.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         self.cli_env = {**self.user_env, "PYTHONPATH": str(root / "src/python"), "FLYTEBUILD_PYTHON": self.user_python,
                         "FLYTEBUILD_CACHE_DIR": str(tmp / f"cli-cache{n}")}
         self.pants = [root / "pants"]
