@@ -109,6 +109,41 @@ def test_layer_imports_nothing_it_must_not(layer, request):
     assert not found, f"{layer} imports what its layer forbids:\n" + "\n".join(found)
 
 
+# Pants 2.17 exports these engine types only from `pants.engine.internals`; Pants' own backends import them from
+# there too (core/goals/test.py: RunId; python/dependency_inference/rules.py: Owners). Nothing else of the
+# internals, and no private (underscored) name of Pants, is used.
+PANTS_INTERNALS_ALLOWED = {
+    ("pants.engine.internals.session", "RunId"),
+    ("pants.engine.internals.graph", "Owners"),
+    ("pants.engine.internals.graph", "OwnersRequest"),
+}
+
+
+def pants_private_uses(source: str) -> Iterator[Tuple[int, str]]:
+    """(line, what) of every import of a Pants internal outside PANTS_INTERNALS_ALLOWED or of a private name."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("pants.engine.internals"):
+                    yield node.lineno, f"import {alias.name}"
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "pants":
+            for alias in node.names:
+                internal = node.module.startswith("pants.engine.internals")
+                if alias.name.startswith("_") or (internal and (node.module, alias.name) not in
+                                                  PANTS_INTERNALS_ALLOWED):
+                    yield node.lineno, f"from {node.module} import {alias.name}"
+
+
+def test_pants_backend_uses_no_private_pants_api():
+    modules = [m for m in _all_modules() if layer_of(m[0]) == "pants_backend"]
+    assert modules, "no Pants backend modules found"
+    found = [f"{where}:{line}: {what}" for _, source, _, where in modules for line, what in pants_private_uses(source)]
+    assert not found, "the Pants backend uses Pants internals:\n" + "\n".join(found)
+    # the checker itself: an internal not allowed, a private name, an allowed one
+    probe = ("from pants.engine.internals.selectors import Get\nfrom pants.engine.rules import _uncacheable_rule\n"
+             "from pants.engine.internals.session import RunId\nimport pants.engine.internals.graph\n")
+    assert [line for line, _ in pants_private_uses(probe)] == [1, 2, 4]
+
 def test_checker_sees_lazy_relative_and_from_imports():
     """The checker itself: a forbidden import inside a function, a `from flytebuild import x`, and a relative
     import that leaves the runtime package are each reported."""
