@@ -7,6 +7,7 @@ core / oci; runtime apart. Read from every module's imports (ast), lazy imports 
 - the CLI imports no pants and nothing of the Pants backend; the Pants backend nothing of the CLI;
 - runtime imports no flytebuild at all (it runs in the user's environment, where flytebuild is not installed),
   and its relative imports stay inside the package.
+- the Pants backend uses no private Pants name and, of `pants.engine.internals`, only PANTS_INTERNALS_ALLOWED.
 """
 from __future__ import annotations
 
@@ -143,6 +144,7 @@ def test_pants_backend_uses_no_private_pants_api():
     probe = ("from pants.engine.internals.selectors import Get\nfrom pants.engine.rules import _uncacheable_rule\n"
              "from pants.engine.internals.session import RunId\nimport pants.engine.internals.graph\n")
     assert [line for line, _ in pants_private_uses(probe)] == [1, 2, 4]
+
 
 def test_checker_sees_lazy_relative_and_from_imports():
     """The checker itself: a forbidden import inside a function, a `from flytebuild import x`, and a relative
